@@ -1,0 +1,132 @@
+//! The `aifactory` command line: argument parsing, wiring and presentation. It owns nothing of
+//! the domain: plant files are read by `core`, simulated by `twin`, stored by `store`. It is
+//! the only place that knows about terminals, progress bars, exit codes and `--json`.
+
+mod config;
+mod output;
+mod record;
+mod run;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use config::Config;
+
+/// The reference plant, built into the binary so `aifactory demo` works from any folder.
+pub const REFERENCE_PLANT: &str = include_str!("../../../plants/hangzhou-auto-parts.toml");
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aifactory",
+    version,
+    about = "Run a plant as an AI factory and prove which tier it has reached.",
+    long_about = "aifactory connects a plant (or its digital twin), records every AI decision in a \
+ledger, and computes the plant's AI-factory tier from that evidence.\n\n\
+Start with `aifactory demo`: it simulates the built-in reference plant (an automotive-parts \
+machining plant in Hangzhou) for 30 days under baseline rules and prints its KPIs.",
+    after_help = "Examples:\n  aifactory demo\n  aifactory sim --plant plants/sme-textile.toml --days 90 --policy edd --json\n  aifactory plant check plants/hangzhou-auto-parts.toml"
+)]
+struct Cli {
+    /// Configuration file (see config/default.toml for every key).
+    #[arg(long, env = "AIFACTORY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate the reference plant for 30 days under baseline rules, save it to SQLite, show KPIs.
+    Demo(DemoArgs),
+    /// Simulate any plant file with a chosen policy and seed; print KPIs (or JSON).
+    Sim(SimArgs),
+    /// Work with plant files.
+    #[command(subcommand)]
+    Plant(PlantCommand),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Simulated days [default: 30, or demo.days in the config].
+    #[arg(long, env = "AIFACTORY_DEMO_DAYS")]
+    days: Option<f64>,
+    /// Random seed [default: 42, or demo.seed in the config].
+    #[arg(long, env = "AIFACTORY_SEED")]
+    seed: Option<u64>,
+    /// SQLite file to write [default: <data.dir>/demo.sqlite].
+    #[arg(long, env = "AIFACTORY_DB")]
+    db: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Plant file (TOML); see plants/ for examples.
+    #[arg(long, env = "AIFACTORY_PLANT")]
+    plant: PathBuf,
+    /// Simulated days.
+    #[arg(long, default_value_t = 30.0)]
+    days: f64,
+    /// Random seed: the same plant, seed and policy give the same result, byte for byte.
+    #[arg(long, env = "AIFACTORY_SEED", default_value_t = 42)]
+    seed: u64,
+    /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest job).
+    #[arg(long, default_value = "edd")]
+    policy: String,
+    /// Maintenance rule: rtf (run to failure), pm (each machine type's interval), pm:HOURS.
+    #[arg(long, default_value = "pm")]
+    maintenance: String,
+    /// Purchasing rule: reorder (reorder point) or none (live on opening stock).
+    #[arg(long, default_value = "reorder")]
+    purchasing: String,
+    /// Seconds between sensor readings per machine; 0 turns telemetry off [default: the plant file's].
+    #[arg(long)]
+    telemetry_period: Option<f64>,
+    /// Also write events, telemetry and KPIs to this SQLite file.
+    #[arg(long, env = "AIFACTORY_DB")]
+    db: Option<PathBuf>,
+    /// Print one JSON object (KPIs at the top level) instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PlantCommand {
+    /// Validate a plant file: exit 0 if it is valid, else print file:line:col: field: reason.
+    Check {
+        /// The plant file.
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point of the binary: parses, runs, and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path)
+            .with_context(|| format!("reading configuration {}", path.display()))?,
+        None => Config::default(),
+    };
+    match cli.command {
+        Command::Demo(args) => run::demo(&config, args),
+        Command::Sim(args) => run::sim(&config, args),
+        Command::Plant(PlantCommand::Check { file, json }) => run::plant_check(&file, json),
+    }
+}

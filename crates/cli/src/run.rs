@@ -1,0 +1,268 @@
+//! The commands: wiring a plant, a policy, the twin and (optionally) the store.
+
+use crate::config::Config;
+use crate::record::{self, StoreTarget};
+use crate::{DemoArgs, REFERENCE_PLANT, SimArgs, output};
+use aifactory_core::Plant;
+use aifactory_twin::{
+    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult,
+    SimTime, Simulation,
+};
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// What to simulate and how.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSpec {
+    pub(crate) plant: Plant,
+    pub(crate) days: f64,
+    pub(crate) seed: u64,
+    pub(crate) policy: BaselinePolicy,
+    pub(crate) telemetry_period_s: Option<f64>,
+}
+
+fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result<BaselinePolicy> {
+    Ok(BaselinePolicy {
+        dispatch: dispatch.parse::<DispatchRule>()?,
+        maintenance: maintenance.parse::<MaintenanceRule>()?,
+        purchasing: purchasing.parse::<PurchasingRule>()?,
+    })
+}
+
+fn check_days(days: f64) -> anyhow::Result<()> {
+    if !days.is_finite() || days <= 0.0 || days > 3660.0 {
+        bail!("--days must be between 0 and 3660, got {days}");
+    }
+    Ok(())
+}
+
+fn progress(days: f64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(days.ceil() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} simulating day {pos}/{len} [{bar:30}] {per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Runs the twin day by day (so the progress bar moves) and closes the books at the horizon.
+pub(crate) fn simulate(
+    spec: &RunSpec,
+    observer: &mut dyn aifactory_twin::Observer,
+    bar: &ProgressBar,
+) -> SimResult {
+    let model = Arc::new(PlantModel::new(spec.plant.clone()));
+    let mut sim = Simulation::new(
+        model,
+        spec.seed,
+        Box::new(spec.policy),
+        spec.telemetry_period_s,
+    );
+    let whole_days = spec.days.floor() as u64;
+    for day in 1..=whole_days {
+        sim.run_until(SimTime::from_days(day as f64), observer);
+        bar.set_position(day);
+    }
+    sim.run_until(SimTime::from_days(spec.days), observer);
+    bar.finish_and_clear();
+    sim.finish()
+}
+
+#[derive(Debug, Serialize)]
+struct SimJson<'a> {
+    plant: &'a str,
+    policy: &'a str,
+    seed: u64,
+    #[serde(flatten)]
+    kpis: &'a aifactory_core::Kpis,
+    energy_by_period: &'a [aifactory_twin::EnergyByPeriod],
+    machines: &'a [aifactory_twin::MachineSummary],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    db: Option<String>,
+}
+
+fn print_json(result: &SimResult, db: Option<&Path>) -> anyhow::Result<()> {
+    let json = SimJson {
+        plant: &result.plant,
+        policy: &result.policy,
+        seed: result.seed,
+        kpis: &result.kpis,
+        energy_by_period: &result.energy_by_period,
+        machines: &result.machines,
+        db: db.map(|p| p.display().to_string()),
+    };
+    println!("{}", serde_json::to_string(&json)?);
+    Ok(())
+}
+
+fn execute(spec: &RunSpec, db: Option<&Path>, quiet: bool, config: &Config) -> anyhow::Result<(SimResult, Option<record::Written>)> {
+    let bar = progress(spec.days, quiet);
+    match db {
+        None => Ok((simulate(spec, &mut (), &bar), None)),
+        Some(path) => {
+            let target = StoreTarget {
+                path: path.to_owned(),
+                batch_rows: config.store.batch_rows.max(1),
+            };
+            let (result, written) = record::simulate_and_record(spec, &target, &bar)?;
+            Ok((result, Some(written)))
+        }
+    }
+}
+
+pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let d = &config.demo;
+    let (plant, source) = if d.plant.is_empty() {
+        let plant = Plant::parse(REFERENCE_PLANT, Path::new("plants/hangzhou-auto-parts.toml"))
+            .context("the built-in reference plant is invalid")?;
+        (plant, "built-in reference plant".to_owned())
+    } else {
+        let path = PathBuf::from(&d.plant);
+        (Plant::load(&path)?, path.display().to_string())
+    };
+    let days = args.days.unwrap_or(d.days);
+    check_days(days)?;
+    let spec = RunSpec {
+        plant,
+        days,
+        seed: args.seed.unwrap_or(d.seed),
+        policy: policy(&d.policy, &d.maintenance, &d.purchasing)?,
+        telemetry_period_s: Some(d.telemetry_period_s),
+    };
+    let db = match args.db {
+        Some(db) => db,
+        None => config.data.dir.join("demo.sqlite"),
+    };
+    if let Some(dir) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data folder {}", dir.display()))?;
+    }
+    if !args.json {
+        eprintln!(
+            "Simulating {} ({source}) for {days} days, seed {} …",
+            spec.plant.plant.name, spec.seed
+        );
+    }
+    let (result, written) = execute(&spec, Some(&db), args.json, config)?;
+    if args.json {
+        print_json(&result, Some(&db))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", output::kpi_table(&result, &spec.plant.plant.currency));
+    println!("{}", output::machine_table(&result));
+    if let Some(w) = written {
+        println!(
+            "Saved run {} to {}: {} events, {} telemetry readings, master data and KPIs.",
+            w.run_id,
+            db.display(),
+            w.events,
+            w.telemetry
+        );
+    }
+    println!(
+        "Next: compare policies with `aifactory sim --plant plants/hangzhou-auto-parts.toml --policy fifo`,\n      \
+         or open the database with any SQLite client (tables: runs, events, telemetry, kpis, decisions)."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
+    check_days(args.days)?;
+    if let Some(p) = args.telemetry_period {
+        if !p.is_finite() || p < 0.0 || (p > 0.0 && p < 1.0) {
+            bail!("--telemetry-period must be 0 (off) or at least 1 second, got {p}");
+        }
+    }
+    let plant = Plant::load(&args.plant)?;
+    let spec = RunSpec {
+        plant,
+        days: args.days,
+        seed: args.seed,
+        policy: policy(&args.policy, &args.maintenance, &args.purchasing)?,
+        telemetry_period_s: args.telemetry_period,
+    };
+    let (result, written) = execute(&spec, args.db.as_deref(), args.json, config)?;
+    if args.json {
+        print_json(&result, args.db.as_deref())?;
+    } else {
+        println!("{}", output::kpi_table(&result, &spec.plant.plant.currency));
+        println!("{}", output::machine_table(&result));
+        if let (Some(w), Some(db)) = (written, &args.db) {
+            println!("Saved run {} to {}.", w.run_id, db.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+struct CheckJson {
+    file: String,
+    valid: bool,
+    problems: Vec<ProblemJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemJson {
+    line: usize,
+    col: usize,
+    field: String,
+    reason: String,
+}
+
+pub(crate) fn plant_check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    match Plant::load(file) {
+        Ok(plant) => {
+            if json {
+                let out = CheckJson {
+                    file: file.display().to_string(),
+                    valid: true,
+                    problems: Vec::new(),
+                };
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                println!(
+                    "{}: ok — {} ({}): {} machines in {} work centres, {} products, {} materials",
+                    file.display(),
+                    plant.plant.name,
+                    plant.plant.id,
+                    plant.machines.len(),
+                    plant.work_centres.len(),
+                    plant.products.len(),
+                    plant.materials.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if json {
+                let out = CheckJson {
+                    file: file.display().to_string(),
+                    valid: false,
+                    problems: err
+                        .problems()
+                        .iter()
+                        .map(|p| ProblemJson {
+                            line: p.line,
+                            col: p.col,
+                            field: p.field.clone(),
+                            reason: p.reason.clone(),
+                        })
+                        .collect(),
+                };
+                println!("{}", serde_json::to_string(&out)?);
+            }
+            eprintln!("{err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The `Decision` record: the unit of the decision ledger. Every AI output that can change the
+//! plant becomes one of these *before* it is executed; its outcome is filled in once measured.
+
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The five stages of the production cycle the programme names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleStage {
+    Design,
+    Testing,
+    Production,
+    Management,
+    Sales,
+}
+
+impl LifecycleStage {
+    pub const ALL: [LifecycleStage; 5] = [
+        LifecycleStage::Design,
+        LifecycleStage::Testing,
+        LifecycleStage::Production,
+        LifecycleStage::Management,
+        LifecycleStage::Sales,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleStage::Design => "design",
+            LifecycleStage::Testing => "testing",
+            LifecycleStage::Production => "production",
+            LifecycleStage::Management => "management",
+            LifecycleStage::Sales => "sales",
+        }
+    }
+}
+
+/// Who carried a decision out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutedBy {
+    /// A guarded command issued by the coordinator without a person in the loop.
+    Auto,
+    /// A person approved and executed it.
+    Human,
+    /// An AI agent executed it through its tools.
+    Agent,
+    /// Recorded as advice only; nobody executed it.
+    None,
+}
+
+impl ExecutedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutedBy::Auto => "auto",
+            ExecutedBy::Human => "human",
+            ExecutedBy::Agent => "agent",
+            ExecutedBy::None => "none",
+        }
+    }
+}
+
+/// A word that does not name a known variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{given}`; expected one of: {expected}")]
+pub struct UnknownVariant {
+    pub what: &'static str,
+    pub given: String,
+    pub expected: &'static str,
+}
+
+impl FromStr for LifecycleStage {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LifecycleStage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| UnknownVariant {
+                what: "lifecycle stage",
+                given: s.to_owned(),
+                expected: "design, testing, production, management, sales",
+            })
+    }
+}
+
+impl FromStr for ExecutedBy {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [ExecutedBy::Auto, ExecutedBy::Human, ExecutedBy::Agent, ExecutedBy::None]
+            .into_iter()
+            .find(|who| who.as_str() == s)
+            .ok_or_else(|| UnknownVariant {
+                what: "executor",
+                given: s.to_owned(),
+                expected: "auto, human, agent, none",
+            })
+    }
+}
+
+impl fmt::Display for LifecycleStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ExecutedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened after a decision was executed, measured rather than assumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub measured_at: Timestamp,
+    /// The measured values, e.g. `{"tardiness_h": 0.0}`.
+    pub measured: serde_json::Value,
+    /// Whether the outcome met what the decision expected.
+    pub success: Option<bool>,
+}
+
+/// One AI output that can change the plant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Unique within a ledger; chosen by the caller (e.g. `"D-20260302-000017"`).
+    pub id: String,
+    pub at: Timestamp,
+    /// The skill that produced it, e.g. `"rul"`, `"scheduling"`.
+    pub skill: String,
+    pub stage: LifecycleStage,
+    /// A reference to the inputs it was computed from (a query, a window, a snapshot id).
+    pub inputs_ref: String,
+    pub model: String,
+    pub model_version: String,
+    /// The decision itself, e.g. `{"machine": "TURN-01", "action": "preventive_maintenance"}`.
+    pub output: serde_json::Value,
+    /// In [0, 1] where the skill can say; `None` where it cannot.
+    pub confidence: Option<f64>,
+    pub executed_by: ExecutedBy,
+    pub outcome: Option<Outcome>,
+}

@@ -1,0 +1,164 @@
+//! KPI definitions, computed one way for every policy, every plant and every data source.
+//!
+//! OEE follows Nakajima: loading time is the time a machine was meant to produce (running,
+//! setting up, broken down or in maintenance); idle time with nothing to do is not loading time.
+//! Availability = running / loading; performance = ideal time of the units made / running;
+//! quality = good units / units processed, counted per operation.
+
+use serde::{Deserialize, Serialize};
+
+/// Raw totals a plant (or the twin) accumulates over a horizon. All times in seconds, summed
+/// over machines where they are per machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KpiInputs {
+    pub horizon_s: f64,
+    pub run_s: f64,
+    pub setup_s: f64,
+    /// Unplanned: from failure to the end of repair.
+    pub breakdown_s: f64,
+    /// Planned (preventive) maintenance.
+    pub maintenance_s: f64,
+    /// Running time the processed units would have taken at ideal speed on a new machine.
+    pub ideal_run_s: f64,
+    pub op_units_processed: u64,
+    pub op_units_good: u64,
+    /// Finished good units of products shipped against sales orders.
+    pub finished_good_units: u64,
+    pub scrapped_units: u64,
+    /// Sales orders delivered, or due within the horizon.
+    pub orders_due: u64,
+    pub orders_on_time: u64,
+    pub orders_completed: u64,
+    /// Sum over due orders of hours late (to delivery, or to the horizon's end if undelivered).
+    pub tardiness_h: f64,
+    /// Time integral of units released to the floor and not yet finished (unit·seconds).
+    pub wip_unit_s: f64,
+    pub energy_kwh: f64,
+    pub energy_cost: f64,
+    pub maintenance_cost: f64,
+    pub tardiness_cost: f64,
+    pub scrap_cost: f64,
+    pub holding_cost: f64,
+    pub failures: u64,
+    pub preventive_maintenance: u64,
+    pub stockouts: u64,
+    pub events_processed: u64,
+}
+
+/// The KPI set every report, benchmark and tier assessment reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kpis {
+    pub oee: f64,
+    pub availability: f64,
+    pub performance: f64,
+    pub quality: f64,
+    pub on_time_delivery: f64,
+    /// Finished good units per day.
+    pub throughput: f64,
+    pub mean_tardiness_h: f64,
+    /// Average units in process.
+    pub avg_wip: f64,
+    pub scrap_rate: f64,
+    pub energy_kwh_per_good_unit: f64,
+    pub energy_kwh: f64,
+    pub energy_cost: f64,
+    pub maintenance_cost: f64,
+    pub tardiness_cost: f64,
+    pub scrap_cost: f64,
+    pub holding_cost: f64,
+    pub total_cost: f64,
+    pub good_units: u64,
+    pub orders_completed: u64,
+    pub failures: u64,
+    pub preventive_maintenance: u64,
+    pub stockouts: u64,
+    pub events_processed: u64,
+    pub sim_days: f64,
+}
+
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        0.0
+    }
+}
+
+impl Kpis {
+    /// The one definition of every KPI.
+    pub fn compute(i: &KpiInputs) -> Kpis {
+        let loading = i.run_s + i.setup_s + i.breakdown_s + i.maintenance_s;
+        let availability = ratio(i.run_s, loading);
+        let performance = ratio(i.ideal_run_s, i.run_s).min(1.0);
+        let quality = ratio(i.op_units_good as f64, i.op_units_processed as f64);
+        let days = i.horizon_s / 86_400.0;
+        let on_time_delivery = if i.orders_due == 0 {
+            1.0
+        } else {
+            ratio(i.orders_on_time as f64, i.orders_due as f64)
+        };
+        let total_cost =
+            i.energy_cost + i.maintenance_cost + i.tardiness_cost + i.scrap_cost + i.holding_cost;
+        Kpis {
+            oee: availability * performance * quality,
+            availability,
+            performance,
+            quality,
+            on_time_delivery,
+            throughput: ratio(i.finished_good_units as f64, days),
+            mean_tardiness_h: ratio(i.tardiness_h, i.orders_due as f64),
+            avg_wip: ratio(i.wip_unit_s, i.horizon_s),
+            scrap_rate: ratio(
+                i.scrapped_units as f64,
+                (i.scrapped_units + i.op_units_good) as f64,
+            ),
+            energy_kwh_per_good_unit: ratio(i.energy_kwh, i.finished_good_units as f64),
+            energy_kwh: i.energy_kwh,
+            energy_cost: i.energy_cost,
+            maintenance_cost: i.maintenance_cost,
+            tardiness_cost: i.tardiness_cost,
+            scrap_cost: i.scrap_cost,
+            holding_cost: i.holding_cost,
+            total_cost,
+            good_units: i.finished_good_units,
+            orders_completed: i.orders_completed,
+            failures: i.failures,
+            preventive_maintenance: i.preventive_maintenance,
+            stockouts: i.stockouts,
+            events_processed: i.events_processed,
+            sim_days: days,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oee_is_the_product_of_its_factors() {
+        let inputs = KpiInputs {
+            horizon_s: 86_400.0,
+            run_s: 6.0 * 3600.0,
+            setup_s: 1.0 * 3600.0,
+            breakdown_s: 1.0 * 3600.0,
+            ideal_run_s: 5.4 * 3600.0,
+            op_units_processed: 100,
+            op_units_good: 95,
+            ..KpiInputs::default()
+        };
+        let k = Kpis::compute(&inputs);
+        assert!((k.availability - 0.75).abs() < 1e-12);
+        assert!((k.performance - 0.9).abs() < 1e-12);
+        assert!((k.quality - 0.95).abs() < 1e-12);
+        assert!((k.oee - 0.75 * 0.9 * 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn empty_horizon_gives_zeros_not_nan() {
+        let k = Kpis::compute(&KpiInputs::default());
+        let json = serde_json::to_string(&k).expect("kpis serialise");
+        assert!(!json.contains("NaN") && !json.contains("null"), "{json}");
+        assert_eq!(k.on_time_delivery, 1.0);
+    }
+}

@@ -1,0 +1,254 @@
+//! The policy interface: the only way decisions enter the twin, and the same interface an AI
+//! skill or the coordinator implements. Policies see what a plant could observe (queues, due
+//! dates, running hours, sensor readings, stock), never the hidden truth (wear, optimum).
+
+use crate::TwinError;
+use crate::model::MachineId;
+use crate::sim::SimTime;
+
+/// An operation waiting for a machine, as a dispatcher sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueuedOp {
+    /// Work-order number.
+    pub job: u32,
+    pub product: usize,
+    /// Routing step index.
+    pub step: usize,
+    pub quantity: u32,
+    pub due: SimTime,
+    pub released: SimTime,
+    /// When it joined this queue.
+    pub ready_since: SimTime,
+    /// Nominal seconds it would take on this machine, set-up included.
+    pub processing_s: f64,
+}
+
+/// What can be observed about one machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MachineView {
+    pub machine: MachineId,
+    pub now: SimTime,
+    /// Running hours since the last maintenance or repair.
+    pub run_h_since_maintenance: f64,
+    /// The interval the machine type recommends for fixed-interval service.
+    pub recommended_interval_h: f64,
+    /// Last sensor readings: vibration mm/s, temperature °C, current A (0 before the first).
+    pub last_vibration_mm_s: f64,
+    pub last_temperature_c: f64,
+    pub last_current_a: f64,
+    /// Operations waiting that this machine could take.
+    pub queue_len: usize,
+}
+
+/// A sales order not yet released to the floor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderView {
+    pub order: usize,
+    pub product: usize,
+    pub quantity: u32,
+    pub received: SimTime,
+    pub due: SimTime,
+}
+
+/// The stock position of one material.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaterialView {
+    pub material: usize,
+    pub on_hand: f64,
+    pub on_order: f64,
+    pub reorder_point: f64,
+    pub order_qty: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PurchaseRequest {
+    pub material: usize,
+    pub quantity: f64,
+}
+
+/// A process parameter as a policy may see it: no optimum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamSpec {
+    pub min: f64,
+    pub max: f64,
+    pub default: f64,
+}
+
+/// Everything that decides. Each call returns what a real plant would be told to do.
+pub trait Policy {
+    /// A short name for reports, e.g. `edd+pm+reorder`.
+    fn name(&self) -> String;
+
+    /// Which of `candidates` (never empty) `machine` runs next: an index into `candidates`.
+    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize;
+
+    /// Whether to start preventive maintenance on this (free) machine now.
+    fn start_maintenance(&mut self, view: &MachineView) -> bool;
+
+    /// Parameter values for an operation about to start; the twin clamps them into range.
+    fn process_params(
+        &mut self,
+        _machine: MachineId,
+        _product: usize,
+        _step: usize,
+        specs: &[ParamSpec],
+    ) -> Vec<f64> {
+        specs.iter().map(|s| s.default).collect()
+    }
+
+    /// Which pending sales orders to release to the floor now (indices into `pending`).
+    fn release(&mut self, _now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+        (0..pending.len()).collect()
+    }
+
+    /// Purchase orders to place now.
+    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchRule {
+    /// First in, first out: the operation that has waited longest.
+    Fifo,
+    /// Earliest due date.
+    Edd,
+    /// Shortest processing time.
+    Spt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaintenanceRule {
+    /// Repair only after failures.
+    RunToFailure,
+    /// Service every `run_h` running hours; `None` uses each machine type's recommendation.
+    FixedInterval { run_h: Option<f64> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurchasingRule {
+    /// Order `order_qty` whenever on hand + on order falls to the reorder point.
+    ReorderPoint,
+    /// Never order: the plant lives on its opening stock.
+    None,
+}
+
+/// The tier-0 factory: fixed rules, no AI.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselinePolicy {
+    pub dispatch: DispatchRule,
+    pub maintenance: MaintenanceRule,
+    pub purchasing: PurchasingRule,
+}
+
+impl Default for BaselinePolicy {
+    fn default() -> Self {
+        BaselinePolicy {
+            dispatch: DispatchRule::Edd,
+            maintenance: MaintenanceRule::FixedInterval { run_h: None },
+            purchasing: PurchasingRule::ReorderPoint,
+        }
+    }
+}
+
+impl std::str::FromStr for DispatchRule {
+    type Err = TwinError;
+    fn from_str(s: &str) -> Result<Self, TwinError> {
+        match s.to_ascii_lowercase().as_str() {
+            "fifo" => Ok(DispatchRule::Fifo),
+            "edd" => Ok(DispatchRule::Edd),
+            "spt" => Ok(DispatchRule::Spt),
+            _ => Err(TwinError::UnknownDispatchRule(s.to_owned())),
+        }
+    }
+}
+
+impl std::str::FromStr for MaintenanceRule {
+    type Err = TwinError;
+    fn from_str(s: &str) -> Result<Self, TwinError> {
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
+            "rtf" | "run-to-failure" => Ok(MaintenanceRule::RunToFailure),
+            "pm" => Ok(MaintenanceRule::FixedInterval { run_h: None }),
+            other => other
+                .strip_prefix("pm:")
+                .and_then(|h| h.parse::<f64>().ok())
+                .filter(|h| h.is_finite() && *h > 0.0)
+                .map(|h| MaintenanceRule::FixedInterval { run_h: Some(h) })
+                .ok_or_else(|| TwinError::UnknownMaintenanceRule(s.to_owned())),
+        }
+    }
+}
+
+impl std::str::FromStr for PurchasingRule {
+    type Err = TwinError;
+    fn from_str(s: &str) -> Result<Self, TwinError> {
+        match s.to_ascii_lowercase().as_str() {
+            "reorder" | "rop" => Ok(PurchasingRule::ReorderPoint),
+            "none" => Ok(PurchasingRule::None),
+            _ => Err(TwinError::UnknownPurchasingRule(s.to_owned())),
+        }
+    }
+}
+
+impl Policy for BaselinePolicy {
+    fn name(&self) -> String {
+        let dispatch = match self.dispatch {
+            DispatchRule::Fifo => "fifo",
+            DispatchRule::Edd => "edd",
+            DispatchRule::Spt => "spt",
+        };
+        let maintenance = match self.maintenance {
+            MaintenanceRule::RunToFailure => "rtf".to_owned(),
+            MaintenanceRule::FixedInterval { run_h: None } => "pm".to_owned(),
+            MaintenanceRule::FixedInterval { run_h: Some(h) } => format!("pm:{h}"),
+        };
+        let purchasing = match self.purchasing {
+            PurchasingRule::ReorderPoint => "reorder",
+            PurchasingRule::None => "none",
+        };
+        format!("{dispatch}+{maintenance}+{purchasing}")
+    }
+
+    fn dispatch(&mut self, _now: SimTime, _machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        // Ties break on the work-order number so that results never depend on queue order.
+        let key = |op: &QueuedOp| -> (f64, u32) {
+            match self.dispatch {
+                DispatchRule::Fifo => (op.ready_since.0 as f64, op.job),
+                DispatchRule::Edd => (op.due.0 as f64, op.job),
+                DispatchRule::Spt => (op.processing_s, op.job),
+            }
+        };
+        candidates
+            .iter()
+            .enumerate()
+            .min_by(|a, b| key(a.1).partial_cmp(&key(b.1)).unwrap_or(std::cmp::Ordering::Equal))
+            .map_or(0, |(i, _)| i)
+    }
+
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        match self.maintenance {
+            MaintenanceRule::RunToFailure => false,
+            MaintenanceRule::FixedInterval { run_h } => {
+                view.run_h_since_maintenance >= run_h.unwrap_or(view.recommended_interval_h)
+            }
+        }
+    }
+
+    fn purchase(&mut self, _now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        if self.purchasing == PurchasingRule::None {
+            return Vec::new();
+        }
+        stock
+            .iter()
+            .filter(|m| m.on_hand + m.on_order <= m.reorder_point)
+            .map(|m| {
+                // Enough lots to bring the position back above the reorder point.
+                let short = m.reorder_point - (m.on_hand + m.on_order);
+                let lots = (short / m.order_qty).floor() + 1.0;
+                PurchaseRequest {
+                    material: m.material,
+                    quantity: lots * m.order_qty,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,1325 @@
+//! The event loop: simulated time, the plant's state, and the handlers that move it.
+
+use crate::energy::EnergyMeter;
+use crate::model::{MachineId, PlantModel};
+use crate::physics::{self, Activity};
+use crate::policy::{MachineView, MaterialView, OrderView, ParamSpec, Policy, QueuedOp};
+use crate::rng::{Stream, StreamKind, stream};
+use aifactory_core::time::weekday_from_days;
+use aifactory_core::{EventKind, KpiInputs, Kpis, PlantEvent, TelemetryReading, Timestamp};
+use rand::Rng;
+use rand_distr::{Binomial, Distribution, Exp1, LogNormal, Poisson, StandardNormal};
+use serde::Serialize;
+use serde_json::json;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+/// Simulated time: milliseconds since the start of the simulation. Never the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+pub struct SimTime(pub u64);
+
+impl SimTime {
+    pub fn from_hours(hours: f64) -> SimTime {
+        SimTime((hours.max(0.0) * 3_600_000.0).round() as u64)
+    }
+
+    pub fn from_days(days: f64) -> SimTime {
+        SimTime::from_hours(days * 24.0)
+    }
+
+    pub fn hours(self) -> f64 {
+        self.0 as f64 / 3_600_000.0
+    }
+
+    pub fn days(self) -> f64 {
+        self.0 as f64 / 86_400_000.0
+    }
+}
+
+fn ms(seconds: f64) -> u64 {
+    (seconds.max(0.0) * 1000.0).round() as u64
+}
+
+/// Receives what the plant shows. The twin builds records only for what an observer wants, so
+/// a benchmark run with no observer pays nothing for them.
+pub trait Observer {
+    fn wants_events(&self) -> bool {
+        false
+    }
+    fn event(&mut self, _event: PlantEvent) {}
+    fn wants_telemetry(&self) -> bool {
+        false
+    }
+    fn telemetry(&mut self, _readings: [TelemetryReading; 3]) {}
+}
+
+/// An observer that wants nothing.
+impl Observer for () {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ev {
+    DemandDay(u32),
+    OrderArrival(usize),
+    OpDone(MachineId),
+    Failure(MachineId),
+    RepairDone(MachineId),
+    MaintenanceDone(MachineId),
+    Telemetry(MachineId),
+    Review,
+    PurchaseArrival(usize),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap and we want the earliest event, FIFO among equals.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Idle,
+    Busy,
+    Down,
+    Maintenance,
+}
+
+#[derive(Debug, Clone)]
+struct Running {
+    job: usize,
+    params: Vec<f64>,
+    setup_left_ms: u64,
+    run_left_ms: u64,
+    /// Wear gained per running hour during this operation.
+    wear_rate_h: f64,
+    load: f64,
+    wear_at_start: f64,
+    unit_ideal_s: f64,
+}
+
+#[derive(Debug, Clone)]
+struct MachineState {
+    status: Status,
+    since: u64,
+    wear: f64,
+    hazard_budget: f64,
+    run_h_since_pm: f64,
+    last_product: Option<usize>,
+    running: Option<Running>,
+    queue: Vec<usize>,
+    temperature: f64,
+    last_reading: (f64, f64, f64),
+    last_sample_ms: u64,
+    rng_failure: Stream,
+    rng_sensor: Stream,
+    rng_quality: Stream,
+    rng_repair: Stream,
+    run_ms: u64,
+    setup_ms: u64,
+    breakdown_ms: u64,
+    maintenance_ms: u64,
+    idle_ms: u64,
+    failures: u64,
+    preventive: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    number: u32,
+    product: usize,
+    target: u32,
+    quantity: u32,
+    sales_order: Option<usize>,
+    parent: Option<usize>,
+    due: u64,
+    released: u64,
+    step: usize,
+    waiting_children: u32,
+    ready_since: u64,
+    blocked: bool,
+}
+
+#[derive(Debug, Clone)]
+struct SalesOrder {
+    product: usize,
+    quantity: u32,
+    received: u64,
+    due: u64,
+    delivered: u32,
+    released: bool,
+    completed: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct MaterialState {
+    on_hand: f64,
+    on_order: f64,
+    last_change: u64,
+}
+
+#[derive(Debug, Clone)]
+struct PurchaseOrder {
+    material: usize,
+    quantity: f64,
+}
+
+/// Accumulated totals that become KPIs.
+#[derive(Debug, Clone, Default)]
+struct Counters {
+    ideal_run_s: f64,
+    op_units: u64,
+    op_good: u64,
+    finished_good: u64,
+    scrapped: u64,
+    orders_due: u64,
+    orders_on_time: u64,
+    orders_completed: u64,
+    tardiness_h: f64,
+    wip_units: f64,
+    wip_unit_ms: f64,
+    wip_last: u64,
+    maintenance_cost: f64,
+    tardiness_cost: f64,
+    scrap_cost: f64,
+    material_holding_cost: f64,
+    stockouts: u64,
+    events: u64,
+}
+
+/// One run of the twin: a plant, a seed and a policy, advanced with [`Simulation::run_until`].
+pub struct Simulation {
+    model: Arc<PlantModel>,
+    policy: Box<dyn Policy + Send>,
+    seed: u64,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Entry>,
+    machines: Vec<MachineState>,
+    jobs: Vec<Job>,
+    orders: Vec<SalesOrder>,
+    pending_orders: Vec<usize>,
+    materials: Vec<MaterialState>,
+    purchases: Vec<PurchaseOrder>,
+    rng_demand: Stream,
+    rng_supply: Stream,
+    energy: EnergyMeter,
+    counters: Counters,
+    start: Timestamp,
+    start_local_day: i64,
+    telemetry_period_ms: u64,
+    candidates: Vec<QueuedOp>,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("plant", &self.model.plant.plant.id)
+            .field("policy", &self.policy.name())
+            .field("seed", &self.seed)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-machine totals, including the hidden wear (the twin's ground truth, for evaluating skills).
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineSummary {
+    pub machine: String,
+    pub run_h: f64,
+    pub setup_h: f64,
+    pub breakdown_h: f64,
+    pub maintenance_h: f64,
+    pub idle_h: f64,
+    pub availability: f64,
+    pub failures: u64,
+    pub preventive_maintenance: u64,
+    pub hidden_wear: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnergyByPeriod {
+    pub period: String,
+    pub kwh: f64,
+    pub cost: f64,
+}
+
+/// Everything a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimResult {
+    pub plant: String,
+    pub policy: String,
+    pub seed: u64,
+    pub kpis: Kpis,
+    pub energy_by_period: Vec<EnergyByPeriod>,
+    pub machines: Vec<MachineSummary>,
+}
+
+impl Simulation {
+    /// A simulation at time zero. Telemetry follows the plant file unless `telemetry_period_s`
+    /// overrides it (0 turns it off).
+    pub fn new(
+        model: Arc<PlantModel>,
+        seed: u64,
+        policy: Box<dyn Policy + Send>,
+        telemetry_period_s: Option<f64>,
+    ) -> Simulation {
+        let (start, offset_min) = model.plant.start();
+        let start_local_day = (start.0.div_euclid(1000) + i64::from(offset_min) * 60) / 86_400;
+        let ambient = model.plant.twin.ambient_c;
+        let machines = model
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let mut rng_failure = stream(seed, StreamKind::Failure, i as u64);
+                let hazard_budget: f64 = rng_failure.sample(Exp1);
+                MachineState {
+                    status: Status::Idle,
+                    since: 0,
+                    wear: spec.initial_wear,
+                    hazard_budget,
+                    run_h_since_pm: 0.0,
+                    last_product: None,
+                    running: None,
+                    queue: Vec::new(),
+                    temperature: ambient,
+                    last_reading: (0.0, ambient, 0.0),
+                    last_sample_ms: 0,
+                    rng_failure,
+                    rng_sensor: stream(seed, StreamKind::Sensor, i as u64),
+                    rng_quality: stream(seed, StreamKind::Quality, i as u64),
+                    rng_repair: stream(seed, StreamKind::Repair, i as u64),
+                    run_ms: 0,
+                    setup_ms: 0,
+                    breakdown_ms: 0,
+                    maintenance_ms: 0,
+                    idle_ms: 0,
+                    failures: 0,
+                    preventive: 0,
+                }
+            })
+            .collect::<Vec<_>>();
+        let materials = model
+            .materials
+            .iter()
+            .map(|m| MaterialState {
+                on_hand: m.initial_stock,
+                on_order: 0.0,
+                last_change: 0,
+            })
+            .collect();
+        let telemetry_period_ms =
+            ms(telemetry_period_s.unwrap_or(model.plant.twin.telemetry_period_s));
+        let mut sim = Simulation {
+            energy: EnergyMeter::new(&model),
+            policy,
+            seed,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            machines,
+            jobs: Vec::new(),
+            orders: Vec::new(),
+            pending_orders: Vec::new(),
+            materials,
+            purchases: Vec::new(),
+            rng_demand: stream(seed, StreamKind::Demand, 0),
+            rng_supply: stream(seed, StreamKind::Supply, 0),
+            counters: Counters::default(),
+            start,
+            start_local_day,
+            telemetry_period_ms,
+            candidates: Vec::new(),
+            model,
+        };
+        sim.schedule(0, Ev::DemandDay(0));
+        sim.schedule(0, Ev::Review);
+        if telemetry_period_ms > 0 {
+            let n = sim.machines.len().max(1) as u64;
+            for m in 0..sim.machines.len() {
+                // Spread the machines' sampling instants over one period.
+                sim.schedule(telemetry_period_ms * m as u64 / n, Ev::Telemetry(m));
+            }
+        }
+        sim
+    }
+
+    pub fn now(&self) -> SimTime {
+        SimTime(self.now)
+    }
+
+    pub fn events_processed(&self) -> u64 {
+        self.counters.events
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Entry {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn timestamp(&self, at: u64) -> Timestamp {
+        Timestamp(self.start.0 + at as i64)
+    }
+
+    /// Processes every event up to and including `until`.
+    pub fn run_until(&mut self, until: SimTime, observer: &mut dyn Observer) {
+        while let Some(top) = self.queue.peek() {
+            if top.at > until.0 {
+                break;
+            }
+            let Some(entry) = self.queue.pop() else { break };
+            self.now = entry.at;
+            self.counters.events += 1;
+            match entry.ev {
+                Ev::DemandDay(day) => self.on_demand_day(day),
+                Ev::OrderArrival(order) => self.on_order_arrival(order, observer),
+                Ev::OpDone(m) => self.on_op_done(m, observer),
+                Ev::Failure(m) => self.on_failure(m, observer),
+                Ev::RepairDone(m) => self.on_repair_done(m, observer),
+                Ev::MaintenanceDone(m) => self.on_maintenance_done(m, observer),
+                Ev::Telemetry(m) => self.on_telemetry(m, observer),
+                Ev::Review => self.on_review(observer),
+                Ev::PurchaseArrival(po) => self.on_purchase_arrival(po, observer),
+            }
+        }
+        self.now = self.now.max(until.0);
+    }
+
+    fn emit(
+        &self,
+        observer: &mut dyn Observer,
+        kind: EventKind,
+        machine: Option<MachineId>,
+        order: Option<String>,
+        detail: serde_json::Value,
+    ) {
+        observer.event(PlantEvent {
+            at: self.timestamp(self.now),
+            kind,
+            machine: machine.map(|m| self.model.machines[m].id.clone()),
+            order,
+            detail,
+        });
+    }
+
+    // ---- demand and orders -------------------------------------------------------------
+
+    fn on_demand_day(&mut self, day: u32) {
+        let model = Arc::clone(&self.model);
+        let weekday = weekday_from_days(self.start_local_day + i64::from(day)) as usize;
+        let day_start = u64::from(day) * 86_400_000;
+        for (p, product) in model.plant.products.iter().enumerate() {
+            let Some(d) = &product.demand else { continue };
+            let noise: f64 = self.rng_demand.sample(StandardNormal);
+            let mean_units = d.units_per_day
+                * (1.0 + d.trend_per_year).powf(f64::from(day) / 365.0)
+                * d.weekly.get(weekday).copied().unwrap_or(1.0)
+                * (1.0 + d.noise_cv * noise).max(0.0);
+            let rate = mean_units / d.order_size;
+            let count = if rate > 0.0 {
+                Poisson::new(rate).map_or(0.0, |dist| dist.sample(&mut self.rng_demand)) as u32
+            } else {
+                0
+            };
+            for _ in 0..count {
+                let at = day_start + self.rng_demand.random_range(0..86_400_000u64);
+                let size: f64 = self.rng_demand.random_range(0.5..1.5);
+                let quantity = (d.order_size * size).round().max(1.0) as u32;
+                let (lo, hi) = (d.due_days[0], d.due_days[1]);
+                let due_days = if hi > lo {
+                    self.rng_demand.random_range(lo..=hi)
+                } else {
+                    lo
+                };
+                let order = self.orders.len();
+                self.orders.push(SalesOrder {
+                    product: p,
+                    quantity,
+                    received: at,
+                    due: at + ms(due_days * 86_400.0),
+                    delivered: 0,
+                    released: false,
+                    completed: None,
+                });
+                self.schedule(at, Ev::OrderArrival(order));
+            }
+        }
+        self.schedule(day_start + 86_400_000, Ev::DemandDay(day + 1));
+    }
+
+    fn on_order_arrival(&mut self, order: usize, observer: &mut dyn Observer) {
+        if observer.wants_events() {
+            let o = &self.orders[order];
+            self.emit(
+                observer,
+                EventKind::OrderReceived,
+                None,
+                Some(format!("SO-{:06}", order + 1)),
+                json!({
+                    "product": self.model.products[o.product].id,
+                    "quantity": o.quantity,
+                    "due": self.timestamp(o.due).to_rfc3339(),
+                }),
+            );
+        }
+        self.pending_orders.push(order);
+        self.release_orders(observer);
+    }
+
+    fn release_orders(&mut self, observer: &mut dyn Observer) {
+        if self.pending_orders.is_empty() {
+            return;
+        }
+        let views: Vec<OrderView> = self
+            .pending_orders
+            .iter()
+            .map(|&o| OrderView {
+                order: o,
+                product: self.orders[o].product,
+                quantity: self.orders[o].quantity,
+                received: SimTime(self.orders[o].received),
+                due: SimTime(self.orders[o].due),
+            })
+            .collect();
+        let mut chosen = self.policy.release(SimTime(self.now), &views);
+        chosen.sort_unstable();
+        chosen.dedup();
+        let released: Vec<usize> = chosen
+            .into_iter()
+            .filter_map(|i| views.get(i).map(|v| v.order))
+            .collect();
+        self.pending_orders.retain(|o| !released.contains(o));
+        for order in released {
+            self.release_order(order, observer);
+        }
+    }
+
+    fn release_order(&mut self, order: usize, observer: &mut dyn Observer) {
+        let (product, quantity, due) = {
+            let o = &mut self.orders[order];
+            o.released = true;
+            (o.product, o.quantity, o.due)
+        };
+        if observer.wants_events() {
+            self.emit(
+                observer,
+                EventKind::OrderReleased,
+                None,
+                Some(format!("SO-{:06}", order + 1)),
+                json!({ "quantity": quantity }),
+            );
+        }
+        let lot = self.model.products[product].lot_size;
+        let mut left = quantity;
+        while left > 0 {
+            let q = left.min(lot);
+            left -= q;
+            self.create_job(product, q, None, Some(order), due, observer);
+        }
+    }
+
+    /// Creates a work order and, through the BOM, work orders for its component products.
+    fn create_job(
+        &mut self,
+        product: usize,
+        target: u32,
+        parent: Option<usize>,
+        sales_order: Option<usize>,
+        due: u64,
+        observer: &mut dyn Observer,
+    ) -> usize {
+        let id = self.jobs.len();
+        self.add_wip(f64::from(target));
+        self.jobs.push(Job {
+            number: id as u32 + 1,
+            product,
+            target,
+            quantity: target,
+            sales_order,
+            parent,
+            due,
+            released: self.now,
+            step: 0,
+            waiting_children: 0,
+            ready_since: self.now,
+            blocked: false,
+        });
+        let components = self.model.products[product].components.clone();
+        for (component, per_unit) in components {
+            let quantity = (f64::from(target) * per_unit).ceil().max(1.0) as u32;
+            self.jobs[id].waiting_children += 1;
+            self.create_job(component, quantity, Some(id), sales_order, due, observer);
+        }
+        if self.jobs[id].waiting_children == 0 {
+            self.make_ready(id, observer);
+        }
+        id
+    }
+
+    /// Puts a job's current operation in the queue of every eligible machine.
+    fn make_ready(&mut self, job: usize, observer: &mut dyn Observer) {
+        let model = Arc::clone(&self.model);
+        let j = &mut self.jobs[job];
+        j.ready_since = self.now;
+        let step = &model.products[j.product].steps[j.step];
+        for &(m, _) in &step.eligible {
+            self.machines[m].queue.push(job);
+        }
+        for &(m, _) in &step.eligible {
+            self.try_start(m, observer);
+        }
+    }
+
+    fn add_wip(&mut self, delta: f64) {
+        let c = &mut self.counters;
+        c.wip_unit_ms += c.wip_units * (self.now - c.wip_last) as f64;
+        c.wip_last = self.now;
+        c.wip_units += delta;
+    }
+
+    // ---- machines --------------------------------------------------------------------
+
+    /// Brings a machine's time accounting, energy, wear and hazard up to now.
+    fn settle(&mut self, m: MachineId) {
+        let model = &self.model;
+        let spec = &model.machines[m];
+        let st = &mut self.machines[m];
+        let elapsed = self.now.saturating_sub(st.since);
+        if elapsed == 0 {
+            return;
+        }
+        let from = st.since;
+        st.since = self.now;
+        match st.status {
+            Status::Idle => {
+                st.idle_ms += elapsed;
+                self.energy.add(model, from, self.now, spec.power.idle);
+            }
+            Status::Down => {
+                st.breakdown_ms += elapsed;
+                self.energy.add(model, from, self.now, spec.power.down);
+            }
+            Status::Maintenance => {
+                st.maintenance_ms += elapsed;
+                self.energy.add(model, from, self.now, spec.power.down);
+            }
+            Status::Busy => {
+                let Some(run) = st.running.as_mut() else {
+                    return;
+                };
+                let setup = elapsed.min(run.setup_left_ms);
+                run.setup_left_ms -= setup;
+                let running = (elapsed - setup).min(run.run_left_ms);
+                run.run_left_ms -= running;
+                st.setup_ms += setup;
+                st.run_ms += running;
+                let hours = running as f64 / 3_600_000.0;
+                st.hazard_budget -=
+                    physics::cumulative_hazard(&spec.health, st.wear, run.wear_rate_h, hours);
+                st.wear += run.wear_rate_h * hours;
+                st.run_h_since_pm += hours;
+                self.energy.add(model, from, from + setup, spec.power.idle);
+                self.energy
+                    .add(model, from + setup, self.now, spec.power.run);
+            }
+        }
+    }
+
+    fn set_status(&mut self, m: MachineId, status: Status) {
+        self.settle(m);
+        self.machines[m].status = status;
+    }
+
+    /// Schedules the end of the running operation on `m`, or its failure if that comes first.
+    fn schedule_running(&mut self, m: MachineId) {
+        let spec = &self.model.machines[m];
+        let st = &self.machines[m];
+        let Some(run) = &st.running else { return };
+        let hours_left = run.run_left_ms as f64 / 3_600_000.0;
+        let to_failure = physics::hours_to_failure(
+            &spec.health,
+            st.wear,
+            run.wear_rate_h,
+            st.hazard_budget.max(0.0),
+        );
+        let setup = run.setup_left_ms;
+        if to_failure < hours_left {
+            let at = self.now + setup + (to_failure * 3_600_000.0) as u64;
+            self.schedule(at, Ev::Failure(m));
+        } else {
+            let at = self.now + setup + run.run_left_ms;
+            self.schedule(at, Ev::OpDone(m));
+        }
+    }
+
+    fn machine_view(&self, m: MachineId) -> MachineView {
+        let st = &self.machines[m];
+        MachineView {
+            machine: m,
+            now: SimTime(self.now),
+            run_h_since_maintenance: st.run_h_since_pm,
+            recommended_interval_h: self.model.machines[m].maintenance.pm_interval_run_h,
+            last_vibration_mm_s: st.last_reading.0,
+            last_temperature_c: st.last_reading.1,
+            last_current_a: st.last_reading.2,
+            queue_len: st.queue.len(),
+        }
+    }
+
+    /// Gives a free machine its next task: maintenance if the policy asks, else an operation.
+    fn try_start(&mut self, m: MachineId, observer: &mut dyn Observer) {
+        if self.machines[m].status != Status::Idle {
+            return;
+        }
+        let view = self.machine_view(m);
+        if self.policy.start_maintenance(&view) {
+            self.start_maintenance(m, observer);
+            return;
+        }
+        if self.machines[m].queue.is_empty() {
+            return;
+        }
+        let model = Arc::clone(&self.model);
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        let mut queue = std::mem::take(&mut self.machines[m].queue);
+        for &job in &queue {
+            let j = &self.jobs[job];
+            let product = &model.products[j.product];
+            if j.step == 0 && !self.materials_available(j.product, j.target) {
+                if !j.blocked {
+                    self.jobs[job].blocked = true;
+                    self.counters.stockouts += 1;
+                    if observer.wants_events() {
+                        self.emit(
+                            observer,
+                            EventKind::Stockout,
+                            Some(m),
+                            Some(format!("WO-{:06}", self.jobs[job].number)),
+                            json!({ "product": product.id }),
+                        );
+                    }
+                }
+                continue;
+            }
+            let step = &product.steps[j.step];
+            let unit_s = step
+                .eligible
+                .iter()
+                .find(|(mm, _)| *mm == m)
+                .map_or(0.0, |(_, s)| *s);
+            let setup = if self.machines[m].last_product == Some(j.product) {
+                0.0
+            } else {
+                step.setup_s
+            };
+            candidates.push(QueuedOp {
+                job: j.number,
+                product: j.product,
+                step: j.step,
+                quantity: j.quantity,
+                due: SimTime(j.due),
+                released: SimTime(j.released),
+                ready_since: SimTime(j.ready_since),
+                processing_s: setup + unit_s * f64::from(j.quantity),
+            });
+        }
+        if candidates.is_empty() {
+            self.machines[m].queue = queue;
+            self.candidates = candidates;
+            return;
+        }
+        let pick = self
+            .policy
+            .dispatch(SimTime(self.now), m, &candidates)
+            .min(candidates.len() - 1);
+        let job = candidates[pick].job as usize - 1;
+        self.candidates = candidates;
+        queue.retain(|&j| j != job);
+        self.machines[m].queue = queue;
+        let (product, step_index) = (self.jobs[job].product, self.jobs[job].step);
+        let step = &model.products[product].steps[step_index];
+        for &(other, _) in &step.eligible {
+            if other != m {
+                self.machines[other].queue.retain(|&j| j != job);
+            }
+        }
+        if step_index == 0 {
+            self.issue_materials(product, self.jobs[job].target);
+            self.jobs[job].blocked = false;
+        }
+        self.start_operation(m, job, observer);
+    }
+
+    fn materials_available(&self, product: usize, quantity: u32) -> bool {
+        self.model.products[product]
+            .materials
+            .iter()
+            .all(|&(mat, per_unit)| {
+                self.materials[mat].on_hand + 1e-9 >= per_unit * f64::from(quantity)
+            })
+    }
+
+    fn change_stock(&mut self, material: usize, delta: f64) {
+        let spec = &self.model.materials[material];
+        let st = &mut self.materials[material];
+        let days = (self.now - st.last_change) as f64 / 86_400_000.0;
+        self.counters.material_holding_cost +=
+            st.on_hand.max(0.0) * spec.holding_cost_per_unit_day * days;
+        st.last_change = self.now;
+        st.on_hand += delta;
+    }
+
+    fn issue_materials(&mut self, product: usize, quantity: u32) {
+        let model = Arc::clone(&self.model);
+        for &(mat, per_unit) in &model.products[product].materials {
+            self.change_stock(mat, -per_unit * f64::from(quantity));
+        }
+    }
+
+    fn start_operation(&mut self, m: MachineId, job: usize, observer: &mut dyn Observer) {
+        let model = Arc::clone(&self.model);
+        let (product, step_index, quantity, number) = {
+            let j = &self.jobs[job];
+            (j.product, j.step, j.quantity, j.number)
+        };
+        let step = &model.products[product].steps[step_index];
+        let spec = &model.machines[m];
+        let specs: Vec<ParamSpec> = step
+            .params
+            .iter()
+            .map(|p| ParamSpec {
+                min: p.min,
+                max: p.max,
+                default: p.default,
+            })
+            .collect();
+        let params: Vec<f64> = if specs.is_empty() {
+            Vec::new()
+        } else {
+            let chosen = self.policy.process_params(m, product, step_index, &specs);
+            step.params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    chosen
+                        .get(i)
+                        .copied()
+                        .filter(|v| v.is_finite())
+                        .unwrap_or(p.default)
+                        .clamp(p.min, p.max)
+                })
+                .collect()
+        };
+        let base_unit_s = step
+            .eligible
+            .iter()
+            .find(|(mm, _)| *mm == m)
+            .map_or(0.0, |(_, s)| *s);
+        let wear = self.machines[m].wear;
+        let unit_s = base_unit_s
+            * physics::slowdown(&spec.health, wear)
+            * physics::time_multiplier(&step.params, &params);
+        let setup_s = if self.machines[m].last_product == Some(product) {
+            0.0
+        } else {
+            step.setup_s
+        };
+        let wear_rate_h = spec.health.wear_per_run_hour
+            * step.load
+            * physics::wear_multiplier(&step.params, &params);
+        self.set_status(m, Status::Busy);
+        self.machines[m].running = Some(Running {
+            job,
+            setup_left_ms: ms(setup_s),
+            run_left_ms: ms(unit_s * f64::from(quantity)).max(1),
+            wear_rate_h,
+            load: step.load,
+            wear_at_start: wear,
+            unit_ideal_s: base_unit_s * step.ideal_multiplier,
+            params,
+        });
+        if observer.wants_events() {
+            self.emit(
+                observer,
+                EventKind::OperationStarted,
+                Some(m),
+                Some(format!("WO-{number:06}")),
+                json!({
+                    "product": model.products[product].id,
+                    "step": step_index,
+                    "quantity": quantity,
+                    "setup_s": setup_s,
+                    "params": self.machines[m].running.as_ref().map(|r| r.params.clone()),
+                }),
+            );
+        }
+        self.schedule_running(m);
+    }
+
+    fn on_op_done(&mut self, m: MachineId, observer: &mut dyn Observer) {
+        self.settle(m);
+        let model = Arc::clone(&self.model);
+        let spec = &model.machines[m];
+        let Some(run) = self.machines[m].running.take() else {
+            return;
+        };
+        let job = run.job;
+        let (product, step_index, quantity) = {
+            let j = &self.jobs[job];
+            (j.product, j.step, j.quantity)
+        };
+        let step = &model.products[product].steps[step_index];
+        let mean_wear = 0.5 * (run.wear_at_start + self.machines[m].wear);
+        let p_defect = physics::defect_probability(
+            step.base_defect,
+            &spec.health,
+            mean_wear,
+            &step.params,
+            &run.params,
+        );
+        let defects = if p_defect > 0.0 {
+            Binomial::new(u64::from(quantity), p_defect)
+                .map_or(0, |b| b.sample(&mut self.machines[m].rng_quality)) as u32
+        } else {
+            0
+        };
+        let good = quantity - defects.min(quantity);
+        let c = &mut self.counters;
+        c.op_units += u64::from(quantity);
+        c.op_good += u64::from(good);
+        c.ideal_run_s += run.unit_ideal_s * f64::from(quantity);
+        if defects > 0 {
+            c.scrapped += u64::from(defects);
+            c.scrap_cost += f64::from(defects)
+                * (model.products[product].material_cost
+                    + model.plant.costs.scrap_handling_per_unit);
+            self.add_wip(-f64::from(defects));
+        }
+        self.machines[m].last_product = Some(product);
+        self.machines[m].status = Status::Idle;
+        let number = self.jobs[job].number;
+        if observer.wants_events() {
+            self.emit(
+                observer,
+                EventKind::OperationCompleted,
+                Some(m),
+                Some(format!("WO-{number:06}")),
+                json!({
+                    "product": model.products[product].id,
+                    "step": step_index,
+                    "good": good,
+                    "scrapped": defects,
+                }),
+            );
+            if defects > 0 {
+                self.emit(
+                    observer,
+                    EventKind::UnitsScrapped,
+                    Some(m),
+                    Some(format!("WO-{number:06}")),
+                    json!({ "units": defects, "probability": p_defect }),
+                );
+            }
+        }
+        self.jobs[job].quantity = good;
+        let last_step = step_index + 1 >= model.products[product].steps.len();
+        if good == 0 || last_step {
+            self.finish_job(job, observer);
+        } else {
+            self.jobs[job].step += 1;
+            self.make_ready(job, observer);
+        }
+        self.try_start(m, observer);
+    }
+
+    /// A work order leaves the floor: deliver it, feed its parent, and remake any shortfall.
+    fn finish_job(&mut self, job: usize, observer: &mut dyn Observer) {
+        let j = self.jobs[job].clone();
+        self.add_wip(-f64::from(j.quantity));
+        let shortfall = j.target - j.quantity.min(j.target);
+        if shortfall > 0 {
+            if let Some(parent) = j.parent {
+                self.jobs[parent].waiting_children += 1;
+            }
+            self.create_job(j.product, shortfall, j.parent, j.sales_order, j.due, observer);
+        }
+        match (j.parent, j.sales_order) {
+            (Some(parent), _) => {
+                let p = &mut self.jobs[parent];
+                p.waiting_children = p.waiting_children.saturating_sub(1);
+                if p.waiting_children == 0 {
+                    self.make_ready(parent, observer);
+                }
+            }
+            (None, Some(order)) => {
+                self.counters.finished_good += u64::from(j.quantity);
+                let o = &mut self.orders[order];
+                o.delivered += j.quantity;
+                if o.delivered >= o.quantity && o.completed.is_none() {
+                    o.completed = Some(self.now);
+                    let late_ms = self.now.saturating_sub(o.due);
+                    let late_h = late_ms as f64 / 3_600_000.0;
+                    let quantity = o.quantity;
+                    let c = &mut self.counters;
+                    c.orders_completed += 1;
+                    c.orders_due += 1;
+                    if late_ms == 0 {
+                        c.orders_on_time += 1;
+                    }
+                    c.tardiness_h += late_h;
+                    c.tardiness_cost += late_h / 24.0
+                        * f64::from(quantity)
+                        * self.model.plant.costs.tardiness_per_unit_day;
+                    if observer.wants_events() {
+                        self.emit(
+                            observer,
+                            EventKind::OrderCompleted,
+                            None,
+                            Some(format!("SO-{:06}", order + 1)),
+                            json!({ "late_h": late_h }),
+                        );
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn on_failure(&mut self, m: MachineId, observer: &mut dyn Observer) {
+        self.set_status(m, Status::Down);
+        let spec = &self.model.machines[m];
+        let mean = spec.maintenance.corrective_h;
+        let cv = self.model.plant.twin.repair_time_cv;
+        let hours = if cv > 0.0 {
+            // Log-normal with the given mean and coefficient of variation.
+            let sigma2 = (1.0 + cv * cv).ln();
+            LogNormal::new(mean.ln() - sigma2 / 2.0, sigma2.sqrt())
+                .map_or(mean, |d| d.sample(&mut self.machines[m].rng_repair))
+        } else {
+            mean
+        };
+        let st = &mut self.machines[m];
+        st.failures += 1;
+        self.counters.maintenance_cost += spec.maintenance.corrective_cost;
+        if observer.wants_events() {
+            let wo = self.machines[m]
+                .running
+                .as_ref()
+                .map(|r| format!("WO-{:06}", self.jobs[r.job].number));
+            self.emit(
+                observer,
+                EventKind::MachineFailed,
+                Some(m),
+                wo,
+                json!({ "repair_h": hours }),
+            );
+        }
+        self.schedule(self.now + ms(hours * 3600.0), Ev::RepairDone(m));
+    }
+
+    /// Repair and service both restore a machine to as-good-as-new.
+    fn renew(&mut self, m: MachineId) {
+        let st = &mut self.machines[m];
+        st.wear = 0.0;
+        st.run_h_since_pm = 0.0;
+        st.hazard_budget = st.rng_failure.sample(Exp1);
+    }
+
+    fn on_repair_done(&mut self, m: MachineId, observer: &mut dyn Observer) {
+        self.settle(m);
+        self.renew(m);
+        if observer.wants_events() {
+            self.emit(observer, EventKind::RepairCompleted, Some(m), None, json!({}));
+        }
+        if self.machines[m].running.is_some() {
+            // Resume the interrupted operation where it stopped.
+            self.machines[m].status = Status::Busy;
+            self.schedule_running(m);
+        } else {
+            self.machines[m].status = Status::Idle;
+            self.try_start(m, observer);
+        }
+    }
+
+    fn start_maintenance(&mut self, m: MachineId, observer: &mut dyn Observer) {
+        self.set_status(m, Status::Maintenance);
+        let spec = &self.model.machines[m];
+        self.machines[m].preventive += 1;
+        self.counters.maintenance_cost += spec.maintenance.preventive_cost;
+        let hours = spec.maintenance.preventive_h;
+        if observer.wants_events() {
+            self.emit(
+                observer,
+                EventKind::MaintenanceStarted,
+                Some(m),
+                None,
+                json!({ "kind": "preventive", "duration_h": hours }),
+            );
+        }
+        self.schedule(self.now + ms(hours * 3600.0), Ev::MaintenanceDone(m));
+    }
+
+    fn on_maintenance_done(&mut self, m: MachineId, observer: &mut dyn Observer) {
+        self.set_status(m, Status::Idle);
+        self.renew(m);
+        if observer.wants_events() {
+            self.emit(
+                observer,
+                EventKind::MaintenanceCompleted,
+                Some(m),
+                None,
+                json!({}),
+            );
+        }
+        self.try_start(m, observer);
+    }
+
+    fn on_telemetry(&mut self, m: MachineId, observer: &mut dyn Observer) {
+        self.settle(m);
+        let spec = &self.model.machines[m];
+        let ambient = self.model.plant.twin.ambient_c;
+        let st = &mut self.machines[m];
+        let (activity, load) = match (st.status, &st.running) {
+            (Status::Busy, Some(run)) if run.setup_left_ms == 0 => (Activity::Running, run.load),
+            (Status::Busy, _) | (Status::Idle, _) => (Activity::Idle, 0.0),
+            (Status::Down, _) | (Status::Maintenance, _) => (Activity::Down, 0.0),
+        };
+        let (vibration, target_temp, current) =
+            physics::sensor_levels(&spec.sensors, ambient, activity, load, st.wear);
+        // First-order thermal lag with a 15-minute time constant.
+        let dt = (self.now - st.last_sample_ms) as f64 / 1000.0;
+        st.last_sample_ms = self.now;
+        st.temperature += (target_temp - st.temperature) * (1.0 - (-dt / 900.0).exp());
+        let cv = spec.sensors.noise_cv;
+        let z: [f64; 3] = [
+            st.rng_sensor.sample(StandardNormal),
+            st.rng_sensor.sample(StandardNormal),
+            st.rng_sensor.sample(StandardNormal),
+        ];
+        let reading = (
+            (vibration * (1.0 + cv * z[0])).max(0.0),
+            st.temperature + cv * spec.sensors.temperature_rise_c.max(1.0) * z[1],
+            (current * (1.0 + cv * z[2])).max(0.0),
+        );
+        st.last_reading = reading;
+        if observer.wants_telemetry() {
+            let at = self.timestamp(self.now);
+            let machine = &spec.id;
+            observer.telemetry([
+                TelemetryReading {
+                    at,
+                    machine: machine.clone(),
+                    signal: "vibration_mm_s".to_owned(),
+                    value: reading.0,
+                },
+                TelemetryReading {
+                    at,
+                    machine: machine.clone(),
+                    signal: "temperature_c".to_owned(),
+                    value: reading.1,
+                },
+                TelemetryReading {
+                    at,
+                    machine: machine.clone(),
+                    signal: "current_a".to_owned(),
+                    value: reading.2,
+                },
+            ]);
+        }
+        self.schedule(self.now + self.telemetry_period_ms, Ev::Telemetry(m));
+    }
+
+    fn on_review(&mut self, observer: &mut dyn Observer) {
+        let views: Vec<MaterialView> = self
+            .materials
+            .iter()
+            .enumerate()
+            .map(|(i, s)| MaterialView {
+                material: i,
+                on_hand: s.on_hand,
+                on_order: s.on_order,
+                reorder_point: self.model.materials[i].reorder_point,
+                order_qty: self.model.materials[i].order_qty,
+            })
+            .collect();
+        let requests = self.policy.purchase(SimTime(self.now), &views);
+        for r in requests {
+            if r.material >= self.materials.len() || !(r.quantity > 0.0) {
+                continue;
+            }
+            let spec = &self.model.materials[r.material];
+            let jitter = spec.lead_time_jitter_days;
+            let lead_days = if jitter > 0.0 {
+                spec.lead_time_days + self.rng_supply.random_range(-jitter..=jitter)
+            } else {
+                spec.lead_time_days
+            };
+            let po = self.purchases.len();
+            self.purchases.push(PurchaseOrder {
+                material: r.material,
+                quantity: r.quantity,
+            });
+            self.materials[r.material].on_order += r.quantity;
+            if observer.wants_events() {
+                self.emit(
+                    observer,
+                    EventKind::PurchasePlaced,
+                    None,
+                    Some(format!("PO-{:06}", po + 1)),
+                    json!({
+                        "material": spec.id,
+                        "quantity": r.quantity,
+                        "cost": r.quantity * spec.unit_cost,
+                        "lead_time_days": lead_days,
+                    }),
+                );
+            }
+            self.schedule(
+                self.now + ms(lead_days.max(0.0) * 86_400.0),
+                Ev::PurchaseArrival(po),
+            );
+        }
+        self.release_orders(observer);
+        for m in 0..self.machines.len() {
+            self.try_start(m, observer);
+        }
+        let period = ms(self.model.plant.twin.review_period_h * 3600.0).max(1);
+        self.schedule(self.now + period, Ev::Review);
+    }
+
+    fn on_purchase_arrival(&mut self, po: usize, observer: &mut dyn Observer) {
+        let PurchaseOrder { material, quantity } = self.purchases[po].clone();
+        self.change_stock(material, quantity);
+        self.materials[material].on_order -= quantity;
+        if observer.wants_events() {
+            self.emit(
+                observer,
+                EventKind::PurchaseReceived,
+                None,
+                Some(format!("PO-{:06}", po + 1)),
+                json!({ "material": self.model.materials[material].id, "quantity": quantity }),
+            );
+        }
+        for m in 0..self.machines.len() {
+            self.try_start(m, observer);
+        }
+    }
+
+    /// Closes the books at the current time and computes the KPIs.
+    pub fn finish(mut self) -> SimResult {
+        for m in 0..self.machines.len() {
+            self.settle(m);
+        }
+        for mat in 0..self.materials.len() {
+            self.change_stock(mat, 0.0);
+        }
+        self.add_wip(0.0);
+        let now = self.now;
+        let rate = self.model.plant.costs.tardiness_per_unit_day;
+        for o in &self.orders {
+            if o.completed.is_none() && o.due < now && o.received <= now {
+                let late_h = (now - o.due) as f64 / 3_600_000.0;
+                self.counters.orders_due += 1;
+                self.counters.tardiness_h += late_h;
+                self.counters.tardiness_cost +=
+                    late_h / 24.0 * f64::from(o.quantity - o.delivered.min(o.quantity)) * rate;
+            }
+        }
+        let c = &self.counters;
+        let sum = |f: fn(&MachineState) -> u64| -> f64 {
+            self.machines.iter().map(|s| f(s) as f64 / 1000.0).sum()
+        };
+        let wip_unit_s = c.wip_unit_ms / 1000.0;
+        let inputs = KpiInputs {
+            horizon_s: now as f64 / 1000.0,
+            run_s: sum(|s| s.run_ms),
+            setup_s: sum(|s| s.setup_ms),
+            breakdown_s: sum(|s| s.breakdown_ms),
+            maintenance_s: sum(|s| s.maintenance_ms),
+            ideal_run_s: c.ideal_run_s,
+            op_units_processed: c.op_units,
+            op_units_good: c.op_good,
+            finished_good_units: c.finished_good,
+            scrapped_units: c.scrapped,
+            orders_due: c.orders_due,
+            orders_on_time: c.orders_on_time,
+            orders_completed: c.orders_completed,
+            tardiness_h: c.tardiness_h,
+            wip_unit_s,
+            energy_kwh: self.energy.total_kwh(),
+            energy_cost: self.energy.total_cost(),
+            maintenance_cost: c.maintenance_cost,
+            tardiness_cost: c.tardiness_cost,
+            scrap_cost: c.scrap_cost,
+            holding_cost: c.material_holding_cost
+                + wip_unit_s / 86_400.0 * self.model.plant.costs.wip_holding_per_unit_day,
+            failures: self.machines.iter().map(|s| s.failures).sum(),
+            preventive_maintenance: self.machines.iter().map(|s| s.preventive).sum(),
+            stockouts: c.stockouts,
+            events_processed: c.events,
+        };
+        let machines = self
+            .machines
+            .iter()
+            .zip(&self.model.machines)
+            .map(|(s, spec)| {
+                let h = |v: u64| v as f64 / 3_600_000.0;
+                let loading = s.run_ms + s.setup_ms + s.breakdown_ms + s.maintenance_ms;
+                MachineSummary {
+                    machine: spec.id.clone(),
+                    run_h: h(s.run_ms),
+                    setup_h: h(s.setup_ms),
+                    breakdown_h: h(s.breakdown_ms),
+                    maintenance_h: h(s.maintenance_ms),
+                    idle_h: h(s.idle_ms),
+                    availability: if loading > 0 {
+                        s.run_ms as f64 / loading as f64
+                    } else {
+                        0.0
+                    },
+                    failures: s.failures,
+                    preventive_maintenance: s.preventive,
+                    hidden_wear: s.wear,
+                }
+            })
+            .collect();
+        let energy_by_period = self
+            .model
+            .periods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| EnergyByPeriod {
+                period: p.name.clone(),
+                kwh: self.energy.kwh_by_period[i],
+                cost: self.energy.cost_by_period[i],
+            })
+            .collect();
+        SimResult {
+            plant: self.model.plant.plant.id.clone(),
+            policy: self.policy.name(),
+            seed: self.seed,
+            kpis: Kpis::compute(&inputs),
+            energy_by_period,
+            machines,
+        }
+    }
+}

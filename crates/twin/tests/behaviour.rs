@@ -1,0 +1,179 @@
+//! The twin behaves like a plant: each test states one cause → effect a plant engineer expects,
+//! on the reference plant, over several seeds where noise could mislead.
+
+use aifactory_core::Plant;
+use aifactory_twin::{
+    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult,
+    SimTime, Simulation,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+fn reference_plant() -> Plant {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plants/hangzhou-auto-parts.toml");
+    Plant::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(plant: &Plant, days: f64, seed: u64, policy: BaselinePolicy) -> SimResult {
+    let model = Arc::new(PlantModel::new(plant.clone()));
+    let mut sim = Simulation::new(model, seed, Box::new(policy), Some(0.0));
+    sim.run_until(SimTime::from_days(days), &mut ());
+    sim.finish()
+}
+
+fn policy(dispatch: DispatchRule, maintenance: MaintenanceRule) -> BaselinePolicy {
+    BaselinePolicy {
+        dispatch,
+        maintenance,
+        purchasing: PurchasingRule::ReorderPoint,
+    }
+}
+
+const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.collect();
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+
+fn pm() -> MaintenanceRule {
+    MaintenanceRule::FixedInterval { run_h: None }
+}
+
+#[test]
+fn same_seed_same_run_other_seed_other_run() {
+    let plant = reference_plant();
+    let p = policy(DispatchRule::Edd, pm());
+    let a = serde_json::to_string(&run(&plant, 20.0, 7, p)).unwrap_or_default();
+    let b = serde_json::to_string(&run(&plant, 20.0, 7, p)).unwrap_or_default();
+    let c = serde_json::to_string(&run(&plant, 20.0, 8, p)).unwrap_or_default();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn faster_degradation_means_more_failures_and_defects() {
+    let plant = reference_plant();
+    let mut worn = plant.clone();
+    for t in &mut worn.machine_types {
+        t.health.wear_per_run_hour *= 3.0;
+    }
+    let p = policy(DispatchRule::Edd, MaintenanceRule::RunToFailure);
+    let base: Vec<SimResult> = SEEDS.iter().map(|&s| run(&plant, 60.0, s, p)).collect();
+    let fast: Vec<SimResult> = SEEDS.iter().map(|&s| run(&worn, 60.0, s, p)).collect();
+    let failures = |rs: &[SimResult]| mean(rs.iter().map(|r| r.kpis.failures as f64));
+    let scrap = |rs: &[SimResult]| mean(rs.iter().map(|r| r.kpis.scrap_rate));
+    assert!(
+        failures(&fast) > 1.3 * failures(&base),
+        "failures {} vs {}",
+        failures(&fast),
+        failures(&base)
+    );
+    assert!(scrap(&fast) > scrap(&base), "scrap {} vs {}", scrap(&fast), scrap(&base));
+}
+
+#[test]
+fn preventive_maintenance_beats_run_to_failure_on_availability() {
+    let plant = reference_plant();
+    let availability = |m: MaintenanceRule| {
+        mean(SEEDS.iter().map(|&s| run(&plant, 60.0, s, policy(DispatchRule::Edd, m)).kpis.availability))
+    };
+    let (with_pm, rtf) = (availability(pm()), availability(MaintenanceRule::RunToFailure));
+    assert!(with_pm > rtf, "pm {with_pm} vs rtf {rtf}");
+}
+
+#[test]
+fn edd_beats_fifo_on_tardiness() {
+    let plant = reference_plant();
+    let tardiness = |d: DispatchRule| {
+        mean(SEEDS.iter().map(|&s| run(&plant, 60.0, s, policy(d, pm())).kpis.mean_tardiness_h))
+    };
+    let (edd, fifo) = (tardiness(DispatchRule::Edd), tardiness(DispatchRule::Fifo));
+    assert!(edd < fifo, "edd {edd} h vs fifo {fifo} h");
+}
+
+#[test]
+fn starving_purchasing_causes_stockouts() {
+    let plant = reference_plant();
+    let with = |purchasing| BaselinePolicy {
+        dispatch: DispatchRule::Edd,
+        maintenance: pm(),
+        purchasing,
+    };
+    let normal = run(&plant, 60.0, 1, with(PurchasingRule::ReorderPoint));
+    let starved = run(&plant, 60.0, 1, with(PurchasingRule::None));
+    assert!(
+        starved.kpis.stockouts > 2 * normal.kpis.stockouts.max(1),
+        "stockouts {} vs {}",
+        starved.kpis.stockouts,
+        normal.kpis.stockouts
+    );
+    assert!(starved.kpis.throughput < 0.8 * normal.kpis.throughput);
+    assert!(starved.kpis.on_time_delivery < normal.kpis.on_time_delivery);
+}
+
+#[test]
+fn energy_cost_follows_the_tariff() {
+    let plant = reference_plant();
+    let p = policy(DispatchRule::Edd, pm());
+    let base = run(&plant, 14.0, 3, p);
+    // Every period's cost is its energy at its own price.
+    for (e, period) in base.energy_by_period.iter().zip(&plant.tariff.periods) {
+        assert!((e.cost - e.kwh * period.price_per_kwh).abs() < 1e-6 * e.cost.max(1.0));
+        assert!(e.kwh > 0.0, "a 24/7 plant uses energy in every period: {}", e.period);
+    }
+    // Raising only the peak price raises the bill by exactly the peak energy times the rise.
+    let mut dearer = plant.clone();
+    for period in &mut dearer.tariff.periods {
+        if period.name == "peak" {
+            period.price_per_kwh += 0.5;
+        }
+    }
+    let dear = run(&dearer, 14.0, 3, p);
+    let peak_kwh: f64 = base
+        .energy_by_period
+        .iter()
+        .filter(|e| e.period == "peak")
+        .map(|e| e.kwh)
+        .sum();
+    assert!(peak_kwh > 0.0);
+    assert!((dear.kpis.energy_kwh - base.kpis.energy_kwh).abs() < 1e-9);
+    let rise = dear.kpis.energy_cost - base.kpis.energy_cost;
+    assert!((rise - 0.5 * peak_kwh).abs() < 1e-6 * rise, "rise {rise} vs {}", 0.5 * peak_kwh);
+}
+
+/// Sets every process parameter to one end of its range.
+#[derive(Debug)]
+struct Extreme(BaselinePolicy);
+
+impl aifactory_twin::Policy for Extreme {
+    fn name(&self) -> String {
+        "extreme-params".into()
+    }
+    fn dispatch(&mut self, now: SimTime, m: usize, c: &[aifactory_twin::QueuedOp]) -> usize {
+        self.0.dispatch(now, m, c)
+    }
+    fn start_maintenance(&mut self, v: &aifactory_twin::MachineView) -> bool {
+        self.0.start_maintenance(v)
+    }
+    fn process_params(&mut self, _: usize, _: usize, _: usize, specs: &[aifactory_twin::ParamSpec]) -> Vec<f64> {
+        specs.iter().map(|s| s.max).collect()
+    }
+    fn purchase(&mut self, now: SimTime, s: &[aifactory_twin::MaterialView]) -> Vec<aifactory_twin::PurchaseRequest> {
+        self.0.purchase(now, s)
+    }
+}
+
+#[test]
+fn harsh_process_parameters_wear_machines_and_make_scrap() {
+    let plant = reference_plant();
+    let base = policy(DispatchRule::Edd, MaintenanceRule::RunToFailure);
+    let model = Arc::new(PlantModel::new(plant.clone()));
+    let mut sim = Simulation::new(model, 4, Box::new(Extreme(base)), Some(0.0));
+    sim.run_until(SimTime::from_days(60.0), &mut ());
+    let harsh = sim.finish();
+    let normal = run(&plant, 60.0, 4, base);
+    assert!(harsh.kpis.scrap_rate > normal.kpis.scrap_rate, "{} vs {}", harsh.kpis.scrap_rate, normal.kpis.scrap_rate);
+    assert!(harsh.kpis.failures > normal.kpis.failures, "{} vs {}", harsh.kpis.failures, normal.kpis.failures);
+}
