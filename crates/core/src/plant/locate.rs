@@ -129,6 +129,35 @@ fn path_at(text: &str, offset: usize) -> FieldPath {
     path
 }
 
+/// For text that does not parse at all: the enclosing `[table]` header and the key on the line.
+fn textual_path(text: &str, offset: usize) -> FieldPath {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text
+        .get(line_start..)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or("");
+    let mut path = FieldPath::root();
+    let header = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    if let Some(header) = header {
+        for part in header.split('.') {
+            path = path.key(part.trim());
+        }
+    }
+    if let Some((key, _)) = line.split_once('=') {
+        let key = key.trim();
+        if !key.is_empty() && !key.starts_with('[') {
+            path = path.key(key);
+        }
+    }
+    path
+}
+
 pub(super) fn path_diagnostic(text: &str, path: &FieldPath, reason: String) -> Diagnostic {
     let (line, col) = line_col(text, span_of(text, path));
     Diagnostic {
@@ -143,6 +172,9 @@ pub(super) fn serde_diagnostic(text: &str, err: &toml::de::Error) -> Diagnostic 
     let offset = err.span().map_or(0, |s| s.start);
     let (line, col) = line_col(text, offset);
     let mut field = path_at(text, offset);
+    if field.0.is_empty() {
+        field = textual_path(text, offset);
+    }
     let message = err.message().trim().to_owned();
     // serde names the missing or unknown key only in its message; put it in the path as well.
     for prefix in ["missing field `", "unknown field `"] {
