@@ -45,6 +45,39 @@ enum Command {
     /// Work with plant files.
     #[command(subcommand)]
     Plant(PlantCommand),
+    /// Measure speed (wall-clock): see bench/ for the side-by-side runs against peers.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Time the twin on a plant with no observer: events per second and simulated days per second.
+    Twin {
+        /// Plant file [default: the built-in reference plant].
+        #[arg(long)]
+        plant: Option<PathBuf>,
+        /// Simulated days.
+        #[arg(long, default_value_t = 365.0)]
+        days: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Dispatching rule: fifo, edd or spt.
+        #[arg(long, default_value = "fifo")]
+        policy: String,
+        /// Maintenance rule: rtf, pm or pm:HOURS.
+        #[arg(long, default_value = "pm")]
+        maintenance: String,
+        /// Seconds between sensor readings per machine [default: the plant file's]; 0 = off.
+        #[arg(long)]
+        telemetry_period: Option<f64>,
+        /// Repeat the run and report the fastest.
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -128,5 +161,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run::demo(&config, args),
         Command::Sim(args) => run::sim(&config, args),
         Command::Plant(PlantCommand::Check { file, json }) => run::plant_check(&file, json),
+        Command::Bench(BenchCommand::Twin {
+            plant,
+            days,
+            seed,
+            policy,
+            maintenance,
+            telemetry_period,
+            repeat,
+            json,
+        }) => run::bench_twin(
+            plant.as_deref(),
+            days,
+            seed,
+            (&policy, &maintenance),
+            telemetry_period,
+            repeat,
+            json,
+        ),
     }
 }

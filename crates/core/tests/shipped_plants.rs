@@ -37,7 +37,10 @@ fn every_shipped_plant_loads() {
             failures.push(file.display().to_string());
         }
     }
-    assert!(failures.is_empty(), "plant files that do not load: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "plant files that do not load: {failures:?}"
+    );
     assert!(
         files.len() >= 3,
         "expected at least 3 plant files in {}, found {files:?}",
@@ -95,5 +98,8 @@ fn reference_plant_is_rich_enough() {
             .iter()
             .any(|line| product_ids.contains(line.item.as_str()))
     });
-    assert!(nested, "reference plant needs a BOM line that references another product");
+    assert!(
+        nested,
+        "reference plant needs a BOM line that references another product"
+    );
 }

@@ -1,0 +1,30 @@
+//! End-to-end tests of the `aifactory` binary: one integration binary, one module per behaviour.
+
+mod demo;
+mod help;
+mod plant_check;
+mod sim_json;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub(crate) fn aifactory(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aifactory"))
+        .args(args)
+        .env_remove("AIFACTORY_CONFIG")
+        .env_remove("AIFACTORY_DB")
+        .env_remove("AIFACTORY_SEED")
+        .output()
+        .expect("the aifactory binary runs")
+}
+
+pub(crate) fn repo_file(relative: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(relative)
+        .display()
+        .to_string()
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
