@@ -11,7 +11,10 @@ fn demo_runs_and_saves_to_sqlite() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for needle in ["OEE", "On-time delivery", "Total cost", "TURN-01", &db_arg] {
-        assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
+        assert!(
+            stdout.contains(needle),
+            "`{needle}` missing from:\n{stdout}"
+        );
     }
     assert!(db.exists());
     assert!(std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) > 100_000);
@@ -35,7 +38,10 @@ fn config_file_overrides_defaults_and_typos_fail() {
     let data = dir.path().join("data");
     std::fs::write(
         &cfg,
-        format!("[data]\ndir = {:?}\n[demo]\ndays = 1\nseed = 9\n", data.display().to_string()),
+        format!(
+            "[data]\ndir = {:?}\n[demo]\ndays = 1\nseed = 9\n",
+            data.display().to_string()
+        ),
     )
     .expect("write config");
     let out = aifactory(&["--config", &cfg.display().to_string(), "demo", "--json"]);

@@ -13,6 +13,10 @@ fn every_command_has_help() {
     ] {
         let out = aifactory(&args);
         assert!(out.status.success(), "{args:?}");
-        assert!(text(&out.stdout).contains(needle), "{args:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains(needle),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
     }
 }

@@ -23,12 +23,19 @@ fn check_edited(from: &str, to: &str) -> (String, String) {
     let original = std::fs::read_to_string(repo_file("plants/sme-textile.toml")).expect("read");
     assert!(original.contains(from), "fixture text `{from}` not found");
     let edited = original.replacen(from, to, 1);
-    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
     file.write_all(edited.as_bytes()).expect("write");
     let path = file.path().display().to_string();
     let out = aifactory(&["plant", "check", &path]);
     assert!(!out.status.success(), "an invalid file must fail");
-    assert_eq!(out.status.code(), Some(1), "a plain failure exit, not a crash");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a plain failure exit, not a crash"
+    );
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     let line = edited
@@ -58,7 +65,12 @@ fn unknown_machine_in_routing() {
     let machine = line
         .split("times = {")
         .nth(1)
-        .and_then(|rest| rest.trim_start().trim_start_matches('"').split(['"', ' ', '=']).next())
+        .and_then(|rest| {
+            rest.trim_start()
+                .trim_start_matches('"')
+                .split(['"', ' ', '='])
+                .next()
+        })
         .expect("a machine id")
         .to_owned();
     let edited_line = line.replacen(&machine, "NO-SUCH-MACHINE", 1);
@@ -72,12 +84,18 @@ fn negative_time_and_missing_field() {
     let (_, err) = check_edited("lot_size = ", "lot_size = -");
     assert!(err.contains("lot_size"), "{err}");
     let (_, err) = check_edited("order_qty = ", "order_qtty = ");
-    assert!(err.contains("order_qtty") || err.contains("order_qty"), "{err}");
+    assert!(
+        err.contains("order_qtty") || err.contains("order_qty"),
+        "{err}"
+    );
 }
 
 #[test]
 fn json_lists_the_problems() {
-    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
     file.write_all(b"[plant]\nid = \"x\"\n").expect("write");
     let path = file.path().display().to_string();
     let out = aifactory(&["plant", "check", &path, "--json"]);

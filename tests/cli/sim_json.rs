@@ -31,7 +31,10 @@ fn json_has_every_documented_key() {
         "events_processed",
         "sim_days",
     ] {
-        assert!(v.get(key).is_some_and(|x| x.is_number()), "missing {key} in {out}");
+        assert!(
+            v.get(key).is_some_and(|x| x.is_number()),
+            "missing {key} in {out}"
+        );
     }
     assert_eq!(v["sim_days"], 10.0);
     assert!(v["events_processed"].as_u64().unwrap_or(0) > 1000);
@@ -58,12 +61,28 @@ fn bad_arguments_are_clear_errors() {
     let plant = repo_file("plants/sme-textile.toml");
     let out = aifactory(&["sim", "--plant", &plant, "--policy", "random"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("expected fifo, edd or spt"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("expected fifo, edd or spt"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = aifactory(&["sim", "--plant", &plant, "--maintenance", "pm:-3"]);
-    assert!(text(&out.stderr).contains("pm:HOURS"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pm:HOURS"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = aifactory(&["sim", "--plant", &plant, "--days=-1"]);
-    assert!(text(&out.stderr).contains("--days"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--days"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = aifactory(&["sim", "--plant", "/nonexistent/plant.toml"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("cannot read plant file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot read plant file"),
+        "{}",
+        text(&out.stderr)
+    );
 }

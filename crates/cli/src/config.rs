@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub data: DataConfig,
@@ -60,16 +60,6 @@ impl Default for DemoConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig { batch_rows: 5000 }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data: DataConfig::default(),
-            demo: DemoConfig::default(),
-            store: StoreConfig::default(),
-        }
     }
 }
 

@@ -5,8 +5,8 @@ use crate::record::{self, StoreTarget};
 use crate::{DemoArgs, REFERENCE_PLANT, SimArgs, output};
 use aifactory_core::Plant;
 use aifactory_twin::{
-    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult,
-    SimTime, Simulation,
+    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult, SimTime,
+    Simulation,
 };
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,6 +36,15 @@ fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result
 fn check_days(days: f64) -> anyhow::Result<()> {
     if !days.is_finite() || days <= 0.0 || days > 3660.0 {
         bail!("--days must be between 0 and 3660, got {days}");
+    }
+    Ok(())
+}
+
+fn check_telemetry_period(period: Option<f64>) -> anyhow::Result<()> {
+    if let Some(p) = period
+        && (!p.is_finite() || p < 0.0 || (p > 0.0 && p < 1.0))
+    {
+        bail!("--telemetry-period must be 0 (off) or at least 1 second, got {p}");
     }
     Ok(())
 }
@@ -105,7 +114,12 @@ fn print_json(result: &SimResult, db: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn execute(spec: &RunSpec, db: Option<&Path>, quiet: bool, config: &Config) -> anyhow::Result<(SimResult, Option<record::Written>)> {
+fn execute(
+    spec: &RunSpec,
+    db: Option<&Path>,
+    quiet: bool,
+    config: &Config,
+) -> anyhow::Result<(SimResult, Option<record::Written>)> {
     let bar = progress(spec.days, quiet);
     match db {
         None => Ok((simulate(spec, &mut (), &bar), None)),
@@ -123,8 +137,11 @@ fn execute(spec: &RunSpec, db: Option<&Path>, quiet: bool, config: &Config) -> a
 pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let d = &config.demo;
     let (plant, source) = if d.plant.is_empty() {
-        let plant = Plant::parse(REFERENCE_PLANT, Path::new("plants/hangzhou-auto-parts.toml"))
-            .context("the built-in reference plant is invalid")?;
+        let plant = Plant::parse(
+            REFERENCE_PLANT,
+            Path::new("plants/hangzhou-auto-parts.toml"),
+        )
+        .context("the built-in reference plant is invalid")?;
         (plant, "built-in reference plant".to_owned())
     } else {
         let path = PathBuf::from(&d.plant);
@@ -178,11 +195,7 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
 
 pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
     check_days(args.days)?;
-    if let Some(p) = args.telemetry_period {
-        if !p.is_finite() || p < 0.0 || (p > 0.0 && p < 1.0) {
-            bail!("--telemetry-period must be 0 (off) or at least 1 second, got {p}");
-        }
-    }
+    check_telemetry_period(args.telemetry_period)?;
     let plant = Plant::load(&args.plant)?;
     let spec = RunSpec {
         plant,
@@ -290,9 +303,13 @@ pub(crate) fn bench_twin(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     check_days(days)?;
+    check_telemetry_period(telemetry_period_s)?;
     let plant = match plant_file {
         Some(path) => Plant::load(path)?,
-        None => Plant::parse(REFERENCE_PLANT, Path::new("plants/hangzhou-auto-parts.toml"))?,
+        None => Plant::parse(
+            REFERENCE_PLANT,
+            Path::new("plants/hangzhou-auto-parts.toml"),
+        )?,
     };
     let spec = RunSpec {
         plant,

@@ -88,14 +88,19 @@ impl FromStr for LifecycleStage {
 impl FromStr for ExecutedBy {
     type Err = UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [ExecutedBy::Auto, ExecutedBy::Human, ExecutedBy::Agent, ExecutedBy::None]
-            .into_iter()
-            .find(|who| who.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                what: "executor",
-                given: s.to_owned(),
-                expected: "auto, human, agent, none",
-            })
+        [
+            ExecutedBy::Auto,
+            ExecutedBy::Human,
+            ExecutedBy::Agent,
+            ExecutedBy::None,
+        ]
+        .into_iter()
+        .find(|who| who.as_str() == s)
+        .ok_or_else(|| UnknownVariant {
+            what: "executor",
+            given: s.to_owned(),
+            expected: "auto, human, agent, none",
+        })
     }
 }
 

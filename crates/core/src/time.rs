@@ -25,9 +25,9 @@ impl Timestamp {
         offset_min: i32,
     ) -> Timestamp {
         let days = days_from_civil(year, month, day);
-        let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60
-            + i64::from(second)
-            - i64::from(offset_min) * 60;
+        let secs =
+            days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+                - i64::from(offset_min) * 60;
         Timestamp(secs * 1000)
     }
 
@@ -93,7 +93,11 @@ mod tests {
     fn known_dates() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2026, 3, 2), 20_514);
-        assert_eq!(weekday_from_days(days_from_civil(2026, 3, 2)), 0, "2026-03-02 is a Monday");
+        assert_eq!(
+            weekday_from_days(days_from_civil(2026, 3, 2)),
+            0,
+            "2026-03-02 is a Monday"
+        );
         let t = Timestamp::from_civil(2026, 3, 2, 8, 0, 0, 480);
         assert_eq!(t.to_rfc3339(), "2026-03-02T00:00:00.000Z");
     }

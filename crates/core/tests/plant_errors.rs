@@ -133,14 +133,22 @@ fn cyclic_bom() {
         );
     let d = one(&text);
     assert!(d.reason.contains("cyclic bill of materials"), "{d}");
-    assert!(d.reason.contains("SHAFT -> GEAR -> SHAFT") || d.reason.contains("GEAR -> SHAFT -> GEAR"), "{d}");
+    assert!(
+        d.reason.contains("SHAFT -> GEAR -> SHAFT") || d.reason.contains("GEAR -> SHAFT -> GEAR"),
+        "{d}"
+    );
     assert!(d.field.ends_with(".bom[0].item"), "{d}");
-    assert!(d.line == line_of(&text, "item = \"GEAR\"") || d.line == line_of(&text, "item = \"SHAFT\""));
+    assert!(
+        d.line == line_of(&text, "item = \"GEAR\"") || d.line == line_of(&text, "item = \"SHAFT\"")
+    );
 }
 
 #[test]
 fn missing_field() {
-    let text = TINY.replace("lot_size = 10\nbom = [{ item = \"BAR\", qty = 1.0 }]", "bom = [{ item = \"BAR\", qty = 1.0 }]");
+    let text = TINY.replace(
+        "lot_size = 10\nbom = [{ item = \"BAR\", qty = 1.0 }]",
+        "bom = [{ item = \"BAR\", qty = 1.0 }]",
+    );
     let d = one(&text);
     assert_eq!(d.field, "products[0].lot_size");
     assert!(d.reason.contains("missing field `lot_size`"), "{d}");
@@ -151,7 +159,10 @@ fn missing_field() {
 fn misspelt_field_is_not_silently_ignored() {
     let text = TINY.replace("lead_time_days = 3.0", "lead_time_dayz = 3.0");
     let p = problems(&text);
-    assert!(p.iter().any(|d| d.reason.contains("lead_time_dayz")), "{p:#?}");
+    assert!(
+        p.iter().any(|d| d.reason.contains("lead_time_dayz")),
+        "{p:#?}"
+    );
     assert!(p.iter().all(|d| d.line > 1), "{p:#?}");
 }
 
@@ -162,7 +173,11 @@ fn several_problems_are_all_reported() {
         .replace("to_h = 24", "to_h = 23");
     let p = problems(&text);
     assert!(p.iter().any(|d| d.field == "machines[0].type"), "{p:#?}");
-    assert!(p.iter().any(|d| d.reason.contains("hour 23:00 has no price")), "{p:#?}");
+    assert!(
+        p.iter()
+            .any(|d| d.reason.contains("hour 23:00 has no price")),
+        "{p:#?}"
+    );
 }
 
 #[test]

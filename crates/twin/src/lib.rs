@@ -24,8 +24,8 @@ mod sim;
 
 pub use model::{MachineId, PlantModel};
 pub use policy::{
-    BaselinePolicy, DispatchRule, MachineView, MaintenanceRule, MaterialView, OrderView,
-    ParamSpec, Policy, PurchaseRequest, PurchasingRule, QueuedOp,
+    BaselinePolicy, DispatchRule, MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec,
+    Policy, PurchaseRequest, PurchasingRule, QueuedOp,
 };
 pub use sim::{EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation};
 

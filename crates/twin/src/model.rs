@@ -144,12 +144,7 @@ impl PlantModel {
             .collect();
         // Roll material cost up the BOM; validation rules out cycles, and the depth cap keeps a
         // hypothetical cycle from recursing forever.
-        fn cost(
-            products: &[ProductSpec],
-            unit_cost: &[f64],
-            product: usize,
-            depth: usize,
-        ) -> f64 {
+        fn cost(products: &[ProductSpec], unit_cost: &[f64], product: usize, depth: usize) -> f64 {
             if depth > 64 {
                 return 0.0;
             }

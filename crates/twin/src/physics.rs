@@ -73,7 +73,8 @@ pub fn cumulative_hazard(health: &HealthModel, wear: f64, wear_rate: f64, hours:
     if k * wear_rate <= 1e-12 {
         return hazard_per_hour(health, wear) * hours;
     }
-    ((k * (wear + wear_rate * hours)).exp() - (k * wear).exp()) / (k * wear_rate * health.mtbf_new_h)
+    ((k * (wear + wear_rate * hours)).exp() - (k * wear).exp())
+        / (k * wear_rate * health.mtbf_new_h)
 }
 
 /// Running hours until the cumulative hazard reaches `budget` (the inverse of
@@ -151,7 +152,10 @@ mod tests {
         let h = health();
         assert!(hazard_per_hour(&h, 0.8) > 5.0 * hazard_per_hour(&h, 0.0) * 0.9);
         assert!(slowdown(&h, 0.8) > slowdown(&h, 0.2));
-        assert!(defect_probability(0.01, &h, 0.8, &[], &[]) > defect_probability(0.01, &h, 0.1, &[], &[]));
+        assert!(
+            defect_probability(0.01, &h, 0.8, &[], &[])
+                > defect_probability(0.01, &h, 0.1, &[], &[])
+        );
     }
 
     #[test]
@@ -168,10 +172,14 @@ mod tests {
             time_slope: 0.2,
         };
         let at_opt = defect_probability(0.0, &health(), 0.0, std::slice::from_ref(&p), &[140.0]);
-        let at_default = defect_probability(0.0, &health(), 0.0, std::slice::from_ref(&p), &[120.0]);
+        let at_default =
+            defect_probability(0.0, &health(), 0.0, std::slice::from_ref(&p), &[120.0]);
         assert!(at_opt < 1e-12 && at_default > 0.0);
         assert!(time_multiplier(std::slice::from_ref(&p), &[180.0]) < 1.0);
         assert!(wear_multiplier(std::slice::from_ref(&p), &[180.0]) > 1.0);
-        assert!(ideal_time_multiplier(std::slice::from_ref(&p)) <= time_multiplier(std::slice::from_ref(&p), &[120.0]));
+        assert!(
+            ideal_time_multiplier(std::slice::from_ref(&p))
+                <= time_multiplier(std::slice::from_ref(&p), &[120.0])
+        );
     }
 }

@@ -220,7 +220,11 @@ impl Policy for BaselinePolicy {
         candidates
             .iter()
             .enumerate()
-            .min_by(|a, b| key(a.1).partial_cmp(&key(b.1)).unwrap_or(std::cmp::Ordering::Equal))
+            .min_by(|a, b| {
+                key(a.1)
+                    .partial_cmp(&key(b.1))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .map_or(0, |(i, _)| i)
     }
 

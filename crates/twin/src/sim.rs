@@ -960,7 +960,14 @@ impl Simulation {
             if let Some(parent) = j.parent {
                 self.jobs[parent].waiting_children += 1;
             }
-            self.create_job(j.product, shortfall, j.parent, j.sales_order, j.due, observer);
+            self.create_job(
+                j.product,
+                shortfall,
+                j.parent,
+                j.sales_order,
+                j.due,
+                observer,
+            );
         }
         match (j.parent, j.sales_order) {
             (Some(parent), _) => {
@@ -1048,7 +1055,13 @@ impl Simulation {
         self.settle(m);
         self.renew(m);
         if observer.wants_events() {
-            self.emit(observer, EventKind::RepairCompleted, Some(m), None, json!({}));
+            self.emit(
+                observer,
+                EventKind::RepairCompleted,
+                Some(m),
+                None,
+                json!({}),
+            );
         }
         if self.machines[m].running.is_some() {
             // Resume the interrupted operation where it stopped.
@@ -1163,7 +1176,7 @@ impl Simulation {
             .collect();
         let requests = self.policy.purchase(SimTime(self.now), &views);
         for r in requests {
-            if r.material >= self.materials.len() || !(r.quantity > 0.0) {
+            if r.material >= self.materials.len() || r.quantity.is_nan() || r.quantity <= 0.0 {
                 continue;
             }
             let spec = &self.model.materials[r.material];

@@ -3,8 +3,8 @@
 
 use aifactory_core::Plant;
 use aifactory_twin::{
-    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult,
-    SimTime, Simulation,
+    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult, SimTime,
+    Simulation,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -35,7 +35,6 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = values.collect();
     v.iter().sum::<f64>() / v.len() as f64
 }
-
 
 fn pm() -> MaintenanceRule {
     MaintenanceRule::FixedInterval { run_h: None }
@@ -70,16 +69,28 @@ fn faster_degradation_means_more_failures_and_defects() {
         failures(&fast),
         failures(&base)
     );
-    assert!(scrap(&fast) > scrap(&base), "scrap {} vs {}", scrap(&fast), scrap(&base));
+    assert!(
+        scrap(&fast) > scrap(&base),
+        "scrap {} vs {}",
+        scrap(&fast),
+        scrap(&base)
+    );
 }
 
 #[test]
 fn preventive_maintenance_beats_run_to_failure_on_availability() {
     let plant = reference_plant();
     let availability = |m: MaintenanceRule| {
-        mean(SEEDS.iter().map(|&s| run(&plant, 60.0, s, policy(DispatchRule::Edd, m)).kpis.availability))
+        mean(SEEDS.iter().map(|&s| {
+            run(&plant, 60.0, s, policy(DispatchRule::Edd, m))
+                .kpis
+                .availability
+        }))
     };
-    let (with_pm, rtf) = (availability(pm()), availability(MaintenanceRule::RunToFailure));
+    let (with_pm, rtf) = (
+        availability(pm()),
+        availability(MaintenanceRule::RunToFailure),
+    );
     assert!(with_pm > rtf, "pm {with_pm} vs rtf {rtf}");
 }
 
@@ -87,7 +98,11 @@ fn preventive_maintenance_beats_run_to_failure_on_availability() {
 fn edd_beats_fifo_on_tardiness() {
     let plant = reference_plant();
     let tardiness = |d: DispatchRule| {
-        mean(SEEDS.iter().map(|&s| run(&plant, 60.0, s, policy(d, pm())).kpis.mean_tardiness_h))
+        mean(
+            SEEDS
+                .iter()
+                .map(|&s| run(&plant, 60.0, s, policy(d, pm())).kpis.mean_tardiness_h),
+        )
     };
     let (edd, fifo) = (tardiness(DispatchRule::Edd), tardiness(DispatchRule::Fifo));
     assert!(edd < fifo, "edd {edd} h vs fifo {fifo} h");
@@ -121,7 +136,11 @@ fn energy_cost_follows_the_tariff() {
     // Every period's cost is its energy at its own price.
     for (e, period) in base.energy_by_period.iter().zip(&plant.tariff.periods) {
         assert!((e.cost - e.kwh * period.price_per_kwh).abs() < 1e-6 * e.cost.max(1.0));
-        assert!(e.kwh > 0.0, "a 24/7 plant uses energy in every period: {}", e.period);
+        assert!(
+            e.kwh > 0.0,
+            "a 24/7 plant uses energy in every period: {}",
+            e.period
+        );
     }
     // Raising only the peak price raises the bill by exactly the peak energy times the rise.
     let mut dearer = plant.clone();
@@ -140,7 +159,11 @@ fn energy_cost_follows_the_tariff() {
     assert!(peak_kwh > 0.0);
     assert!((dear.kpis.energy_kwh - base.kpis.energy_kwh).abs() < 1e-9);
     let rise = dear.kpis.energy_cost - base.kpis.energy_cost;
-    assert!((rise - 0.5 * peak_kwh).abs() < 1e-6 * rise, "rise {rise} vs {}", 0.5 * peak_kwh);
+    assert!(
+        (rise - 0.5 * peak_kwh).abs() < 1e-6 * rise,
+        "rise {rise} vs {}",
+        0.5 * peak_kwh
+    );
 }
 
 /// Sets every process parameter to one end of its range.
@@ -157,10 +180,20 @@ impl aifactory_twin::Policy for Extreme {
     fn start_maintenance(&mut self, v: &aifactory_twin::MachineView) -> bool {
         self.0.start_maintenance(v)
     }
-    fn process_params(&mut self, _: usize, _: usize, _: usize, specs: &[aifactory_twin::ParamSpec]) -> Vec<f64> {
+    fn process_params(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: usize,
+        specs: &[aifactory_twin::ParamSpec],
+    ) -> Vec<f64> {
         specs.iter().map(|s| s.max).collect()
     }
-    fn purchase(&mut self, now: SimTime, s: &[aifactory_twin::MaterialView]) -> Vec<aifactory_twin::PurchaseRequest> {
+    fn purchase(
+        &mut self,
+        now: SimTime,
+        s: &[aifactory_twin::MaterialView],
+    ) -> Vec<aifactory_twin::PurchaseRequest> {
         self.0.purchase(now, s)
     }
 }
@@ -174,6 +207,16 @@ fn harsh_process_parameters_wear_machines_and_make_scrap() {
     sim.run_until(SimTime::from_days(60.0), &mut ());
     let harsh = sim.finish();
     let normal = run(&plant, 60.0, 4, base);
-    assert!(harsh.kpis.scrap_rate > normal.kpis.scrap_rate, "{} vs {}", harsh.kpis.scrap_rate, normal.kpis.scrap_rate);
-    assert!(harsh.kpis.failures > normal.kpis.failures, "{} vs {}", harsh.kpis.failures, normal.kpis.failures);
+    assert!(
+        harsh.kpis.scrap_rate > normal.kpis.scrap_rate,
+        "{} vs {}",
+        harsh.kpis.scrap_rate,
+        normal.kpis.scrap_rate
+    );
+    assert!(
+        harsh.kpis.failures > normal.kpis.failures,
+        "{} vs {}",
+        harsh.kpis.failures,
+        normal.kpis.failures
+    );
 }

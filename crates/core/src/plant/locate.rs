@@ -176,15 +176,12 @@ pub(super) fn serde_diagnostic(text: &str, err: &toml::de::Error) -> Diagnostic 
         field = textual_path(text, offset);
     }
     let message = err.message().trim().to_owned();
-    // serde names the missing or unknown key only in its message; put it in the path as well.
-    for prefix in ["missing field `", "unknown field `"] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            if let Some(name) = rest.split('`').next() {
-                if prefix.starts_with("missing") {
-                    field = field.key(name);
-                }
-            }
-        }
+    // serde names a missing key only in its message (its span is the enclosing table).
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        field = field.key(name);
     }
     Diagnostic {
         line,

@@ -284,7 +284,8 @@ fn default_time_slope() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Demand {
-    /// Mean units ordered per day at the start.
+    /// Mean units ordered per day at the start, before the `weekly` multiplier of each day
+    /// (keep the seven multipliers averaging 1 so this stays the weekly mean).
     pub units_per_day: f64,
     /// Relative growth per year (0.1 = +10 %/year).
     #[serde(default)]
@@ -500,7 +501,10 @@ impl Plant {
     /// absent are skipped).
     pub fn equipment_path(&self, machine_id: &str) -> Option<String> {
         let machine = self.machines.iter().find(|m| m.id == machine_id)?;
-        let wc = self.work_centres.iter().find(|w| w.id == machine.work_centre)?;
+        let wc = self
+            .work_centres
+            .iter()
+            .find(|w| w.id == machine.work_centre)?;
         let mut parts = vec![self.plant.id.clone()];
         if let Some(line) = wc
             .line
@@ -518,6 +522,10 @@ impl Plant {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.line, self.col, self.field, self.reason)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.line, self.col, self.field, self.reason
+        )
     }
 }

@@ -108,6 +108,11 @@ impl Checker {
             }
         }
         self.non_negative(path.key("defect_weight"), p.defect_weight, false);
+        for (name, v) in [("wear_slope", p.wear_slope), ("time_slope", p.time_slope)] {
+            if !v.is_finite() {
+                self.fail(path.key(name), "must be a finite number");
+            }
+        }
     }
 }
 
@@ -174,14 +179,22 @@ pub(super) fn validate(plant: &Plant) -> Problems {
         c.non_negative(power.key("idle"), t.power_kw.idle, false);
         c.non_negative(power.key("down"), t.power_kw.down, false);
         let h = p.key("health");
-        c.non_negative(h.key("wear_per_run_hour"), t.health.wear_per_run_hour, false);
+        c.non_negative(
+            h.key("wear_per_run_hour"),
+            t.health.wear_per_run_hour,
+            false,
+        );
         c.non_negative(h.key("mtbf_new_h"), t.health.mtbf_new_h, true);
         c.non_negative(h.key("hazard_growth"), t.health.hazard_growth, false);
         c.non_negative(h.key("slowdown_at_worn"), t.health.slowdown_at_worn, false);
         c.fraction(h.key("defect_at_worn"), t.health.defect_at_worn);
         let m = p.key("maintenance");
         c.non_negative(m.key("preventive_h"), t.maintenance.preventive_h, true);
-        c.non_negative(m.key("preventive_cost"), t.maintenance.preventive_cost, false);
+        c.non_negative(
+            m.key("preventive_cost"),
+            t.maintenance.preventive_cost,
+            false,
+        );
         c.non_negative(m.key("corrective_h"), t.maintenance.corrective_h, true);
         c.non_negative(
             m.key("corrective_cost"),
@@ -218,7 +231,11 @@ pub(super) fn validate(plant: &Plant) -> Problems {
         let p = root.key("materials").index(i);
         c.non_negative(p.key("unit_cost"), m.unit_cost, false);
         c.non_negative(p.key("lead_time_days"), m.lead_time_days, false);
-        c.non_negative(p.key("lead_time_jitter_days"), m.lead_time_jitter_days, false);
+        c.non_negative(
+            p.key("lead_time_jitter_days"),
+            m.lead_time_jitter_days,
+            false,
+        );
         if m.lead_time_jitter_days > m.lead_time_days {
             c.fail(
                 p.key("lead_time_jitter_days"),
@@ -242,7 +259,10 @@ pub(super) fn validate(plant: &Plant) -> Problems {
             c.fail(p.key("lot_size"), "must be at least 1");
         }
         if product.routing.is_empty() {
-            c.fail(p.key("routing"), "a product needs at least one routing step");
+            c.fail(
+                p.key("routing"),
+                "a product needs at least one routing step",
+            );
         }
         for (j, line) in product.bom.iter().enumerate() {
             let b = p.key("bom").index(j);
@@ -345,7 +365,11 @@ pub(super) fn validate(plant: &Plant) -> Problems {
             "must be 0 (off) or at least 1 second",
         );
     }
-    c.non_negative(twin.key("review_period_h"), plant.twin.review_period_h, true);
+    c.non_negative(
+        twin.key("review_period_h"),
+        plant.twin.review_period_h,
+        true,
+    );
     c.non_negative(twin.key("repair_time_cv"), plant.twin.repair_time_cv, false);
     if !plant.twin.ambient_c.is_finite() {
         c.fail(twin.key("ambient_c"), "must be a finite number");
@@ -441,6 +465,9 @@ fn check_tariff(plant: &Plant, c: &mut Checker) {
         }
     }
     if let Some(hour) = covered.iter().position(Option::is_none) {
-        c.fail(path, format!("hour {hour}:00 has no price; periods must cover 0..24"));
+        c.fail(
+            path,
+            format!("hour {hour}:00 has no price; periods must cover 0..24"),
+        );
     }
 }

@@ -1,0 +1,44 @@
+//! The one error type of the store: a variant per failing operation, so that a caller can tell
+//! a refused write (duplicate ledger id) from a broken database.
+
+use crate::RunId;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open store {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot bring the store schema up to date: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("cannot write {what}: {source}")]
+    Write {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot read {what}: {source}")]
+    Read {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Ledger entries are never overwritten: a second decision with the same id is refused.
+    #[error("decision `{0}` is already in the ledger; ledger entries are never overwritten")]
+    DuplicateDecision(String),
+    #[error("no decision `{0}` in the ledger")]
+    UnknownDecision(String),
+    #[error("no plant `{0}` in the store; save the plant before starting a run")]
+    UnknownPlant(String),
+    #[error("no run {0} in the store")]
+    UnknownRun(RunId),
+    /// Input the store cannot keep faithfully (e.g. NaN, which SQLite turns into NULL).
+    #[error("cannot store {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+    /// A stored row that does not decode into its domain type.
+    #[error("corrupt {what} in the store: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}

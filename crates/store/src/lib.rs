@@ -1,0 +1,73 @@
+//! The embedded store: a plant's master data (the ISA-95 hierarchy, products, materials), plant
+//! events, telemetry, simulation runs with their KPIs, and the decision ledger, on SQLite in WAL
+//! mode with versioned migrations.
+//!
+//! This crate owns *persistence*, not meaning. It never interprets a KPI, a decision or an event
+//! (it stores what it is handed and gives back exactly that), never reads the wall clock (every
+//! instant comes from the caller), never overwrites or deletes a ledger entry, and never panics on
+//! what it reads back: a row that does not decode is a [`StoreError::Corrupt`].
+//!
+//! # Engines
+//!
+//! [`SqliteStore`] is the only engine today. The PostgreSQL engine will plug in as a sibling
+//! `PgStore` with the same inherent async methods and the same argument and return types, its
+//! own migrations folder (the schema differs only in the sequence columns, `DOUBLE PRECISION`
+//! and the ledger's append-only triggers; see `migrations/0001_initial.sql`), and `UNNEST`-based
+//! bulk inserts in place of chunked multi-row `VALUES`. Callers will then hold a `Store` enum
+//! with one variant per engine, chosen by a file path versus a `postgres://` URL, that forwards
+//! each method. An enum rather than a `dyn` trait because async methods are not object-safe
+//! without boxing every future, and there will only ever be these two engines.
+
+mod error;
+mod sqlite;
+
+use aifactory_core::Timestamp;
+use std::fmt;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// The id of one simulation run. Data stored with no run (`None`) is live plant data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What identifies a simulation run: enough to reproduce it from its plant file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// The site id of the plant file the run simulated; the plant must be saved first.
+    pub plant_id: String,
+    pub seed: u64,
+    /// The policy (or tier configuration) the run used, e.g. `"baseline"`.
+    pub policy: String,
+    pub sim_days: f64,
+    /// When the run started, as the caller's clock says.
+    pub started_at: Timestamp,
+}
+
+/// A machine as stored in the master data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineRecord {
+    pub id: String,
+    pub name: String,
+    pub work_centre: String,
+    pub machine_type: String,
+    /// `site/area/line/work centre/machine`, absent levels skipped.
+    pub equipment_path: String,
+}
+
+/// How many rows each kind of record has, for status pages and sanity checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub runs: u64,
+    pub events: u64,
+    pub telemetry: u64,
+    pub decisions: u64,
+    pub machines: u64,
+    pub products: u64,
+}
