@@ -12,7 +12,7 @@ use rand_distr::{Binomial, Distribution, Exp1, LogNormal, Poisson, StandardNorma
 use serde::Serialize;
 use serde_json::json;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 /// Simulated time: milliseconds since the start of the simulation. Never the wall clock.
@@ -37,8 +37,9 @@ impl SimTime {
     }
 }
 
+/// Seconds to whole milliseconds, rounding half up (`f64::round` is a libm call on the hot path).
 fn ms(seconds: f64) -> u64 {
-    (seconds.max(0.0) * 1000.0).round() as u64
+    (seconds.max(0.0) * 1000.0 + 0.5) as u64
 }
 
 /// Receives what the plant shows. The twin builds records only for what an observer wants, so
@@ -203,6 +204,12 @@ struct Counters {
 /// One run of the twin: a plant, a seed and a policy, advanced with [`Simulation::run_until`].
 pub struct Simulation {
     model: Arc<PlantModel>,
+    state: State,
+}
+
+/// Everything that changes during a run. Kept apart from the (shared, immutable) model so that
+/// handlers borrow the model as a plain reference instead of touching the `Arc` per event.
+struct State {
     policy: Box<dyn Policy + Send>,
     seed: u64,
     now: u64,
@@ -212,6 +219,9 @@ pub struct Simulation {
     jobs: Vec<Job>,
     orders: Vec<SalesOrder>,
     pending_orders: Vec<usize>,
+    /// Orders generated for today, in arrival order; the first is in the event queue.
+    arrivals: VecDeque<usize>,
+    order_views: Vec<OrderView>,
     materials: Vec<MaterialState>,
     purchases: Vec<PurchaseOrder>,
     rng_demand: Stream,
@@ -228,9 +238,9 @@ impl std::fmt::Debug for Simulation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Simulation")
             .field("plant", &self.model.plant.plant.id)
-            .field("policy", &self.policy.name())
-            .field("seed", &self.seed)
-            .field("now", &self.now)
+            .field("policy", &self.state.policy.name())
+            .field("seed", &self.state.seed)
+            .field("now", &self.state.now)
             .finish_non_exhaustive()
     }
 }
@@ -277,6 +287,36 @@ impl Simulation {
         policy: Box<dyn Policy + Send>,
         telemetry_period_s: Option<f64>,
     ) -> Simulation {
+        let state = State::new(&model, seed, policy, telemetry_period_s);
+        Simulation { model, state }
+    }
+
+    pub fn now(&self) -> SimTime {
+        SimTime(self.state.now)
+    }
+
+    pub fn events_processed(&self) -> u64 {
+        self.state.counters.events
+    }
+
+    /// Processes every event up to and including `until`.
+    pub fn run_until(&mut self, until: SimTime, observer: &mut dyn Observer) {
+        self.state.run_until(&self.model, until, observer);
+    }
+
+    /// Closes the books at the current time and computes the KPIs.
+    pub fn finish(self) -> SimResult {
+        self.state.finish(&self.model)
+    }
+}
+
+impl State {
+    fn new(
+        model: &PlantModel,
+        seed: u64,
+        policy: Box<dyn Policy + Send>,
+        telemetry_period_s: Option<f64>,
+    ) -> State {
         let (start, offset_min) = model.plant.start();
         let start_local_day = (start.0.div_euclid(1000) + i64::from(offset_min) * 60) / 86_400;
         let ambient = model.plant.twin.ambient_c;
@@ -324,8 +364,8 @@ impl Simulation {
             .collect();
         let telemetry_period_ms =
             ms(telemetry_period_s.unwrap_or(model.plant.twin.telemetry_period_s));
-        let mut sim = Simulation {
-            energy: EnergyMeter::new(&model),
+        let mut sim = State {
+            energy: EnergyMeter::new(model),
             policy,
             seed,
             now: 0,
@@ -335,6 +375,8 @@ impl Simulation {
             jobs: Vec::new(),
             orders: Vec::new(),
             pending_orders: Vec::new(),
+            arrivals: VecDeque::new(),
+            order_views: Vec::new(),
             materials,
             purchases: Vec::new(),
             rng_demand: stream(seed, StreamKind::Demand, 0),
@@ -344,7 +386,6 @@ impl Simulation {
             start_local_day,
             telemetry_period_ms,
             candidates: Vec::new(),
-            model,
         };
         sim.schedule(0, Ev::DemandDay(0));
         sim.schedule(0, Ev::Review);
@@ -356,14 +397,6 @@ impl Simulation {
             }
         }
         sim
-    }
-
-    pub fn now(&self) -> SimTime {
-        SimTime(self.now)
-    }
-
-    pub fn events_processed(&self) -> u64 {
-        self.counters.events
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
@@ -379,8 +412,7 @@ impl Simulation {
         Timestamp(self.start.0 + at as i64)
     }
 
-    /// Processes every event up to and including `until`.
-    pub fn run_until(&mut self, until: SimTime, observer: &mut dyn Observer) {
+    fn run_until(&mut self, model: &PlantModel, until: SimTime, observer: &mut dyn Observer) {
         while let Some(top) = self.queue.peek() {
             if top.at > until.0 {
                 break;
@@ -389,15 +421,15 @@ impl Simulation {
             self.now = entry.at;
             self.counters.events += 1;
             match entry.ev {
-                Ev::DemandDay(day) => self.on_demand_day(day),
-                Ev::OrderArrival(order) => self.on_order_arrival(order, observer),
-                Ev::OpDone(m) => self.on_op_done(m, observer),
-                Ev::Failure(m) => self.on_failure(m, observer),
-                Ev::RepairDone(m) => self.on_repair_done(m, observer),
-                Ev::MaintenanceDone(m) => self.on_maintenance_done(m, observer),
-                Ev::Telemetry(m) => self.on_telemetry(m, observer),
-                Ev::Review => self.on_review(observer),
-                Ev::PurchaseArrival(po) => self.on_purchase_arrival(po, observer),
+                Ev::DemandDay(day) => self.on_demand_day(model, day),
+                Ev::OrderArrival(order) => self.on_order_arrival(model, order, observer),
+                Ev::OpDone(m) => self.on_op_done(model, m, observer),
+                Ev::Failure(m) => self.on_failure(model, m, observer),
+                Ev::RepairDone(m) => self.on_repair_done(model, m, observer),
+                Ev::MaintenanceDone(m) => self.on_maintenance_done(model, m, observer),
+                Ev::Telemetry(m) => self.on_telemetry(model, m, observer),
+                Ev::Review => self.on_review(model, observer),
+                Ev::PurchaseArrival(po) => self.on_purchase_arrival(model, po, observer),
             }
         }
         self.now = self.now.max(until.0);
@@ -405,6 +437,7 @@ impl Simulation {
 
     fn emit(
         &self,
+        model: &PlantModel,
         observer: &mut dyn Observer,
         kind: EventKind,
         machine: Option<MachineId>,
@@ -414,7 +447,7 @@ impl Simulation {
         observer.event(PlantEvent {
             at: self.timestamp(self.now),
             kind,
-            machine: machine.map(|m| self.model.machines[m].id.clone()),
+            machine: machine.map(|m| model.machines[m].id.clone()),
             order,
             detail,
         });
@@ -422,10 +455,10 @@ impl Simulation {
 
     // ---- demand and orders -------------------------------------------------------------
 
-    fn on_demand_day(&mut self, day: u32) {
-        let model = Arc::clone(&self.model);
+    fn on_demand_day(&mut self, model: &PlantModel, day: u32) {
         let weekday = weekday_from_days(self.start_local_day + i64::from(day)) as usize;
         let day_start = u64::from(day) * 86_400_000;
+        let mut todays = Vec::new();
         for (p, product) in model.plant.products.iter().enumerate() {
             let Some(d) = &product.demand else { continue };
             let noise: f64 = self.rng_demand.sample(StandardNormal);
@@ -459,60 +492,80 @@ impl Simulation {
                     released: false,
                     completed: None,
                 });
-                self.schedule(at, Ev::OrderArrival(order));
+                todays.push((at, order));
             }
+        }
+        // Arrivals are chained (only the next one sits in the event queue), which keeps the
+        // queue short: a day can bring hundreds of orders.
+        todays.sort_unstable();
+        let chain_idle = self.arrivals.is_empty();
+        self.arrivals
+            .extend(todays.into_iter().map(|(_, order)| order));
+        if chain_idle {
+            self.schedule_next_arrival();
         }
         self.schedule(day_start + 86_400_000, Ev::DemandDay(day + 1));
     }
 
-    fn on_order_arrival(&mut self, order: usize, observer: &mut dyn Observer) {
+    fn schedule_next_arrival(&mut self) {
+        if let Some(&next) = self.arrivals.front() {
+            self.schedule(self.orders[next].received, Ev::OrderArrival(next));
+        }
+    }
+
+    fn on_order_arrival(&mut self, model: &PlantModel, order: usize, observer: &mut dyn Observer) {
         if observer.wants_events() {
             let o = &self.orders[order];
             self.emit(
+                model,
                 observer,
                 EventKind::OrderReceived,
                 None,
                 Some(format!("SO-{:06}", order + 1)),
                 json!({
-                    "product": self.model.products[o.product].id,
+                    "product": model.products[o.product].id,
                     "quantity": o.quantity,
                     "due": self.timestamp(o.due).to_rfc3339(),
                 }),
             );
         }
+        self.arrivals.pop_front();
+        self.schedule_next_arrival();
         self.pending_orders.push(order);
-        self.release_orders(observer);
+        self.release_orders(model, observer);
     }
 
-    fn release_orders(&mut self, observer: &mut dyn Observer) {
+    fn release_orders(&mut self, model: &PlantModel, observer: &mut dyn Observer) {
         if self.pending_orders.is_empty() {
             return;
         }
-        let views: Vec<OrderView> = self
-            .pending_orders
-            .iter()
-            .map(|&o| OrderView {
-                order: o,
-                product: self.orders[o].product,
-                quantity: self.orders[o].quantity,
-                received: SimTime(self.orders[o].received),
-                due: SimTime(self.orders[o].due),
-            })
-            .collect();
+        let mut views = std::mem::take(&mut self.order_views);
+        views.clear();
+        views.extend(self.pending_orders.iter().map(|&o| OrderView {
+            order: o,
+            product: self.orders[o].product,
+            quantity: self.orders[o].quantity,
+            received: SimTime(self.orders[o].received),
+            due: SimTime(self.orders[o].due),
+        }));
         let mut chosen = self.policy.release(SimTime(self.now), &views);
+        chosen.retain(|&i| i < views.len());
         chosen.sort_unstable();
         chosen.dedup();
-        let released: Vec<usize> = chosen
-            .into_iter()
-            .filter_map(|i| views.get(i).map(|v| v.order))
-            .collect();
-        self.pending_orders.retain(|o| !released.contains(o));
-        for order in released {
-            self.release_order(order, observer);
+        if chosen.len() == views.len() {
+            self.pending_orders.clear();
+        } else {
+            for &i in chosen.iter().rev() {
+                self.pending_orders.remove(i);
+            }
         }
+        for &i in &chosen {
+            self.release_order(model, views[i].order, observer);
+        }
+        self.order_views = views;
     }
 
-    fn release_order(&mut self, order: usize, observer: &mut dyn Observer) {
+    fn release_order(&mut self, model: &PlantModel, order: usize, observer: &mut dyn Observer) {
         let (product, quantity, due) = {
             let o = &mut self.orders[order];
             o.released = true;
@@ -520,6 +573,7 @@ impl Simulation {
         };
         if observer.wants_events() {
             self.emit(
+                model,
                 observer,
                 EventKind::OrderReleased,
                 None,
@@ -527,18 +581,19 @@ impl Simulation {
                 json!({ "quantity": quantity }),
             );
         }
-        let lot = self.model.products[product].lot_size;
+        let lot = model.products[product].lot_size;
         let mut left = quantity;
         while left > 0 {
             let q = left.min(lot);
             left -= q;
-            self.create_job(product, q, None, Some(order), due, observer);
+            self.create_job(model, product, q, None, Some(order), due, observer);
         }
     }
 
     /// Creates a work order and, through the BOM, work orders for its component products.
     fn create_job(
         &mut self,
+        model: &PlantModel,
         product: usize,
         target: u32,
         parent: Option<usize>,
@@ -562,21 +617,28 @@ impl Simulation {
             ready_since: self.now,
             blocked: false,
         });
-        let components = self.model.products[product].components.clone();
+        let components = model.products[product].components.clone();
         for (component, per_unit) in components {
             let quantity = (f64::from(target) * per_unit).ceil().max(1.0) as u32;
             self.jobs[id].waiting_children += 1;
-            self.create_job(component, quantity, Some(id), sales_order, due, observer);
+            self.create_job(
+                model,
+                component,
+                quantity,
+                Some(id),
+                sales_order,
+                due,
+                observer,
+            );
         }
         if self.jobs[id].waiting_children == 0 {
-            self.make_ready(id, observer);
+            self.make_ready(model, id, observer);
         }
         id
     }
 
     /// Puts a job's current operation in the queue of every eligible machine.
-    fn make_ready(&mut self, job: usize, observer: &mut dyn Observer) {
-        let model = Arc::clone(&self.model);
+    fn make_ready(&mut self, model: &PlantModel, job: usize, observer: &mut dyn Observer) {
         let j = &mut self.jobs[job];
         j.ready_since = self.now;
         let step = &model.products[j.product].steps[j.step];
@@ -584,7 +646,7 @@ impl Simulation {
             self.machines[m].queue.push(job);
         }
         for &(m, _) in &step.eligible {
-            self.try_start(m, observer);
+            self.try_start(model, m, observer);
         }
     }
 
@@ -598,8 +660,7 @@ impl Simulation {
     // ---- machines --------------------------------------------------------------------
 
     /// Brings a machine's time accounting, energy, wear and hazard up to now.
-    fn settle(&mut self, m: MachineId) {
-        let model = &self.model;
+    fn settle(&mut self, model: &PlantModel, m: MachineId) {
         let spec = &model.machines[m];
         let st = &mut self.machines[m];
         let elapsed = self.now.saturating_sub(st.since);
@@ -643,14 +704,14 @@ impl Simulation {
         }
     }
 
-    fn set_status(&mut self, m: MachineId, status: Status) {
-        self.settle(m);
+    fn set_status(&mut self, model: &PlantModel, m: MachineId, status: Status) {
+        self.settle(model, m);
         self.machines[m].status = status;
     }
 
     /// Schedules the end of the running operation on `m`, or its failure if that comes first.
-    fn schedule_running(&mut self, m: MachineId) {
-        let spec = &self.model.machines[m];
+    fn schedule_running(&mut self, model: &PlantModel, m: MachineId) {
+        let spec = &model.machines[m];
         let st = &self.machines[m];
         let Some(run) = &st.running else { return };
         let hours_left = run.run_left_ms as f64 / 3_600_000.0;
@@ -670,13 +731,13 @@ impl Simulation {
         }
     }
 
-    fn machine_view(&self, m: MachineId) -> MachineView {
+    fn machine_view(&self, model: &PlantModel, m: MachineId) -> MachineView {
         let st = &self.machines[m];
         MachineView {
             machine: m,
             now: SimTime(self.now),
             run_h_since_maintenance: st.run_h_since_pm,
-            recommended_interval_h: self.model.machines[m].maintenance.pm_interval_run_h,
+            recommended_interval_h: model.machines[m].maintenance.pm_interval_run_h,
             last_vibration_mm_s: st.last_reading.0,
             last_temperature_c: st.last_reading.1,
             last_current_a: st.last_reading.2,
@@ -685,31 +746,31 @@ impl Simulation {
     }
 
     /// Gives a free machine its next task: maintenance if the policy asks, else an operation.
-    fn try_start(&mut self, m: MachineId, observer: &mut dyn Observer) {
+    fn try_start(&mut self, model: &PlantModel, m: MachineId, observer: &mut dyn Observer) {
         if self.machines[m].status != Status::Idle {
             return;
         }
-        let view = self.machine_view(m);
+        let view = self.machine_view(model, m);
         if self.policy.start_maintenance(&view) {
-            self.start_maintenance(m, observer);
+            self.start_maintenance(model, m, observer);
             return;
         }
         if self.machines[m].queue.is_empty() {
             return;
         }
-        let model = Arc::clone(&self.model);
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         let mut queue = std::mem::take(&mut self.machines[m].queue);
         for &job in &queue {
             let j = &self.jobs[job];
             let product = &model.products[j.product];
-            if j.step == 0 && !self.materials_available(j.product, j.target) {
+            if j.step == 0 && !self.materials_available(model, j.product, j.target) {
                 if !j.blocked {
                     self.jobs[job].blocked = true;
                     self.counters.stockouts += 1;
                     if observer.wants_events() {
                         self.emit(
+                            model,
                             observer,
                             EventKind::Stockout,
                             Some(m),
@@ -763,14 +824,14 @@ impl Simulation {
             }
         }
         if step_index == 0 {
-            self.issue_materials(product, self.jobs[job].target);
+            self.issue_materials(model, product, self.jobs[job].target);
             self.jobs[job].blocked = false;
         }
-        self.start_operation(m, job, observer);
+        self.start_operation(model, m, job, observer);
     }
 
-    fn materials_available(&self, product: usize, quantity: u32) -> bool {
-        self.model.products[product]
+    fn materials_available(&self, model: &PlantModel, product: usize, quantity: u32) -> bool {
+        model.products[product]
             .materials
             .iter()
             .all(|&(mat, per_unit)| {
@@ -778,8 +839,8 @@ impl Simulation {
             })
     }
 
-    fn change_stock(&mut self, material: usize, delta: f64) {
-        let spec = &self.model.materials[material];
+    fn change_stock(&mut self, model: &PlantModel, material: usize, delta: f64) {
+        let spec = &model.materials[material];
         let st = &mut self.materials[material];
         let days = (self.now - st.last_change) as f64 / 86_400_000.0;
         self.counters.material_holding_cost +=
@@ -788,15 +849,19 @@ impl Simulation {
         st.on_hand += delta;
     }
 
-    fn issue_materials(&mut self, product: usize, quantity: u32) {
-        let model = Arc::clone(&self.model);
+    fn issue_materials(&mut self, model: &PlantModel, product: usize, quantity: u32) {
         for &(mat, per_unit) in &model.products[product].materials {
-            self.change_stock(mat, -per_unit * f64::from(quantity));
+            self.change_stock(model, mat, -per_unit * f64::from(quantity));
         }
     }
 
-    fn start_operation(&mut self, m: MachineId, job: usize, observer: &mut dyn Observer) {
-        let model = Arc::clone(&self.model);
+    fn start_operation(
+        &mut self,
+        model: &PlantModel,
+        m: MachineId,
+        job: usize,
+        observer: &mut dyn Observer,
+    ) {
         let (product, step_index, quantity, number) = {
             let j = &self.jobs[job];
             (j.product, j.step, j.quantity, j.number)
@@ -846,7 +911,7 @@ impl Simulation {
         let wear_rate_h = spec.health.wear_per_run_hour
             * step.load
             * physics::wear_multiplier(&step.params, &params);
-        self.set_status(m, Status::Busy);
+        self.set_status(model, m, Status::Busy);
         self.machines[m].running = Some(Running {
             job,
             setup_left_ms: ms(setup_s),
@@ -859,6 +924,7 @@ impl Simulation {
         });
         if observer.wants_events() {
             self.emit(
+                model,
                 observer,
                 EventKind::OperationStarted,
                 Some(m),
@@ -872,12 +938,11 @@ impl Simulation {
                 }),
             );
         }
-        self.schedule_running(m);
+        self.schedule_running(model, m);
     }
 
-    fn on_op_done(&mut self, m: MachineId, observer: &mut dyn Observer) {
-        self.settle(m);
-        let model = Arc::clone(&self.model);
+    fn on_op_done(&mut self, model: &PlantModel, m: MachineId, observer: &mut dyn Observer) {
+        self.settle(model, m);
         let spec = &model.machines[m];
         let Some(run) = self.machines[m].running.take() else {
             return;
@@ -919,6 +984,7 @@ impl Simulation {
         let number = self.jobs[job].number;
         if observer.wants_events() {
             self.emit(
+                model,
                 observer,
                 EventKind::OperationCompleted,
                 Some(m),
@@ -932,6 +998,7 @@ impl Simulation {
             );
             if defects > 0 {
                 self.emit(
+                    model,
                     observer,
                     EventKind::UnitsScrapped,
                     Some(m),
@@ -943,16 +1010,16 @@ impl Simulation {
         self.jobs[job].quantity = good;
         let last_step = step_index + 1 >= model.products[product].steps.len();
         if good == 0 || last_step {
-            self.finish_job(job, observer);
+            self.finish_job(model, job, observer);
         } else {
             self.jobs[job].step += 1;
-            self.make_ready(job, observer);
+            self.make_ready(model, job, observer);
         }
-        self.try_start(m, observer);
+        self.try_start(model, m, observer);
     }
 
     /// A work order leaves the floor: deliver it, feed its parent, and remake any shortfall.
-    fn finish_job(&mut self, job: usize, observer: &mut dyn Observer) {
+    fn finish_job(&mut self, model: &PlantModel, job: usize, observer: &mut dyn Observer) {
         let j = self.jobs[job].clone();
         self.add_wip(-f64::from(j.quantity));
         let shortfall = j.target - j.quantity.min(j.target);
@@ -961,6 +1028,7 @@ impl Simulation {
                 self.jobs[parent].waiting_children += 1;
             }
             self.create_job(
+                model,
                 j.product,
                 shortfall,
                 j.parent,
@@ -974,7 +1042,7 @@ impl Simulation {
                 let p = &mut self.jobs[parent];
                 p.waiting_children = p.waiting_children.saturating_sub(1);
                 if p.waiting_children == 0 {
-                    self.make_ready(parent, observer);
+                    self.make_ready(model, parent, observer);
                 }
             }
             (None, Some(order)) => {
@@ -995,9 +1063,10 @@ impl Simulation {
                     c.tardiness_h += late_h;
                     c.tardiness_cost += late_h / 24.0
                         * f64::from(quantity)
-                        * self.model.plant.costs.tardiness_per_unit_day;
+                        * model.plant.costs.tardiness_per_unit_day;
                     if observer.wants_events() {
                         self.emit(
+                            model,
                             observer,
                             EventKind::OrderCompleted,
                             None,
@@ -1011,11 +1080,11 @@ impl Simulation {
         }
     }
 
-    fn on_failure(&mut self, m: MachineId, observer: &mut dyn Observer) {
-        self.set_status(m, Status::Down);
-        let spec = &self.model.machines[m];
+    fn on_failure(&mut self, model: &PlantModel, m: MachineId, observer: &mut dyn Observer) {
+        self.set_status(model, m, Status::Down);
+        let spec = &model.machines[m];
         let mean = spec.maintenance.corrective_h;
-        let cv = self.model.plant.twin.repair_time_cv;
+        let cv = model.plant.twin.repair_time_cv;
         let hours = if cv > 0.0 {
             // Log-normal with the given mean and coefficient of variation.
             let sigma2 = (1.0 + cv * cv).ln();
@@ -1033,6 +1102,7 @@ impl Simulation {
                 .as_ref()
                 .map(|r| format!("WO-{:06}", self.jobs[r.job].number));
             self.emit(
+                model,
                 observer,
                 EventKind::MachineFailed,
                 Some(m),
@@ -1051,11 +1121,12 @@ impl Simulation {
         st.hazard_budget = st.rng_failure.sample(Exp1);
     }
 
-    fn on_repair_done(&mut self, m: MachineId, observer: &mut dyn Observer) {
-        self.settle(m);
+    fn on_repair_done(&mut self, model: &PlantModel, m: MachineId, observer: &mut dyn Observer) {
+        self.settle(model, m);
         self.renew(m);
         if observer.wants_events() {
             self.emit(
+                model,
                 observer,
                 EventKind::RepairCompleted,
                 Some(m),
@@ -1066,21 +1137,22 @@ impl Simulation {
         if self.machines[m].running.is_some() {
             // Resume the interrupted operation where it stopped.
             self.machines[m].status = Status::Busy;
-            self.schedule_running(m);
+            self.schedule_running(model, m);
         } else {
             self.machines[m].status = Status::Idle;
-            self.try_start(m, observer);
+            self.try_start(model, m, observer);
         }
     }
 
-    fn start_maintenance(&mut self, m: MachineId, observer: &mut dyn Observer) {
-        self.set_status(m, Status::Maintenance);
-        let spec = &self.model.machines[m];
+    fn start_maintenance(&mut self, model: &PlantModel, m: MachineId, observer: &mut dyn Observer) {
+        self.set_status(model, m, Status::Maintenance);
+        let spec = &model.machines[m];
         self.machines[m].preventive += 1;
         self.counters.maintenance_cost += spec.maintenance.preventive_cost;
         let hours = spec.maintenance.preventive_h;
         if observer.wants_events() {
             self.emit(
+                model,
                 observer,
                 EventKind::MaintenanceStarted,
                 Some(m),
@@ -1091,11 +1163,17 @@ impl Simulation {
         self.schedule(self.now + ms(hours * 3600.0), Ev::MaintenanceDone(m));
     }
 
-    fn on_maintenance_done(&mut self, m: MachineId, observer: &mut dyn Observer) {
-        self.set_status(m, Status::Idle);
+    fn on_maintenance_done(
+        &mut self,
+        model: &PlantModel,
+        m: MachineId,
+        observer: &mut dyn Observer,
+    ) {
+        self.set_status(model, m, Status::Idle);
         self.renew(m);
         if observer.wants_events() {
             self.emit(
+                model,
                 observer,
                 EventKind::MaintenanceCompleted,
                 Some(m),
@@ -1103,13 +1181,13 @@ impl Simulation {
                 json!({}),
             );
         }
-        self.try_start(m, observer);
+        self.try_start(model, m, observer);
     }
 
-    fn on_telemetry(&mut self, m: MachineId, observer: &mut dyn Observer) {
-        self.settle(m);
-        let spec = &self.model.machines[m];
-        let ambient = self.model.plant.twin.ambient_c;
+    fn on_telemetry(&mut self, model: &PlantModel, m: MachineId, observer: &mut dyn Observer) {
+        self.settle(model, m);
+        let spec = &model.machines[m];
+        let ambient = model.plant.twin.ambient_c;
         let st = &mut self.machines[m];
         let (activity, load) = match (st.status, &st.running) {
             (Status::Busy, Some(run)) if run.setup_left_ms == 0 => (Activity::Running, run.load),
@@ -1161,7 +1239,7 @@ impl Simulation {
         self.schedule(self.now + self.telemetry_period_ms, Ev::Telemetry(m));
     }
 
-    fn on_review(&mut self, observer: &mut dyn Observer) {
+    fn on_review(&mut self, model: &PlantModel, observer: &mut dyn Observer) {
         let views: Vec<MaterialView> = self
             .materials
             .iter()
@@ -1170,8 +1248,8 @@ impl Simulation {
                 material: i,
                 on_hand: s.on_hand,
                 on_order: s.on_order,
-                reorder_point: self.model.materials[i].reorder_point,
-                order_qty: self.model.materials[i].order_qty,
+                reorder_point: model.materials[i].reorder_point,
+                order_qty: model.materials[i].order_qty,
             })
             .collect();
         let requests = self.policy.purchase(SimTime(self.now), &views);
@@ -1179,7 +1257,7 @@ impl Simulation {
             if r.material >= self.materials.len() || r.quantity.is_nan() || r.quantity <= 0.0 {
                 continue;
             }
-            let spec = &self.model.materials[r.material];
+            let spec = &model.materials[r.material];
             let jitter = spec.lead_time_jitter_days;
             let lead_days = if jitter > 0.0 {
                 spec.lead_time_days + self.rng_supply.random_range(-jitter..=jitter)
@@ -1194,6 +1272,7 @@ impl Simulation {
             self.materials[r.material].on_order += r.quantity;
             if observer.wants_events() {
                 self.emit(
+                    model,
                     observer,
                     EventKind::PurchasePlaced,
                     None,
@@ -1211,43 +1290,43 @@ impl Simulation {
                 Ev::PurchaseArrival(po),
             );
         }
-        self.release_orders(observer);
+        self.release_orders(model, observer);
         for m in 0..self.machines.len() {
-            self.try_start(m, observer);
+            self.try_start(model, m, observer);
         }
-        let period = ms(self.model.plant.twin.review_period_h * 3600.0).max(1);
+        let period = ms(model.plant.twin.review_period_h * 3600.0).max(1);
         self.schedule(self.now + period, Ev::Review);
     }
 
-    fn on_purchase_arrival(&mut self, po: usize, observer: &mut dyn Observer) {
+    fn on_purchase_arrival(&mut self, model: &PlantModel, po: usize, observer: &mut dyn Observer) {
         let PurchaseOrder { material, quantity } = self.purchases[po].clone();
-        self.change_stock(material, quantity);
+        self.change_stock(model, material, quantity);
         self.materials[material].on_order -= quantity;
         if observer.wants_events() {
             self.emit(
+                model,
                 observer,
                 EventKind::PurchaseReceived,
                 None,
                 Some(format!("PO-{:06}", po + 1)),
-                json!({ "material": self.model.materials[material].id, "quantity": quantity }),
+                json!({ "material": model.materials[material].id, "quantity": quantity }),
             );
         }
         for m in 0..self.machines.len() {
-            self.try_start(m, observer);
+            self.try_start(model, m, observer);
         }
     }
 
-    /// Closes the books at the current time and computes the KPIs.
-    pub fn finish(mut self) -> SimResult {
+    fn finish(mut self, model: &PlantModel) -> SimResult {
         for m in 0..self.machines.len() {
-            self.settle(m);
+            self.settle(model, m);
         }
         for mat in 0..self.materials.len() {
-            self.change_stock(mat, 0.0);
+            self.change_stock(model, mat, 0.0);
         }
         self.add_wip(0.0);
         let now = self.now;
-        let rate = self.model.plant.costs.tardiness_per_unit_day;
+        let rate = model.plant.costs.tardiness_per_unit_day;
         for o in &self.orders {
             if o.completed.is_none() && o.due < now && o.received <= now {
                 let late_h = (now - o.due) as f64 / 3_600_000.0;
@@ -1284,7 +1363,7 @@ impl Simulation {
             tardiness_cost: c.tardiness_cost,
             scrap_cost: c.scrap_cost,
             holding_cost: c.material_holding_cost
-                + wip_unit_s / 86_400.0 * self.model.plant.costs.wip_holding_per_unit_day,
+                + wip_unit_s / 86_400.0 * model.plant.costs.wip_holding_per_unit_day,
             failures: self.machines.iter().map(|s| s.failures).sum(),
             preventive_maintenance: self.machines.iter().map(|s| s.preventive).sum(),
             stockouts: c.stockouts,
@@ -1293,7 +1372,7 @@ impl Simulation {
         let machines = self
             .machines
             .iter()
-            .zip(&self.model.machines)
+            .zip(&model.machines)
             .map(|(s, spec)| {
                 let h = |v: u64| v as f64 / 3_600_000.0;
                 let loading = s.run_ms + s.setup_ms + s.breakdown_ms + s.maintenance_ms;
@@ -1315,8 +1394,7 @@ impl Simulation {
                 }
             })
             .collect();
-        let energy_by_period = self
-            .model
+        let energy_by_period = model
             .periods
             .iter()
             .enumerate()
@@ -1327,7 +1405,7 @@ impl Simulation {
             })
             .collect();
         SimResult {
-            plant: self.model.plant.plant.id.clone(),
+            plant: model.plant.plant.id.clone(),
             policy: self.policy.name(),
             seed: self.seed,
             kpis: Kpis::compute(&inputs),
