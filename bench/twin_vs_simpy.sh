@@ -9,10 +9,10 @@ cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/aifactory"
 python3 -c "import simpy" 2>/dev/null || { echo "SimPy missing: pip install simpy" >&2; exit 1; }
 
-echo "== same model: bench/jobshop.toml (twin) vs bench/simpy_jobshop.py (SimPy), $days days, seeds 1-3, fastest of 3 runs each"
+echo "== same model: bench/jobshop.toml (twin) vs bench/simpy_jobshop.py (SimPy), $days days, seeds 1-3, fastest of 10 twin runs and of 3 SimPy runs each"
 for seed in 1 2 3; do
   twin=$("$bin" bench twin --plant bench/jobshop.toml --days "$days" --seed "$seed" \
-          --policy fifo --maintenance rtf --repeat 3 --json)
+          --policy fifo --maintenance rtf --repeat 10 --json)
   simpy=$(python3 bench/simpy_jobshop.py "$days" "$seed" 3)
   python3 - "$twin" "$simpy" <<'PY'
 import json, sys

@@ -154,6 +154,14 @@ struct Job {
     blocked: bool,
 }
 
+/// What a work order is for: the assembly that waits for it, the sales order, the due date.
+#[derive(Debug, Clone, Copy)]
+struct Purpose {
+    parent: Option<usize>,
+    sales_order: Option<usize>,
+    due: u64,
+}
+
 #[derive(Debug, Clone)]
 struct SalesOrder {
     product: usize,
@@ -586,7 +594,12 @@ impl State {
         while left > 0 {
             let q = left.min(lot);
             left -= q;
-            self.create_job(model, product, q, None, Some(order), due, observer);
+            let purpose = Purpose {
+                parent: None,
+                sales_order: Some(order),
+                due,
+            };
+            self.create_job(model, product, q, purpose, observer);
         }
     }
 
@@ -596,11 +609,14 @@ impl State {
         model: &PlantModel,
         product: usize,
         target: u32,
-        parent: Option<usize>,
-        sales_order: Option<usize>,
-        due: u64,
+        purpose: Purpose,
         observer: &mut dyn Observer,
     ) -> usize {
+        let Purpose {
+            parent,
+            sales_order,
+            due,
+        } = purpose;
         let id = self.jobs.len();
         self.add_wip(f64::from(target));
         self.jobs.push(Job {
@@ -617,19 +633,15 @@ impl State {
             ready_since: self.now,
             blocked: false,
         });
-        let components = model.products[product].components.clone();
-        for (component, per_unit) in components {
+        for &(component, per_unit) in &model.products[product].components {
             let quantity = (f64::from(target) * per_unit).ceil().max(1.0) as u32;
             self.jobs[id].waiting_children += 1;
-            self.create_job(
-                model,
-                component,
-                quantity,
-                Some(id),
+            let purpose = Purpose {
+                parent: Some(id),
                 sales_order,
                 due,
-                observer,
-            );
+            };
+            self.create_job(model, component, quantity, purpose, observer);
         }
         if self.jobs[id].waiting_children == 0 {
             self.make_ready(model, id, observer);
@@ -1027,15 +1039,12 @@ impl State {
             if let Some(parent) = j.parent {
                 self.jobs[parent].waiting_children += 1;
             }
-            self.create_job(
-                model,
-                j.product,
-                shortfall,
-                j.parent,
-                j.sales_order,
-                j.due,
-                observer,
-            );
+            let purpose = Purpose {
+                parent: j.parent,
+                sales_order: j.sales_order,
+                due: j.due,
+            };
+            self.create_job(model, j.product, shortfall, purpose, observer);
         }
         match (j.parent, j.sales_order) {
             (Some(parent), _) => {
