@@ -6,6 +6,7 @@ mod config;
 mod output;
 mod record;
 mod run;
+mod schedule;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     /// Work with plant files.
     #[command(subcommand)]
     Plant(PlantCommand),
+    /// Solve a job-shop or flexible job-shop instance (Taillard, Brandimarte or JSON file).
+    Schedule(schedule::ScheduleArgs),
     /// Measure speed (wall-clock): see bench/ for the side-by-side runs against peers.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -161,6 +164,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run::demo(&config, args),
         Command::Sim(args) => run::sim(&config, args),
         Command::Plant(PlantCommand::Check { file, json }) => run::plant_check(&file, json),
+        Command::Schedule(args) => schedule::run(args),
         Command::Bench(BenchCommand::Twin {
             plant,
             days,

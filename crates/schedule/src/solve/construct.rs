@@ -1,0 +1,94 @@
+//! The constructive start: list scheduling that always runs the operation able to finish
+//! earliest (on its best machine), breaking ties by the most work remaining in its job.
+
+use super::graph::{Flat, State, after_downtime};
+use crate::problem::Problem;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// A feasible first solution. `noise` > 0 randomises priorities a little (for restarts).
+pub(crate) fn greedy(flat: &Flat, problem: &Problem, rng: &mut ChaCha8Rng, noise: f64) -> State {
+    let jobs = problem.jobs.len();
+    let mut next = vec![0usize; jobs];
+    let mut job_ready: Vec<i64> = problem.jobs.iter().map(|j| j.release).collect();
+    let mut machine_free = vec![0i64; flat.machines];
+    let mut machine_last: Vec<Option<u32>> = vec![None; flat.machines];
+    let mut machine = vec![0u32; flat.n];
+    let mut dur = vec![0i64; flat.n];
+    let mut seq: Vec<Vec<u32>> = vec![Vec::new(); flat.machines];
+    // Remaining work of each job, by its shortest alternatives.
+    let mut remaining: Vec<i64> = problem
+        .jobs
+        .iter()
+        .map(|j| {
+            j.operations
+                .iter()
+                .map(|o| o.alternatives.iter().map(|a| a.duration).min().unwrap_or(0))
+                .sum()
+        })
+        .collect();
+    for _ in 0..flat.n {
+        let mut best: Option<(f64, i64, u32, i64, usize)> = None; // (key, -remaining, op, dur, machine)
+        for j in 0..jobs {
+            if next[j] >= problem.jobs[j].operations.len() {
+                continue;
+            }
+            let o = flat.first_op[j] + next[j] as u32;
+            for &(m, d) in &flat.alts[o as usize] {
+                if let Some((fm, _)) = flat.frozen[o as usize]
+                    && fm != m
+                {
+                    continue;
+                }
+                let m = m as usize;
+                let setup = match (problem.setup.is_some(), machine_last[m]) {
+                    (true, Some(prev)) => {
+                        problem.setup_time(m, flat.family[prev as usize], flat.family[o as usize])
+                    }
+                    _ => 0,
+                };
+                let mut start = job_ready[j].max(machine_free[m] + setup);
+                if let Some((_, fixed)) = flat.frozen[o as usize] {
+                    start = start.max(fixed);
+                }
+                start = after_downtime(&flat.downtime[m], start, d);
+                let jitter = if noise > 0.0 {
+                    rng.random_range(0.0..noise) * d as f64
+                } else {
+                    0.0
+                };
+                let key = (start + d) as f64 + jitter;
+                let candidate = (key, -remaining[j], o, d, m);
+                let better = match &best {
+                    None => true,
+                    Some(b) => (candidate.0, candidate.1, candidate.2) < (b.0, b.1, b.2),
+                };
+                if better {
+                    best = Some(candidate);
+                }
+            }
+        }
+        let Some((_, _, o, d, m)) = best else { break };
+        let j = flat.job[o as usize] as usize;
+        let setup = match (problem.setup.is_some(), machine_last[m]) {
+            (true, Some(prev)) => {
+                problem.setup_time(m, flat.family[prev as usize], flat.family[o as usize])
+            }
+            _ => 0,
+        };
+        let mut start = job_ready[j].max(machine_free[m] + setup);
+        if let Some((_, fixed)) = flat.frozen[o as usize] {
+            start = start.max(fixed);
+        }
+        start = after_downtime(&flat.downtime[m], start, d);
+        machine[o as usize] = m as u32;
+        dur[o as usize] = d;
+        seq[m].push(o);
+        machine_free[m] = start + d;
+        machine_last[m] = Some(o);
+        job_ready[j] = start + d;
+        remaining[j] -= flat.alts[o as usize].iter().map(|a| a.1).min().unwrap_or(0);
+        next[j] += 1;
+    }
+    State::new(flat, machine, dur, seq)
+}
