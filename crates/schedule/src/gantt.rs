@@ -185,6 +185,73 @@ mod tests {
     }
 
     #[test]
+    fn chart_has_a_bar_per_operation_and_the_makespan() {
+        use crate::problem::{Alternative, Downtime, Job, Operation, Placement};
+        let job = |machines: &[usize]| Job {
+            release: 0,
+            due: None,
+            weight: 1.0,
+            family: None,
+            operations: machines
+                .iter()
+                .map(|&machine| Operation {
+                    alternatives: vec![Alternative {
+                        machine,
+                        duration: 3,
+                    }],
+                    frozen: None,
+                })
+                .collect(),
+        };
+        let problem = Problem {
+            name: String::new(),
+            machines: 2,
+            jobs: vec![job(&[0, 1]), job(&[1, 0])],
+            downtime: vec![
+                Downtime {
+                    machine: 0,
+                    start: 3,
+                    end: 4,
+                },
+                // Past the makespan: not drawn.
+                Downtime {
+                    machine: 1,
+                    start: 50,
+                    end: 60,
+                },
+            ],
+            setup: None,
+        };
+        let place = |job, op, machine, start| Placement {
+            job,
+            op,
+            machine,
+            start,
+            end: start + 3,
+        };
+        let schedule = Schedule {
+            placements: vec![
+                vec![place(0, 0, 0, 0), place(0, 1, 1, 3)],
+                vec![place(1, 0, 1, 0), place(1, 1, 0, 4)],
+            ],
+        };
+        let svg = svg_numbered(&problem, &schedule, "a <b> & \"c\"", Format::Brandimarte);
+        assert!(svg.starts_with("<svg "));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        // Background, 2 machine rows, 1 visible downtime, 4 operations.
+        assert_eq!(svg.matches("<rect").count(), 1 + 2 + 1 + 4);
+        assert_eq!(svg.matches("</rect>").count(), 1 + 4);
+        assert!(svg.contains("makespan 7"));
+        assert!(svg.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
+        assert!(svg.contains(">M1</text>") && svg.contains(">M2</text>"));
+        assert!(!svg.contains(">M0</text>"));
+        assert_eq!(svg.matches("<svg").count(), 1);
+        // Same input, same picture.
+        assert_eq!(svg, svg_numbered(&problem, &schedule, "a <b> & \"c\"", Format::Brandimarte));
+        assert!(super::svg(&problem, &schedule, "t").contains(">M0</text>"));
+    }
+
+    #[test]
     fn escape_covers_xml_specials() {
         assert_eq!(escape(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&apos;");
     }

@@ -448,10 +448,10 @@ fn brandimarte_negative_duration() {
 #[test]
 fn brandimarte_line_ends_inside_an_operation() {
     assert_err(
-        "1 2\n2 1 1 3 2 1 4\n",
+        "1 2\n2 1 1 3 2 1 4 2\n",
         Format::Brandimarte,
         2,
-        "token 8: expected a duration, found end of line",
+        "token 9: expected a duration, found end of line",
     );
     assert_err(
         "1 2\n2 1 1 3\n",
