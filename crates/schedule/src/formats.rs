@@ -203,21 +203,16 @@ fn int(line: usize, position: usize, token: &str) -> Result<i64, FormatError> {
 
 /// The header's job and machine counts, both at least 1.
 fn header_counts(line: usize, tokens: &[&str]) -> Result<(usize, usize), FormatError> {
-    let n_jobs = int(line, 1, tokens[0])?;
-    let n_machines = int(line, 2, tokens[1])?;
-    if n_jobs < 1 {
-        return Err(syntax(
-            line,
-            format!("the number of jobs must be at least 1, found {n_jobs}"),
-        ));
-    }
-    if n_machines < 1 {
-        return Err(syntax(
-            line,
-            format!("the number of machines must be at least 1, found {n_machines}"),
-        ));
-    }
-    Ok((n_jobs as usize, n_machines as usize))
+    let count = |position: usize, what: &str| {
+        let n = int(line, position, tokens[position - 1])?;
+        usize::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+            syntax(
+                line,
+                format!("the number of {what} must be at least 1, found {n}"),
+            )
+        })
+    };
+    Ok((count(1, "jobs")?, count(2, "machines")?))
 }
 
 fn duration(line: usize, position: usize, d: i64) -> Result<i64, FormatError> {
@@ -266,12 +261,12 @@ fn parse_taillard(text: &str) -> Result<Problem, FormatError> {
                 format!("expected {n_jobs} job lines, found {j}"),
             )
         })?;
-        if tokens.len() != 2 * machines {
+        if tokens.len() != machines.saturating_mul(2) {
             return Err(syntax(
                 line,
                 format!(
                     "expected {} numbers ({machines} machine/duration pairs), found {}",
-                    2 * machines,
+                    machines.saturating_mul(2),
                     tokens.len()
                 ),
             ));

@@ -61,7 +61,11 @@ pub fn svg_numbered(problem: &Problem, schedule: &Schedule, title: &str, format:
 
     for m in 0..rows {
         let y = HEADER + m as f64 * ROW;
-        let fill = if m % 2 == 0 { "#f3f3f3" } else { "#fafafa" };
+        let fill = if m.is_multiple_of(2) {
+            "#f3f3f3"
+        } else {
+            "#fafafa"
+        };
         let _ = writeln!(
             s,
             r#"<rect x="{LEFT}" y="{y}" width="{CHART}" height="{ROW}" fill="{fill}"/>"#
@@ -152,7 +156,7 @@ fn tick_step(horizon: i64) -> i64 {
 /// colour from one chart to the next.
 fn colour(job: usize) -> String {
     let hue = (job as f64 * 137.508) % 360.0;
-    let lightness = if job % 2 == 0 { 62 } else { 72 };
+    let lightness = if job.is_multiple_of(2) { 62 } else { 72 };
     format!("hsl({hue:.0},65%,{lightness}%)")
 }
 
@@ -247,7 +251,10 @@ mod tests {
         assert!(!svg.contains(">M0</text>"));
         assert_eq!(svg.matches("<svg").count(), 1);
         // Same input, same picture.
-        assert_eq!(svg, svg_numbered(&problem, &schedule, "a <b> & \"c\"", Format::Brandimarte));
+        assert_eq!(
+            svg,
+            svg_numbered(&problem, &schedule, "a <b> & \"c\"", Format::Brandimarte)
+        );
         assert!(super::svg(&problem, &schedule, "t").contains(">M0</text>"));
     }
 

@@ -20,7 +20,9 @@ fn budget(iterations: u64) -> SolveOptions {
 }
 
 fn shared(relative: &str) -> Option<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(relative);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(relative);
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(text),
         Err(_) => {
@@ -137,24 +139,34 @@ fn arbitrary_problem() -> impl Strategy<Value = Problem> {
     (1usize..5, 1usize..6, any::<u64>()).prop_flat_map(|(machines, jobs, _)| {
         let operation = prop::collection::btree_map(0..machines, 1i64..20, 1..=machines)
             .prop_map(|alts| op(&alts.into_iter().collect::<Vec<_>>()));
-        let job = (prop::collection::vec(operation, 1..5), 0i64..30).prop_map(|(operations, release)| Job {
-            release,
-            due: Some(release + 40),
-            weight: 1.0,
-            family: None,
-            operations,
-        });
-        let downtime = prop::collection::vec((0..machines, 0i64..80, 1i64..15), 0..3).prop_map(|v| {
-            v.into_iter()
-                .map(|(machine, start, len)| Downtime { machine, start, end: start + len })
-                .collect::<Vec<_>>()
-        });
-        (prop::collection::vec(job, jobs..=jobs), downtime).prop_map(move |(jobs, downtime)| Problem {
-            name: "random".into(),
-            machines,
-            jobs,
-            downtime,
-            setup: None,
+        let job =
+            (prop::collection::vec(operation, 1..5), 0i64..30).prop_map(|(operations, release)| {
+                Job {
+                    release,
+                    due: Some(release + 40),
+                    weight: 1.0,
+                    family: None,
+                    operations,
+                }
+            });
+        let downtime =
+            prop::collection::vec((0..machines, 0i64..80, 1i64..15), 0..3).prop_map(|v| {
+                v.into_iter()
+                    .map(|(machine, start, len)| Downtime {
+                        machine,
+                        start,
+                        end: start + len,
+                    })
+                    .collect::<Vec<_>>()
+            });
+        (prop::collection::vec(job, jobs..=jobs), downtime).prop_map(move |(jobs, downtime)| {
+            Problem {
+                name: "random".into(),
+                machines,
+                jobs,
+                downtime,
+                setup: None,
+            }
         })
     })
 }

@@ -22,6 +22,8 @@ pub(crate) struct Flat {
     /// Downtime intervals per machine, sorted by start.
     pub(crate) downtime: Vec<Vec<(i64, i64)>>,
     pub(crate) has_setup: bool,
+    /// No set-ups, downtime or frozen operations: heads need only the two arcs and releases.
+    pub(crate) plain: bool,
     pub(crate) first_op: Vec<u32>,
 }
 
@@ -40,6 +42,7 @@ impl Flat {
             family: Vec::new(),
             downtime: vec![Vec::new(); problem.machines],
             has_setup: problem.setup.is_some(),
+            plain: false,
             first_op: Vec::new(),
         };
         for (j, job) in problem.jobs.iter().enumerate() {
@@ -72,6 +75,9 @@ impl Flat {
         for list in &mut f.downtime {
             list.sort_unstable();
         }
+        f.plain = !f.has_setup
+            && f.downtime.iter().all(Vec::is_empty)
+            && f.frozen.iter().all(Option::is_none);
         f
     }
 }
@@ -114,11 +120,17 @@ impl State {
 
     /// Rebuilds machine predecessor/successor links from the sequences.
     pub(crate) fn link(&mut self) {
-        for list in &self.seq {
-            for (i, &o) in list.iter().enumerate() {
-                self.mpred[o as usize] = if i == 0 { NONE } else { list[i - 1] };
-                self.msucc[o as usize] = list.get(i + 1).copied().unwrap_or(NONE);
-            }
+        for m in 0..self.seq.len() {
+            self.link_machine(m);
+        }
+    }
+
+    /// Rebuilds the links of one machine's sequence.
+    pub(crate) fn link_machine(&mut self, m: usize) {
+        let list = &self.seq[m];
+        for (i, &o) in list.iter().enumerate() {
+            self.mpred[o as usize] = if i == 0 { NONE } else { list[i - 1] };
+            self.msucc[o as usize] = list.get(i + 1).copied().unwrap_or(NONE);
         }
     }
 
@@ -160,6 +172,10 @@ impl State {
         }
         if self.topo.len() != n {
             return false;
+        }
+        if flat.plain {
+            self.heads_and_tails_plain(flat);
+            return true;
         }
         let mut makespan = 0;
         for idx in 0..n {
@@ -206,6 +222,40 @@ impl State {
             self.tail[o] = t;
         }
         true
+    }
+
+    /// Heads and tails when only job and machine arcs and releases matter (the hot path of
+    /// classic instances).
+    fn heads_and_tails_plain(&mut self, flat: &Flat) {
+        let (head, tail, dur) = (&mut self.head, &mut self.tail, &self.dur);
+        let end = |head: &[i64], o: u32| -> i64 {
+            if o == NONE {
+                0
+            } else {
+                head[o as usize] + dur[o as usize]
+            }
+        };
+        let mut makespan = 0;
+        for &o in &self.topo {
+            let o = o as usize;
+            let start = flat.release[o]
+                .max(end(head, flat.job_pred[o]))
+                .max(end(head, self.mpred[o]));
+            head[o] = start;
+            makespan = makespan.max(start + dur[o]);
+        }
+        self.makespan = makespan;
+        let after = |tail: &[i64], o: u32| -> i64 {
+            if o == NONE {
+                0
+            } else {
+                tail[o as usize] + dur[o as usize]
+            }
+        };
+        for &o in self.topo.iter().rev() {
+            let o = o as usize;
+            tail[o] = after(tail, flat.job_succ[o]).max(after(tail, self.msucc[o]));
+        }
     }
 
     /// The critical path ending at `last`, traced back through tight arcs (machine arcs

@@ -101,13 +101,19 @@ fn value(state: &State, flat: &Flat, problem: &Problem, objective: Objective) ->
     }
 }
 
-/// Applies a move to the sequences (and assignment); links must be rebuilt by the caller.
-fn apply(state: &mut State, flat: &Flat, mv: Move) {
+/// Applies a move to the sequences, assignment and links; returns the move that undoes it.
+fn apply(state: &mut State, flat: &Flat, mv: Move) -> Move {
     match mv {
         Move::Shift { machine, from, to } => {
             let list = &mut state.seq[machine as usize];
             let op = list.remove(from);
             list.insert(to, op);
+            state.link_machine(machine as usize);
+            Move::Shift {
+                machine,
+                from: to,
+                to: from,
+            }
         }
         Move::Reassign {
             op,
@@ -115,8 +121,16 @@ fn apply(state: &mut State, flat: &Flat, mv: Move) {
             machine,
             to,
         } => {
-            let old = state.machine[op as usize] as usize;
-            state.seq[old].retain(|&x| x != op);
+            let old = state.machine[op as usize];
+            let old_alt = flat.alts[op as usize]
+                .iter()
+                .position(|&(m, _)| m == old)
+                .unwrap_or(0);
+            let old_pos = state.seq[old as usize]
+                .iter()
+                .position(|&x| x == op)
+                .unwrap_or(0);
+            state.seq[old as usize].remove(old_pos);
             let (m, d) = flat.alts[op as usize][alt];
             debug_assert_eq!(m, machine);
             state.machine[op as usize] = m;
@@ -124,9 +138,16 @@ fn apply(state: &mut State, flat: &Flat, mv: Move) {
             let list = &mut state.seq[m as usize];
             let to = to.min(list.len());
             list.insert(to, op);
+            state.link_machine(old as usize);
+            state.link_machine(m as usize);
+            Move::Reassign {
+                op,
+                alt: old_alt,
+                machine: old,
+                to: old_pos,
+            }
         }
     }
-    state.link();
 }
 
 impl Search<'_> {
@@ -187,11 +208,10 @@ impl Search<'_> {
                 current_value = value(&current, flat, problem, objective);
                 continue;
             };
-            let before = current.clone();
             self.remember(&current, &mut tabu, mv, iteration, tenure_min, tenure_span);
-            apply(&mut current, flat, mv);
+            let undo = apply(&mut current, flat, mv);
             if !current.evaluate(flat, problem) {
-                current = before;
+                apply(&mut current, flat, undo);
                 current.evaluate(flat, problem);
                 continue;
             }
@@ -233,10 +253,9 @@ impl Search<'_> {
                 break;
             }
             let (_, mv) = moves[self.rng.random_range(0..moves.len())];
-            let before = s.clone();
-            apply(&mut s, flat, mv);
+            let undo = apply(&mut s, flat, mv);
             if !s.evaluate(flat, problem) {
-                s = before;
+                apply(&mut s, flat, undo);
                 s.evaluate(flat, problem);
             }
         }
