@@ -9,7 +9,7 @@ status, wall_s (parse + model + solve), solve_s, time_to_best_s, workers, time_l
 The returned schedule is re-checked for feasibility by an independent check (assert).
 
 usage: python3 bench/cpsat_schedule.py FILE [--format taillard|brandimarte]
-                                       --time-limit S --workers N [--seed S]
+                                       --time-limit S --workers N [--seed S] [--params TEXT]
 (needs: pip install ortools). --format defaults to brandimarte for *.fjs, else taillard.
 """
 
@@ -62,7 +62,7 @@ class BestTime(cp_model.CpSolverSolutionCallback):
         self.t = self.wall_time
 
 
-def solve(jobs, n_machines, time_limit, workers, seed):
+def solve(jobs, n_machines, time_limit, workers, seed, params=""):
     model = cp_model.CpModel()
     # Horizon: all operations back to back, each on its slowest alternative.
     horizon = sum(max(d for _, d in alts) for ops in jobs for alts in ops)
@@ -100,6 +100,8 @@ def solve(jobs, n_machines, time_limit, workers, seed):
     solver.parameters.max_time_in_seconds = float(time_limit)
     solver.parameters.num_workers = int(workers)  # the newer name of num_search_workers
     solver.parameters.random_seed = int(seed)
+    if params:  # extra SatParameters in protobuf text format, as in OR-Tools' own examples
+        solver.parameters.merge_text_format(params)
     cb = BestTime()
     status = solver.solve(model, cb)
     out = {"status": solver.status_name(status), "lower_bound": None, "makespan": None,
@@ -143,12 +145,13 @@ def main():
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--params", default="", help='extra SatParameters, text format, e.g. "interleave_search:true"')
     a = ap.parse_args()
     t0 = time.perf_counter()
     fmt = a.format or ("brandimarte" if a.file.endswith(".fjs") else "taillard")
     with open(a.file) as f:
         jobs, m = (parse_brandimarte if fmt == "brandimarte" else parse_taillard)(f.read())
-    r = solve(jobs, m, a.time_limit, a.workers, a.seed)
+    r = solve(jobs, m, a.time_limit, a.workers, a.seed, a.params)
     print(json.dumps({
         "solver": f"cp-sat {ortools.__version__}",
         "instance": os.path.splitext(os.path.basename(a.file))[0],
@@ -156,6 +159,7 @@ def main():
         "wall_s": round(time.perf_counter() - t0, 3), "solve_s": round(r["solve_s"], 3),
         "time_to_best_s": None if r["time_to_best_s"] is None else round(r["time_to_best_s"], 3),
         "workers": a.workers, "time_limit_s": a.time_limit, "seed": a.seed,
+        **({"params": a.params} if a.params else {}),
     }))
     return 0 if r["makespan"] is not None else 2
 
