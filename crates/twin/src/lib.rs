@@ -24,7 +24,8 @@ mod sim;
 
 pub use model::{MachineId, PlantModel};
 pub use policy::{
-    BaselinePolicy, DispatchRule, MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec,
+    BaselinePolicy, DispatchRule, Floor, FloorJob, FloorMachine, MachineView, MaintenanceRule,
+    MaterialView, OrderView, ParamSpec,
     Policy, PurchaseRequest, PurchasingRule, QueuedOp,
 };
 pub use sim::{EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation};

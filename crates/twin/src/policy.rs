@@ -74,6 +74,40 @@ pub struct ParamSpec {
     pub default: f64,
 }
 
+/// The whole shop floor, for planners that schedule ahead instead of dispatching greedily.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Floor {
+    pub now: SimTime,
+    /// Work orders released and not finished, in release order.
+    pub jobs: Vec<FloorJob>,
+    pub machines: Vec<FloorMachine>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloorJob {
+    /// Work-order number, as in [`QueuedOp::job`].
+    pub job: u32,
+    pub product: usize,
+    pub quantity: u32,
+    pub due: SimTime,
+    /// Routing step of `operations[0]`.
+    pub next_step: usize,
+    /// Remaining operations from `next_step` on: eligible machines with nominal seconds for the
+    /// whole quantity (set-up included).
+    pub operations: Vec<Vec<(MachineId, f64)>>,
+    /// When `operations[0]` is already running: its machine and the seconds it has left.
+    pub running: Option<(MachineId, f64)>,
+    /// Waiting for component work orders or for material: it cannot start yet.
+    pub waiting: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloorMachine {
+    /// Expected seconds until the machine can take work after a repair or service (0 if it can
+    /// now or is running an operation, which `FloorJob::running` covers).
+    pub unavailable_for_s: f64,
+}
+
 /// Everything that decides. Each call returns what a real plant would be told to do.
 pub trait Policy {
     /// A short name for reports, e.g. `edd+pm+reorder`.
@@ -103,6 +137,14 @@ pub trait Policy {
 
     /// Purchase orders to place now.
     fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest>;
+
+    /// Whether this policy plans ahead; only then does the twin build [`Floor`]s for it.
+    fn wants_floor(&self) -> bool {
+        false
+    }
+
+    /// The floor after work was released, a machine failed or a machine came back: replan.
+    fn plan(&mut self, _floor: &Floor) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,10 @@
 use crate::energy::EnergyMeter;
 use crate::model::{MachineId, PlantModel};
 use crate::physics::{self, Activity};
-use crate::policy::{MachineView, MaterialView, OrderView, ParamSpec, Policy, QueuedOp};
+use crate::policy::{
+    Floor, FloorJob, FloorMachine, MachineView, MaterialView, OrderView, ParamSpec, Policy,
+    QueuedOp,
+};
 use crate::rng::{Stream, StreamKind, stream};
 use aifactory_core::time::weekday_from_days;
 use aifactory_core::{EventKind, KpiInputs, Kpis, PlantEvent, TelemetryReading, Timestamp};
@@ -125,6 +128,8 @@ struct MachineState {
     temperature: f64,
     last_reading: (f64, f64, f64),
     last_sample_ms: u64,
+    /// When the plant expects a machine that is down or in service to be back.
+    back_at: u64,
     rng_failure: Stream,
     rng_sensor: Stream,
     rng_quality: Stream,
@@ -152,6 +157,7 @@ struct Job {
     waiting_children: u32,
     ready_since: u64,
     blocked: bool,
+    done: bool,
 }
 
 /// What a work order is for: the assembly that waits for it, the sales order, the due date.
@@ -225,6 +231,8 @@ struct State {
     queue: BinaryHeap<Entry>,
     machines: Vec<MachineState>,
     jobs: Vec<Job>,
+    /// Jobs before this index are all done (a cursor so floors skip finished history).
+    first_open_job: usize,
     orders: Vec<SalesOrder>,
     pending_orders: Vec<usize>,
     /// Orders generated for today, in arrival order; the first is in the event queue.
@@ -347,6 +355,7 @@ impl State {
                     temperature: ambient,
                     last_reading: (0.0, ambient, 0.0),
                     last_sample_ms: 0,
+                    back_at: 0,
                     rng_failure,
                     rng_sensor: stream(seed, StreamKind::Sensor, i as u64),
                     rng_quality: stream(seed, StreamKind::Quality, i as u64),
@@ -381,6 +390,7 @@ impl State {
             queue: BinaryHeap::new(),
             machines,
             jobs: Vec::new(),
+            first_open_job: 0,
             orders: Vec::new(),
             pending_orders: Vec::new(),
             arrivals: VecDeque::new(),
@@ -571,6 +581,9 @@ impl State {
             self.release_order(model, views[i].order, observer);
         }
         self.order_views = views;
+        if !chosen.is_empty() {
+            self.replan(model);
+        }
     }
 
     fn release_order(&mut self, model: &PlantModel, order: usize, observer: &mut dyn Observer) {
@@ -632,6 +645,7 @@ impl State {
             waiting_children: 0,
             ready_since: self.now,
             blocked: false,
+            done: false,
         });
         for &(component, per_unit) in &model.products[product].components {
             let quantity = (f64::from(target) * per_unit).ceil().max(1.0) as u32;
@@ -660,6 +674,73 @@ impl State {
         for &(m, _) in &step.eligible {
             self.try_start(model, m, observer);
         }
+    }
+
+    /// Hands a planning policy the whole floor.
+    fn replan(&mut self, model: &PlantModel) {
+        if !self.policy.wants_floor() {
+            return;
+        }
+        for m in 0..self.machines.len() {
+            self.settle(model, m);
+        }
+        while self
+            .jobs
+            .get(self.first_open_job)
+            .is_some_and(|j| j.done)
+        {
+            self.first_open_job += 1;
+        }
+        let mut jobs = Vec::new();
+        for (index, j) in self.jobs.iter().enumerate().skip(self.first_open_job) {
+            if j.done {
+                continue;
+            }
+            let product = &model.products[j.product];
+            let running = self.machines.iter().enumerate().find_map(|(m, st)| {
+                st.running
+                    .as_ref()
+                    .filter(|r| r.job == index)
+                    .map(|r| (m, (r.setup_left_ms + r.run_left_ms) as f64 / 1000.0))
+            });
+            let operations = product.steps[j.step..]
+                .iter()
+                .map(|step| {
+                    step.eligible
+                        .iter()
+                        .map(|&(m, unit_s)| (m, step.setup_s + unit_s * f64::from(j.quantity)))
+                        .collect()
+                })
+                .collect();
+            jobs.push(FloorJob {
+                job: j.number,
+                product: j.product,
+                quantity: j.quantity,
+                due: SimTime(j.due),
+                next_step: j.step,
+                operations,
+                running,
+                waiting: j.waiting_children > 0 || j.blocked,
+            });
+        }
+        let machines = self
+            .machines
+            .iter()
+            .map(|st| FloorMachine {
+                unavailable_for_s: match st.status {
+                    Status::Down | Status::Maintenance => {
+                        st.back_at.saturating_sub(self.now) as f64 / 1000.0
+                    }
+                    Status::Idle | Status::Busy => 0.0,
+                },
+            })
+            .collect();
+        let floor = Floor {
+            now: SimTime(self.now),
+            jobs,
+            machines,
+        };
+        self.policy.plan(&floor);
     }
 
     fn add_wip(&mut self, delta: f64) {
@@ -1032,6 +1113,7 @@ impl State {
 
     /// A work order leaves the floor: deliver it, feed its parent, and remake any shortfall.
     fn finish_job(&mut self, model: &PlantModel, job: usize, observer: &mut dyn Observer) {
+        self.jobs[job].done = true;
         let j = self.jobs[job].clone();
         self.add_wip(-f64::from(j.quantity));
         let shortfall = j.target - j.quantity.min(j.target);
@@ -1104,6 +1186,8 @@ impl State {
         };
         let st = &mut self.machines[m];
         st.failures += 1;
+        // The plant knows a repair is under way, not how long it will really take.
+        st.back_at = self.now + ms(mean * 3600.0);
         self.counters.maintenance_cost += spec.maintenance.corrective_cost;
         if observer.wants_events() {
             let wo = self.machines[m]
@@ -1120,6 +1204,7 @@ impl State {
             );
         }
         self.schedule(self.now + ms(hours * 3600.0), Ev::RepairDone(m));
+        self.replan(model);
     }
 
     /// Repair and service both restore a machine to as-good-as-new.
@@ -1157,6 +1242,7 @@ impl State {
         self.set_status(model, m, Status::Maintenance);
         let spec = &model.machines[m];
         self.machines[m].preventive += 1;
+        self.machines[m].back_at = self.now + ms(spec.maintenance.preventive_h * 3600.0);
         self.counters.maintenance_cost += spec.maintenance.preventive_cost;
         let hours = spec.maintenance.preventive_h;
         if observer.wants_events() {
