@@ -84,6 +84,7 @@ pub fn solve(problem: &Problem, options: &SolveOptions) -> Solution {
             started,
             max_iterations,
             target,
+            scratch: None,
         };
         search.run(start)
     };

@@ -26,6 +26,9 @@ enum Move {
     },
 }
 
+/// Moves re-ranked by their exact objective when the objective is not the makespan.
+const EXACT_CANDIDATES: usize = 8;
+
 /// Pairs "a runs before b" that recent moves undid, with the iteration they stay tabu until.
 #[derive(Debug)]
 struct TabuList {
@@ -70,6 +73,8 @@ pub(crate) struct Search<'a> {
     pub(crate) max_iterations: u64,
     /// Stop as soon as this value is reached (a proven lower bound).
     pub(crate) target: f64,
+    /// Reused buffers for exact move evaluation.
+    pub(crate) scratch: Option<State>,
 }
 
 impl std::fmt::Debug for Search<'_> {
@@ -183,6 +188,16 @@ impl Search<'_> {
                 if objective == Objective::Makespan {
                     break;
                 }
+            }
+            if objective != Objective::Makespan {
+                // Estimates speak of path lengths; re-rank the most promising moves exactly.
+                moves.sort_by(|a, b| a.0.total_cmp(&b.0));
+                moves.truncate(EXACT_CANDIDATES);
+                for i in 0..moves.len() {
+                    let (_, mv) = moves[i];
+                    moves[i].0 = self.exact(&current, mv).unwrap_or(f64::INFINITY);
+                }
+                moves.retain(|m| m.0.is_finite());
             }
             // Best admissible move by estimate; tabu moves only if they beat the best so far.
             let mut chosen: Option<(f64, Move)> = None;
@@ -318,7 +333,6 @@ impl Search<'_> {
                 start = i;
             }
         }
-        let exact = self.objective != Objective::Makespan;
         let nblocks = blocks.len();
         for (b, &(lo, hi)) in blocks.iter().enumerate() {
             if hi > lo {
@@ -334,7 +348,7 @@ impl Search<'_> {
                 let len = last - first + 1;
                 let push = |from: usize, to: usize, out: &mut Vec<(f64, Move)>| {
                     let mv = Move::Shift { machine, from, to };
-                    if let Some(e) = self.estimate(s, mv, exact) {
+                    if let Some(e) = self.estimate(s, mv) {
                         out.push((e, mv));
                     }
                 };
@@ -381,31 +395,26 @@ impl Search<'_> {
                         machine: m,
                         to,
                     };
-                    let e = if exact {
-                        match self.exact(s, mv) {
-                            Some(v) => v,
-                            None => continue,
-                        }
-                    } else {
-                        e
-                    };
                     out.push((e, mv));
                 }
             }
         }
     }
 
-    /// Exact objective after a move (None if it creates a cycle).
-    fn exact(&self, s: &State, mv: Move) -> Option<f64> {
-        let mut t = s.clone();
-        apply(&mut t, self.flat, mv);
-        t.evaluate(self.flat, self.problem)
-            .then(|| value(&t, self.flat, self.problem, self.objective))
+    /// Exact objective after a move (None if it creates a cycle), computed on a scratch copy
+    /// whose buffers are reused from call to call.
+    fn exact(&mut self, s: &State, mv: Move) -> Option<f64> {
+        let (flat, problem, objective) = (self.flat, self.problem, self.objective);
+        let t = self.scratch.get_or_insert_with(|| s.clone());
+        t.clone_from(s);
+        apply(t, flat, mv);
+        t.evaluate(flat, problem)
+            .then(|| value(t, flat, problem, objective))
     }
 
     /// Heads-and-tails estimate of the makespan after shifting one operation within a block,
     /// or None when the move could create a cycle (Balas–Vazacopoulos conditions).
-    fn estimate(&self, s: &State, mv: Move, exact: bool) -> Option<f64> {
+    fn estimate(&self, s: &State, mv: Move) -> Option<f64> {
         let Move::Shift { machine, from, to } = mv else {
             return None;
         };
@@ -451,9 +460,6 @@ impl Search<'_> {
         {
             return None;
         }
-        if exact {
-            return self.exact(s, mv);
-        }
         let (lo, hi) = (from.min(to), from.max(to));
         let mut order: Vec<u32> = list[lo..=hi].to_vec();
         let moved = order.remove(from - lo);
@@ -463,7 +469,8 @@ impl Search<'_> {
         let k = order.len();
         let mut heads = [0i64; 64];
         if k > heads.len() {
-            return self.exact(s, mv);
+            // Blocks this long are rare; leaving the move out keeps the estimate allocation-free.
+            return None;
         }
         let mut prev_end = end(before);
         for (i, &o) in order.iter().enumerate() {
