@@ -65,11 +65,17 @@ pub(crate) struct Interval {
 pub(crate) fn interval(values: &[f64]) -> Interval {
     let n = values.len();
     if n == 0 {
-        return Interval { mean: 0.0, ci95: 0.0 };
+        return Interval {
+            mean: 0.0,
+            ci95: 0.0,
+        };
     }
     let mean = values.iter().sum::<f64>() / n as f64;
     if n == 1 {
-        return Interval { mean, ci95: f64::INFINITY };
+        return Interval {
+            mean,
+            ci95: f64::INFINITY,
+        };
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let t = T95.get(n - 2).copied().unwrap_or(1.96);
@@ -109,10 +115,17 @@ pub(crate) fn run(
     }
     let plant = match plant_file {
         Some(path) => Plant::load(path)?,
-        None => Plant::parse(REFERENCE_PLANT, Path::new("plants/hangzhou-auto-parts.toml"))?,
+        None => Plant::parse(
+            REFERENCE_PLANT,
+            Path::new("plants/hangzhou-auto-parts.toml"),
+        )?,
     };
     let model = Arc::new(PlantModel::new(plant));
-    let names: Vec<&str> = policies.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let names: Vec<&str> = policies
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     for name in &names {
         if !matches!(*name, "fifo" | "edd" | "spt" | "aps") {
             bail!("policy `{name}` is unknown; expected a list of fifo, edd, spt, aps");
@@ -181,11 +194,23 @@ pub(crate) fn run(
     );
     println!(
         "{:<6} {:>20} {:>18} {:>20} {:>18} {:>24} {:>22}",
-        "policy", "tardiness h", "on-time %", "throughput /day", "WIP units", "total cost", "replans (mean/max s)"
+        "policy",
+        "tardiness h",
+        "on-time %",
+        "throughput /day",
+        "WIP units",
+        "total cost",
+        "replans (mean/max s)"
     );
     for r in &rows {
         let pm = |i: Interval, scale: f64, digits: usize| {
-            format!("{:.*} ± {:.*}", digits, i.mean * scale, digits, i.ci95 * scale)
+            format!(
+                "{:.*} ± {:.*}",
+                digits,
+                i.mean * scale,
+                digits,
+                i.ci95 * scale
+            )
         };
         println!(
             "{:<6} {:>20} {:>18} {:>20} {:>18} {:>24} {:>22}",
@@ -198,7 +223,10 @@ pub(crate) fn run(
             if r.replans == 0 {
                 "-".to_owned()
             } else {
-                format!("{} ({:.3}/{:.3})", r.replans, r.replan_mean_s, r.replan_max_s)
+                format!(
+                    "{} ({:.3}/{:.3})",
+                    r.replans, r.replan_mean_s, r.replan_max_s
+                )
             }
         );
     }

@@ -194,7 +194,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             policies,
             aps_iterations,
             json,
-        }) => bench_policies::run(plant.as_deref(), days, seeds, &policies, aps_iterations, json),
+        }) => bench_policies::run(
+            plant.as_deref(),
+            days,
+            seeds,
+            &policies,
+            aps_iterations,
+            json,
+        ),
         Command::Bench(BenchCommand::Twin {
             plant,
             days,

@@ -133,8 +133,11 @@ pub(crate) fn run(args: ScheduleArgs) -> anyhow::Result<ExitCode> {
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             solution.makespan
         );
-        std::fs::write(path, gantt::svg_numbered(&problem, &solution.schedule, &title, format))
-            .with_context(|| format!("writing Gantt chart {}", path.display()))?;
+        std::fs::write(
+            path,
+            gantt::svg_numbered(&problem, &solution.schedule, &title, format),
+        )
+        .with_context(|| format!("writing Gantt chart {}", path.display()))?;
     }
     let instance = args
         .file

@@ -8,8 +8,8 @@ use aifactory_schedule::{
     Alternative, Downtime, Frozen, Job, Objective, Operation, Problem, SolveOptions, solve,
 };
 use aifactory_twin::{
-    BaselinePolicy, Floor, MachineId, MachineView, MaterialView, Policy, PurchaseRequest,
-    QueuedOp, SimTime,
+    BaselinePolicy, Floor, MachineId, MachineView, MaterialView, Policy, PurchaseRequest, QueuedOp,
+    SimTime,
 };
 use std::collections::HashMap;
 
@@ -121,7 +121,13 @@ fn problem_of(floor: &Floor) -> (Problem, Vec<u32>) {
 
 impl Policy for ApsPolicy {
     fn name(&self) -> String {
-        format!("aps+{}", self.base.name().split_once('+').map_or("", |(_, rest)| rest))
+        format!(
+            "aps+{}",
+            self.base
+                .name()
+                .split_once('+')
+                .map_or("", |(_, rest)| rest)
+        )
     }
 
     fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
@@ -177,7 +183,9 @@ impl Policy for ApsPolicy {
         };
         let solution = solve(&problem, &options);
         for (j, ops) in solution.schedule.placements.iter().enumerate() {
-            let Some(&number) = numbers.get(j) else { continue };
+            let Some(&number) = numbers.get(j) else {
+                continue;
+            };
             let first_step = floor.jobs[j].next_step;
             for p in ops {
                 self.plan

@@ -25,8 +25,7 @@ mod sim;
 pub use model::{MachineId, PlantModel};
 pub use policy::{
     BaselinePolicy, DispatchRule, Floor, FloorJob, FloorMachine, MachineView, MaintenanceRule,
-    MaterialView, OrderView, ParamSpec,
-    Policy, PurchaseRequest, PurchasingRule, QueuedOp,
+    MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest, PurchasingRule, QueuedOp,
 };
 pub use sim::{EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation};
 

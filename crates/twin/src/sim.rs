@@ -684,11 +684,7 @@ impl State {
         for m in 0..self.machines.len() {
             self.settle(model, m);
         }
-        while self
-            .jobs
-            .get(self.first_open_job)
-            .is_some_and(|j| j.done)
-        {
+        while self.jobs.get(self.first_open_job).is_some_and(|j| j.done) {
             self.first_open_job += 1;
         }
         let mut jobs = Vec::new();

@@ -74,7 +74,8 @@ pub fn solve(problem: &Problem, options: &SolveOptions) -> Solution {
             .wrapping_add(index as u64);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let noise = if index == 0 { 0.0 } else { 0.3 };
-        let start = construct::greedy(&flat, problem, &mut rng, noise);
+        let by_due_date = options.objective != Objective::Makespan;
+        let start = construct::greedy(&flat, problem, &mut rng, noise, by_due_date);
         let mut search = tabu::Search {
             flat: &flat,
             problem,

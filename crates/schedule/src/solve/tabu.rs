@@ -193,9 +193,8 @@ impl Search<'_> {
                 // Estimates speak of path lengths; re-rank the most promising moves exactly.
                 moves.sort_by(|a, b| a.0.total_cmp(&b.0));
                 moves.truncate(EXACT_CANDIDATES);
-                for i in 0..moves.len() {
-                    let (_, mv) = moves[i];
-                    moves[i].0 = self.exact(&current, mv).unwrap_or(f64::INFINITY);
+                for candidate in &mut moves {
+                    candidate.0 = self.exact(&current, candidate.1).unwrap_or(f64::INFINITY);
                 }
                 moves.retain(|m| m.0.is_finite());
             }
