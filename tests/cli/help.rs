@@ -10,6 +10,8 @@ fn every_command_has_help() {
         (vec!["sim", "--help"], "--policy"),
         (vec!["plant", "check", "--help"], "file:line:col"),
         (vec!["bench", "twin", "--help"], "events per second"),
+        (vec!["schedule", "--help"], "--time-limit"),
+        (vec!["bench", "policies", "--help"], "--seeds"),
     ] {
         let out = aifactory(&args);
         assert!(out.status.success(), "{args:?}");

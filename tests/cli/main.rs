@@ -3,6 +3,7 @@
 mod demo;
 mod help;
 mod plant_check;
+mod schedule;
 mod sim_json;
 
 use std::path::PathBuf;
