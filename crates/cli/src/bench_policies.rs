@@ -1,8 +1,6 @@
 //! `aifactory bench policies`: the same plant under several policies over several seeds, with
 //! 95 % confidence intervals — how a planner would judge a scheduling skill against EDD and FIFO.
 
-use crate::REFERENCE_PLANT;
-use aifactory_core::Plant;
 use aifactory_skills::{ApsConfig, ApsPolicy};
 use aifactory_twin::{
     BaselinePolicy, DispatchRule, Floor, MachineId, MachineView, MaterialView, PlantModel, Policy,
@@ -107,19 +105,11 @@ pub(crate) fn run(
     aps_iterations: u64,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    if !(days > 0.0 && days <= 3660.0) {
-        bail!("--days must be between 0 and 3660, got {days}");
-    }
+    crate::run::check_days(days)?;
     if seeds == 0 || seeds > 1000 {
         bail!("--seeds must be between 1 and 1000, got {seeds}");
     }
-    let plant = match plant_file {
-        Some(path) => Plant::load(path)?,
-        None => Plant::parse(
-            REFERENCE_PLANT,
-            Path::new("plants/hangzhou-auto-parts.toml"),
-        )?,
-    };
+    let plant = crate::run::plant_or_reference(plant_file)?;
     let model = Arc::new(PlantModel::new(plant));
     let names: Vec<&str> = policies
         .split(',')

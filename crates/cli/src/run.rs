@@ -33,7 +33,19 @@ fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result
     })
 }
 
-fn check_days(days: f64) -> anyhow::Result<()> {
+/// The given plant file, or the built-in reference plant.
+pub(crate) fn plant_or_reference(file: Option<&Path>) -> anyhow::Result<Plant> {
+    Ok(match file {
+        Some(path) => Plant::load(path)?,
+        None => Plant::parse(
+            REFERENCE_PLANT,
+            Path::new("plants/hangzhou-auto-parts.toml"),
+        )
+        .context("the built-in reference plant is invalid")?,
+    })
+}
+
+pub(crate) fn check_days(days: f64) -> anyhow::Result<()> {
     if !days.is_finite() || days <= 0.0 || days > 3660.0 {
         bail!("--days must be between 0 and 3660, got {days}");
     }
@@ -304,13 +316,7 @@ pub(crate) fn bench_twin(
 ) -> anyhow::Result<ExitCode> {
     check_days(days)?;
     check_telemetry_period(telemetry_period_s)?;
-    let plant = match plant_file {
-        Some(path) => Plant::load(path)?,
-        None => Plant::parse(
-            REFERENCE_PLANT,
-            Path::new("plants/hangzhou-auto-parts.toml"),
-        )?,
-    };
+    let plant = plant_or_reference(plant_file)?;
     let spec = RunSpec {
         plant,
         days,

@@ -35,14 +35,34 @@ pub(crate) fn greedy(
                 .sum()
         })
         .collect();
+    // Earliest start of operation `o` on machine `m` given what is placed so far.
+    let earliest_start = |job_ready: &[i64],
+                          machine_free: &[i64],
+                          machine_last: &[Option<u32>],
+                          o: u32,
+                          m: usize,
+                          d: i64|
+     -> i64 {
+        let setup = match (problem.setup.is_some(), machine_last[m]) {
+            (true, Some(prev)) => {
+                problem.setup_time(m, flat.family[prev as usize], flat.family[o as usize])
+            }
+            _ => 0,
+        };
+        let mut start = job_ready[flat.job[o as usize] as usize].max(machine_free[m] + setup);
+        if let Some((_, fixed)) = flat.frozen[o as usize] {
+            start = start.max(fixed);
+        }
+        after_downtime(&flat.downtime[m], start, d)
+    };
     let mut ready: Vec<(u32, i64, i64, usize, i64)> = Vec::new(); // (op, start, end, machine, dur)
     for _ in 0..flat.n {
         ready.clear();
-        for j in 0..jobs {
-            if next[j] >= problem.jobs[j].operations.len() {
+        for (j, &step) in next.iter().enumerate() {
+            if step >= problem.jobs[j].operations.len() {
                 continue;
             }
-            let o = flat.first_op[j] + next[j] as u32;
+            let o = flat.first_op[j] + step as u32;
             let mut best_alt: Option<(i64, i64, usize, i64)> = None;
             for &(m, d) in &flat.alts[o as usize] {
                 if let Some((fm, _)) = flat.frozen[o as usize]
@@ -51,17 +71,7 @@ pub(crate) fn greedy(
                     continue;
                 }
                 let m = m as usize;
-                let setup = match (problem.setup.is_some(), machine_last[m]) {
-                    (true, Some(prev)) => {
-                        problem.setup_time(m, flat.family[prev as usize], flat.family[o as usize])
-                    }
-                    _ => 0,
-                };
-                let mut start = job_ready[j].max(machine_free[m] + setup);
-                if let Some((_, fixed)) = flat.frozen[o as usize] {
-                    start = start.max(fixed);
-                }
-                start = after_downtime(&flat.downtime[m], start, d);
+                let start = earliest_start(&job_ready, &machine_free, &machine_last, o, m, d);
                 if best_alt.is_none_or(|b| (start + d, m) < (b.1, b.2)) {
                     best_alt = Some((start, start + d, m, d));
                 }
@@ -105,17 +115,7 @@ pub(crate) fn greedy(
         }
         let Some((_, _, o, d, m)) = best else { break };
         let j = flat.job[o as usize] as usize;
-        let setup = match (problem.setup.is_some(), machine_last[m]) {
-            (true, Some(prev)) => {
-                problem.setup_time(m, flat.family[prev as usize], flat.family[o as usize])
-            }
-            _ => 0,
-        };
-        let mut start = job_ready[j].max(machine_free[m] + setup);
-        if let Some((_, fixed)) = flat.frozen[o as usize] {
-            start = start.max(fixed);
-        }
-        start = after_downtime(&flat.downtime[m], start, d);
+        let start = earliest_start(&job_ready, &machine_free, &machine_last, o, m, d);
         machine[o as usize] = m as u32;
         dur[o as usize] = d;
         seq[m].push(o);
