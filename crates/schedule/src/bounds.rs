@@ -1,6 +1,6 @@
 //! Lower bounds on the makespan, cheap enough to report with every schedule.
 
-use crate::problem::Problem;
+use crate::problem::{Operation, Problem};
 
 /// The larger of the job bound (release + the shortest way through the job's operations) and
 /// the machine bound (for operations that can only run on one machine: earliest release among
@@ -9,20 +9,7 @@ pub fn lower_bound(problem: &Problem) -> i64 {
     let job_bound = problem
         .jobs
         .iter()
-        .map(|job| {
-            job.release
-                + job
-                    .operations
-                    .iter()
-                    .map(|op| {
-                        op.alternatives
-                            .iter()
-                            .map(|a| a.duration)
-                            .min()
-                            .unwrap_or(0)
-                    })
-                    .sum::<i64>()
-        })
+        .map(|job| job.release + job.operations.iter().map(Operation::shortest).sum::<i64>())
         .max()
         .unwrap_or(0);
 
@@ -33,17 +20,7 @@ pub fn lower_bound(problem: &Problem) -> i64 {
     // Flexible operations add their smallest duration to a pooled bound over all machines.
     let mut pooled = 0i64;
     for job in &problem.jobs {
-        let mins: Vec<i64> = job
-            .operations
-            .iter()
-            .map(|op| {
-                op.alternatives
-                    .iter()
-                    .map(|a| a.duration)
-                    .min()
-                    .unwrap_or(0)
-            })
-            .collect();
+        let mins: Vec<i64> = job.operations.iter().map(Operation::shortest).collect();
         let mut before = job.release;
         for (k, op) in job.operations.iter().enumerate() {
             let after: i64 = mins[k + 1..].iter().sum();

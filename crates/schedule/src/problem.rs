@@ -30,6 +30,17 @@ pub struct Operation {
     pub frozen: Option<Frozen>,
 }
 
+impl Operation {
+    /// The shortest duration among its alternatives (0 if it has none).
+    pub fn shortest(&self) -> i64 {
+        self.alternatives
+            .iter()
+            .map(|a| a.duration)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// Earliest start of the first operation.

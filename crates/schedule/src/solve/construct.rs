@@ -31,7 +31,7 @@ pub(crate) fn greedy(
         .map(|j| {
             j.operations
                 .iter()
-                .map(|o| o.alternatives.iter().map(|a| a.duration).min().unwrap_or(0))
+                .map(crate::problem::Operation::shortest)
                 .sum()
         })
         .collect();
