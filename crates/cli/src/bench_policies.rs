@@ -9,7 +9,7 @@ use aifactory_twin::{
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -83,12 +83,48 @@ pub(crate) fn interval(values: &[f64]) -> Interval {
     }
 }
 
+/// `aifactory bench policies` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PoliciesArgs {
+    /// Plant file [default: the built-in reference plant].
+    #[arg(long)]
+    plant: Option<PathBuf>,
+    /// Days on which sales orders arrive.
+    #[arg(long, default_value_t = 60.0)]
+    days: f64,
+    /// Days after that to finish the order book; orders still open then count as unfinished.
+    #[arg(long, default_value_t = 20.0)]
+    drain_days: f64,
+    /// Seeds 1..=N.
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// Comma-separated: fifo, edd, spt, aps (the APS scheduling skill).
+    #[arg(long, default_value = "fifo,edd,aps")]
+    policies: String,
+    /// Tabu iterations per APS replan.
+    #[arg(long, default_value_t = 2000)]
+    aps_iterations: u64,
+    /// Scenario: multiply every product's due-date window (0.5 = customers want it twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    due_scale: f64,
+    /// Scenario: multiply every product's demand (1.2 = 20 % more orders).
+    #[arg(long, default_value_t = 1.0)]
+    load_scale: f64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Serialize)]
 struct PolicyRow {
     policy: String,
     seeds: usize,
     mean_tardiness_h: Interval,
     on_time_delivery: Interval,
+    /// Hours from the start until the last order of the book was done.
+    makespan_h: Interval,
+    /// Orders still open when the drain period ran out, summed over seeds.
+    unfinished_orders: usize,
     throughput: Interval,
     avg_wip: Interval,
     total_cost: Interval,
@@ -97,21 +133,45 @@ struct PolicyRow {
     replan_max_s: f64,
 }
 
-pub(crate) fn run(
-    plant_file: Option<&Path>,
-    days: f64,
-    seeds: u64,
-    policies: &str,
-    aps_iterations: u64,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    crate::run::check_days(days)?;
-    if seeds == 0 || seeds > 1000 {
-        bail!("--seeds must be between 1 and 1000, got {seeds}");
+/// What one seed's run reports.
+struct SeedRun {
+    kpis: aifactory_core::Kpis,
+    makespan_h: f64,
+    unfinished_orders: usize,
+    replan_s: Vec<f64>,
+}
+
+pub(crate) fn run(args: &PoliciesArgs) -> anyhow::Result<ExitCode> {
+    crate::run::check_days(args.days)?;
+    if !(args.drain_days >= 0.0 && args.drain_days <= 3650.0) {
+        bail!(
+            "--drain-days must be between 0 and 3650, got {}",
+            args.drain_days
+        );
     }
-    let plant = crate::run::plant_or_reference(plant_file)?;
+    if args.seeds == 0 || args.seeds > 1000 {
+        bail!("--seeds must be between 1 and 1000, got {}", args.seeds);
+    }
+    for (flag, value) in [
+        ("--due-scale", args.due_scale),
+        ("--load-scale", args.load_scale),
+    ] {
+        if !(value > 0.0 && value <= 100.0) {
+            bail!("{flag} must be above 0 and at most 100, got {value}");
+        }
+    }
+    let mut plant = crate::run::plant_or_reference(args.plant.as_deref())?;
+    for product in &mut plant.products {
+        if let Some(demand) = &mut product.demand {
+            demand.units_per_day *= args.load_scale;
+            for d in &mut demand.due_days {
+                *d *= args.due_scale;
+            }
+        }
+    }
     let model = Arc::new(PlantModel::new(plant));
-    let names: Vec<&str> = policies
+    let names: Vec<&str> = args
+        .policies
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -121,10 +181,10 @@ pub(crate) fn run(
             bail!("policy `{name}` is unknown; expected a list of fifo, edd, spt, aps");
         }
     }
-    let bar = if json {
+    let bar = if args.json {
         ProgressBar::hidden()
     } else {
-        let bar = ProgressBar::new(names.len() as u64 * seeds);
+        let bar = ProgressBar::new(names.len() as u64 * args.seeds);
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} runs {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -135,35 +195,39 @@ pub(crate) fn run(
     let mut rows = Vec::new();
     for name in &names {
         bar.set_message(name.to_string());
-        let mut results = Vec::new();
-        let mut replan_s = Vec::new();
-        for seed in 1..=seeds {
+        let mut runs = Vec::new();
+        for seed in 1..=args.seeds {
             let base = BaselinePolicy::default();
-            let (result, times) = if *name == "aps" {
+            let run = if *name == "aps" {
                 let config = ApsConfig {
-                    iterations: aps_iterations,
+                    iterations: args.aps_iterations,
                     ..ApsConfig::default()
                 };
-                run_one(&model, seed, days, ApsPolicy::new(config, base))
+                run_one(&model, seed, args, ApsPolicy::new(config, base))
             } else {
                 let dispatch = name.parse::<DispatchRule>()?;
-                run_one(&model, seed, days, BaselinePolicy { dispatch, ..base })
+                run_one(&model, seed, args, BaselinePolicy { dispatch, ..base })
             };
-            results.push(result);
-            replan_s.extend(times);
+            runs.push(run);
             bar.inc(1);
         }
-        let column = |f: fn(&aifactory_core::Kpis) -> f64| -> Interval {
-            interval(&results.iter().map(f).collect::<Vec<_>>())
+        let column = |f: &dyn Fn(&SeedRun) -> f64| -> Interval {
+            interval(&runs.iter().map(f).collect::<Vec<_>>())
         };
+        let replan_s: Vec<f64> = runs
+            .iter()
+            .flat_map(|r| r.replan_s.iter().copied())
+            .collect();
         rows.push(PolicyRow {
             policy: (*name).to_owned(),
-            seeds: results.len(),
-            mean_tardiness_h: column(|k| k.mean_tardiness_h),
-            on_time_delivery: column(|k| k.on_time_delivery),
-            throughput: column(|k| k.throughput),
-            avg_wip: column(|k| k.avg_wip),
-            total_cost: column(|k| k.total_cost),
+            seeds: runs.len(),
+            mean_tardiness_h: column(&|r| r.kpis.mean_tardiness_h),
+            on_time_delivery: column(&|r| r.kpis.on_time_delivery),
+            makespan_h: column(&|r| r.makespan_h),
+            unfinished_orders: runs.iter().map(|r| r.unfinished_orders).sum(),
+            throughput: column(&|r| r.kpis.throughput),
+            avg_wip: column(&|r| r.kpis.avg_wip),
+            total_cost: column(&|r| r.kpis.total_cost),
             replans: replan_s.len(),
             replan_mean_s: if replan_s.is_empty() {
                 0.0
@@ -174,19 +238,26 @@ pub(crate) fn run(
         });
     }
     bar.finish_and_clear();
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{} · {days} days · seeds 1..={seeds} · mean ± 95 % CI",
-        model.plant().plant.id
+        "{} · orders for {} days (due × {}, demand × {}), drained ≤ {} days · seeds 1..={} · mean ± 95 % CI",
+        model.plant().plant.id,
+        args.days,
+        args.due_scale,
+        args.load_scale,
+        args.drain_days,
+        args.seeds
     );
     println!(
-        "{:<6} {:>20} {:>18} {:>20} {:>18} {:>24} {:>22}",
+        "{:<6} {:>16} {:>14} {:>18} {:>10} {:>18} {:>14} {:>22} {:>22}",
         "policy",
         "tardiness h",
         "on-time %",
+        "makespan h",
+        "unfinished",
         "throughput /day",
         "WIP units",
         "total cost",
@@ -203,10 +274,12 @@ pub(crate) fn run(
             )
         };
         println!(
-            "{:<6} {:>20} {:>18} {:>20} {:>18} {:>24} {:>22}",
+            "{:<6} {:>16} {:>14} {:>18} {:>10} {:>18} {:>14} {:>22} {:>22}",
             r.policy,
             pm(r.mean_tardiness_h, 1.0, 2),
             pm(r.on_time_delivery, 100.0, 1),
+            pm(r.makespan_h, 1.0, 1),
+            r.unfinished_orders,
             pm(r.throughput, 1.0, 1),
             pm(r.avg_wip, 1.0, 0),
             pm(r.total_cost, 1.0, 0),
@@ -223,22 +296,38 @@ pub(crate) fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs one seed: orders for `days`, then up to `drain_days` more until the book is empty.
 fn run_one<P: Policy + Send + 'static>(
     model: &Arc<PlantModel>,
     seed: u64,
-    days: f64,
+    args: &PoliciesArgs,
     inner: P,
-) -> (aifactory_core::Kpis, Vec<f64>) {
+) -> SeedRun {
     let log = Arc::new(Mutex::new(Vec::new()));
     let policy = Timed {
         inner,
         log: Arc::clone(&log),
     };
     let mut sim = Simulation::new(Arc::clone(model), seed, Box::new(policy), Some(0.0));
-    sim.run_until(SimTime::from_days(days), &mut ());
+    // Demand is generated per whole day; a fractional --days still ends the window there.
+    sim.stop_demand_after_days(args.days.ceil() as u32);
+    sim.run_until(SimTime::from_days(args.days), &mut ());
+    let end = SimTime::from_days(args.days + args.drain_days);
+    // Step an hour at a time so the run stops soon after the last order, not at the cap.
+    while sim.open_orders() > 0 && sim.now() < end {
+        let next = SimTime::from_hours(sim.now().hours() + 1.0).min(end);
+        sim.run_until(next, &mut ());
+    }
+    let unfinished_orders = sim.open_orders();
+    let makespan_h = sim.last_order_completed().map_or(0.0, SimTime::hours);
     let kpis = sim.finish().kpis;
-    let times = log.lock().map(|v| v.clone()).unwrap_or_default();
-    (kpis, times)
+    let replan_s = log.lock().map(|v| v.clone()).unwrap_or_default();
+    SeedRun {
+        kpis,
+        makespan_h,
+        unfinished_orders,
+        replan_s,
+    }
 }
 
 #[cfg(test)]

@@ -57,26 +57,10 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Compare dispatching and planning policies on a plant over many seeds (95 % intervals).
-    Policies {
-        /// Plant file [default: the built-in reference plant].
-        #[arg(long)]
-        plant: Option<PathBuf>,
-        /// Simulated days per run.
-        #[arg(long, default_value_t = 60.0)]
-        days: f64,
-        /// Seeds 1..=N.
-        #[arg(long, default_value_t = 10)]
-        seeds: u64,
-        /// Comma-separated: fifo, edd, spt, aps (the APS scheduling skill).
-        #[arg(long, default_value = "fifo,edd,aps")]
-        policies: String,
-        /// Tabu iterations per APS replan.
-        #[arg(long, default_value_t = 2000)]
-        aps_iterations: u64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    ///
+    /// Orders arrive for --days days; then the plant works off the order book (up to
+    /// --drain-days more), so the makespan (when the last order is done) can be compared.
+    Policies(bench_policies::PoliciesArgs),
     /// Time the twin on a plant with no observer: events per second and simulated days per second.
     Twin {
         /// Plant file [default: the built-in reference plant].
@@ -187,21 +171,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => run::sim(&config, args),
         Command::Plant(PlantCommand::Check { file, json }) => run::plant_check(&file, json),
         Command::Schedule(args) => schedule::run(args),
-        Command::Bench(BenchCommand::Policies {
-            plant,
-            days,
-            seeds,
-            policies,
-            aps_iterations,
-            json,
-        }) => bench_policies::run(
-            plant.as_deref(),
-            days,
-            seeds,
-            &policies,
-            aps_iterations,
-            json,
-        ),
+        Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Twin {
             plant,
             days,

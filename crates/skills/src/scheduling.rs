@@ -53,11 +53,29 @@ impl ApsPolicy {
     }
 }
 
-/// The floor as a scheduling problem, in whole seconds from now.
-fn problem_of(floor: &Floor) -> (Problem, Vec<u32>) {
+/// The floor as a scheduling problem, in whole seconds from now. Each product is a set-up
+/// family: a machine pays a step's set-up only when it switches products, as in the plant. The
+/// second vector maps the problem's jobs back to (work order, first routing step); `None` marks
+/// the placeholder jobs that hold each idle machine's current set-up.
+fn problem_of(floor: &Floor) -> (Problem, Vec<Option<(u32, usize)>>) {
     let now_s = floor.now.0 as f64 / 1000.0;
-    let mut numbers = Vec::with_capacity(floor.jobs.len());
-    let mut jobs = Vec::with_capacity(floor.jobs.len());
+    let machines = floor.machines.len();
+    let families = floor
+        .jobs
+        .iter()
+        .map(|j| j.product + 1)
+        .chain(
+            floor
+                .machines
+                .iter()
+                .filter_map(|m| m.last_product.map(|p| p + 1)),
+        )
+        .max()
+        .unwrap_or(0);
+    // setup[machine][from][to]: the set-up of product `to` on that machine, unless from == to.
+    let mut setup = vec![vec![vec![0i64; families]; families]; machines];
+    let mut jobs = Vec::with_capacity(floor.jobs.len() + machines);
+    let mut numbers = Vec::with_capacity(floor.jobs.len() + machines);
     for j in &floor.jobs {
         let mut operations: Vec<Operation> = j
             .operations
@@ -65,9 +83,19 @@ fn problem_of(floor: &Floor) -> (Problem, Vec<u32>) {
             .map(|alts| Operation {
                 alternatives: alts
                     .iter()
-                    .map(|&(machine, seconds)| Alternative {
-                        machine,
-                        duration: seconds.ceil().max(1.0) as i64,
+                    .map(|a| {
+                        let seconds = a.setup_s.ceil() as i64;
+                        if let Some(on_machine) = setup.get_mut(a.machine) {
+                            for (from, row) in on_machine.iter_mut().enumerate() {
+                                if from != j.product {
+                                    row[j.product] = row[j.product].max(seconds);
+                                }
+                            }
+                        }
+                        Alternative {
+                            machine: a.machine,
+                            duration: a.run_s.ceil().max(1.0) as i64,
+                        }
                     })
                     .collect(),
                 frozen: None,
@@ -87,14 +115,43 @@ fn problem_of(floor: &Floor) -> (Problem, Vec<u32>) {
             first.frozen = Some(Frozen { machine, start });
         }
         let due = (j.due.0 as f64 / 1000.0 - now_s).round() as i64;
-        numbers.push(j.job);
+        numbers.push(Some((j.job, j.next_step)));
         jobs.push(Job {
             release: 0,
             due: Some(due),
             weight: f64::from(j.quantity),
-            family: None,
+            family: Some(j.product),
             operations,
         });
+    }
+    let busy: Vec<bool> = (0..machines)
+        .map(|m| {
+            floor.machines[m].unavailable_for_s >= 1.0
+                || floor
+                    .jobs
+                    .iter()
+                    .any(|j| j.running.is_some_and(|(r, _)| r == m))
+        })
+        .collect();
+    for (machine, m) in floor.machines.iter().enumerate() {
+        // An idle machine keeps its last set-up: a one-second placeholder of that family at
+        // time zero makes the first operation of another product pay the change-over.
+        if let (Some(product), false) = (m.last_product, busy[machine]) {
+            numbers.push(None);
+            jobs.push(Job {
+                release: 0,
+                due: None,
+                weight: 0.0,
+                family: Some(product),
+                operations: vec![Operation {
+                    alternatives: vec![Alternative {
+                        machine,
+                        duration: 1,
+                    }],
+                    frozen: Some(Frozen { machine, start: 0 }),
+                }],
+            });
+        }
     }
     let downtime = floor
         .machines
@@ -110,10 +167,10 @@ fn problem_of(floor: &Floor) -> (Problem, Vec<u32>) {
     (
         Problem {
             name: "floor".to_owned(),
-            machines: floor.machines.len(),
+            machines,
             jobs,
             downtime,
-            setup: None,
+            setup: Some(setup),
         },
         numbers,
     )
@@ -183,14 +240,68 @@ impl Policy for ApsPolicy {
         };
         let solution = solve(&problem, &options);
         for (j, ops) in solution.schedule.placements.iter().enumerate() {
-            let Some(&number) = numbers.get(j) else {
+            let Some(&Some((number, first_step))) = numbers.get(j) else {
                 continue;
             };
-            let first_step = floor.jobs[j].next_step;
             for p in ops {
                 self.plan
                     .insert((number, first_step + p.op), (p.machine, p.start));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::problem_of;
+    use aifactory_twin::{Floor, FloorAlternative, FloorJob, FloorMachine, SimTime};
+
+    fn job(number: u32, product: usize) -> FloorJob {
+        FloorJob {
+            job: number,
+            product,
+            quantity: 10,
+            due: SimTime::from_hours(10.0),
+            next_step: 0,
+            operations: vec![vec![FloorAlternative {
+                machine: 0,
+                setup_s: 600.0,
+                run_s: 100.0,
+            }]],
+            running: None,
+            waiting: false,
+        }
+    }
+
+    #[test]
+    fn set_ups_are_paid_only_on_a_change_of_product() {
+        let floor = Floor {
+            now: SimTime::from_hours(1.0),
+            jobs: vec![job(7, 0), job(8, 1)],
+            machines: vec![FloorMachine {
+                unavailable_for_s: 0.0,
+                last_product: Some(1),
+            }],
+        };
+        let (problem, numbers) = problem_of(&floor);
+        let setup = problem.setup.as_ref().map(|s| s[0].clone());
+        assert_eq!(setup, Some(vec![vec![0, 600], vec![600, 0]]));
+        assert_eq!(problem.jobs[0].operations[0].alternatives[0].duration, 100);
+        assert_eq!(problem.jobs[1].due, Some(9 * 3600));
+        // The idle machine's current set-up (product 1) is a frozen placeholder at time zero.
+        assert_eq!(numbers, vec![Some((7, 0)), Some((8, 0)), None]);
+        assert_eq!(problem.jobs[2].family, Some(1));
+        assert!(aifactory_schedule::formats::validate(&problem).is_ok());
+        // The solver then runs product 1 first: no change-over before it.
+        let solution = aifactory_schedule::solve(
+            &problem,
+            &aifactory_schedule::SolveOptions {
+                time_limit: None,
+                max_iterations: Some(200),
+                ..Default::default()
+            },
+        );
+        let start = |j: usize| solution.schedule.placements[j][0].start;
+        assert!(start(1) < start(0), "{:?}", solution.schedule.placements);
     }
 }

@@ -24,8 +24,9 @@ mod sim;
 
 pub use model::{MachineId, PlantModel};
 pub use policy::{
-    BaselinePolicy, DispatchRule, Floor, FloorJob, FloorMachine, MachineView, MaintenanceRule,
-    MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest, PurchasingRule, QueuedOp,
+    BaselinePolicy, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, MachineView,
+    MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest, PurchasingRule,
+    QueuedOp,
 };
 pub use sim::{EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation};
 

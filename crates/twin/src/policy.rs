@@ -92,13 +92,21 @@ pub struct FloorJob {
     pub due: SimTime,
     /// Routing step of `operations[0]`.
     pub next_step: usize,
-    /// Remaining operations from `next_step` on: eligible machines with nominal seconds for the
-    /// whole quantity (set-up included).
-    pub operations: Vec<Vec<(MachineId, f64)>>,
+    /// Remaining operations from `next_step` on, each with its eligible machines.
+    pub operations: Vec<Vec<FloorAlternative>>,
     /// When `operations[0]` is already running: its machine and the seconds it has left.
     pub running: Option<(MachineId, f64)>,
     /// Waiting for component work orders or for material: it cannot start yet.
     pub waiting: bool,
+}
+
+/// One machine an operation may run on, with nominal times for the whole quantity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloorAlternative {
+    pub machine: MachineId,
+    /// Paid only when the machine last ran another product.
+    pub setup_s: f64,
+    pub run_s: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,6 +114,8 @@ pub struct FloorMachine {
     /// Expected seconds until the machine can take work after a repair or service (0 if it can
     /// now or is running an operation, which `FloorJob::running` covers).
     pub unavailable_for_s: f64,
+    /// The product it ran last (its set-up), if any.
+    pub last_product: Option<usize>,
 }
 
 /// Everything that decides. Each call returns what a real plant would be told to do.

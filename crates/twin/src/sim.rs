@@ -4,8 +4,8 @@ use crate::energy::EnergyMeter;
 use crate::model::{MachineId, PlantModel};
 use crate::physics::{self, Activity};
 use crate::policy::{
-    Floor, FloorJob, FloorMachine, MachineView, MaterialView, OrderView, ParamSpec, Policy,
-    QueuedOp,
+    Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, MaterialView, OrderView,
+    ParamSpec, Policy, QueuedOp,
 };
 use crate::rng::{Stream, StreamKind, stream};
 use aifactory_core::time::weekday_from_days;
@@ -248,6 +248,8 @@ struct State {
     start_local_day: i64,
     telemetry_period_ms: u64,
     candidates: Vec<QueuedOp>,
+    /// Sales orders arrive only on days before this one (`None`: demand never stops).
+    demand_days: Option<u32>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -318,6 +320,31 @@ impl Simulation {
     /// Processes every event up to and including `until`.
     pub fn run_until(&mut self, until: SimTime, observer: &mut dyn Observer) {
         self.state.run_until(&self.model, until, observer);
+    }
+
+    /// No sales orders arrive from day `days` on: a fixed order book that the plant can clear,
+    /// so a policy's makespan (when the last order of the book is done) can be measured.
+    pub fn stop_demand_after_days(&mut self, days: u32) {
+        self.state.demand_days = Some(days);
+    }
+
+    /// Sales orders received or announced for later today that are not yet complete.
+    pub fn open_orders(&self) -> usize {
+        self.state
+            .orders
+            .iter()
+            .filter(|o| o.completed.is_none())
+            .count()
+    }
+
+    /// When the last sales order so far was completed.
+    pub fn last_order_completed(&self) -> Option<SimTime> {
+        self.state
+            .orders
+            .iter()
+            .filter_map(|o| o.completed)
+            .max()
+            .map(SimTime)
     }
 
     /// Closes the books at the current time and computes the KPIs.
@@ -404,6 +431,7 @@ impl State {
             start_local_day,
             telemetry_period_ms,
             candidates: Vec::new(),
+            demand_days: None,
         };
         sim.schedule(0, Ev::DemandDay(0));
         sim.schedule(0, Ev::Review);
@@ -474,6 +502,9 @@ impl State {
     // ---- demand and orders -------------------------------------------------------------
 
     fn on_demand_day(&mut self, model: &PlantModel, day: u32) {
+        if self.demand_days.is_some_and(|last| day >= last) {
+            return;
+        }
         let weekday = weekday_from_days(self.start_local_day + i64::from(day)) as usize;
         let day_start = u64::from(day) * 86_400_000;
         let mut todays = Vec::new();
@@ -704,7 +735,11 @@ impl State {
                 .map(|step| {
                     step.eligible
                         .iter()
-                        .map(|&(m, unit_s)| (m, step.setup_s + unit_s * f64::from(j.quantity)))
+                        .map(|&(machine, unit_s)| FloorAlternative {
+                            machine,
+                            setup_s: step.setup_s,
+                            run_s: unit_s * f64::from(j.quantity),
+                        })
                         .collect()
                 })
                 .collect();
@@ -729,6 +764,12 @@ impl State {
                     }
                     Status::Idle | Status::Busy => 0.0,
                 },
+                // A running operation sets the machine up for its product.
+                last_product: st
+                    .running
+                    .as_ref()
+                    .map(|r| self.jobs[r.job].product)
+                    .or(st.last_product),
             })
             .collect();
         let floor = Floor {

@@ -220,3 +220,28 @@ fn harsh_process_parameters_wear_machines_and_make_scrap() {
         normal.kpis.failures
     );
 }
+
+#[test]
+fn a_closed_order_book_is_cleared_and_its_makespan_measured() {
+    let plant = reference_plant();
+    let model = Arc::new(PlantModel::new(plant));
+    let mut sim = Simulation::new(
+        model,
+        3,
+        Box::new(policy(DispatchRule::Edd, pm())),
+        Some(0.0),
+    );
+    sim.stop_demand_after_days(5);
+    sim.run_until(SimTime::from_days(5.0), &mut ());
+    let booked = sim.open_orders();
+    assert!(
+        booked > 0,
+        "orders are still open at the end of the demand window"
+    );
+    sim.run_until(SimTime::from_days(40.0), &mut ());
+    assert_eq!(sim.open_orders(), 0, "the order book is cleared");
+    let last = sim.last_order_completed().map(SimTime::days).unwrap_or(0.0);
+    assert!(last > 5.0 && last < 40.0, "last order done on day {last}");
+    let result = sim.finish();
+    assert!(result.kpis.on_time_delivery > 0.5);
+}
