@@ -98,8 +98,9 @@ pub(crate) struct PoliciesArgs {
     /// Seeds 1..=N.
     #[arg(long, default_value_t = 10)]
     seeds: u64,
-    /// Comma-separated: fifo, edd, spt, aps (the APS scheduling skill).
-    #[arg(long, default_value = "fifo,edd,aps")]
+    /// Comma-separated: fifo, edd, spt, aps (the APS scheduling skill). The others are also
+    /// compared with the first, seed by seed.
+    #[arg(long, default_value = "edd,fifo,aps")]
     policies: String,
     /// Tabu iterations per APS replan.
     #[arg(long, default_value_t = 2000)]
@@ -131,6 +132,16 @@ struct PolicyRow {
     replans: usize,
     replan_mean_s: f64,
     replan_max_s: f64,
+    /// This policy minus the first one listed, seed by seed (common random numbers make the
+    /// paired interval much tighter than comparing the two intervals above).
+    paired_vs_first: Option<Paired>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Paired {
+    against: String,
+    mean_tardiness_h: Interval,
+    makespan_h: Interval,
 }
 
 /// What one seed's run reports.
@@ -193,6 +204,7 @@ pub(crate) fn run(args: &PoliciesArgs) -> anyhow::Result<ExitCode> {
         bar
     };
     let mut rows = Vec::new();
+    let mut first: Option<(String, Vec<(f64, f64)>)> = None;
     for name in &names {
         bar.set_message(name.to_string());
         let mut runs = Vec::new();
@@ -218,7 +230,31 @@ pub(crate) fn run(args: &PoliciesArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .flat_map(|r| r.replan_s.iter().copied())
             .collect();
+        let mine: Vec<(f64, f64)> = runs
+            .iter()
+            .map(|r| (r.kpis.mean_tardiness_h, r.makespan_h))
+            .collect();
+        let paired_vs_first = first.as_ref().map(|(against, base)| {
+            let diff = |f: fn(&(f64, f64)) -> f64| {
+                interval(
+                    &mine
+                        .iter()
+                        .zip(base)
+                        .map(|(a, b)| f(a) - f(b))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            Paired {
+                against: against.clone(),
+                mean_tardiness_h: diff(|p| p.0),
+                makespan_h: diff(|p| p.1),
+            }
+        });
+        if first.is_none() {
+            first = Some(((*name).to_owned(), mine));
+        }
         rows.push(PolicyRow {
+            paired_vs_first,
             policy: (*name).to_owned(),
             seeds: runs.len(),
             mean_tardiness_h: column(&|r| r.kpis.mean_tardiness_h),
@@ -292,6 +328,31 @@ pub(crate) fn run(args: &PoliciesArgs) -> anyhow::Result<ExitCode> {
                 )
             }
         );
+    }
+    let paired: Vec<(&str, &Paired)> = rows
+        .iter()
+        .filter_map(|r| r.paired_vs_first.as_ref().map(|p| (r.policy.as_str(), p)))
+        .collect();
+    if let Some((_, p)) = paired.first() {
+        println!(
+            "\ndifference to {}, paired by seed (negative = better)",
+            p.against
+        );
+        println!(
+            "{:<6} {:>18} {:>18}",
+            "policy", "Δ tardiness h", "Δ makespan h"
+        );
+        for (policy, p) in &paired {
+            println!(
+                "{:<6} {:>18} {:>18}",
+                policy,
+                format!(
+                    "{:+.2} ± {:.2}",
+                    p.mean_tardiness_h.mean, p.mean_tardiness_h.ci95
+                ),
+                format!("{:+.1} ± {:.1}", p.makespan_h.mean, p.makespan_h.ci95)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
