@@ -1,0 +1,58 @@
+//! Sparkplug B 3.0: topics, the protobuf payload, typed metric values, the host application's
+//! session rules ([`HostSession`]) and the edge node's side ([`EdgeNode`]).
+
+mod edge;
+mod host;
+mod topic;
+mod value;
+
+pub use edge::{EdgeNode, Message};
+pub use host::{Accepted, HostSession, Rejected};
+pub use topic::{MessageType, NAMESPACE, Topic};
+pub use value::{DataType, metric_value, set_metric_value};
+
+/// The generated protobuf types (`org.eclipse.tahu.protobuf`).
+#[allow(missing_debug_implementations, unreachable_pub, clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/org.eclipse.tahu.protobuf.rs"));
+}
+
+use crate::{MAX_PAYLOAD_BYTES, Reason};
+use prost::Message as _;
+
+/// Decodes a payload's bytes (size-checked first).
+pub fn decode_payload(bytes: &[u8]) -> Result<proto::Payload, Reason> {
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(Reason::PayloadTooLarge {
+            bytes: bytes.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    proto::Payload::decode(bytes).map_err(|e| Reason::MalformedProtobuf(e.to_string()))
+}
+
+/// The metric an edge node obeys to publish its births again (specification 3.0, 6.4.4).
+pub const REBIRTH_METRIC: &str = "Node Control/Rebirth";
+
+/// The NCMD a host sends to ask `node` of `group` for a rebirth: (topic, payload).
+pub fn rebirth_request(group: &str, node: &str, now_ms: u64) -> (String, Vec<u8>) {
+    let topic = Topic {
+        group: group.to_owned(),
+        kind: MessageType::NCmd,
+        node: node.to_owned(),
+        device: None,
+    };
+    let mut metric = proto::payload::Metric {
+        name: Some(REBIRTH_METRIC.to_owned()),
+        timestamp: Some(now_ms),
+        datatype: Some(DataType::Boolean as u32),
+        ..Default::default()
+    };
+    set_metric_value(&mut metric, &crate::Value::Bool(true));
+    let payload = proto::Payload {
+        timestamp: Some(now_ms),
+        metrics: vec![metric],
+        ..Default::default()
+    };
+    (topic.to_string(), payload.encode_to_vec())
+}
