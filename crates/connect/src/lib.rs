@@ -8,6 +8,7 @@
 //! broker; the MQTT transports build on top of it.
 
 pub mod json;
+pub mod mqtt;
 mod point;
 mod quarantine;
 pub mod sparkplug;

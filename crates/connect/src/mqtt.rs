@@ -1,0 +1,365 @@
+//! The MQTT transport for ingest: subscribe at QoS 1 with manual acknowledgements, decode each
+//! message (Sparkplug B through a [`HostSession`], or aifactory JSON), hand batches to a
+//! [`Sink`], and acknowledge a message to the broker only after the sink has committed it.
+//!
+//! Why this shape: a point the broker saw acknowledged must be in the store, so the ack follows
+//! the commit; if the process dies in between, the broker redelivers (persistent session) and
+//! the store's idempotency key drops the duplicates. The event loop runs in its own task so an
+//! ack never waits on the loop it must go through; the channel between them is bounded, and
+//! the broker's in-flight window bounds what is read but not yet committed: memory stays flat.
+
+use crate::sparkplug::{HostSession, NAMESPACE, Topic, rebirth_request};
+use crate::{Point, Quarantine, Reason, json};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// `mqtt://host[:port]` (default port 1883) or `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::str::FromStr for BrokerAddress {
+    type Err = MqttError;
+
+    fn from_str(s: &str) -> Result<Self, MqttError> {
+        let bad = |why: &str| MqttError::Address(format!("`{s}`: {why}"));
+        let rest = match s.split_once("://") {
+            Some(("mqtt" | "tcp", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(bad(&format!(
+                    "scheme `{scheme}` is not supported; use mqtt://host:port"
+                )));
+            }
+            None => s,
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| bad("the port must be a number 1..=65535"))?,
+            ),
+            None => (rest, 1883),
+        };
+        if host.is_empty() || port == 0 {
+            return Err(bad("expected mqtt://host[:port]"));
+        }
+        Ok(BrokerAddress {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("broker address {0}")]
+    Address(String),
+    #[error("MQTT client: {0}")]
+    Client(#[from] rumqttc::ClientError),
+    #[error("the sink could not commit a batch (nothing of it was acknowledged): {0}")]
+    Sink(String),
+}
+
+/// What ingest hands its sink: points to store and messages to quarantine, committed together.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    pub points: Vec<Point>,
+    pub quarantined: Vec<Quarantine>,
+}
+
+/// Where decoded data goes (the store). `commit` must be durable when it returns `Ok`.
+pub trait Sink {
+    fn commit(&mut self, batch: Batch) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub client_id: String,
+    /// Topic filters to subscribe to.
+    pub topics: Vec<String>,
+    /// Commit once this many points are waiting…
+    pub batch_points: usize,
+    /// …or once the oldest waiting message is this old.
+    pub max_delay: Duration,
+    /// At most one rebirth request per node in this interval.
+    pub rebirth_interval: Duration,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            client_id: "aifactory-ingest".to_owned(),
+            topics: vec![format!("{NAMESPACE}/#"), format!("{}/#", json::ROOT)],
+            batch_points: 50_000,
+            max_delay: Duration::from_millis(100),
+            rebirth_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestStats {
+    pub messages: u64,
+    pub points: u64,
+    pub quarantined: u64,
+    pub quarantined_by_reason: BTreeMap<String, u64>,
+    pub rebirths_requested: u64,
+    pub commits: u64,
+    pub connection_errors: u64,
+    pub last_connection_error: Option<String>,
+}
+
+enum FromLoop {
+    Connected,
+    Publish(Publish),
+    Error(String),
+}
+
+/// Runs ingest until `stop` resolves, then commits what is waiting and returns the counts.
+/// `clock` gives the receive time in ms since the epoch (for JSON messages without `ts`).
+pub async fn ingest<S: Sink>(
+    broker: &BrokerAddress,
+    options: &IngestOptions,
+    sink: &mut S,
+    clock: impl Fn() -> i64,
+    stop: impl Future<Output = ()>,
+) -> Result<IngestStats, MqttError> {
+    let mut mqtt = MqttOptions::new(&options.client_id, &broker.host, broker.port);
+    mqtt.set_keep_alive(Duration::from_secs(30))
+        .set_manual_acks(true)
+        // A persistent session: what was delivered but not acknowledged comes again.
+        .set_clean_session(false)
+        .set_max_packet_size(
+            crate::MAX_PAYLOAD_BYTES + 4096,
+            crate::MAX_PAYLOAD_BYTES + 4096,
+        );
+    // Room for an ack per in-flight message, so acknowledging never waits on the loop.
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 65_536);
+    let (tx, mut rx) = mpsc::channel::<FromLoop>(1024);
+    let pump = tokio::spawn(async move {
+        loop {
+            let item = match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => FromLoop::Publish(p),
+                Ok(Event::Incoming(Packet::ConnAck(_))) => FromLoop::Connected,
+                Ok(_) => continue,
+                Err(e) => {
+                    // rumqttc reconnects on the next poll; pause so a dead broker is not spun on.
+                    let msg = FromLoop::Error(e.to_string());
+                    if tx.send(msg).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut state = Ingest {
+        session: HostSession::new(),
+        stats: IngestStats::default(),
+        batch: Batch::default(),
+        to_ack: Vec::new(),
+        oldest: None,
+        last_rebirth: HashMap::new(),
+    };
+    tokio::pin!(stop);
+    let result = loop {
+        let deadline = state.oldest.map_or_else(
+            || Instant::now() + Duration::from_secs(3600),
+            |t| t + options.max_delay,
+        );
+        tokio::select! {
+            () = &mut stop => break Ok(()),
+            () = tokio::time::sleep_until(deadline), if state.oldest.is_some() => {
+                if let Err(e) = state.flush(sink, &client).await {
+                    break Err(e);
+                }
+            }
+            item = rx.recv() => match item {
+                None => break Ok(()),
+                Some(FromLoop::Connected) => {
+                    for filter in &options.topics {
+                        client.subscribe(filter.as_str(), QoS::AtLeastOnce).await?;
+                    }
+                }
+                Some(FromLoop::Error(e)) => {
+                    state.stats.connection_errors += 1;
+                    state.stats.last_connection_error = Some(e);
+                }
+                Some(FromLoop::Publish(p)) => {
+                    let rebirth = state.take(&p, clock());
+                    if let Some((group, node)) = rebirth {
+                        state.request_rebirth(&client, &group, &node, options, clock()).await?;
+                    }
+                    state.oldest.get_or_insert_with(Instant::now);
+                    state.to_ack.push(p);
+                    if state.batch.points.len() >= options.batch_points
+                        && let Err(e) = state.flush(sink, &client).await
+                    {
+                        break Err(e);
+                    }
+                }
+            },
+        }
+    };
+    let flushed = match result {
+        Ok(()) => state.flush(sink, &client).await,
+        Err(e) => Err(e),
+    };
+    pump.abort();
+    flushed.map(|()| state.stats)
+}
+
+struct Ingest {
+    session: HostSession,
+    stats: IngestStats,
+    batch: Batch,
+    to_ack: Vec<Publish>,
+    oldest: Option<Instant>,
+    last_rebirth: HashMap<(String, String), Instant>,
+}
+
+impl Ingest {
+    /// Decodes one message into the batch; returns the node to ask for a rebirth, if any.
+    fn take(&mut self, p: &Publish, received_ms: i64) -> Option<(String, String)> {
+        self.stats.messages += 1;
+        let mut rebirth = None;
+        let decoded: Result<Vec<Point>, Reason> = if p.topic.starts_with(NAMESPACE) {
+            if p.topic.starts_with(&format!("{NAMESPACE}/STATE/")) {
+                // Another host's state: nothing to store.
+                Ok(Vec::new())
+            } else {
+                match self.session.handle(&p.topic, &p.payload) {
+                    Ok(a) => {
+                        if a.wants_rebirth() {
+                            rebirth = node_of(&p.topic);
+                        }
+                        Ok(a.points)
+                    }
+                    Err(r) => {
+                        if r.rebirth {
+                            rebirth = node_of(&p.topic);
+                        }
+                        Err(r.reason)
+                    }
+                }
+            }
+        } else {
+            json::decode(&p.topic, &p.payload, received_ms)
+        };
+        match decoded {
+            Ok(points) => {
+                self.stats.points += points.len() as u64;
+                self.batch.points.extend(points);
+            }
+            Err(reason) => {
+                self.stats.quarantined += 1;
+                *self
+                    .stats
+                    .quarantined_by_reason
+                    .entry(reason.kind().to_owned())
+                    .or_default() += 1;
+                self.batch.quarantined.push(Quarantine {
+                    topic: p.topic.clone(),
+                    received_ms,
+                    payload: p.payload.to_vec(),
+                    reason,
+                });
+            }
+        }
+        rebirth
+    }
+
+    async fn request_rebirth(
+        &mut self,
+        client: &AsyncClient,
+        group: &str,
+        node: &str,
+        options: &IngestOptions,
+        now_ms: i64,
+    ) -> Result<(), MqttError> {
+        let key = (group.to_owned(), node.to_owned());
+        if self
+            .last_rebirth
+            .get(&key)
+            .is_some_and(|t| t.elapsed() < options.rebirth_interval)
+        {
+            return Ok(());
+        }
+        self.last_rebirth.insert(key, Instant::now());
+        let (topic, payload) = rebirth_request(group, node, u64::try_from(now_ms).unwrap_or(0));
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await?;
+        self.stats.rebirths_requested += 1;
+        Ok(())
+    }
+
+    /// Commits the batch, then acknowledges its messages (in the order they came).
+    async fn flush<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        client: &AsyncClient,
+    ) -> Result<(), MqttError> {
+        if self.to_ack.is_empty() {
+            self.oldest = None;
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        sink.commit(batch).await.map_err(MqttError::Sink)?;
+        self.stats.commits += 1;
+        for p in self.to_ack.drain(..) {
+            if p.qos != QoS::AtMostOnce {
+                client.ack(&p).await?;
+            }
+        }
+        self.oldest = None;
+        Ok(())
+    }
+}
+
+fn node_of(topic: &str) -> Option<(String, String)> {
+    Topic::parse(topic)
+        .ok()
+        .map(|t| (t.group, t.node))
+        .or_else(|| {
+            // A topic too broken to parse still names its group and node in the usual places.
+            let parts: Vec<&str> = topic.split('/').collect();
+            (parts.len() >= 4).then(|| (parts[1].to_owned(), parts[3].to_owned()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BrokerAddress;
+
+    #[test]
+    fn broker_addresses() {
+        let a: Result<BrokerAddress, _> = "mqtt://127.0.0.1:1884".parse();
+        assert_eq!(
+            a.ok(),
+            Some(BrokerAddress {
+                host: "127.0.0.1".into(),
+                port: 1884
+            })
+        );
+        assert_eq!(
+            "broker.local".parse::<BrokerAddress>().ok().map(|a| a.port),
+            Some(1883)
+        );
+        for bad in ["http://x:1", "mqtt://:1883", "mqtt://x:port", "mqtt://x:0"] {
+            assert!(bad.parse::<BrokerAddress>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Ingest against the real MQTT broker named by `AIFACTORY_TEST_MQTT_URL` (Mosquitto in CI):
+//! a Sparkplug edge node and a JSON gateway publish, ingest commits what is good, quarantines
+//! what is not, and asks the node for a rebirth after a lost message.
+
+use aifactory_connect::Value;
+use aifactory_connect::mqtt::{Batch, BrokerAddress, IngestOptions, Sink, ingest};
+use aifactory_connect::sparkplug::{EdgeNode, REBIRTH_METRIC, decode_payload};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Batch>>>);
+
+impl Sink for Collect {
+    async fn commit(&mut self, batch: Batch) -> Result<(), String> {
+        self.0.lock().map_err(|e| e.to_string())?.push(batch);
+        Ok(())
+    }
+}
+
+impl Collect {
+    fn totals(&self) -> (usize, Vec<String>) {
+        let batches = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let points = batches.iter().map(|b| b.points.len()).sum();
+        let reasons = batches
+            .iter()
+            .flat_map(|b| b.quarantined.iter().map(|q| q.reason.kind().to_owned()))
+            .collect();
+        (points, reasons)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_rebirth() {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
+        return;
+    };
+    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let run = format!("t{}x{}", std::process::id(), now_ms());
+    let options = IngestOptions {
+        client_id: format!("ingest-{run}"),
+        topics: vec![format!("spBv1.0/{run}/#"), format!("aifactory/{run}/#")],
+        max_delay: Duration::from_millis(20),
+        ..IngestOptions::default()
+    };
+    let sink = Collect::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ingest_task = {
+        let mut sink = sink.clone();
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            ingest(&broker, &options, &mut sink, now_ms, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+
+    // The publisher: a Sparkplug edge node that also listens for its commands.
+    let mut mqtt = MqttOptions::new(format!("edge-{run}"), &broker.host, broker.port);
+    mqtt.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok(ev) = eventloop.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let _ = cmd_tx.send(p).await;
+            }
+        }
+    });
+    client
+        .subscribe(format!("spBv1.0/{run}/NCMD/#"), QoS::AtLeastOnce)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Wait until ingest is subscribed: probe with JSON until a point arrives.
+    let probe = format!("aifactory/{run}/probe/up");
+    let mut probes = 0;
+    while sink.totals().0 == 0 {
+        assert!(probes < 100, "ingest never received the probe");
+        client
+            .publish(probe.as_str(), QoS::AtLeastOnce, false, "1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (probe_points, _) = sink.totals();
+
+    let t0 = now_ms() as u64;
+    let mut edge = EdgeNode::new(&run, "line-1", 0);
+    let mut messages = vec![
+        edge.birth(t0, &[]),
+        edge.device_birth(
+            "cnc-1",
+            t0,
+            &[("temp", Value::Float(20.0)), ("parts", Value::UInt(0))],
+        ),
+    ];
+    for i in 1..=50u64 {
+        messages.push(edge.data(
+            Some("cnc-1"),
+            t0 + i,
+            &[
+                ("temp", Value::Float(20.0 + i as f64)),
+                ("parts", Value::UInt(i)),
+            ],
+        ));
+    }
+    for m in &messages {
+        client
+            .publish(m.topic.as_str(), QoS::AtLeastOnce, false, m.payload.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Three bad messages, then a lost one and the next.
+    let ddata = format!("spBv1.0/{run}/DDATA/line-1/cnc-1");
+    let bad: Vec<(String, Vec<u8>)> = vec![
+        (ddata.clone(), vec![0x0A, 0xFF, 0xFF]),
+        (
+            format!("aifactory/{run}/cnc-2/temp"),
+            b"{\"value\": ".to_vec(),
+        ),
+        (
+            format!("aifactory/{run}/cnc-2/temp"),
+            b"{\"value\": 1, \"unit\": \"C\"}".to_vec(),
+        ),
+    ];
+    for (topic, payload) in bad {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let _lost = edge.data(Some("cnc-1"), t0 + 100, &[("parts", Value::UInt(100))]);
+    let after = edge.data(Some("cnc-1"), t0 + 101, &[("parts", Value::UInt(101))]);
+    client
+        .publish(after.topic.as_str(), QoS::AtLeastOnce, false, after.payload)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let expected = probe_points + 2 + 50 * 2 + 1;
+    let rebirth = tokio::time::timeout(Duration::from_secs(20), cmd_rx.recv())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no rebirth request arrived"));
+    assert_eq!(rebirth.topic, format!("spBv1.0/{run}/NCMD/line-1"));
+    let cmd = decode_payload(&rebirth.payload).unwrap_or_default();
+    assert_eq!(cmd.metrics[0].name.as_deref(), Some(REBIRTH_METRIC));
+    for _ in 0..200 {
+        if sink.totals().0 >= expected && sink.totals().1.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(());
+    let stats = ingest_task
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (points, mut reasons) = sink.totals();
+    assert!(
+        points >= expected,
+        "{points} points, expected at least {expected}"
+    );
+    reasons.sort();
+    reasons.dedup();
+    assert_eq!(
+        reasons,
+        vec!["json_shape", "json_syntax", "malformed_protobuf"]
+    );
+    assert_eq!(stats.quarantined, 3);
+    assert_eq!(stats.rebirths_requested, 1);
+    assert!(stats.commits >= 1);
+}
