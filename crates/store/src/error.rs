@@ -12,6 +12,14 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// A PostgreSQL store that cannot be reached. `url` is the address with any password left
+    /// out, so that the error can be logged or shown.
+    #[error("cannot connect to store {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("cannot bring the store schema up to date: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("cannot write {what}: {source}")]

@@ -1,31 +1,44 @@
-//! The embedded store: a plant's master data (the ISA-95 hierarchy, products, materials), plant
-//! events, telemetry, simulation runs with their KPIs, and the decision ledger, on SQLite in WAL
-//! mode with versioned migrations.
+//! The store: a plant's master data (the ISA-95 hierarchy, products, materials), plant events,
+//! telemetry, simulation runs with their KPIs, and the decision ledger, on SQLite (one file in
+//! WAL mode) or PostgreSQL, each with its own versioned migrations.
 //!
 //! This crate owns *persistence*, not meaning. It never interprets a KPI, a decision or an event
 //! (it stores what it is handed and gives back exactly that), never reads the wall clock (every
-//! instant comes from the caller), never overwrites or deletes a ledger entry, and never panics on
-//! what it reads back: a row that does not decode is a [`StoreError::Corrupt`].
+//! instant comes from the caller), never overwrites or deletes a ledger entry (on either engine
+//! the database itself refuses to), never accepts on one engine what the other would refuse, and
+//! never panics on what it reads back: a row that does not decode is a [`StoreError::Corrupt`].
 //!
 //! # Engines
 //!
-//! [`SqliteStore`] is the only engine today. The PostgreSQL engine will plug in as a sibling
-//! `PgStore` with the same inherent async methods and the same argument and return types, its
-//! own migrations folder (the schema differs only in the sequence columns, `DOUBLE PRECISION`
-//! and the ledger's append-only triggers; see `migrations/0001_initial.sql`), and `UNNEST`-based
-//! bulk inserts in place of chunked multi-row `VALUES`. Callers will then hold a `Store` enum
-//! with one variant per engine, chosen by a file path versus a `postgres://` URL, that forwards
+//! [`SqliteStore`] (one file, one writer connection and a few readers) and [`PgStore`] (one
+//! connection pool) have the same inherent async methods with the same argument and return
+//! types and the same contract; `tests/store.rs` runs one conformance suite on both. Input
+//! checks and row decoding are shared (`common.rs`), so the engines cannot drift on what they
+//! accept or how they read it back.
+//!
+//! Each engine has its own migrations folder: `migrations/` for SQLite and `migrations_pg/` for
+//! PostgreSQL. The PostgreSQL schema is the SQLite one with identity sequence columns,
+//! `DOUBLE PRECISION`, a `BOOLEAN` outcome flag and PL/pgSQL triggers that refuse `UPDATE`,
+//! `DELETE` and `TRUNCATE` on the ledger tables. Bulk writes are chunked multi-row `VALUES` on
+//! SQLite and `UNNEST` of one array per column on PostgreSQL.
+//!
+//! [`Store`] holds either engine, chosen by a file path versus a `postgres://` URL, and forwards
 //! each method. An enum rather than a `dyn` trait because async methods are not object-safe
 //! without boxing every future, and there will only ever be these two engines.
 
+mod common;
 mod error;
+mod pg;
 mod sqlite;
+mod store;
 
 use aifactory_core::Timestamp;
 use std::fmt;
 
 pub use error::StoreError;
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
+pub use store::Store;
 
 /// The id of one simulation run. Data stored with no run (`None`) is live plant data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,28 +1,18 @@
 //! The SQLite engine: one file in WAL mode, one writer connection and a few readers.
 
+use crate::common::{
+    check_readings, count, decision_select, decode_decision, decode_event, decode_reading,
+    event_details, finite, get, kpi_rows, read, to_json, write,
+};
 use crate::{Counts, MachineRecord, RunId, RunInfo, StoreError};
-use aifactory_core::{
-    Decision, EventKind, ExecutedBy, Kpis, LifecycleStage, Outcome, Plant, PlantEvent,
-    TelemetryReading, Timestamp,
-};
+use aifactory_core::{Decision, Kpis, Outcome, Plant, PlantEvent, TelemetryReading, Timestamp};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Decode, Row, Sqlite, Transaction, Type};
+use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
-
-/// The SELECT every decision read shares: each decision with its latest outcome, if any.
-macro_rules! decision_select {
-    () => {
-        "SELECT d.id, d.at, d.skill, d.stage, d.inputs_ref, d.model, d.model_version, d.output, \
-         d.confidence, d.executed_by, o.measured_at, o.measured, o.success \
-         FROM decisions AS d LEFT JOIN decision_outcomes AS o \
-         ON o.seq = (SELECT MAX(seq) FROM decision_outcomes WHERE decision_id = d.id)"
-    };
-}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -372,15 +362,7 @@ impl SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        // Encoded up front so that a bad detail fails before anything is written.
-        let details = events
-            .iter()
-            .map(|e| serde_json::to_string(&e.detail))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Invalid {
-                what: "event detail",
-                detail: e.to_string(),
-            })?;
+        let details = event_details(events)?;
         let run_id = run.map(|r| r.0);
         let mut tx = self.begin_write(WHAT).await?;
         check_run(&mut tx, run, WHAT).await?;
@@ -415,7 +397,6 @@ impl SqliteStore {
 
     /// The events of a run (or live events for `None`), in the order they were appended.
     pub async fn events(&self, run: Option<RunId>) -> Result<Vec<PlantEvent>, StoreError> {
-        const WHAT: &str = "event";
         let rows = sqlx::query(
             "SELECT at, kind, machine, order_id, detail FROM events WHERE run_id IS ? ORDER BY seq",
         )
@@ -423,19 +404,7 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(read("events"))?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = get(row, 1, WHAT)?;
-                let detail: String = get(row, 4, WHAT)?;
-                Ok(PlantEvent {
-                    at: Timestamp(get(row, 0, WHAT)?),
-                    kind: event_kind(&kind)?,
-                    machine: get(row, 2, WHAT)?,
-                    order: get(row, 3, WHAT)?,
-                    detail: json(&detail, "event detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_event).collect()
     }
 
     /// Appends telemetry in one transaction: all of it is stored or none. The hot path: rows go
@@ -450,20 +419,7 @@ impl SqliteStore {
         if readings.is_empty() {
             return Ok(());
         }
-        // SQLite would store NaN as NULL and lose the reading; refuse the batch before writing.
-        if let Some((i, r)) = readings
-            .iter()
-            .enumerate()
-            .find(|(_, r)| !r.value.is_finite())
-        {
-            return Err(StoreError::Invalid {
-                what: WHAT,
-                detail: format!(
-                    "reading {i} ({}/{} at {}) is {}; only finite values can be stored",
-                    r.machine, r.signal, r.at, r.value
-                ),
-            });
-        }
+        check_readings(readings)?;
         let run_id = run.map(|r| r.0);
         let mut tx = self.begin_write(WHAT).await?;
         check_run(&mut tx, run, WHAT).await?;
@@ -515,16 +471,7 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(read(WHAT))?;
-        rows.iter()
-            .map(|row| {
-                Ok(TelemetryReading {
-                    at: Timestamp(get(row, 0, WHAT)?),
-                    machine: get(row, 1, WHAT)?,
-                    signal: get(row, 2, WHAT)?,
-                    value: get(row, 3, WHAT)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_reading).collect()
     }
 
     /// Stores a run's KPIs as one name/value row per numeric field, replacing any saved before,
@@ -532,29 +479,7 @@ impl SqliteStore {
     pub async fn save_kpis(&self, run: RunId, kpis: &Kpis) -> Result<(), StoreError> {
         const WHAT: &str = "kpis";
         const COLUMNS: usize = 3;
-        let value = serde_json::to_value(kpis).map_err(|e| StoreError::Invalid {
-            what: WHAT,
-            detail: e.to_string(),
-        })?;
-        let serde_json::Value::Object(fields) = value else {
-            return Err(StoreError::Invalid {
-                what: WHAT,
-                detail: format!("expected an object of numbers, got {value}"),
-            });
-        };
-        // serde_json writes a non-finite number as null, so null here means NaN or infinity.
-        let mut rows = Vec::with_capacity(fields.len());
-        for (name, field) in fields {
-            match field.as_f64() {
-                Some(v) if v.is_finite() => rows.push((name, v)),
-                _ => {
-                    return Err(StoreError::Invalid {
-                        what: WHAT,
-                        detail: format!("kpi `{name}` is {field}, not a finite number"),
-                    });
-                }
-            }
-        }
+        let rows = kpi_rows(kpis)?;
         let mut tx = self.begin_write(WHAT).await?;
         check_run(&mut tx, Some(run), WHAT).await?;
         sqlx::query("DELETE FROM run_kpis WHERE run_id = ?")
@@ -684,20 +609,14 @@ impl SqliteStore {
         .fetch_one(&self.reader)
         .await
         .map_err(read(WHAT))?;
-        let count = |i: usize| -> Result<u64, StoreError> {
-            let n: i64 = get(&row, i, WHAT)?;
-            u64::try_from(n).map_err(|_| StoreError::Corrupt {
-                what: WHAT,
-                detail: format!("negative count {n}"),
-            })
-        };
+        let column = |i: usize| count(get(&row, i, WHAT)?, WHAT);
         Ok(Counts {
-            runs: count(0)?,
-            events: count(1)?,
-            telemetry: count(2)?,
-            decisions: count(3)?,
-            machines: count(4)?,
-            products: count(5)?,
+            runs: column(0)?,
+            events: column(1)?,
+            telemetry: column(2)?,
+            decisions: column(3)?,
+            machines: column(4)?,
+            products: column(5)?,
         })
     }
 
@@ -712,43 +631,6 @@ impl SqliteStore {
             .await
             .map_err(write(what))
     }
-}
-
-fn decode_decision(row: &SqliteRow) -> Result<Decision, StoreError> {
-    const WHAT: &str = "decision";
-    let id: String = get(row, 0, WHAT)?;
-    let stage: String = get(row, 3, WHAT)?;
-    let output: String = get(row, 7, WHAT)?;
-    let executed_by: String = get(row, 9, WHAT)?;
-    let measured_at: Option<i64> = get(row, 10, WHAT)?;
-    let outcome = match measured_at {
-        None => None,
-        Some(at) => {
-            let measured: String = get(row, 11, WHAT)?;
-            Some(Outcome {
-                measured_at: Timestamp(at),
-                measured: json(&measured, "decision outcome")?,
-                success: get(row, 12, WHAT)?,
-            })
-        }
-    };
-    let corrupt = |e: aifactory_core::decision::UnknownVariant| StoreError::Corrupt {
-        what: WHAT,
-        detail: format!("decision `{id}`: {e}"),
-    };
-    Ok(Decision {
-        at: Timestamp(get(row, 1, WHAT)?),
-        skill: get(row, 2, WHAT)?,
-        stage: stage.parse::<LifecycleStage>().map_err(corrupt)?,
-        inputs_ref: get(row, 4, WHAT)?,
-        model: get(row, 5, WHAT)?,
-        model_version: get(row, 6, WHAT)?,
-        output: json(&output, "decision output")?,
-        confidence: get(row, 8, WHAT)?,
-        executed_by: executed_by.parse::<ExecutedBy>().map_err(corrupt)?,
-        outcome,
-        id,
-    })
 }
 
 /// Appends an outcome row, refusing ids that are not in the ledger. One statement, so the check
@@ -851,62 +733,10 @@ fn values_sql(head: &str, columns: usize, rows: usize) -> String {
     sql
 }
 
-fn write(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
-    move |source| StoreError::Write { what, source }
-}
-
-fn read(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
-    move |source| StoreError::Read { what, source }
-}
-
-/// One column of a row; a value of the wrong type is corruption, not a panic.
-fn get<'r, T>(row: &'r SqliteRow, column: usize, what: &'static str) -> Result<T, StoreError>
-where
-    T: Decode<'r, Sqlite> + Type<Sqlite>,
-{
-    row.try_get(column).map_err(|e| StoreError::Corrupt {
-        what,
-        detail: e.to_string(),
-    })
-}
-
-fn finite(what: &'static str, field: &str, value: f64) -> Result<(), StoreError> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid {
-            what,
-            detail: format!("{field} is {value}; only finite numbers can be stored"),
-        })
-    }
-}
-
-fn to_json(value: &serde_json::Value, what: &'static str) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Invalid {
-        what,
-        detail: e.to_string(),
-    })
-}
-
-fn json(text: &str, what: &'static str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        what,
-        detail: format!("invalid json: {e}"),
-    })
-}
-
-fn event_kind(text: &str) -> Result<EventKind, StoreError> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
-        StoreError::Corrupt {
-            what: "event",
-            detail: format!("unknown event kind `{text}`"),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aifactory_core::{ExecutedBy, LifecycleStage};
 
     #[test]
     fn values_sql_writes_one_tuple_per_row() {

@@ -1,13 +1,26 @@
-//! The store's contract, exercised on real SQLite files: what goes in comes back exactly, the
-//! ledger refuses rewrites, and a reopened file keeps everything.
+//! The store's contract, exercised on both engines: what goes in comes back exactly, the ledger
+//! refuses rewrites (in the methods and in the database itself), and a reopened store keeps
+//! everything.
+//!
+//! Every test in `conformance!` runs twice, as `sqlite::name` on a fresh file and as
+//! `postgres::name` in a fresh schema of the database named by `AIFACTORY_TEST_PG_URL`; without
+//! that variable the PostgreSQL runs say they skipped and pass. Each PostgreSQL run drops its
+//! schema at the end, even when the test fails, so runs in parallel never see each other's rows.
 
 use aifactory_core::{
     Decision, EventKind, ExecutedBy, KpiInputs, Kpis, LifecycleStage, Outcome, Plant, PlantEvent,
     TelemetryReading, Timestamp,
 };
-use aifactory_store::{Counts, RunId, RunInfo, SqliteStore, StoreError};
+use aifactory_store::{Counts, PgStore, RunId, RunInfo, SqliteStore, Store, StoreError};
 use serde_json::json;
-use std::path::Path;
+use sqlx::Connection;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where the PostgreSQL runs connect; absent means they skip.
+const PG_URL_VAR: &str = "AIFACTORY_TEST_PG_URL";
 
 const PLANT: &str = r#"
 [plant]
@@ -179,40 +192,198 @@ fn decision(id: &str, at_ms: i64) -> Decision {
 }
 
 fn tempdir() -> tempfile::TempDir {
-    match tempfile::tempdir() {
-        Ok(dir) => dir,
-        Err(e) => panic!("cannot create a temporary folder: {e}"),
+    tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temporary folder: {e}"))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's private database: a SQLite file in its own folder, or a PostgreSQL schema of its
+/// own. `open` may be called again to check what survives reopening.
+#[derive(Debug)]
+enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        /// The server as the environment names it, for creating and dropping the schema.
+        admin_url: String,
+        schema: String,
+        /// `admin_url` with the schema as the connection's search path.
+        url: String,
+    },
+}
+
+impl TestDb {
+    /// A fresh database for `test`, or `None` (after saying so) when the engine is not available.
+    async fn create(engine: Engine, test: &str) -> Option<TestDb> {
+        match engine {
+            Engine::Sqlite => {
+                let dir = tempdir();
+                let path = dir.path().join("plant.db");
+                Some(TestDb::Sqlite { _dir: dir, path })
+            }
+            Engine::Postgres => {
+                let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
+                    println!("skipped postgres::{test}: {PG_URL_VAR} is not set");
+                    return None;
+                };
+                let schema = unique_schema();
+                pg_admin(&admin_url, &format!("CREATE SCHEMA {schema}")).await;
+                let separator = if admin_url.contains('?') { '&' } else { '?' };
+                let url = format!("{admin_url}{separator}options[search_path]={schema}");
+                Some(TestDb::Postgres {
+                    admin_url,
+                    schema,
+                    url,
+                })
+            }
+        }
+    }
+
+    /// Opens the store through [`Store::open`], so that the choice of engine by location is
+    /// exercised too.
+    async fn open(&self) -> Store {
+        let location = match self {
+            TestDb::Sqlite { path, .. } => path
+                .to_str()
+                .unwrap_or_else(|| panic!("temporary path {} is not UTF-8", path.display()))
+                .to_owned(),
+            TestDb::Postgres { url, .. } => url.clone(),
+        };
+        let store = Store::open(&location)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the test store: {e}"));
+        let expected = match self {
+            TestDb::Sqlite { .. } => "sqlite",
+            TestDb::Postgres { .. } => "postgres",
+        };
+        assert_eq!(store.engine(), expected);
+        store
+    }
+
+    /// Runs `sql` on a connection of its own, bypassing the store, as an intruder would.
+    async fn execute_raw(&self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            }
+            TestDb::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            }
+        }
+    }
+
+    async fn drop_database(&self) {
+        if let TestDb::Postgres {
+            admin_url, schema, ..
+        } = self
+        {
+            pg_admin(admin_url, &format!("DROP SCHEMA {schema} CASCADE")).await;
+        }
     }
 }
 
-async fn open(path: &Path) -> SqliteStore {
-    match SqliteStore::open(path).await {
-        Ok(store) => store,
-        Err(e) => panic!("cannot open {}: {e}", path.display()),
+/// A schema name no other test, test process or earlier run is using: the process id keeps
+/// parallel test binaries apart and the counter keeps this process's tests apart.
+fn unique_schema() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "aifactory_test_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn pg_admin(url: &str, sql: &str) {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+    // Closing is best effort: the statement has already run.
+    let _ = conn.close().await;
+}
+
+/// Runs `body` on a fresh database of `engine`, then drops the database whatever happened, then
+/// fails the test if the body failed. The body runs as its own task so that a panic in it is
+/// caught and the cleanup still runs.
+async fn run_on<F, Fut>(engine: Engine, test: &str, body: F)
+where
+    F: FnOnce(Arc<TestDb>) -> Fut,
+    Fut: Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    let Some(db) = TestDb::create(engine, test).await else {
+        return;
+    };
+    let db = Arc::new(db);
+    let outcome = tokio::spawn(body(Arc::clone(&db))).await;
+    db.drop_database().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{test} on {engine:?}: {e}"),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("{test} on {engine:?}: {e}"),
     }
 }
 
-mod file_store {
-    use super::*;
-
-    #[tokio::test]
-    async fn wal_mode_is_on_and_survives_reopening() -> Result<(), StoreError> {
-        let dir = tempdir();
-        let path = dir.path().join("plant.db");
-        let store = open(&path).await;
-        assert_eq!(store.journal_mode().await?, "wal");
-        store.close().await;
-        let store = open(&path).await;
-        assert_eq!(store.journal_mode().await?, "wal");
-        Ok(())
+/// Fails unless a raw statement was refused by the ledger's own triggers, so that a statement
+/// failing for another reason (say, a table it cannot see) does not pass for a refusal.
+fn assert_append_only(result: Result<(), sqlx::Error>, sql: &str) {
+    match result {
+        Err(e) if e.to_string().contains("the decision ledger is append-only") => {}
+        Err(e) => panic!("`{sql}` failed for another reason than the ledger: {e}"),
+        Ok(()) => panic!("`{sql}` must be refused"),
     }
+}
 
-    #[tokio::test]
-    async fn everything_written_reads_back_exactly_and_survives_reopening() -> Result<(), StoreError>
-    {
-        let dir = tempdir();
-        let path = dir.path().join("plant.db");
-        let store = open(&path).await;
+/// Defines each test once and runs it on both engines, as `sqlite::name` and `postgres::name`.
+macro_rules! conformance {
+    ($(async fn $name:ident($db:ident) $body:block)*) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    async fn body($db: Arc<TestDb>) -> Result<(), StoreError> $body
+                    run_on(Engine::Sqlite, stringify!($name), body).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    async fn body($db: Arc<TestDb>) -> Result<(), StoreError> $body
+                    run_on(Engine::Postgres, stringify!($name), body).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    async fn everything_written_reads_back_exactly_and_survives_reopening(db) {
+        let store = db.open().await;
         assert_eq!(store.counts().await?, Counts::default());
 
         let plant = plant();
@@ -258,8 +429,9 @@ mod file_store {
         store.record_outcome("D-1", &outcome).await?;
         store.close().await;
 
-        // Everything below reads a freshly opened file: migrations must be a no-op the second time.
-        let store = open(&path).await;
+        // Everything below reads a freshly opened store: migrations must be a no-op the second
+        // time.
+        let store = db.open().await;
         assert_eq!(
             store.counts().await?,
             Counts {
@@ -317,13 +489,12 @@ mod file_store {
         assert_eq!(store.decisions(1).await?, vec![second]);
         assert_eq!(store.decision("D-1").await?, Some(first_done));
         assert_eq!(store.decision("D-404").await?, None);
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn saving_the_plant_again_updates_instead_of_duplicating() -> Result<(), StoreError> {
-        let dir = tempdir();
-        let store = open(&dir.path().join("plant.db")).await;
+    async fn saving_the_plant_again_updates_instead_of_duplicating(db) {
+        let store = db.open().await;
         let mut plant = plant();
         store.save_plant(&plant).await?;
         plant.machines[0].name = "Lathe 1 (retrofitted)".to_owned();
@@ -332,16 +503,12 @@ mod file_store {
         assert_eq!((counts.machines, counts.products), (2, 1));
         let machines = store.machines("SITE-1").await?;
         assert_eq!(machines[0].name, "Lathe 1 (retrofitted)");
+        store.close().await;
         Ok(())
     }
-}
 
-mod ledger {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_duplicate_decision_id_is_refused_and_the_first_kept() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn a_duplicate_decision_id_is_refused_and_the_first_kept(db) {
+        let store = db.open().await;
         let original = decision("D-7", 100);
         store.record_decision(&original).await?;
         let mut rewrite = decision("D-7", 200);
@@ -351,12 +518,68 @@ mod ledger {
             other => panic!("expected a duplicate-decision error, got {other:?}"),
         }
         assert_eq!(store.decisions(10).await?, vec![original]);
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn an_outcome_for_an_unknown_decision_is_refused() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn racing_writers_of_one_decision_id_leave_exactly_one(db) {
+        let store = db.open().await;
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                let mut d = decision("D-race", i);
+                d.output = json!({"writer": i});
+                tokio::spawn(async move { store.record_decision(&d).await })
+            })
+            .collect();
+        let mut won = 0;
+        for writer in writers {
+            match writer.await.unwrap_or_else(|e| panic!("writer task failed: {e}")) {
+                Ok(()) => won += 1,
+                Err(StoreError::DuplicateDecision(id)) => assert_eq!(id, "D-race"),
+                Err(e) => return Err(e),
+            }
+        }
+        assert_eq!(won, 1);
+        assert_eq!(store.counts().await?.decisions, 1);
+        store.close().await;
+        Ok(())
+    }
+
+    async fn the_database_itself_refuses_to_rewrite_the_ledger(db) {
+        let store = db.open().await;
+        let mut d = decision("D-1", 1);
+        d.outcome = Some(Outcome {
+            measured_at: t(2),
+            measured: json!({}),
+            success: None,
+        });
+        store.record_decision(&d).await?;
+        for sql in [
+            "UPDATE decisions SET skill = 'forged'",
+            "UPDATE decisions SET confidence = 0.99 WHERE id = 'D-1'",
+            "DELETE FROM decisions",
+            "UPDATE decision_outcomes SET success = TRUE",
+            "DELETE FROM decision_outcomes",
+        ] {
+            assert_append_only(db.execute_raw(sql).await, sql);
+        }
+        assert_eq!(store.decision("D-1").await?, Some(d.clone()));
+        // Recording outcomes is the one change the ledger allows, and it appends.
+        let later = Outcome {
+            measured_at: t(3),
+            measured: json!({"ok": true}),
+            success: Some(true),
+        };
+        store.record_outcome("D-1", &later).await?;
+        d.outcome = Some(later);
+        assert_eq!(store.decision("D-1").await?, Some(d));
+        store.close().await;
+        Ok(())
+    }
+
+    async fn an_outcome_for_an_unknown_decision_is_refused(db) {
+        let store = db.open().await;
         store.record_decision(&decision("D-1", 1)).await?;
         let outcome = Outcome {
             measured_at: t(5),
@@ -368,12 +591,12 @@ mod ledger {
             other => panic!("expected an unknown-decision error, got {other:?}"),
         }
         assert_eq!(store.decision("D-1").await?.and_then(|d| d.outcome), None);
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_remeasured_outcome_replaces_the_reported_one() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn a_remeasured_outcome_replaces_the_reported_one(db) {
+        let store = db.open().await;
         store.record_decision(&decision("D-1", 1)).await?;
         let early = Outcome {
             measured_at: t(5),
@@ -391,12 +614,12 @@ mod ledger {
             store.decision("D-1").await?.and_then(|d| d.outcome),
             Some(late)
         );
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn decisions_come_newest_first() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn decisions_come_newest_first(db) {
+        let store = db.open().await;
         for (id, at) in [("D-b", 20), ("D-a", 10), ("D-c", 30), ("D-c2", 30)] {
             store.record_decision(&decision(id, at)).await?;
         }
@@ -407,12 +630,12 @@ mod ledger {
             .map(|d| d.id)
             .collect();
         assert_eq!(ids, ["D-c2", "D-c", "D-b"]);
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_non_finite_confidence_is_refused() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn a_non_finite_confidence_is_refused(db) {
+        let store = db.open().await;
         let mut d = decision("D-nan", 1);
         d.confidence = Some(f64::NAN);
         assert!(matches!(
@@ -420,26 +643,22 @@ mod ledger {
             Err(StoreError::Invalid { .. })
         ));
         assert_eq!(store.counts().await?.decisions, 0);
+        store.close().await;
         Ok(())
     }
-}
 
-mod runs_and_batches {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_run_needs_a_saved_plant() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn a_run_needs_a_saved_plant(db) {
+        let store = db.open().await;
         match store.start_run(&run_info()).await {
             Err(StoreError::UnknownPlant(id)) => assert_eq!(id, "SITE-1"),
             other => panic!("expected an unknown-plant error, got {other:?}"),
         }
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn data_for_an_unknown_run_is_refused() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn data_for_an_unknown_run_is_refused(db) {
+        let store = db.open().await;
         let ghost = RunId(99);
         assert!(matches!(
             store.append_events(Some(ghost), &events()).await,
@@ -455,12 +674,13 @@ mod runs_and_batches {
         ));
         assert_eq!(store.run_kpis(ghost).await?, None);
         assert_eq!(store.run(ghost).await?, None);
+        assert_eq!(store.counts().await?, Counts::default());
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_batch_with_a_nan_reading_stores_nothing() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn a_batch_with_a_nan_reading_stores_nothing(db) {
+        let store = db.open().await;
         let mut readings = telemetry(10_000);
         readings[9_999].value = f64::NAN;
         assert!(matches!(
@@ -468,13 +688,13 @@ mod runs_and_batches {
             Err(StoreError::Invalid { .. })
         ));
         assert_eq!(store.counts().await?.telemetry, 0);
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn batches_spanning_many_statements_keep_their_order() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
-        // Several full statements plus a partial one, for both batch writers.
+    async fn batches_spanning_many_statements_keep_their_order(db) {
+        let store = db.open().await;
+        // Several full statements plus a partial one, for both batch writers on both engines.
         let readings = telemetry(30_001);
         store.append_telemetry(None, &readings).await?;
         let many_events: Vec<PlantEvent> = (0..12_345)
@@ -482,19 +702,38 @@ mod runs_and_batches {
                 at: t(i),
                 kind: EventKind::OperationCompleted,
                 machine: Some(format!("M-{}", i % 7)),
-                order: Some(format!("WO-{i}")),
+                order: (i % 3 != 0).then(|| format!("WO-{i}")),
                 detail: json!({"i": i}),
             })
             .collect();
         store.append_events(None, &many_events).await?;
         assert_eq!(store.telemetry(None).await?, readings);
         assert_eq!(store.events(None).await?, many_events);
+        store.close().await;
         Ok(())
     }
 
-    #[tokio::test]
-    async fn saving_kpis_again_replaces_them() -> Result<(), StoreError> {
-        let store = SqliteStore::open_in_memory().await?;
+    async fn new_series_join_known_ones_across_batches(db) {
+        let store = db.open().await;
+        let first = telemetry(4);
+        let mut second = telemetry(12);
+        second.push(TelemetryReading {
+            at: t(1),
+            machine: "NEW-01".to_owned(),
+            signal: "pressure_bar".to_owned(),
+            value: 1.5,
+        });
+        store.append_telemetry(None, &first).await?;
+        store.append_telemetry(None, &second).await?;
+        let mut all = first;
+        all.extend(second);
+        assert_eq!(store.telemetry(None).await?, all);
+        store.close().await;
+        Ok(())
+    }
+
+    async fn saving_kpis_again_replaces_them(db) {
+        let store = db.open().await;
         store.save_plant(&plant()).await?;
         let run = store.start_run(&run_info()).await?;
         let mut k = kpis();
@@ -503,6 +742,70 @@ mod runs_and_batches {
         store.save_kpis(run, &k).await?;
         let stored = store.run_kpis(run).await?;
         assert_eq!(stored.and_then(|s| s.get("oee").copied()), Some(0.5));
+        store.close().await;
         Ok(())
+    }
+}
+
+mod sqlite_only {
+    use super::*;
+
+    async fn open(path: &Path) -> SqliteStore {
+        SqliteStore::open(path)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+    }
+
+    #[tokio::test]
+    async fn wal_mode_is_on_and_survives_reopening() -> Result<(), StoreError> {
+        let dir = tempdir();
+        let path = dir.path().join("plant.db");
+        let store = open(&path).await;
+        assert_eq!(store.journal_mode().await?, "wal");
+        store.close().await;
+        let store = open(&path).await;
+        assert_eq!(store.journal_mode().await?, "wal");
+        store.close().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_store_in_memory_starts_empty() -> Result<(), StoreError> {
+        let store = Store::open_in_memory().await?;
+        assert_eq!(store.engine(), "sqlite");
+        assert_eq!(store.counts().await?, Counts::default());
+        Ok(())
+    }
+}
+
+mod postgres_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_url_is_a_connect_error_that_hides_the_password() {
+        // No server is needed: the URL fails to parse before any connection is tried.
+        match PgStore::open("postgres://app:s3cret@localhost:notaport/plant").await {
+            Err(e @ StoreError::Connect { .. }) => {
+                let message = e.to_string();
+                assert!(!message.contains("s3cret"), "password leaked: {message}");
+                assert!(message.contains("app@localhost"), "{message}");
+            }
+            other => panic!("expected a connect error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_ledger_refuses_truncation() {
+        async fn body(db: Arc<TestDb>) -> Result<(), StoreError> {
+            let store = db.open().await;
+            store.record_decision(&decision("D-1", 1)).await?;
+            for sql in ["TRUNCATE decision_outcomes", "TRUNCATE decisions CASCADE"] {
+                assert_append_only(db.execute_raw(sql).await, sql);
+            }
+            assert_eq!(store.counts().await?.decisions, 1);
+            store.close().await;
+            Ok(())
+        }
+        run_on(Engine::Postgres, "the_ledger_refuses_truncation", body).await;
     }
 }

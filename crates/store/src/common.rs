@@ -1,0 +1,231 @@
+//! What both engines share: input checks that run before anything is written, error mapping,
+//! and decoding rows back into domain types. Kept engine-neutral so that the two engines cannot
+//! drift apart on what they accept or how they read it back.
+
+use crate::StoreError;
+use aifactory_core::{
+    Decision, EventKind, ExecutedBy, Kpis, LifecycleStage, Outcome, PlantEvent, TelemetryReading,
+    Timestamp,
+};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// The SELECT every decision read shares: each decision with its latest outcome, if any. It has
+/// no placeholders, so each engine appends its own `WHERE` or `ORDER BY`.
+macro_rules! decision_select {
+    () => {
+        "SELECT d.id, d.at, d.skill, d.stage, d.inputs_ref, d.model, d.model_version, d.output, \
+         d.confidence, d.executed_by, o.measured_at, o.measured, o.success \
+         FROM decisions AS d LEFT JOIN decision_outcomes AS o \
+         ON o.seq = (SELECT MAX(seq) FROM decision_outcomes WHERE decision_id = d.id)"
+    };
+}
+pub(crate) use decision_select;
+
+pub(crate) fn write(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
+    move |source| StoreError::Write { what, source }
+}
+
+pub(crate) fn read(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
+    move |source| StoreError::Read { what, source }
+}
+
+/// One column of a row; a value of the wrong type is corruption, not a panic.
+pub(crate) fn get<'r, R, T>(row: &'r R, column: usize, what: &'static str) -> Result<T, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get(column).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn finite(what: &'static str, field: &str, value: f64) -> Result<(), StoreError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            what,
+            detail: format!("{field} is {value}; only finite numbers can be stored"),
+        })
+    }
+}
+
+pub(crate) fn to_json(value: &serde_json::Value, what: &'static str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn json(text: &str, what: &'static str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: format!("invalid json: {e}"),
+    })
+}
+
+pub(crate) fn event_kind(text: &str) -> Result<EventKind, StoreError> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        StoreError::Corrupt {
+            what: "event",
+            detail: format!("unknown event kind `{text}`"),
+        }
+    })
+}
+
+/// Every event's detail as JSON text, encoded up front so that a bad detail fails the batch
+/// before anything is written.
+pub(crate) fn event_details(events: &[PlantEvent]) -> Result<Vec<String>, StoreError> {
+    events
+        .iter()
+        .map(|e| serde_json::to_string(&e.detail))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Invalid {
+            what: "event detail",
+            detail: e.to_string(),
+        })
+}
+
+/// Refuses a telemetry batch holding a non-finite value: SQLite would store NaN as NULL and lose
+/// the reading, and both engines must accept exactly the same input.
+pub(crate) fn check_readings(readings: &[TelemetryReading]) -> Result<(), StoreError> {
+    match readings
+        .iter()
+        .enumerate()
+        .find(|(_, r)| !r.value.is_finite())
+    {
+        None => Ok(()),
+        Some((i, r)) => Err(StoreError::Invalid {
+            what: "telemetry",
+            detail: format!(
+                "reading {i} ({}/{} at {}) is {}; only finite values can be stored",
+                r.machine, r.signal, r.at, r.value
+            ),
+        }),
+    }
+}
+
+/// A run's KPIs as (name, value) rows, one per numeric field of [`Kpis`], refusing any that is
+/// not a finite number.
+pub(crate) fn kpi_rows(kpis: &Kpis) -> Result<Vec<(String, f64)>, StoreError> {
+    const WHAT: &str = "kpis";
+    let value = serde_json::to_value(kpis).map_err(|e| StoreError::Invalid {
+        what: WHAT,
+        detail: e.to_string(),
+    })?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(StoreError::Invalid {
+            what: WHAT,
+            detail: format!("expected an object of numbers, got {value}"),
+        });
+    };
+    // serde_json writes a non-finite number as null, so null here means NaN or infinity.
+    let mut rows = Vec::with_capacity(fields.len());
+    for (name, field) in fields {
+        match field.as_f64() {
+            Some(v) if v.is_finite() => rows.push((name, v)),
+            _ => {
+                return Err(StoreError::Invalid {
+                    what: WHAT,
+                    detail: format!("kpi `{name}` is {field}, not a finite number"),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A row of `SELECT at, kind, machine, order_id, detail FROM events`.
+pub(crate) fn decode_event<'r, R>(row: &'r R) -> Result<PlantEvent, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const WHAT: &str = "event";
+    let kind: String = get(row, 1, WHAT)?;
+    let detail: String = get(row, 4, WHAT)?;
+    Ok(PlantEvent {
+        at: Timestamp(get(row, 0, WHAT)?),
+        kind: event_kind(&kind)?,
+        machine: get(row, 2, WHAT)?,
+        order: get(row, 3, WHAT)?,
+        detail: json(&detail, "event detail")?,
+    })
+}
+
+/// A row of `SELECT at, machine, signal, value` over telemetry joined with its series.
+pub(crate) fn decode_reading<'r, R>(row: &'r R) -> Result<TelemetryReading, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const WHAT: &str = "telemetry";
+    Ok(TelemetryReading {
+        at: Timestamp(get(row, 0, WHAT)?),
+        machine: get(row, 1, WHAT)?,
+        signal: get(row, 2, WHAT)?,
+        value: get(row, 3, WHAT)?,
+    })
+}
+
+/// A row of [`decision_select!`].
+pub(crate) fn decode_decision<'r, R>(row: &'r R) -> Result<Decision, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const WHAT: &str = "decision";
+    let id: String = get(row, 0, WHAT)?;
+    let stage: String = get(row, 3, WHAT)?;
+    let output: String = get(row, 7, WHAT)?;
+    let executed_by: String = get(row, 9, WHAT)?;
+    let measured_at: Option<i64> = get(row, 10, WHAT)?;
+    let outcome = match measured_at {
+        None => None,
+        Some(at) => {
+            let measured: String = get(row, 11, WHAT)?;
+            Some(Outcome {
+                measured_at: Timestamp(at),
+                measured: json(&measured, "decision outcome")?,
+                success: get(row, 12, WHAT)?,
+            })
+        }
+    };
+    let corrupt = |e: aifactory_core::decision::UnknownVariant| StoreError::Corrupt {
+        what: WHAT,
+        detail: format!("decision `{id}`: {e}"),
+    };
+    Ok(Decision {
+        at: Timestamp(get(row, 1, WHAT)?),
+        skill: get(row, 2, WHAT)?,
+        stage: stage.parse::<LifecycleStage>().map_err(corrupt)?,
+        inputs_ref: get(row, 4, WHAT)?,
+        model: get(row, 5, WHAT)?,
+        model_version: get(row, 6, WHAT)?,
+        output: json(&output, "decision output")?,
+        confidence: get(row, 8, WHAT)?,
+        executed_by: executed_by.parse::<ExecutedBy>().map_err(corrupt)?,
+        outcome,
+        id,
+    })
+}
+
+/// A count read back as a signed integer; a negative one can only be corruption.
+pub(crate) fn count(n: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt {
+        what,
+        detail: format!("negative count {n}"),
+    })
+}

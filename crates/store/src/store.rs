@@ -1,0 +1,184 @@
+//! [`Store`]: one type over both engines, so that callers choose the engine by where the data
+//! lives (a file path or a `postgres://` URL) and not in their code.
+
+use crate::{Counts, MachineRecord, PgStore, RunId, RunInfo, SqliteStore, StoreError};
+use aifactory_core::{Decision, Kpis, Outcome, Plant, PlantEvent, TelemetryReading};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The store on either engine; every method forwards to the engine's method of the same name,
+/// which keep the same contract (the conformance tests run on both).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Runs the same call on whichever engine `$self` holds.
+macro_rules! forward {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the store at `location`: a `postgres://` or `postgresql://` URL connects to
+    /// PostgreSQL (see [`PgStore::open`]); anything else is the path of a SQLite file, created
+    /// if missing (see [`SqliteStore::open`]).
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        if is_postgres_url(location) {
+            PgStore::open(location).await.map(Store::Postgres)
+        } else {
+            Self::open_path(Path::new(location)).await
+        }
+    }
+
+    /// Opens the SQLite file at `path`, for paths that are not UTF-8.
+    pub async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        SqliteStore::open(path).await.map(Store::Sqlite)
+    }
+
+    /// An empty SQLite store in memory, for tests.
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        SqliteStore::open_in_memory().await.map(Store::Sqlite)
+    }
+
+    /// The engine's name, `"sqlite"` or `"postgres"`, for status pages and logs.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection (on SQLite this also checkpoints the WAL).
+    pub async fn close(self) {
+        forward!(self, s => s.close().await)
+    }
+
+    /// See [`SqliteStore::save_plant`].
+    pub async fn save_plant(&self, plant: &Plant) -> Result<(), StoreError> {
+        forward!(self, s => s.save_plant(plant).await)
+    }
+
+    /// See [`SqliteStore::machines`].
+    pub async fn machines(&self, plant_id: &str) -> Result<Vec<MachineRecord>, StoreError> {
+        forward!(self, s => s.machines(plant_id).await)
+    }
+
+    /// See [`SqliteStore::start_run`].
+    pub async fn start_run(&self, run: &RunInfo) -> Result<RunId, StoreError> {
+        forward!(self, s => s.start_run(run).await)
+    }
+
+    /// See [`SqliteStore::run`].
+    pub async fn run(&self, run: RunId) -> Result<Option<RunInfo>, StoreError> {
+        forward!(self, s => s.run(run).await)
+    }
+
+    /// See [`SqliteStore::append_events`].
+    pub async fn append_events(
+        &self,
+        run: Option<RunId>,
+        events: &[PlantEvent],
+    ) -> Result<(), StoreError> {
+        forward!(self, s => s.append_events(run, events).await)
+    }
+
+    /// See [`SqliteStore::events`].
+    pub async fn events(&self, run: Option<RunId>) -> Result<Vec<PlantEvent>, StoreError> {
+        forward!(self, s => s.events(run).await)
+    }
+
+    /// See [`SqliteStore::append_telemetry`].
+    pub async fn append_telemetry(
+        &self,
+        run: Option<RunId>,
+        readings: &[TelemetryReading],
+    ) -> Result<(), StoreError> {
+        forward!(self, s => s.append_telemetry(run, readings).await)
+    }
+
+    /// See [`SqliteStore::telemetry`].
+    pub async fn telemetry(&self, run: Option<RunId>) -> Result<Vec<TelemetryReading>, StoreError> {
+        forward!(self, s => s.telemetry(run).await)
+    }
+
+    /// See [`SqliteStore::save_kpis`].
+    pub async fn save_kpis(&self, run: RunId, kpis: &Kpis) -> Result<(), StoreError> {
+        forward!(self, s => s.save_kpis(run, kpis).await)
+    }
+
+    /// See [`SqliteStore::run_kpis`].
+    pub async fn run_kpis(&self, run: RunId) -> Result<Option<BTreeMap<String, f64>>, StoreError> {
+        forward!(self, s => s.run_kpis(run).await)
+    }
+
+    /// See [`SqliteStore::record_decision`].
+    pub async fn record_decision(&self, decision: &Decision) -> Result<(), StoreError> {
+        forward!(self, s => s.record_decision(decision).await)
+    }
+
+    /// See [`SqliteStore::record_outcome`].
+    pub async fn record_outcome(
+        &self,
+        decision_id: &str,
+        outcome: &Outcome,
+    ) -> Result<(), StoreError> {
+        forward!(self, s => s.record_outcome(decision_id, outcome).await)
+    }
+
+    /// See [`SqliteStore::decision`].
+    pub async fn decision(&self, id: &str) -> Result<Option<Decision>, StoreError> {
+        forward!(self, s => s.decision(id).await)
+    }
+
+    /// See [`SqliteStore::decisions`].
+    pub async fn decisions(&self, limit: u32) -> Result<Vec<Decision>, StoreError> {
+        forward!(self, s => s.decisions(limit).await)
+    }
+
+    /// See [`SqliteStore::counts`].
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        forward!(self, s => s.counts().await)
+    }
+}
+
+impl From<SqliteStore> for Store {
+    fn from(store: SqliteStore) -> Self {
+        Store::Sqlite(store)
+    }
+}
+
+impl From<PgStore> for Store {
+    fn from(store: PgStore) -> Self {
+        Store::Postgres(store)
+    }
+}
+
+/// Whether `location` names a PostgreSQL server rather than a file. The scheme is matched
+/// without regard to case, as URL schemes are.
+fn is_postgres_url(location: &str) -> bool {
+    ["postgres://", "postgresql://"].iter().any(|scheme| {
+        location
+            .get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_postgres_url;
+
+    #[test]
+    fn urls_choose_postgres_and_paths_choose_sqlite() {
+        assert!(is_postgres_url("postgres://u@h/db"));
+        assert!(is_postgres_url("PostgreSQL://u@h/db"));
+        assert!(!is_postgres_url("plant.db"));
+        assert!(!is_postgres_url("/var/lib/aifactory/postgres.db"));
+        assert!(!is_postgres_url("pg"));
+    }
+}
