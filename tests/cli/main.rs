@@ -5,6 +5,7 @@ mod help;
 mod plant_check;
 mod schedule;
 mod sim_json;
+mod sim_mqtt;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -5,6 +5,7 @@
 mod bench_policies;
 mod config;
 mod output;
+mod publish;
 mod record;
 mod run;
 mod schedule;
@@ -129,8 +130,15 @@ struct SimArgs {
     #[arg(long)]
     telemetry_period: Option<f64>,
     /// Also write events, telemetry and KPIs to this SQLite file.
-    #[arg(long, env = "AIFACTORY_DB")]
+    #[arg(long, env = "AIFACTORY_DB", conflicts_with = "mqtt")]
     db: Option<PathBuf>,
+    /// Publish the run to this MQTT broker (mqtt://host:port) as a Sparkplug B edge node: group
+    /// = the plant's site id, node `twin`, a device per machine; readings and events as DDATA.
+    #[arg(long, env = "AIFACTORY_MQTT")]
+    mqtt: Option<String>,
+    /// MQTT client id when publishing.
+    #[arg(long, default_value = "aifactory-twin", requires = "mqtt")]
+    mqtt_client_id: String,
     /// Print one JSON object (KPIs at the top level) instead of the table.
     #[arg(long)]
     json: bool,

@@ -216,6 +216,38 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         policy: policy(&args.policy, &args.maintenance, &args.purchasing)?,
         telemetry_period_s: args.telemetry_period,
     };
+    if let Some(url) = &args.mqtt {
+        let broker: aifactory_connect::mqtt::BrokerAddress = url.parse()?;
+        let bar = progress(spec.days, args.json);
+        let (result, sent) =
+            crate::publish::simulate_and_publish(&spec, &broker, &args.mqtt_client_id, &bar)?;
+        if args.json {
+            let mut value = serde_json::to_value(SimJson {
+                plant: &result.plant,
+                policy: &result.policy,
+                seed: result.seed,
+                kpis: &result.kpis,
+                energy_by_period: &result.energy_by_period,
+                machines: &result.machines,
+                db: None,
+            })?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("mqtt".to_owned(), serde_json::to_value(sent)?);
+            }
+            println!("{value}");
+        } else {
+            println!("{}", output::kpi_table(&result, &spec.plant.plant.currency));
+            println!(
+                "Published {} Sparkplug B messages ({} bytes) to {url} as spBv1.0/{}/…/{}; {} acknowledged by the broker.",
+                sent.messages,
+                sent.bytes,
+                spec.plant.plant.id,
+                crate::publish::EDGE_NODE,
+                sent.acknowledged
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let (result, written) = execute(&spec, args.db.as_deref(), args.json, config)?;
     if args.json {
         print_json(&result, args.db.as_deref())?;

@@ -64,6 +64,8 @@ pub enum MqttError {
     Address(String),
     #[error("MQTT client: {0}")]
     Client(#[from] rumqttc::ClientError),
+    #[error("MQTT connection: {0}")]
+    Connection(String),
     #[error("the sink could not commit a batch (nothing of it was acknowledged): {0}")]
     Sink(String),
 }
@@ -85,9 +87,9 @@ pub struct IngestOptions {
     pub client_id: String,
     /// Topic filters to subscribe to.
     pub topics: Vec<String>,
-    /// Commit once this many points are waiting…
+    /// Commit once this many points are waiting, or when no further message is waiting…
     pub batch_points: usize,
-    /// …or once the oldest waiting message is this old.
+    /// …or, under a steady stream, once the oldest waiting message is this old.
     pub max_delay: Duration,
     /// At most one rebirth request per node in this interval.
     pub rebirth_interval: Duration,
@@ -204,7 +206,10 @@ pub async fn ingest<S: Sink>(
                     }
                     state.oldest.get_or_insert_with(Instant::now);
                     state.to_ack.push(p);
-                    if state.batch.points.len() >= options.batch_points
+                    // Commit when the batch is full, or as soon as nothing more is waiting: the
+                    // broker sends only a few unacknowledged messages at a time (20 by default in
+                    // Mosquitto), so holding acks for the timer would throttle the stream.
+                    if (state.batch.points.len() >= options.batch_points || rx.is_empty())
                         && let Err(e) = state.flush(sink, &client).await
                     {
                         break Err(e);
@@ -327,6 +332,103 @@ impl Ingest {
         self.oldest = None;
         Ok(())
     }
+}
+
+/// What a publisher sent and the broker confirmed.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct PublishStats {
+    pub messages: u64,
+    pub bytes: u64,
+    pub acknowledged: u64,
+}
+
+/// Publishes every message from `messages` in order at QoS 1 until the channel closes, waits
+/// until the broker has acknowledged them all, and disconnects. `will` (a Sparkplug NDEATH) is
+/// registered as the last will, so subscribers learn of a crash. A bounded channel on the
+/// producing side and the client's request queue here give back-pressure: a slow broker slows
+/// the producer instead of filling memory.
+pub async fn publish_stream(
+    broker: &BrokerAddress,
+    client_id: &str,
+    will: Option<&crate::sparkplug::Message>,
+    mut messages: mpsc::Receiver<crate::sparkplug::Message>,
+) -> Result<PublishStats, MqttError> {
+    let mut mqtt = MqttOptions::new(client_id, &broker.host, broker.port);
+    mqtt.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(
+            crate::MAX_PAYLOAD_BYTES + 4096,
+            crate::MAX_PAYLOAD_BYTES + 4096,
+        );
+    if let Some(w) = will {
+        mqtt.set_last_will(rumqttc::LastWill::new(
+            w.topic.clone(),
+            w.payload.clone(),
+            QoS::AtLeastOnce,
+            false,
+        ));
+    }
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
+    let (acked_tx, mut acked_rx) = tokio::sync::watch::channel(0u64);
+    let (failed_tx, mut failed_rx) = tokio::sync::watch::channel(None::<String>);
+    let pump = tokio::spawn(async move {
+        let mut acked = 0u64;
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acked += 1;
+                    let _ = acked_tx.send(acked);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // A publisher has nobody to hand a reconnect's losses to: stop and say why.
+                    let _ = failed_tx.send(Some(e.to_string()));
+                    break;
+                }
+            }
+        }
+    });
+    let mut stats = PublishStats::default();
+    let failure = |rx: &tokio::sync::watch::Receiver<Option<String>>| rx.borrow().clone();
+    while let Some(m) = messages.recv().await {
+        if let Some(e) = failure(&failed_rx) {
+            pump.abort();
+            return Err(MqttError::Connection(e));
+        }
+        stats.bytes += m.payload.len() as u64;
+        tokio::select! {
+            sent = client.publish(m.topic, QoS::AtLeastOnce, false, m.payload) => sent?,
+            _ = failed_rx.changed() => {
+                pump.abort();
+                return Err(MqttError::Connection(failure(&failed_rx).unwrap_or_default()));
+            }
+        }
+        stats.messages += 1;
+    }
+    // Wait for the last acknowledgement (or a failure) before saying goodbye.
+    let result = loop {
+        if *acked_rx.borrow() >= stats.messages {
+            break Ok(());
+        }
+        if let Some(e) = failure(&failed_rx) {
+            break Err(MqttError::Connection(e));
+        }
+        tokio::select! {
+            changed = acked_rx.changed() => if changed.is_err() {
+                break Err(MqttError::Connection("the connection closed before every message was acknowledged".to_owned()));
+            },
+            changed = failed_rx.changed() => if changed.is_err() {
+                break Err(MqttError::Connection("the connection closed before every message was acknowledged".to_owned()));
+            },
+        }
+    };
+    stats.acknowledged = *acked_rx.borrow();
+    if result.is_ok() {
+        // A clean disconnect: the broker drops the will instead of publishing it.
+        let _ = client.disconnect().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pump.abort();
+    result.map(|()| stats)
 }
 
 fn node_of(topic: &str) -> Option<(String, String)> {

@@ -181,3 +181,104 @@ async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_r
     assert_eq!(stats.rebirths_requested, 1);
     assert!(stats.commits >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_publisher_sends_ingest_reads_back_in_full() {
+    use aifactory_connect::mqtt::publish_stream;
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
+        return;
+    };
+    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let run = format!("p{}x{}", std::process::id(), now_ms());
+    let options = IngestOptions {
+        client_id: format!("ingest-{run}"),
+        topics: vec![format!("spBv1.0/{run}/#")],
+        max_delay: Duration::from_millis(20),
+        ..IngestOptions::default()
+    };
+    let sink = Collect::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ingest_task = {
+        let mut sink = sink.clone();
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            ingest(&broker, &options, &mut sink, now_ms, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    // Ingest subscribes after connecting; give it that moment by retrying the birth until seen.
+    let t0 = now_ms() as u64;
+    let mut edge = EdgeNode::new(&run, "twin", 0);
+    let mut tries = 0;
+    while sink.totals().0 == 0 {
+        assert!(tries < 50, "ingest never saw a birth");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let birth = edge.birth(t0, &[("plant", Value::Text("test".into()))]);
+        tx.send(birth).await.unwrap_or_else(|e| panic!("{e}"));
+        drop(tx);
+        publish_stream(&broker, &format!("pub-{run}"), None, rx)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = sink.totals().0;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let will = edge.death();
+    let producer = tokio::spawn(async move {
+        let mut machines = Vec::new();
+        for m in 0..5 {
+            machines.push(edge.device_birth(&format!("m{m}"), t0, &[("temp", Value::Float(1.0))]));
+        }
+        for msg in machines {
+            let _ = tx.send(msg).await;
+        }
+        for i in 0..800u64 {
+            let device = format!("m{}", i % 5);
+            let msg = edge.data(Some(&device), t0 + i, &[("temp", Value::Float(i as f64))]);
+            let _ = tx.send(msg).await;
+        }
+    });
+    let stats = publish_stream(&broker, &format!("pub2-{run}"), Some(&will), rx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    producer.await.unwrap_or_else(|e| panic!("{e}"));
+    // Under Mosquitto's default queue of 1,000 messages per client, so the broker drops none.
+    assert_eq!(stats.messages, 805);
+    assert_eq!(stats.acknowledged, 805);
+    let expected = before + 5 + 800;
+    for _ in 0..200 {
+        if sink.totals().0 >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(());
+    let stats = ingest_task
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sink.totals().0, expected);
+    assert_eq!(stats.quarantined, 0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn publishing_to_no_broker_fails_instead_of_waiting() {
+    use aifactory_connect::mqtt::publish_stream;
+    let broker: BrokerAddress = "mqtt://127.0.0.1:9"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut edge = EdgeNode::new("g", "n", 0);
+    let _ = tx.send(edge.birth(1, &[])).await;
+    drop(tx);
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        publish_stream(&broker, "nobody", None, rx),
+    )
+    .await;
+    assert!(matches!(result, Ok(Err(_))), "{result:?}");
+}

@@ -1,0 +1,137 @@
+//! `aifactory sim --mqtt URL`: the twin speaks as a plant does — one Sparkplug B edge node
+//! (group = the plant's site id, node `twin`) with a device per machine, its sensor readings and
+//! events as DDATA, at simulated time. The twin runs on a blocking thread and hands messages
+//! through a bounded channel to the publisher, so a slow broker slows the twin, never memory.
+
+use crate::run::{RunSpec, simulate};
+use aifactory_connect::Value;
+use aifactory_connect::mqtt::{BrokerAddress, PublishStats, publish_stream};
+use aifactory_connect::sparkplug::{EdgeNode, Message};
+use aifactory_core::{PlantEvent, TelemetryReading};
+use aifactory_twin::{Observer, SimResult};
+use anyhow::Context;
+use indicatif::ProgressBar;
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::mpsc;
+
+/// The edge node's id within the plant's group.
+pub(crate) const EDGE_NODE: &str = "twin";
+
+struct EdgeObserver {
+    edge: EdgeNode,
+    tx: mpsc::Sender<Message>,
+    /// Every metric each machine has declared, with its latest value (a rebirth repeats them).
+    metrics: HashMap<String, BTreeMap<String, Value>>,
+    closed: bool,
+}
+
+impl EdgeObserver {
+    fn send(&mut self, m: Message) {
+        if !self.closed && self.tx.blocking_send(m).is_err() {
+            self.closed = true;
+        }
+    }
+
+    /// DDATA for known metrics; a (re)birth of the device when one is new.
+    fn publish(&mut self, machine: &str, at_ms: u64, values: Vec<(String, Value)>) {
+        let known = self.metrics.entry(machine.to_owned()).or_default();
+        let new_metric = values.iter().any(|(name, _)| !known.contains_key(name));
+        for (name, value) in &values {
+            known.insert(name.clone(), value.clone());
+        }
+        let message = if new_metric {
+            let all: Vec<(&str, Value)> =
+                known.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+            self.edge.device_birth(machine, at_ms, &all)
+        } else {
+            let these: Vec<(&str, Value)> = values
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.clone()))
+                .collect();
+            self.edge.data(Some(machine), at_ms, &these)
+        };
+        self.send(message);
+    }
+}
+
+fn epoch_ms(t: aifactory_core::Timestamp) -> u64 {
+    u64::try_from(t.0).unwrap_or(0)
+}
+
+impl Observer for EdgeObserver {
+    fn wants_events(&self) -> bool {
+        !self.closed
+    }
+    fn event(&mut self, event: PlantEvent) {
+        if let Some(machine) = &event.machine {
+            let values = vec![(
+                "event".to_owned(),
+                Value::Text(event.kind.as_str().to_owned()),
+            )];
+            self.publish(machine, epoch_ms(event.at), values);
+        }
+    }
+    fn wants_telemetry(&self) -> bool {
+        !self.closed
+    }
+    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        let machine = readings[0].machine.clone();
+        let at = epoch_ms(readings[0].at);
+        let values = readings
+            .into_iter()
+            .map(|r| (r.signal, Value::Float(r.value)))
+            .collect();
+        self.publish(&machine, at, values);
+    }
+}
+
+/// Simulates `spec` and publishes it to the broker; returns the result and what was sent.
+pub(crate) fn simulate_and_publish(
+    spec: &RunSpec,
+    broker: &BrokerAddress,
+    client_id: &str,
+    bar: &ProgressBar,
+) -> anyhow::Result<(SimResult, PublishStats)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let group = spec.plant.plant.id.clone();
+    let mut edge = EdgeNode::new(&group, EDGE_NODE, 0);
+    let will = edge.death();
+    let (start, _) = spec.plant.start();
+    let birth = edge.birth(
+        epoch_ms(start),
+        &[("plant", Value::Text(spec.plant.plant.name.clone()))],
+    );
+    let (tx, rx) = mpsc::channel::<Message>(1024);
+    runtime.block_on(async {
+        let publisher = {
+            let broker = broker.clone();
+            let client_id = client_id.to_owned();
+            tokio::spawn(async move { publish_stream(&broker, &client_id, Some(&will), rx).await })
+        };
+        let twin = {
+            let spec = spec.clone();
+            let bar = bar.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut observer = EdgeObserver {
+                    edge,
+                    tx,
+                    metrics: HashMap::new(),
+                    closed: false,
+                };
+                observer.send(birth);
+                // Dropping the observer closes the channel: the publisher then finishes.
+                simulate(&spec, &mut observer, &bar)
+            })
+        };
+        let result = twin.await.context("the twin thread failed")?;
+        let stats = publisher
+            .await
+            .context("the publisher task failed")?
+            .with_context(|| format!("publishing to mqtt://{}:{}", broker.host, broker.port))?;
+        Ok((result, stats))
+    })
+}
