@@ -2,6 +2,7 @@
 
 mod demo;
 mod help;
+mod ingest;
 mod plant_check;
 mod schedule;
 mod sim_json;

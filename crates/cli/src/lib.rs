@@ -4,6 +4,7 @@
 
 mod bench_policies;
 mod config;
+mod ingest;
 mod output;
 mod publish;
 mod record;
@@ -50,6 +51,8 @@ enum Command {
     Plant(PlantCommand),
     /// Solve a job-shop or flexible job-shop instance (Taillard, Brandimarte or JSON file).
     Schedule(schedule::ScheduleArgs),
+    /// Subscribe to an MQTT broker and store the plant's Sparkplug B and JSON telemetry.
+    Ingest(ingest::IngestArgs),
     /// Measure speed (wall-clock): see bench/ for the side-by-side runs against peers.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -179,6 +182,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => run::sim(&config, args),
         Command::Plant(PlantCommand::Check { file, json }) => run::plant_check(&file, json),
         Command::Schedule(args) => schedule::run(args),
+        Command::Ingest(args) => ingest::run(&config, args),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Twin {
             plant,

@@ -14,8 +14,17 @@ use serde_json::Map;
 /// The first topic level of every aifactory JSON topic.
 pub const ROOT: &str = "aifactory";
 
+/// One decoded JSON message.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decoded {
+    pub points: Vec<Point>,
+    /// Whether the message carried its own `ts`. Only then is a redelivery recognisable: without
+    /// it, the same payload twice may well be two readings.
+    pub timestamped: bool,
+}
+
 /// Decodes one JSON message into points. `received_ms` stands in for a missing `ts`.
-pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Vec<Point>, Reason> {
+pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Decoded, Reason> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(Reason::PayloadTooLarge {
             bytes: payload.len(),
@@ -33,6 +42,7 @@ pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Vec<Point
     };
     match signal {
         Some(signal) => {
+            let timestamped = matches!(&body, serde_json::Value::Object(f) if f.contains_key("ts"));
             let (value, ts, seq) = match &body {
                 serde_json::Value::Object(fields) => {
                     let allowed = ["value", "ts", "seq"];
@@ -52,12 +62,15 @@ pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Vec<Point
                 }
                 other => (value_of("payload", other)?, received_ms, None),
             };
-            Ok(vec![Point {
-                series: key(signal),
-                timestamp_ms: ts,
-                value,
-                seq,
-            }])
+            Ok(Decoded {
+                points: vec![Point {
+                    series: key(signal),
+                    timestamp_ms: ts,
+                    value,
+                    seq,
+                }],
+                timestamped,
+            })
         }
         None => {
             let serde_json::Value::Object(fields) = &body else {
@@ -90,7 +103,10 @@ pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Vec<Point
                     seq,
                 });
             }
-            Ok(points)
+            Ok(Decoded {
+                points,
+                timestamped: fields.contains_key("ts"),
+            })
         }
     }
 }
@@ -187,7 +203,9 @@ mod tests {
 
     #[test]
     fn a_bare_number_on_a_signal_topic() {
-        let points = decode("aifactory/hz/cnc-1/spindle_temp", b"71.5", 1000).unwrap_or_default();
+        let decoded = decode("aifactory/hz/cnc-1/spindle_temp", b"71.5", 1000).unwrap_or_default();
+        assert!(!decoded.timestamped);
+        let points = decoded.points;
         assert_eq!(points.len(), 1);
         assert_eq!(points[0].series.node, "cnc-1");
         assert_eq!(points[0].series.metric, "spindle_temp");
@@ -198,7 +216,9 @@ mod tests {
     #[test]
     fn a_machine_topic_carries_many_signals() {
         let body = br#"{"ts": 1767225600000, "seq": 3, "values": {"a": 1, "b": true, "c": "RUN"}}"#;
-        let points = decode("aifactory/hz/cnc-1", body, 0).unwrap_or_default();
+        let decoded = decode("aifactory/hz/cnc-1", body, 0).unwrap_or_default();
+        assert!(decoded.timestamped);
+        let points = decoded.points;
         assert_eq!(points.len(), 3);
         assert!(
             points

@@ -70,11 +70,36 @@ pub enum MqttError {
     Sink(String),
 }
 
-/// What ingest hands its sink: points to store and messages to quarantine, committed together.
+/// The points of one MQTT message. `key` identifies the message (a 128-bit hash of topic and
+/// payload) when it carries its own timestamps, so a sink can drop a redelivery; `None` when
+/// the same payload twice could be two readings (JSON without `ts`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Received {
+    pub key: Option<[u8; 16]>,
+    pub points: Vec<Point>,
+}
+
+/// What ingest hands its sink: messages to store and messages to quarantine, committed
+/// together.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Batch {
-    pub points: Vec<Point>,
+    pub messages: Vec<Received>,
     pub quarantined: Vec<Quarantine>,
+}
+
+impl Batch {
+    pub fn points(&self) -> usize {
+        self.messages.iter().map(|m| m.points.len()).sum()
+    }
+}
+
+/// The identity of a message for exactly-once storage: xxh3-128 of topic, a zero byte, payload.
+pub fn message_key(topic: &str, payload: &[u8]) -> [u8; 16] {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(topic.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(payload);
+    hasher.digest128().to_le_bytes()
 }
 
 /// Where decoded data goes (the store). `commit` must be durable when it returns `Ok`.
@@ -209,7 +234,7 @@ pub async fn ingest<S: Sink>(
                     // Commit when the batch is full, or as soon as nothing more is waiting: the
                     // broker sends only a few unacknowledged messages at a time (20 by default in
                     // Mosquitto), so holding acks for the timer would throttle the stream.
-                    if (state.batch.points.len() >= options.batch_points || rx.is_empty())
+                    if (state.batch.points() >= options.batch_points || rx.is_empty())
                         && let Err(e) = state.flush(sink, &client).await
                     {
                         break Err(e);
@@ -240,17 +265,18 @@ impl Ingest {
     fn take(&mut self, p: &Publish, received_ms: i64) -> Option<(String, String)> {
         self.stats.messages += 1;
         let mut rebirth = None;
-        let decoded: Result<Vec<Point>, Reason> = if p.topic.starts_with(NAMESPACE) {
+        let decoded: Result<(Vec<Point>, bool), Reason> = if p.topic.starts_with(NAMESPACE) {
             if p.topic.starts_with(&format!("{NAMESPACE}/STATE/")) {
                 // Another host's state: nothing to store.
-                Ok(Vec::new())
+                Ok((Vec::new(), false))
             } else {
                 match self.session.handle(&p.topic, &p.payload) {
                     Ok(a) => {
                         if a.wants_rebirth() {
                             rebirth = node_of(&p.topic);
                         }
-                        Ok(a.points)
+                        // Sparkplug payloads always carry their timestamps.
+                        Ok((a.points, true))
                     }
                     Err(r) => {
                         if r.rebirth {
@@ -261,12 +287,17 @@ impl Ingest {
                 }
             }
         } else {
-            json::decode(&p.topic, &p.payload, received_ms)
+            json::decode(&p.topic, &p.payload, received_ms).map(|d| (d.points, d.timestamped))
         };
         match decoded {
-            Ok(points) => {
+            Ok((points, timestamped)) => {
                 self.stats.points += points.len() as u64;
-                self.batch.points.extend(points);
+                if !points.is_empty() {
+                    self.batch.messages.push(Received {
+                        key: timestamped.then(|| message_key(&p.topic, &p.payload)),
+                        points,
+                    });
+                }
             }
             Err(reason) => {
                 self.stats.quarantined += 1;

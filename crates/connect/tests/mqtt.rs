@@ -22,7 +22,7 @@ impl Sink for Collect {
 impl Collect {
     fn totals(&self) -> (usize, Vec<String>) {
         let batches = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        let points = batches.iter().map(|b| b.points.len()).sum();
+        let points = batches.iter().map(Batch::points).sum();
         let reasons = batches
             .iter()
             .flat_map(|b| b.quarantined.iter().map(|q| q.reason.kind().to_owned()))

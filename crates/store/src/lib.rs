@@ -28,6 +28,7 @@
 
 mod common;
 mod error;
+pub mod ingest;
 mod pg;
 mod sqlite;
 mod store;

@@ -1,5 +1,7 @@
 //! The SQLite engine: one file in WAL mode, one writer connection and a few readers.
 
+mod ingest;
+
 use crate::common::{
     check_readings, count, decision_select, decode_decision, decode_event, decode_reading,
     event_details, finite, get, kpi_rows, read, to_json, write,
