@@ -3,7 +3,7 @@
 
 use aifactory_connect::mqtt::{Batch, BrokerAddress, IngestOptions, IngestStats, Sink, ingest};
 use aifactory_connect::{Point, Value};
-use aifactory_store::SqliteStore;
+use aifactory_store::Store;
 use aifactory_store::ingest::{
     IngestBatch, IngestMessage, OtherSample, OtherValue, QuarantineRow, Sample, SeriesName,
 };
@@ -17,9 +17,10 @@ pub(crate) struct IngestArgs {
     /// MQTT broker to subscribe to (mqtt://host:port).
     #[arg(long, env = "AIFACTORY_MQTT", default_value = "mqtt://127.0.0.1:1883")]
     mqtt: String,
-    /// SQLite file to store into [default: <data.dir>/plant.sqlite].
+    /// Where to store: a SQLite file, or a postgres://user@host/database URL
+    /// [default: <data.dir>/plant.sqlite].
     #[arg(long, env = "AIFACTORY_DB")]
-    db: Option<PathBuf>,
+    db: Option<String>,
     /// Topic filter to subscribe to; repeat for several [default: spBv1.0/# and aifactory/#].
     #[arg(long = "topic")]
     topics: Vec<String>,
@@ -42,7 +43,7 @@ fn now_ms() -> i64 {
 }
 
 struct StoreSink {
-    store: SqliteStore,
+    store: Store,
 }
 
 fn series_of(p: &Point) -> SeriesName {
@@ -126,8 +127,13 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
     let db = args
         .db
         .clone()
-        .unwrap_or_else(|| config.data.dir.join("plant.sqlite"));
-    if let Some(dir) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        .unwrap_or_else(|| config.data.dir.join("plant.sqlite").display().to_string());
+    let is_url = db.to_ascii_lowercase().starts_with("postgres");
+    if !is_url
+        && let Some(dir) = PathBuf::from(&db)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data folder {}", dir.display()))?;
     }
@@ -144,16 +150,16 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
         .build()
         .context("starting the async runtime")?;
     let stats: IngestStats = runtime.block_on(async {
-        let store = SqliteStore::open(&db)
+        let store = Store::open(&db)
             .await
-            .with_context(|| format!("opening database {}", db.display()))?;
+            .with_context(|| format!("opening store {db}"))?;
         let mut sink = StoreSink { store };
         if !args.json {
             eprintln!(
                 "Ingesting {} from {} into {}{}",
                 options.topics.join(", "),
                 args.mqtt,
-                db.display(),
+                db,
                 match args.duration {
                     Some(d) => format!(" for {d} s"),
                     None => " (Ctrl-C to stop)".to_owned(),

@@ -1,6 +1,8 @@
 //! The PostgreSQL engine: one connection pool, the same methods and contract as the SQLite
 //! engine, its own migrations in `migrations_pg/`, and `UNNEST`-based bulk inserts.
 
+mod ingest;
+
 use crate::common::{
     check_readings, count, decision_select, decode_decision, decode_event, decode_reading,
     event_details, finite, get, kpi_rows, read, to_json, write,

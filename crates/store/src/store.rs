@@ -1,6 +1,7 @@
 //! [`Store`]: one type over both engines, so that callers choose the engine by where the data
 //! lives (a file path or a `postgres://` URL) and not in their code.
 
+use crate::ingest::{IngestBatch, IngestReport, OtherValue, QuarantineRow, SeriesName};
 use crate::{Counts, MachineRecord, PgStore, RunId, RunInfo, SqliteStore, StoreError};
 use aifactory_core::{Decision, Kpis, Outcome, Plant, PlantEvent, TelemetryReading};
 use std::collections::BTreeMap;
@@ -144,6 +145,45 @@ impl Store {
     /// See [`SqliteStore::counts`].
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         forward!(self, s => s.counts().await)
+    }
+
+    /// See [`SqliteStore::commit_ingest`].
+    pub async fn commit_ingest(
+        &self,
+        batch: &IngestBatch,
+        now_ms: i64,
+    ) -> Result<IngestReport, StoreError> {
+        forward!(self, s => s.commit_ingest(batch, now_ms).await)
+    }
+
+    /// See [`SqliteStore::samples`].
+    pub async fn samples(
+        &self,
+        series: &SeriesName,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        forward!(self, s => s.samples(series, from_ms, to_ms).await)
+    }
+
+    /// See [`SqliteStore::other_samples`].
+    pub async fn other_samples(
+        &self,
+        series: &SeriesName,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, OtherValue)>, StoreError> {
+        forward!(self, s => s.other_samples(series, from_ms, to_ms).await)
+    }
+
+    /// See [`SqliteStore::series_counts`].
+    pub async fn series_counts(&self) -> Result<BTreeMap<SeriesName, u64>, StoreError> {
+        forward!(self, s => s.series_counts().await)
+    }
+
+    /// See [`SqliteStore::quarantined`].
+    pub async fn quarantined(&self, limit: u32) -> Result<Vec<QuarantineRow>, StoreError> {
+        forward!(self, s => s.quarantined(limit).await)
     }
 }
 

@@ -11,6 +11,9 @@ use aifactory_core::{
     Decision, EventKind, ExecutedBy, KpiInputs, Kpis, LifecycleStage, Outcome, Plant, PlantEvent,
     TelemetryReading, Timestamp,
 };
+use aifactory_store::ingest::{
+    IngestBatch, IngestMessage, OtherSample, OtherValue, QuarantineRow, Sample, SeriesName,
+};
 use aifactory_store::{Counts, PgStore, RunId, RunInfo, SqliteStore, Store, StoreError};
 use serde_json::json;
 use sqlx::Connection;
@@ -352,6 +355,29 @@ fn assert_append_only(result: Result<(), sqlx::Error>, sql: &str) {
         Err(e) if e.to_string().contains("the decision ledger is append-only") => {}
         Err(e) => panic!("`{sql}` failed for another reason than the ledger: {e}"),
         Ok(()) => panic!("`{sql}` must be refused"),
+    }
+}
+
+fn series(metric: &str) -> SeriesName {
+    SeriesName {
+        site: "hz".into(),
+        node: "line-1".into(),
+        device: "cnc-1".into(),
+        metric: metric.into(),
+    }
+}
+
+fn ingest_message(key: u8, metric: &str, from_ms: i64, n: i64) -> IngestMessage {
+    IngestMessage {
+        key: Some([key; 16]),
+        samples: (0..n)
+            .map(|i| Sample {
+                series: series(metric),
+                at_ms: from_ms + i,
+                value: (from_ms + i) as f64 * 0.5,
+            })
+            .collect(),
+        others: Vec::new(),
     }
 }
 
@@ -743,6 +769,85 @@ conformance! {
         let stored = store.run_kpis(run).await?;
         assert_eq!(stored.and_then(|s| s.get("oee").copied()), Some(0.5));
         store.close().await;
+        Ok(())
+    }
+
+    async fn ingested_samples_round_trip_and_a_redelivered_message_is_stored_once(db) {
+        let store = db.open().await;
+        let first = IngestBatch {
+            messages: vec![ingest_message(1, "temp", 1_000, 100), ingest_message(2, "temp", 1_100, 100)],
+            quarantined: Vec::new(),
+        };
+        let r = store.commit_ingest(&first, 5).await?;
+        assert_eq!((r.messages, r.duplicates, r.samples, r.chunks), (2, 0, 200, 1));
+        // After a crash the broker redelivers message 2 with a new one.
+        let again = IngestBatch {
+            messages: vec![ingest_message(2, "temp", 1_100, 100), ingest_message(3, "temp", 1_200, 50)],
+            quarantined: Vec::new(),
+        };
+        let r = store.commit_ingest(&again, 6).await?;
+        assert_eq!((r.duplicates, r.samples), (1, 50));
+        let got = store.samples(&series("temp"), 0, i64::MAX).await?;
+        assert_eq!(got.len(), 250);
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "in time order, no duplicates");
+        assert!(got.iter().all(|&(t, v)| v == t as f64 * 0.5));
+        assert_eq!(store.samples(&series("temp"), 1_150, 1_160).await?.len(), 11);
+        let counts = store.series_counts().await?;
+        assert_eq!(counts.get(&series("temp")), Some(&250));
+        Ok(())
+    }
+
+    async fn ingested_text_values_and_quarantined_messages_are_kept(db) {
+        let store = db.open().await;
+        let batch = IngestBatch {
+            messages: vec![IngestMessage {
+                key: None,
+                samples: Vec::new(),
+                others: vec![
+                    OtherSample {
+                        series: series("event"),
+                        at_ms: 7,
+                        value: OtherValue::Text("machine_failed".into()),
+                    },
+                    OtherSample {
+                        series: series("raw"),
+                        at_ms: 8,
+                        value: OtherValue::Bytes(vec![0, 1, 255]),
+                    },
+                ],
+            }],
+            quarantined: vec![QuarantineRow {
+                received_ms: 9,
+                topic: "spBv1.0/hz/DDATA/line-1/cnc-1".into(),
+                reason_kind: "malformed_protobuf".into(),
+                reason: "not a Sparkplug B protobuf payload".into(),
+                payload: vec![0x0A, 0xFF],
+            }],
+        };
+        let r = store.commit_ingest(&batch, 10).await?;
+        assert_eq!((r.others, r.quarantined), (2, 1));
+        assert_eq!(
+            store.other_samples(&series("event"), 0, 100).await?,
+            vec![(7, OtherValue::Text("machine_failed".into()))]
+        );
+        assert_eq!(
+            store.other_samples(&series("raw"), 0, 100).await?,
+            vec![(8, OtherValue::Bytes(vec![0, 1, 255]))]
+        );
+        assert_eq!(store.quarantined(10).await?, batch.quarantined);
+        Ok(())
+    }
+
+    async fn a_non_finite_ingested_sample_refuses_the_whole_batch(db) {
+        let store = db.open().await;
+        let mut bad = ingest_message(1, "temp", 0, 3);
+        bad.samples[1].value = f64::NAN;
+        let batch = IngestBatch {
+            messages: vec![ingest_message(2, "temp", 10, 3), bad],
+            quarantined: Vec::new(),
+        };
+        assert!(store.commit_ingest(&batch, 0).await.is_err());
+        assert!(store.samples(&series("temp"), 0, i64::MAX).await?.is_empty(), "nothing of a refused batch is stored");
         Ok(())
     }
 }
