@@ -34,6 +34,9 @@ pub(crate) struct IngestArgs {
     /// Print the final counts as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Crash tests: abort right after this many commits, before acknowledging the last.
+    #[arg(long, hide = true)]
+    abort_after_commits: Option<u64>,
 }
 
 fn now_ms() -> i64 {
@@ -139,6 +142,7 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
     }
     let mut options = IngestOptions {
         client_id: args.client_id.clone(),
+        abort_after_commits: args.abort_after_commits,
         ..IngestOptions::default()
     };
     if !args.topics.is_empty() {

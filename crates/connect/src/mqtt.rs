@@ -118,6 +118,9 @@ pub struct IngestOptions {
     pub max_delay: Duration,
     /// At most one rebirth request per node in this interval.
     pub rebirth_interval: Duration,
+    /// Crash tests only: abort the process right after this many commits, before acknowledging
+    /// the last one, as a `kill -9` at the worst moment would.
+    pub abort_after_commits: Option<u64>,
 }
 
 impl Default for IngestOptions {
@@ -128,6 +131,7 @@ impl Default for IngestOptions {
             batch_points: 50_000,
             max_delay: Duration::from_millis(100),
             rebirth_interval: Duration::from_secs(5),
+            abort_after_commits: None,
         }
     }
 }
@@ -199,6 +203,7 @@ pub async fn ingest<S: Sink>(
         to_ack: Vec::new(),
         oldest: None,
         last_rebirth: HashMap::new(),
+        abort_after_commits: options.abort_after_commits,
     };
     tokio::pin!(stop);
     let result = loop {
@@ -258,6 +263,7 @@ struct Ingest {
     to_ack: Vec<Publish>,
     oldest: Option<Instant>,
     last_rebirth: HashMap<(String, String), Instant>,
+    abort_after_commits: Option<u64>,
 }
 
 impl Ingest {
@@ -355,6 +361,9 @@ impl Ingest {
         let batch = std::mem::take(&mut self.batch);
         sink.commit(batch).await.map_err(MqttError::Sink)?;
         self.stats.commits += 1;
+        if self.abort_after_commits == Some(self.stats.commits) {
+            std::process::abort();
+        }
         for p in self.to_ack.drain(..) {
             if p.qos != QoS::AtMostOnce {
                 client.ack(&p).await?;
