@@ -37,6 +37,35 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+type IngestTask = tokio::task::JoinHandle<
+    Result<aifactory_connect::mqtt::IngestStats, aifactory_connect::mqtt::MqttError>,
+>;
+
+/// Runs ingest on `topics` into a collecting sink until the returned sender fires.
+fn start_ingest(
+    broker: &BrokerAddress,
+    run: &str,
+    topics: Vec<String>,
+) -> (Collect, tokio::sync::oneshot::Sender<()>, IngestTask) {
+    let options = IngestOptions {
+        client_id: format!("ingest-{run}"),
+        topics,
+        max_delay: Duration::from_millis(20),
+        ..IngestOptions::default()
+    };
+    let sink = Collect::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut task_sink = sink.clone();
+    let broker = broker.clone();
+    let task = tokio::spawn(async move {
+        ingest(&broker, &options, &mut task_sink, now_ms, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    (sink, stop_tx, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_rebirth() {
     let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
@@ -45,24 +74,8 @@ async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_r
     };
     let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
     let run = format!("t{}x{}", std::process::id(), now_ms());
-    let options = IngestOptions {
-        client_id: format!("ingest-{run}"),
-        topics: vec![format!("spBv1.0/{run}/#"), format!("aifactory/{run}/#")],
-        max_delay: Duration::from_millis(20),
-        ..IngestOptions::default()
-    };
-    let sink = Collect::default();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let ingest_task = {
-        let mut sink = sink.clone();
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            ingest(&broker, &options, &mut sink, now_ms, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    };
+    let topics = vec![format!("spBv1.0/{run}/#"), format!("aifactory/{run}/#")];
+    let (sink, stop_tx, ingest_task) = start_ingest(&broker, &run, topics);
 
     // The publisher: a Sparkplug edge node that also listens for its commands.
     let mut mqtt = MqttOptions::new(format!("edge-{run}"), &broker.host, broker.port);
@@ -191,24 +204,8 @@ async fn what_the_publisher_sends_ingest_reads_back_in_full() {
     };
     let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
     let run = format!("p{}x{}", std::process::id(), now_ms());
-    let options = IngestOptions {
-        client_id: format!("ingest-{run}"),
-        topics: vec![format!("spBv1.0/{run}/#")],
-        max_delay: Duration::from_millis(20),
-        ..IngestOptions::default()
-    };
-    let sink = Collect::default();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let ingest_task = {
-        let mut sink = sink.clone();
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            ingest(&broker, &options, &mut sink, now_ms, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        })
-    };
+    let (sink, stop_tx, ingest_task) =
+        start_ingest(&broker, &run, vec![format!("spBv1.0/{run}/#")]);
     // Ingest subscribes after connecting; give it that moment by retrying the birth until seen.
     let t0 = now_ms() as u64;
     let mut edge = EdgeNode::new(&run, "twin", 0);
