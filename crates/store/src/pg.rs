@@ -34,6 +34,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    series_cache: std::sync::Arc<crate::ingest::SeriesCache>,
 }
 
 impl PgStore {
@@ -54,7 +55,10 @@ impl PgStore {
             .await
             .map_err(connect_error)?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            series_cache: std::sync::Arc::default(),
+        })
     }
 
     /// Closes every connection of the pool.

@@ -41,6 +41,7 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    series_cache: std::sync::Arc<crate::ingest::SeriesCache>,
 }
 
 impl SqliteStore {
@@ -77,7 +78,11 @@ impl SqliteStore {
             .connect_with(base.pragma("query_only", "ON"))
             .await
             .map_err(open_error)?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            series_cache: std::sync::Arc::default(),
+        })
     }
 
     /// Opens an empty store in memory, for tests. One connection serves reads and writes because
@@ -102,6 +107,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: pool.clone(),
             reader: pool,
+            series_cache: std::sync::Arc::default(),
         })
     }
 

@@ -1,7 +1,10 @@
 //! [`Store`]: one type over both engines, so that callers choose the engine by where the data
 //! lives (a file path or a `postgres://` URL) and not in their code.
 
-use crate::ingest::{IngestBatch, IngestReport, OtherValue, QuarantineRow, SeriesName};
+use crate::ingest::{
+    Bucket, IngestBatch, IngestReport, Latest, OtherValue, PruneReport, QuarantineRow, Resolution,
+    Retention, SeriesName,
+};
 use crate::{Counts, MachineRecord, PgStore, RunId, RunInfo, SqliteStore, StoreError};
 use aifactory_core::{Decision, Kpis, Outcome, Plant, PlantEvent, TelemetryReading};
 use std::collections::BTreeMap;
@@ -179,6 +182,32 @@ impl Store {
     /// See [`SqliteStore::series_counts`].
     pub async fn series_counts(&self) -> Result<BTreeMap<SeriesName, u64>, StoreError> {
         forward!(self, s => s.series_counts().await)
+    }
+
+    /// See [`SqliteStore::compact`].
+    pub async fn compact(&self) -> Result<u64, StoreError> {
+        forward!(self, s => s.compact().await)
+    }
+
+    /// See [`SqliteStore::latest`].
+    pub async fn latest(&self, site: Option<&str>) -> Result<Vec<Latest>, StoreError> {
+        forward!(self, s => s.latest(site).await)
+    }
+
+    /// See [`SqliteStore::aggregate`].
+    pub async fn aggregate(
+        &self,
+        series: &SeriesName,
+        resolution: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        forward!(self, s => s.aggregate(series, resolution, from_ms, to_ms).await)
+    }
+
+    /// See [`SqliteStore::prune`].
+    pub async fn prune(&self, retention: &Retention) -> Result<PruneReport, StoreError> {
+        forward!(self, s => s.prune(retention).await)
     }
 
     /// See [`SqliteStore::quarantined`].

@@ -12,7 +12,8 @@ use aifactory_core::{
     TelemetryReading, Timestamp,
 };
 use aifactory_store::ingest::{
-    IngestBatch, IngestMessage, OtherSample, OtherValue, QuarantineRow, Sample, SeriesName,
+    IngestBatch, IngestMessage, LatestValue, OtherSample, OtherValue, PruneReport, QuarantineRow,
+    Resolution, Retention, Sample, SeriesName,
 };
 use aifactory_store::{Counts, PgStore, RunId, RunInfo, SqliteStore, Store, StoreError};
 use serde_json::json;
@@ -779,7 +780,7 @@ conformance! {
             quarantined: Vec::new(),
         };
         let r = store.commit_ingest(&first, 5).await?;
-        assert_eq!((r.messages, r.duplicates, r.samples, r.chunks), (2, 0, 200, 1));
+        assert_eq!((r.messages, r.duplicates, r.samples, r.chunks), (2, 0, 200, 0), "staged, not yet folded");
         // After a crash the broker redelivers message 2 with a new one.
         let again = IngestBatch {
             messages: vec![ingest_message(2, "temp", 1_100, 100), ingest_message(3, "temp", 1_200, 50)],
@@ -848,6 +849,147 @@ conformance! {
         };
         assert!(store.commit_ingest(&batch, 0).await.is_err());
         assert!(store.samples(&series("temp"), 0, i64::MAX).await?.is_empty(), "nothing of a refused batch is stored");
+        Ok(())
+    }
+
+    async fn rollups_and_latest_values_agree_with_the_raw_samples(db) {
+        let store = db.open().await;
+        // 150 samples a second apart from 00:00:30: minute buckets 0, 1, 2; hour bucket 0.
+        let first = IngestBatch {
+            messages: vec![ingest_message(1, "temp", 30_000, 0), ingest_message(1, "temp", 0, 0)],
+            quarantined: Vec::new(),
+        };
+        store.commit_ingest(&first, 1).await?;
+        let spaced = |key: u8, from: i64, n: i64| IngestMessage {
+            key: Some([key; 16]),
+            samples: (0..n)
+                .map(|i| Sample { series: series("temp"), at_ms: from + i * 1_000, value: ((from / 1_000 + i) % 7) as f64 })
+                .collect(),
+            others: Vec::new(),
+        };
+        let a = IngestBatch { messages: vec![spaced(10, 30_000, 100)], quarantined: Vec::new() };
+        let b = IngestBatch { messages: vec![spaced(11, 130_000, 50), spaced(10, 30_000, 100)], quarantined: Vec::new() };
+        store.commit_ingest(&a, 2).await?;
+        let r = store.commit_ingest(&b, 3).await?;
+        assert_eq!(r.duplicates, 1, "the redelivered message is not rolled up twice");
+        let raw = store.samples(&series("temp"), 0, i64::MAX).await?;
+        assert_eq!(raw.len(), 150);
+        let minutes = store.aggregate(&series("temp"), Resolution::Minute, 0, 200_000).await?;
+        assert_eq!(minutes.iter().map(|b| b.start_ms).collect::<Vec<_>>(), vec![0, 60_000, 120_000]);
+        for bucket in &minutes {
+            let inside: Vec<f64> = raw.iter().filter(|(t, _)| (bucket.start_ms..bucket.start_ms + 60_000).contains(t)).map(|p| p.1).collect();
+            assert_eq!(bucket.count, inside.len() as u64);
+            assert_eq!(bucket.min, inside.iter().copied().fold(f64::INFINITY, f64::min));
+            assert_eq!(bucket.max, inside.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            let mean = inside.iter().sum::<f64>() / inside.len() as f64;
+            assert!((bucket.mean - mean).abs() < 1e-9, "{} vs {mean}", bucket.mean);
+        }
+        // A range starting inside a bucket includes that whole bucket; one ending before a
+        // bucket starts leaves it out.
+        let from_middle = store.aggregate(&series("temp"), Resolution::Minute, 70_000, 119_999).await?;
+        assert_eq!(from_middle.iter().map(|b| b.start_ms).collect::<Vec<_>>(), vec![60_000]);
+        let hours = store.aggregate(&series("temp"), Resolution::Hour, 0, i64::MAX).await?;
+        assert_eq!((hours.len(), hours[0].count), (1, 150));
+
+        // Latest: the newest sample wins even when an older one is committed after it.
+        let late = IngestBatch { messages: vec![spaced(12, 5_000, 1)], quarantined: Vec::new() };
+        store.commit_ingest(&late, 4).await?;
+        let text = IngestBatch {
+            messages: vec![IngestMessage {
+                key: None,
+                samples: Vec::new(),
+                others: vec![OtherSample { series: series("state"), at_ms: 9, value: OtherValue::Text("running".into()) }],
+            }],
+            quarantined: Vec::new(),
+        };
+        store.commit_ingest(&text, 5).await?;
+        let latest = store.latest(Some("hz")).await?;
+        assert_eq!(latest.len(), 2);
+        assert_eq!((latest[0].series.metric.as_str(), latest[0].at_ms), ("state", 9));
+        assert_eq!(latest[0].value, LatestValue::Text("running".into()));
+        let last = raw.last().copied().unwrap_or_default();
+        assert_eq!((latest[1].at_ms, latest[1].value.clone()), (last.0, LatestValue::Number(last.1)));
+        assert!(store.latest(Some("elsewhere")).await?.is_empty());
+        assert_eq!(store.latest(None).await?, latest);
+
+        // Folding what is staged into chunks changes the layout, not a single answer.
+        let before = (
+            store.samples(&series("temp"), 0, i64::MAX).await?,
+            store.aggregate(&series("temp"), Resolution::Minute, 0, i64::MAX).await?,
+            store.series_counts().await?,
+        );
+        assert!(store.compact().await? > 0);
+        assert_eq!(store.compact().await?, 0, "nothing left to fold");
+        let after = (
+            store.samples(&series("temp"), 0, i64::MAX).await?,
+            store.aggregate(&series("temp"), Resolution::Minute, 0, i64::MAX).await?,
+            store.series_counts().await?,
+        );
+        assert_eq!(before, after);
+        assert_eq!(store.latest(None).await?, latest);
+        Ok(())
+    }
+
+    async fn a_large_commit_folds_what_is_staged_into_chunks_by_itself(db) {
+        let store = db.open().await;
+        let metrics = ["a", "b", "c", "d", "e"];
+        let per_metric = 50_001;
+        let messages = metrics
+            .iter()
+            .enumerate()
+            .map(|(k, m)| {
+                let mut msg = ingest_message(k as u8, m, 0, per_metric);
+                msg.samples.iter_mut().for_each(|s| s.value = (s.at_ms % 97) as f64);
+                msg
+            })
+            .collect();
+        let report = store.commit_ingest(&IngestBatch { messages, quarantined: Vec::new() }, 1).await?;
+        assert_eq!((report.samples, report.chunks), (5 * per_metric as u64, 5));
+        assert_eq!(store.compact().await?, 0, "the commit folded everything already");
+        let got = store.samples(&series("c"), 1_000, 1_999).await?;
+        assert_eq!(got.len(), 1_000);
+        assert!(got.iter().all(|&(t, v)| v == (t % 97) as f64));
+        let hour = store.aggregate(&series("e"), Resolution::Hour, 0, 0).await?;
+        assert_eq!(hour.len(), 1);
+        assert_eq!(hour[0].count, per_metric as u64);
+        Ok(())
+    }
+
+    async fn retention_deletes_only_what_is_older_than_each_cutoff(db) {
+        let store = db.open().await;
+        for (key, from) in [(1u8, 0i64), (2, 100_000), (3, 7_200_000)] {
+            let batch = IngestBatch {
+                messages: vec![ingest_message(key, "temp", from, 10)],
+                quarantined: vec![QuarantineRow {
+                    received_ms: from,
+                    topic: "t".into(),
+                    reason_kind: "malformed_json".into(),
+                    reason: "r".into(),
+                    payload: vec![1],
+                }],
+            };
+            store.commit_ingest(&batch, from).await?;
+            // Chunks span what one fold takes in; fold each batch alone so each is a chunk.
+            store.compact().await?;
+        }
+        let report = store
+            .prune(&Retention {
+                raw_before_ms: Some(100_000),
+                minute_rollups_before_ms: Some(7_200_000),
+                hour_rollups_before_ms: None,
+                message_keys_before_ms: Some(1),
+                quarantine_before_ms: Some(100_001),
+            })
+            .await?;
+        assert_eq!((report.chunks, report.rollups, report.message_keys, report.quarantined), (1, 2, 1, 2));
+        let left: Vec<i64> = store.samples(&series("temp"), 0, i64::MAX).await?.iter().map(|p| p.0).collect();
+        assert_eq!(left.first(), Some(&100_000));
+        assert_eq!(left.len(), 20);
+        let minutes = store.aggregate(&series("temp"), Resolution::Minute, 0, i64::MAX).await?;
+        assert_eq!(minutes.iter().map(|b| b.start_ms).collect::<Vec<_>>(), vec![7_200_000]);
+        assert_eq!(store.aggregate(&series("temp"), Resolution::Hour, 0, i64::MAX).await?.len(), 2);
+        assert_eq!(store.quarantined(10).await?.len(), 1);
+        assert_eq!(store.prune(&Retention::default()).await?, PruneReport::default(), "nothing asked, nothing deleted");
         Ok(())
     }
 }

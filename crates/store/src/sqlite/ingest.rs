@@ -1,15 +1,20 @@
-//! The SQLite side of ingest: one transaction per batch — message keys first (duplicates drop
-//! out), then one chunk per series, then the quarantine.
+//! The SQLite side of ingest (see `crate::ingest` for the layout): one transaction per batch —
+//! message keys first (duplicates drop out), the batch's numbers as one staged row, text and
+//! bytes values, the quarantine — and, once enough is staged, the fold into per-series chunks,
+//! roll-ups and latest values. Reads run in one read transaction, so a fold between two of their
+//! statements cannot show a sample twice or not at all.
 
 use super::SqliteStore;
 use crate::StoreError;
 use crate::common::{get, read, write};
 use crate::ingest::{
-    IngestBatch, IngestReport, OtherValue, QuarantineRow, SeriesName, check_samples, chunks,
-    decode_chunk,
+    BatchSeries, Bucket, COMPACT_ROWS, COMPACT_SAMPLES, IdSample, IngestBatch, IngestReport,
+    Latest, LatestValue, OtherValue, PRUNE_STATEMENTS, PruneReport, QuarantineRow, ROWS_PER_INSERT,
+    Resolution, Retention, Rollup, SeriesName, build_chunks, check_samples, decode_chunk,
+    fresh_messages, latest_text_of, merge_buckets, merge_latest, rollups_of, stage, unstage,
 };
-use sqlx::Row;
-use std::collections::BTreeMap;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use std::collections::{BTreeMap, HashSet};
 
 impl SqliteStore {
     /// Stores a batch of ingested messages atomically. `now_ms` (the caller's clock) records
@@ -26,50 +31,56 @@ impl SqliteStore {
             ..IngestReport::default()
         };
         let mut tx = self.begin_write(WHAT).await?;
-        let mut fresh = Vec::with_capacity(batch.messages.len());
-        for m in &batch.messages {
-            let new = match &m.key {
-                None => true,
-                Some(key) => {
-                    let done = sqlx::query(
-                        "INSERT INTO ingest_messages (msg_key, committed_ms) VALUES (?, ?) \
-                         ON CONFLICT (msg_key) DO NOTHING",
-                    )
-                    .bind(&key[..])
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(write(WHAT))?;
-                    done.rows_affected() == 1
-                }
-            };
-            if new {
-                fresh.push(m);
-            } else {
-                report.duplicates += 1;
+        // Message keys, many per statement; the keys that come back were not there before.
+        let keys: Vec<&[u8]> = batch
+            .messages
+            .iter()
+            .filter_map(|m| m.key.as_ref().map(|k| &k[..]))
+            .collect();
+        let mut inserted = HashSet::with_capacity(keys.len());
+        for part in keys.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO ingest_messages (msg_key, committed_ms) ");
+            q.push_values(part, |mut row, key| {
+                row.push_bind(*key).push_bind(now_ms);
+            });
+            q.push(" ON CONFLICT (msg_key) DO NOTHING RETURNING msg_key");
+            for row in q.build().fetch_all(&mut *tx).await.map_err(write(WHAT))? {
+                inserted.insert(row.try_get::<Vec<u8>, _>(0).map_err(write(WHAT))?);
             }
         }
-        let built = chunks(fresh.iter().flat_map(|m| m.samples.iter()))?;
-        for (series, chunk) in &built {
-            let series_id = series_id(&mut tx, series).await?;
+        let fresh = fresh_messages(&batch.messages, inserted, &mut report);
+        let mut ids = BatchSeries::of(&fresh);
+        let missing = self.series_cache.resolve(&mut ids);
+        let mut registered = Vec::with_capacity(missing.len());
+        for name in missing {
+            let id = series_id(&mut tx, name).await?;
+            ids.set(name, id);
+            registered.push((name.clone(), id));
+        }
+        let id_of = |s: &SeriesName| ids.id(s);
+        let numbers = fresh
+            .iter()
+            .flat_map(|m| m.samples.iter())
+            .map(|s| Ok((id_of(&s.series)?, s.at_ms, s.value)))
+            .collect::<Result<Vec<IdSample>, StoreError>>()?;
+        report.samples = numbers.len() as u64;
+        if let Some(staged) = stage(&numbers)? {
             sqlx::query(
-                "INSERT INTO ingest_chunks (series_id, first_ms, last_ms, samples, timestamps, vals) \
+                "INSERT INTO ingest_staged (first_ms, last_ms, samples, series_ids, timestamps, vals) \
                  VALUES (?, ?, ?, ?, ?, ?)",
             )
-            .bind(series_id)
-            .bind(chunk.first_ms)
-            .bind(chunk.last_ms)
-            .bind(chunk.count)
-            .bind(&chunk.timestamps)
-            .bind(&chunk.values)
+            .bind(staged.first_ms)
+            .bind(staged.last_ms)
+            .bind(staged.count)
+            .bind(&staged.series_ids)
+            .bind(&staged.timestamps)
+            .bind(&staged.values)
             .execute(&mut *tx)
             .await
             .map_err(write(WHAT))?;
-            report.samples += chunk.count as u64;
-            report.chunks += 1;
         }
         for other in fresh.iter().flat_map(|m| m.others.iter()) {
-            let series_id = series_id(&mut tx, &other.series).await?;
             let (text, bytes) = match &other.value {
                 OtherValue::Text(t) => (Some(t.as_str()), None),
                 OtherValue::Bytes(b) => (None, Some(b.as_slice())),
@@ -78,7 +89,7 @@ impl SqliteStore {
                 "INSERT INTO ingest_values (series_id, at_ms, text_value, bytes_value) \
                  VALUES (?, ?, ?, ?)",
             )
-            .bind(series_id)
+            .bind(id_of(&other.series)?)
             .bind(other.at_ms)
             .bind(text)
             .bind(bytes)
@@ -87,6 +98,13 @@ impl SqliteStore {
             .map_err(write(WHAT))?;
             report.others += 1;
         }
+        let texts = latest_text_of(&fresh)
+            .into_iter()
+            .map(|(series, (at, text))| {
+                Ok((id_of(series)?, at, LatestValue::Text(text.to_owned())))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        upsert_latest(&mut tx, &texts).await?;
         for q in &batch.quarantined {
             sqlx::query(
                 "INSERT INTO quarantine (received_ms, topic, reason_kind, reason, payload) \
@@ -102,8 +120,27 @@ impl SqliteStore {
             .map_err(write(WHAT))?;
             report.quarantined += 1;
         }
+        let staged = sqlx::query("SELECT COUNT(*), COALESCE(SUM(samples), 0) FROM ingest_staged")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(read(WHAT))?;
+        let (rows, samples): (i64, i64) = (get(&staged, 0, WHAT)?, get(&staged, 1, WHAT)?);
+        if rows >= COMPACT_ROWS || samples >= COMPACT_SAMPLES {
+            report.chunks = fold_staged(&mut tx).await?;
+        }
         tx.commit().await.map_err(write(WHAT))?;
+        self.series_cache.remember(registered.into_iter());
         Ok(report)
+    }
+
+    /// Folds everything staged into per-series chunks, roll-ups and latest values now (ingest
+    /// does it by itself once enough is staged); returns the chunks written.
+    pub async fn compact(&self) -> Result<u64, StoreError> {
+        const WHAT: &str = "ingested telemetry";
+        let mut tx = self.begin_write(WHAT).await?;
+        let chunks = fold_staged(&mut tx).await?;
+        tx.commit().await.map_err(write(WHAT))?;
+        Ok(chunks)
     }
 
     /// The samples of one series with `from_ms <= at <= to_ms`, in time order.
@@ -114,20 +151,18 @@ impl SqliteStore {
         to_ms: i64,
     ) -> Result<Vec<(i64, f64)>, StoreError> {
         const WHAT: &str = "ingested telemetry";
+        let mut tx = self.reader.begin().await.map_err(read(WHAT))?;
+        let Some(id) = find_series(&mut tx, series).await? else {
+            return Ok(Vec::new());
+        };
         let rows = sqlx::query(
-            "SELECT c.timestamps, c.vals, c.samples FROM ingest_chunks AS c \
-             JOIN ingest_series AS s ON s.id = c.series_id \
-             WHERE s.site = ? AND s.node = ? AND s.device = ? AND s.metric = ? \
-               AND c.first_ms <= ? AND c.last_ms >= ? \
-             ORDER BY c.first_ms, c.id",
+            "SELECT timestamps, vals, samples FROM ingest_chunks \
+             WHERE series_id = ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms, id",
         )
-        .bind(&series.site)
-        .bind(&series.node)
-        .bind(&series.device)
-        .bind(&series.metric)
+        .bind(id)
         .bind(to_ms)
         .bind(from_ms)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await
         .map_err(read(WHAT))?;
         let mut out = Vec::new();
@@ -141,7 +176,15 @@ impl SqliteStore {
                     .filter(|(t, _)| (from_ms..=to_ms).contains(t)),
             );
         }
-        // Chunks of different commits may overlap in time.
+        out.extend(
+            staged_samples(&mut tx, from_ms, to_ms)
+                .await?
+                .into_iter()
+                .filter(|&(sid, t, _)| sid == id && (from_ms..=to_ms).contains(&t))
+                .map(|(_, t, v)| (t, v)),
+        );
+        // Chunks of different folds, and staged rows, may overlap in time; stable keeps arrival
+        // order among equal timestamps.
         out.sort_by_key(|p| p.0);
         Ok(out)
     }
@@ -189,29 +232,152 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Every series ingested so far with its sample count.
+    /// Every series ingested so far with its count of numeric samples.
     pub async fn series_counts(&self) -> Result<BTreeMap<SeriesName, u64>, StoreError> {
         const WHAT: &str = "ingested telemetry";
+        let mut tx = self.reader.begin().await.map_err(read(WHAT))?;
         let rows = sqlx::query(
-            "SELECT s.site, s.node, s.device, s.metric, COALESCE(SUM(c.samples), 0) \
+            "SELECT s.id, s.site, s.node, s.device, s.metric, COALESCE(SUM(c.samples), 0) \
              FROM ingest_series AS s LEFT JOIN ingest_chunks AS c ON c.series_id = s.id \
-             GROUP BY s.id ORDER BY s.site, s.node, s.device, s.metric",
+             GROUP BY s.id",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await
         .map_err(read(WHAT))?;
+        let staged = staged_samples(&mut tx, i64::MIN, i64::MAX).await?;
+        let mut by_id = std::collections::HashMap::new();
+        for (id, _, _) in staged {
+            *by_id.entry(id).or_insert(0u64) += 1;
+        }
         let mut out = BTreeMap::new();
         for row in &rows {
+            let id: i64 = get(row, 0, WHAT)?;
             let name = SeriesName {
-                site: get(row, 0, WHAT)?,
-                node: get(row, 1, WHAT)?,
-                device: get(row, 2, WHAT)?,
-                metric: get(row, 3, WHAT)?,
+                site: get(row, 1, WHAT)?,
+                node: get(row, 2, WHAT)?,
+                device: get(row, 3, WHAT)?,
+                metric: get(row, 4, WHAT)?,
             };
-            let n: i64 = get(row, 4, WHAT)?;
-            out.insert(name, u64::try_from(n).unwrap_or(0));
+            let n: i64 = get(row, 5, WHAT)?;
+            out.insert(
+                name,
+                u64::try_from(n).unwrap_or(0) + by_id.get(&id).copied().unwrap_or(0),
+            );
         }
         Ok(out)
+    }
+
+    /// The latest value of every series (of one site, if given), ordered by series.
+    pub async fn latest(&self, site: Option<&str>) -> Result<Vec<Latest>, StoreError> {
+        const WHAT: &str = "latest values";
+        let mut tx = self.reader.begin().await.map_err(read(WHAT))?;
+        let rows = sqlx::query(
+            "SELECT s.id, s.site, s.node, s.device, s.metric, l.at_ms, l.value, l.text_value \
+             FROM ingest_series AS s LEFT JOIN ingest_latest AS l ON l.series_id = s.id \
+             WHERE ?1 IS NULL OR s.site = ?1",
+        )
+        .bind(site)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(read(WHAT))?;
+        let mut stored = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let name = SeriesName {
+                site: get(row, 1, WHAT)?,
+                node: get(row, 2, WHAT)?,
+                device: get(row, 3, WHAT)?,
+                metric: get(row, 4, WHAT)?,
+            };
+            let id: i64 = get(row, 0, WHAT)?;
+            let at: Option<i64> = get(row, 5, WHAT)?;
+            let number: Option<f64> = get(row, 6, WHAT)?;
+            let text: Option<String> = get(row, 7, WHAT)?;
+            stored.push((id, name, at.map(|at| (at, number, text))));
+        }
+        let staged = staged_samples(&mut tx, i64::MIN, i64::MAX).await?;
+        merge_latest(stored, &staged)
+    }
+
+    /// The roll-up buckets of one series at `resolution` whose start lies in
+    /// `[bucket of from_ms, to_ms]`, in time order; empty buckets are left out.
+    pub async fn aggregate(
+        &self,
+        series: &SeriesName,
+        resolution: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        const WHAT: &str = "telemetry roll-ups";
+        let from_bucket = resolution.bucket_of(from_ms);
+        let mut tx = self.reader.begin().await.map_err(read(WHAT))?;
+        let Some(id) = find_series(&mut tx, series).await? else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT bucket_ms, samples, total, min_value, max_value FROM ingest_rollups \
+             WHERE series_id = ? AND width_ms = ? AND bucket_ms >= ? AND bucket_ms <= ? \
+             ORDER BY bucket_ms",
+        )
+        .bind(id)
+        .bind(resolution.width_ms())
+        .bind(from_bucket)
+        .bind(to_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(read(WHAT))?;
+        let stored = rows
+            .iter()
+            .map(|row| {
+                Bucket::from_sums(
+                    get(row, 0, WHAT)?,
+                    get(row, 1, WHAT)?,
+                    get(row, 2, WHAT)?,
+                    get(row, 3, WHAT)?,
+                    get(row, 4, WHAT)?,
+                )
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut unfolded: Vec<(i64, f64)> = staged_samples(&mut tx, from_bucket, i64::MAX)
+            .await?
+            .into_iter()
+            .filter(|&(sid, t, _)| {
+                sid == id && t >= from_bucket && resolution.bucket_of(t) <= to_ms
+            })
+            .map(|(_, t, v)| (t, v))
+            .collect();
+        unfolded.sort_by_key(|p| p.0);
+        Ok(merge_buckets(stored, &rollups_of(&unfolded, &[resolution])))
+    }
+
+    /// Deletes what `retention` says is too old, in one transaction (folding what is staged
+    /// first, so the cut-offs apply to one layout).
+    pub async fn prune(&self, retention: &Retention) -> Result<PruneReport, StoreError> {
+        const WHAT: &str = "telemetry retention";
+        let mut tx = self.begin_write(WHAT).await?;
+        fold_staged(&mut tx).await?;
+        let mut deleted = [0u64; PRUNE_STATEMENTS];
+        for (n, (cutoff, width)) in crate::ingest::prune_plan(retention).into_iter().enumerate() {
+            let Some(cutoff) = cutoff else { continue };
+            let sql = [
+                "DELETE FROM ingest_chunks WHERE last_ms < ?",
+                "DELETE FROM ingest_values WHERE at_ms < ?",
+                "DELETE FROM ingest_rollups WHERE bucket_ms < ? AND width_ms = ?",
+                "DELETE FROM ingest_rollups WHERE bucket_ms < ? AND width_ms = ?",
+                "DELETE FROM ingest_messages WHERE committed_ms < ?",
+                "DELETE FROM quarantine WHERE received_ms < ?",
+            ][n];
+            let mut q = sqlx::query(sql).bind(cutoff);
+            if let Some(w) = width {
+                q = q.bind(w);
+            }
+            deleted[n] = q
+                .execute(&mut *tx)
+                .await
+                .map_err(write(WHAT))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(write(WHAT))?;
+        Ok(PruneReport::from_counts(deleted))
     }
 
     /// The most recent quarantined messages, newest first.
@@ -237,6 +403,157 @@ impl SqliteStore {
             })
             .collect()
     }
+}
+
+/// Folds every staged row into per-series chunks, their roll-ups and latest values, and deletes
+/// the staged rows; returns the chunks written.
+async fn fold_staged(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, StoreError> {
+    const WHAT: &str = "folding staged telemetry";
+    let rows = sqlx::query(
+        "SELECT id, series_ids, timestamps, vals, samples FROM ingest_staged ORDER BY id",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(read(WHAT))?;
+    let Some(last) = rows.last() else {
+        return Ok(0);
+    };
+    let last_id: i64 = get(last, 0, WHAT)?;
+    let mut samples = Vec::new();
+    for row in &rows {
+        let ids: Vec<u8> = get(row, 1, WHAT)?;
+        let ts: Vec<u8> = get(row, 2, WHAT)?;
+        let vs: Vec<u8> = get(row, 3, WHAT)?;
+        samples.extend(unstage(&ids, &ts, &vs, get(row, 4, WHAT)?)?);
+    }
+    let built = build_chunks(samples.into_iter())?;
+    let rows: Vec<_> = built.iter().collect();
+    for part in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO ingest_chunks (series_id, first_ms, last_ms, samples, timestamps, vals) ",
+        );
+        q.push_values(part, |mut row, (id, chunk)| {
+            row.push_bind(**id)
+                .push_bind(chunk.first_ms)
+                .push_bind(chunk.last_ms)
+                .push_bind(chunk.count)
+                .push_bind(chunk.timestamps.as_slice())
+                .push_bind(chunk.values.as_slice());
+        });
+        q.build().execute(&mut **tx).await.map_err(write(WHAT))?;
+    }
+    let rollups: Vec<(i64, &Rollup)> = built
+        .iter()
+        .flat_map(|(id, chunk)| chunk.rollups.iter().map(move |r| (*id, r)))
+        .collect();
+    for part in rollups.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO ingest_rollups \
+             (series_id, width_ms, bucket_ms, samples, total, min_value, max_value) ",
+        );
+        q.push_values(part, |mut row, (id, r)| {
+            row.push_bind(*id)
+                .push_bind(r.width_ms)
+                .push_bind(r.bucket_ms)
+                .push_bind(r.count)
+                .push_bind(r.sum)
+                .push_bind(r.min)
+                .push_bind(r.max);
+        });
+        q.push(
+            " ON CONFLICT (series_id, width_ms, bucket_ms) DO UPDATE SET \
+             samples = samples + excluded.samples, total = total + excluded.total, \
+             min_value = MIN(min_value, excluded.min_value), \
+             max_value = MAX(max_value, excluded.max_value)",
+        );
+        q.build().execute(&mut **tx).await.map_err(write(WHAT))?;
+    }
+    let latest: Vec<(i64, i64, LatestValue)> = built
+        .iter()
+        .map(|(id, c)| (*id, c.latest.0, LatestValue::Number(c.latest.1)))
+        .collect();
+    upsert_latest(tx, &latest).await?;
+    sqlx::query("DELETE FROM ingest_staged WHERE id <= ?")
+        .bind(last_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(write(WHAT))?;
+    Ok(built.len() as u64)
+}
+
+/// Sets the latest value of each series, unless the stored one is newer.
+async fn upsert_latest(
+    tx: &mut Transaction<'static, Sqlite>,
+    latest: &[(i64, i64, LatestValue)],
+) -> Result<(), StoreError> {
+    const WHAT: &str = "latest values";
+    for part in latest.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO ingest_latest (series_id, at_ms, value, text_value) ",
+        );
+        q.push_values(part, |mut row, (id, at, value)| {
+            let (number, text) = match value {
+                LatestValue::Number(v) => (Some(*v), None),
+                LatestValue::Text(t) => (None, Some(t.as_str())),
+            };
+            row.push_bind(*id)
+                .push_bind(*at)
+                .push_bind(number)
+                .push_bind(text);
+        });
+        q.push(
+            " ON CONFLICT (series_id) DO UPDATE SET at_ms = excluded.at_ms, \
+             value = excluded.value, text_value = excluded.text_value \
+             WHERE excluded.at_ms >= ingest_latest.at_ms",
+        );
+        q.build().execute(&mut **tx).await.map_err(write(WHAT))?;
+    }
+    Ok(())
+}
+
+/// The staged samples of rows that may hold samples in `[from_ms, to_ms]`.
+async fn staged_samples(
+    conn: &mut SqliteConnection,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<IdSample>, StoreError> {
+    const WHAT: &str = "staged telemetry";
+    let rows = sqlx::query(
+        "SELECT series_ids, timestamps, vals, samples FROM ingest_staged \
+         WHERE first_ms <= ? AND last_ms >= ? ORDER BY id",
+    )
+    .bind(to_ms)
+    .bind(from_ms)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(read(WHAT))?;
+    let mut out = Vec::new();
+    for row in &rows {
+        let ids: Vec<u8> = get(row, 0, WHAT)?;
+        let ts: Vec<u8> = get(row, 1, WHAT)?;
+        let vs: Vec<u8> = get(row, 2, WHAT)?;
+        out.extend(unstage(&ids, &ts, &vs, get(row, 3, WHAT)?)?);
+    }
+    Ok(out)
+}
+
+/// The id of a series, if it was ever ingested.
+async fn find_series(
+    conn: &mut SqliteConnection,
+    s: &SeriesName,
+) -> Result<Option<i64>, StoreError> {
+    const WHAT: &str = "ingested telemetry series";
+    let found = sqlx::query(
+        "SELECT id FROM ingest_series WHERE site = ? AND node = ? AND device = ? AND metric = ?",
+    )
+    .bind(&s.site)
+    .bind(&s.node)
+    .bind(&s.device)
+    .bind(&s.metric)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(read(WHAT))?;
+    found.map(|row| get(&row, 0, WHAT)).transpose()
 }
 
 /// The id of a series, registering it when new.
