@@ -7,6 +7,8 @@
 //! next message is read as usual. It does no I/O itself, so every rule is testable without a
 //! broker; the MQTT transports build on top of it.
 
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
 pub mod json;
 pub mod mqtt;
 mod point;

@@ -1,0 +1,116 @@
+//! An MQTT broker in the process (rumqttd), so the whole path twin → MQTT → ingest → store runs
+//! with no service installed. It listens on a local TCP port like any broker, so ingest and the
+//! twin use the same client code with it as with Mosquitto; only where the broker runs differs.
+//!
+//! rumqttd keeps what it routes in an in-memory commit log per subscription filter; the log is
+//! capped (`log_bytes`), so its memory is bounded. A subscriber that falls further behind than
+//! the log holds loses the oldest messages, which is why the publishers that matter (the twin)
+//! are paced by their broker acknowledgements and ingest keeps up.
+
+use crate::mqtt::{BrokerAddress, MqttError};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How the embedded broker is sized.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The most memory the broker's message log may take per subscription filter.
+    pub log_bytes: usize,
+    pub max_connections: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+            log_bytes: 256 * 1024 * 1024,
+            max_connections: 1000,
+        }
+    }
+}
+
+/// A running embedded broker. It lives as long as the process: rumqttd has no shutdown.
+#[derive(Debug)]
+pub struct EmbeddedBroker {
+    address: BrokerAddress,
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker on its own threads and waits until it accepts connections.
+    pub fn start(options: &EmbeddedOptions) -> Result<EmbeddedBroker, MqttError> {
+        let listen = if options.listen.port() == 0 {
+            // rumqttd cannot report the port it bound, so find a free one first.
+            let probe = TcpListener::bind(options.listen)
+                .map_err(|e| MqttError::Connection(format!("no free local port: {e}")))?;
+            probe
+                .local_addr()
+                .map_err(|e| MqttError::Connection(format!("no free local port: {e}")))?
+        } else {
+            options.listen
+        };
+        // Segments of 1/8 of the log: the broker drops the oldest segment when the log is full.
+        let segments = 8;
+        let segment_bytes = (options.log_bytes / segments).max(1024 * 1024);
+        let router = rumqttd::RouterConfig {
+            max_connections: options.max_connections,
+            max_outgoing_packet_count: 1000,
+            max_segment_size: segment_bytes,
+            max_segment_count: segments,
+            ..Default::default()
+        };
+        let server = rumqttd::ServerSettings {
+            name: "aifactory".to_owned(),
+            listen,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections: rumqttd::ConnectionSettings {
+                connection_timeout_ms: 60_000,
+                max_payload_size: crate::MAX_PAYLOAD_BYTES + 4096,
+                max_inflight_count: 1000,
+                auth: None,
+                external_auth: None,
+                dynamic_filters: true,
+            },
+        };
+        let config = rumqttd::Config {
+            id: 0,
+            router,
+            v4: Some(HashMap::from([("aifactory".to_owned(), server)])),
+            ..Default::default()
+        };
+        std::thread::Builder::new()
+            .name("mqtt-broker".to_owned())
+            .spawn(move || {
+                let mut broker = rumqttd::Broker::new(config);
+                // Only returns if every listener failed; callers find out by not connecting.
+                let _ = broker.start();
+            })
+            .map_err(|e| MqttError::Connection(format!("starting the embedded broker: {e}")))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(MqttError::Connection(format!(
+                    "the embedded broker did not start listening on {listen} within 10 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(EmbeddedBroker {
+            address: BrokerAddress {
+                host: listen.ip().to_string(),
+                port: listen.port(),
+            },
+        })
+    }
+
+    /// Where clients connect.
+    pub fn address(&self) -> &BrokerAddress {
+        &self.address
+    }
+}
