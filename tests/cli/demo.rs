@@ -18,6 +18,26 @@ fn demo_runs_and_saves_to_sqlite() {
     }
     assert!(db.exists());
     assert!(std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) > 100_000);
+    // The telemetry took the plant's path: Sparkplug B through the embedded broker into ingest.
+    assert!(
+        stdout.contains("through the embedded broker") && stdout.contains("0 quarantined"),
+        "{stdout}"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let counts = runtime.block_on(async {
+        let store = aifactory_store::Store::open(&db_arg).await.expect("open");
+        store.series_counts().await.expect("series")
+    });
+    let turning: Vec<_> = counts
+        .iter()
+        .filter(|(s, _)| s.site == "hz-auto-parts" && s.device == "TURN-01")
+        .collect();
+    assert!(
+        turning
+            .iter()
+            .any(|(s, n)| s.metric == "temperature_c" && **n > 100),
+        "TURN-01 temperature missing from the ingested series: {turning:?}"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! the domain: plant files are read by `core`, simulated by `twin`, stored by `store`. It is
 //! the only place that knows about terminals, progress bars, exit codes and `--json`.
 
+mod bench_ingest;
 mod bench_policies;
 mod config;
 mod ingest;
@@ -65,6 +66,12 @@ enum BenchCommand {
     /// Orders arrive for --days days; then the plant works off the order book (up to
     /// --drain-days more), so the makespan (when the last order is done) can be compared.
     Policies(bench_policies::PoliciesArgs),
+    /// Ingest throughput end to end (publisher → broker → ingest → store), the store's raw
+    /// ceiling, ingest-to-queryable latency at half the rate, and optionally a memory soak.
+    ///
+    /// Uses the embedded broker, and with --mqtt an external one too; stores into fresh SQLite
+    /// files in a temporary folder unless --db names a PostgreSQL database.
+    Ingest(bench_ingest::IngestBenchArgs),
     /// Time the twin on a plant with no observer: events per second and simulated days per second.
     Twin {
         /// Plant file [default: the built-in reference plant].
@@ -104,6 +111,10 @@ struct DemoArgs {
     /// SQLite file to write [default: <data.dir>/demo.sqlite].
     #[arg(long, env = "AIFACTORY_DB")]
     db: Option<PathBuf>,
+    /// Send the twin's telemetry through this MQTT broker (mqtt://host:port) rather than the
+    /// embedded one; either way it goes twin → Sparkplug B → broker → ingest → store.
+    #[arg(long)]
+    mqtt: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -184,6 +195,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(args) => schedule::run(args),
         Command::Ingest(args) => ingest::run(&config, args),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
+        Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(&args),
         Command::Bench(BenchCommand::Twin {
             plant,
             days,

@@ -5,7 +5,7 @@
 
 use crate::run::{RunSpec, simulate};
 use aifactory_connect::Value;
-use aifactory_connect::mqtt::{BrokerAddress, PublishStats, publish_stream};
+use aifactory_connect::mqtt::{BrokerAddress, MqttError, PublishStats, publish_stream};
 use aifactory_connect::sparkplug::{EdgeNode, Message};
 use aifactory_core::{PlantEvent, TelemetryReading};
 use aifactory_twin::{Observer, SimResult};
@@ -17,9 +17,12 @@ use tokio::sync::mpsc;
 /// The edge node's id within the plant's group.
 pub(crate) const EDGE_NODE: &str = "twin";
 
-struct EdgeObserver {
+/// An observer of the twin that publishes what it sees as the edge node's messages.
+pub(crate) struct EdgeObserver {
     edge: EdgeNode,
     tx: mpsc::Sender<Message>,
+    /// The NBIRTH, sent before the first message (from the twin's thread, which may block).
+    birth: Option<Message>,
     /// Every metric each machine has declared, with its latest value (a rebirth repeats them).
     metrics: HashMap<String, BTreeMap<String, Value>>,
     closed: bool,
@@ -27,6 +30,12 @@ struct EdgeObserver {
 
 impl EdgeObserver {
     fn send(&mut self, m: Message) {
+        if let Some(birth) = self.birth.take()
+            && !self.closed
+            && self.tx.blocking_send(birth).is_err()
+        {
+            self.closed = true;
+        }
         if !self.closed && self.tx.blocking_send(m).is_err() {
             self.closed = true;
         }
@@ -85,6 +94,41 @@ impl Observer for EdgeObserver {
     }
 }
 
+/// The publisher of what the twin says: returns the observer to run the twin with (on a thread
+/// that may block) and the task that publishes, which ends when the observer is dropped. Call it
+/// inside the runtime.
+pub(crate) fn edge_publisher(
+    spec: &RunSpec,
+    broker: &BrokerAddress,
+    client_id: &str,
+) -> (
+    EdgeObserver,
+    tokio::task::JoinHandle<Result<PublishStats, MqttError>>,
+) {
+    let group = spec.plant.plant.id.clone();
+    let mut edge = EdgeNode::new(&group, EDGE_NODE, 0);
+    let will = edge.death();
+    let (start, _) = spec.plant.start();
+    let birth = edge.birth(
+        epoch_ms(start),
+        &[("plant", Value::Text(spec.plant.plant.name.clone()))],
+    );
+    let (tx, rx) = mpsc::channel::<Message>(1024);
+    let publisher = {
+        let broker = broker.clone();
+        let client_id = client_id.to_owned();
+        tokio::spawn(async move { publish_stream(&broker, &client_id, Some(&will), rx).await })
+    };
+    let observer = EdgeObserver {
+        edge,
+        tx,
+        birth: Some(birth),
+        metrics: HashMap::new(),
+        closed: false,
+    };
+    (observer, publisher)
+}
+
 /// Simulates `spec` and publishes it to the broker; returns the result and what was sent.
 pub(crate) fn simulate_and_publish(
     spec: &RunSpec,
@@ -97,35 +141,13 @@ pub(crate) fn simulate_and_publish(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let group = spec.plant.plant.id.clone();
-    let mut edge = EdgeNode::new(&group, EDGE_NODE, 0);
-    let will = edge.death();
-    let (start, _) = spec.plant.start();
-    let birth = edge.birth(
-        epoch_ms(start),
-        &[("plant", Value::Text(spec.plant.plant.name.clone()))],
-    );
-    let (tx, rx) = mpsc::channel::<Message>(1024);
     runtime.block_on(async {
-        let publisher = {
-            let broker = broker.clone();
-            let client_id = client_id.to_owned();
-            tokio::spawn(async move { publish_stream(&broker, &client_id, Some(&will), rx).await })
-        };
+        let (mut observer, publisher) = edge_publisher(spec, broker, client_id);
         let twin = {
             let spec = spec.clone();
             let bar = bar.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut observer = EdgeObserver {
-                    edge,
-                    tx,
-                    metrics: HashMap::new(),
-                    closed: false,
-                };
-                observer.send(birth);
-                // Dropping the observer closes the channel: the publisher then finishes.
-                simulate(&spec, &mut observer, &bar)
-            })
+            // Dropping the observer at the end closes the channel: the publisher then finishes.
+            tokio::task::spawn_blocking(move || simulate(&spec, &mut observer, &bar))
         };
         let result = twin.await.context("the twin thread failed")?;
         let stats = publisher

@@ -2,7 +2,10 @@
 //! thread) hands batches through a bounded channel to an async writer, so memory stays flat
 //! however long the run and the twin never waits on SQL more than one batch.
 
+use crate::ingest::IngestTask;
+use crate::publish::edge_publisher;
 use crate::run::{RunSpec, simulate};
+use aifactory_connect::mqtt::BrokerAddress;
 use aifactory_core::{PlantEvent, TelemetryReading};
 use aifactory_store::{RunInfo, SqliteStore};
 use aifactory_twin::{Observer, SimResult};
@@ -15,14 +18,59 @@ use tokio::sync::mpsc;
 pub(crate) struct StoreTarget {
     pub(crate) path: PathBuf,
     pub(crate) batch_rows: usize,
+    /// Send the twin's telemetry the way a plant's arrives — Sparkplug B through this broker,
+    /// taken in by ingest into the same store — instead of writing it directly.
+    pub(crate) via_mqtt: Option<BrokerAddress>,
 }
 
 /// What a recorded run wrote.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Written {
     pub(crate) run_id: i64,
     pub(crate) events: u64,
+    /// Readings written directly (none when telemetry went through MQTT).
     pub(crate) telemetry: u64,
+    pub(crate) via_mqtt: Option<ViaMqtt>,
+}
+
+/// What went through the broker and ingest.
+#[derive(Debug, Clone)]
+pub(crate) struct ViaMqtt {
+    pub(crate) broker: String,
+    pub(crate) published: u64,
+    pub(crate) points: u64,
+    pub(crate) quarantined: u64,
+}
+
+/// Hands the twin's output to two observers.
+struct Both<'a> {
+    first: &'a mut dyn Observer,
+    second: &'a mut dyn Observer,
+}
+
+impl Observer for Both<'_> {
+    fn wants_events(&self) -> bool {
+        self.first.wants_events() || self.second.wants_events()
+    }
+    fn event(&mut self, event: PlantEvent) {
+        if self.second.wants_events() {
+            self.second.event(event.clone());
+        }
+        if self.first.wants_events() {
+            self.first.event(event);
+        }
+    }
+    fn wants_telemetry(&self) -> bool {
+        self.first.wants_telemetry() || self.second.wants_telemetry()
+    }
+    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        if self.second.wants_telemetry() {
+            self.second.telemetry(readings.clone());
+        }
+        if self.first.wants_telemetry() {
+            self.first.telemetry(readings);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -36,6 +84,7 @@ struct Recorder {
     events: Vec<PlantEvent>,
     telemetry: Vec<TelemetryReading>,
     batch_rows: usize,
+    keep_telemetry: bool,
     /// Set when the writer has gone away (it failed); its error is reported, not this one.
     closed: bool,
 }
@@ -71,7 +120,7 @@ impl Observer for Recorder {
         }
     }
     fn wants_telemetry(&self) -> bool {
-        !self.closed
+        self.keep_telemetry && !self.closed
     }
     fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
         self.telemetry.extend(readings);
@@ -138,24 +187,94 @@ pub(crate) fn simulate_and_record(
             anyhow::Ok((events, telemetry))
         });
 
+        // The live path: ingest (into the same file) subscribes before the twin says anything.
+        let live = match &target.via_mqtt {
+            None => None,
+            Some(broker) => {
+                let ingest_store = SqliteStore::open(&target.path)
+                    .await
+                    .with_context(|| format!("opening database {}", target.path.display()))?;
+                let ingest = IngestTask::start(
+                    broker,
+                    ingest_store.into(),
+                    format!("aifactory-record-{}-{}", spec.plant.plant.id, run_id.0),
+                    vec![format!("spBv1.0/{}/#", spec.plant.plant.id)],
+                    false,
+                )
+                .await?;
+                let client_id = format!("aifactory-twin-{}-{}", spec.plant.plant.id, run_id.0);
+                let (edge, publisher) = edge_publisher(spec, broker, &client_id);
+                Some((broker.clone(), ingest, edge, publisher))
+            }
+        };
+        let (live, mut edge) = match live {
+            Some((broker, ingest, edge, publisher)) => {
+                (Some((broker, ingest, publisher)), Some(edge))
+            }
+            None => (None, None),
+        };
+
         let spec_owned = spec.clone();
         let bar_owned = bar.clone();
         let batch_rows = target.batch_rows;
+        let keep_telemetry = edge.is_none();
         let result = tokio::task::spawn_blocking(move || {
             let mut recorder = Recorder {
                 tx,
                 events: Vec::new(),
                 telemetry: Vec::new(),
                 batch_rows,
+                keep_telemetry,
                 closed: false,
             };
-            let result = simulate(&spec_owned, &mut recorder, &bar_owned);
+            let result = match &mut edge {
+                Some(edge) => simulate(
+                    &spec_owned,
+                    &mut Both {
+                        first: &mut recorder,
+                        second: edge,
+                    },
+                    &bar_owned,
+                ),
+                None => simulate(&spec_owned, &mut recorder, &bar_owned),
+            };
             recorder.flush();
+            // Closes the publisher's channel: it sends what is left and finishes.
+            drop(edge);
             result
         })
         .await
         .context("the simulation thread stopped")?;
         let (events, telemetry) = writer.await.context("the database writer stopped")??;
+        let via_mqtt = match live {
+            None => None,
+            Some((broker, mut ingest, publisher)) => {
+                let sent = publisher
+                    .await
+                    .context("the publisher task failed")?
+                    .with_context(|| {
+                        format!("publishing to mqtt://{}:{}", broker.host, broker.port)
+                    })?;
+                let complete = ingest
+                    .wait_for(sent.messages, std::time::Duration::from_secs(30))
+                    .await;
+                let settled = *ingest.settled().borrow();
+                let points = ingest.points();
+                let (stats, _) = ingest.stop().await?;
+                if !complete {
+                    anyhow::bail!(
+                        "ingest stalled: {settled} of {} published messages were committed",
+                        sent.messages
+                    );
+                }
+                Some(ViaMqtt {
+                    broker: format!("mqtt://{}:{}", broker.host, broker.port),
+                    published: sent.messages,
+                    points,
+                    quarantined: stats.quarantined,
+                })
+            }
+        };
         store
             .save_kpis(run_id, &result.kpis)
             .await
@@ -166,6 +285,7 @@ pub(crate) fn simulate_and_record(
                 run_id: run_id.0,
                 events,
                 telemetry,
+                via_mqtt,
             },
         ))
     })

@@ -131,6 +131,7 @@ fn execute(
     db: Option<&Path>,
     quiet: bool,
     config: &Config,
+    via_mqtt: Option<aifactory_connect::mqtt::BrokerAddress>,
 ) -> anyhow::Result<(SimResult, Option<record::Written>)> {
     let bar = progress(spec.days, quiet);
     match db {
@@ -139,6 +140,7 @@ fn execute(
             let target = StoreTarget {
                 path: path.to_owned(),
                 batch_rows: config.store.batch_rows.max(1),
+                via_mqtt,
             };
             let (result, written) = record::simulate_and_record(spec, &target, &bar)?;
             Ok((result, Some(written)))
@@ -182,7 +184,11 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
             spec.plant.plant.name, spec.seed
         );
     }
-    let (result, written) = execute(&spec, Some(&db), args.json, config)?;
+    let broker = match &args.mqtt {
+        Some(url) => url.parse()?,
+        None => embedded_broker()?,
+    };
+    let (result, written) = execute(&spec, Some(&db), args.json, config, Some(broker))?;
     if args.json {
         print_json(&result, Some(&db))?;
         return Ok(ExitCode::SUCCESS);
@@ -191,16 +197,30 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
     println!("{}", output::machine_table(&result));
     if let Some(w) = written {
         println!(
-            "Saved run {} to {}: {} events, {} telemetry readings, master data and KPIs.",
+            "Saved run {} to {}: {} events, master data and KPIs.",
             w.run_id,
             db.display(),
             w.events,
-            w.telemetry
         );
+        if let Some(m) = &w.via_mqtt {
+            println!(
+                "Telemetry went the way a plant's does: {} Sparkplug B messages through {} ({}), \
+                 {} points ingested, {} quarantined.",
+                m.published,
+                if args.mqtt.is_some() {
+                    "the broker"
+                } else {
+                    "the embedded broker"
+                },
+                m.broker,
+                m.points,
+                m.quarantined
+            );
+        }
     }
     println!(
         "Next: compare policies with `aifactory sim --plant plants/hangzhou-auto-parts.toml --policy fifo`,\n      \
-         or open the database with any SQLite client (tables: runs, events, telemetry, kpis, decisions)."
+         or open the database with any SQLite client (tables: runs, events, kpis, decisions, ingest_*)."
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -248,14 +268,20 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (result, written) = execute(&spec, args.db.as_deref(), args.json, config)?;
+    let (result, written) = execute(&spec, args.db.as_deref(), args.json, config, None)?;
     if args.json {
         print_json(&result, args.db.as_deref())?;
     } else {
         println!("{}", output::kpi_table(&result, &spec.plant.plant.currency));
         println!("{}", output::machine_table(&result));
         if let (Some(w), Some(db)) = (written, &args.db) {
-            println!("Saved run {} to {}.", w.run_id, db.display());
+            println!(
+                "Saved run {} to {}: {} events, {} telemetry readings.",
+                w.run_id,
+                db.display(),
+                w.events,
+                w.telemetry
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -388,4 +414,19 @@ pub(crate) fn bench_twin(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The in-process MQTT broker, started on a free local port.
+#[cfg(feature = "embedded-broker")]
+pub(crate) fn embedded_broker() -> anyhow::Result<aifactory_connect::mqtt::BrokerAddress> {
+    let broker = aifactory_connect::broker::EmbeddedBroker::start(
+        &aifactory_connect::broker::EmbeddedOptions::default(),
+    )
+    .context("starting the embedded MQTT broker")?;
+    Ok(broker.address().clone())
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+pub(crate) fn embedded_broker() -> anyhow::Result<aifactory_connect::mqtt::BrokerAddress> {
+    bail!("this build has no embedded MQTT broker (feature `embedded-broker`); pass --mqtt URL")
 }
