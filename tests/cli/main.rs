@@ -4,6 +4,7 @@ mod bench_ingest;
 mod demo;
 mod help;
 mod ingest;
+mod opcua;
 mod plant_check;
 mod schedule;
 mod sim_json;

@@ -31,6 +31,15 @@ pub(crate) struct IngestArgs {
     /// that arrive while ingest is down are delivered when it comes back.
     #[arg(long, default_value = "aifactory-ingest")]
     client_id: String,
+    /// Subscribe to this OPC UA server (opc.tcp://host:port) instead of a broker: every variable
+    /// under its Objects folder, stored as series of --site (security policy None, anonymous).
+    #[cfg(feature = "opcua")]
+    #[arg(long, conflicts_with = "topics")]
+    opcua: Option<String>,
+    /// The site OPC UA series belong to: machine objects become devices of edge node `opcua`.
+    #[cfg(feature = "opcua")]
+    #[arg(long, default_value = "plant", requires = "opcua")]
+    site: String,
     /// Stop after this many seconds [default: run until Ctrl-C].
     #[arg(long)]
     duration: Option<f64>,
@@ -292,6 +301,38 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    #[cfg(feature = "opcua")]
+    if let Some(url) = &args.opcua {
+        let duration = args.duration;
+        let stats = runtime.block_on(async {
+            let store = Store::open(&db)
+                .await
+                .with_context(|| format!("opening store {db}"))?;
+            if !args.json {
+                eprintln!("Ingesting every variable of {url} into {db}");
+            }
+            let stop = async move {
+                match duration {
+                    Some(d) => tokio::time::sleep(Duration::from_secs_f64(d)).await,
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            crate::opcua::ingest(url, &args.site, &store, stop)
+                .await
+                .with_context(|| format!("ingesting from {url}"))
+        })?;
+        if args.json {
+            println!("{}", serde_json::to_string(&stats)?);
+        } else {
+            println!(
+                "{} variables, {} changes stored, {} skipped (not finite), {} commits",
+                stats.variables, stats.changes, stats.skipped, stats.commits
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let stats: IngestStats = runtime.block_on(async {
         let store = Store::open(&db)
             .await

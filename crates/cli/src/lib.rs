@@ -6,6 +6,8 @@ mod bench_ingest;
 mod bench_policies;
 mod config;
 mod ingest;
+#[cfg(feature = "opcua")]
+mod opcua;
 mod output;
 mod publish;
 mod record;
@@ -54,6 +56,10 @@ enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Subscribe to an MQTT broker and store the plant's Sparkplug B and JSON telemetry.
     Ingest(ingest::IngestArgs),
+    /// Work with OPC UA servers.
+    #[cfg(feature = "opcua")]
+    #[command(subcommand)]
+    Opcua(OpcuaCommand),
     /// Measure speed (wall-clock): see bench/ for the side-by-side runs against peers.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -153,9 +159,37 @@ struct SimArgs {
     /// MQTT client id when publishing.
     #[arg(long, default_value = "aifactory-twin", requires = "mqtt")]
     mqtt_client_id: String,
+    /// Serve the plant's machines over OPC UA on this address while simulating (e.g.
+    /// 127.0.0.1:4840; port 0 picks one): an object per machine with its readings, `state` and
+    /// a writable `speed_setpoint_pct` (security policy None, anonymous).
+    #[cfg(feature = "opcua")]
+    #[arg(long, conflicts_with_all = ["mqtt", "db"])]
+    opcua_listen: Option<std::net::SocketAddr>,
+    /// With --opcua-listen: simulated seconds per wall-clock second (e.g. 60: a simulated hour
+    /// a minute) [default: as fast as possible].
+    #[cfg(feature = "opcua")]
+    #[arg(long, requires = "opcua_listen")]
+    pace: Option<f64>,
+    /// With --opcua-listen: keep serving this many seconds after the run.
+    #[cfg(feature = "opcua")]
+    #[arg(long, default_value_t = 0.0, requires = "opcua_listen")]
+    hold: f64,
     /// Print one JSON object (KPIs at the top level) instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+#[cfg(feature = "opcua")]
+#[derive(Debug, Subcommand)]
+enum OpcuaCommand {
+    /// List the nodes under a server's Objects folder (anonymous, security policy None).
+    Browse {
+        /// The server, e.g. opc.tcp://192.168.1.20:4840/
+        url: String,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +228,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plant(PlantCommand::Check { file, json }) => run::plant_check(&file, json),
         Command::Schedule(args) => schedule::run(args),
         Command::Ingest(args) => ingest::run(&config, args),
+        #[cfg(feature = "opcua")]
+        Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(&args),
         Command::Bench(BenchCommand::Twin {

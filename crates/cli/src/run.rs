@@ -236,6 +236,49 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         policy: policy(&args.policy, &args.maintenance, &args.purchasing)?,
         telemetry_period_s: args.telemetry_period,
     };
+    #[cfg(feature = "opcua")]
+    if let Some(listen) = args.opcua_listen {
+        if let Some(p) = args.pace
+            && !(p.is_finite() && p > 0.0)
+        {
+            bail!("--pace must be a positive number of simulated seconds per second, got {p}");
+        }
+        if !(args.hold.is_finite() && (0.0..=86_400.0).contains(&args.hold)) {
+            bail!(
+                "--hold must be between 0 and 86400 seconds, got {}",
+                args.hold
+            );
+        }
+        let serve = crate::opcua::Serve {
+            listen,
+            pace: args.pace,
+            hold_s: args.hold,
+        };
+        let bar = progress(spec.days, args.json);
+        let (result, stats, url) = crate::opcua::simulate_and_serve(&spec, serve, args.json, &bar)?;
+        if args.json {
+            let mut value = serde_json::to_value(SimJson {
+                plant: &result.plant,
+                policy: &result.policy,
+                seed: result.seed,
+                kpis: &result.kpis,
+                energy_by_period: &result.energy_by_period,
+                machines: &result.machines,
+                db: None,
+            })?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("opcua".to_owned(), serde_json::json!({"url": url, "updates": stats.updates, "set_point_writes": stats.set_point_writes}));
+            }
+            println!("{value}");
+        } else {
+            println!("{}", output::kpi_table(&result, &spec.plant.plant.currency));
+            println!(
+                "Served {} updates over OPC UA at {url}; {} set-point writes received.",
+                stats.updates, stats.set_point_writes
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(url) = &args.mqtt {
         let broker: aifactory_connect::mqtt::BrokerAddress = url.parse()?;
         let bar = progress(spec.days, args.json);

@@ -11,6 +11,8 @@
 pub mod broker;
 pub mod json;
 pub mod mqtt;
+#[cfg(feature = "opcua")]
+pub mod opcua;
 mod point;
 mod quarantine;
 pub mod sparkplug;
