@@ -15,6 +15,7 @@
 //!  Observer ◄── events · telemetry                  KPIs ◄── counters
 //! ```
 
+mod commands;
 mod energy;
 mod model;
 pub mod physics;
@@ -22,6 +23,7 @@ mod policy;
 mod rng;
 mod sim;
 
+pub use commands::{Command, CommandCounts, CommandInbox, Commanded};
 pub use model::{MachineId, PlantModel};
 pub use policy::{
     BaselinePolicy, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, MachineView,
