@@ -165,10 +165,10 @@ struct SimArgs {
     #[cfg(feature = "opcua")]
     #[arg(long, conflicts_with_all = ["mqtt", "db"])]
     opcua_listen: Option<std::net::SocketAddr>,
-    /// With --opcua-listen: simulated seconds per wall-clock second (e.g. 60: a simulated hour
-    /// a minute) [default: as fast as possible].
-    #[cfg(feature = "opcua")]
-    #[arg(long, requires = "opcua_listen")]
+    /// With --mqtt or --opcua-listen: simulated seconds per wall-clock second (e.g. 60: a
+    /// simulated hour a minute), so subscribers see the plant move and commands (DCMD, OPC UA
+    /// writes) arrive in time [default: as fast as possible].
+    #[arg(long)]
     pace: Option<f64>,
     /// With --opcua-listen: keep serving this many seconds after the run.
     #[cfg(feature = "opcua")]

@@ -242,7 +242,7 @@ pub(crate) fn simulate_and_serve(
             .map(|m| MachineNodes {
                 machine: m.id.clone(),
                 signals: TWIN_SIGNALS.iter().map(|s| (*s).to_owned()).collect(),
-                setpoints: vec!["speed_setpoint_pct".to_owned()],
+                setpoints: set_points_of(&spec.plant, &m.id),
             })
             .collect();
         let (server, mut writes) = MachineServer::start(serve.listen, &machines)
@@ -254,14 +254,25 @@ pub(crate) fn simulate_and_serve(
         }
         let server = std::sync::Arc::new(server);
         let writes_seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let inbox = aifactory_twin::CommandInbox::new();
         {
             let seen = writes_seen.clone();
+            let inbox = inbox.clone();
             tokio::spawn(async move {
-                while writes.recv().await.is_some() {
+                while let Some(w) = writes.recv().await {
                     seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    inbox.send(aifactory_twin::Command::SetPoint {
+                        machine: w.machine,
+                        param: w.setpoint,
+                        value: w.value,
+                    });
                 }
             });
         }
+        let spec = &crate::run::RunSpec {
+            commands: Some(inbox),
+            ..spec.clone()
+        };
         let (start, _) = spec.plant.start();
         let mut observer = ServerObserver {
             server: server.clone(),
@@ -293,4 +304,18 @@ pub(crate) fn simulate_and_serve(
             url,
         ))
     })
+}
+
+/// The process parameters of the routing steps a machine can run: its writable set-points.
+fn set_points_of(plant: &aifactory_core::Plant, machine: &str) -> Vec<String> {
+    let mut names: Vec<String> = plant
+        .products
+        .iter()
+        .flat_map(|p| p.routing.iter())
+        .filter(|step| step.times.contains_key(machine))
+        .flat_map(|step| step.params.iter().map(|p| p.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }

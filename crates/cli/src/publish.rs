@@ -5,7 +5,9 @@
 
 use crate::run::{RunSpec, simulate};
 use aifactory_connect::Value;
-use aifactory_connect::mqtt::{BrokerAddress, MqttError, PublishStats, publish_stream};
+use aifactory_connect::mqtt::{
+    BrokerAddress, MqttError, PublishStats, publish_stream_with_commands,
+};
 use aifactory_connect::sparkplug::{EdgeNode, Message};
 use aifactory_core::{PlantEvent, TelemetryReading};
 use aifactory_twin::{Observer, SimResult};
@@ -26,6 +28,8 @@ pub(crate) struct EdgeObserver {
     /// Every metric each machine has declared, with its latest value (a rebirth repeats them).
     metrics: HashMap<String, BTreeMap<String, Value>>,
     closed: bool,
+    /// Simulated seconds per wall-clock second, from the plant's start; `None`: full speed.
+    pace: Option<(f64, i64, std::time::Instant)>,
 }
 
 impl EdgeObserver {
@@ -43,6 +47,13 @@ impl EdgeObserver {
 
     /// DDATA for known metrics; a (re)birth of the device when one is new.
     fn publish(&mut self, machine: &str, at_ms: u64, values: Vec<(String, Value)>) {
+        if let Some((pace, start_ms, started)) = self.pace {
+            let sim_s = (at_ms as i64 - start_ms).max(0) as f64 / 1000.0;
+            let due = std::time::Duration::from_secs_f64(sim_s / pace);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         let known = self.metrics.entry(machine.to_owned()).or_default();
         let new_metric = values.iter().any(|(name, _)| !known.contains_key(name));
         for (name, value) in &values {
@@ -101,6 +112,7 @@ pub(crate) fn edge_publisher(
     spec: &RunSpec,
     broker: &BrokerAddress,
     client_id: &str,
+    pace: Option<f64>,
 ) -> (
     EdgeObserver,
     tokio::task::JoinHandle<Result<PublishStats, MqttError>>,
@@ -109,15 +121,31 @@ pub(crate) fn edge_publisher(
     let mut edge = EdgeNode::new(&group, EDGE_NODE, 0);
     let will = edge.death();
     let (start, _) = spec.plant.start();
+    let start_ms = start.0;
     let birth = edge.birth(
         epoch_ms(start),
         &[("plant", Value::Text(spec.plant.plant.name.clone()))],
     );
     let (tx, rx) = mpsc::channel::<Message>(1024);
+    // The twin's devices hear their DCMDs: `Maintenance/Start` (Boolean true) and
+    // `Setpoint/<process parameter>` (a number) become commands the twin obeys.
+    let commands = spec.commands.clone().map(|inbox| {
+        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(m) = cmd_rx.recv().await {
+                for command in commands_of(&m) {
+                    inbox.send(command);
+                }
+            }
+        });
+        (format!("spBv1.0/{group}/DCMD/{EDGE_NODE}/+"), cmd_tx)
+    });
     let publisher = {
         let broker = broker.clone();
         let client_id = client_id.to_owned();
-        tokio::spawn(async move { publish_stream(&broker, &client_id, Some(&will), rx).await })
+        tokio::spawn(async move {
+            publish_stream_with_commands(&broker, &client_id, Some(&will), rx, commands).await
+        })
     };
     let observer = EdgeObserver {
         edge,
@@ -125,6 +153,7 @@ pub(crate) fn edge_publisher(
         birth: Some(birth),
         metrics: HashMap::new(),
         closed: false,
+        pace: pace.map(|p| (p, start_ms, std::time::Instant::now())),
     };
     (observer, publisher)
 }
@@ -134,6 +163,7 @@ pub(crate) fn simulate_and_publish(
     spec: &RunSpec,
     broker: &BrokerAddress,
     client_id: &str,
+    pace: Option<f64>,
     bar: &ProgressBar,
 ) -> anyhow::Result<(SimResult, PublishStats)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -142,7 +172,7 @@ pub(crate) fn simulate_and_publish(
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let (mut observer, publisher) = edge_publisher(spec, broker, client_id);
+        let (mut observer, publisher) = edge_publisher(spec, broker, client_id, pace);
         let twin = {
             let spec = spec.clone();
             let bar = bar.clone();
@@ -156,4 +186,28 @@ pub(crate) fn simulate_and_publish(
             .with_context(|| format!("publishing to mqtt://{}:{}", broker.host, broker.port))?;
         Ok((result, stats))
     })
+}
+
+/// The twin commands a DCMD carries; malformed ones and unknown metrics carry none.
+fn commands_of(m: &Message) -> Vec<aifactory_twin::Command> {
+    let Ok(dcmd) = aifactory_connect::sparkplug::device_command(&m.topic, &m.payload) else {
+        return Vec::new();
+    };
+    dcmd.metrics
+        .iter()
+        .filter_map(|(name, value)| match (name.as_str(), value) {
+            ("Maintenance/Start", Value::Bool(true)) => {
+                Some(aifactory_twin::Command::StartMaintenance {
+                    machine: dcmd.device.clone(),
+                })
+            }
+            (name, v) => name.strip_prefix("Setpoint/").and_then(|param| {
+                v.as_f64().map(|value| aifactory_twin::Command::SetPoint {
+                    machine: dcmd.device.clone(),
+                    param: param.to_owned(),
+                    value,
+                })
+            }),
+        })
+        .collect()
 }

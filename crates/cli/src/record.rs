@@ -203,7 +203,7 @@ pub(crate) fn simulate_and_record(
                 )
                 .await?;
                 let client_id = format!("aifactory-twin-{}-{}", spec.plant.plant.id, run_id.0);
-                let (edge, publisher) = edge_publisher(spec, broker, &client_id);
+                let (edge, publisher) = edge_publisher(spec, broker, &client_id, None);
                 Some((broker.clone(), ingest, edge, publisher))
             }
         };

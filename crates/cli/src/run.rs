@@ -23,6 +23,9 @@ pub(crate) struct RunSpec {
     pub(crate) seed: u64,
     pub(crate) policy: BaselinePolicy,
     pub(crate) telemetry_period_s: Option<f64>,
+    /// Commands from outside (DCMD, OPC UA writes) the twin obeys; `None` keeps the run
+    /// deterministic.
+    pub(crate) commands: Option<aifactory_twin::CommandInbox>,
 }
 
 fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result<BaselinePolicy> {
@@ -83,12 +86,15 @@ pub(crate) fn simulate(
     bar: &ProgressBar,
 ) -> SimResult {
     let model = Arc::new(PlantModel::new(spec.plant.clone()));
-    let mut sim = Simulation::new(
-        model,
-        spec.seed,
-        Box::new(spec.policy),
-        spec.telemetry_period_s,
-    );
+    let policy: Box<dyn aifactory_twin::Policy + Send> = match &spec.commands {
+        Some(inbox) => Box::new(aifactory_twin::Commanded::new(
+            spec.policy,
+            &model,
+            inbox.clone(),
+        )),
+        None => Box::new(spec.policy),
+    };
+    let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
     let whole_days = spec.days.floor() as u64;
     for day in 1..=whole_days {
         sim.run_until(SimTime::from_days(day as f64), observer);
@@ -169,6 +175,7 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
         seed: args.seed.unwrap_or(d.seed),
         policy: policy(&d.policy, &d.maintenance, &d.purchasing)?,
         telemetry_period_s: Some(d.telemetry_period_s),
+        commands: None,
     };
     let db = match args.db {
         Some(db) => db,
@@ -235,14 +242,22 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         policy: policy(&args.policy, &args.maintenance, &args.purchasing)?,
         telemetry_period_s: args.telemetry_period,
+        commands: None,
     };
+    if let Some(p) = args.pace
+        && !(p.is_finite() && p > 0.0)
+    {
+        bail!("--pace must be a positive number of simulated seconds per second, got {p}");
+    }
+    #[cfg(feature = "opcua")]
+    let live = args.mqtt.is_some() || args.opcua_listen.is_some();
+    #[cfg(not(feature = "opcua"))]
+    let live = args.mqtt.is_some();
+    if args.pace.is_some() && !live {
+        bail!("--pace needs --mqtt or --opcua-listen: it paces what the twin publishes");
+    }
     #[cfg(feature = "opcua")]
     if let Some(listen) = args.opcua_listen {
-        if let Some(p) = args.pace
-            && !(p.is_finite() && p > 0.0)
-        {
-            bail!("--pace must be a positive number of simulated seconds per second, got {p}");
-        }
         if !(args.hold.is_finite() && (0.0..=86_400.0).contains(&args.hold)) {
             bail!(
                 "--hold must be between 0 and 86400 seconds, got {}",
@@ -282,8 +297,19 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.mqtt {
         let broker: aifactory_connect::mqtt::BrokerAddress = url.parse()?;
         let bar = progress(spec.days, args.json);
-        let (result, sent) =
-            crate::publish::simulate_and_publish(&spec, &broker, &args.mqtt_client_id, &bar)?;
+        let inbox = aifactory_twin::CommandInbox::new();
+        let spec = RunSpec {
+            commands: Some(inbox.clone()),
+            ..spec
+        };
+        let (result, sent) = crate::publish::simulate_and_publish(
+            &spec,
+            &broker,
+            &args.mqtt_client_id,
+            args.pace,
+            &bar,
+        )?;
+        let commands = inbox.counts();
         if args.json {
             let mut value = serde_json::to_value(SimJson {
                 plant: &result.plant,
@@ -296,6 +322,14 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
             })?;
             if let Some(object) = value.as_object_mut() {
                 object.insert("mqtt".to_owned(), serde_json::to_value(sent)?);
+                object.insert(
+                    "commands".to_owned(),
+                    serde_json::json!({
+                        "received": commands.received,
+                        "obeyed": commands.obeyed,
+                        "refused": commands.refused,
+                    }),
+                );
             }
             println!("{value}");
         } else {
@@ -307,6 +341,10 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
                 spec.plant.plant.id,
                 crate::publish::EDGE_NODE,
                 sent.acknowledged
+            );
+            println!(
+                "Commands (DCMD): {} received, {} obeyed, {} refused.",
+                commands.received, commands.obeyed, commands.refused
             );
         }
         return Ok(ExitCode::SUCCESS);
@@ -424,6 +462,7 @@ pub(crate) fn bench_twin(
         seed,
         policy: policy(dispatch, maintenance, "reorder")?,
         telemetry_period_s,
+        commands: None,
     };
     let mut best: Option<(f64, SimResult)> = None;
     for _ in 0..repeat.max(1) {

@@ -432,7 +432,19 @@ pub async fn publish_stream(
     broker: &BrokerAddress,
     client_id: &str,
     will: Option<&crate::sparkplug::Message>,
+    messages: mpsc::Receiver<crate::sparkplug::Message>,
+) -> Result<PublishStats, MqttError> {
+    publish_stream_with_commands(broker, client_id, will, messages, None).await
+}
+
+/// [`publish_stream`], also subscribed at QoS 1 to `commands.0` (e.g. the node's DCMD topics):
+/// every message received there is handed to `commands.1`, as an edge node hears its commands.
+pub async fn publish_stream_with_commands(
+    broker: &BrokerAddress,
+    client_id: &str,
+    will: Option<&crate::sparkplug::Message>,
     mut messages: mpsc::Receiver<crate::sparkplug::Message>,
+    commands: Option<(String, mpsc::UnboundedSender<crate::sparkplug::Message>)>,
 ) -> Result<PublishStats, MqttError> {
     let mut mqtt = MqttOptions::new(client_id, &broker.host, broker.port);
     mqtt.set_keep_alive(Duration::from_secs(30))
@@ -449,6 +461,14 @@ pub async fn publish_stream(
         ));
     }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
+    let commands_tx = match commands {
+        Some((filter, tx)) => {
+            // Queued now, sent once connected.
+            client.subscribe(filter, QoS::AtLeastOnce).await?;
+            Some(tx)
+        }
+        None => None,
+    };
     let (acked_tx, mut acked_rx) = tokio::sync::watch::channel(0u64);
     let (failed_tx, mut failed_rx) = tokio::sync::watch::channel(None::<String>);
     let pump = tokio::spawn(async move {
@@ -458,6 +478,14 @@ pub async fn publish_stream(
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
                     acked += 1;
                     let _ = acked_tx.send(acked);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Some(tx) = &commands_tx {
+                        let _ = tx.send(crate::sparkplug::Message {
+                            topic: p.topic.clone(),
+                            payload: p.payload.to_vec(),
+                        });
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {

@@ -31,6 +31,89 @@ pub fn decode_payload(bytes: &[u8]) -> Result<proto::Payload, Reason> {
     proto::Payload::decode(bytes).map_err(|e| Reason::MalformedProtobuf(e.to_string()))
 }
 
+/// A DCMD as the edge node reads it: the device it is for and its metrics by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceCommand {
+    pub device: String,
+    pub metrics: Vec<(String, crate::Value)>,
+}
+
+/// Reads a DCMD. Command metrics must carry their name and type (hosts send them so; an alias
+/// alone is refused, as the edge cannot be sure which birth the host saw).
+pub fn device_command(topic: &str, payload: &[u8]) -> Result<DeviceCommand, Reason> {
+    let t = Topic::parse(topic)?;
+    let device = match (t.kind, t.device) {
+        (MessageType::DCmd, Some(d)) => d,
+        _ => {
+            return Err(Reason::NotSparkplugTopic {
+                topic: topic.to_owned(),
+                why: "not a DCMD topic".to_owned(),
+            });
+        }
+    };
+    let label = format!("DCMD {}/{}/{device}", t.group, t.node);
+    let payload = decode_payload(payload)?;
+    let mut metrics = Vec::with_capacity(payload.metrics.len());
+    for (index, m) in payload.metrics.iter().enumerate() {
+        let Some(name) = m.name.clone() else {
+            return Err(Reason::MetricWithoutName {
+                message: label,
+                index,
+            });
+        };
+        let datatype = DataType::from_code(m.datatype.unwrap_or(0));
+        match metric_value(m, datatype) {
+            Ok(Some(v)) => metrics.push((name, v)),
+            Ok(None) => {}
+            Err(carried) => {
+                return Err(Reason::TypeMismatch {
+                    message: label,
+                    index,
+                    metric: name,
+                    datatype: format!("{datatype:?}"),
+                    carried,
+                });
+            }
+        }
+    }
+    Ok(DeviceCommand { device, metrics })
+}
+
+/// The DCMD a host sends to `device` of `node` in `group`: (topic, payload).
+pub fn device_command_message(
+    group: &str,
+    node: &str,
+    device: &str,
+    now_ms: u64,
+    metrics: &[(&str, crate::Value)],
+) -> (String, Vec<u8>) {
+    let topic = Topic {
+        group: group.to_owned(),
+        kind: MessageType::DCmd,
+        node: node.to_owned(),
+        device: Some(device.to_owned()),
+    };
+    let metrics = metrics
+        .iter()
+        .map(|(name, value)| {
+            let mut m = proto::payload::Metric {
+                name: Some((*name).to_owned()),
+                timestamp: Some(now_ms),
+                datatype: Some(DataType::of(value) as u32),
+                ..Default::default()
+            };
+            set_metric_value(&mut m, value);
+            m
+        })
+        .collect();
+    let payload = proto::Payload {
+        timestamp: Some(now_ms),
+        metrics,
+        ..Default::default()
+    };
+    (topic.to_string(), payload.encode_to_vec())
+}
+
 /// The metric an edge node obeys to publish its births again (specification 3.0, 6.4.4).
 pub const REBIRTH_METRIC: &str = "Node Control/Rebirth";
 
