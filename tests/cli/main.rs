@@ -3,6 +3,7 @@
 mod bench_ingest;
 mod demo;
 mod help;
+mod import;
 mod ingest;
 mod opcua;
 mod plant_check;

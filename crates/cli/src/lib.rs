@@ -5,6 +5,7 @@
 mod bench_ingest;
 mod bench_policies;
 mod config;
+mod import;
 mod ingest;
 #[cfg(feature = "opcua")]
 mod opcua;
@@ -54,6 +55,9 @@ enum Command {
     Plant(PlantCommand),
     /// Solve a job-shop or flexible job-shop instance (Taillard, Brandimarte or JSON file).
     Schedule(schedule::ScheduleArgs),
+    /// Import machines, routings and orders from CSV exports (the SME path): check every row,
+    /// write a scheduling instance, optionally schedule the orders.
+    Import(import::ImportArgs),
     /// Subscribe to an MQTT broker and store the plant's Sparkplug B and JSON telemetry.
     Ingest(ingest::IngestArgs),
     /// Work with OPC UA servers.
@@ -228,6 +232,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plant(PlantCommand::Check { file, json }) => run::plant_check(&file, json),
         Command::Schedule(args) => schedule::run(args),
         Command::Ingest(args) => ingest::run(&config, args),
+        Command::Import(args) => import::run(&args),
         #[cfg(feature = "opcua")]
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),

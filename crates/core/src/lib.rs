@@ -8,6 +8,7 @@
 
 pub mod decision;
 pub mod event;
+pub mod import;
 pub mod kpi;
 pub mod orders;
 pub mod plant;
