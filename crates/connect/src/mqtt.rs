@@ -14,6 +14,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -170,7 +171,7 @@ enum FromLoop {
 
 /// Runs ingest until `stop` resolves, then commits what is waiting and returns the counts.
 /// `clock` gives the receive time in ms since the epoch (for JSON messages without `ts`).
-pub async fn ingest<S: Sink>(
+pub async fn ingest<S: Sink + Send>(
     broker: &BrokerAddress,
     options: &IngestOptions,
     sink: &mut S,
@@ -226,6 +227,10 @@ pub async fn ingest<S: Sink>(
     // until some are acknowledged, so waiting for more would only waste time.
     let mut window_seen = 0usize;
     let mut linger_until: Option<Instant> = None;
+    // One commit may run while the next batch is decoded: the sink travels into the commit and
+    // back, and a batch's acknowledgements go out when its commit has finished, in order.
+    let mut slot: Option<&mut S> = Some(sink);
+    let mut committing: Option<InFlight<'_, S>> = None;
     let result = loop {
         let deadline = state.oldest.map_or_else(
             || Instant::now() + Duration::from_secs(3600),
@@ -238,7 +243,19 @@ pub async fn ingest<S: Sink>(
             () = &mut stop => break Ok(()),
             () = tokio::time::sleep_until(deadline), if state.oldest.is_some() => {
                 linger_until = None;
-                if let Err(e) = state.flush(sink, &client).await {
+                if let Err(e) = start_commit(&mut state, &mut slot, &mut committing, &client).await {
+                    break Err(e);
+                }
+            }
+            (sink_back, result) = async {
+                match committing.as_mut() {
+                    Some(c) => c.commit.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            }, if committing.is_some() => {
+                slot = Some(sink_back);
+                let to_ack = committing.take().map(|c| c.to_ack).unwrap_or_default();
+                if let Err(e) = state.complete(result, to_ack, &client).await {
                     break Err(e);
                 }
             }
@@ -269,16 +286,17 @@ pub async fn ingest<S: Sink>(
                     }
                     state.oldest.get_or_insert_with(Instant::now);
                     state.to_ack.push(p);
-                    window_seen = window_seen.max(state.to_ack.len());
+                    let held = state.to_ack.len() + committing.as_ref().map_or(0, |c| c.to_ack.len());
+                    window_seen = window_seen.max(held);
                     // Commit when the batch is full, or when nothing more is waiting and the
                     // broker has sent all it will before acks (20 unacknowledged messages by
                     // default in Mosquitto, 100 in rumqttd): holding acks for the timer would
                     // throttle the stream. Short of that window, linger briefly for the rest.
                     let full = state.batch.points() >= options.batch_points;
                     let idle = rx.is_empty();
-                    if full || (idle && state.to_ack.len() >= window_seen) {
+                    if full || (idle && held >= window_seen) {
                         linger_until = None;
-                        if let Err(e) = state.flush(sink, &client).await {
+                        if let Err(e) = start_commit(&mut state, &mut slot, &mut committing, &client).await {
                             break Err(e);
                         }
                     } else if idle {
@@ -289,7 +307,10 @@ pub async fn ingest<S: Sink>(
         }
     };
     let flushed = match result {
-        Ok(()) => state.flush(sink, &client).await,
+        Ok(()) => match start_commit(&mut state, &mut slot, &mut committing, &client).await {
+            Ok(()) => finish_commit(&mut state, &mut slot, &mut committing, &client).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     pump.abort();
@@ -388,31 +409,76 @@ impl Ingest {
         Ok(())
     }
 
-    /// Commits the batch, then acknowledges its messages (in the order they came).
-    async fn flush<S: Sink>(
+    /// After a batch's commit: count it, then acknowledge its messages (in the order they came).
+    async fn complete(
         &mut self,
-        sink: &mut S,
+        result: Result<(), String>,
+        to_ack: Vec<Publish>,
         client: &AsyncClient,
     ) -> Result<(), MqttError> {
-        if self.to_ack.is_empty() {
-            self.oldest = None;
-            return Ok(());
-        }
-        let mut batch = std::mem::take(&mut self.batch);
-        batch.settles = self.to_ack.len() as u64;
-        sink.commit(batch).await.map_err(MqttError::Sink)?;
+        result.map_err(MqttError::Sink)?;
         self.stats.commits += 1;
         if self.abort_after_commits == Some(self.stats.commits) {
             std::process::abort();
         }
-        for p in self.to_ack.drain(..) {
+        for p in to_ack {
             if p.qos != QoS::AtMostOnce {
                 client.ack(&p).await?;
             }
         }
-        self.oldest = None;
         Ok(())
     }
+}
+
+/// A commit under way: the sink is inside it and comes back with the result.
+struct InFlight<'a, S> {
+    commit: Pin<Box<dyn Future<Output = (&'a mut S, Result<(), String>)> + Send + 'a>>,
+    to_ack: Vec<Publish>,
+}
+
+/// Waits for the commit in flight, if any, and acknowledges its messages.
+async fn finish_commit<'a, S: Sink + Send>(
+    state: &mut Ingest,
+    slot: &mut Option<&'a mut S>,
+    committing: &mut Option<InFlight<'a, S>>,
+    client: &AsyncClient,
+) -> Result<(), MqttError> {
+    if let Some(c) = committing.take() {
+        let (sink, result) = c.commit.await;
+        *slot = Some(sink);
+        state.complete(result, c.to_ack, client).await?;
+    }
+    Ok(())
+}
+
+/// Starts committing what is batched, once the commit in flight (if any) is done.
+async fn start_commit<'a, S: Sink + Send>(
+    state: &mut Ingest,
+    slot: &mut Option<&'a mut S>,
+    committing: &mut Option<InFlight<'a, S>>,
+    client: &AsyncClient,
+) -> Result<(), MqttError> {
+    finish_commit(state, slot, committing, client).await?;
+    state.oldest = None;
+    if state.to_ack.is_empty() {
+        return Ok(());
+    }
+    let Some(sink) = slot.take() else {
+        return Err(MqttError::Sink(
+            "internal: the sink is still in a commit".to_owned(),
+        ));
+    };
+    let mut batch = std::mem::take(&mut state.batch);
+    let to_ack = std::mem::take(&mut state.to_ack);
+    batch.settles = to_ack.len() as u64;
+    *committing = Some(InFlight {
+        commit: Box::pin(async move {
+            let result = sink.commit(batch).await;
+            (sink, result)
+        }),
+        to_ack,
+    });
+    Ok(())
 }
 
 /// What a publisher sent and the broker confirmed.
