@@ -430,9 +430,12 @@ impl Ingest {
     }
 }
 
-/// A commit under way: the sink is inside it and comes back with the result.
+/// A commit running: it owns the sink and hands it back with the result.
+type Commit<'a, S> = Pin<Box<dyn Future<Output = (&'a mut S, Result<(), String>)> + Send + 'a>>;
+
+/// A commit under way and the messages it settles.
 struct InFlight<'a, S> {
-    commit: Pin<Box<dyn Future<Output = (&'a mut S, Result<(), String>)> + Send + 'a>>,
+    commit: Commit<'a, S>,
     to_ack: Vec<Publish>,
 }
 
