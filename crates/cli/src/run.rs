@@ -118,6 +118,19 @@ struct SimJson<'a> {
     db: Option<String>,
 }
 
+/// The run as a JSON object, for commands that add their own fields to it.
+fn sim_json_value(result: &SimResult) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::to_value(SimJson {
+        plant: &result.plant,
+        policy: &result.policy,
+        seed: result.seed,
+        kpis: &result.kpis,
+        energy_by_period: &result.energy_by_period,
+        machines: &result.machines,
+        db: None,
+    })?)
+}
+
 fn print_json(result: &SimResult, db: Option<&Path>) -> anyhow::Result<()> {
     let json = SimJson {
         plant: &result.plant,
@@ -272,15 +285,7 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         let bar = progress(spec.days, args.json);
         let (result, stats, url) = crate::opcua::simulate_and_serve(&spec, serve, args.json, &bar)?;
         if args.json {
-            let mut value = serde_json::to_value(SimJson {
-                plant: &result.plant,
-                policy: &result.policy,
-                seed: result.seed,
-                kpis: &result.kpis,
-                energy_by_period: &result.energy_by_period,
-                machines: &result.machines,
-                db: None,
-            })?;
+            let mut value = sim_json_value(&result)?;
             if let Some(object) = value.as_object_mut() {
                 object.insert("opcua".to_owned(), serde_json::json!({"url": url, "updates": stats.updates, "set_point_writes": stats.set_point_writes}));
             }
@@ -311,15 +316,7 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         )?;
         let commands = inbox.counts();
         if args.json {
-            let mut value = serde_json::to_value(SimJson {
-                plant: &result.plant,
-                policy: &result.policy,
-                seed: result.seed,
-                kpis: &result.kpis,
-                energy_by_period: &result.energy_by_period,
-                machines: &result.machines,
-                db: None,
-            })?;
+            let mut value = sim_json_value(&result)?;
             if let Some(object) = value.as_object_mut() {
                 object.insert("mqtt".to_owned(), serde_json::to_value(sent)?);
                 object.insert(

@@ -42,6 +42,44 @@ where
     })
 }
 
+/// A series name from four text columns starting at `first` (site, node, device, metric).
+pub(crate) fn series_name<R>(
+    row: &R,
+    first: usize,
+    what: &'static str,
+) -> Result<crate::ingest::SeriesName, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(crate::ingest::SeriesName {
+        site: get(row, first, what)?,
+        node: get(row, first + 1, what)?,
+        device: get(row, first + 2, what)?,
+        metric: get(row, first + 3, what)?,
+    })
+}
+
+/// The samples of a staged row from four columns starting at `first` (series ids, timestamps,
+/// values, count).
+pub(crate) fn staged_row<R>(
+    row: &R,
+    first: usize,
+    what: &'static str,
+) -> Result<Vec<crate::ingest::IdSample>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let ids: Vec<u8> = get(row, first, what)?;
+    let ts: Vec<u8> = get(row, first + 1, what)?;
+    let vs: Vec<u8> = get(row, first + 2, what)?;
+    crate::ingest::unstage(&ids, &ts, &vs, get(row, first + 3, what)?)
+}
+
 pub(crate) fn finite(what: &'static str, field: &str, value: f64) -> Result<(), StoreError> {
     if value.is_finite() {
         Ok(())

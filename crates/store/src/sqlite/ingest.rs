@@ -6,12 +6,12 @@
 
 use super::SqliteStore;
 use crate::StoreError;
-use crate::common::{get, read, write};
+use crate::common::{get, read, series_name, staged_row, write};
 use crate::ingest::{
     BatchSeries, Bucket, COMPACT_ROWS, COMPACT_SAMPLES, IdSample, IngestBatch, IngestReport,
     Latest, LatestValue, OtherValue, PRUNE_STATEMENTS, PruneReport, QuarantineRow, ROWS_PER_INSERT,
     Resolution, Retention, Rollup, SeriesName, build_chunks, check_samples, decode_chunk,
-    fresh_messages, latest_text_of, merge_buckets, merge_latest, rollups_of, stage, unstage,
+    fresh_messages, latest_text_of, merge_buckets, merge_latest, rollups_of, stage,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use std::collections::{BTreeMap, HashSet};
@@ -252,12 +252,7 @@ impl SqliteStore {
         let mut out = BTreeMap::new();
         for row in &rows {
             let id: i64 = get(row, 0, WHAT)?;
-            let name = SeriesName {
-                site: get(row, 1, WHAT)?,
-                node: get(row, 2, WHAT)?,
-                device: get(row, 3, WHAT)?,
-                metric: get(row, 4, WHAT)?,
-            };
+            let name = series_name(row, 1, WHAT)?;
             let n: i64 = get(row, 5, WHAT)?;
             out.insert(
                 name,
@@ -282,12 +277,7 @@ impl SqliteStore {
         .map_err(read(WHAT))?;
         let mut stored = Vec::with_capacity(rows.len());
         for row in &rows {
-            let name = SeriesName {
-                site: get(row, 1, WHAT)?,
-                node: get(row, 2, WHAT)?,
-                device: get(row, 3, WHAT)?,
-                metric: get(row, 4, WHAT)?,
-            };
+            let name = series_name(row, 1, WHAT)?;
             let id: i64 = get(row, 0, WHAT)?;
             let at: Option<i64> = get(row, 5, WHAT)?;
             let number: Option<f64> = get(row, 6, WHAT)?;
@@ -421,10 +411,7 @@ async fn fold_staged(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, Store
     let last_id: i64 = get(last, 0, WHAT)?;
     let mut samples = Vec::new();
     for row in &rows {
-        let ids: Vec<u8> = get(row, 1, WHAT)?;
-        let ts: Vec<u8> = get(row, 2, WHAT)?;
-        let vs: Vec<u8> = get(row, 3, WHAT)?;
-        samples.extend(unstage(&ids, &ts, &vs, get(row, 4, WHAT)?)?);
+        samples.extend(staged_row(row, 1, WHAT)?);
     }
     let built = build_chunks(samples.into_iter())?;
     let rows: Vec<_> = built.iter().collect();
@@ -529,10 +516,7 @@ async fn staged_samples(
     .map_err(read(WHAT))?;
     let mut out = Vec::new();
     for row in &rows {
-        let ids: Vec<u8> = get(row, 0, WHAT)?;
-        let ts: Vec<u8> = get(row, 1, WHAT)?;
-        let vs: Vec<u8> = get(row, 2, WHAT)?;
-        out.extend(unstage(&ids, &ts, &vs, get(row, 3, WHAT)?)?);
+        out.extend(staged_row(row, 0, WHAT)?);
     }
     Ok(out)
 }
