@@ -80,3 +80,20 @@ fn bad_rows_are_refused_by_file_row_and_column_and_nothing_is_written() {
     assert!(!run.status.success());
     assert!(text(&run.stderr).contains("/nonexistent/machines.csv"));
 }
+
+#[test]
+fn a_folder_without_the_three_tables_says_which_are_missing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("machines.csv"),
+        "machine_id,work_centre\nM1,WC\n",
+    )
+    .expect("write");
+    let run = aifactory(&["import", &dir.path().display().to_string()]);
+    assert!(!run.status.success());
+    let err = text(&run.stderr);
+    assert!(
+        err.contains("no routings table") && err.contains("no orders table"),
+        "{err}"
+    );
+}

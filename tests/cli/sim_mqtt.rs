@@ -154,3 +154,25 @@ fn the_twin_obeys_dcmd_maintenance_and_set_points() {
     assert_eq!(pm("LOOM-01"), Some(1), "{machines:?}");
     assert_eq!(pm("LOOM-02"), Some(0), "run to failure without a command");
 }
+
+#[test]
+fn pace_without_a_live_output_is_refused() {
+    let plant = repo_file("plants/sme-textile.toml");
+    let out = aifactory(&["sim", "--plant", &plant, "--days", "1", "--pace", "60"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--pace needs --mqtt"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = aifactory(&[
+        "sim",
+        "--plant",
+        &plant,
+        "--mqtt",
+        "mqtt://127.0.0.1:1",
+        "--pace",
+        "-1",
+    ]);
+    assert!(!out.status.success());
+}
