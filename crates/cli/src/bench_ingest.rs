@@ -452,11 +452,7 @@ pub(crate) fn run(args: &IngestBenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let external: Option<BrokerAddress> = args.mqtt.as_deref().map(str::parse).transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime()?;
     let report = runtime.block_on(bench(args, external))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -296,11 +296,7 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
     if !args.topics.is_empty() {
         options.topics = args.topics.clone();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime()?;
     #[cfg(feature = "opcua")]
     if let Some(url) = &args.opcua {
         let duration = args.duration;

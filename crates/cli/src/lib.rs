@@ -208,6 +208,16 @@ enum PlantCommand {
     },
 }
 
+/// The async runtime the I/O commands run on: two workers, as the machines we target have few
+/// cores and the work is I/O and one SQLite writer.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Entry point of the binary: parses, runs, and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -13,11 +13,7 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn browse(url: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime()?;
     let nodes = runtime.block_on(async {
         let client = Client::connect(url, CONNECT_TIMEOUT).await?;
         let nodes = client.browse().await;
@@ -229,11 +225,7 @@ pub(crate) fn simulate_and_serve(
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<(aifactory_twin::SimResult, ServeStats, String)> {
     use aifactory_connect::opcua::{MachineNodes, MachineServer};
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime()?;
     runtime.block_on(async {
         let machines: Vec<MachineNodes> = spec
             .plant

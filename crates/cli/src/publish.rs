@@ -166,11 +166,7 @@ pub(crate) fn simulate_and_publish(
     pace: Option<f64>,
     bar: &ProgressBar,
 ) -> anyhow::Result<(SimResult, PublishStats)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime()?;
     runtime.block_on(async {
         let (mut observer, publisher) = edge_publisher(spec, broker, client_id, pace);
         let twin = {

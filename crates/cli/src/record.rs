@@ -137,11 +137,7 @@ pub(crate) fn simulate_and_record(
     target: &StoreTarget,
     bar: &ProgressBar,
 ) -> anyhow::Result<(SimResult, Written)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::runtime()?;
     runtime.block_on(async {
         let store = SqliteStore::open(&target.path)
             .await

@@ -18,6 +18,18 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use std::collections::{BTreeMap, HashSet};
 
 impl PgStore {
+    /// A read-only transaction that sees one snapshot, so a fold between two of its statements
+    /// cannot show a sample twice or not at all.
+    async fn snapshot(
+        &self,
+        what: &'static str,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(read(what))
+    }
+
     /// Stores a batch of ingested messages atomically. `now_ms` (the caller's clock) records
     /// when each message key was committed, for pruning keys later.
     pub async fn commit_ingest(
@@ -157,11 +169,7 @@ impl PgStore {
         to_ms: i64,
     ) -> Result<Vec<(i64, f64)>, StoreError> {
         const WHAT: &str = "ingested telemetry";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(read(WHAT))?;
+        let mut tx = self.snapshot(WHAT).await?;
         let Some(id) = find_series(&mut tx, series).await? else {
             return Ok(Vec::new());
         };
@@ -245,11 +253,7 @@ impl PgStore {
     /// Every series ingested so far with its count of numeric samples.
     pub async fn series_counts(&self) -> Result<BTreeMap<SeriesName, u64>, StoreError> {
         const WHAT: &str = "ingested telemetry";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(read(WHAT))?;
+        let mut tx = self.snapshot(WHAT).await?;
         let rows = sqlx::query(
             "SELECT s.id, s.site, s.node, s.device, s.metric, COALESCE(SUM(c.samples), 0)::BIGINT \
              FROM ingest_series AS s LEFT JOIN ingest_chunks AS c ON c.series_id = s.id \
@@ -279,11 +283,7 @@ impl PgStore {
     /// The latest value of every series (of one site, if given), ordered by series.
     pub async fn latest(&self, site: Option<&str>) -> Result<Vec<Latest>, StoreError> {
         const WHAT: &str = "latest values";
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(read(WHAT))?;
+        let mut tx = self.snapshot(WHAT).await?;
         let rows = sqlx::query(
             "SELECT s.id, s.site, s.node, s.device, s.metric, l.at_ms, l.value, l.text_value \
              FROM ingest_series AS s LEFT JOIN ingest_latest AS l ON l.series_id = s.id \
@@ -317,11 +317,7 @@ impl PgStore {
     ) -> Result<Vec<Bucket>, StoreError> {
         const WHAT: &str = "telemetry roll-ups";
         let from_bucket = resolution.bucket_of(from_ms);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(read(WHAT))?;
+        let mut tx = self.snapshot(WHAT).await?;
         let Some(id) = find_series(&mut tx, series).await? else {
             return Ok(Vec::new());
         };
@@ -588,20 +584,9 @@ async fn series_id(
     s: &SeriesName,
 ) -> Result<i64, StoreError> {
     const WHAT: &str = "ingested telemetry series";
-    let found = sqlx::query(
-        "SELECT id FROM ingest_series WHERE site = $1 AND node = $2 AND device = $3 AND metric = $4",
-    )
-    .bind(&s.site)
-    .bind(&s.node)
-    .bind(&s.device)
-    .bind(&s.metric)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(read(WHAT))?;
-    if let Some(row) = found {
-        return row.try_get(0).map_err(read(WHAT));
+    if let Some(id) = find_series(tx, s).await? {
+        return Ok(id);
     }
-    // Another writer may register the same series meanwhile: then its id is read back.
     let row = sqlx::query(
         "INSERT INTO ingest_series (site, node, device, metric) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (site, node, device, metric) DO UPDATE SET site = EXCLUDED.site RETURNING id",

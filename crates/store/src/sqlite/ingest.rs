@@ -546,18 +546,8 @@ async fn series_id(
     s: &SeriesName,
 ) -> Result<i64, StoreError> {
     const WHAT: &str = "ingested telemetry series";
-    let found = sqlx::query(
-        "SELECT id FROM ingest_series WHERE site = ? AND node = ? AND device = ? AND metric = ?",
-    )
-    .bind(&s.site)
-    .bind(&s.node)
-    .bind(&s.device)
-    .bind(&s.metric)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(read(WHAT))?;
-    if let Some(row) = found {
-        return row.try_get(0).map_err(read(WHAT));
+    if let Some(id) = find_series(tx, s).await? {
+        return Ok(id);
     }
     let row = sqlx::query(
         "INSERT INTO ingest_series (site, node, device, metric) VALUES (?, ?, ?, ?) RETURNING id",
