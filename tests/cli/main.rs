@@ -2,6 +2,7 @@
 
 mod bench_ingest;
 mod demo;
+mod eval;
 mod help;
 mod import;
 mod ingest;

@@ -5,6 +5,7 @@
 mod bench_ingest;
 mod bench_policies;
 mod config;
+mod eval;
 mod import;
 mod ingest;
 #[cfg(feature = "opcua")]
@@ -64,6 +65,10 @@ enum Command {
     #[cfg(feature = "opcua")]
     #[command(subcommand)]
     Opcua(OpcuaCommand),
+    /// Measure the AI skills on public benchmarks (NAB anomaly detection, C-MAPSS remaining
+    /// useful life), scored the way the benchmarks' own tools score them.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Measure speed (wall-clock): see bench/ for the side-by-side runs against peers.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -243,6 +248,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(args) => schedule::run(args),
         Command::Ingest(args) => ingest::run(&config, args),
         Command::Import(args) => import::run(&args),
+        Command::Eval(command) => eval::run(command),
         #[cfg(feature = "opcua")]
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),

@@ -2,9 +2,17 @@
 //! [`aifactory_twin::Policy`] interface a real plant's coordinator drives.
 //!
 //! A skill owns its model and its reasoning, never the plant: it reads what the policy interface
-//! shows (never the twin's hidden truth), and it never does I/O or reads the wall clock.
-//! Today: the scheduling skill (advanced planning and scheduling on a rolling horizon).
+//! shows (never the twin's hidden truth), and it never reads the wall clock (callers pass a clock
+//! where a figure needs one). The only I/O is reading public benchmark files (NAB, C-MAPSS) in
+//! the modules that score skills on them.
+//!
+//! Today: scheduling (advanced planning and scheduling on a rolling horizon); streaming anomaly
+//! detection on telemetry ([`anomaly`], scored on NAB by [`nab`]); remaining useful life from
+//! run-to-failure histories ([`rul`], scored on NASA C-MAPSS).
 
+pub mod anomaly;
+pub mod nab;
+pub mod rul;
 mod scheduling;
 
 pub use scheduling::{ApsConfig, ApsPolicy};
