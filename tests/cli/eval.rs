@@ -129,7 +129,11 @@ fn eval_cmapss_names_the_missing_file_and_a_bad_subset() {
     let dir = tempfile::tempdir().unwrap();
     let o = aifactory(&["eval", "cmapss", "--data", dir.path().to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("train_FD001.txt"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("train_FD001.txt"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = aifactory(&[
         "eval",
         "cmapss",
@@ -140,4 +144,20 @@ fn eval_cmapss_names_the_missing_file_and_a_bad_subset() {
     ]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("FD00"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn eval_bo_compares_with_random_search_on_the_twins_quality_surface() {
+    let o = aifactory(&["eval", "bo", "--seeds", "2", "--budget", "15", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let problems = v["problems"].as_array().unwrap();
+    // Every routing step of the reference plant with process parameters is a problem.
+    assert!(problems.len() >= 10, "{v}");
+    assert!(problems.iter().all(|p| p["parameters"].as_u64().unwrap() >= 1));
+    // Fewer trials than random search (fixed seeds: the same figures every run).
+    assert!(v["ratio"].as_f64().unwrap() > 1.2, "{v}");
+    let o = aifactory(&["eval", "bo", "--budget", "2"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("--budget"), "{}", text(&o.stderr));
 }

@@ -11,8 +11,11 @@
 //! run-to-failure histories ([`rul`], scored on NASA C-MAPSS).
 
 pub mod anomaly;
+pub mod bo;
+pub mod forecast;
 pub mod nab;
 pub mod rul;
 mod scheduling;
+pub mod spc;
 
 pub use scheduling::{ApsConfig, ApsPolicy};
