@@ -154,7 +154,11 @@ fn eval_bo_compares_with_random_search_on_the_twins_quality_surface() {
     let problems = v["problems"].as_array().unwrap();
     // Every routing step of the reference plant with process parameters is a problem.
     assert!(problems.len() >= 10, "{v}");
-    assert!(problems.iter().all(|p| p["parameters"].as_u64().unwrap() >= 1));
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["parameters"].as_u64().unwrap() >= 1)
+    );
     // Fewer trials than random search (fixed seeds: the same figures every run).
     assert!(v["ratio"].as_f64().unwrap() > 1.2, "{v}");
     let o = aifactory(&["eval", "bo", "--budget", "2"]);
