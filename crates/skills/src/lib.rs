@@ -13,6 +13,7 @@
 pub mod anomaly;
 pub mod bo;
 pub mod forecast;
+pub mod maintenance;
 pub mod nab;
 pub mod rul;
 mod scheduling;

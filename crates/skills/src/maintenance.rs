@@ -1,0 +1,232 @@
+//! Predictive maintenance (the production stage): when to stop a machine for service, from its
+//! condition rather than the calendar.
+//!
+//! For each machine the skill learns a vibration baseline in the first running hours after
+//! every service or repair, and reads each later reading as a health index (reading over
+//! baseline, smoothed). It learns from the machine fleet's own failures: a failure shows as the
+//! running hours since maintenance falling back to zero without the skill having asked for
+//! service, and the health index just before it is recorded. Once enough failures are known,
+//! a free machine is stopped when its health index reaches the level at which a chosen share of
+//! past failures had already happened — the share set by the cost of a planned stop against
+//! an unplanned one. Until then it keeps the machine type's recommended interval (tier 0).
+
+use aifactory_twin::{
+    Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
+    QueuedOp, SimTime,
+};
+
+/// Knobs of the maintenance skill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceConfig {
+    /// Running hours after a service during which readings set the baseline.
+    pub baseline_h: f64,
+    /// Smoothing of the health index between readings.
+    pub smoothing: f64,
+    /// Failures to see before trusting the learnt threshold.
+    pub min_failures: usize,
+    /// Cost of a planned stop over the cost of a failure: the share of past failures the
+    /// threshold aims to pre-empt is `1 - ratio`, so cheap planned stops act earlier.
+    pub cost_ratio: f64,
+    /// Never service before this share of the recommended interval.
+    pub min_interval_share: f64,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            baseline_h: 8.0,
+            smoothing: 0.05,
+            min_failures: 5,
+            cost_ratio: 0.5,
+            min_interval_share: 0.6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct MachineHealth {
+    baseline_sum: f64,
+    baseline_n: u32,
+    index: f64,
+    last_run_h: f64,
+    serviced_by_us: bool,
+}
+
+/// The maintenance skill wrapped around another policy, which keeps every other decision.
+#[derive(Debug, Clone)]
+pub struct PredictiveMaintenance<P> {
+    inner: P,
+    config: MaintenanceConfig,
+    machines: Vec<MachineHealth>,
+    /// Health index just before each failure seen, fleet-wide, in arrival order.
+    failure_indices: Vec<f64>,
+}
+
+impl<P: Policy> PredictiveMaintenance<P> {
+    pub fn new(inner: P, config: MaintenanceConfig) -> Self {
+        PredictiveMaintenance {
+            inner,
+            config,
+            machines: Vec::new(),
+            failure_indices: Vec::new(),
+        }
+    }
+
+    /// The learnt health-index threshold, once enough failures are known.
+    pub fn threshold(&self) -> Option<f64> {
+        if self.failure_indices.len() < self.config.min_failures {
+            return None;
+        }
+        let mut sorted = self.failure_indices.clone();
+        sorted.sort_by(f64::total_cmp);
+        let q = (1.0 - (1.0 - self.config.cost_ratio).clamp(0.0, 1.0)).clamp(0.0, 1.0);
+        let pos = (q * (sorted.len() - 1) as f64).round() as usize;
+        sorted.get(pos).copied()
+    }
+
+    pub fn failures_seen(&self) -> usize {
+        self.failure_indices.len()
+    }
+
+    fn observe(&mut self, view: &MachineView) -> f64 {
+        let m = view.machine;
+        if self.machines.len() <= m {
+            self.machines.resize(m + 1, MachineHealth::default());
+        }
+        let config = self.config.clone();
+        let h = &mut self.machines[m];
+        if view.run_h_since_maintenance + 1e-9 < h.last_run_h {
+            // The clock went back: a service. If we did not ask for it, the machine failed.
+            if !h.serviced_by_us && h.index > 0.0 {
+                self.failure_indices.push(h.index);
+            }
+            *h = MachineHealth::default();
+        }
+        let h = &mut self.machines[m];
+        h.serviced_by_us = false;
+        h.last_run_h = view.run_h_since_maintenance;
+        let v = view.last_vibration_mm_s;
+        if v <= 0.0 {
+            return h.index;
+        }
+        if view.run_h_since_maintenance <= config.baseline_h || h.baseline_n == 0 {
+            h.baseline_sum += v;
+            h.baseline_n += 1;
+            return h.index;
+        }
+        let baseline = h.baseline_sum / f64::from(h.baseline_n);
+        let ratio = v / baseline.max(1e-9);
+        h.index = if h.index == 0.0 {
+            ratio
+        } else {
+            (1.0 - config.smoothing) * h.index + config.smoothing * ratio
+        };
+        h.index
+    }
+}
+
+impl<P: Policy> Policy for PredictiveMaintenance<P> {
+    fn name(&self) -> String {
+        format!("{}+cbm", self.inner.name())
+    }
+
+    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        self.inner.dispatch(now, machine, candidates)
+    }
+
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        let index = self.observe(view);
+        let decide = match self.threshold() {
+            None => view.run_h_since_maintenance >= view.recommended_interval_h,
+            Some(t) => {
+                view.run_h_since_maintenance
+                    >= self.config.min_interval_share * view.recommended_interval_h
+                    && index >= t
+            }
+        };
+        if decide && let Some(h) = self.machines.get_mut(view.machine) {
+            h.serviced_by_us = true;
+        }
+        decide
+    }
+
+    fn process_params(
+        &mut self,
+        machine: MachineId,
+        product: usize,
+        step: usize,
+        specs: &[ParamSpec],
+    ) -> Vec<f64> {
+        self.inner.process_params(machine, product, step, specs)
+    }
+
+    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+        self.inner.release(now, pending)
+    }
+
+    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        self.inner.purchase(now, stock)
+    }
+
+    fn wants_floor(&self) -> bool {
+        self.inner.wants_floor()
+    }
+
+    fn plan(&mut self, floor: &Floor) {
+        self.inner.plan(floor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aifactory_twin::BaselinePolicy;
+
+    fn view(machine: MachineId, run_h: f64, vibration: f64) -> MachineView {
+        MachineView {
+            machine,
+            now: SimTime::from_hours(0.0),
+            run_h_since_maintenance: run_h,
+            recommended_interval_h: 100.0,
+            last_vibration_mm_s: vibration,
+            last_temperature_c: 40.0,
+            last_current_a: 10.0,
+            queue_len: 1,
+        }
+    }
+
+    #[test]
+    fn keeps_the_recommended_interval_until_it_has_seen_failures() {
+        let mut skill =
+            PredictiveMaintenance::new(BaselinePolicy::default(), MaintenanceConfig::default());
+        assert!(!skill.start_maintenance(&view(0, 50.0, 2.0)));
+        assert!(skill.start_maintenance(&view(0, 100.0, 2.0)));
+        assert_eq!(skill.threshold(), None);
+    }
+
+    #[test]
+    fn learns_the_failure_level_and_stops_machines_before_it() {
+        let config = MaintenanceConfig {
+            smoothing: 1.0,
+            ..MaintenanceConfig::default()
+        };
+        let mut skill = PredictiveMaintenance::new(BaselinePolicy::default(), config);
+        // Five machines fail at health indices 1.5, 1.6, 1.7, 1.8 and 1.9 (vibration over a
+        // baseline of 1.0), each before its recommended interval.
+        for (m, level) in [1.5, 1.6, 1.7, 1.8, 1.9].into_iter().enumerate() {
+            assert!(!skill.start_maintenance(&view(m, 1.0, 1.0)));
+            assert!(!skill.start_maintenance(&view(m, 30.0, level)));
+            // Repaired: the running hours start again from zero.
+            assert!(!skill.start_maintenance(&view(m, 0.5, 1.0)));
+        }
+        assert_eq!(skill.failures_seen(), 5);
+        assert_eq!(skill.threshold(), Some(1.7));
+        // A healthy machine keeps running past nothing; a worn one is stopped early.
+        assert!(!skill.start_maintenance(&view(9, 1.0, 1.0)));
+        assert!(!skill.start_maintenance(&view(9, 45.0, 1.2)));
+        assert!(skill.start_maintenance(&view(9, 50.0, 1.75)));
+        // A service we asked for is not counted as a failure.
+        assert!(!skill.start_maintenance(&view(9, 0.5, 1.0)));
+        assert_eq!(skill.failures_seen(), 5);
+    }
+}
