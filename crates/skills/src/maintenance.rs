@@ -221,10 +221,12 @@ mod tests {
         }
         assert_eq!(skill.failures_seen(), 5);
         assert_eq!(skill.threshold(), Some(1.7));
-        // A healthy machine keeps running past nothing; a worn one is stopped early.
+        // A healthy machine keeps running; a worn one is stopped before its interval, but never
+        // before the minimum share of it (60 h of 100 here).
         assert!(!skill.start_maintenance(&view(9, 1.0, 1.0)));
         assert!(!skill.start_maintenance(&view(9, 45.0, 1.2)));
-        assert!(skill.start_maintenance(&view(9, 50.0, 1.75)));
+        assert!(!skill.start_maintenance(&view(9, 55.0, 1.75)));
+        assert!(skill.start_maintenance(&view(9, 65.0, 1.75)));
         // A service we asked for is not counted as a failure.
         assert!(!skill.start_maintenance(&view(9, 0.5, 1.0)));
         assert_eq!(skill.failures_seen(), 5);
