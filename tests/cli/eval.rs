@@ -165,3 +165,33 @@ fn eval_bo_compares_with_random_search_on_the_twins_quality_surface() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("--budget"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn eval_twin_pairs_each_skill_with_its_tier0_baseline() {
+    let o = aifactory(&["eval", "twin", "--seeds", "3", "--days", "20", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kpis = v["maintenance"]["kpis"].as_array().unwrap();
+    let names: Vec<&str> = kpis.iter().map(|k| k["kpi"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["failures", "maintenance_cost", "availability", "oee"]
+    );
+    for k in kpis {
+        let d = &k["difference"];
+        let (mean, ci) = (d["mean"].as_f64().unwrap(), d["ci95"].as_f64().unwrap());
+        assert!(ci.is_finite() && ci >= 0.0, "{k}");
+        // The difference is the skill's mean minus tier 0's.
+        let gap = k["skill"].as_f64().unwrap() - k["tier0"].as_f64().unwrap();
+        assert!((mean - gap).abs() < 1e-6 * (1.0 + gap.abs()), "{k}");
+    }
+    // The forecaster beats seasonal naive on the twin's demand on every seed.
+    assert!(
+        v["forecasting"]["mase_ratio"].as_f64().unwrap() < 0.9,
+        "{v}"
+    );
+    assert_eq!(v["forecasting"]["mase"]["better"], true, "{v}");
+    let o = aifactory(&["eval", "twin", "--seeds", "1"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("--seeds"), "{}", text(&o.stderr));
+}

@@ -24,6 +24,10 @@ pub(crate) enum EvalCommand {
     /// search with the same budget: trials needed until a trial's settings are within 1 % of the
     /// optimum (regret normalised by the surface's range over the safe box), over many seeds.
     Bo(BoArgs),
+    /// Each tier-1 skill against its tier-0 baseline on the twin, paired by seed, with 95 %
+    /// confidence intervals: condition-based maintenance against fixed-interval service, demand
+    /// forecasting against seasonal naive.
+    Twin(crate::eval_twin::TwinArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,6 +92,7 @@ pub(crate) fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
         EvalCommand::Nab(args) => run_nab(&args),
         EvalCommand::Cmapss(args) => run_cmapss(&args),
         EvalCommand::Bo(args) => run_bo(&args),
+        EvalCommand::Twin(args) => crate::eval_twin::run(&args),
     }
 }
 

@@ -6,6 +6,7 @@ mod bench_ingest;
 mod bench_policies;
 mod config;
 mod eval;
+mod eval_twin;
 mod import;
 mod ingest;
 #[cfg(feature = "opcua")]

@@ -1,0 +1,250 @@
+//! `aifactory eval twin`: each tier-1 skill against its tier-0 baseline on the twin, paired on
+//! common random numbers (the same seed gives both runs the same demand and failure draws), with
+//! 95 % confidence intervals of the per-seed difference.
+
+use crate::bench_policies::{Interval, interval};
+use aifactory_core::{EventKind, Kpis, PlantEvent};
+use aifactory_skills::forecast::{BacktestConfig, DemandForecaster, backtest};
+use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};
+use aifactory_twin::{BaselinePolicy, Observer, PlantModel, SimTime, Simulation};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TwinArgs {
+    /// Plant file [default: the built-in reference plant].
+    #[arg(long)]
+    plant: Option<PathBuf>,
+    /// Seeds (paired runs per skill).
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// The first seed; seeds run from here upwards.
+    #[arg(long, default_value_t = 11)]
+    first_seed: u64,
+    /// Simulated days per maintenance run (the forecasting backtest simulates 240 days of demand).
+    #[arg(long, default_value_t = 90.0)]
+    days: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Days of demand the forecasting backtest simulates (120-day windows, 14-day horizons).
+const DEMAND_DAYS: usize = 240;
+
+/// Units ordered per product and day, from `order_received` events.
+struct DemandRecorder {
+    start_ms: i64,
+    products: Vec<String>,
+    units: Vec<Vec<f64>>,
+}
+
+impl Observer for DemandRecorder {
+    fn wants_events(&self) -> bool {
+        true
+    }
+    fn event(&mut self, event: PlantEvent) {
+        if event.kind != EventKind::OrderReceived {
+            return;
+        }
+        let day = (event.at.0 - self.start_ms).div_euclid(86_400_000);
+        let product = event.detail["product"].as_str().unwrap_or_default();
+        let quantity = event.detail["quantity"].as_f64().unwrap_or(0.0);
+        if let (Ok(day), Some(p)) = (
+            usize::try_from(day),
+            self.products.iter().position(|id| id == product),
+        ) && day < DEMAND_DAYS
+        {
+            self.units[p][day] += quantity;
+        }
+    }
+}
+
+/// One KPI's paired comparison.
+#[derive(Debug, serde::Serialize)]
+struct Paired {
+    kpi: &'static str,
+    tier0: f64,
+    skill: f64,
+    /// Mean and 95 % half-width of (skill − tier 0) per seed.
+    difference: Interval,
+    /// Whether the interval excludes zero in the better direction.
+    better: bool,
+}
+
+fn paired(kpi: &'static str, lower_is_better: bool, tier0: &[f64], skill: &[f64]) -> Paired {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let diffs: Vec<f64> = skill.iter().zip(tier0).map(|(s, t)| s - t).collect();
+    let difference = interval(&diffs);
+    let better = if lower_is_better {
+        difference.mean + difference.ci95 < 0.0
+    } else {
+        difference.mean - difference.ci95 > 0.0
+    };
+    Paired {
+        kpi,
+        tier0: mean(tier0),
+        skill: mean(skill),
+        difference,
+        better,
+    }
+}
+
+pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
+    crate::run::check_days(args.days)?;
+    if args.seeds < 2 || args.seeds > 1000 {
+        anyhow::bail!("--seeds must be between 2 and 1000, got {}", args.seeds);
+    }
+    let plant = crate::run::plant_or_reference(args.plant.as_deref())?;
+    let products: Vec<String> = plant
+        .products
+        .iter()
+        .filter(|p| p.demand.is_some())
+        .map(|p| p.id.clone())
+        .collect();
+    let (start, _) = plant.start();
+    let model = Arc::new(PlantModel::new(plant));
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let bar = (!args.json).then(|| {
+        let bar = indicatif::ProgressBar::new(seeds.len() as u64 * 3);
+        bar.set_message("tier 0 and tier 1 runs");
+        bar
+    });
+    let tick = || {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    // Maintenance: tier 0 (fixed-interval service) against the condition-based skill.
+    let (mut tier0, mut skill): (Vec<Kpis>, Vec<Kpis>) = (Vec::new(), Vec::new());
+    for &seed in &seeds {
+        let mut sim = Simulation::new(
+            Arc::clone(&model),
+            seed,
+            Box::new(BaselinePolicy::default()),
+            None,
+        );
+        sim.run_until(SimTime::from_days(args.days), &mut ());
+        tier0.push(sim.finish().kpis);
+        tick();
+        let policy =
+            PredictiveMaintenance::new(BaselinePolicy::default(), MaintenanceConfig::default());
+        let mut sim = Simulation::new(Arc::clone(&model), seed, Box::new(policy), None);
+        sim.run_until(SimTime::from_days(args.days), &mut ());
+        skill.push(sim.finish().kpis);
+        tick();
+    }
+    let column = |runs: &[Kpis], f: fn(&Kpis) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let maintenance = vec![
+        paired(
+            "failures",
+            true,
+            &column(&tier0, |k| k.failures as f64),
+            &column(&skill, |k| k.failures as f64),
+        ),
+        paired(
+            "maintenance_cost",
+            true,
+            &column(&tier0, |k| k.maintenance_cost),
+            &column(&skill, |k| k.maintenance_cost),
+        ),
+        paired(
+            "availability",
+            false,
+            &column(&tier0, |k| k.availability),
+            &column(&skill, |k| k.availability),
+        ),
+        paired(
+            "oee",
+            false,
+            &column(&tier0, |k| k.oee),
+            &column(&skill, |k| k.oee),
+        ),
+    ];
+    // Forecasting: the skill against seasonal naive on each seed's demand (rolling origin).
+    let forecaster = DemandForecaster::default();
+    let config = BacktestConfig::default();
+    let (mut mase_skill, mut mase_naive) = (Vec::new(), Vec::new());
+    for &seed in &seeds {
+        let mut recorder = DemandRecorder {
+            start_ms: start.0,
+            products: products.clone(),
+            units: vec![vec![0.0; DEMAND_DAYS]; products.len()],
+        };
+        let mut sim = Simulation::new(
+            Arc::clone(&model),
+            seed,
+            Box::new(BaselinePolicy::default()),
+            Some(0.0),
+        );
+        sim.run_until(SimTime::from_days(DEMAND_DAYS as f64), &mut recorder);
+        let mut per_seed: Option<aifactory_skills::forecast::BacktestReport> = None;
+        for series in &recorder.units {
+            let report = backtest(series, &forecaster, &config)
+                .map_err(|e| anyhow::anyhow!("forecast backtest, seed {seed}: {e}"))?;
+            match &mut per_seed {
+                Some(r) => r.merge(report),
+                None => per_seed = Some(report),
+            }
+        }
+        if let Some(r) = per_seed {
+            mase_skill.push(r.mean_mase_skill());
+            mase_naive.push(r.mean_mase_naive());
+        }
+        tick();
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let forecasting = paired("mase", true, &mase_naive, &mase_skill);
+    let mase_ratio = forecasting.skill / forecasting.tier0.max(1e-12);
+    if args.json {
+        let value = serde_json::json!({
+            "seeds": seeds,
+            "days": args.days,
+            "maintenance": { "tier0": "edd+pm+reorder", "skill": "edd+cbm+reorder", "kpis": maintenance },
+            "forecasting": { "baseline": "seasonal naive (7 days)", "skill": "MSTL+AutoETS", "mase": forecasting, "mase_ratio": mase_ratio },
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Tier-1 skills against tier 0 on the twin: seeds {}..{}, paired; ± is the 95 % interval of the per-seed difference.\n",
+        seeds[0],
+        seeds[seeds.len() - 1]
+    );
+    println!(
+        "Maintenance ({} days): fixed-interval service vs condition-based skill",
+        args.days
+    );
+    for p in &maintenance {
+        println!(
+            "  {:<18} {:>12.3} → {:>12.3}   {:+.3} ± {:.3}{}",
+            p.kpi,
+            p.tier0,
+            p.skill,
+            p.difference.mean,
+            p.difference.ci95,
+            if p.better { "   better (95 %)" } else { "" }
+        );
+    }
+    println!(
+        "\nForecasting ({DEMAND_DAYS} days of demand, rolling origin): seasonal naive vs MSTL+AutoETS"
+    );
+    println!(
+        "  {:<18} {:>12.3} → {:>12.3}   {:+.3} ± {:.3}{}   (ratio {:.3})",
+        "MASE",
+        forecasting.tier0,
+        forecasting.skill,
+        forecasting.difference.mean,
+        forecasting.difference.ci95,
+        if forecasting.better {
+            "   better (95 %)"
+        } else {
+            ""
+        },
+        mase_ratio
+    );
+    Ok(ExitCode::SUCCESS)
+}
