@@ -86,3 +86,24 @@ fn bad_arguments_are_clear_errors() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn tier1_runs_the_skills_and_is_reproducible() {
+    let plant = repo_file("plants/sme-textile.toml");
+    let run = || {
+        let out = aifactory(&[
+            "sim", "--plant", &plant, "--days", "3", "--seed", "5", "--policy", "tier1", "--json",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let first = run();
+    let v: serde_json::Value = serde_json::from_str(&first).expect("one JSON object");
+    let policy = v["policy"].as_str().unwrap();
+    assert!(
+        policy.starts_with("aps") && policy.ends_with("+cbm"),
+        "{policy}"
+    );
+    assert!(v["throughput"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(first, run(), "same seed, same run");
+}

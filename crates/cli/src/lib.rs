@@ -147,7 +147,9 @@ struct SimArgs {
     /// Random seed: the same plant, seed and policy give the same result, byte for byte.
     #[arg(long, env = "AIFACTORY_SEED", default_value_t = 42)]
     seed: u64,
-    /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest job).
+    /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest
+    /// job); or tier1: the AI skills decide, each on its own (APS scheduling and dispatching,
+    /// condition-based maintenance), with --purchasing for the rest.
     #[arg(long, default_value = "edd")]
     policy: String,
     /// Maintenance rule: rtf (run to failure), pm (each machine type's interval), pm:HOURS.

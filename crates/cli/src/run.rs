@@ -26,9 +26,18 @@ pub(crate) struct RunSpec {
     /// Commands from outside (DCMD, OPC UA writes) the twin obeys; `None` keeps the run
     /// deterministic.
     pub(crate) commands: Option<aifactory_twin::CommandInbox>,
+    /// Tier 1: the AI skills decide, each on its own (APS scheduling, condition-based
+    /// maintenance), on top of `policy` for everything they do not cover.
+    pub(crate) tier1: bool,
 }
 
 fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result<BaselinePolicy> {
+    // `tier1` keeps EDD underneath for the work the skills' plan leaves open.
+    let dispatch = if dispatch.eq_ignore_ascii_case("tier1") {
+        "edd"
+    } else {
+        dispatch
+    };
     Ok(BaselinePolicy {
         dispatch: dispatch.parse::<DispatchRule>()?,
         maintenance: maintenance.parse::<MaintenanceRule>()?,
@@ -79,6 +88,17 @@ fn progress(days: f64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Tier 1: every skill decides on its own — the APS skill plans and dispatches, the
+/// condition-based maintenance skill stops machines; `base` keeps purchasing.
+fn tier1_policy(
+    base: BaselinePolicy,
+) -> aifactory_skills::maintenance::PredictiveMaintenance<aifactory_skills::ApsPolicy> {
+    aifactory_skills::maintenance::PredictiveMaintenance::new(
+        aifactory_skills::ApsPolicy::new(aifactory_skills::ApsConfig::default(), base),
+        aifactory_skills::maintenance::MaintenanceConfig::default(),
+    )
+}
+
 /// Runs the twin day by day (so the progress bar moves) and closes the books at the horizon.
 pub(crate) fn simulate(
     spec: &RunSpec,
@@ -86,13 +106,19 @@ pub(crate) fn simulate(
     bar: &ProgressBar,
 ) -> SimResult {
     let model = Arc::new(PlantModel::new(spec.plant.clone()));
-    let policy: Box<dyn aifactory_twin::Policy + Send> = match &spec.commands {
-        Some(inbox) => Box::new(aifactory_twin::Commanded::new(
+    let policy: Box<dyn aifactory_twin::Policy + Send> = match (&spec.commands, spec.tier1) {
+        (Some(inbox), false) => Box::new(aifactory_twin::Commanded::new(
             spec.policy,
             &model,
             inbox.clone(),
         )),
-        None => Box::new(spec.policy),
+        (Some(inbox), true) => Box::new(aifactory_twin::Commanded::new(
+            tier1_policy(spec.policy),
+            &model,
+            inbox.clone(),
+        )),
+        (None, false) => Box::new(spec.policy),
+        (None, true) => Box::new(tier1_policy(spec.policy)),
     };
     let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
     let whole_days = spec.days.floor() as u64;
@@ -189,6 +215,7 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
         policy: policy(&d.policy, &d.maintenance, &d.purchasing)?,
         telemetry_period_s: Some(d.telemetry_period_s),
         commands: None,
+        tier1: false,
     };
     let db = match args.db {
         Some(db) => db,
@@ -256,6 +283,7 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         policy: policy(&args.policy, &args.maintenance, &args.purchasing)?,
         telemetry_period_s: args.telemetry_period,
         commands: None,
+        tier1: args.policy.eq_ignore_ascii_case("tier1"),
     };
     if let Some(p) = args.pace
         && !(p.is_finite() && p > 0.0)
@@ -460,6 +488,7 @@ pub(crate) fn bench_twin(
         policy: policy(dispatch, maintenance, "reorder")?,
         telemetry_period_s,
         commands: None,
+        tier1: false,
     };
     let mut best: Option<(f64, SimResult)> = None;
     for _ in 0..repeat.max(1) {
