@@ -15,6 +15,7 @@ pub mod bo;
 pub mod forecast;
 pub mod maintenance;
 pub mod nab;
+pub mod oee;
 pub mod rul;
 mod scheduling;
 pub mod spc;
