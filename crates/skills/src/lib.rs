@@ -12,6 +12,7 @@
 
 pub mod anomaly;
 pub mod bo;
+pub mod ctp;
 pub mod forecast;
 pub mod maintenance;
 pub mod nab;
