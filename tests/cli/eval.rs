@@ -185,6 +185,15 @@ fn eval_twin_pairs_each_skill_with_its_tier0_baseline() {
         let gap = k["skill"].as_f64().unwrap() - k["tier0"].as_f64().unwrap();
         assert!((mean - gap).abs() < 1e-6 * (1.0 + gap.abs()), "{k}");
     }
+    let quality: Vec<&str> = v["quality"]["kpis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kpi"].as_str().unwrap())
+        .collect();
+    assert_eq!(quality, ["scrap_rate", "scrap_cost", "failures", "oee"]);
+    // Learnt settings scrap less than the defaults on every seed here.
+    assert_eq!(v["quality"]["kpis"][0]["better"], true, "{v}");
     // The forecaster beats seasonal naive on the twin's demand on every seed.
     assert!(
         v["forecasting"]["mase_ratio"].as_f64().unwrap() < 0.9,

@@ -17,6 +17,7 @@ pub mod forecast;
 pub mod maintenance;
 pub mod nab;
 pub mod oee;
+pub mod quality;
 pub mod rul;
 mod scheduling;
 pub mod spc;
