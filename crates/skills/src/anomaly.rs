@@ -422,6 +422,41 @@ impl StreamingDetector for AnomalyDetector {
     }
 }
 
+/// The detector's model id and version, as recorded in decisions.
+pub const MODEL: &str = "aifactory-stream-anomaly";
+pub const MODEL_VERSION: &str = "1";
+
+/// An alarm as a decision record: the series, the score and the detector's alarm level. The
+/// score is the anomaly likelihood (log-scaled), so it stands as the confidence.
+pub fn alarm_decision(
+    id: impl Into<String>,
+    at: Timestamp,
+    series: &str,
+    value: f64,
+    score: f64,
+    config: &AnomalyConfig,
+) -> aifactory_core::Decision {
+    aifactory_core::Decision {
+        id: id.into(),
+        at,
+        skill: "anomaly".to_owned(),
+        stage: aifactory_core::LifecycleStage::Production,
+        inputs_ref: format!("telemetry:{series}"),
+        model: MODEL.to_owned(),
+        model_version: MODEL_VERSION.to_owned(),
+        output: serde_json::json!({
+            "series": series,
+            "value": value,
+            "score": score,
+            "alarm_level": config.alarm_level,
+            "action": "inspect the machine: the series departs from its learnt behaviour",
+        }),
+        confidence: Some(score.clamp(0.0, 1.0)),
+        executed_by: aifactory_core::ExecutedBy::None,
+        outcome: None,
+    }
+}
+
 /// Scores a whole series with a fresh detector built by `make`.
 pub fn score_series<D: StreamingDetector>(
     mut detector: D,
@@ -509,6 +544,27 @@ mod tests {
         );
         assert_eq!(a, b);
         assert!(a.iter().all(|s| (0.0..=1.0).contains(s)));
+    }
+
+    #[test]
+    fn an_alarm_becomes_a_decision_with_model_and_confidence() {
+        let d = alarm_decision(
+            "D-1",
+            Timestamp(60_000),
+            "TURN-01/vibration",
+            9.5,
+            0.97,
+            &AnomalyConfig::default(),
+        );
+        assert_eq!(d.skill, "anomaly");
+        assert_eq!(d.stage, aifactory_core::LifecycleStage::Production);
+        assert_eq!(
+            (d.model.as_str(), d.model_version.as_str()),
+            (MODEL, MODEL_VERSION)
+        );
+        assert_eq!(d.confidence, Some(0.97));
+        assert_eq!(d.output["series"], "TURN-01/vibration");
+        assert_eq!(d.inputs_ref, "telemetry:TURN-01/vibration");
     }
 
     #[test]
