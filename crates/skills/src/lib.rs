@@ -12,6 +12,7 @@
 
 pub mod anomaly;
 pub mod bo;
+pub mod bom;
 pub mod ctp;
 pub mod forecast;
 pub mod maintenance;
