@@ -10,7 +10,7 @@
 //! `--cv-only` never opens the test files' scores: use it while choosing settings.
 
 use aifactory_skills::rul::{
-    CvOptions, RulConfig, RulModel, cross_validate, evaluate_cmapss, load_cmapss,
+    CvOptions, RulConfig, RulModel, RulVariant, cross_validate, evaluate_cmapss, load_cmapss,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,32 @@ fn run() -> Result<serde_json::Value, String> {
             "--mean-window" => config.mean_window = value(&flag, args.next())?,
             "--baseline" => config.baseline_len = value(&flag, args.next())?,
             "--ewma" => config.ewma_alpha = value(&flag, args.next())?,
+            "--late-weight" => config.late_weight = value(&flag, args.next())?,
+            "--no-variants" => config.variants.clear(),
+            "--variant" => {
+                // ALPHA,WINDOW,BUDGET,SPAN[,HI_ALPHA...]: slopes over SPAN and the whole history.
+                let spec: String = value(&flag, args.next())?;
+                let f: Vec<&str> = spec.split(',').collect();
+                let bad = || format!("--variant: cannot parse {spec:?}");
+                if f.len() < 4 {
+                    return Err(bad());
+                }
+                let hi_alphas = if f.len() > 4 {
+                    f[4..]
+                        .iter()
+                        .map(|a| a.parse().map_err(|_| bad()))
+                        .collect::<Result<Vec<f64>, String>>()?
+                } else {
+                    config.hi_alphas.clone()
+                };
+                config.variants.push(RulVariant {
+                    ewma_alpha: f[0].parse().map_err(|_| bad())?,
+                    mean_window: f[1].parse().map_err(|_| bad())?,
+                    budget: f[2].parse().map_err(|_| bad())?,
+                    slope_spans: vec![f[3].parse().map_err(|_| bad())?, 0],
+                    hi_alphas,
+                });
+            }
             "--no-health-index" => config.health_index = false,
             "--no-channel-features" => config.channel_features = false,
             "--predictions" => with_predictions = true,

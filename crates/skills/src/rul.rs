@@ -14,7 +14,9 @@
 //! - the age (last cycle number).
 //!
 //! A gradient-boosted tree ensemble ([`perpetual`], several seeds averaged) maps the features
-//! to the capped RUL. Informative channels are chosen inside [`RulModel::fit`] from the training
+//! to the capped RUL, with rows near failure weighted up ([`RulConfig::late_weight`]). By
+//! default a second model on faster-reacting features (shorter smoothing, window and slope
+//! span, [`RulConfig::variants`]) is averaged in. Informative channels are chosen inside [`RulModel::fit`] from the training
 //! histories alone (absolute correlation with the target), so cross-validation stays honest.
 //!
 //! Nothing here is specific to turbofans: a history is any machine's sequence of readings.
@@ -367,6 +369,22 @@ pub struct RulConfig {
     pub seed: u64,
     /// Worker threads for boosting; `None` = all cores.
     pub threads: Option<usize>,
+    /// Extra ensemble members: each is a whole model fitted with these settings in place of the
+    /// ones above (same channels), and their raw predictions are averaged with the main model's.
+    pub variants: Vec<RulVariant>,
+    /// Extra weight of rows near failure: a row with capped target `t` weighs
+    /// `1 + late_weight * (1 - t / rul_cap)` (0 = unweighted).
+    pub late_weight: f64,
+}
+
+/// Settings of one extra ensemble member (see [`RulConfig::variants`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RulVariant {
+    pub ewma_alpha: f64,
+    pub mean_window: usize,
+    pub slope_spans: Vec<usize>,
+    pub hi_alphas: Vec<f64>,
+    pub budget: f32,
 }
 
 impl Default for RulConfig {
@@ -390,6 +408,16 @@ impl Default for RulConfig {
             n_models: 1,
             seed: 42,
             threads: None,
+            // Chosen by grouped 5-fold CV on the FD001 training units (capped-truth RMSE 8.54
+            // against 8.91 for the main model alone, unweighted).
+            variants: vec![RulVariant {
+                ewma_alpha: 0.3,
+                mean_window: 15,
+                slope_spans: vec![15, 0],
+                hi_alphas: vec![0.05, 0.2],
+                budget: 1.0,
+            }],
+            late_weight: 1.0,
         }
     }
 }
@@ -425,6 +453,7 @@ pub struct RulModel {
     health: Option<HealthIndex>,
     boosters: Vec<PerpetualBooster>,
     n_features: usize,
+    members: Vec<RulModel>,
 }
 
 impl std::fmt::Debug for RulModel {
@@ -436,6 +465,7 @@ impl std::fmt::Debug for RulModel {
             .field("health", &self.health)
             .field("boosters", &self.boosters.len())
             .field("n_features", &self.n_features)
+            .field("members", &self.members.len())
             .finish()
     }
 }
@@ -709,6 +739,7 @@ impl RulModel {
             health,
             boosters: Vec::new(),
             n_features: 0,
+            members: Vec::new(),
         };
         let rows: Vec<Vec<f64>> = train.iter().flat_map(|h| model.features(h)).collect();
         model.n_features = rows.first().map_or(0, Vec::len);
@@ -718,6 +749,12 @@ impl RulModel {
             data.extend(rows.iter().map(|r| r[f]));
         }
         let matrix = Matrix::new(&data, n_rows, model.n_features);
+        let weights: Option<Vec<f64>> = (config.late_weight != 0.0).then(|| {
+            targets
+                .iter()
+                .map(|t| 1.0 + config.late_weight * (1.0 - t / config.rul_cap))
+                .collect()
+        });
         for k in 0..config.n_models {
             let mut booster = PerpetualBooster::default()
                 .set_objective(Objective::SquaredLoss)
@@ -727,9 +764,22 @@ impl RulModel {
                 .set_memory_limit(Some(config.memory_limit_gb))
                 .set_seed(config.seed.wrapping_add(k as u64));
             booster
-                .fit(&matrix, &targets, None, None)
+                .fit(&matrix, &targets, weights.as_deref(), None)
                 .map_err(|e| RulError::Model(e.to_string()))?;
             model.boosters.push(booster);
+        }
+        for v in &config.variants {
+            let member_config = RulConfig {
+                channels: Some(model.channels.clone()),
+                ewma_alpha: v.ewma_alpha,
+                mean_window: v.mean_window,
+                slope_spans: v.slope_spans.clone(),
+                hi_alphas: v.hi_alphas.clone(),
+                budget: v.budget,
+                variants: Vec::new(),
+                ..config.clone()
+            };
+            model.members.push(RulModel::fit(train, &member_config)?);
         }
         Ok(model)
     }
@@ -798,6 +848,21 @@ impl RulModel {
         if history.is_empty() {
             return Ok(Vec::new());
         }
+        let mut sum = self.raw_predictions(history);
+        for m in &self.members {
+            for (s, p) in sum.iter_mut().zip(m.raw_predictions(history)) {
+                *s += p;
+            }
+        }
+        let k = (1 + self.members.len()) as f64;
+        Ok(sum
+            .into_iter()
+            .map(|s| (s / k).clamp(0.0, self.config.rul_cap))
+            .collect())
+    }
+
+    /// Unclipped mean of this model's own boosters at each cycle of a non-empty `history`.
+    fn raw_predictions(&self, history: &EngineHistory) -> Vec<f64> {
         let rows = self.features(history);
         let n = rows.len();
         let mut data = Vec::with_capacity(n * self.n_features);
@@ -812,10 +877,7 @@ impl RulModel {
             }
         }
         let k = self.boosters.len() as f64;
-        Ok(sum
-            .into_iter()
-            .map(|s| (s / k).clamp(0.0, self.config.rul_cap))
-            .collect())
+        sum.into_iter().map(|s| s / k).collect()
     }
 }
 
