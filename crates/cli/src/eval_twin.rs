@@ -3,11 +3,11 @@
 //! 95 % confidence intervals of the per-seed difference.
 
 use crate::bench_policies::{Interval, interval};
-use aifactory_core::{EventKind, Kpis, PlantEvent};
-use aifactory_skills::forecast::{BacktestConfig, DemandForecaster, backtest};
+use aifactory_core::Kpis;
+use aifactory_skills::forecast::{BacktestConfig, DemandForecaster, DemandRecorder, backtest};
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};
 use aifactory_skills::quality::{ProcessSettings, StepToTune, learn_settings};
-use aifactory_twin::{BaselinePolicy, Observer, PlantModel, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, PlantModel, SimTime, Simulation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,34 +33,6 @@ pub(crate) struct TwinArgs {
 
 /// Days of demand the forecasting backtest simulates (120-day windows, 14-day horizons).
 const DEMAND_DAYS: usize = 240;
-
-/// Units ordered per product and day, from `order_received` events.
-struct DemandRecorder {
-    start_ms: i64,
-    products: Vec<String>,
-    units: Vec<Vec<f64>>,
-}
-
-impl Observer for DemandRecorder {
-    fn wants_events(&self) -> bool {
-        true
-    }
-    fn event(&mut self, event: PlantEvent) {
-        if event.kind != EventKind::OrderReceived {
-            return;
-        }
-        let day = (event.at.0 - self.start_ms).div_euclid(86_400_000);
-        let product = event.detail["product"].as_str().unwrap_or_default();
-        let quantity = event.detail["quantity"].as_f64().unwrap_or(0.0);
-        if let (Ok(day), Some(p)) = (
-            usize::try_from(day),
-            self.products.iter().position(|id| id == product),
-        ) && day < DEMAND_DAYS
-        {
-            self.units[p][day] += quantity;
-        }
-    }
-}
 
 /// One KPI's paired comparison.
 #[derive(Debug, serde::Serialize)]
@@ -92,6 +64,48 @@ fn paired(kpi: &'static str, lower_is_better: bool, tier0: &[f64], skill: &[f64]
     }
 }
 
+/// A KPI to compare: its name, whether lower is better, and how to read it from a run.
+type KpiColumn = (&'static str, bool, fn(&Kpis) -> f64);
+
+/// Paired comparisons of the KPIs `columns` names.
+fn compare(tier0: &[Kpis], skill: &[Kpis], columns: &[KpiColumn]) -> Vec<Paired> {
+    columns
+        .iter()
+        .map(|&(name, lower_is_better, read)| {
+            let t: Vec<f64> = tier0.iter().map(read).collect();
+            let s: Vec<f64> = skill.iter().map(read).collect();
+            paired(name, lower_is_better, &t, &s)
+        })
+        .collect()
+}
+
+fn print_rows(rows: &[Paired], decimals: usize) {
+    for p in rows {
+        println!(
+            "  {:<18} {:>12.d$} → {:>12.d$}   {:+.d$} ± {:.d$}{}",
+            p.kpi,
+            p.tier0,
+            p.skill,
+            p.difference.mean,
+            p.difference.ci95,
+            if p.better { "   better (95 %)" } else { "" },
+            d = decimals
+        );
+    }
+}
+
+/// Runs one policy on the twin for `days` and returns its KPIs.
+fn run_kpis(
+    model: &Arc<PlantModel>,
+    seed: u64,
+    days: f64,
+    policy: Box<dyn aifactory_twin::Policy + Send>,
+) -> Kpis {
+    let mut sim = Simulation::new(Arc::clone(model), seed, policy, None);
+    sim.run_until(SimTime::from_days(days), &mut ());
+    sim.finish().kpis
+}
+
 pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
     crate::run::check_days(args.days)?;
     if args.seeds < 2 || args.seeds > 1000 {
@@ -118,51 +132,31 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // Maintenance: tier 0 (fixed-interval service) against the condition-based skill.
+    // Tier 0 once per seed; each skill's run is paired with it.
     let (mut tier0, mut skill): (Vec<Kpis>, Vec<Kpis>) = (Vec::new(), Vec::new());
     for &seed in &seeds {
-        let mut sim = Simulation::new(
-            Arc::clone(&model),
+        tier0.push(run_kpis(
+            &model,
             seed,
+            args.days,
             Box::new(BaselinePolicy::default()),
-            None,
-        );
-        sim.run_until(SimTime::from_days(args.days), &mut ());
-        tier0.push(sim.finish().kpis);
+        ));
         tick();
         let policy =
             PredictiveMaintenance::new(BaselinePolicy::default(), MaintenanceConfig::default());
-        let mut sim = Simulation::new(Arc::clone(&model), seed, Box::new(policy), None);
-        sim.run_until(SimTime::from_days(args.days), &mut ());
-        skill.push(sim.finish().kpis);
+        skill.push(run_kpis(&model, seed, args.days, Box::new(policy)));
         tick();
     }
-    let column = |runs: &[Kpis], f: fn(&Kpis) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
-    let maintenance = vec![
-        paired(
-            "failures",
-            true,
-            &column(&tier0, |k| k.failures as f64),
-            &column(&skill, |k| k.failures as f64),
-        ),
-        paired(
-            "maintenance_cost",
-            true,
-            &column(&tier0, |k| k.maintenance_cost),
-            &column(&skill, |k| k.maintenance_cost),
-        ),
-        paired(
-            "availability",
-            false,
-            &column(&tier0, |k| k.availability),
-            &column(&skill, |k| k.availability),
-        ),
-        paired(
-            "oee",
-            false,
-            &column(&tier0, |k| k.oee),
-            &column(&skill, |k| k.oee),
-        ),
-    ];
+    let maintenance = compare(
+        &tier0,
+        &skill,
+        &[
+            ("failures", true, |k| k.failures as f64),
+            ("maintenance_cost", true, |k| k.maintenance_cost),
+            ("availability", false, |k| k.availability),
+            ("oee", false, |k| k.oee),
+        ],
+    );
     // Quality: default process settings against settings learnt by Bayesian optimisation from
     // trial batches (15 per step, 1,000 units each, scrap counted with binomial noise). The
     // harness holds the twin's hidden defect model; the skill sees only the trial results.
@@ -189,7 +183,7 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
                 })
         })
         .collect();
-    let (mut q_tier0, mut q_skill): (Vec<Kpis>, Vec<Kpis>) = (Vec::new(), Vec::new());
+    let mut q_skill: Vec<Kpis> = Vec::new();
     for &seed in &seeds {
         let mut noise =
             <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x0A11);
@@ -207,56 +201,26 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
                 .map_or(0, |b| rand_distr::Distribution::sample(&b, &mut noise));
             bad as f64 / 1000.0
         })?;
-        let mut sim = Simulation::new(
-            Arc::clone(&model),
-            seed,
-            Box::new(BaselinePolicy::default()),
-            None,
-        );
-        sim.run_until(SimTime::from_days(args.days), &mut ());
-        q_tier0.push(sim.finish().kpis);
         let policy = ProcessSettings::new(BaselinePolicy::default(), settings);
-        let mut sim = Simulation::new(Arc::clone(&model), seed, Box::new(policy), None);
-        sim.run_until(SimTime::from_days(args.days), &mut ());
-        q_skill.push(sim.finish().kpis);
+        q_skill.push(run_kpis(&model, seed, args.days, Box::new(policy)));
         tick();
     }
-    let quality = vec![
-        paired(
-            "scrap_rate",
-            true,
-            &column(&q_tier0, |k| k.scrap_rate),
-            &column(&q_skill, |k| k.scrap_rate),
-        ),
-        paired(
-            "scrap_cost",
-            true,
-            &column(&q_tier0, |k| k.scrap_cost),
-            &column(&q_skill, |k| k.scrap_cost),
-        ),
-        paired(
-            "failures",
-            true,
-            &column(&q_tier0, |k| k.failures as f64),
-            &column(&q_skill, |k| k.failures as f64),
-        ),
-        paired(
-            "oee",
-            false,
-            &column(&q_tier0, |k| k.oee),
-            &column(&q_skill, |k| k.oee),
-        ),
-    ];
+    let quality = compare(
+        &tier0,
+        &q_skill,
+        &[
+            ("scrap_rate", true, |k| k.scrap_rate),
+            ("scrap_cost", true, |k| k.scrap_cost),
+            ("failures", true, |k| k.failures as f64),
+            ("oee", false, |k| k.oee),
+        ],
+    );
     // Forecasting: the skill against seasonal naive on each seed's demand (rolling origin).
     let forecaster = DemandForecaster::default();
     let config = BacktestConfig::default();
     let (mut mase_skill, mut mase_naive) = (Vec::new(), Vec::new());
     for &seed in &seeds {
-        let mut recorder = DemandRecorder {
-            start_ms: start.0,
-            products: products.clone(),
-            units: vec![vec![0.0; DEMAND_DAYS]; products.len()],
-        };
+        let mut recorder = DemandRecorder::new(start, products.clone(), DEMAND_DAYS);
         let mut sim = Simulation::new(
             Arc::clone(&model),
             seed,
@@ -304,32 +268,12 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
         "Maintenance ({} days): fixed-interval service vs condition-based skill",
         args.days
     );
-    for p in &maintenance {
-        println!(
-            "  {:<18} {:>12.3} → {:>12.3}   {:+.3} ± {:.3}{}",
-            p.kpi,
-            p.tier0,
-            p.skill,
-            p.difference.mean,
-            p.difference.ci95,
-            if p.better { "   better (95 %)" } else { "" }
-        );
-    }
+    print_rows(&maintenance, 3);
     println!(
         "\nQuality ({} days): default process settings vs settings learnt by Bayesian optimisation",
         args.days
     );
-    for p in &quality {
-        println!(
-            "  {:<18} {:>12.4} → {:>12.4}   {:+.4} ± {:.4}{}",
-            p.kpi,
-            p.tier0,
-            p.skill,
-            p.difference.mean,
-            p.difference.ci95,
-            if p.better { "   better (95 %)" } else { "" }
-        );
-    }
+    print_rows(&quality, 4);
     println!(
         "\nForecasting ({DEMAND_DAYS} days of demand, rolling origin): seasonal naive vs MSTL+AutoETS"
     );

@@ -12,12 +12,12 @@
 //!
 //! Prints one JSON document (deterministic: fixed seeds); timing goes to stderr.
 
-use aifactory_core::{EventKind, ExecutedBy, Plant, PlantEvent};
+use aifactory_core::{ExecutedBy, Plant};
 use aifactory_skills::forecast::{
-    BacktestConfig, BacktestReport, DemandForecaster, ReplenishmentInput, backtest,
+    BacktestConfig, BacktestReport, DemandForecaster, DemandRecorder, ReplenishmentInput, backtest,
     lead_time_sigma, normal_quantile, plan_replenishment, replenishment_decision,
 };
-use aifactory_twin::{BaselinePolicy, Observer, PlantModel, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, PlantModel, SimTime, Simulation};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,34 +28,6 @@ const DAYS: usize = 240;
 const SERVICE_LEVELS: [f64; 2] = [0.9, 0.95];
 /// Past origins needed before σ of the lead-time error is trusted.
 const WARM_UP: usize = 4;
-
-/// Collects units ordered per product and day from `order_received` events.
-struct DemandRecorder {
-    start_ms: i64,
-    products: Vec<String>,
-    units: Vec<Vec<f64>>,
-}
-
-impl Observer for DemandRecorder {
-    fn wants_events(&self) -> bool {
-        true
-    }
-    fn event(&mut self, event: PlantEvent) {
-        if event.kind != EventKind::OrderReceived {
-            return;
-        }
-        let day = (event.at.0 - self.start_ms).div_euclid(86_400_000);
-        let product = event.detail["product"].as_str().unwrap_or_default();
-        let quantity = event.detail["quantity"].as_f64().unwrap_or(0.0);
-        if let (Ok(day), Some(p)) = (
-            usize::try_from(day),
-            self.products.iter().position(|id| id == product),
-        ) && day < DAYS
-        {
-            self.units[p][day] += quantity;
-        }
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
@@ -90,11 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cycles = vec![vec![(0usize, 0usize); SERVICE_LEVELS.len()]; products.len()];
     let mut example_decision = None;
     for seed in SEEDS {
-        let mut recorder = DemandRecorder {
-            start_ms: start.0,
-            products: products.clone(),
-            units: vec![vec![0.0; DAYS]; products.len()],
-        };
+        let mut recorder = DemandRecorder::new(start, products.clone(), DAYS);
         let mut sim = Simulation::new(
             Arc::clone(&model),
             seed,

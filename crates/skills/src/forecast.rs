@@ -851,6 +851,50 @@ pub fn replenishment_decision(
     }
 }
 
+/// Records units ordered per product and day from the twin's (or a plant's) `order_received`
+/// events: the demand history the forecaster learns from.
+#[derive(Debug, Clone)]
+pub struct DemandRecorder {
+    start_ms: i64,
+    /// Product ids, in the order of `units`.
+    pub products: Vec<String>,
+    /// `units[product][day]`.
+    pub units: Vec<Vec<f64>>,
+}
+
+impl DemandRecorder {
+    /// A recorder for `days` days from `start` (the plant's day zero).
+    pub fn new(start: Timestamp, products: Vec<String>, days: usize) -> Self {
+        let units = vec![vec![0.0; days]; products.len()];
+        DemandRecorder {
+            start_ms: start.0,
+            products,
+            units,
+        }
+    }
+}
+
+impl aifactory_twin::Observer for DemandRecorder {
+    fn wants_events(&self) -> bool {
+        true
+    }
+    fn event(&mut self, event: aifactory_core::PlantEvent) {
+        if event.kind != aifactory_core::EventKind::OrderReceived {
+            return;
+        }
+        let day = (event.at.0 - self.start_ms).div_euclid(86_400_000);
+        let product = event.detail["product"].as_str().unwrap_or_default();
+        let quantity = event.detail["quantity"].as_f64().unwrap_or(0.0);
+        if let (Ok(day), Some(p)) = (
+            usize::try_from(day),
+            self.products.iter().position(|id| id == product),
+        ) && let Some(slot) = self.units[p].get_mut(day)
+        {
+            *slot += quantity;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
