@@ -192,6 +192,31 @@ fn eval_twin_pairs_each_skill_with_its_tier0_baseline() {
         .map(|k| k["kpi"].as_str().unwrap())
         .collect();
     assert_eq!(quality, ["scrap_rate", "scrap_cost", "failures", "oee"]);
+    let replenishment: Vec<&str> = v["replenishment"]["kpis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kpi"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        replenishment,
+        [
+            "stockouts",
+            "material_holding",
+            "holding_cost",
+            "on_time_delivery",
+            "total_cost"
+        ]
+    );
+    // Material holding is part of holding, on both sides of every comparison.
+    for side in ["tier0", "skill"] {
+        let kpis = &v["replenishment"]["kpis"];
+        assert!(kpis[1][side].as_f64().unwrap() > 0.0, "{v}");
+        assert!(
+            kpis[1][side].as_f64().unwrap() <= kpis[2][side].as_f64().unwrap(),
+            "{v}"
+        );
+    }
     // Learnt settings scrap less than the defaults on every seed here.
     assert_eq!(v["quality"]["kpis"][0]["better"], true, "{v}");
     // The forecaster beats seasonal naive on the twin's demand on every seed.

@@ -101,7 +101,9 @@ fn tier1_runs_the_skills_and_is_reproducible() {
     let v: serde_json::Value = serde_json::from_str(&first).expect("one JSON object");
     let policy = v["policy"].as_str().unwrap();
     assert!(
-        policy.starts_with("aps") && policy.ends_with("+cbm"),
+        policy.starts_with("aps")
+            && policy.contains("+cbm")
+            && policy.ends_with("+forecast-replenishment"),
         "{policy}"
     );
     assert!(v["throughput"].as_f64().unwrap() > 0.0, "{v}");

@@ -149,7 +149,8 @@ struct SimArgs {
     seed: u64,
     /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest
     /// job); or tier1: the AI skills decide, each on its own (APS scheduling and dispatching,
-    /// condition-based maintenance), with --purchasing for the rest.
+    /// condition-based maintenance, replenishment from forecasts once ~9 weeks of orders are
+    /// known), with --purchasing until then.
     #[arg(long, default_value = "edd")]
     policy: String,
     /// Maintenance rule: rtf (run to failure), pm (each machine type's interval), pm:HOURS.

@@ -282,6 +282,7 @@ pub(crate) fn simulate_and_serve(
             })
         };
         let (result, updates) = twin.await.context("the twin thread failed")?;
+        let result = result?;
         tokio::time::sleep(Duration::from_secs_f64(serve.hold_s)).await;
         if let Ok(server) = std::sync::Arc::try_unwrap(server) {
             server.shutdown().await;

@@ -175,7 +175,7 @@ pub(crate) fn simulate_and_publish(
             // Dropping the observer at the end closes the channel: the publisher then finishes.
             tokio::task::spawn_blocking(move || simulate(&spec, &mut observer, &bar))
         };
-        let result = twin.await.context("the twin thread failed")?;
+        let result = twin.await.context("the twin thread failed")??;
         let stats = publisher
             .await
             .context("the publisher task failed")?

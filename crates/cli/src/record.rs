@@ -240,7 +240,7 @@ pub(crate) fn simulate_and_record(
             result
         })
         .await
-        .context("the simulation thread stopped")?;
+        .context("the simulation thread stopped")??;
         let (events, telemetry) = writer.await.context("the database writer stopped")??;
         let via_mqtt = match live {
             None => None,

@@ -89,14 +89,25 @@ fn progress(days: f64, quiet: bool) -> ProgressBar {
 }
 
 /// Tier 1: every skill decides on its own — the APS skill plans and dispatches, the
-/// condition-based maintenance skill stops machines; `base` keeps purchasing.
-fn tier1_policy(
-    base: BaselinePolicy,
-) -> aifactory_skills::maintenance::PredictiveMaintenance<aifactory_skills::ApsPolicy> {
-    aifactory_skills::maintenance::PredictiveMaintenance::new(
-        aifactory_skills::ApsPolicy::new(aifactory_skills::ApsConfig::default(), base),
+/// condition-based maintenance skill stops machines, the replenishment skill buys materials
+/// on forecasts once it has the history (until then `base` keeps purchasing).
+type Tier1 = aifactory_skills::replenish::ForecastReplenishment<
+    aifactory_skills::maintenance::PredictiveMaintenance<aifactory_skills::ApsPolicy>,
+>;
+
+fn tier1_policy(plant: &aifactory_core::Plant, base: BaselinePolicy) -> anyhow::Result<Tier1> {
+    let scheduling = aifactory_skills::ApsPolicy::new(aifactory_skills::ApsConfig::default(), base);
+    let maintenance = aifactory_skills::maintenance::PredictiveMaintenance::new(
+        scheduling,
         aifactory_skills::maintenance::MaintenanceConfig::default(),
+    );
+    aifactory_skills::replenish::ForecastReplenishment::new(
+        maintenance,
+        plant,
+        aifactory_skills::replenish::ReplenishConfig::default(),
+        &std::collections::BTreeMap::new(),
     )
+    .context("setting up the replenishment skill")
 }
 
 /// Runs the twin day by day (so the progress bar moves) and closes the books at the horizon.
@@ -104,7 +115,7 @@ pub(crate) fn simulate(
     spec: &RunSpec,
     observer: &mut dyn aifactory_twin::Observer,
     bar: &ProgressBar,
-) -> SimResult {
+) -> anyhow::Result<SimResult> {
     let model = Arc::new(PlantModel::new(spec.plant.clone()));
     let policy: Box<dyn aifactory_twin::Policy + Send> = match (&spec.commands, spec.tier1) {
         (Some(inbox), false) => Box::new(aifactory_twin::Commanded::new(
@@ -113,12 +124,12 @@ pub(crate) fn simulate(
             inbox.clone(),
         )),
         (Some(inbox), true) => Box::new(aifactory_twin::Commanded::new(
-            tier1_policy(spec.policy),
+            tier1_policy(&spec.plant, spec.policy)?,
             &model,
             inbox.clone(),
         )),
         (None, false) => Box::new(spec.policy),
-        (None, true) => Box::new(tier1_policy(spec.policy)),
+        (None, true) => Box::new(tier1_policy(&spec.plant, spec.policy)?),
     };
     let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
     let whole_days = spec.days.floor() as u64;
@@ -128,7 +139,7 @@ pub(crate) fn simulate(
     }
     sim.run_until(SimTime::from_days(spec.days), observer);
     bar.finish_and_clear();
-    sim.finish()
+    Ok(sim.finish())
 }
 
 #[derive(Debug, Serialize)]
@@ -180,7 +191,7 @@ fn execute(
 ) -> anyhow::Result<(SimResult, Option<record::Written>)> {
     let bar = progress(spec.days, quiet);
     match db {
-        None => Ok((simulate(spec, &mut (), &bar), None)),
+        None => Ok((simulate(spec, &mut (), &bar)?, None)),
         Some(path) => {
             let target = StoreTarget {
                 path: path.to_owned(),
@@ -493,7 +504,7 @@ pub(crate) fn bench_twin(
     let mut best: Option<(f64, SimResult)> = None;
     for _ in 0..repeat.max(1) {
         let started = std::time::Instant::now();
-        let result = simulate(&spec, &mut (), &ProgressBar::hidden());
+        let result = simulate(&spec, &mut (), &ProgressBar::hidden())?;
         let wall = started.elapsed().as_secs_f64();
         if best.as_ref().is_none_or(|(w, _)| wall < *w) {
             best = Some((wall, result));

@@ -38,7 +38,11 @@ pub struct KpiInputs {
     pub maintenance_cost: f64,
     pub tardiness_cost: f64,
     pub scrap_cost: f64,
+    /// Material and WIP holding together.
     pub holding_cost: f64,
+    /// The raw-material part of `holding_cost` (what purchasing controls).
+    #[serde(default)]
+    pub material_holding_cost: f64,
     pub failures: u64,
     pub preventive_maintenance: u64,
     pub stockouts: u64,
@@ -66,6 +70,9 @@ pub struct Kpis {
     pub tardiness_cost: f64,
     pub scrap_cost: f64,
     pub holding_cost: f64,
+    /// The raw-material part of `holding_cost`.
+    #[serde(default)]
+    pub material_holding_cost: f64,
     pub total_cost: f64,
     pub good_units: u64,
     pub orders_completed: u64,
@@ -119,6 +126,7 @@ impl Kpis {
             tardiness_cost: i.tardiness_cost,
             scrap_cost: i.scrap_cost,
             holding_cost: i.holding_cost,
+            material_holding_cost: i.material_holding_cost,
             total_cost,
             good_units: i.finished_good_units,
             orders_completed: i.orders_completed,

@@ -6,9 +6,12 @@
 //! where a figure needs one). The only I/O is reading public benchmark files (NAB, C-MAPSS) in
 //! the modules that score skills on them.
 //!
-//! Today: scheduling (advanced planning and scheduling on a rolling horizon); streaming anomaly
-//! detection on telemetry ([`anomaly`], scored on NAB by [`nab`]); remaining useful life from
-//! run-to-failure histories ([`rul`], scored on NASA C-MAPSS).
+//! Skills by lifecycle stage: production — scheduling (APS on a rolling horizon), streaming
+//! anomaly detection ([`anomaly`], scored on NAB by [`nab`]), remaining useful life ([`rul`],
+//! scored on NASA C-MAPSS), condition-based [`maintenance`], OEE losses ([`oee`]); testing —
+//! [`spc`] and adaptive inspection; design — Bayesian optimisation ([`bo`], [`quality`]);
+//! sales — demand [`forecast`]s and capable-to-promise ([`ctp`]); management — [`bom`]
+//! explosion and [`replenish`]ment from forecasts.
 
 pub mod anomaly;
 pub mod bo;
@@ -19,6 +22,7 @@ pub mod maintenance;
 pub mod nab;
 pub mod oee;
 pub mod quality;
+pub mod replenish;
 pub mod rul;
 mod scheduling;
 pub mod spc;

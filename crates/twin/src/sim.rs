@@ -1496,6 +1496,7 @@ impl State {
             scrap_cost: c.scrap_cost,
             holding_cost: c.material_holding_cost
                 + wip_unit_s / 86_400.0 * model.plant.costs.wip_holding_per_unit_day,
+            material_holding_cost: c.material_holding_cost,
             failures: self.machines.iter().map(|s| s.failures).sum(),
             preventive_maintenance: self.machines.iter().map(|s| s.preventive).sum(),
             stockouts: c.stockouts,
