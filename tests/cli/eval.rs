@@ -192,6 +192,12 @@ fn eval_twin_pairs_each_skill_with_its_tier0_baseline() {
         .map(|k| k["kpi"].as_str().unwrap())
         .collect();
     assert_eq!(quality, ["scrap_rate", "scrap_cost", "failures", "oee"]);
+    // Ranking jobs by predicted risk finds more scrap than ranking steps by their rate.
+    let defects = &v["defect_risk"]["kpis"];
+    assert_eq!(defects[0]["kpi"], "defects_found", "{v}");
+    assert_eq!(defects[0]["better"], true, "{v}");
+    let found = defects[0]["skill"].as_f64().unwrap();
+    assert!(found > 0.2 && found <= 1.0, "{v}");
     let replenishment: Vec<&str> = v["replenishment"]["kpis"]
         .as_array()
         .unwrap()

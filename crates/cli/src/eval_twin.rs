@@ -4,9 +4,12 @@
 
 use crate::bench_policies::{Interval, interval};
 use aifactory_core::Kpis;
+use aifactory_skills::defect_risk::{
+    DefectRecorder, DefectRiskModel, OperationRow, capture_at_budget, log_loss,
+};
 use aifactory_skills::forecast::{BacktestConfig, DemandForecaster, DemandRecorder, backtest};
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};
-use aifactory_skills::quality::{ProcessSettings, StepToTune, learn_settings};
+use aifactory_skills::quality::{ProcessSettings, StepToTune, VariedSettings, learn_settings};
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
 use aifactory_twin::{BaselinePolicy, PlantModel, SimTime, Simulation};
 use std::path::PathBuf;
@@ -34,6 +37,14 @@ pub(crate) struct TwinArgs {
 
 /// Days of demand the forecasting backtest simulates (120-day windows, 14-day horizons).
 const DEMAND_DAYS: usize = 240;
+
+/// Days of operations the defect-risk comparison simulates: the model learns on the first
+/// half and is scored on the second.
+const DEFECT_DAYS: f64 = 120.0;
+/// How far settings vary in that run: ± this share of each parameter's range.
+const DEFECT_SPREAD: f64 = 0.25;
+/// Inspection budget: the share of units fully inspected, riskiest jobs first.
+const INSPECTION_BUDGET: f64 = 0.2;
 
 /// Days of order history the replenishment skill starts with: ten weeks of the ERP's order
 /// book, simulated with an independent seed (whole weeks, so weekdays line up).
@@ -127,7 +138,7 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
     let model = Arc::new(PlantModel::new(plant));
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
     let bar = (!args.json).then(|| {
-        let bar = indicatif::ProgressBar::new(seeds.len() as u64 * 5);
+        let bar = indicatif::ProgressBar::new(seeds.len() as u64 * 6);
         bar.set_message("tier 0 and tier 1 runs");
         bar
     });
@@ -220,6 +231,42 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
             ("oee", false, |k| k.oee),
         ],
     );
+    // Defect risk: which jobs to inspect. The skill ranks jobs by predicted risk; the baseline
+    // by each step's observed scrap rate (what an inspection plan by part number does).
+    let (mut capture_skill, mut capture_rate, mut loss_skill, mut loss_rate) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &seed in &seeds {
+        let mut recorder = DefectRecorder::new(model.plant());
+        let policy = VariedSettings::new(BaselinePolicy::default(), DEFECT_SPREAD, seed);
+        let mut sim = Simulation::new(Arc::clone(&model), seed, Box::new(policy), None);
+        sim.run_until(SimTime::from_days(DEFECT_DAYS), &mut recorder);
+        let split = start.0 + (DEFECT_DAYS / 2.0 * 86_400_000.0) as i64;
+        let (train, test): (Vec<OperationRow>, Vec<OperationRow>) =
+            recorder.rows.into_iter().partition(|r| r.at.0 < split);
+        let risk = DefectRiskModel::fit(&train)
+            .map_err(|e| anyhow::anyhow!("defect-risk model, seed {seed}: {e}"))?;
+        let rates = DefectRiskModel::rates(&train);
+        let by_skill: Vec<(f64, &OperationRow)> = test
+            .iter()
+            .map(|r| (risk.risk(&r.product, r.step, r.run_h, &r.params), r))
+            .collect();
+        let by_rate: Vec<(f64, &OperationRow)> = test
+            .iter()
+            .map(|r| {
+                let rate = rates.get(&(r.product.clone(), r.step)).copied();
+                (rate.unwrap_or(0.0), r)
+            })
+            .collect();
+        capture_skill.push(capture_at_budget(&by_skill, INSPECTION_BUDGET));
+        capture_rate.push(capture_at_budget(&by_rate, INSPECTION_BUDGET));
+        loss_skill.push(log_loss(&by_skill));
+        loss_rate.push(log_loss(&by_rate));
+        tick();
+    }
+    let defect_risk = vec![
+        paired("defects_found", false, &capture_rate, &capture_skill),
+        paired("log_loss", true, &loss_rate, &loss_skill),
+    ];
     // Replenishment: the fixed reorder point against buying on forecasts of exploded demand,
     // the skill starting from ten weeks of order history.
     let mut r_skill: Vec<Kpis> = Vec::new();
@@ -284,6 +331,7 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
             "days": args.days,
             "maintenance": { "tier0": "edd+pm+reorder", "skill": "edd+cbm+reorder", "kpis": maintenance },
             "quality": { "tier0": "default process settings", "skill": "settings learnt by Bayesian optimisation (15 trial batches per step)", "kpis": quality },
+            "defect_risk": { "baseline": "inspect steps by their observed scrap rate", "skill": "per-job risk (logistic regression on running hours and settings)", "days": DEFECT_DAYS, "settings_spread": DEFECT_SPREAD, "inspection_budget": INSPECTION_BUDGET, "kpis": defect_risk },
             "replenishment": { "tier0": "fixed reorder point", "skill": "forecast (MSTL+AutoETS) of BOM-exploded demand, safety stock from measured error, 95 % cycle service level", "kpis": replenishment },
             "forecasting": { "baseline": "seasonal naive (7 days)", "skill": "MSTL+AutoETS", "mase": forecasting, "mase_ratio": mase_ratio },
         });
@@ -305,6 +353,12 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
         args.days
     );
     print_rows(&quality, 4);
+    println!(
+        "\nDefect risk ({DEFECT_DAYS} days, settings varied ±{:.0} % of range, learnt on the first half): share of scrap found inspecting {:.0} % of units, by step rate vs by predicted risk",
+        DEFECT_SPREAD * 100.0,
+        INSPECTION_BUDGET * 100.0
+    );
+    print_rows(&defect_risk, 4);
     println!(
         "\nReplenishment ({} days): fixed reorder point vs forecast-based reorder point ({ORDER_BOOK_DAYS} days of order history)",
         args.days

@@ -17,6 +17,7 @@ pub mod anomaly;
 pub mod bo;
 pub mod bom;
 pub mod ctp;
+pub mod defect_risk;
 pub mod forecast;
 pub mod maintenance;
 pub mod nab;

@@ -101,6 +101,75 @@ impl<P: Policy> Policy for ProcessSettings<P> {
     }
 }
 
+/// Runs each operation at settings drawn uniformly within ±`spread` of the parameter's range
+/// around its default (clamped to the bounds), leaving every other decision to `inner`: a
+/// plant whose settings vary (trials, recipes, operators), the data a defect-risk model learns
+/// parameter effects from. Seeded, so runs repeat.
+#[derive(Debug, Clone)]
+pub struct VariedSettings<P> {
+    inner: P,
+    rng: rand_chacha::ChaCha8Rng,
+    spread: f64,
+}
+
+impl<P: Policy> VariedSettings<P> {
+    pub fn new(inner: P, spread: f64, seed: u64) -> Self {
+        VariedSettings {
+            inner,
+            rng: <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed),
+            spread: if spread.is_finite() {
+                spread.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+impl<P: Policy> Policy for VariedSettings<P> {
+    fn name(&self) -> String {
+        format!("{}+varied-settings", self.inner.name())
+    }
+    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        self.inner.dispatch(now, machine, candidates)
+    }
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        self.inner.start_maintenance(view)
+    }
+    fn process_params(
+        &mut self,
+        _machine: MachineId,
+        _product: usize,
+        _step: usize,
+        specs: &[ParamSpec],
+    ) -> Vec<f64> {
+        specs
+            .iter()
+            .map(|s| {
+                let half = self.spread * (s.max - s.min).abs();
+                let offset = if half > 0.0 {
+                    rand::Rng::random_range(&mut self.rng, -half..=half)
+                } else {
+                    0.0
+                };
+                (s.default + offset).clamp(s.min.min(s.max), s.max.max(s.min))
+            })
+            .collect()
+    }
+    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+        self.inner.release(now, pending)
+    }
+    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        self.inner.purchase(now, stock)
+    }
+    fn wants_floor(&self) -> bool {
+        self.inner.wants_floor()
+    }
+    fn plan(&mut self, floor: &Floor) {
+        self.inner.plan(floor);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
