@@ -175,7 +175,13 @@ fn eval_twin_pairs_each_skill_with_its_tier0_baseline() {
     let names: Vec<&str> = kpis.iter().map(|k| k["kpi"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["failures", "maintenance_cost", "availability", "oee"]
+        [
+            "failures",
+            "maintenance_cost",
+            "downtime_h",
+            "availability",
+            "oee"
+        ]
     );
     for k in kpis {
         let d = &k["difference"];

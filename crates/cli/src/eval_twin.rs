@@ -169,6 +169,7 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
         &[
             ("failures", true, |k| k.failures as f64),
             ("maintenance_cost", true, |k| k.maintenance_cost),
+            ("downtime_h", true, |k| k.downtime_h),
             ("availability", false, |k| k.availability),
             ("oee", false, |k| k.oee),
         ],

@@ -74,6 +74,9 @@ pub struct Kpis {
     #[serde(default)]
     pub material_holding_cost: f64,
     pub total_cost: f64,
+    /// Machine hours lost to breakdowns (failure to end of repair) and planned maintenance.
+    #[serde(default)]
+    pub downtime_h: f64,
     pub good_units: u64,
     pub orders_completed: u64,
     pub failures: u64,
@@ -128,6 +131,7 @@ impl Kpis {
             holding_cost: i.holding_cost,
             material_holding_cost: i.material_holding_cost,
             total_cost,
+            downtime_h: (i.breakdown_s + i.maintenance_s) / 3600.0,
             good_units: i.finished_good_units,
             orders_completed: i.orders_completed,
             failures: i.failures,
@@ -157,6 +161,7 @@ mod tests {
         };
         let k = Kpis::compute(&inputs);
         assert!((k.availability - 0.75).abs() < 1e-12);
+        assert!((k.downtime_h - 1.0).abs() < 1e-12);
         assert!((k.performance - 0.9).abs() < 1e-12);
         assert!((k.quality - 0.95).abs() < 1e-12);
         assert!((k.oee - 0.75 * 0.9 * 0.95).abs() < 1e-12);

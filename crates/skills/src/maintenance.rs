@@ -8,7 +8,10 @@
 //! service, and the health index just before it is recorded. Once enough failures are known,
 //! a free machine is stopped when its health index reaches the level at which a chosen share of
 //! past failures had already happened — the share set by the cost of a planned stop against
-//! an unplanned one. Until then it keeps the machine type's recommended interval (tier 0).
+//! an unplanned one. The schedule enters through the machine's queue: in a gap (nothing
+//! waiting) a stop costs no production, so the cost ratio — and with it the threshold — drops
+//! (by default to the lowest index seen at a failure). Until enough failures are known it keeps
+//! the machine type's recommended interval (tier 0).
 
 use aifactory_twin::{
     Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
@@ -29,6 +32,11 @@ pub struct MaintenanceConfig {
     pub cost_ratio: f64,
     /// Never service before this share of the recommended interval.
     pub min_interval_share: f64,
+    /// In a gap of the schedule (nothing queued for the machine) a stop costs no production,
+    /// only parts and labour, so the threshold's cost ratio is multiplied by this (1 = no
+    /// difference; 0 = service in any gap once the index reaches the lowest level seen at a
+    /// failure, and past `min_interval_share`).
+    pub idle_cost_factor: f64,
 }
 
 impl Default for MaintenanceConfig {
@@ -39,6 +47,7 @@ impl Default for MaintenanceConfig {
             min_failures: 5,
             cost_ratio: 0.5,
             min_interval_share: 0.6,
+            idle_cost_factor: 0.0,
         }
     }
 }
@@ -74,12 +83,18 @@ impl<P: Policy> PredictiveMaintenance<P> {
 
     /// The learnt health-index threshold, once enough failures are known.
     pub fn threshold(&self) -> Option<f64> {
+        self.threshold_at(self.config.cost_ratio)
+    }
+
+    /// The threshold for a given planned-to-unplanned cost ratio: the `ratio` quantile of the
+    /// health index at past failures.
+    fn threshold_at(&self, cost_ratio: f64) -> Option<f64> {
         if self.failure_indices.len() < self.config.min_failures {
             return None;
         }
         let mut sorted = self.failure_indices.clone();
         sorted.sort_by(f64::total_cmp);
-        let q = (1.0 - (1.0 - self.config.cost_ratio).clamp(0.0, 1.0)).clamp(0.0, 1.0);
+        let q = cost_ratio.clamp(0.0, 1.0);
         let pos = (q * (sorted.len() - 1) as f64).round() as usize;
         sorted.get(pos).copied()
     }
@@ -136,7 +151,12 @@ impl<P: Policy> Policy for PredictiveMaintenance<P> {
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
         let index = self.observe(view);
-        let decide = match self.threshold() {
+        let ratio = if view.queue_len == 0 {
+            self.config.cost_ratio * self.config.idle_cost_factor
+        } else {
+            self.config.cost_ratio
+        };
+        let decide = match self.threshold_at(ratio) {
             None => view.run_h_since_maintenance >= view.recommended_interval_h,
             Some(t) => {
                 view.run_h_since_maintenance
@@ -230,5 +250,38 @@ mod tests {
         // A service we asked for is not counted as a failure.
         assert!(!skill.start_maintenance(&view(9, 0.5, 1.0)));
         assert_eq!(skill.failures_seen(), 5);
+    }
+
+    #[test]
+    fn services_earlier_in_a_gap_of_the_schedule() {
+        let config = MaintenanceConfig {
+            smoothing: 1.0,
+            ..MaintenanceConfig::default()
+        };
+        let mut skill = PredictiveMaintenance::new(BaselinePolicy::default(), config);
+        for (m, level) in [1.5, 1.6, 1.7, 1.8, 1.9].into_iter().enumerate() {
+            skill.start_maintenance(&view(m, 1.0, 1.0));
+            skill.start_maintenance(&view(m, 30.0, level));
+            skill.start_maintenance(&view(m, 0.5, 1.0));
+        }
+        assert_eq!(skill.threshold(), Some(1.7));
+        // Index 1.55: below the busy threshold, above the lowest level seen at a failure.
+        let mut busy = view(7, 1.0, 1.0);
+        assert!(!skill.start_maintenance(&busy));
+        busy.run_h_since_maintenance = 65.0;
+        busy.last_vibration_mm_s = 1.55;
+        assert!(!skill.start_maintenance(&busy));
+        let idle = MachineView {
+            queue_len: 0,
+            ..busy
+        };
+        assert!(skill.start_maintenance(&idle));
+        // Not before the minimum share of the interval, gap or not.
+        let mut early = view(8, 1.0, 1.0);
+        skill.start_maintenance(&early);
+        early.queue_len = 0;
+        early.run_h_since_maintenance = 50.0;
+        early.last_vibration_mm_s = 1.95;
+        assert!(!skill.start_maintenance(&early));
     }
 }
