@@ -2,6 +2,7 @@
 //! the domain: plant files are read by `core`, simulated by `twin`, stored by `store`. It is
 //! the only place that knows about terminals, progress bars, exit codes and `--json`.
 
+mod assess;
 mod bench_ingest;
 mod bench_policies;
 mod config;
@@ -73,6 +74,10 @@ enum Command {
     /// Measure speed (wall-clock): see bench/ for the side-by-side runs against peers.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Compute the plant's AI-factory tier from its decision ledger and data coverage (rules in
+    /// docs/TIERS.md); write a signed evidence bundle and an HTML report; `assess verify
+    /// BUNDLE` checks one.
+    Assess(assess::AssessArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +258,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&config, args),
         Command::Import(args) => import::run(&args),
         Command::Eval(command) => eval::run(command),
+        Command::Assess(args) => assess::run(args),
         #[cfg(feature = "opcua")]
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),

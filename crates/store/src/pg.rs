@@ -433,6 +433,22 @@ impl PgStore {
         rows.iter().map(decode_reading).collect()
     }
 
+    /// Machines with at least one telemetry reading stored (any run): the data coverage the
+    /// tier assessment counts.
+    pub async fn streaming_machines(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT s.machine FROM telemetry_series AS s \
+             WHERE EXISTS (SELECT 1 FROM telemetry AS t WHERE t.series_id = s.id) \
+             ORDER BY s.machine",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(read("streaming machines"))?;
+        rows.iter()
+            .map(|r| get::<_, String>(r, 0, "streaming machines"))
+            .collect()
+    }
+
     /// Stores a run's KPIs as one name/value row per numeric field, replacing any saved before,
     /// so that a KPI added to [`Kpis`] needs no migration.
     pub async fn save_kpis(&self, run: RunId, kpis: &Kpis) -> Result<(), StoreError> {

@@ -111,6 +111,11 @@ impl Store {
         forward!(self, s => s.telemetry(run).await)
     }
 
+    /// See [`SqliteStore::streaming_machines`].
+    pub async fn streaming_machines(&self) -> Result<Vec<String>, StoreError> {
+        forward!(self, s => s.streaming_machines().await)
+    }
+
     /// See [`SqliteStore::save_kpis`].
     pub async fn save_kpis(&self, run: RunId, kpis: &Kpis) -> Result<(), StoreError> {
         forward!(self, s => s.save_kpis(run, kpis).await)

@@ -429,6 +429,7 @@ conformance! {
         store.append_events(None, &live_events).await?;
 
         let readings = telemetry(50_000);
+        assert!(store.streaming_machines().await?.is_empty());
         store.append_telemetry(Some(run), &readings).await?;
         let live_readings = telemetry(7);
         store.append_telemetry(None, &live_readings).await?;
@@ -475,6 +476,7 @@ conformance! {
         assert_eq!(store.events(None).await?, live_events);
         assert_eq!(store.telemetry(Some(run)).await?, readings);
         assert_eq!(store.telemetry(None).await?, live_readings);
+        assert_eq!(store.streaming_machines().await?, ["QC-01", "TURN-01"]);
 
         let machines = store.machines("SITE-1").await?;
         let paths: Vec<(&str, &str)> = machines

@@ -1,0 +1,173 @@
+//! `aifactory assess` over a real SQLite store, and `assess verify` on the bundle it signs.
+
+use crate::{aifactory, text};
+use aifactory_core::{Decision, ExecutedBy, LifecycleStage, TelemetryReading, Timestamp};
+use aifactory_store::Store;
+
+fn decision(id: &str, at: i64, skill: &str, stage: LifecycleStage, inputs_ref: &str) -> Decision {
+    Decision {
+        id: id.into(),
+        at: Timestamp(at),
+        skill: skill.into(),
+        stage,
+        inputs_ref: inputs_ref.into(),
+        model: format!("{skill}-model"),
+        model_version: "1".into(),
+        output: serde_json::json!({"n": at}),
+        confidence: Some(0.7),
+        executed_by: ExecutedBy::None,
+        outcome: None,
+    }
+}
+
+/// A store where the maintenance skill and the scheduler decide, the scheduler citing the
+/// maintenance decisions, and two machines stream telemetry.
+fn plant_store(path: &std::path::Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::open_path(path).await.unwrap();
+        for i in 0..4 {
+            let m = format!("D-M{i}");
+            store
+                .record_decision(&decision(
+                    &m,
+                    i * 1000,
+                    "maintenance",
+                    LifecycleStage::Production,
+                    "health@TURN-01",
+                ))
+                .await
+                .unwrap();
+            store
+                .record_decision(&decision(
+                    &format!("D-S{i}"),
+                    i * 1000 + 1,
+                    "scheduling",
+                    LifecycleStage::Production,
+                    &format!("floor;decision:{m}"),
+                ))
+                .await
+                .unwrap();
+        }
+        let readings: Vec<TelemetryReading> = ["TURN-01", "MILL-01"]
+            .iter()
+            .map(|m| TelemetryReading {
+                at: Timestamp(0),
+                machine: (*m).into(),
+                signal: "vibration_mm_s".into(),
+                value: 2.0,
+            })
+            .collect();
+        store.append_telemetry(None, &readings).await.unwrap();
+        store.close().await;
+    });
+}
+
+#[test]
+fn assesses_the_ledger_signs_a_bundle_and_catches_an_edited_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("plant.db");
+    plant_store(&db);
+    let db = db.display().to_string();
+    let bundle = dir.path().join("evidence.json");
+    let html = dir.path().join("report.html");
+    let out = aifactory(&[
+        "assess",
+        "--db",
+        &db,
+        "--plant-id",
+        "PLANT-7",
+        "--bundle",
+        &bundle.display().to_string(),
+        "--html",
+        &html.display().to_string(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = &v["assessment"];
+    // One linked stage, three links missing: tier 1, and it names what tier 2 lacks.
+    assert_eq!(a["tier"], 1, "{v}");
+    assert_eq!(v["coverage"]["machines_streaming"], 2, "{v}");
+    let production = &a["stages"][2];
+    assert_eq!(production["stage"], "production");
+    assert_eq!(production["depth"], 2, "{v}");
+    assert_eq!(production["decisions"], 8);
+    let missing = a["missing_for_next_tier"].to_string();
+    assert!(missing.contains("forecast-to-plan"), "{missing}");
+    assert!(!missing.contains("maintenance-to-schedule"), "{missing}");
+    // The key was created beside the store, owner-readable only.
+    let key = dir.path().join("aifactory-signing.key");
+    assert!(key.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    assert!(std::fs::read_to_string(&html).unwrap().contains("PLANT-7"));
+
+    let bundle_arg = bundle.display().to_string();
+    let ok = aifactory(&["assess", "verify", &bundle_arg]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stdout).contains("PLANT-7 is tier 1"),
+        "{}",
+        text(&ok.stdout)
+    );
+
+    // Edit one ledger row (the 5th entry: a maintenance decision executed after all).
+    let mut b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    b["ledger"][4]["record"]["executed_by"] = "auto".into();
+    std::fs::write(&bundle, serde_json::to_vec(&b).unwrap()).unwrap();
+    let bad = aifactory(&["assess", "verify", &bundle_arg]);
+    assert!(!bad.status.success());
+    let err = text(&bad.stderr);
+    assert!(err.contains("row 5") && err.contains("edited"), "{err}");
+    let bad_json = aifactory(&["assess", "verify", &bundle_arg, "--json"]);
+    assert!(!bad_json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&bad_json.stdout).unwrap();
+    assert_eq!(v["verified"], false);
+
+    // A second run reuses the key: the same public key signs.
+    let again = aifactory(&["assess", "--db", &db, "--bundle", &bundle_arg]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(!text(&again.stdout).contains("created now"));
+}
+
+#[test]
+fn bad_invocations_say_what_is_wrong() {
+    let out = aifactory(&["assess"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--db"), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"format\": 1}").unwrap();
+    let out = aifactory(&["assess", "verify", &junk.display().to_string()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not an evidence bundle"),
+        "{}",
+        text(&out.stderr)
+    );
+    let key = dir.path().join("bad.key");
+    std::fs::write(&key, "not hex").unwrap();
+    let db = dir.path().join("p.db");
+    plant_store(&db);
+    let out = aifactory(&[
+        "assess",
+        "--db",
+        &db.display().to_string(),
+        "--bundle",
+        &dir.path().join("b.json").display().to_string(),
+        "--key",
+        &key.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("64 hex digits"),
+        "{}",
+        text(&out.stderr)
+    );
+}
