@@ -171,3 +171,51 @@ fn bad_invocations_say_what_is_wrong() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_recorded_tier1_run_is_assessed_tier1_and_tier0_is_tier0() {
+    let dir = tempfile::tempdir().unwrap();
+    let plant = crate::repo_file("plants/sme-textile.toml");
+    let assess = |policy: &str| -> serde_json::Value {
+        let db = dir
+            .path()
+            .join(format!("{policy}.db"))
+            .display()
+            .to_string();
+        let out = aifactory(&[
+            "sim", "--plant", &plant, "--policy", policy, "--days", "90", "--seed", "3", "--db",
+            &db,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = aifactory(&["assess", "--db", &db, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let tier0 = assess("edd");
+    assert_eq!(tier0["assessment"]["tier"], 0, "{tier0}");
+    let tier1 = assess("tier1");
+    let a = &tier1["assessment"];
+    assert_eq!(a["tier"], 1, "{tier1}");
+    // The skills' own decisions are the evidence: maintenance stops in production, purchases
+    // in management citing the forecasts they rest on.
+    let stage = |name: &str| {
+        a["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert!(
+        stage("production")["decisions"].as_u64().unwrap() > 0,
+        "{a}"
+    );
+    assert!(
+        stage("management")["executed_auto"].as_u64().unwrap() > 0,
+        "{a}"
+    );
+    assert!(a["links"][1]["citations"].as_u64().unwrap() > 0, "{a}");
+    let missing = a["missing_for_next_tier"].to_string();
+    assert!(missing.contains("maintenance-to-schedule"), "{missing}");
+}

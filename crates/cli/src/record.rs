@@ -77,6 +77,7 @@ impl Observer for Both<'_> {
 enum Batch {
     Events(Vec<PlantEvent>),
     Telemetry(Vec<TelemetryReading>),
+    Decisions(Vec<aifactory_core::Decision>),
 }
 
 struct Recorder {
@@ -85,6 +86,8 @@ struct Recorder {
     telemetry: Vec<TelemetryReading>,
     batch_rows: usize,
     keep_telemetry: bool,
+    /// The skills' decisions, sent ahead of the events that carry them out.
+    decisions: Option<aifactory_core::DecisionLog>,
     /// Set when the writer has gone away (it failed); its error is reported, not this one.
     closed: bool,
 }
@@ -96,7 +99,19 @@ impl Recorder {
         }
     }
 
+    /// Sends the decisions logged since the last call. Called before anything the twin
+    /// reports, so a decision reaches the ledger's queue before the events of its execution.
+    fn send_decisions(&mut self) {
+        if let Some(log) = &self.decisions
+            && !log.is_empty()
+        {
+            let decisions = log.drain();
+            self.send(Batch::Decisions(decisions));
+        }
+    }
+
     fn flush(&mut self) {
+        self.send_decisions();
         if !self.events.is_empty() {
             let events = std::mem::take(&mut self.events);
             self.send(Batch::Events(events));
@@ -113,6 +128,7 @@ impl Observer for Recorder {
         !self.closed
     }
     fn event(&mut self, event: PlantEvent) {
+        self.send_decisions();
         self.events.push(event);
         if self.events.len() >= self.batch_rows {
             let events = std::mem::take(&mut self.events);
@@ -178,6 +194,14 @@ pub(crate) fn simulate_and_record(
                             .context("writing telemetry")?;
                         telemetry += rows.len() as u64;
                     }
+                    Batch::Decisions(rows) => {
+                        for decision in &rows {
+                            writer_store
+                                .record_decision(decision)
+                                .await
+                                .with_context(|| format!("writing decision {}", decision.id))?;
+                        }
+                    }
                 }
             }
             anyhow::Ok((events, telemetry))
@@ -221,6 +245,7 @@ pub(crate) fn simulate_and_record(
                 telemetry: Vec::new(),
                 batch_rows,
                 keep_telemetry,
+                decisions: spec_owned.decisions.clone(),
                 closed: false,
             };
             let result = match &mut edge {

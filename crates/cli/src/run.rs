@@ -29,6 +29,8 @@ pub(crate) struct RunSpec {
     /// Tier 1: the AI skills decide, each on its own (APS scheduling, condition-based
     /// maintenance), on top of `policy` for everything they do not cover.
     pub(crate) tier1: bool,
+    /// Where the skills log their decisions (a recorded run writes them to the ledger).
+    pub(crate) decisions: Option<aifactory_core::DecisionLog>,
 }
 
 fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result<BaselinePolicy> {
@@ -95,19 +97,33 @@ type Tier1 = aifactory_skills::replenish::ForecastReplenishment<
     aifactory_skills::maintenance::PredictiveMaintenance<aifactory_skills::ApsPolicy>,
 >;
 
-fn tier1_policy(plant: &aifactory_core::Plant, base: BaselinePolicy) -> anyhow::Result<Tier1> {
+fn tier1_policy(
+    model: &PlantModel,
+    base: BaselinePolicy,
+    log: Option<&aifactory_core::DecisionLog>,
+) -> anyhow::Result<Tier1> {
+    let plant = model.plant();
+    let (start, _) = plant.start();
     let scheduling = aifactory_skills::ApsPolicy::new(aifactory_skills::ApsConfig::default(), base);
-    let maintenance = aifactory_skills::maintenance::PredictiveMaintenance::new(
+    let mut maintenance = aifactory_skills::maintenance::PredictiveMaintenance::new(
         scheduling,
         aifactory_skills::maintenance::MaintenanceConfig::default(),
     );
-    aifactory_skills::replenish::ForecastReplenishment::new(
+    if let Some(log) = log {
+        let ids = model.machine_ids().map(str::to_owned).collect();
+        maintenance = maintenance.with_log(log.clone(), start, ids);
+    }
+    let mut replenishment = aifactory_skills::replenish::ForecastReplenishment::new(
         maintenance,
         plant,
         aifactory_skills::replenish::ReplenishConfig::default(),
         &std::collections::BTreeMap::new(),
     )
-    .context("setting up the replenishment skill")
+    .context("setting up the replenishment skill")?;
+    if let Some(log) = log {
+        replenishment = replenishment.with_log(log.clone(), start);
+    }
+    Ok(replenishment)
 }
 
 /// Runs the twin day by day (so the progress bar moves) and closes the books at the horizon.
@@ -124,12 +140,12 @@ pub(crate) fn simulate(
             inbox.clone(),
         )),
         (Some(inbox), true) => Box::new(aifactory_twin::Commanded::new(
-            tier1_policy(&spec.plant, spec.policy)?,
+            tier1_policy(&model, spec.policy, spec.decisions.as_ref())?,
             &model,
             inbox.clone(),
         )),
         (None, false) => Box::new(spec.policy),
-        (None, true) => Box::new(tier1_policy(&spec.plant, spec.policy)?),
+        (None, true) => Box::new(tier1_policy(&model, spec.policy, spec.decisions.as_ref())?),
     };
     let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
     let whole_days = spec.days.floor() as u64;
@@ -227,6 +243,7 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
         telemetry_period_s: Some(d.telemetry_period_s),
         commands: None,
         tier1: false,
+        decisions: None,
     };
     let db = match args.db {
         Some(db) => db,
@@ -295,6 +312,9 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         telemetry_period_s: args.telemetry_period,
         commands: None,
         tier1: args.policy.eq_ignore_ascii_case("tier1"),
+        // A recorded tier-1 run writes the skills' decisions to the ledger.
+        decisions: (args.policy.eq_ignore_ascii_case("tier1") && args.db.is_some())
+            .then(aifactory_core::DecisionLog::new),
     };
     if let Some(p) = args.pace
         && !(p.is_finite() && p > 0.0)
@@ -500,6 +520,7 @@ pub(crate) fn bench_twin(
         telemetry_period_s,
         commands: None,
         tier1: false,
+        decisions: None,
     };
     let mut best: Option<(f64, SimResult)> = None;
     for _ in 0..repeat.max(1) {

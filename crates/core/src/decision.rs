@@ -146,3 +146,66 @@ pub struct Decision {
     pub executed_by: ExecutedBy,
     pub outcome: Option<Outcome>,
 }
+
+/// Where skills running inside a policy hand their decisions, in the order they were made, for
+/// the caller to write to the ledger before the twin (or plant) acts on them. Cheap to clone:
+/// clones share one queue.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionLog {
+    queue: std::sync::Arc<std::sync::Mutex<Vec<Decision>>>,
+}
+
+impl DecisionLog {
+    pub fn new() -> Self {
+        DecisionLog::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Decision>> {
+        // A panic elsewhere while holding the lock leaves a valid Vec: keep using it.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn push(&self, decision: Decision) {
+        self.lock().push(decision);
+    }
+
+    /// Takes every decision logged so far, oldest first.
+    pub fn drain(&self) -> Vec<Decision> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_one_queue_in_order() {
+        let log = DecisionLog::new();
+        let writer = log.clone();
+        for i in 0..3 {
+            writer.push(Decision {
+                id: format!("D-{i}"),
+                at: Timestamp(i),
+                skill: "s".into(),
+                stage: LifecycleStage::Production,
+                inputs_ref: String::new(),
+                model: "m".into(),
+                model_version: "1".into(),
+                output: serde_json::Value::Null,
+                confidence: None,
+                executed_by: ExecutedBy::Auto,
+                outcome: None,
+            });
+        }
+        let ids: Vec<String> = log.drain().into_iter().map(|d| d.id).collect();
+        assert_eq!(ids, ["D-0", "D-1", "D-2"]);
+        assert!(log.is_empty() && writer.is_empty());
+    }
+}

@@ -19,6 +19,7 @@ pub mod bom;
 pub mod ctp;
 pub mod defect_risk;
 pub mod forecast;
+pub mod log;
 pub mod maintenance;
 pub mod nab;
 pub mod oee;

@@ -13,6 +13,8 @@
 //! (by default to the lowest index seen at a failure). Until enough failures are known it keeps
 //! the machine type's recommended interval (tier 0).
 
+use crate::log::SkillLog;
+use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_twin::{
     Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
     QueuedOp, SimTime,
@@ -69,7 +71,14 @@ pub struct PredictiveMaintenance<P> {
     machines: Vec<MachineHealth>,
     /// Health index just before each failure seen, fleet-wide, in arrival order.
     failure_indices: Vec<f64>,
+    /// Where its decisions go, with the machines' ids.
+    ledger: Option<(SkillLog, Vec<String>)>,
 }
+
+/// Model id written into maintenance decisions.
+pub const MODEL_ID: &str = "cbm-health-index";
+/// Model version: the health index and threshold rule.
+pub const MODEL_VERSION: &str = "1/vib-baseline/failure-quantile/gap";
 
 impl<P: Policy> PredictiveMaintenance<P> {
     pub fn new(inner: P, config: MaintenanceConfig) -> Self {
@@ -78,7 +87,20 @@ impl<P: Policy> PredictiveMaintenance<P> {
             config,
             machines: Vec::new(),
             failure_indices: Vec::new(),
+            ledger: None,
         }
+    }
+
+    /// Logs every stop the skill decides (once it has learnt its threshold) to `log`, as
+    /// production-stage decisions executed by the twin; `machine_ids` in the twin's order.
+    pub fn with_log(
+        mut self,
+        log: DecisionLog,
+        start: Timestamp,
+        machine_ids: Vec<String>,
+    ) -> Self {
+        self.ledger = Some((SkillLog::new(log, start, "CBM"), machine_ids));
+        self
     }
 
     /// The learnt health-index threshold, once enough failures are known.
@@ -166,6 +188,38 @@ impl<P: Policy> Policy for PredictiveMaintenance<P> {
         };
         if decide && let Some(h) = self.machines.get_mut(view.machine) {
             h.serviced_by_us = true;
+        }
+        if decide && let Some(threshold) = self.threshold_at(ratio) {
+            // The share of past failures that came at or below this index: how likely, from
+            // the fleet's own history, a failure would already be due.
+            let due = self.failure_indices.iter().filter(|&&f| f <= index).count() as f64
+                / self.failure_indices.len().max(1) as f64;
+            if let Some((log, ids)) = &mut self.ledger {
+                let machine = ids
+                    .get(view.machine)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{}", view.machine));
+                log.record(view.now, |id, at| Decision {
+                    id,
+                    at,
+                    skill: "maintenance".to_owned(),
+                    stage: LifecycleStage::Production,
+                    inputs_ref: format!("vibration:{machine}"),
+                    model: MODEL_ID.to_owned(),
+                    model_version: MODEL_VERSION.to_owned(),
+                    output: serde_json::json!({
+                        "machine": machine,
+                        "action": "preventive_maintenance",
+                        "health_index": index,
+                        "threshold": threshold,
+                        "run_h_since_service": view.run_h_since_maintenance,
+                        "in_schedule_gap": view.queue_len == 0,
+                    }),
+                    confidence: Some(due),
+                    executed_by: ExecutedBy::Auto,
+                    outcome: None,
+                });
+            }
         }
         decide
     }
@@ -258,7 +312,13 @@ mod tests {
             smoothing: 1.0,
             ..MaintenanceConfig::default()
         };
-        let mut skill = PredictiveMaintenance::new(BaselinePolicy::default(), config);
+        let log = DecisionLog::new();
+        let ids = (0..10).map(|m| format!("M-{m}")).collect();
+        let mut skill = PredictiveMaintenance::new(BaselinePolicy::default(), config).with_log(
+            log.clone(),
+            Timestamp(1_000),
+            ids,
+        );
         for (m, level) in [1.5, 1.6, 1.7, 1.8, 1.9].into_iter().enumerate() {
             skill.start_maintenance(&view(m, 1.0, 1.0));
             skill.start_maintenance(&view(m, 30.0, level));
@@ -276,6 +336,17 @@ mod tests {
             ..busy
         };
         assert!(skill.start_maintenance(&idle));
+        // That stop, and only it, is in the ledger queue, with its machine and evidence.
+        let logged = log.drain();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        let d = &logged[0];
+        assert_eq!(d.id, "D-CBM-000001");
+        assert_eq!(d.at, Timestamp(1_000));
+        assert_eq!(d.output["machine"], "M-7");
+        assert_eq!(d.output["in_schedule_gap"], true);
+        assert_eq!(d.stage, LifecycleStage::Production);
+        // One of five past failures came at or below index 1.55.
+        assert_eq!(d.confidence, Some(0.2));
         // Not before the minimum share of the interval, gap or not.
         let mut early = view(8, 1.0, 1.0);
         skill.start_maintenance(&early);

@@ -26,7 +26,8 @@ use crate::forecast::{
     DemandForecaster, MaterialTargets, ReplenishmentPlan, lead_time_sigma, normal_quantile,
     purchase_for,
 };
-use aifactory_core::Plant;
+use crate::log::SkillLog;
+use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Plant, Timestamp};
 use aifactory_twin::{
     Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
     QueuedOp, SimTime,
@@ -120,6 +121,9 @@ pub enum ReplenishError {
 
 #[derive(Debug, Clone)]
 struct MaterialState {
+    id: String,
+    /// Today's forecast decision, which purchases cite.
+    forecast_decision: Option<String>,
     /// Whole days of lead time plus jitter: the longest horizon the reorder point protects.
     protection_days: usize,
     lead_days: f64,
@@ -154,6 +158,8 @@ pub struct ForecastReplenishment<P> {
     history_days: usize,
     seen_orders: Vec<bool>,
     planned_day: Option<i64>,
+    /// Where forecasts (sales stage) and purchases (management stage) are logged.
+    ledger: Option<(SkillLog, SkillLog)>,
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -231,6 +237,8 @@ impl<P: Policy> ForecastReplenishment<P> {
             .iter()
             .zip(&weighted)
             .map(|(m, &(lots, weight))| MaterialState {
+                id: m.id.clone(),
+                forecast_decision: None,
                 holding_per_unit_day: m.holding_cost_per_unit_day,
                 lot: m.order_qty,
                 orders_per_shortage: if weight > 0.0 { lots / weight } else { 1.0 },
@@ -258,7 +266,18 @@ impl<P: Policy> ForecastReplenishment<P> {
             history_days,
             seen_orders: Vec::new(),
             planned_day: None,
+            ledger: None,
         })
+    }
+
+    /// Logs each day's material-demand forecast and every purchase (citing the forecast it
+    /// rests on) to `log`; `start` is the plant's day zero.
+    pub fn with_log(mut self, log: DecisionLog, start: Timestamp) -> Self {
+        self.ledger = Some((
+            SkillLog::new(log.clone(), start, "FC"),
+            SkillLog::new(log, start, "REP"),
+        ));
+        self
     }
 
     /// The current plan of each material (`None` while the inner policy buys it).
@@ -332,6 +351,32 @@ impl<P: Policy> ForecastReplenishment<P> {
             };
             let share = horizon / days as f64;
             let demand = forecast.total(days) * share;
+            state.forecast_decision = self.ledger.as_mut().map(|(forecasts, _)| {
+                let now = SimTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
+                forecasts.record(now, |id, at| Decision {
+                    id,
+                    at,
+                    skill: "forecast".to_owned(),
+                    stage: LifecycleStage::Sales,
+                    inputs_ref: format!("orders:{}d", config.window_days),
+                    model: crate::forecast::MODEL_ID.to_owned(),
+                    model_version: crate::forecast::MODEL_VERSION.to_owned(),
+                    output: serde_json::json!({
+                        "item": state.id,
+                        "unit": "units/day",
+                        "mean": forecast.mean,
+                        "interval": {
+                            "level": forecast.level,
+                            "lower": forecast.lower,
+                            "upper": forecast.upper,
+                        },
+                        "error_sigma_over_horizon": sigma_days,
+                    }),
+                    confidence: None,
+                    executed_by: ExecutedBy::None,
+                    outcome: None,
+                })
+            });
             let sigma = sigma_days * share.sqrt();
             let z = match config.stockout_cost {
                 Some(cost) => cost_optimal_z(
@@ -417,6 +462,26 @@ impl<P: Policy> Policy for ForecastReplenishment<P> {
                         if let Some(plan) = &mut state.plan {
                             plan.position = net.on_hand + net.on_order;
                             plan.order_qty = request.quantity;
+                            if let Some((_, purchases)) = &mut self.ledger {
+                                let cites = state
+                                    .forecast_decision
+                                    .as_ref()
+                                    .map_or_else(String::new, |f| format!("decision:{f}"));
+                                let level = 0.5 * libm::erfc(-plan.z / std::f64::consts::SQRT_2);
+                                let plan = plan.clone();
+                                let item = state.id.clone();
+                                purchases.record(now, |id, at| {
+                                    crate::forecast::replenishment_decision(
+                                        id,
+                                        at,
+                                        &item,
+                                        cites,
+                                        &plan,
+                                        level,
+                                        ExecutedBy::Auto,
+                                    )
+                                });
+                            }
                         }
                         orders.push(request);
                     }
@@ -573,13 +638,15 @@ mod tests {
     #[test]
     fn orders_received_but_not_issued_are_netted_out_of_the_position() {
         let plant = reference();
+        let log = DecisionLog::new();
         let mut skill = ForecastReplenishment::new(
             BaselinePolicy::default(),
             &plant,
             ReplenishConfig::default(),
             &history(&plant, 84),
         )
-        .unwrap();
+        .unwrap()
+        .with_log(log.clone(), Timestamp(0));
         // The first call of the day plans every material; plenty of stock buys nothing.
         let now = SimTime::from_hours(1.0);
         assert!(skill.purchase(now, &views(&plant, |_| 1e6)).is_empty());
@@ -616,6 +683,21 @@ mod tests {
                 r.quantity >= lot && (r.quantity / lot).fract() == 0.0,
                 "{r:?}"
             );
+        }
+        // Each material's forecast and each purchase are in the ledger queue; purchases cite
+        // the forecast they rest on.
+        let logged = log.drain();
+        let forecasts = logged.iter().filter(|d| d.skill == "forecast").count();
+        assert_eq!(forecasts, plant.materials.len());
+        let purchases: Vec<&Decision> = logged
+            .iter()
+            .filter(|d| d.skill == "replenishment")
+            .collect();
+        assert_eq!(purchases.len(), bought.len());
+        for p in purchases {
+            assert!(p.inputs_ref.starts_with("decision:D-FC-"), "{p:?}");
+            assert_eq!(p.executed_by, ExecutedBy::Auto);
+            assert_eq!(p.output["action"], "order");
         }
         // Seeing the same order again does not promise its material twice.
         let allocated: Vec<f64> = skill.materials.iter().map(|m| m.allocated).collect();
