@@ -219,3 +219,33 @@ fn a_recorded_tier1_run_is_assessed_tier1_and_tier0_is_tier0() {
     let missing = a["missing_for_next_tier"].to_string();
     assert!(missing.contains("maintenance-to-schedule"), "{missing}");
 }
+
+#[test]
+fn the_ladder_assesses_each_configuration_at_its_tier() {
+    let plant = crate::repo_file("plants/sme-textile.toml");
+    let out = aifactory(&[
+        "ladder", "--plant", &plant, "--days", "90", "--seeds", "2", "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rungs = v["rungs"].as_array().unwrap();
+    assert_eq!(rungs.len(), 4);
+    assert_eq!(rungs[0]["assessed"], serde_json::json!([0, 0]), "{v}");
+    assert_eq!(rungs[1]["assessed"], serde_json::json!([1, 1]), "{v}");
+    // Tiers not built are said to be so, never simulated with a stand-in.
+    for rung in &rungs[2..] {
+        assert_eq!(rung["built"], false);
+        assert_eq!(rung["assessed"], serde_json::json!([]));
+    }
+    let paired = &rungs[1]["total_cost_vs_tier0"];
+    let gap = rungs[1]["total_cost"]["mean"].as_f64().unwrap()
+        - rungs[0]["total_cost"]["mean"].as_f64().unwrap();
+    assert!((paired["mean"].as_f64().unwrap() - gap).abs() < 1e-6 * (1.0 + gap.abs()));
+    let out = aifactory(&["ladder", "--seeds", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--seeds"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -10,6 +10,7 @@ mod eval;
 mod eval_twin;
 mod import;
 mod ingest;
+mod ladder;
 #[cfg(feature = "opcua")]
 mod opcua;
 mod output;
@@ -78,6 +79,10 @@ enum Command {
     /// docs/TIERS.md); write a signed evidence bundle and an HTML report; `assess verify
     /// BUNDLE` checks one.
     Assess(assess::AssessArgs),
+    /// Run the same plant and seeds under each tier configuration (tier 0 baseline rules,
+    /// tier 1 skills on their own; tiers 2–3 when the coordinator lands) and print KPIs with
+    /// 95 % intervals and the tier assessed from each run's own decisions.
+    Ladder(ladder::LadderArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +264,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&args),
         Command::Eval(command) => eval::run(command),
         Command::Assess(args) => assess::run(args),
+        Command::Ladder(args) => ladder::run(&args),
         #[cfg(feature = "opcua")]
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),

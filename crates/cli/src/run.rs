@@ -93,11 +93,11 @@ fn progress(days: f64, quiet: bool) -> ProgressBar {
 /// Tier 1: every skill decides on its own — the APS skill plans and dispatches, the
 /// condition-based maintenance skill stops machines, the replenishment skill buys materials
 /// on forecasts once it has the history (until then `base` keeps purchasing).
-type Tier1 = aifactory_skills::replenish::ForecastReplenishment<
+pub(crate) type Tier1 = aifactory_skills::replenish::ForecastReplenishment<
     aifactory_skills::maintenance::PredictiveMaintenance<aifactory_skills::ApsPolicy>,
 >;
 
-fn tier1_policy(
+pub(crate) fn tier1_policy(
     model: &PlantModel,
     base: BaselinePolicy,
     log: Option<&aifactory_core::DecisionLog>,

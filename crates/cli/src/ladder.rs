@@ -1,0 +1,270 @@
+//! `aifactory ladder`: the same plant and seeds under each tier configuration, with KPIs and 95 %
+//! intervals and the tier that the assessment computes from each run's own decisions.
+//!
+//! Available today: tier 0 (EDD dispatching, fixed-interval service, reorder points, default
+//! settings) and tier 1 (the skills each on their own: APS scheduling, condition-based
+//! maintenance, replenishment from forecasts). Tiers 2 and 3 (the coordinator) are not built yet
+//! and are reported as such, never simulated with a stand-in.
+
+use crate::bench_policies::{Interval, interval};
+use aifactory_assess::ledger::Record;
+use aifactory_assess::{Coverage, Ledger};
+use aifactory_core::{DecisionLog, Kpis};
+use aifactory_twin::{BaselinePolicy, PlantModel, Policy, SimTime, Simulation};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LadderArgs {
+    /// Plant file [default: the built-in reference plant].
+    #[arg(long)]
+    plant: Option<PathBuf>,
+    /// Simulated days per run.
+    #[arg(long, default_value_t = 60.0)]
+    days: f64,
+    /// Seeds per configuration (the same seeds for every tier: paired runs).
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// The first seed; seeds run from here upwards.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The configurations the ladder knows, and whether each is built.
+const TIERS: [(u8, &str, bool); 4] = [
+    (
+        0,
+        "EDD dispatching, fixed-interval service, reorder points",
+        true,
+    ),
+    (
+        1,
+        "skills each on their own: APS, condition-based maintenance, forecast replenishment",
+        true,
+    ),
+    (2, "one shared plan (coordinator) — not built yet", false),
+    (
+        3,
+        "closed loop (guarded execution, outcomes, retraining) — not built yet",
+        false,
+    ),
+];
+
+#[derive(Debug, Clone)]
+struct RunResult {
+    kpis: Kpis,
+    assessed_tier: u8,
+    decisions: usize,
+    missing: Vec<String>,
+}
+
+fn run_one(model: &Arc<PlantModel>, tier: u8, seed: u64, days: f64) -> anyhow::Result<RunResult> {
+    let log = DecisionLog::new();
+    let policy: Box<dyn Policy + Send> = match tier {
+        0 => Box::new(BaselinePolicy::default()),
+        _ => Box::new(crate::run::tier1_policy(
+            model,
+            BaselinePolicy::default(),
+            Some(&log),
+        )?),
+    };
+    let mut sim = Simulation::new(Arc::clone(model), seed, policy, None);
+    sim.run_until(SimTime::from_days(days), &mut ());
+    let kpis = sim.finish().kpis;
+    let decisions = log.drain();
+    let count = decisions.len();
+    let mut ledger = Ledger::new();
+    for d in decisions {
+        ledger
+            .append(Record::Decision(d))
+            .context("encoding a decision")?;
+    }
+    // The twin streams every machine's sensors.
+    let machines = u32::try_from(model.machine_ids().count()).unwrap_or(u32::MAX);
+    let coverage = Coverage {
+        machines,
+        machines_streaming: machines,
+        days,
+    };
+    let assessment = aifactory_assess::assess(ledger.entries(), &coverage);
+    Ok(RunResult {
+        kpis,
+        assessed_tier: assessment.tier,
+        decisions: count,
+        missing: assessment.missing_for_next_tier,
+    })
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Rung {
+    tier: u8,
+    configuration: &'static str,
+    built: bool,
+    /// Assessed tier of each seed's run.
+    assessed: Vec<u8>,
+    oee: Option<Interval>,
+    on_time_delivery: Option<Interval>,
+    total_cost: Option<Interval>,
+    decisions: Option<Interval>,
+    /// Paired difference of total cost against tier 0.
+    total_cost_vs_tier0: Option<Interval>,
+    /// What the first seed's run lacks for the next tier.
+    missing_for_next_tier: Vec<String>,
+}
+
+pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
+    crate::run::check_days(args.days)?;
+    if args.seeds < 2 || args.seeds > 1000 {
+        anyhow::bail!("--seeds must be between 2 and 1000, got {}", args.seeds);
+    }
+    let plant = crate::run::plant_or_reference(args.plant.as_deref())?;
+    let model = Arc::new(PlantModel::new(plant));
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
+    let jobs: Vec<(u8, u64)> = TIERS
+        .iter()
+        .filter(|t| t.2)
+        .flat_map(|t| seeds.iter().map(move |&s| (t.0, s)))
+        .collect();
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(jobs.len() as u64)
+    };
+    bar.set_message("tier runs");
+    let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(jobs.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(tier, seed)) = jobs.get(i) else {
+                        break;
+                    };
+                    let result = run_one(&model, tier, seed, args.days);
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(result);
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let results = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a ladder run panicked"))?;
+    let mut by_tier: std::collections::BTreeMap<u8, Vec<RunResult>> = Default::default();
+    for ((tier, seed), result) in jobs.iter().zip(results) {
+        let result = result
+            .with_context(|| format!("tier {tier}, seed {seed}: no result"))?
+            .with_context(|| format!("tier {tier}, seed {seed}"))?;
+        by_tier.entry(*tier).or_default().push(result);
+    }
+    let tier0_cost: Vec<f64> = by_tier
+        .get(&0)
+        .map(|r| r.iter().map(|x| x.kpis.total_cost).collect())
+        .unwrap_or_default();
+    let rungs: Vec<Rung> = TIERS
+        .iter()
+        .map(|&(tier, configuration, built)| {
+            let runs = by_tier.get(&tier).map(Vec::as_slice).unwrap_or_default();
+            let stat = |f: fn(&RunResult) -> f64| {
+                (!runs.is_empty()).then(|| interval(&runs.iter().map(f).collect::<Vec<_>>()))
+            };
+            Rung {
+                tier,
+                configuration,
+                built,
+                assessed: runs.iter().map(|r| r.assessed_tier).collect(),
+                oee: stat(|r| r.kpis.oee),
+                on_time_delivery: stat(|r| r.kpis.on_time_delivery),
+                total_cost: stat(|r| r.kpis.total_cost),
+                decisions: stat(|r| r.decisions as f64),
+                total_cost_vs_tier0: (!runs.is_empty() && tier > 0).then(|| {
+                    let diffs: Vec<f64> = runs
+                        .iter()
+                        .zip(&tier0_cost)
+                        .map(|(r, t0)| r.kpis.total_cost - t0)
+                        .collect();
+                    interval(&diffs)
+                }),
+                missing_for_next_tier: runs.first().map(|r| r.missing.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    if args.json {
+        let value = serde_json::json!({
+            "plant": model.plant().plant.id,
+            "days": args.days,
+            "seeds": seeds,
+            "rungs": rungs,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "The AI-factory ladder on {}: {} days, seeds {}..{} (paired); ± is the 95 % interval.\n",
+        model.plant().plant.id,
+        args.days,
+        seeds[0],
+        seeds[seeds.len() - 1]
+    );
+    let fmt = |i: &Option<Interval>, scale: f64, decimals: usize| {
+        i.map_or_else(
+            || "—".to_owned(),
+            |i| {
+                format!(
+                    "{:.d$} ± {:.d$}",
+                    i.mean * scale,
+                    i.ci95 * scale,
+                    d = decimals
+                )
+            },
+        )
+    };
+    println!(
+        "  {:<4} {:<9} {:<16} {:<16} {:<24} {:<24}",
+        "tier", "assessed", "OEE %", "on-time %", "total cost (yuan)", "cost vs tier 0"
+    );
+    for r in &rungs {
+        if !r.built {
+            println!("  {:<4} {}", r.tier, r.configuration);
+            continue;
+        }
+        let lo = r.assessed.iter().min().copied().unwrap_or(0);
+        let hi = r.assessed.iter().max().copied().unwrap_or(0);
+        let assessed = if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        };
+        println!(
+            "  {:<4} {:<9} {:<16} {:<16} {:<24} {:<24}",
+            r.tier,
+            assessed,
+            fmt(&r.oee, 100.0, 1),
+            fmt(&r.on_time_delivery, 100.0, 1),
+            fmt(&r.total_cost, 1.0, 0),
+            fmt(&r.total_cost_vs_tier0, 1.0, 0),
+        );
+    }
+    for r in rungs.iter().filter(|r| r.built) {
+        println!("\n  tier {}: {}", r.tier, r.configuration);
+        if !r.missing_for_next_tier.is_empty() {
+            println!("    missing for tier {}:", r.tier + 1);
+            for m in &r.missing_for_next_tier {
+                println!("      - {m}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
