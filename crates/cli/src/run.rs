@@ -104,7 +104,11 @@ pub(crate) fn tier1_policy(
 ) -> anyhow::Result<Tier1> {
     let plant = model.plant();
     let (start, _) = plant.start();
-    let scheduling = aifactory_skills::ApsPolicy::new(aifactory_skills::ApsConfig::default(), base);
+    let mut scheduling =
+        aifactory_skills::ApsPolicy::new(aifactory_skills::ApsConfig::default(), base);
+    if let Some(log) = log {
+        scheduling = scheduling.with_log(log.clone(), start);
+    }
     let mut maintenance = aifactory_skills::maintenance::PredictiveMaintenance::new(
         scheduling,
         aifactory_skills::maintenance::MaintenanceConfig::default(),

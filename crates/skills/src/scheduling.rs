@@ -4,6 +4,8 @@
 //! dispatches by the plan — each machine takes the queued operation the plan starts first on
 //! it, falling back to earliest-due-date for work the plan put elsewhere.
 
+use crate::log::SkillLog;
+use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_schedule::{
     Alternative, Downtime, Frozen, Job, Objective, Operation, Problem, SolveOptions, solve,
 };
@@ -12,6 +14,11 @@ use aifactory_twin::{
     SimTime,
 };
 use std::collections::HashMap;
+
+/// Model id written into scheduling decisions.
+pub(crate) const MODEL_ID: &str = "aps-tabu-fjsp";
+/// Model version: the solver and its fixed budget.
+pub(crate) const MODEL_VERSION: &str = "1/tabu-2000";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ApsConfig {
@@ -40,6 +47,8 @@ pub struct ApsPolicy {
     /// (work order, step) → (machine, planned start in seconds from the plan's `now`).
     plan: HashMap<(u32, usize), (MachineId, i64)>,
     pub replans: u64,
+    /// Where each plan is logged as a decision.
+    ledger: Option<SkillLog>,
 }
 
 impl ApsPolicy {
@@ -49,7 +58,15 @@ impl ApsPolicy {
             base,
             plan: HashMap::new(),
             replans: 0,
+            ledger: None,
         }
+    }
+
+    /// Logs every plan it makes to `log` (production stage, executed by dispatching to it);
+    /// `start` is the plant's day zero.
+    pub fn with_log(mut self, log: DecisionLog, start: Timestamp) -> ApsPolicy {
+        self.ledger = Some(SkillLog::new(log, start, "APS"));
+        self
     }
 }
 
@@ -239,6 +256,28 @@ impl Policy for ApsPolicy {
             seed: self.config.seed,
         };
         let solution = solve(&problem, &options);
+        if let Some(log) = &mut self.ledger {
+            let operations: usize = solution.schedule.placements.iter().map(Vec::len).sum();
+            log.record(floor.now, |id, at| Decision {
+                id,
+                at,
+                skill: "scheduling".to_owned(),
+                stage: LifecycleStage::Production,
+                inputs_ref: format!("floor:{}-work-orders", floor.jobs.len()),
+                model: MODEL_ID.to_owned(),
+                model_version: MODEL_VERSION.to_owned(),
+                output: serde_json::json!({
+                    "work_orders": floor.jobs.len(),
+                    "operations": operations,
+                    "plan_end_h": solution.makespan as f64 / 3600.0,
+                    "lower_bound_h": solution.lower_bound as f64 / 3600.0,
+                    "objective": solution.objective,
+                }),
+                confidence: None,
+                executed_by: ExecutedBy::Auto,
+                outcome: None,
+            });
+        }
         for (j, ops) in solution.schedule.placements.iter().enumerate() {
             let Some(&Some((number, first_step))) = numbers.get(j) else {
                 continue;
