@@ -29,10 +29,7 @@
 //! panic on any input — bad input is a [`ForecastError`].
 
 use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Timestamp};
-use aifactory_twin::{
-    Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
-    QueuedOp, SimTime,
-};
+use aifactory_twin::{MaterialView, Policy, PurchaseRequest, SimTime};
 use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
 use augurs::mstl::stlrs::MstlParams;
@@ -732,28 +729,18 @@ impl<P: Policy> ForecastPurchasing<P> {
     }
 }
 
-impl<P: Policy> Policy for ForecastPurchasing<P> {
-    fn name(&self) -> String {
-        format!("{}+forecast-purchasing", self.inner.name())
+impl<P: Policy> aifactory_twin::Layer for ForecastPurchasing<P> {
+    type Inner = P;
+    fn inner(&self) -> &P {
+        &self.inner
     }
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
-        self.inner.dispatch(now, machine, candidates)
+    fn inner_mut(&mut self) -> &mut P {
+        &mut self.inner
     }
-    fn start_maintenance(&mut self, view: &MachineView) -> bool {
-        self.inner.start_maintenance(view)
+    fn label(&self) -> &str {
+        "forecast-purchasing"
     }
-    fn process_params(
-        &mut self,
-        machine: MachineId,
-        product: usize,
-        step: usize,
-        specs: &[ParamSpec],
-    ) -> Vec<f64> {
-        self.inner.process_params(machine, product, step, specs)
-    }
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
-        self.inner.release(now, pending)
-    }
+
     fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         let planned = |m: &MaterialView| self.targets.get(m.material).copied().flatten();
         let rest: Vec<MaterialView> = stock
@@ -769,12 +756,6 @@ impl<P: Policy> Policy for ForecastPurchasing<P> {
             orders.extend(self.inner.purchase(now, &rest));
         }
         orders
-    }
-    fn wants_floor(&self) -> bool {
-        self.inner.wants_floor()
-    }
-    fn plan(&mut self, floor: &Floor) {
-        self.inner.plan(floor)
     }
 }
 

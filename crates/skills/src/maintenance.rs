@@ -15,10 +15,7 @@
 
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
-use aifactory_twin::{
-    Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
-    QueuedOp, SimTime,
-};
+use aifactory_twin::{MachineView, Policy};
 
 /// Knobs of the maintenance skill.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,13 +159,16 @@ impl<P: Policy> PredictiveMaintenance<P> {
     }
 }
 
-impl<P: Policy> Policy for PredictiveMaintenance<P> {
-    fn name(&self) -> String {
-        format!("{}+cbm", self.inner.name())
+impl<P: Policy> aifactory_twin::Layer for PredictiveMaintenance<P> {
+    type Inner = P;
+    fn inner(&self) -> &P {
+        &self.inner
     }
-
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
-        self.inner.dispatch(now, machine, candidates)
+    fn inner_mut(&mut self) -> &mut P {
+        &mut self.inner
+    }
+    fn label(&self) -> &str {
+        "cbm"
     }
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
@@ -223,38 +223,12 @@ impl<P: Policy> Policy for PredictiveMaintenance<P> {
         }
         decide
     }
-
-    fn process_params(
-        &mut self,
-        machine: MachineId,
-        product: usize,
-        step: usize,
-        specs: &[ParamSpec],
-    ) -> Vec<f64> {
-        self.inner.process_params(machine, product, step, specs)
-    }
-
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
-        self.inner.release(now, pending)
-    }
-
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
-        self.inner.purchase(now, stock)
-    }
-
-    fn wants_floor(&self) -> bool {
-        self.inner.wants_floor()
-    }
-
-    fn plan(&mut self, floor: &Floor) {
-        self.inner.plan(floor);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aifactory_twin::BaselinePolicy;
+    use aifactory_twin::{BaselinePolicy, MachineId, SimTime};
 
     fn view(machine: MachineId, run_h: f64, vibration: f64) -> MachineView {
         MachineView {

@@ -7,10 +7,7 @@
 //! the optimiser believes best are kept.
 
 use crate::bo::{BayesOpt, BoError};
-use aifactory_twin::{
-    Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
-    QueuedOp, SimTime,
-};
+use aifactory_twin::{MachineId, ParamSpec, Policy};
 use std::collections::BTreeMap;
 
 /// A routing step whose parameters are to be learnt: (product index, step index) and the safe
@@ -61,16 +58,18 @@ impl<P: Policy> ProcessSettings<P> {
     }
 }
 
-impl<P: Policy> Policy for ProcessSettings<P> {
-    fn name(&self) -> String {
-        format!("{}+bo", self.inner.name())
+impl<P: Policy> aifactory_twin::Layer for ProcessSettings<P> {
+    type Inner = P;
+    fn inner(&self) -> &P {
+        &self.inner
     }
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
-        self.inner.dispatch(now, machine, candidates)
+    fn inner_mut(&mut self) -> &mut P {
+        &mut self.inner
     }
-    fn start_maintenance(&mut self, view: &MachineView) -> bool {
-        self.inner.start_maintenance(view)
+    fn label(&self) -> &str {
+        "bo"
     }
+
     fn process_params(
         &mut self,
         machine: MachineId,
@@ -86,18 +85,6 @@ impl<P: Policy> Policy for ProcessSettings<P> {
                 .collect(),
             _ => self.inner.process_params(machine, product, step, specs),
         }
-    }
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
-        self.inner.release(now, pending)
-    }
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
-        self.inner.purchase(now, stock)
-    }
-    fn wants_floor(&self) -> bool {
-        self.inner.wants_floor()
-    }
-    fn plan(&mut self, floor: &Floor) {
-        self.inner.plan(floor);
     }
 }
 
@@ -126,16 +113,18 @@ impl<P: Policy> VariedSettings<P> {
     }
 }
 
-impl<P: Policy> Policy for VariedSettings<P> {
-    fn name(&self) -> String {
-        format!("{}+varied-settings", self.inner.name())
+impl<P: Policy> aifactory_twin::Layer for VariedSettings<P> {
+    type Inner = P;
+    fn inner(&self) -> &P {
+        &self.inner
     }
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
-        self.inner.dispatch(now, machine, candidates)
+    fn inner_mut(&mut self) -> &mut P {
+        &mut self.inner
     }
-    fn start_maintenance(&mut self, view: &MachineView) -> bool {
-        self.inner.start_maintenance(view)
+    fn label(&self) -> &str {
+        "varied-settings"
     }
+
     fn process_params(
         &mut self,
         _machine: MachineId,
@@ -155,18 +144,6 @@ impl<P: Policy> Policy for VariedSettings<P> {
                 (s.default + offset).clamp(s.min.min(s.max), s.max.max(s.min))
             })
             .collect()
-    }
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
-        self.inner.release(now, pending)
-    }
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
-        self.inner.purchase(now, stock)
-    }
-    fn wants_floor(&self) -> bool {
-        self.inner.wants_floor()
-    }
-    fn plan(&mut self, floor: &Floor) {
-        self.inner.plan(floor);
     }
 }
 

@@ -28,10 +28,7 @@ use crate::forecast::{
 };
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Plant, Timestamp};
-use aifactory_twin::{
-    Floor, MachineId, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
-    QueuedOp, SimTime,
-};
+use aifactory_twin::{MaterialView, OrderView, Policy, PurchaseRequest, SimTime};
 use std::collections::BTreeMap;
 
 /// Knobs of the replenishment skill.
@@ -408,29 +405,23 @@ impl<P: Policy> ForecastReplenishment<P> {
     }
 }
 
-impl<P: Policy> Policy for ForecastReplenishment<P> {
-    fn name(&self) -> String {
-        format!("{}+forecast-replenishment", self.inner.name())
+impl<P: Policy> aifactory_twin::Layer for ForecastReplenishment<P> {
+    type Inner = P;
+    fn inner(&self) -> &P {
+        &self.inner
     }
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
-        self.inner.dispatch(now, machine, candidates)
+    fn inner_mut(&mut self) -> &mut P {
+        &mut self.inner
     }
-    fn start_maintenance(&mut self, view: &MachineView) -> bool {
-        self.inner.start_maintenance(view)
+    fn label(&self) -> &str {
+        "forecast-replenishment"
     }
-    fn process_params(
-        &mut self,
-        machine: MachineId,
-        product: usize,
-        step: usize,
-        specs: &[ParamSpec],
-    ) -> Vec<f64> {
-        self.inner.process_params(machine, product, step, specs)
-    }
+
     fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
         self.record_orders(pending);
         self.inner.release(now, pending)
     }
+
     fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         let today = day_of(now);
         if self.planned_day != Some(today) {
@@ -500,12 +491,6 @@ impl<P: Policy> Policy for ForecastReplenishment<P> {
             }
         }
         orders
-    }
-    fn wants_floor(&self) -> bool {
-        self.inner.wants_floor()
-    }
-    fn plan(&mut self, floor: &Floor) {
-        self.inner.plan(floor)
     }
 }
 

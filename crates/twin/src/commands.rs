@@ -7,10 +7,7 @@
 //! timing. Runs without an inbox stay deterministic from (plant, seed, policy).
 
 use crate::model::{MachineId, PlantModel};
-use crate::policy::{
-    Floor, MachineView, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest, QueuedOp,
-};
-use crate::sim::SimTime;
+use crate::policy::{MachineView, ParamSpec, Policy};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -153,13 +150,16 @@ impl<P: Policy> Commanded<P> {
     }
 }
 
-impl<P: Policy> Policy for Commanded<P> {
-    fn name(&self) -> String {
-        format!("{}+commands", self.inner.name())
+impl<P: Policy> crate::policy::Layer for Commanded<P> {
+    type Inner = P;
+    fn inner(&self) -> &P {
+        &self.inner
     }
-
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
-        self.inner.dispatch(now, machine, candidates)
+    fn inner_mut(&mut self) -> &mut P {
+        &mut self.inner
+    }
+    fn label(&self) -> &str {
+        "commands"
     }
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
@@ -197,28 +197,13 @@ impl<P: Policy> Policy for Commanded<P> {
         }
         values
     }
-
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
-        self.inner.release(now, pending)
-    }
-
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
-        self.inner.purchase(now, stock)
-    }
-
-    fn wants_floor(&self) -> bool {
-        self.inner.wants_floor()
-    }
-
-    fn plan(&mut self, floor: &Floor) {
-        self.inner.plan(floor);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::BaselinePolicy;
+    use crate::sim::SimTime;
     use aifactory_core::Plant;
     use std::path::Path;
 

@@ -26,9 +26,9 @@ mod sim;
 pub use commands::{Command, CommandCounts, CommandInbox, Commanded};
 pub use model::{MachineId, PlantModel};
 pub use policy::{
-    BaselinePolicy, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, MachineView,
-    MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest, PurchasingRule,
-    QueuedOp,
+    BaselinePolicy, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
+    MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
+    PurchasingRule, QueuedOp,
 };
 pub use sim::{EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation};
 

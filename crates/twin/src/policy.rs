@@ -157,6 +157,81 @@ pub trait Policy {
     fn plan(&mut self, _floor: &Floor) {}
 }
 
+/// A policy that takes some decisions itself and leaves every other one to an inner policy
+/// (a skill wrapped around the tier-0 rules, commands from outside, …). Implement this instead
+/// of [`Policy`], overriding only the decisions the layer takes: the blanket implementation
+/// forwards the rest, so a decision added to `Policy` reaches the inner policy through every
+/// layer without each one repeating it.
+pub trait Layer {
+    type Inner: Policy;
+    fn inner(&self) -> &Self::Inner;
+    fn inner_mut(&mut self) -> &mut Self::Inner;
+    /// Appended to the inner policy's name, e.g. `cbm` in `edd+pm+reorder+cbm`.
+    fn label(&self) -> &str;
+
+    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        self.inner_mut().dispatch(now, machine, candidates)
+    }
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        self.inner_mut().start_maintenance(view)
+    }
+    fn process_params(
+        &mut self,
+        machine: MachineId,
+        product: usize,
+        step: usize,
+        specs: &[ParamSpec],
+    ) -> Vec<f64> {
+        self.inner_mut()
+            .process_params(machine, product, step, specs)
+    }
+    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+        self.inner_mut().release(now, pending)
+    }
+    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        self.inner_mut().purchase(now, stock)
+    }
+    fn wants_floor(&self) -> bool {
+        self.inner().wants_floor()
+    }
+    fn plan(&mut self, floor: &Floor) {
+        self.inner_mut().plan(floor);
+    }
+}
+
+impl<L: Layer> Policy for L {
+    fn name(&self) -> String {
+        format!("{}+{}", self.inner().name(), self.label())
+    }
+    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        Layer::dispatch(self, now, machine, candidates)
+    }
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        Layer::start_maintenance(self, view)
+    }
+    fn process_params(
+        &mut self,
+        machine: MachineId,
+        product: usize,
+        step: usize,
+        specs: &[ParamSpec],
+    ) -> Vec<f64> {
+        Layer::process_params(self, machine, product, step, specs)
+    }
+    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+        Layer::release(self, now, pending)
+    }
+    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        Layer::purchase(self, now, stock)
+    }
+    fn wants_floor(&self) -> bool {
+        Layer::wants_floor(self)
+    }
+    fn plan(&mut self, floor: &Floor) {
+        Layer::plan(self, floor);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchRule {
     /// First in, first out: the operation that has waited longest.
