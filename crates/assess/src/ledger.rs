@@ -6,42 +6,15 @@
 //! Hashes are over a canonical JSON form (object keys sorted, no whitespace), so the chain does
 //! not depend on how a map happened to be ordered when it was written.
 
-use aifactory_core::{Decision, Outcome, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// What one ledger entry records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Record {
-    /// A decision as made, before it was executed (its `outcome` is left empty: outcomes are
-    /// appended as their own entries when measured).
-    Decision(Decision),
-    /// The measured effect of an earlier decision.
-    Outcome { decision: String, outcome: Outcome },
-    /// A model retrained or replaced, with what triggered it (e.g. outcomes that missed).
-    ModelUpdate {
-        at: Timestamp,
-        skill: String,
-        model: String,
-        from_version: String,
-        to_version: String,
-        trigger: String,
-    },
-}
-
-impl Record {
-    pub fn at(&self) -> Timestamp {
-        match self {
-            Record::Decision(d) => d.at,
-            Record::Outcome { outcome, .. } => outcome.measured_at,
-            Record::ModelUpdate { at, .. } => *at,
-        }
-    }
-}
+/// What one ledger entry records (defined in core, so skills can queue outcomes and model
+/// updates without depending on the ledger).
+pub use aifactory_core::LedgerRecord as Record;
 
 /// One entry of the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,16 +1,16 @@
 //! `aifactory ladder`: the same plant and seeds under each tier configuration, with KPIs and 95 %
 //! intervals and the tier that the assessment computes from each run's own decisions.
 //!
-//! Available today: tier 0 (EDD dispatching, fixed-interval service, reorder points, default
-//! settings) and tier 1 (the skills each on their own: APS scheduling, condition-based
-//! maintenance, replenishment from forecasts). Tiers 2 and 3 (the coordinator) are not built yet
-//! and are reported as such, never simulated with a stand-in.
+//! Each rung is a configuration of the coordinator (crate `coordinator`); a rung it does not
+//! build yet is reported as such, never simulated with a stand-in. `--cut LINK` cuts one link
+//! of the shared plan, to measure what it is worth and to see the assessment notice.
 
 use crate::bench_policies::{Interval, interval};
 use aifactory_assess::ledger::Record;
 use aifactory_assess::{Coverage, Ledger};
 use aifactory_core::{DecisionLog, Kpis};
-use aifactory_twin::{BaselinePolicy, PlantModel, Policy, SimTime, Simulation};
+use aifactory_coordinator::{Links, Setup, Tier};
+use aifactory_twin::{PlantModel, SimTime, Simulation};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,30 +31,29 @@ pub(crate) struct LadderArgs {
     /// The first seed; seeds run from here upwards.
     #[arg(long, default_value_t = 1)]
     first_seed: u64,
+    /// Tiers to run, e.g. `0,2` [default: every tier the coordinator builds].
+    #[arg(long, value_delimiter = ',')]
+    tiers: Vec<u8>,
+    /// Cut a link of the shared plan in tiers 2 and up, to see what it is worth and that the
+    /// assessment notices: maintenance-to-schedule, forecast-to-plan, quality-to-process or
+    /// schedule-to-quote.
+    #[arg(long, value_name = "LINK")]
+    cut: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-/// The configurations the ladder knows, and whether each is built.
-const TIERS: [(u8, &str, bool); 4] = [
-    (
-        0,
-        "EDD dispatching, fixed-interval service, reorder points",
-        true,
-    ),
-    (
-        1,
-        "skills each on their own: APS, condition-based maintenance, forecast replenishment",
-        true,
-    ),
-    (2, "one shared plan (coordinator) — not built yet", false),
-    (
-        3,
-        "closed loop (guarded execution, outcomes, retraining) — not built yet",
-        false,
-    ),
-];
+/// The highest tier the coordinator builds today; the rungs above it are reported as not built.
+const TOP_TIER: u8 = 3;
+
+/// A description of each rung, built or not.
+fn describe(tier: u8) -> &'static str {
+    match Tier::from_number(tier) {
+        Ok(t) => t.describe(),
+        Err(_) => "closed loop (guarded execution, outcomes, retraining) — not built yet",
+    }
+}
 
 #[derive(Debug, Clone)]
 struct RunResult {
@@ -64,26 +63,45 @@ struct RunResult {
     missing: Vec<String>,
 }
 
-fn run_one(model: &Arc<PlantModel>, tier: u8, seed: u64, days: f64) -> anyhow::Result<RunResult> {
+/// Days of order book before day 0 each run starts with (every tier gets the same history).
+const ORDER_BOOK_DAYS: u32 = 120;
+
+/// Trial batches of 1,000 units on the twin, with their own seeded noise.
+fn twin_trials(model: &PlantModel, seed: u64) -> impl FnMut(usize, usize, &[f64]) -> Option<f64> {
+    let mut noise = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x0A11);
+    move |product, step, values| model.trial_batch(product, step, values, 1000, &mut noise)
+}
+
+fn run_one(
+    model: &Arc<PlantModel>,
+    tier: u8,
+    links: Links,
+    seed: u64,
+    days: f64,
+) -> anyhow::Result<RunResult> {
     let log = DecisionLog::new();
-    let policy: Box<dyn Policy + Send> = match tier {
-        0 => Box::new(BaselinePolicy::default()),
-        _ => Box::new(crate::run::tier1_policy(
-            model,
-            BaselinePolicy::default(),
-            Some(&log),
-        )?),
+    let mut trials = twin_trials(model, seed);
+    let order_book = aifactory_twin::order_book_history(model, ORDER_BOOK_DAYS, seed);
+    let setup = Setup {
+        model,
+        tier: Tier::from_number(tier)?,
+        links,
+        log: Some(&log),
+        seed,
+        order_book: &order_book,
     };
+    let policy = aifactory_coordinator::build(&setup, Some(&mut trials))?;
     let mut sim = Simulation::new(Arc::clone(model), seed, policy, None);
     sim.run_until(SimTime::from_days(days), &mut ());
     let kpis = sim.finish().kpis;
-    let decisions = log.drain();
-    let count = decisions.len();
+    let records = log.drain();
+    let count = records
+        .iter()
+        .filter(|r| matches!(r, Record::Decision(_)))
+        .count();
     let mut ledger = Ledger::new();
-    for d in decisions {
-        ledger
-            .append(Record::Decision(d))
-            .context("encoding a decision")?;
+    for r in records {
+        ledger.append(r).context("encoding a ledger record")?;
     }
     // The twin streams every machine's sensors.
     let machines = u32::try_from(model.machine_ids().count()).unwrap_or(u32::MAX);
@@ -126,10 +144,32 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
     let plant = crate::run::plant_or_reference(args.plant.as_deref())?;
     let model = Arc::new(PlantModel::new(plant));
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
-    let jobs: Vec<(u8, u64)> = TIERS
+    let built: Vec<u8> = Tier::ALL.iter().map(|t| t.number()).collect();
+    let tiers: Vec<u8> = if args.tiers.is_empty() {
+        built.clone()
+    } else {
+        let mut t = args.tiers.clone();
+        t.sort_unstable();
+        t.dedup();
+        if let Some(bad) = t.iter().find(|t| !built.contains(t)) {
+            anyhow::bail!(
+                "--tiers: tier {bad} is not built (built: {})",
+                built
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        t
+    };
+    let links = match &args.cut {
+        Some(link) => Links::ALL.without(link)?,
+        None => Links::ALL,
+    };
+    let jobs: Vec<(u8, u64)> = tiers
         .iter()
-        .filter(|t| t.2)
-        .flat_map(|t| seeds.iter().map(move |&s| (t.0, s)))
+        .flat_map(|&t| seeds.iter().map(move |&s| (t, s)))
         .collect();
     let bar = if args.json {
         indicatif::ProgressBar::hidden()
@@ -149,7 +189,7 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                     let Some(&(tier, seed)) = jobs.get(i) else {
                         break;
                     };
-                    let result = run_one(&model, tier, seed, args.days);
+                    let result = run_one(&model, tier, links, seed, args.days);
                     if let Ok(mut r) = results.lock() {
                         r[i] = Some(result);
                     }
@@ -173,9 +213,11 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
         .get(&0)
         .map(|r| r.iter().map(|x| x.kpis.total_cost).collect())
         .unwrap_or_default();
-    let rungs: Vec<Rung> = TIERS
-        .iter()
-        .map(|&(tier, configuration, built)| {
+    let rungs: Vec<Rung> = (0..=TOP_TIER)
+        .filter(|t| tiers.contains(t) || !built.contains(t))
+        .map(|tier| {
+            let configuration = describe(tier);
+            let built = built.contains(&tier);
             let runs = by_tier.get(&tier).map(Vec::as_slice).unwrap_or_default();
             let stat = |f: fn(&RunResult) -> f64| {
                 (!runs.is_empty()).then(|| interval(&runs.iter().map(f).collect::<Vec<_>>()))
@@ -189,7 +231,7 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                 on_time_delivery: stat(|r| r.kpis.on_time_delivery),
                 total_cost: stat(|r| r.kpis.total_cost),
                 decisions: stat(|r| r.decisions as f64),
-                total_cost_vs_tier0: (!runs.is_empty() && tier > 0).then(|| {
+                total_cost_vs_tier0: (!runs.is_empty() && tier > 0 && !tier0_cost.is_empty()).then(|| {
                     let diffs: Vec<f64> = runs
                         .iter()
                         .zip(&tier0_cost)
@@ -206,6 +248,7 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
             "plant": model.plant().plant.id,
             "days": args.days,
             "seeds": seeds,
+            "cut": args.cut,
             "rungs": rungs,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);

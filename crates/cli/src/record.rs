@@ -105,7 +105,9 @@ impl Recorder {
         if let Some(log) = &self.decisions
             && !log.is_empty()
         {
-            let decisions = log.drain();
+            // Only decisions reach a recorded run's store: `sim` refuses the closed loop
+            // (tier 3), whose outcomes and model updates the store has no table for yet.
+            let decisions = log.drain_decisions();
             self.send(Batch::Decisions(decisions));
         }
     }

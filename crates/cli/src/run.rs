@@ -90,44 +90,14 @@ fn progress(days: f64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Tier 1: every skill decides on its own — the APS skill plans and dispatches, the
-/// condition-based maintenance skill stops machines, the replenishment skill buys materials
-/// on forecasts once it has the history (until then `base` keeps purchasing).
-pub(crate) type Tier1 = aifactory_skills::replenish::ForecastReplenishment<
-    aifactory_skills::maintenance::PredictiveMaintenance<aifactory_skills::ApsPolicy>,
->;
-
+/// Tier 1 (the coordinator's): every skill decides on its own.
 pub(crate) fn tier1_policy(
     model: &PlantModel,
     base: BaselinePolicy,
     log: Option<&aifactory_core::DecisionLog>,
-) -> anyhow::Result<Tier1> {
-    let plant = model.plant();
-    let (start, _) = plant.start();
-    let mut scheduling =
-        aifactory_skills::ApsPolicy::new(aifactory_skills::ApsConfig::default(), base);
-    if let Some(log) = log {
-        scheduling = scheduling.with_log(log.clone(), start);
-    }
-    let mut maintenance = aifactory_skills::maintenance::PredictiveMaintenance::new(
-        scheduling,
-        aifactory_skills::maintenance::MaintenanceConfig::default(),
-    );
-    if let Some(log) = log {
-        let ids = model.machine_ids().map(str::to_owned).collect();
-        maintenance = maintenance.with_log(log.clone(), start, ids);
-    }
-    let mut replenishment = aifactory_skills::replenish::ForecastReplenishment::new(
-        maintenance,
-        plant,
-        aifactory_skills::replenish::ReplenishConfig::default(),
-        &std::collections::BTreeMap::new(),
-    )
-    .context("setting up the replenishment skill")?;
-    if let Some(log) = log {
-        replenishment = replenishment.with_log(log.clone(), start);
-    }
-    Ok(replenishment)
+) -> anyhow::Result<aifactory_coordinator::Tier1> {
+    aifactory_coordinator::tier1(model, base, log, &std::collections::BTreeMap::new())
+        .context("setting up the tier-1 skills")
 }
 
 /// Runs the twin day by day (so the progress bar moves) and closes the books at the horizon.

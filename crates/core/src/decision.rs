@@ -147,12 +147,45 @@ pub struct Decision {
     pub outcome: Option<Outcome>,
 }
 
-/// Where skills running inside a policy hand their decisions, in the order they were made, for
+/// What one ledger entry records: a decision, the measured outcome of an earlier one, or a
+/// model update. The ledger (crate `assess`) chains these; skills hand them over through a
+/// [`DecisionLog`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LedgerRecord {
+    /// A decision as made, before it was executed (its `outcome` is left empty: outcomes are
+    /// appended as their own entries when measured).
+    Decision(Decision),
+    /// The measured effect of an earlier decision.
+    Outcome { decision: String, outcome: Outcome },
+    /// A model retrained or replaced, with what triggered it (e.g. outcomes that missed).
+    ModelUpdate {
+        at: Timestamp,
+        skill: String,
+        model: String,
+        from_version: String,
+        to_version: String,
+        trigger: String,
+    },
+}
+
+impl LedgerRecord {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            LedgerRecord::Decision(d) => d.at,
+            LedgerRecord::Outcome { outcome, .. } => outcome.measured_at,
+            LedgerRecord::ModelUpdate { at, .. } => *at,
+        }
+    }
+}
+
+/// Where skills running inside a policy hand their decisions (and, in a closed loop, the
+/// outcomes they measured and the model updates they made), in the order they happened, for
 /// the caller to write to the ledger before the twin (or plant) acts on them. Cheap to clone:
 /// clones share one queue.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionLog {
-    queue: std::sync::Arc<std::sync::Mutex<Vec<Decision>>>,
+    queue: std::sync::Arc<std::sync::Mutex<Vec<LedgerRecord>>>,
 }
 
 impl DecisionLog {
@@ -160,7 +193,7 @@ impl DecisionLog {
         DecisionLog::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Decision>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LedgerRecord>> {
         // A panic elsewhere while holding the lock leaves a valid Vec: keep using it.
         self.queue
             .lock()
@@ -168,12 +201,29 @@ impl DecisionLog {
     }
 
     pub fn push(&self, decision: Decision) {
-        self.lock().push(decision);
+        self.lock().push(LedgerRecord::Decision(decision));
     }
 
-    /// Takes every decision logged so far, oldest first.
-    pub fn drain(&self) -> Vec<Decision> {
+    /// Queues an outcome or a model update (or a decision).
+    pub fn push_record(&self, record: LedgerRecord) {
+        self.lock().push(record);
+    }
+
+    /// Takes every record logged so far, oldest first.
+    pub fn drain(&self) -> Vec<LedgerRecord> {
         std::mem::take(&mut *self.lock())
+    }
+
+    /// Takes every record logged so far and keeps the decisions, for callers that have only
+    /// decisions to take (tests of a skill that logs nothing else).
+    pub fn drain_decisions(&self) -> Vec<Decision> {
+        self.drain()
+            .into_iter()
+            .filter_map(|r| match r {
+                LedgerRecord::Decision(d) => Some(d),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -204,7 +254,7 @@ mod log_tests {
                 outcome: None,
             });
         }
-        let ids: Vec<String> = log.drain().into_iter().map(|d| d.id).collect();
+        let ids: Vec<String> = log.drain_decisions().into_iter().map(|d| d.id).collect();
         assert_eq!(ids, ["D-0", "D-1", "D-2"]);
         assert!(log.is_empty() && writer.is_empty());
     }

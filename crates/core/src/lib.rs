@@ -14,7 +14,7 @@ pub mod orders;
 pub mod plant;
 pub mod time;
 
-pub use decision::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Outcome};
+pub use decision::{Decision, DecisionLog, ExecutedBy, LedgerRecord, LifecycleStage, Outcome};
 pub use event::{EventKind, PlantEvent, TelemetryReading};
 pub use kpi::{KpiInputs, Kpis};
 pub use plant::{Plant, PlantFileError};

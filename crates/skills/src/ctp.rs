@@ -71,10 +71,12 @@ pub fn quote(
     } else {
         completions(&solve(current, &options).schedule)
     };
+    // Jobs of weight zero (placeholders holding a machine's set-up) promise nothing.
     let min_weight = current
         .jobs
         .iter()
         .map(|j| j.weight)
+        .filter(|&w| w > 0.0)
         .fold(f64::INFINITY, f64::min);
     let mut with_order = current.clone();
     let mut new_job = order.clone();

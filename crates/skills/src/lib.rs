@@ -14,6 +14,7 @@
 //! explosion and [`replenish`]ment from forecasts.
 
 pub mod anomaly;
+pub mod board;
 pub mod bo;
 pub mod bom;
 pub mod ctp;

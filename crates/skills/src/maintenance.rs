@@ -13,6 +13,7 @@
 //! (by default to the lowest index seen at a failure). Until enough failures are known it keeps
 //! the machine type's recommended interval (tier 0).
 
+use crate::board::{PlanBoard, WindowRequest};
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_twin::{MachineView, Policy};
@@ -70,7 +71,14 @@ pub struct PredictiveMaintenance<P> {
     failure_indices: Vec<f64>,
     /// Where its decisions go, with the machines' ids.
     ledger: Option<(SkillLog, Vec<String>)>,
+    /// The shared plan (coordinator tier 2 and 3), with each machine's service hours: a
+    /// machine due for service gets a window in the schedule instead of stopping on its own.
+    board: Option<(PlanBoard, Vec<f64>)>,
 }
+
+/// Before a threshold is learnt, the share of the recommended interval at which a window is
+/// asked for on a shared plan.
+const INTERVAL_WINDOW_SHARE: f64 = 0.85;
 
 /// Model id written into maintenance decisions.
 pub const MODEL_ID: &str = "cbm-health-index";
@@ -85,7 +93,17 @@ impl<P: Policy> PredictiveMaintenance<P> {
             machines: Vec::new(),
             failure_indices: Vec::new(),
             ledger: None,
+            board: None,
         }
+    }
+
+    /// Plans services with the scheduler: once a machine's health index passes the lowest level
+    /// seen at a failure (and the minimum share of its interval), the skill posts a maintenance
+    /// window on `board` and the plan decides when the machine stops; only past the busy
+    /// threshold does it stop the machine at once. `service_h` per machine, in the twin's order.
+    pub fn with_board(mut self, board: PlanBoard, service_h: Vec<f64>) -> Self {
+        self.board = Some((board, service_h));
+        self
     }
 
     /// Logs every stop the skill decides (once it has learnt its threshold) to `log`, as
@@ -122,6 +140,105 @@ impl<P: Policy> PredictiveMaintenance<P> {
         self.failure_indices.len()
     }
 
+    /// The shared-plan decision: stop now when urgent, ask for a window when due, and let the
+    /// plan (the inner policy) say when a window's service starts.
+    fn plan_service(&mut self, view: &MachineView) -> bool {
+        let index = self.observe(view);
+        let past_minimum = view.run_h_since_maintenance
+            >= self.config.min_interval_share * view.recommended_interval_h;
+        let thresholds = (
+            self.threshold_at(self.config.cost_ratio),
+            self.threshold_at(self.config.cost_ratio * self.config.idle_cost_factor),
+        );
+        // Until enough failures are known, the recommended interval decides, as at tier 0 —
+        // but the window is asked for ahead of it, so the plan can place the service.
+        let (urgent, due) = match thresholds {
+            (Some(urgent), Some(due)) => (
+                past_minimum && index >= urgent,
+                past_minimum && index >= due,
+            ),
+            _ => (
+                view.run_h_since_maintenance >= view.recommended_interval_h,
+                view.run_h_since_maintenance
+                    >= INTERVAL_WINDOW_SHARE * view.recommended_interval_h,
+            ),
+        };
+        let threshold = thresholds.0.unwrap_or(0.0);
+        if urgent {
+            self.log_stop(view, index, threshold, "preventive_maintenance");
+            self.mark_serviced(view, true);
+            return true;
+        }
+        if due {
+            let due = thresholds.1.unwrap_or(0.0);
+            let posted = self
+                .board
+                .as_ref()
+                .is_some_and(|(b, _)| b.lock().windows.contains_key(&view.machine));
+            if !posted {
+                let decision = self.log_stop(view, index, due, "maintenance_window_request");
+                if let Some((board, service_h)) = &self.board {
+                    let hours = service_h.get(view.machine).copied().unwrap_or(1.0);
+                    board.lock().windows.insert(
+                        view.machine,
+                        WindowRequest {
+                            decision,
+                            duration_s: hours * 3600.0,
+                            requested_at: view.now,
+                            planned_start: None,
+                        },
+                    );
+                }
+            }
+        }
+        let decide = self.inner.start_maintenance(view);
+        self.mark_serviced(view, decide);
+        decide
+    }
+
+    fn mark_serviced(&mut self, view: &MachineView, decide: bool) {
+        if decide && let Some(h) = self.machines.get_mut(view.machine) {
+            h.serviced_by_us = true;
+        }
+    }
+
+    /// Logs a maintenance decision; returns its id when logging.
+    fn log_stop(
+        &mut self,
+        view: &MachineView,
+        index: f64,
+        threshold: f64,
+        action: &str,
+    ) -> Option<String> {
+        let due = self.failure_indices.iter().filter(|&&f| f <= index).count() as f64
+            / self.failure_indices.len().max(1) as f64;
+        let (log, ids) = self.ledger.as_mut()?;
+        let machine = ids
+            .get(view.machine)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", view.machine));
+        Some(log.record(view.now, |id, at| Decision {
+            id,
+            at,
+            skill: "maintenance".to_owned(),
+            stage: LifecycleStage::Production,
+            inputs_ref: format!("vibration:{machine}"),
+            model: MODEL_ID.to_owned(),
+            model_version: MODEL_VERSION.to_owned(),
+            output: serde_json::json!({
+                "machine": machine,
+                "action": action,
+                "health_index": index,
+                "threshold": threshold,
+                "run_h_since_service": view.run_h_since_maintenance,
+                "in_schedule_gap": view.queue_len == 0,
+            }),
+            confidence: Some(due),
+            executed_by: ExecutedBy::Auto,
+            outcome: None,
+        }))
+    }
+
     fn observe(&mut self, view: &MachineView) -> f64 {
         let m = view.machine;
         if self.machines.len() <= m {
@@ -135,6 +252,9 @@ impl<P: Policy> PredictiveMaintenance<P> {
                 self.failure_indices.push(h.index);
             }
             *h = MachineHealth::default();
+            if let Some((board, _)) = &self.board {
+                board.lock().windows.remove(&m);
+            }
         }
         let h = &mut self.machines[m];
         h.serviced_by_us = false;
@@ -172,6 +292,9 @@ impl<P: Policy> aifactory_twin::Layer for PredictiveMaintenance<P> {
     }
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        if self.board.is_some() {
+            return self.plan_service(view);
+        }
         let index = self.observe(view);
         let ratio = if view.queue_len == 0 {
             self.config.cost_ratio * self.config.idle_cost_factor
@@ -190,36 +313,7 @@ impl<P: Policy> aifactory_twin::Layer for PredictiveMaintenance<P> {
             h.serviced_by_us = true;
         }
         if decide && let Some(threshold) = self.threshold_at(ratio) {
-            // The share of past failures that came at or below this index: how likely, from
-            // the fleet's own history, a failure would already be due.
-            let due = self.failure_indices.iter().filter(|&&f| f <= index).count() as f64
-                / self.failure_indices.len().max(1) as f64;
-            if let Some((log, ids)) = &mut self.ledger {
-                let machine = ids
-                    .get(view.machine)
-                    .cloned()
-                    .unwrap_or_else(|| format!("#{}", view.machine));
-                log.record(view.now, |id, at| Decision {
-                    id,
-                    at,
-                    skill: "maintenance".to_owned(),
-                    stage: LifecycleStage::Production,
-                    inputs_ref: format!("vibration:{machine}"),
-                    model: MODEL_ID.to_owned(),
-                    model_version: MODEL_VERSION.to_owned(),
-                    output: serde_json::json!({
-                        "machine": machine,
-                        "action": "preventive_maintenance",
-                        "health_index": index,
-                        "threshold": threshold,
-                        "run_h_since_service": view.run_h_since_maintenance,
-                        "in_schedule_gap": view.queue_len == 0,
-                    }),
-                    confidence: Some(due),
-                    executed_by: ExecutedBy::Auto,
-                    outcome: None,
-                });
-            }
+            self.log_stop(view, index, threshold, "preventive_maintenance");
         }
         decide
     }
@@ -311,7 +405,7 @@ mod tests {
         };
         assert!(skill.start_maintenance(&idle));
         // That stop, and only it, is in the ledger queue, with its machine and evidence.
-        let logged = log.drain();
+        let logged = log.drain_decisions();
         assert_eq!(logged.len(), 1, "{logged:?}");
         let d = &logged[0];
         assert_eq!(d.id, "D-CBM-000001");

@@ -671,7 +671,7 @@ mod tests {
         }
         // Each material's forecast and each purchase are in the ledger queue; purchases cite
         // the forecast they rest on.
-        let logged = log.drain();
+        let logged = log.drain_decisions();
         let forecasts = logged.iter().filter(|d| d.skill == "forecast").count();
         assert_eq!(forecasts, plant.materials.len());
         let purchases: Vec<&Decision> = logged

@@ -4,6 +4,7 @@
 //! dispatches by the plan — each machine takes the queued operation the plan starts first on
 //! it, falling back to earliest-due-date for work the plan put elsewhere.
 
+use crate::board::{LivePlan, PlanBoard};
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_schedule::{
@@ -44,11 +45,15 @@ impl Default for ApsConfig {
 pub struct ApsPolicy {
     pub config: ApsConfig,
     pub base: BaselinePolicy,
-    /// (work order, step) → (machine, planned start in seconds from the plan's `now`).
+    /// (work order, step) → (machine, planned start in twin milliseconds); an entry leaves
+    /// when its operation is dispatched.
     plan: HashMap<(u32, usize), (MachineId, i64)>,
     pub replans: u64,
     /// Where each plan is logged as a decision.
     ledger: Option<SkillLog>,
+    /// The shared plan (coordinator tiers 2 and 3): maintenance windows to plan around, and
+    /// where the live plan is posted for quoting.
+    board: Option<PlanBoard>,
 }
 
 impl ApsPolicy {
@@ -59,7 +64,16 @@ impl ApsPolicy {
             plan: HashMap::new(),
             replans: 0,
             ledger: None,
+            board: None,
         }
+    }
+
+    /// Plans on a shared board: maintenance windows posted there become service operations in
+    /// the plan (each plan decision cites the maintenance decisions it planned around), a
+    /// window's service starts when the plan reaches it, and each plan is posted back.
+    pub fn with_board(mut self, board: PlanBoard) -> ApsPolicy {
+        self.board = Some(board);
+        self
     }
 
     /// Logs every plan it makes to `log` (production stage, executed by dispatching to it);
@@ -70,11 +84,26 @@ impl ApsPolicy {
     }
 }
 
+/// What a job of the floor's scheduling problem stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlannedJob {
+    /// A work order from its first remaining routing step.
+    Work { number: u32, first_step: usize },
+    /// The placeholder that holds an idle machine's current set-up.
+    SetUp,
+    /// A maintenance window on a machine.
+    Service(MachineId),
+}
+
+/// How long a window may wait in the plan before it counts as late, seconds: within a shift
+/// the scheduler may put it wherever it costs production least.
+const WINDOW_SLACK_S: i64 = 8 * 3600;
+
 /// The floor as a scheduling problem, in whole seconds from now. Each product is a set-up
 /// family: a machine pays a step's set-up only when it switches products, as in the plant. The
-/// second vector maps the problem's jobs back to (work order, first routing step); `None` marks
-/// the placeholder jobs that hold each idle machine's current set-up.
-fn problem_of(floor: &Floor) -> (Problem, Vec<Option<(u32, usize)>>) {
+/// second vector maps the problem's jobs back to what they stand for. `windows` are services
+/// to fit in: (machine, seconds).
+fn problem_of(floor: &Floor, windows: &[(MachineId, f64)]) -> (Problem, Vec<PlannedJob>) {
     let now_s = floor.now.0 as f64 / 1000.0;
     let machines = floor.machines.len();
     let families = floor
@@ -132,7 +161,10 @@ fn problem_of(floor: &Floor) -> (Problem, Vec<Option<(u32, usize)>>) {
             first.frozen = Some(Frozen { machine, start });
         }
         let due = (j.due.0 as f64 / 1000.0 - now_s).round() as i64;
-        numbers.push(Some((j.job, j.next_step)));
+        numbers.push(PlannedJob::Work {
+            number: j.job,
+            first_step: j.next_step,
+        });
         jobs.push(Job {
             release: 0,
             due: Some(due),
@@ -154,7 +186,7 @@ fn problem_of(floor: &Floor) -> (Problem, Vec<Option<(u32, usize)>>) {
         // An idle machine keeps its last set-up: a one-second placeholder of that family at
         // time zero makes the first operation of another product pay the change-over.
         if let (Some(product), false) = (m.last_product, busy[machine]) {
-            numbers.push(None);
+            numbers.push(PlannedJob::SetUp);
             jobs.push(Job {
                 release: 0,
                 due: None,
@@ -169,6 +201,31 @@ fn problem_of(floor: &Floor) -> (Problem, Vec<Option<(u32, usize)>>) {
                 }],
             });
         }
+    }
+    let mean_weight = floor
+        .jobs
+        .iter()
+        .map(|j| f64::from(j.quantity))
+        .sum::<f64>()
+        / floor.jobs.len().max(1) as f64;
+    for &(machine, seconds) in windows {
+        if machine >= machines || floor.machines[machine].unavailable_for_s >= 1.0 {
+            continue;
+        }
+        numbers.push(PlannedJob::Service(machine));
+        jobs.push(Job {
+            release: 0,
+            due: Some(WINDOW_SLACK_S),
+            weight: mean_weight.max(1.0),
+            family: None,
+            operations: vec![Operation {
+                alternatives: vec![Alternative {
+                    machine,
+                    duration: seconds.ceil().max(1.0) as i64,
+                }],
+                frozen: None,
+            }],
+        });
     }
     let downtime = floor
         .machines
@@ -214,7 +271,10 @@ impl Policy for ApsPolicy {
             })
             .min();
         match planned {
-            Some((_, _, i)) => i,
+            Some((_, _, i)) => {
+                self.plan.remove(&(candidates[i].job, candidates[i].step));
+                i
+            }
             None => BaselinePolicy {
                 dispatch: aifactory_twin::DispatchRule::Edd,
                 ..self.base
@@ -224,7 +284,30 @@ impl Policy for ApsPolicy {
     }
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
-        self.base.start_maintenance(view)
+        let Some(board) = &self.board else {
+            return self.base.start_maintenance(view);
+        };
+        // On a shared board the maintenance skill decides whether a machine needs service and
+        // the plan when: now, if nothing waits or the plan put the service before the machine's
+        // next operation.
+        let board = board.lock();
+        let Some(window) = board.windows.get(&view.machine) else {
+            return false;
+        };
+        if view.queue_len == 0 {
+            return true;
+        }
+        let Some(start) = window.planned_start else {
+            return false;
+        };
+        let start = i64::try_from(start.0).unwrap_or(i64::MAX);
+        let next_operation = self
+            .plan
+            .values()
+            .filter(|(m, _)| *m == view.machine)
+            .map(|&(_, s)| s)
+            .min();
+        next_operation.is_none_or(|next| start <= next)
     }
 
     fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
@@ -241,7 +324,20 @@ impl Policy for ApsPolicy {
         if floor.jobs.is_empty() {
             return;
         }
-        let (problem, numbers) = problem_of(floor);
+        let windows: Vec<(MachineId, f64, Option<String>)> = self.board.as_ref().map_or_else(
+            Vec::new,
+            |b| {
+                b.lock()
+                    .windows
+                    .iter()
+                    .map(|(&m, w)| (m, w.duration_s, w.decision.clone()))
+                    .collect()
+            },
+        );
+        let (problem, numbers) = problem_of(
+            floor,
+            &windows.iter().map(|w| (w.0, w.1)).collect::<Vec<_>>(),
+        );
         if aifactory_schedule::formats::validate(&problem).is_err() {
             // A floor the solver cannot take (should not happen): dispatch by the fallback rule.
             return;
@@ -256,14 +352,29 @@ impl Policy for ApsPolicy {
             seed: self.config.seed,
         };
         let solution = solve(&problem, &options);
+        let planned_windows: Vec<MachineId> = numbers
+            .iter()
+            .filter_map(|n| match n {
+                PlannedJob::Service(m) => Some(*m),
+                _ => None,
+            })
+            .collect();
+        let mut inputs_ref = format!("floor:{}-work-orders", floor.jobs.len());
+        for (m, _, decision) in &windows {
+            if let (true, Some(id)) = (planned_windows.contains(m), decision) {
+                inputs_ref.push_str(" decision:");
+                inputs_ref.push_str(id);
+            }
+        }
+        let mut decision_id = None;
         if let Some(log) = &mut self.ledger {
             let operations: usize = solution.schedule.placements.iter().map(Vec::len).sum();
-            log.record(floor.now, |id, at| Decision {
+            decision_id = Some(log.record(floor.now, |id, at| Decision {
                 id,
                 at,
                 skill: "scheduling".to_owned(),
                 stage: LifecycleStage::Production,
-                inputs_ref: format!("floor:{}-work-orders", floor.jobs.len()),
+                inputs_ref,
                 model: MODEL_ID.to_owned(),
                 model_version: MODEL_VERSION.to_owned(),
                 output: serde_json::json!({
@@ -272,27 +383,48 @@ impl Policy for ApsPolicy {
                     "plan_end_h": solution.makespan as f64 / 3600.0,
                     "lower_bound_h": solution.lower_bound as f64 / 3600.0,
                     "objective": solution.objective,
+                    "maintenance_windows": planned_windows.len(),
                 }),
                 confidence: None,
                 executed_by: ExecutedBy::Auto,
                 outcome: None,
-            });
+            }));
         }
+        let now_ms = i64::try_from(floor.now.0).unwrap_or(i64::MAX);
+        let absolute = |start: i64| now_ms.saturating_add(start.saturating_mul(1000));
+        let mut board = self.board.as_ref().map(PlanBoard::lock);
         for (j, ops) in solution.schedule.placements.iter().enumerate() {
-            let Some(&Some((number, first_step))) = numbers.get(j) else {
-                continue;
-            };
-            for p in ops {
-                self.plan
-                    .insert((number, first_step + p.op), (p.machine, p.start));
+            match numbers.get(j) {
+                Some(&PlannedJob::Work { number, first_step }) => {
+                    for p in ops {
+                        self.plan
+                            .insert((number, first_step + p.op), (p.machine, absolute(p.start)));
+                    }
+                }
+                Some(&PlannedJob::Service(machine)) => {
+                    if let (Some(board), Some(p)) = (board.as_mut(), ops.first())
+                        && let Some(window) = board.windows.get_mut(&machine)
+                    {
+                        window.planned_start =
+                            Some(SimTime(u64::try_from(absolute(p.start)).unwrap_or(0)));
+                    }
+                }
+                _ => {}
             }
+        }
+        if let Some(board) = board.as_mut() {
+            board.live_plan = Some(LivePlan {
+                at: floor.now,
+                problem,
+                decision: decision_id,
+            });
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::problem_of;
+    use super::{PlannedJob, problem_of};
     use aifactory_twin::{Floor, FloorAlternative, FloorJob, FloorMachine, SimTime};
 
     fn job(number: u32, product: usize) -> FloorJob {
@@ -322,13 +454,17 @@ mod tests {
                 last_product: Some(1),
             }],
         };
-        let (problem, numbers) = problem_of(&floor);
+        let (problem, numbers) = problem_of(&floor, &[]);
         let setup = problem.setup.as_ref().map(|s| s[0].clone());
         assert_eq!(setup, Some(vec![vec![0, 600], vec![600, 0]]));
         assert_eq!(problem.jobs[0].operations[0].alternatives[0].duration, 100);
         assert_eq!(problem.jobs[1].due, Some(9 * 3600));
         // The idle machine's current set-up (product 1) is a frozen placeholder at time zero.
-        assert_eq!(numbers, vec![Some((7, 0)), Some((8, 0)), None]);
+        let work = |number| PlannedJob::Work {
+            number,
+            first_step: 0,
+        };
+        assert_eq!(numbers, vec![work(7), work(8), PlannedJob::SetUp]);
         assert_eq!(problem.jobs[2].family, Some(1));
         assert!(aifactory_schedule::formats::validate(&problem).is_ok());
         // The solver then runs product 1 first: no change-over before it.

@@ -26,11 +26,14 @@ mod sim;
 pub use commands::{Command, CommandCounts, CommandInbox, Commanded};
 pub use model::{MachineId, PlantModel};
 pub use policy::{
+    Boxed,
     BaselinePolicy, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
     MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
     PurchasingRule, QueuedOp,
 };
-pub use sim::{EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation};
+pub use sim::{
+    EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation, order_book_history,
+};
 
 /// A plant the twin cannot simulate. Plant files are validated before they get here, so this
 /// only names what validation cannot know about.

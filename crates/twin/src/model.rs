@@ -207,4 +207,44 @@ impl PlantModel {
     pub fn machine_ids(&self) -> impl Iterator<Item = &str> {
         self.machines.iter().map(|m| m.id.as_str())
     }
+
+    /// Hours of a preventive service, per machine (what a maintenance window must hold).
+    pub fn service_hours(&self) -> Vec<f64> {
+        self.machines
+            .iter()
+            .map(|m| m.maintenance.preventive_h)
+            .collect()
+    }
+
+    /// A product's routing as a planner sees it: per step, each eligible machine with the
+    /// step's set-up seconds and seconds per unit (empty for an unknown product).
+    pub fn routing(&self, product: usize) -> Vec<Vec<(MachineId, f64, f64)>> {
+        self.products.get(product).map_or_else(Vec::new, |p| {
+            p.steps
+                .iter()
+                .map(|s| s.eligible.iter().map(|&(m, u)| (m, s.setup_s, u)).collect())
+                .collect()
+        })
+    }
+
+    /// A trial batch on the line: the share of `units` scrapped when `product`'s routing step
+    /// `step` runs at `values` on a freshly serviced machine, drawn with binomial noise from
+    /// `rng`. What a plant learns from trials; the hidden defect model stays inside the twin.
+    pub fn trial_batch(
+        &self,
+        product: usize,
+        step: usize,
+        values: &[f64],
+        units: u64,
+        rng: &mut impl rand::Rng,
+    ) -> Option<f64> {
+        let spec = self.products.get(product)?.steps.get(step)?;
+        let &(machine, _) = spec.eligible.first()?;
+        let health = &self.machines.get(machine)?.health;
+        let p = crate::physics::defect_probability(spec.base_defect, health, 0.0, &spec.params, values)
+            .clamp(0.0, 1.0);
+        let bad = rand_distr::Binomial::new(units, p)
+            .map_or(0, |b| rand_distr::Distribution::sample(&b, rng));
+        Some(bad as f64 / units.max(1) as f64)
+    }
 }

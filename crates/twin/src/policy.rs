@@ -383,3 +383,46 @@ impl Policy for BaselinePolicy {
             .collect()
     }
 }
+
+/// Any policy behind a box, itself a policy: lets a coordinator stack layers chosen at run time
+/// (a link cut, a skill left out) without a type per combination.
+pub struct Boxed(pub Box<dyn Policy + Send>);
+
+impl std::fmt::Debug for Boxed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Boxed").field(&self.0.name()).finish()
+    }
+}
+
+impl Policy for Boxed {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        self.0.dispatch(now, machine, candidates)
+    }
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        self.0.start_maintenance(view)
+    }
+    fn process_params(
+        &mut self,
+        machine: MachineId,
+        product: usize,
+        step: usize,
+        specs: &[ParamSpec],
+    ) -> Vec<f64> {
+        self.0.process_params(machine, product, step, specs)
+    }
+    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+        self.0.release(now, pending)
+    }
+    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        self.0.purchase(now, stock)
+    }
+    fn wants_floor(&self) -> bool {
+        self.0.wants_floor()
+    }
+    fn plan(&mut self, floor: &Floor) {
+        self.0.plan(floor);
+    }
+}

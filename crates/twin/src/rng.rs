@@ -24,6 +24,8 @@ pub(crate) enum StreamKind {
     Quality = 4,
     Repair = 5,
     Supply = 6,
+    /// The order book before day 0 (its own stream: asking for history changes no run).
+    History = 7,
 }
 
 pub(crate) fn stream(seed: u64, kind: StreamKind, index: u64) -> Stream {

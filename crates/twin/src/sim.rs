@@ -511,10 +511,7 @@ impl State {
         for (p, product) in model.plant.products.iter().enumerate() {
             let Some(d) = &product.demand else { continue };
             let noise: f64 = self.rng_demand.sample(StandardNormal);
-            let mean_units = d.units_per_day
-                * (1.0 + d.trend_per_year).powf(f64::from(day) / 365.0)
-                * d.weekly.get(weekday).copied().unwrap_or(1.0)
-                * (1.0 + d.noise_cv * noise).max(0.0);
+            let mean_units = mean_units_on(d, f64::from(day), weekday, noise);
             let rate = mean_units / d.order_size;
             let count = if rate > 0.0 {
                 Poisson::new(rate).map_or(0.0, |dist| dist.sample(&mut self.rng_demand)) as u32
@@ -1546,4 +1543,48 @@ impl State {
             machines,
         }
     }
+}
+
+/// Expected units ordered of a product on `day` (negative before day 0), with the day's
+/// demand noise drawn as a standard normal.
+fn mean_units_on(d: &aifactory_core::plant::Demand, day: f64, weekday: usize, noise: f64) -> f64 {
+    d.units_per_day
+        * (1.0 + d.trend_per_year).powf(day / 365.0)
+        * d.weekly.get(weekday).copied().unwrap_or(1.0)
+        * (1.0 + d.noise_cv * noise).max(0.0)
+}
+
+/// The plant's order book for the `days` days before day 0: units ordered per product id and
+/// day, oldest first — what the ERP would hold when a skill is switched on. Drawn from the
+/// demand model with its own seeded stream, so it changes nothing in the run itself.
+pub fn order_book_history(
+    model: &PlantModel,
+    days: u32,
+    seed: u64,
+) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let (start, offset_min) = model.plant.start();
+    let start_local_day = (start.0.div_euclid(1000) + i64::from(offset_min) * 60) / 86_400;
+    let mut rng = stream(seed, StreamKind::History, 0);
+    let mut book = std::collections::BTreeMap::new();
+    for product in &model.plant.products {
+        let Some(d) = &product.demand else { continue };
+        let series: Vec<f64> = (1..=i64::from(days))
+            .rev()
+            .map(|back| {
+                let weekday = weekday_from_days(start_local_day - back) as usize;
+                let noise: f64 = rng.sample(StandardNormal);
+                let rate = mean_units_on(d, -(back as f64), weekday, noise) / d.order_size;
+                let count = if rate > 0.0 {
+                    Poisson::new(rate).map_or(0.0, |dist| dist.sample(&mut rng)) as u32
+                } else {
+                    0
+                };
+                (0..count)
+                    .map(|_| (d.order_size * rng.random_range(0.5..1.5)).round().max(1.0))
+                    .sum()
+            })
+            .collect();
+        book.insert(product.id.clone(), series);
+    }
+    book
 }

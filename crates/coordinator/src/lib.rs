@@ -1,0 +1,264 @@
+//! The coordinator: the AI skills composed into one rung of the AI-factory ladder, as one
+//! [`aifactory_twin::Policy`] that the twin (or a plant's connector) drives.
+//!
+//! - tier 0: no AI — EDD dispatching, fixed-interval service, reorder points, default settings;
+//! - tier 1: skills each on their own — APS scheduling, condition-based maintenance,
+//!   replenishment from forecasts;
+//! - tier 2: one shared plan — maintenance windows from the condition-based skill enter the
+//!   schedule (and the plan cites the maintenance decisions), capable-to-promise quotes every
+//!   new order from the live plan, quality risk from trial batches decides which set-points are
+//!   tuned, forecasts drive purchasing. Each of the four links can be cut on its own.
+//!
+//! It owns the wiring (the plan board, which links are on); each skill keeps its own model. It
+//! never sees the twin's hidden truth (trial batches come through the caller's callback), never
+//! reads a clock and does no I/O.
+
+mod quality;
+mod quote;
+
+pub use quality::{QualityPlan, TrialFn};
+pub use quote::Quoting;
+
+use aifactory_core::{DecisionLog, Timestamp};
+use aifactory_skills::board::PlanBoard;
+use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};
+use aifactory_skills::quality::ProcessSettings;
+use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
+use aifactory_skills::{ApsConfig, ApsPolicy};
+use aifactory_twin::{BaselinePolicy, Boxed, PlantModel, Policy};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("tier {0} is not a rung of the ladder (0 to 3)")]
+    Tier(u8),
+    #[error("unknown link `{0}` (maintenance-to-schedule, forecast-to-plan, quality-to-process, schedule-to-quote)")]
+    Link(String),
+    #[error("the quality link needs trial batches, and none were offered")]
+    NoTrials,
+    #[error("a trial batch could not run for product {product}, step {step}")]
+    Trial { product: usize, step: usize },
+    #[error("tuning process settings: {0}")]
+    Quality(String),
+    #[error("setting up the replenishment skill: {0}")]
+    Replenishment(String),
+}
+
+/// A rung of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    Zero,
+    One,
+    Two,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Zero, Tier::One, Tier::Two];
+
+    pub fn from_number(n: u8) -> Result<Tier, CoordinatorError> {
+        match n {
+            0 => Ok(Tier::Zero),
+            1 => Ok(Tier::One),
+            2 => Ok(Tier::Two),
+            _ => Err(CoordinatorError::Tier(n)),
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            Tier::Zero => 0,
+            Tier::One => 1,
+            Tier::Two => 2,
+        }
+    }
+
+    /// What the configuration runs, in a line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Tier::Zero => "EDD dispatching, fixed-interval service, reorder points, default settings",
+            Tier::One => {
+                "skills each on their own: APS, condition-based maintenance, forecast replenishment"
+            }
+            Tier::Two => {
+                "one shared plan: maintenance windows in the schedule, quotes from the live plan, set-points by quality risk, forecasts into purchasing"
+            }
+        }
+    }
+}
+
+/// The links of the shared plan (tier 2 and up), each of which can be cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Links {
+    pub maintenance_to_schedule: bool,
+    pub forecast_to_plan: bool,
+    pub quality_to_process: bool,
+    pub schedule_to_quote: bool,
+}
+
+impl Links {
+    pub const ALL: Links = Links {
+        maintenance_to_schedule: true,
+        forecast_to_plan: true,
+        quality_to_process: true,
+        schedule_to_quote: true,
+    };
+
+    /// The link ids, as the assessment names them.
+    pub const IDS: [&'static str; 4] = [
+        "maintenance-to-schedule",
+        "forecast-to-plan",
+        "quality-to-process",
+        "schedule-to-quote",
+    ];
+
+    /// These links with `id` cut.
+    pub fn without(mut self, id: &str) -> Result<Links, CoordinatorError> {
+        match id {
+            "maintenance-to-schedule" => self.maintenance_to_schedule = false,
+            "forecast-to-plan" => self.forecast_to_plan = false,
+            "quality-to-process" => self.quality_to_process = false,
+            "schedule-to-quote" => self.schedule_to_quote = false,
+            other => return Err(CoordinatorError::Link(other.to_owned())),
+        }
+        Ok(self)
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    pub model: &'a PlantModel,
+    pub tier: Tier,
+    pub links: Links,
+    /// Where decisions go (none for a benchmark that only wants KPIs).
+    pub log: Option<&'a DecisionLog>,
+    /// Seeds the skills' own randomness (the solver, Bayesian optimisation).
+    pub seed: u64,
+    /// Units ordered per product id and day before day 0 (the ERP's order book), from which
+    /// forecasting starts; empty: forecasts wait until the run has built the history.
+    pub order_book: &'a BTreeMap<String, Vec<f64>>,
+}
+
+/// The skills of tier 1: APS inside condition-based maintenance inside forecast replenishment.
+pub type Tier1 = ForecastReplenishment<PredictiveMaintenance<ApsPolicy>>;
+
+/// Tier 1 on its own type (the CLI's `sim --policy tier1` records it).
+pub fn tier1(
+    model: &PlantModel,
+    base: BaselinePolicy,
+    log: Option<&DecisionLog>,
+    order_book: &BTreeMap<String, Vec<f64>>,
+) -> Result<Tier1, CoordinatorError> {
+    let (start, _) = model.plant().start();
+    let mut scheduling = ApsPolicy::new(ApsConfig::default(), base);
+    if let Some(log) = log {
+        scheduling = scheduling.with_log(log.clone(), start);
+    }
+    let mut maintenance = PredictiveMaintenance::new(scheduling, MaintenanceConfig::default());
+    if let Some(log) = log {
+        let ids = model.machine_ids().map(str::to_owned).collect();
+        maintenance = maintenance.with_log(log.clone(), start, ids);
+    }
+    replenishment(maintenance, model, log, start, order_book)
+}
+
+fn replenishment<P: Policy>(
+    inner: P,
+    model: &PlantModel,
+    log: Option<&DecisionLog>,
+    start: Timestamp,
+    order_book: &BTreeMap<String, Vec<f64>>,
+) -> Result<ForecastReplenishment<P>, CoordinatorError> {
+    let mut skill = ForecastReplenishment::new(
+        inner,
+        model.plant(),
+        ReplenishConfig::default(),
+        order_book,
+    )
+    .map_err(|e| CoordinatorError::Replenishment(e.to_string()))?;
+    if let Some(log) = log {
+        skill = skill.with_log(log.clone(), start);
+    }
+    Ok(skill)
+}
+
+/// Builds the policy of `setup.tier`. `trial` runs trial batches for the quality link (tier 2
+/// and up with that link on); without it such a configuration is refused.
+pub fn build(
+    setup: &Setup<'_>,
+    trial: Option<TrialFn<'_>>,
+) -> Result<Box<dyn Policy + Send>, CoordinatorError> {
+    let base = BaselinePolicy::default();
+    match setup.tier {
+        Tier::Zero => Ok(Box::new(base)),
+        Tier::One => Ok(Box::new(tier1(
+            setup.model,
+            base,
+            setup.log,
+            setup.order_book,
+        )?)),
+        Tier::Two => shared_plan(setup, trial),
+    }
+}
+
+/// Tier 2: the skills on one plan board.
+fn shared_plan(
+    setup: &Setup<'_>,
+    trial: Option<TrialFn<'_>>,
+) -> Result<Box<dyn Policy + Send>, CoordinatorError> {
+    let model = setup.model;
+    let links = setup.links;
+    let (start, _) = model.plant().start();
+    let board = PlanBoard::new();
+    let config = ApsConfig {
+        seed: setup.seed,
+        ..ApsConfig::default()
+    };
+    let mut scheduling = ApsPolicy::new(config, BaselinePolicy::default()).with_board(board.clone());
+    if let Some(log) = setup.log {
+        scheduling = scheduling.with_log(log.clone(), start);
+    }
+    let mut stack = Boxed(Box::new(scheduling));
+    // Quality: set-points tuned where trial batches show risk (cut: tuned everywhere, blind).
+    let trial = trial.ok_or(CoordinatorError::NoTrials)?;
+    let quality = quality::plan_quality(
+        model,
+        trial,
+        links.quality_to_process,
+        setup.seed,
+        setup.log.map(|l| (l, start)),
+    )?;
+    stack = Boxed(Box::new(ProcessSettings::new(stack, quality.settings)));
+    // Maintenance: windows on the board for the plan to place (cut: stops on its own).
+    let mut maintenance = PredictiveMaintenance::new(stack, MaintenanceConfig::default());
+    if links.maintenance_to_schedule {
+        maintenance = maintenance.with_board(board.clone(), model.service_hours());
+    }
+    if let Some(log) = setup.log {
+        let ids = model.machine_ids().map(str::to_owned).collect();
+        maintenance = maintenance.with_log(log.clone(), start, ids);
+    }
+    stack = Boxed(Box::new(maintenance));
+    // Forecasts into purchasing (cut: reorder points).
+    if links.forecast_to_plan {
+        stack = Boxed(Box::new(replenishment(
+            stack,
+            model,
+            setup.log,
+            start,
+            setup.order_book,
+        )?));
+    }
+    // Quotes from the live plan (cut: no quotes).
+    if links.schedule_to_quote {
+        let routings = (0..model.plant().products.len())
+            .map(|p| model.routing(p))
+            .collect();
+        let mut quoting = Quoting::new(stack, board, routings, setup.seed);
+        if let Some(log) = setup.log {
+            quoting = quoting.with_log(log.clone(), start);
+        }
+        stack = Boxed(Box::new(quoting));
+    }
+    Ok(Box::new(stack))
+}

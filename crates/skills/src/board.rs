@@ -1,0 +1,56 @@
+//! The plan board: where skills that share one plan (the coordinator's tier 2 and 3) post what
+//! the others must plan around — maintenance windows the condition-based maintenance skill asks
+//! for, and the live schedule the scheduling skill last made, which capable-to-promise quotes
+//! from. A handle is cheap to clone; every skill holding one sees the same board.
+//!
+//! The board holds no logic of its own: each skill decides what to post and how to read it.
+
+use aifactory_schedule::Problem;
+use aifactory_twin::{MachineId, SimTime};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A maintenance window the maintenance skill asked the schedule for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRequest {
+    /// The maintenance decision that asked for it (cited by the plans that include it).
+    pub decision: Option<String>,
+    /// How long the service takes, seconds.
+    pub duration_s: f64,
+    pub requested_at: SimTime,
+    /// Where the last plan put it (start, in twin time), if a plan has seen it.
+    pub planned_start: Option<SimTime>,
+}
+
+/// The schedule the scheduling skill made last, as the problem it solved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivePlan {
+    pub at: SimTime,
+    /// The floor as a scheduling problem, times in seconds from `at`.
+    pub problem: Problem,
+    /// The scheduling decision that made it.
+    pub decision: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct BoardState {
+    pub windows: BTreeMap<MachineId, WindowRequest>,
+    pub live_plan: Option<LivePlan>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanBoard(Arc<Mutex<BoardState>>);
+
+impl PlanBoard {
+    pub fn new() -> Self {
+        PlanBoard::default()
+    }
+
+    /// The board, locked. A poisoned lock still holds consistent data (every writer replaces
+    /// whole entries), so it is used as is.
+    pub fn lock(&self) -> MutexGuard<'_, BoardState> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
