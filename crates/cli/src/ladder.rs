@@ -44,15 +44,12 @@ pub(crate) struct LadderArgs {
     json: bool,
 }
 
-/// The highest tier the coordinator builds today; the rungs above it are reported as not built.
+/// The highest rung of the ladder.
 const TOP_TIER: u8 = 3;
 
-/// A description of each rung, built or not.
+/// A description of each rung.
 fn describe(tier: u8) -> &'static str {
-    match Tier::from_number(tier) {
-        Ok(t) => t.describe(),
-        Err(_) => "closed loop (guarded execution, outcomes, retraining) — not built yet",
-    }
+    Tier::from_number(tier).map_or("not a rung", Tier::describe)
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +57,15 @@ struct RunResult {
     kpis: Kpis,
     assessed_tier: u8,
     decisions: usize,
+    missing: Vec<String>,
+    /// Per lifecycle stage: depth and what it lacks for the next.
+    stages: Vec<StageDepth>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct StageDepth {
+    stage: String,
+    depth: u8,
     missing: Vec<String>,
 }
 
@@ -90,9 +96,12 @@ fn run_one(
         seed,
         order_book: &order_book,
     };
-    let policy = aifactory_coordinator::build(&setup, Some(&mut trials))?;
-    let mut sim = Simulation::new(Arc::clone(model), seed, policy, None);
-    sim.run_until(SimTime::from_days(days), &mut ());
+    let configured = aifactory_coordinator::build(&setup, Some(&mut trials))?;
+    let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
+    match configured.observer {
+        Some(mut observer) => sim.run_until(SimTime::from_days(days), &mut observer),
+        None => sim.run_until(SimTime::from_days(days), &mut ()),
+    }
     let kpis = sim.finish().kpis;
     let records = log.drain();
     let count = records
@@ -116,6 +125,15 @@ fn run_one(
         assessed_tier: assessment.tier,
         decisions: count,
         missing: assessment.missing_for_next_tier,
+        stages: assessment
+            .stages
+            .iter()
+            .map(|s| StageDepth {
+                stage: s.stage.to_string(),
+                depth: s.depth,
+                missing: s.missing.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -134,6 +152,8 @@ struct Rung {
     total_cost_vs_tier0: Option<Interval>,
     /// What the first seed's run lacks for the next tier.
     missing_for_next_tier: Vec<String>,
+    /// The first seed's run, stage by stage.
+    stages: Vec<StageDepth>,
 }
 
 pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
@@ -240,6 +260,7 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                     interval(&diffs)
                 }),
                 missing_for_next_tier: runs.first().map(|r| r.missing.clone()).unwrap_or_default(),
+                stages: runs.first().map(|r| r.stages.clone()).unwrap_or_default(),
             }
         })
         .collect();

@@ -8,14 +8,23 @@
 //!   schedule (and the plan cites the maintenance decisions), capable-to-promise quotes every
 //!   new order from the live plan, quality risk from trial batches decides which set-points are
 //!   tuned, forecasts drive purchasing. Each of the four links can be cut on its own.
+//! - tier 3: the shared plan as a closed loop ([`closed_loop`]) — set-points through a guard
+//!   (bounds, approval for large moves, a production control group, rollback when the verified
+//!   effect is wrong), outcomes measured from the plant's events and linked to the decisions
+//!   behind them (services, deliveries against quotes, forecasts against demand, plans against
+//!   dispatches, scrap against risk), models updated from them (the maintenance threshold on
+//!   each failure, forecasts weekly, defect risk from production), and replans on every
+//!   change of capacity.
 //!
 //! It owns the wiring (the plan board, which links are on); each skill keeps its own model. It
 //! never sees the twin's hidden truth (trial batches come through the caller's callback), never
 //! reads a clock and does no I/O.
 
+pub mod closed_loop;
 mod quality;
 mod quote;
 
+pub use closed_loop::{ClosedLoop, LoopCounts, LoopObserver};
 pub use quality::{QualityPlan, TrialFn};
 pub use quote::Quoting;
 
@@ -50,16 +59,18 @@ pub enum Tier {
     Zero,
     One,
     Two,
+    Three,
 }
 
 impl Tier {
-    pub const ALL: [Tier; 3] = [Tier::Zero, Tier::One, Tier::Two];
+    pub const ALL: [Tier; 4] = [Tier::Zero, Tier::One, Tier::Two, Tier::Three];
 
     pub fn from_number(n: u8) -> Result<Tier, CoordinatorError> {
         match n {
             0 => Ok(Tier::Zero),
             1 => Ok(Tier::One),
             2 => Ok(Tier::Two),
+            3 => Ok(Tier::Three),
             _ => Err(CoordinatorError::Tier(n)),
         }
     }
@@ -69,6 +80,7 @@ impl Tier {
             Tier::Zero => 0,
             Tier::One => 1,
             Tier::Two => 2,
+            Tier::Three => 3,
         }
     }
 
@@ -81,6 +93,9 @@ impl Tier {
             }
             Tier::Two => {
                 "one shared plan: maintenance windows in the schedule, quotes from the live plan, set-points by quality risk, forecasts into purchasing"
+            }
+            Tier::Three => {
+                "closed loop: guarded set-points with approval, control group and rollback; outcomes linked to decisions; models updated online; replans on every capacity change"
             }
         }
     }
@@ -182,44 +197,95 @@ fn replenishment<P: Policy>(
     Ok(skill)
 }
 
-/// Builds the policy of `setup.tier`. `trial` runs trial batches for the quality link (tier 2
-/// and up with that link on); without it such a configuration is refused.
+/// A configured rung: the policy, and for the closed loop the observer that measures outcomes
+/// (it must see the plant's events: pass it to the simulation, or feed it the plant's).
+pub struct Configured {
+    pub policy: Box<dyn Policy + Send>,
+    pub observer: Option<LoopObserver>,
+    /// The loop's shared state, for its counts after a run.
+    pub closed_loop: Option<ClosedLoop>,
+}
+
+/// Builds the configuration of `setup.tier`. `trial` runs trial batches for the quality link
+/// (tier 2 and up with that link on); without it such a configuration is refused.
 pub fn build(
     setup: &Setup<'_>,
     trial: Option<TrialFn<'_>>,
-) -> Result<Box<dyn Policy + Send>, CoordinatorError> {
+) -> Result<Configured, CoordinatorError> {
     let base = BaselinePolicy::default();
-    match setup.tier {
-        Tier::Zero => Ok(Box::new(base)),
-        Tier::One => Ok(Box::new(tier1(
+    let policy: Box<dyn Policy + Send> = match setup.tier {
+        Tier::Zero => Box::new(base),
+        Tier::One => Box::new(tier1(
             setup.model,
             base,
             setup.log,
             setup.order_book,
-        )?)),
-        Tier::Two => shared_plan(setup, trial),
+        )?),
+        Tier::Two => shared_plan(setup, trial, None)?,
+        Tier::Three => {
+            let model = setup.model;
+            let (start, _) = model.plant().start();
+            let board = PlanBoard::new();
+            let closed = ClosedLoop::new(
+                setup
+                    .log
+                    .map(|l| aifactory_skills::log::SkillLog::new(l.clone(), start, "LOOP")),
+                start,
+                board.clone(),
+                model.machine_ids().map(str::to_owned).collect(),
+                model.plant().products.iter().map(|p| p.id.clone()).collect(),
+            );
+            let policy = shared_plan(setup, trial, Some((board, closed.clone())))?;
+            return Ok(Configured {
+                policy,
+                observer: Some(LoopObserver::new(closed.clone())),
+                closed_loop: Some(closed),
+            });
+        }
+    };
+    Ok(Configured {
+        policy,
+        observer: None,
+        closed_loop: None,
+    })
+}
+
+impl std::fmt::Debug for Configured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Configured")
+            .field("policy", &self.policy.name())
+            .field("closed_loop", &self.closed_loop.is_some())
+            .finish()
     }
 }
 
-/// Tier 2: the skills on one plan board.
+/// Tier 2 (and, with `closed`, tier 3): the skills on one plan board.
 fn shared_plan(
     setup: &Setup<'_>,
     trial: Option<TrialFn<'_>>,
+    closed: Option<(PlanBoard, ClosedLoop)>,
 ) -> Result<Box<dyn Policy + Send>, CoordinatorError> {
     let model = setup.model;
     let links = setup.links;
     let (start, _) = model.plant().start();
-    let board = PlanBoard::new();
+    let board = closed
+        .as_ref()
+        .map_or_else(PlanBoard::new, |(b, _)| b.clone());
+    let closed_loop = closed.map(|(_, c)| c);
     let config = ApsConfig {
         seed: setup.seed,
         ..ApsConfig::default()
     };
     let mut scheduling = ApsPolicy::new(config, BaselinePolicy::default()).with_board(board.clone());
+    if closed_loop.is_some() {
+        scheduling = scheduling.with_closed_loop();
+    }
     if let Some(log) = setup.log {
         scheduling = scheduling.with_log(log.clone(), start);
     }
     let mut stack = Boxed(Box::new(scheduling));
-    // Quality: set-points tuned where trial batches show risk (cut: tuned everywhere, blind).
+    // Quality: set-points tuned where trial batches show risk (cut: tuned everywhere, blind);
+    // in the closed loop through the guard, with a control group.
     let trial = trial.ok_or(CoordinatorError::NoTrials)?;
     let quality = quality::plan_quality(
         model,
@@ -227,12 +293,22 @@ fn shared_plan(
         links.quality_to_process,
         setup.seed,
         setup.log.map(|l| (l, start)),
+        closed_loop.as_ref(),
     )?;
-    stack = Boxed(Box::new(ProcessSettings::new(stack, quality.settings)));
+    stack = match &closed_loop {
+        Some(closed) => Boxed(Box::new(closed_loop::GuardedSettings::new(
+            stack,
+            closed.clone(),
+        ))),
+        None => Boxed(Box::new(ProcessSettings::new(stack, quality.settings))),
+    };
     // Maintenance: windows on the board for the plan to place (cut: stops on its own).
     let mut maintenance = PredictiveMaintenance::new(stack, MaintenanceConfig::default());
     if links.maintenance_to_schedule {
         maintenance = maintenance.with_board(board.clone(), model.service_hours());
+    }
+    if closed_loop.is_some() {
+        maintenance = maintenance.with_closed_loop();
     }
     if let Some(log) = setup.log {
         let ids = model.machine_ids().map(str::to_owned).collect();
@@ -241,13 +317,11 @@ fn shared_plan(
     stack = Boxed(Box::new(maintenance));
     // Forecasts into purchasing (cut: reorder points).
     if links.forecast_to_plan {
-        stack = Boxed(Box::new(replenishment(
-            stack,
-            model,
-            setup.log,
-            start,
-            setup.order_book,
-        )?));
+        let mut skill = replenishment(stack, model, setup.log, start, setup.order_book)?;
+        if closed_loop.is_some() {
+            skill = skill.with_closed_loop();
+        }
+        stack = Boxed(Box::new(skill));
     }
     // Quotes from the live plan (cut: no quotes).
     if links.schedule_to_quote {
@@ -257,6 +331,9 @@ fn shared_plan(
         let mut quoting = Quoting::new(stack, board, routings, setup.seed);
         if let Some(log) = setup.log {
             quoting = quoting.with_log(log.clone(), start);
+        }
+        if let Some(closed) = &closed_loop {
+            quoting = quoting.with_closed_loop(closed.clone());
         }
         stack = Boxed(Box::new(quoting));
     }

@@ -10,6 +10,7 @@ use aifactory_skills::quality::{Settings, StepToTune, learn_settings};
 use aifactory_twin::{PlantModel, SimTime};
 
 use crate::CoordinatorError;
+use crate::closed_loop::{ClosedLoop, guard_change};
 
 /// A trial batch on the line: (product, step, settings) → scrap share, `None` if the step has
 /// no such parameters. The caller runs it (on the line, or on the twin); the coordinator never
@@ -56,6 +57,7 @@ pub(crate) fn plan_quality(
     gate_by_risk: bool,
     seed: u64,
     log: Option<(&DecisionLog, Timestamp)>,
+    closed_loop: Option<&ClosedLoop>,
 ) -> Result<QualityPlan, CoordinatorError> {
     let plant = model.plant();
     let mut risk_log = log.map(|(l, start)| SkillLog::new(l.clone(), start, "DR"));
@@ -99,6 +101,9 @@ pub(crate) fn plan_quality(
             };
             if !tune {
                 plan.steps.push((p, s, risk.unwrap_or(0.0), false, false));
+                if let Some(closed) = closed_loop {
+                    closed.register_step((p, s), risk_decision, None, risk.unwrap_or(0.0), None);
+                }
                 continue;
             }
             let to_tune = StepToTune {
@@ -134,11 +139,39 @@ pub(crate) fn plan_quality(
                 None => mean_trials(trial, p, s, &defaults, CONFIRM_TRIALS)
                     .ok_or(CoordinatorError::Trial { product: p, step: s })?,
             };
-            let keep = tuned < base;
+            let mut keep = tuned < base;
+            // In a closed loop the change passes the guard: bounds, and approval for large moves.
+            let mut executed_by = ExecutedBy::Auto;
+            let mut guard_note = serde_json::Value::Null;
+            let mut change = None;
+            if let (Some(_), true) = (closed_loop, keep) {
+                let specs: Vec<(String, f64, f64)> = step
+                    .params
+                    .iter()
+                    .map(|x| (x.name.clone(), x.min, x.max))
+                    .collect();
+                match guard_change(&specs, &defaults, &values, SimTime(0)) {
+                    Ok(c) => {
+                        if c.needs_approval {
+                            executed_by = ExecutedBy::Human;
+                            guard_note = serde_json::json!("approved by the process engineer");
+                        } else {
+                            guard_note = serde_json::json!("within policy: executed by guarded command");
+                        }
+                        change = Some(c);
+                    }
+                    Err(reason) => {
+                        keep = false;
+                        executed_by = ExecutedBy::None;
+                        guard_note = serde_json::json!(format!("refused by the guard: {reason}"));
+                    }
+                }
+            }
             plan.steps.push((p, s, base, true, keep));
-            if keep {
+            if keep && closed_loop.is_none() {
                 plan.settings.insert((p, s), values.clone());
             }
+            let mut settings_decision = None;
             if let Some(log) = &mut settings_log {
                 let mut inputs_ref = format!("trials:{}/{}x{TUNING_TRIALS}", product.id, s + 1);
                 if let Some(id) = &risk_decision {
@@ -146,7 +179,7 @@ pub(crate) fn plan_quality(
                     inputs_ref.push_str(id);
                 }
                 let names: Vec<&str> = step.params.iter().map(|x| x.name.as_str()).collect();
-                log.record(SimTime(0), |id, at| Decision {
+                settings_decision = Some(log.record(SimTime(0), |id, at| Decision {
                     id,
                     at,
                     skill: "process-settings".to_owned(),
@@ -162,11 +195,15 @@ pub(crate) fn plan_quality(
                         "scrap_at_defaults": base,
                         "scrap_at_tuned": tuned,
                         "kept_tuned": keep,
+                        "guard": guard_note,
                     }),
                     confidence: None,
-                    executed_by: ExecutedBy::Auto,
+                    executed_by,
                     outcome: None,
-                });
+                }));
+            }
+            if let Some(closed) = closed_loop {
+                closed.register_step((p, s), risk_decision, settings_decision, base, change);
             }
         }
     }

@@ -6,6 +6,7 @@ use aifactory_schedule::{Alternative, Job, Operation};
 use aifactory_skills::board::PlanBoard;
 use aifactory_skills::ctp;
 use aifactory_skills::log::SkillLog;
+use crate::closed_loop::ClosedLoop;
 use aifactory_twin::{OrderView, Policy, SimTime};
 use std::collections::BTreeSet;
 
@@ -26,6 +27,8 @@ pub struct Quoting<P> {
     routings: Vec<Vec<Vec<(usize, f64, f64)>>>,
     quoted: BTreeSet<usize>,
     ledger: Option<SkillLog>,
+    /// Closed loop: quotes await their delivery there.
+    closed_loop: Option<ClosedLoop>,
     seed: u64,
     /// Quotes given, and how many of them met the customer's requested date.
     pub quotes: u64,
@@ -46,10 +49,17 @@ impl<P: Policy> Quoting<P> {
             routings,
             quoted: BTreeSet::new(),
             ledger: None,
+            closed_loop: None,
             seed,
             quotes: 0,
             meeting_request: 0,
         }
+    }
+
+    /// Each quote's outcome (delivery against the promise) is measured by the loop.
+    pub fn with_closed_loop(mut self, closed_loop: ClosedLoop) -> Self {
+        self.closed_loop = Some(closed_loop);
+        self
     }
 
     pub fn with_log(mut self, log: DecisionLog, start: Timestamp) -> Self {
@@ -112,7 +122,7 @@ impl<P: Policy> Quoting<P> {
         }
         let promised_ms = plan_at.0 as f64 + quote.completion as f64 * 1000.0;
         let promised_at = log.at(SimTime(promised_ms.max(0.0) as u64));
-        log.record(now, |id, at| Decision {
+        let id = log.record(now, |id, at| Decision {
             id,
             at,
             skill: "ctp".to_owned(),
@@ -132,6 +142,9 @@ impl<P: Policy> Quoting<P> {
             executed_by: ExecutedBy::Auto,
             outcome: None,
         });
+        if let Some(closed) = &self.closed_loop {
+            closed.register_quote(order_id, id, promised_at.0);
+        }
     }
 }
 

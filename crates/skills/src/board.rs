@@ -36,6 +36,9 @@ pub struct LivePlan {
 pub struct BoardState {
     pub windows: BTreeMap<MachineId, WindowRequest>,
     pub live_plan: Option<LivePlan>,
+    /// In a closed loop: the last maintenance decision on each machine whose effect (serviced
+    /// in time, or failed first) is still to be measured, with when it was made.
+    pub awaiting_service: BTreeMap<MachineId, (String, SimTime)>,
 }
 
 #[derive(Debug, Clone, Default)]

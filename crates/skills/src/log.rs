@@ -1,7 +1,7 @@
 //! How a skill running inside a twin policy writes its decisions: numbered ids per skill, twin
 //! time turned into plant time, handed to the caller's [`DecisionLog`].
 
-use aifactory_core::{Decision, DecisionLog, Timestamp};
+use aifactory_core::{Decision, DecisionLog, LedgerRecord, Outcome, Timestamp};
 use aifactory_twin::SimTime;
 
 #[derive(Debug, Clone)]
@@ -46,5 +46,42 @@ impl SkillLog {
         self.next += 1;
         self.log.push(build(id.clone(), self.at(now)));
         id
+    }
+
+    /// Queues the measured outcome of decision `id`.
+    pub fn outcome(
+        &self,
+        now: SimTime,
+        id: &str,
+        measured: serde_json::Value,
+        success: Option<bool>,
+    ) {
+        self.log.push_record(LedgerRecord::Outcome {
+            decision: id.to_owned(),
+            outcome: Outcome {
+                measured_at: self.at(now),
+                measured,
+                success,
+            },
+        });
+    }
+
+    /// Queues a model update of `skill`'s `model`.
+    pub fn model_update(
+        &self,
+        now: SimTime,
+        skill: &str,
+        model: &str,
+        versions: (String, String),
+        trigger: String,
+    ) {
+        self.log.push_record(LedgerRecord::ModelUpdate {
+            at: self.at(now),
+            skill: skill.to_owned(),
+            model: model.to_owned(),
+            from_version: versions.0,
+            to_version: versions.1,
+            trigger,
+        });
     }
 }

@@ -74,6 +74,11 @@ pub struct PredictiveMaintenance<P> {
     /// The shared plan (coordinator tier 2 and 3), with each machine's service hours: a
     /// machine due for service gets a window in the schedule instead of stopping on its own.
     board: Option<(PlanBoard, Vec<f64>)>,
+    /// Closed loop (tier 3): each failure learnt is a model update, and each decision awaits
+    /// its outcome on the board.
+    closed_loop: bool,
+    /// Model updates so far (the version counter).
+    pub updates: u64,
 }
 
 /// Before a threshold is learnt, the share of the recommended interval at which a window is
@@ -94,7 +99,17 @@ impl<P: Policy> PredictiveMaintenance<P> {
             failure_indices: Vec::new(),
             ledger: None,
             board: None,
+            closed_loop: false,
+            updates: 0,
         }
+    }
+
+    /// Closes the loop: every failure the fleet has once the threshold is in use retrains it
+    /// (a model update in the ledger), and every decision waits on the board for its outcome
+    /// (serviced in time, or failed first), which the coordinator measures.
+    pub fn with_closed_loop(mut self) -> Self {
+        self.closed_loop = true;
+        self
     }
 
     /// Plans services with the scheduler: once a machine's health index passes the lowest level
@@ -196,6 +211,41 @@ impl<P: Policy> PredictiveMaintenance<P> {
         decide
     }
 
+    /// Writes a model update when a failure moved (or first set) the threshold.
+    fn record_update(&mut self, view: &MachineView, before: Option<f64>) {
+        let after = self.threshold();
+        if after.is_none() || after == before {
+            return;
+        }
+        let Some((log, ids)) = &self.ledger else {
+            return;
+        };
+        let version = |t: Option<f64>, n: u64| {
+            t.map_or_else(
+                || "0/recommended-interval".to_owned(),
+                |t| format!("{n}/threshold-{t:.3}"),
+            )
+        };
+        let machine = ids
+            .get(view.machine)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", view.machine));
+        log.model_update(
+            view.now,
+            "maintenance",
+            MODEL_ID,
+            (
+                version(before, self.updates),
+                version(after, self.updates + 1),
+            ),
+            format!(
+                "failure of {machine}: {} failures known",
+                self.failure_indices.len()
+            ),
+        );
+        self.updates += 1;
+    }
+
     fn mark_serviced(&mut self, view: &MachineView, decide: bool) {
         if decide && let Some(h) = self.machines.get_mut(view.machine) {
             h.serviced_by_us = true;
@@ -217,7 +267,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
             .get(view.machine)
             .cloned()
             .unwrap_or_else(|| format!("#{}", view.machine));
-        Some(log.record(view.now, |id, at| Decision {
+        let id = log.record(view.now, |id, at| Decision {
             id,
             at,
             skill: "maintenance".to_owned(),
@@ -236,7 +286,16 @@ impl<P: Policy> PredictiveMaintenance<P> {
             confidence: Some(due),
             executed_by: ExecutedBy::Auto,
             outcome: None,
-        }))
+        });
+        if self.closed_loop
+            && let Some((board, _)) = &self.board
+        {
+            board
+                .lock()
+                .awaiting_service
+                .insert(view.machine, (id.clone(), view.now));
+        }
+        Some(id)
     }
 
     fn observe(&mut self, view: &MachineView) -> f64 {
@@ -245,13 +304,18 @@ impl<P: Policy> PredictiveMaintenance<P> {
             self.machines.resize(m + 1, MachineHealth::default());
         }
         let config = self.config.clone();
-        let h = &mut self.machines[m];
+        let h = &self.machines[m];
         if view.run_h_since_maintenance + 1e-9 < h.last_run_h {
             // The clock went back: a service. If we did not ask for it, the machine failed.
             if !h.serviced_by_us && h.index > 0.0 {
-                self.failure_indices.push(h.index);
+                let index = h.index;
+                let before = self.threshold();
+                self.failure_indices.push(index);
+                if self.closed_loop {
+                    self.record_update(view, before);
+                }
             }
-            *h = MachineHealth::default();
+            self.machines[m] = MachineHealth::default();
             if let Some((board, _)) = &self.board {
                 board.lock().windows.remove(&m);
             }

@@ -121,6 +121,9 @@ struct MaterialState {
     id: String,
     /// Today's forecast decision, which purchases cite.
     forecast_decision: Option<String>,
+    /// In a closed loop: the last forecast's decision, the day it was made (index into
+    /// `daily`) and its first day's mean and interval, awaiting that day's actual demand.
+    awaiting: Option<(String, usize, f64, f64, f64)>,
     /// Whole days of lead time plus jitter: the longest horizon the reorder point protects.
     protection_days: usize,
     lead_days: f64,
@@ -157,6 +160,11 @@ pub struct ForecastReplenishment<P> {
     planned_day: Option<i64>,
     /// Where forecasts (sales stage) and purchases (management stage) are logged.
     ledger: Option<(SkillLog, SkillLog)>,
+    /// Closed loop (tier 3): each forecast's first day is scored against the demand that came
+    /// (an outcome), and the weekly refits on that demand are model updates.
+    closed_loop: bool,
+    /// (outcomes since the last model update, of which outside the interval, updates so far).
+    loop_counts: (u64, u64, u64),
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -236,6 +244,7 @@ impl<P: Policy> ForecastReplenishment<P> {
             .map(|(m, &(lots, weight))| MaterialState {
                 id: m.id.clone(),
                 forecast_decision: None,
+                awaiting: None,
                 holding_per_unit_day: m.holding_cost_per_unit_day,
                 lot: m.order_qty,
                 orders_per_shortage: if weight > 0.0 { lots / weight } else { 1.0 },
@@ -264,11 +273,20 @@ impl<P: Policy> ForecastReplenishment<P> {
             seen_orders: Vec::new(),
             planned_day: None,
             ledger: None,
+            closed_loop: false,
+            loop_counts: (0, 0, 0),
         })
     }
 
     /// Logs each day's material-demand forecast and every purchase (citing the forecast it
     /// rests on) to `log`; `start` is the plant's day zero.
+    /// Closes the loop: forecasts are scored against the demand that came, and the refits that
+    /// take it in are logged as model updates (weekly).
+    pub fn with_closed_loop(mut self) -> Self {
+        self.closed_loop = true;
+        self
+    }
+
     pub fn with_log(mut self, log: DecisionLog, start: Timestamp) -> Self {
         self.ledger = Some((
             SkillLog::new(log.clone(), start, "FC"),
@@ -308,13 +326,65 @@ impl<P: Policy> ForecastReplenishment<P> {
         }
     }
 
+    /// In a closed loop, once a week: the forecasts of the week are refit on the demand their
+    /// outcomes measured — a model update in the ledger.
+    fn record_refit(&mut self, today: i64) {
+        let (outcomes, outside, updates) = self.loop_counts;
+        if !self.closed_loop || today % 7 != 0 || outcomes == 0 {
+            return;
+        }
+        let Some((forecasts, _)) = &self.ledger else {
+            return;
+        };
+        let now = SimTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
+        let version = |n: u64| format!("{}/refit-{n}", crate::forecast::MODEL_VERSION);
+        forecasts.model_update(
+            now,
+            "forecast",
+            crate::forecast::MODEL_ID,
+            (version(updates), version(updates + 1)),
+            format!(
+                "{outcomes} forecast outcomes this week, {outside} outside the interval: refit on the newest {} days",
+                self.config.window_days
+            ),
+        );
+        self.loop_counts = (0, 0, updates + 1);
+    }
+
     /// Recomputes every material's reorder point from the complete days before `today`.
     fn plan_day(&mut self, today: i64) {
+        self.plan_day_materials(today);
+        self.record_refit(today);
+    }
+
+    fn plan_day_materials(&mut self, today: i64) {
         let end = self.history_days + today.max(0) as usize;
         let config = self.config;
         for state in &mut self.materials {
             if state.daily.len() < end {
                 state.daily.resize(end, 0.0);
+            }
+            if let (true, Some((id, day, mean, lower, upper)), Some((forecasts, _))) =
+                (self.closed_loop, state.awaiting.take(), self.ledger.as_ref())
+                && day < end
+            {
+                let actual = state.daily[day];
+                let inside = actual >= lower && actual <= upper;
+                let now = SimTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
+                forecasts.outcome(
+                    now,
+                    &id,
+                    serde_json::json!({
+                        "item": state.id,
+                        "actual": actual,
+                        "forecast": mean,
+                        "error": actual - mean,
+                        "inside_interval": inside,
+                    }),
+                    Some(inside),
+                );
+                self.loop_counts.0 += 1;
+                self.loop_counts.1 += u64::from(!inside);
             }
             let history = &state.daily[..end];
             state.plan = None;
@@ -370,10 +440,23 @@ impl<P: Policy> ForecastReplenishment<P> {
                         "error_sigma_over_horizon": sigma_days,
                     }),
                     confidence: None,
-                    executed_by: ExecutedBy::None,
+                    // Handed to purchasing automatically (the reorder point below).
+                    executed_by: ExecutedBy::Auto,
                     outcome: None,
                 })
             });
+            if self.closed_loop
+                && let Some(id) = &state.forecast_decision
+            {
+                let first = |v: &[f64]| v.first().copied().unwrap_or(0.0);
+                state.awaiting = Some((
+                    id.clone(),
+                    end,
+                    first(&forecast.mean),
+                    first(&forecast.lower),
+                    first(&forecast.upper),
+                ));
+            }
             let sigma = sigma_days * share.sqrt();
             let z = match config.stockout_cost {
                 Some(cost) => cost_optimal_z(

@@ -54,6 +54,11 @@ pub struct ApsPolicy {
     /// The shared plan (coordinator tiers 2 and 3): maintenance windows to plan around, and
     /// where the live plan is posted for quoting.
     board: Option<PlanBoard>,
+    /// Closed loop (tier 3): each plan's outcome (how much of it was dispatched as planned) is
+    /// measured at the next replan, and planned services trigger replans.
+    closed_loop: bool,
+    /// The last plan's decision and its dispatches so far: (id, followed the plan, fell back).
+    measuring: Option<(String, u64, u64)>,
 }
 
 impl ApsPolicy {
@@ -65,7 +70,17 @@ impl ApsPolicy {
             replans: 0,
             ledger: None,
             board: None,
+            closed_loop: false,
+            measuring: None,
         }
+    }
+
+    /// Closes the loop: every plan decision gets a measured outcome (the share of dispatches
+    /// that followed it before the next replan), and services starting or ending are events
+    /// to replan on.
+    pub fn with_closed_loop(mut self) -> ApsPolicy {
+        self.closed_loop = true;
+        self
     }
 
     /// Plans on a shared board: maintenance windows posted there become service operations in
@@ -94,6 +109,9 @@ enum PlannedJob {
     /// A maintenance window on a machine.
     Service(MachineId),
 }
+
+/// The share of dispatches a plan should have decided for its outcome to count as met.
+const PLAN_ADHERENCE_GOAL: f64 = 0.8;
 
 /// How long a window may wait in the plan before it counts as late, seconds: within a shift
 /// the scheduler may put it wherever it costs production least.
@@ -270,6 +288,13 @@ impl Policy for ApsPolicy {
                 _ => None,
             })
             .min();
+        if let Some((_, followed, fell_back)) = &mut self.measuring {
+            if planned.is_some() {
+                *followed += 1;
+            } else {
+                *fell_back += 1;
+            }
+        }
         match planned {
             Some((_, _, i)) => {
                 self.plan.remove(&(candidates[i].job, candidates[i].step));
@@ -318,8 +343,30 @@ impl Policy for ApsPolicy {
         true
     }
 
+    fn replan_on_service(&self) -> bool {
+        self.closed_loop
+    }
+
     fn plan(&mut self, floor: &Floor) {
         self.replans += 1;
+        if let (Some((id, followed, fell_back)), Some(log)) = (self.measuring.take(), &self.ledger) {
+            let dispatched = followed + fell_back;
+            let adherence = if dispatched == 0 {
+                1.0
+            } else {
+                followed as f64 / dispatched as f64
+            };
+            log.outcome(
+                floor.now,
+                &id,
+                serde_json::json!({
+                    "dispatched": dispatched,
+                    "followed_plan": followed,
+                    "adherence": adherence,
+                }),
+                Some(adherence >= PLAN_ADHERENCE_GOAL),
+            );
+        }
         self.plan.clear();
         if floor.jobs.is_empty() {
             return;
@@ -411,6 +458,11 @@ impl Policy for ApsPolicy {
                 }
                 _ => {}
             }
+        }
+        if self.closed_loop
+            && let Some(id) = &decision_id
+        {
+            self.measuring = Some((id.clone(), 0, 0));
         }
         if let Some(board) = board.as_mut() {
             board.live_plan = Some(LivePlan {

@@ -155,6 +155,12 @@ pub trait Policy {
 
     /// The floor after work was released, a machine failed or a machine came back: replan.
     fn plan(&mut self, _floor: &Floor) {}
+
+    /// Whether a planned service starting or ending is also an event to replan on (a closed
+    /// loop reschedules on every change of capacity, not only on breakdowns and releases).
+    fn replan_on_service(&self) -> bool {
+        false
+    }
 }
 
 /// A policy that takes some decisions itself and leaves every other one to an inner policy
@@ -196,6 +202,9 @@ pub trait Layer {
     }
     fn plan(&mut self, floor: &Floor) {
         self.inner_mut().plan(floor);
+    }
+    fn replan_on_service(&self) -> bool {
+        self.inner().replan_on_service()
     }
 }
 
@@ -424,5 +433,8 @@ impl Policy for Boxed {
     }
     fn plan(&mut self, floor: &Floor) {
         self.0.plan(floor);
+    }
+    fn replan_on_service(&self) -> bool {
+        self.0.replan_on_service()
     }
 }

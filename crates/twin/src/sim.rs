@@ -1290,6 +1290,9 @@ impl State {
             );
         }
         self.schedule(self.now + ms(hours * 3600.0), Ev::MaintenanceDone(m));
+        if self.policy.replan_on_service() {
+            self.replan(model);
+        }
     }
 
     fn on_maintenance_done(
@@ -1309,6 +1312,9 @@ impl State {
                 None,
                 json!({}),
             );
+        }
+        if self.policy.replan_on_service() {
+            self.replan(model);
         }
         self.try_start(model, m, observer);
     }
