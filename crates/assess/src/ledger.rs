@@ -200,7 +200,7 @@ pub fn verify_chain(entries: &[LedgerEntry]) -> Result<(), ChainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aifactory_core::{ExecutedBy, LifecycleStage};
+    use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Outcome, Timestamp};
     use serde_json::json;
 
     pub(crate) fn decision(id: &str, at: i64) -> Decision {

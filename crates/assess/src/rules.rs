@@ -159,6 +159,9 @@ pub struct LinkStatus {
     pub description: String,
     /// Decisions that cite a producer's decision.
     pub citations: u64,
+    /// Skills whose decisions took part: consumers that cited, producers that were cited.
+    #[serde(default)]
+    pub skills: Vec<String>,
 }
 
 /// The verdict and everything behind it.
@@ -218,18 +221,27 @@ pub fn assess(ledger: &[LedgerEntry], coverage: &Coverage) -> Assessment {
     let links: Vec<LinkStatus> = LINKS
         .iter()
         .map(|link| {
-            let citations = decisions
+            let mut citations = 0;
+            let mut skills = BTreeSet::new();
+            for d in decisions
                 .iter()
                 .filter(|d| link.consumers.contains(&d.skill.as_str()))
-                .filter(|d| {
-                    cited_decisions(&d.inputs_ref)
-                        .any(|id| skill_of.get(id).is_some_and(|s| link.producers.contains(s)))
-                })
-                .count() as u64;
+            {
+                let cited: Vec<&str> = cited_decisions(&d.inputs_ref)
+                    .filter_map(|id| skill_of.get(id).copied())
+                    .filter(|s| link.producers.contains(s))
+                    .collect();
+                if !cited.is_empty() {
+                    citations += 1;
+                    skills.insert(d.skill.as_str());
+                    skills.extend(cited);
+                }
+            }
             LinkStatus {
                 id: link.id.to_owned(),
                 description: link.description.to_owned(),
                 citations,
+                skills: skills.into_iter().map(str::to_owned).collect(),
             }
         })
         .collect();
@@ -310,18 +322,14 @@ fn assess_stage(
         .filter(|s| s.stage == stage && live.contains(s.id))
         .map(|s| s.id.to_owned())
         .collect();
-    let stage_links: Vec<String> = LINKS
+    // A stage takes part in a link only through its own decisions: one that cites, or one
+    // that is cited.
+    let stage_links: Vec<String> = links
         .iter()
-        .zip(links)
-        .filter(|(link, status)| {
-            status.citations > 0
-                && link
-                    .producers
-                    .iter()
-                    .chain(link.consumers)
-                    .any(|s| skills.contains(s))
+        .filter(|status| {
+            status.citations > 0 && status.skills.iter().any(|s| skills.contains(s.as_str()))
         })
-        .map(|(link, _)| link.id.to_owned())
+        .map(|status| status.id.clone())
         .collect();
     let (n, ex) = (mine.len() as u64, executed.len() as u64);
     let mut evidence = Vec::new();

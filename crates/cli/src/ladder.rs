@@ -323,8 +323,12 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
     }
     for r in rungs.iter().filter(|r| r.built) {
         println!("\n  tier {}: {}", r.tier, r.configuration);
+        let assessed = r.assessed.first().copied().unwrap_or(0);
         if !r.missing_for_next_tier.is_empty() {
-            println!("    missing for tier {}:", r.tier + 1);
+            println!(
+                "    assessed tier {assessed} (first seed); missing for tier {}:",
+                assessed + 1
+            );
             for m in &r.missing_for_next_tier {
                 println!("      - {m}");
             }
