@@ -487,3 +487,50 @@ fn measure_step(state: &mut LoopState, key: (usize, usize), now: SimTime) {
         state.model_updates += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs() -> Vec<(String, f64, f64)> {
+        vec![("speed".into(), 100.0, 200.0), ("feed".into(), 0.1, 0.5)]
+    }
+
+    #[test]
+    fn the_guard_refuses_values_outside_the_bounds_and_names_them() {
+        let err = guard_change(&specs(), &[150.0, 0.3], &[150.0, 0.6], SimTime(0));
+        assert_eq!(
+            err,
+            Err("feed = 0.6 is outside its bounds [0.1, 0.5]".to_owned())
+        );
+        let err = guard_change(&specs(), &[150.0, 0.3], &[f64::NAN, 0.3], SimTime(0));
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn small_moves_run_at_once_large_ones_wait_for_approval() {
+        let now = SimTime(5_000);
+        let small = guard_change(&specs(), &[150.0, 0.3], &[170.0, 0.35], now);
+        assert_eq!(
+            small.map(|c| (c.needs_approval, c.effective_from)),
+            Ok((false, now))
+        );
+        // 30 of a 100 range: more than a quarter.
+        let large = guard_change(&specs(), &[150.0, 0.3], &[180.0, 0.3], now);
+        assert_eq!(
+            large.map(|c| (c.needs_approval, c.effective_from)),
+            Ok((true, SimTime(5_000 + APPROVAL_DELAY_MS)))
+        );
+    }
+
+    #[test]
+    fn arms_count_units_and_rates() {
+        let arm = Arm {
+            good: 990,
+            scrapped: 10,
+        };
+        assert_eq!(arm.units(), 1000);
+        assert!((arm.rate() - 0.01).abs() < 1e-12);
+        assert_eq!(Arm::default().rate(), 0.0);
+    }
+}
