@@ -44,6 +44,22 @@ pub(crate) struct LadderArgs {
     json: bool,
 }
 
+/// KPIs reported beside OEE, on-time delivery and total cost.
+type KpiOf = fn(&RunResult) -> f64;
+const DETAIL: [(&str, KpiOf); 11] = [
+    ("availability", |r| r.kpis.availability),
+    ("performance", |r| r.kpis.performance),
+    ("quality", |r| r.kpis.quality),
+    ("energy_cost", |r| r.kpis.energy_cost),
+    ("maintenance_cost", |r| r.kpis.maintenance_cost),
+    ("scrap_cost", |r| r.kpis.scrap_cost),
+    ("holding_cost", |r| r.kpis.holding_cost),
+    ("tardiness_cost", |r| r.kpis.tardiness_cost),
+    ("failures", |r| r.kpis.failures as f64),
+    ("downtime_h", |r| r.kpis.downtime_h),
+    ("avg_wip", |r| r.kpis.avg_wip),
+];
+
 /// The highest rung of the ladder.
 const TOP_TIER: u8 = 3;
 
@@ -72,6 +88,9 @@ struct StageDepth {
 /// Days of order book before day 0 each run starts with (every tier gets the same history).
 const ORDER_BOOK_DAYS: u32 = 120;
 
+/// Running hours of maintenance records per machine before day 0 (about a year).
+const MAINTENANCE_RECORD_H: f64 = 6_000.0;
+
 /// Trial batches of 1,000 units on the twin, with their own seeded noise.
 fn twin_trials(model: &PlantModel, seed: u64) -> impl FnMut(usize, usize, &[f64]) -> Option<f64> {
     let mut noise = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x0A11);
@@ -88,6 +107,7 @@ fn run_one(
     let log = DecisionLog::new();
     let mut trials = twin_trials(model, seed);
     let order_book = aifactory_twin::order_book_history(model, ORDER_BOOK_DAYS, seed);
+    let records = aifactory_twin::maintenance_history(model, MAINTENANCE_RECORD_H, seed);
     let setup = Setup {
         model,
         tier: Tier::from_number(tier)?,
@@ -95,6 +115,7 @@ fn run_one(
         log: Some(&log),
         seed,
         order_book: &order_book,
+        maintenance_records: &records,
     };
     let configured = aifactory_coordinator::build(&setup, Some(&mut trials))?;
     let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
@@ -148,6 +169,8 @@ struct Rung {
     on_time_delivery: Option<Interval>,
     total_cost: Option<Interval>,
     decisions: Option<Interval>,
+    /// The other KPIs behind OEE and cost, by name.
+    kpis: std::collections::BTreeMap<&'static str, Interval>,
     /// Paired difference of total cost against tier 0.
     total_cost_vs_tier0: Option<Interval>,
     /// What the first seed's run lacks for the next tier.
@@ -250,6 +273,10 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                 oee: stat(|r| r.kpis.oee),
                 on_time_delivery: stat(|r| r.kpis.on_time_delivery),
                 total_cost: stat(|r| r.kpis.total_cost),
+                kpis: DETAIL
+                    .iter()
+                    .filter_map(|&(name, f)| stat(f).map(|i| (name, i)))
+                    .collect(),
                 decisions: stat(|r| r.decisions as f64),
                 total_cost_vs_tier0: (!runs.is_empty() && tier > 0 && !tier0_cost.is_empty()).then(|| {
                     let diffs: Vec<f64> = runs

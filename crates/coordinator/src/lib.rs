@@ -30,7 +30,7 @@ pub use quote::Quoting;
 
 use aifactory_core::{DecisionLog, Timestamp};
 use aifactory_skills::board::PlanBoard;
-use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};
+use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance, ServiceAges};
 use aifactory_skills::quality::ProcessSettings;
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
 use aifactory_skills::{ApsConfig, ApsPolicy};
@@ -152,6 +152,10 @@ pub struct Setup<'a> {
     /// Units ordered per product id and day before day 0 (the ERP's order book), from which
     /// forecasting starts; empty: forecasts wait until the run has built the history.
     pub order_book: &'a BTreeMap<String, Vec<f64>>,
+    /// The maintenance records before day 0 (per machine, in the twin's order: running hours
+    /// of each renewal and whether it was a failure); the closed loop's service-age model
+    /// starts from them. Empty: it learns from the run alone.
+    pub maintenance_records: &'a [Vec<(f64, bool)>],
 }
 
 /// The skills of tier 1: APS inside condition-based maintenance inside forecast replenishment.
@@ -308,7 +312,22 @@ fn shared_plan(
         maintenance = maintenance.with_board(board.clone(), model.service_hours());
     }
     if closed_loop.is_some() {
-        maintenance = maintenance.with_closed_loop();
+        let machines: Vec<(String, f64, f64, f64)> = model
+            .machine_maintenance()
+            .into_iter()
+            .map(|(kind, m)| {
+                (
+                    kind,
+                    m.preventive_cost,
+                    m.corrective_cost,
+                    m.pm_interval_run_h,
+                )
+            })
+            .collect();
+        let min_failures = MaintenanceConfig::default().min_failures;
+        maintenance = maintenance.with_closed_loop().with_service_ages(
+            ServiceAges::new(&machines).with_history(setup.maintenance_records, min_failures),
+        );
     }
     if let Some(log) = setup.log {
         let ids = model.machine_ids().map(str::to_owned).collect();

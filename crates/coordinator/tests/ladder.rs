@@ -5,7 +5,7 @@
 use aifactory_assess::{Coverage, Ledger, assess};
 use aifactory_coordinator::{CoordinatorError, Links, Setup, Tier, build};
 use aifactory_core::{DecisionLog, LedgerRecord, Plant};
-use aifactory_twin::{PlantModel, SimTime, Simulation, order_book_history};
+use aifactory_twin::{PlantModel, SimTime, Simulation, maintenance_history, order_book_history};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,6 +27,7 @@ struct Run {
 fn run(model: &Arc<PlantModel>, tier: Tier, links: Links, seed: u64, days: f64) -> Run {
     let log = DecisionLog::new();
     let order_book = order_book_history(model, 120, seed);
+    let records = maintenance_history(model, 6_000.0, seed);
     let mut noise = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
     let mut trials = |product: usize, step: usize, values: &[f64]| {
         model.trial_batch(product, step, values, 1000, &mut noise)
@@ -38,6 +39,7 @@ fn run(model: &Arc<PlantModel>, tier: Tier, links: Links, seed: u64, days: f64) 
         log: Some(&log),
         seed,
         order_book: &order_book,
+        maintenance_records: &records,
     };
     let configured = build(&setup, Some(&mut trials)).expect("configuration builds");
     let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
@@ -183,6 +185,7 @@ fn configuration_errors_are_clear() {
         log: None,
         seed: 1,
         order_book: &book,
+        maintenance_records: &[],
     };
     let err = build(&setup, None).err().map(|e| e.to_string());
     assert_eq!(

@@ -79,6 +79,8 @@ pub struct PredictiveMaintenance<P> {
     closed_loop: bool,
     /// Model updates so far (the version counter).
     pub updates: u64,
+    /// Closed loop: service ages learnt from the fleet's renewals (age replacement).
+    ages: Option<ServiceAges>,
 }
 
 /// Before a threshold is learnt, the share of the recommended interval at which a window is
@@ -101,7 +103,16 @@ impl<P: Policy> PredictiveMaintenance<P> {
             board: None,
             closed_loop: false,
             updates: 0,
+            ages: None,
         }
+    }
+
+    /// Learns, per machine group, the service age with the lowest long-run cost from the
+    /// fleet's renewals (failures and services), and services machines by it as well as by
+    /// condition. Each move of a learnt age is a model update in a closed loop.
+    pub fn with_service_ages(mut self, ages: ServiceAges) -> Self {
+        self.ages = Some(ages);
+        self
     }
 
     /// Closes the loop: every failure the fleet has once the threshold is in use retrains it
@@ -178,6 +189,14 @@ impl<P: Policy> PredictiveMaintenance<P> {
                     >= INTERVAL_WINDOW_SHARE * view.recommended_interval_h,
             ),
         };
+        // A learnt service age (closed loop) asks for a window, and stops the machine, by age.
+        let (urgent, due) = match self.ages.as_ref().and_then(|a| a.age_h(view.machine)) {
+            Some(age) => (
+                urgent || view.run_h_since_maintenance >= AGE_URGENT_SHARE * age,
+                due || view.run_h_since_maintenance >= AGE_WINDOW_SHARE * age,
+            ),
+            None => (urgent, due),
+        };
         let threshold = thresholds.0.unwrap_or(0.0);
         if urgent {
             self.log_stop(view, index, threshold, "preventive_maintenance");
@@ -209,6 +228,25 @@ impl<P: Policy> PredictiveMaintenance<P> {
         let decide = self.inner.start_maintenance(view);
         self.mark_serviced(view, decide);
         decide
+    }
+
+    /// Writes a model update when a learnt service age moved.
+    fn record_age_update(&mut self, view: &MachineView, moved: (String, Option<f64>, f64)) {
+        let Some((log, _)) = &self.ledger else {
+            return;
+        };
+        let (group, before, after) = moved;
+        let version = |age: Option<f64>| {
+            age.map_or_else(|| "0/recommended".to_owned(), |a| format!("age-{a:.0}h"))
+        };
+        log.model_update(
+            view.now,
+            "maintenance",
+            "service-age-renewal-reward",
+            (version(before), version(Some(after))),
+            format!("renewals of {group}: service age {after:.0} h minimises cost per running hour"),
+        );
+        self.updates += 1;
     }
 
     /// Writes a model update when a failure moved (or first set) the threshold.
@@ -307,6 +345,15 @@ impl<P: Policy> PredictiveMaintenance<P> {
         let h = &self.machines[m];
         if view.run_h_since_maintenance + 1e-9 < h.last_run_h {
             // The clock went back: a service. If we did not ask for it, the machine failed.
+            let (age, failed) = (h.last_run_h, !h.serviced_by_us);
+            let moved = self
+                .ages
+                .as_mut()
+                .and_then(|a| a.observe(m, age, failed, self.config.min_failures));
+            if let Some(moved) = moved {
+                self.record_age_update(view, moved);
+            }
+            let h = &self.machines[m];
             if !h.serviced_by_us && h.index > 0.0 {
                 let index = h.index;
                 let before = self.threshold();
@@ -382,6 +429,161 @@ impl<P: Policy> aifactory_twin::Layer for PredictiveMaintenance<P> {
         decide
     }
 }
+
+/// The service age that minimises the long-run cost per running hour of an age-replacement
+/// policy (service at age `T`, repair on failure), from renewals observed in the fleet:
+/// `(age_h, failed)`, failures as events and services as censored ages. Survival is the
+/// Kaplan–Meier estimate; the cost rate `(cp·S(T) + cf·(1 − S(T))) / ∫₀ᵀ S(t) dt` is searched at
+/// the observed ages up to `max_age_h`. `None` until at least `min_failures` failures are known.
+pub fn optimal_service_age(
+    renewals: &[(f64, bool)],
+    planned_cost: f64,
+    failure_cost: f64,
+    max_age_h: f64,
+    min_failures: usize,
+) -> Option<f64> {
+    let mut sorted: Vec<(f64, bool)> = renewals
+        .iter()
+        .copied()
+        .filter(|(age, _)| age.is_finite() && *age > 0.0)
+        .collect();
+    if sorted.iter().filter(|(_, failed)| *failed).count() < min_failures.max(1) {
+        return None;
+    }
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut at_risk = sorted.len() as f64;
+    let (mut survival, mut area, mut last_age) = (1.0_f64, 0.0_f64, 0.0_f64);
+    let mut best: Option<(f64, f64)> = None;
+    for &(age, failed) in &sorted {
+        if age > max_age_h {
+            break;
+        }
+        area += survival * (age - last_age);
+        last_age = age;
+        if failed {
+            survival *= 1.0 - 1.0 / at_risk.max(1.0);
+        }
+        at_risk -= 1.0;
+        if area > 0.0 {
+            let rate = (planned_cost * survival + failure_cost * (1.0 - survival)) / area;
+            if best.is_none_or(|(_, r)| rate < r) {
+                best = Some((age, rate));
+            }
+        }
+    }
+    // At the longest age allowed (the recommended interval), if it is beyond the data.
+    if last_age < max_age_h && at_risk > 0.0 {
+        let area = area + survival * (max_age_h - last_age);
+        let rate = (planned_cost * survival + failure_cost * (1.0 - survival)) / area;
+        if best.is_none_or(|(_, r)| rate < r) {
+            best = Some((max_age_h, rate));
+        }
+    }
+    best.map(|(age, _)| age)
+}
+
+/// Service ages learnt per machine group (machines of one type), from the fleet's renewals.
+#[derive(Debug, Clone)]
+pub struct ServiceAges {
+    /// Machine → group.
+    group_of: Vec<usize>,
+    /// Per group: planned and failure cost, the recommended interval, renewals seen, the
+    /// learnt age.
+    groups: Vec<AgeGroup>,
+}
+
+#[derive(Debug, Clone)]
+struct AgeGroup {
+    name: String,
+    planned_cost: f64,
+    failure_cost: f64,
+    recommended_h: f64,
+    renewals: Vec<(f64, bool)>,
+    age_h: Option<f64>,
+}
+
+impl ServiceAges {
+    /// `machines`: per machine (in the twin's order) its group name (e.g. the machine type),
+    /// planned-service cost, failure cost (repair) and recommended interval.
+    pub fn new(machines: &[(String, f64, f64, f64)]) -> Self {
+        let mut groups: Vec<AgeGroup> = Vec::new();
+        let mut group_of = Vec::with_capacity(machines.len());
+        for (name, planned, failure, recommended) in machines {
+            let g = match groups.iter().position(|g| &g.name == name) {
+                Some(g) => g,
+                None => {
+                    groups.push(AgeGroup {
+                        name: name.clone(),
+                        planned_cost: *planned,
+                        failure_cost: *failure,
+                        recommended_h: *recommended,
+                        renewals: Vec::new(),
+                        age_h: None,
+                    });
+                    groups.len() - 1
+                }
+            };
+            group_of.push(g);
+        }
+        ServiceAges { group_of, groups }
+    }
+
+    /// Adds renewals from the maintenance records (per machine, in the twin's order) and
+    /// learns from them at once.
+    pub fn with_history(mut self, history: &[Vec<(f64, bool)>], min_failures: usize) -> Self {
+        for (machine, renewals) in history.iter().enumerate() {
+            if let Some(&g) = self.group_of.get(machine) {
+                self.groups[g].renewals.extend(renewals.iter().copied());
+            }
+        }
+        for g in &mut self.groups {
+            g.age_h = optimal_service_age(
+                &g.renewals,
+                g.planned_cost,
+                g.failure_cost,
+                g.recommended_h,
+                min_failures,
+            );
+        }
+        self
+    }
+
+    /// The learnt service age for a machine, once its group has enough failures.
+    pub fn age_h(&self, machine: usize) -> Option<f64> {
+        self.groups.get(*self.group_of.get(machine)?)?.age_h
+    }
+
+    /// Records a renewal; returns (group name, age before, age after) when the learnt age moved
+    /// by more than 5 % (or was first learnt).
+    fn observe(
+        &mut self,
+        machine: usize,
+        age_h: f64,
+        failed: bool,
+        min_failures: usize,
+    ) -> Option<(String, Option<f64>, f64)> {
+        let g = self.groups.get_mut(*self.group_of.get(machine)?)?;
+        g.renewals.push((age_h, failed));
+        let before = g.age_h;
+        let after = optimal_service_age(
+            &g.renewals,
+            g.planned_cost,
+            g.failure_cost,
+            g.recommended_h,
+            min_failures,
+        )?;
+        g.age_h = Some(after);
+        match before {
+            Some(b) if (after - b).abs() <= 0.05 * b => None,
+            _ => Some((g.name.clone(), before, after)),
+        }
+    }
+}
+
+/// Once a service age is learnt, a window is asked for at this share of it, and the machine is
+/// stopped at once past `AGE_URGENT_SHARE` of it.
+const AGE_WINDOW_SHARE: f64 = 0.9;
+const AGE_URGENT_SHARE: f64 = 1.1;
 
 #[cfg(test)]
 mod tests {

@@ -208,6 +208,23 @@ impl PlantModel {
         self.machines.iter().map(|m| m.id.as_str())
     }
 
+    /// Per machine: its type and the maintenance figures of that type (costs, durations and
+    /// the recommended interval, as the plant file states them).
+    pub fn machine_maintenance(&self) -> Vec<(String, MaintenanceModel)> {
+        self.machines
+            .iter()
+            .map(|m| {
+                let machine_type = self
+                    .plant
+                    .machines
+                    .iter()
+                    .find(|p| p.id == m.id)
+                    .map_or_else(String::new, |p| p.machine_type.clone());
+                (machine_type, m.maintenance.clone())
+            })
+            .collect()
+    }
+
     /// Hours of a preventive service, per machine (what a maintenance window must hold).
     pub fn service_hours(&self) -> Vec<f64> {
         self.machines

@@ -26,6 +26,8 @@ pub(crate) enum StreamKind {
     Supply = 6,
     /// The order book before day 0 (its own stream: asking for history changes no run).
     History = 7,
+    /// The maintenance records before day 0.
+    MaintenanceHistory = 8,
 }
 
 pub(crate) fn stream(seed: u64, kind: StreamKind, index: u64) -> Stream {

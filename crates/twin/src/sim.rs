@@ -1594,3 +1594,35 @@ pub fn order_book_history(
     }
     book
 }
+
+/// The plant's maintenance records (the CMMS) before day 0: per machine, in the twin's order,
+/// each renewal as (running hours since the previous one, whether it was a failure rather than
+/// a service), over `run_hours` of running under the recommended fixed interval at nominal load
+/// — what a plant switching on a maintenance model would find on file. Its own seeded stream,
+/// so it changes nothing in the run.
+pub fn maintenance_history(model: &PlantModel, run_hours: f64, seed: u64) -> Vec<Vec<(f64, bool)>> {
+    model
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut rng = stream(seed, StreamKind::MaintenanceHistory, i as u64);
+            let interval = m.maintenance.pm_interval_run_h.max(1.0);
+            let mut records = Vec::new();
+            let mut total = 0.0;
+            while total < run_hours && records.len() < 10_000 {
+                let budget: f64 = rng.sample(Exp1);
+                let to_failure =
+                    physics::hours_to_failure(&m.health, 0.0, m.health.wear_per_run_hour, budget);
+                let (age, failed) = if to_failure < interval {
+                    (to_failure.max(0.01), true)
+                } else {
+                    (interval, false)
+                };
+                records.push((age, failed));
+                total += age;
+            }
+            records
+        })
+        .collect()
+}
