@@ -44,6 +44,21 @@ pub(crate) struct LadderArgs {
     json: bool,
 }
 
+impl LadderArgs {
+    /// The demo's short ladder: every tier on the reference plant, two seeds.
+    pub(crate) fn short(days: f64, first_seed: u64) -> LadderArgs {
+        LadderArgs {
+            plant: None,
+            days,
+            seeds: 2,
+            first_seed,
+            tiers: Vec::new(),
+            cut: None,
+            json: false,
+        }
+    }
+}
+
 /// KPIs reported beside OEE, on-time delivery and total cost.
 type KpiOf = fn(&RunResult) -> f64;
 const DETAIL: [(&str, KpiOf); 11] = [

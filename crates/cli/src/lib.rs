@@ -141,9 +141,12 @@ struct DemoArgs {
     /// embedded one; either way it goes twin → Sparkplug B → broker → ingest → store.
     #[arg(long)]
     mqtt: Option<String>,
-    /// Print one JSON object instead of the table.
+    /// Print one JSON object instead of the table (the run only, no ladder).
     #[arg(long)]
     json: bool,
+    /// Skip the short ladder (tier 0 to 3 on the reference plant, two seeds) after the run.
+    #[arg(long)]
+    no_ladder: bool,
 }
 
 #[derive(Debug, Args)]

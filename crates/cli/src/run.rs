@@ -267,9 +267,18 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
             );
         }
     }
+    if d.plant.is_empty() && !args.no_ladder {
+        // The ladder: the same plant under tier 0 to tier 3, each assessed from its own ledger.
+        println!();
+        crate::ladder::run(&crate::ladder::LadderArgs::short(
+            days.min(30.0),
+            args.seed.unwrap_or(d.seed),
+        ))?;
+    }
     println!(
-        "Next: compare policies with `aifactory sim --plant plants/hangzhou-auto-parts.toml --policy fifo`,\n      \
-         or open the database with any SQLite client (tables: runs, events, kpis, decisions, ingest_*)."
+        "\nNext: the full ladder with `aifactory ladder --days 60 --seeds 10`, compare policies with\n      \
+         `aifactory sim --plant plants/hangzhou-auto-parts.toml --policy fifo`, or open the database\n      \
+         with any SQLite client (tables: runs, events, kpis, decisions, ingest_*)."
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -81,6 +81,8 @@ pub struct PredictiveMaintenance<P> {
     pub updates: u64,
     /// Closed loop: service ages learnt from the fleet's renewals (age replacement).
     ages: Option<ServiceAges>,
+    /// Whether the ages learnt from the maintenance records are still to be logged.
+    announce_ages: bool,
 }
 
 /// Before a threshold is learnt, the share of the recommended interval at which a window is
@@ -104,6 +106,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
             closed_loop: false,
             updates: 0,
             ages: None,
+            announce_ages: false,
         }
     }
 
@@ -112,6 +115,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
     /// condition. Each move of a learnt age is a model update in a closed loop.
     pub fn with_service_ages(mut self, ages: ServiceAges) -> Self {
         self.ages = Some(ages);
+        self.announce_ages = true;
         self
     }
 
@@ -169,6 +173,24 @@ impl<P: Policy> PredictiveMaintenance<P> {
     /// The shared-plan decision: stop now when urgent, ask for a window when due, and let the
     /// plan (the inner policy) say when a window's service starts.
     fn plan_service(&mut self, view: &MachineView) -> bool {
+        if std::mem::take(&mut self.announce_ages)
+            && let (Some(ages), Some((log, _))) = (&self.ages, &self.ledger)
+        {
+            // The ages fitted to the maintenance records before the run are the model's first
+            // version: logged once, when the skill first decides.
+            for (group, age, renewals, failures) in ages.learnt() {
+                log.model_update(
+                    view.now,
+                    "maintenance",
+                    "service-age-renewal-reward",
+                    ("0/recommended".to_owned(), format!("age-{age:.0}h")),
+                    format!(
+                        "maintenance records of {group}: {renewals} renewals, {failures} failures"
+                    ),
+                );
+                self.updates += 1;
+            }
+        }
         let index = self.observe(view);
         let past_minimum = view.run_h_since_maintenance
             >= self.config.min_interval_share * view.recommended_interval_h;
@@ -453,7 +475,7 @@ pub fn optimal_service_age(
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut at_risk = sorted.len() as f64;
     let (mut survival, mut area, mut last_age) = (1.0_f64, 0.0_f64, 0.0_f64);
-    let mut best: Option<(f64, f64)> = None;
+    let mut candidates: Vec<(f64, f64)> = Vec::new();
     for &(age, failed) in &sorted {
         if age > max_age_h {
             break;
@@ -466,20 +488,26 @@ pub fn optimal_service_age(
         at_risk -= 1.0;
         if area > 0.0 {
             let rate = (planned_cost * survival + failure_cost * (1.0 - survival)) / area;
-            if best.is_none_or(|(_, r)| rate < r) {
-                best = Some((age, rate));
-            }
+            candidates.push((age, rate));
         }
     }
     // At the longest age allowed (the recommended interval), if it is beyond the data.
     if last_age < max_age_h && at_risk > 0.0 {
         let area = area + survival * (max_age_h - last_age);
         let rate = (planned_cost * survival + failure_cost * (1.0 - survival)) / area;
-        if best.is_none_or(|(_, r)| rate < r) {
-            best = Some((max_age_h, rate));
-        }
+        candidates.push((max_age_h, rate));
     }
-    best.map(|(age, _)| age)
+    // Near the minimum the cost rate is flat and the estimate noisy: of the ages within 2 % of
+    // the lowest rate, the longest (fewest stops for the same cost).
+    let lowest = candidates
+        .iter()
+        .map(|c| c.1)
+        .fold(f64::INFINITY, f64::min);
+    candidates
+        .iter()
+        .filter(|c| c.1 <= lowest * 1.02)
+        .map(|c| c.0)
+        .fold(None, |best: Option<f64>, age| Some(best.map_or(age, |b| b.max(age))))
 }
 
 /// Service ages learnt per machine group (machines of one type), from the fleet's renewals.
@@ -500,6 +528,8 @@ struct AgeGroup {
     recommended_h: f64,
     renewals: Vec<(f64, bool)>,
     age_h: Option<f64>,
+    /// The age last reported as a model version (moves below 5 % are not reported).
+    reported_h: Option<f64>,
 }
 
 impl ServiceAges {
@@ -519,6 +549,7 @@ impl ServiceAges {
                         recommended_h: *recommended,
                         renewals: Vec::new(),
                         age_h: None,
+                        reported_h: None,
                     });
                     groups.len() - 1
                 }
@@ -544,8 +575,26 @@ impl ServiceAges {
                 g.recommended_h,
                 min_failures,
             );
+            g.reported_h = g.age_h;
         }
         self
+    }
+
+    /// Per group with a learnt age: (group, age h, renewals, failures).
+    pub fn learnt(&self) -> Vec<(String, f64, usize, usize)> {
+        self.groups
+            .iter()
+            .filter_map(|g| {
+                g.age_h.map(|age| {
+                    (
+                        g.name.clone(),
+                        age,
+                        g.renewals.len(),
+                        g.renewals.iter().filter(|r| r.1).count(),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The learnt service age for a machine, once its group has enough failures.
@@ -564,7 +613,7 @@ impl ServiceAges {
     ) -> Option<(String, Option<f64>, f64)> {
         let g = self.groups.get_mut(*self.group_of.get(machine)?)?;
         g.renewals.push((age_h, failed));
-        let before = g.age_h;
+        let before = g.reported_h;
         let after = optimal_service_age(
             &g.renewals,
             g.planned_cost,
@@ -575,7 +624,10 @@ impl ServiceAges {
         g.age_h = Some(after);
         match before {
             Some(b) if (after - b).abs() <= 0.05 * b => None,
-            _ => Some((g.name.clone(), before, after)),
+            _ => {
+                g.reported_h = Some(after);
+                Some((g.name.clone(), before, after))
+            }
         }
     }
 }
@@ -688,5 +740,78 @@ mod tests {
         early.run_h_since_maintenance = 50.0;
         early.last_vibration_mm_s = 1.95;
         assert!(!skill.start_maintenance(&early));
+    }
+}
+
+#[cfg(test)]
+mod age_tests {
+    use super::*;
+
+    /// Renewals of machines under a fixed interval, failing by an increasing (or a constant)
+    /// hazard: Weibull-like ages from a seeded stream.
+    fn renewals(shape: f64, scale: f64, interval: f64, n: usize) -> Vec<(f64, bool)> {
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(7);
+        (0..n)
+            .map(|_| {
+                let u: f64 = rand::Rng::random_range(&mut rng, 1e-9..1.0);
+                let age = scale * (-u.ln()).powf(1.0 / shape);
+                if age < interval {
+                    (age, true)
+                } else {
+                    (interval, false)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wear_out_failures_call_for_earlier_service() {
+        // Shape 3 (wear-out), failures eight times dearer than a service.
+        let data = renewals(3.0, 200.0, 220.0, 400);
+        let age = optimal_service_age(&data, 600.0, 4800.0, 220.0, 5);
+        let age = age.expect("enough failures");
+        assert!(age > 40.0 && age < 150.0, "{age}");
+    }
+
+    #[test]
+    fn random_failures_leave_the_interval_about_alone() {
+        // Shape 1: the hazard does not grow, a service buys nothing; only noise can move it.
+        let data = renewals(1.0, 300.0, 220.0, 400);
+        let age = optimal_service_age(&data, 600.0, 4800.0, 220.0, 5).expect("failures");
+        assert!(age >= 0.8 * 220.0, "{age}");
+    }
+
+    #[test]
+    fn too_few_failures_learn_nothing() {
+        let data = [(100.0, true), (220.0, false), (220.0, false)];
+        assert_eq!(optimal_service_age(&data, 600.0, 4800.0, 220.0, 5), None);
+        assert_eq!(optimal_service_age(&[], 600.0, 4800.0, 220.0, 1), None);
+        // Nonsense ages are ignored, not trusted.
+        let bad = [(f64::NAN, true), (-5.0, true)];
+        assert_eq!(optimal_service_age(&bad, 600.0, 4800.0, 220.0, 1), None);
+    }
+
+    #[test]
+    fn groups_learn_from_records_and_report_moves() {
+        let machines = vec![
+            ("lathe".to_owned(), 600.0, 4800.0, 220.0),
+            ("lathe".to_owned(), 600.0, 4800.0, 220.0),
+            ("oven".to_owned(), 900.0, 9000.0, 300.0),
+        ];
+        let history = vec![renewals(3.0, 200.0, 220.0, 200), Vec::new(), Vec::new()];
+        let mut ages = ServiceAges::new(&machines).with_history(&history, 5);
+        let lathe = ages.age_h(1).expect("lathes share the records");
+        assert!(lathe < 220.0, "{lathe}");
+        assert_eq!(ages.age_h(2), None);
+        assert_eq!(ages.learnt().len(), 1);
+        // A run of early failures moves the lathes' age: reported as a model update.
+        let mut moved = None;
+        for _ in 0..200 {
+            moved = moved.or(ages.observe(0, 10.0, true, 5));
+        }
+        let (group, before, after) = moved.expect("the age moved");
+        assert_eq!(group, "lathe");
+        assert_eq!(before, Some(lathe));
+        assert!(after != lathe);
     }
 }
