@@ -7,7 +7,9 @@
 //! - tier 2: one shared plan — maintenance windows from the condition-based skill enter the
 //!   schedule (and the plan cites the maintenance decisions), capable-to-promise quotes every
 //!   new order from the live plan, quality risk from trial batches decides which set-points are
-//!   tuned, forecasts drive purchasing. Each of the four links can be cut on its own.
+//!   tuned, forecasts drive purchasing, and energy-intensive machines wait out dear tariff
+//!   periods when the jobs waiting for them have the slack. Each of the four links of the
+//!   assessment can be cut on its own.
 //! - tier 3: the shared plan as a closed loop ([`closed_loop`]) — set-points through a guard
 //!   (bounds, approval for large moves, a production control group, rollback when the verified
 //!   effect is wrong), outcomes measured from the plant's events and linked to the decisions
@@ -21,10 +23,12 @@
 //! reads a clock and does no I/O.
 
 pub mod closed_loop;
+mod energy;
 mod quality;
 mod quote;
 
 pub use closed_loop::{ClosedLoop, LoopCounts, LoopObserver};
+pub use energy::TariffAware;
 pub use quality::{QualityPlan, TrialFn};
 pub use quote::Quoting;
 
@@ -288,6 +292,13 @@ fn shared_plan(
         scheduling = scheduling.with_log(log.clone(), start);
     }
     let mut stack = Boxed(Box::new(scheduling));
+    // The tariff in the plan: energy-intensive machines wait out dear periods when the jobs
+    // waiting for them have the slack.
+    let mut tariff = TariffAware::new(stack, std::sync::Arc::new(model.clone()));
+    if let Some(log) = setup.log {
+        tariff = tariff.with_log(log.clone(), start);
+    }
+    stack = Boxed(Box::new(tariff));
     // Quality: set-points tuned where trial batches show risk (cut: tuned everywhere, blind);
     // in the closed loop through the guard, with a control group.
     let trial = trial.ok_or(CoordinatorError::NoTrials)?;

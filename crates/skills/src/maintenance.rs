@@ -497,17 +497,14 @@ pub fn optimal_service_age(
         let rate = (planned_cost * survival + failure_cost * (1.0 - survival)) / area;
         candidates.push((max_age_h, rate));
     }
-    // Near the minimum the cost rate is flat and the estimate noisy: of the ages within 2 % of
-    // the lowest rate, the longest (fewest stops for the same cost).
-    let lowest = candidates
-        .iter()
-        .map(|c| c.1)
-        .fold(f64::INFINITY, f64::min);
+    // The lowest rate. (Preferring the longest age within a few per cent of it, against noise,
+    // cost more on the reference plant: services also cut the scrap and slowdown of a worn
+    // machine, which this rate does not count.)
     candidates
         .iter()
-        .filter(|c| c.1 <= lowest * 1.02)
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|c| c.0)
-        .fold(None, |best: Option<f64>, age| Some(best.map_or(age, |b| b.max(age))))
 }
 
 /// Service ages learnt per machine group (machines of one type), from the fleet's renewals.

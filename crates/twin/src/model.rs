@@ -225,6 +225,29 @@ impl PlantModel {
             .collect()
     }
 
+    /// Electrical draw of a machine while running and while idle, kW.
+    pub fn power_kw(&self, machine: MachineId) -> Option<(f64, f64)> {
+        self.machines.get(machine).map(|m| (m.power.run, m.power.idle))
+    }
+
+    /// The energy price (per kWh) at twin time `t`, and when it next changes.
+    pub fn tariff_at(&self, t: crate::SimTime) -> (f64, crate::SimTime) {
+        let (start, offset_min) = self.plant.start();
+        let local_s = start.0.div_euclid(1000) + i64::from(offset_min) * 60;
+        let offset_ms = local_s.rem_euclid(86_400) as u64 * 1000;
+        let local = t.0 + offset_ms;
+        let hour = |ms: u64| ((ms / 3_600_000) % 24) as usize;
+        let price = self.hourly_price[hour(local)];
+        let mut next = local - local % 3_600_000 + 3_600_000;
+        for _ in 0..24 {
+            if self.hourly_price[hour(next)] != price {
+                break;
+            }
+            next += 3_600_000;
+        }
+        (price, crate::SimTime(next - offset_ms))
+    }
+
     /// Hours of a preventive service, per machine (what a maintenance window must hold).
     pub fn service_hours(&self) -> Vec<f64> {
         self.machines

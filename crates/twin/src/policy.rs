@@ -161,6 +161,18 @@ pub trait Policy {
     fn replan_on_service(&self) -> bool {
         false
     }
+
+    /// Whether a free machine with work waiting should stay idle until a later time (e.g. an
+    /// energy-intensive machine waiting out a peak tariff): `Some(t)` with `t` after `now`
+    /// holds it, and it is offered the work again at `t`. Asked before [`Policy::dispatch`].
+    fn hold_until(
+        &mut self,
+        _now: SimTime,
+        _machine: MachineId,
+        _candidates: &[QueuedOp],
+    ) -> Option<SimTime> {
+        None
+    }
 }
 
 /// A policy that takes some decisions itself and leaves every other one to an inner policy
@@ -206,6 +218,14 @@ pub trait Layer {
     fn replan_on_service(&self) -> bool {
         self.inner().replan_on_service()
     }
+    fn hold_until(
+        &mut self,
+        now: SimTime,
+        machine: MachineId,
+        candidates: &[QueuedOp],
+    ) -> Option<SimTime> {
+        self.inner_mut().hold_until(now, machine, candidates)
+    }
 }
 
 impl<L: Layer> Policy for L {
@@ -238,6 +258,17 @@ impl<L: Layer> Policy for L {
     }
     fn plan(&mut self, floor: &Floor) {
         Layer::plan(self, floor);
+    }
+    fn replan_on_service(&self) -> bool {
+        Layer::replan_on_service(self)
+    }
+    fn hold_until(
+        &mut self,
+        now: SimTime,
+        machine: MachineId,
+        candidates: &[QueuedOp],
+    ) -> Option<SimTime> {
+        Layer::hold_until(self, now, machine, candidates)
     }
 }
 
@@ -436,5 +467,13 @@ impl Policy for Boxed {
     }
     fn replan_on_service(&self) -> bool {
         self.0.replan_on_service()
+    }
+    fn hold_until(
+        &mut self,
+        now: SimTime,
+        machine: MachineId,
+        candidates: &[QueuedOp],
+    ) -> Option<SimTime> {
+        self.0.hold_until(now, machine, candidates)
     }
 }

@@ -69,6 +69,8 @@ enum Ev {
     Failure(MachineId),
     RepairDone(MachineId),
     MaintenanceDone(MachineId),
+    /// A held machine is offered its work again.
+    Wake(MachineId),
     Telemetry(MachineId),
     Review,
     PurchaseArrival(usize),
@@ -130,6 +132,8 @@ struct MachineState {
     last_sample_ms: u64,
     /// When the plant expects a machine that is down or in service to be back.
     back_at: u64,
+    /// Kept idle by the policy until then (twin ms), work waiting.
+    held_until: Option<u64>,
     rng_failure: Stream,
     rng_sensor: Stream,
     rng_quality: Stream,
@@ -383,6 +387,7 @@ impl State {
                     last_reading: (0.0, ambient, 0.0),
                     last_sample_ms: 0,
                     back_at: 0,
+                    held_until: None,
                     rng_failure,
                     rng_sensor: stream(seed, StreamKind::Sensor, i as u64),
                     rng_quality: stream(seed, StreamKind::Quality, i as u64),
@@ -473,6 +478,12 @@ impl State {
                 Ev::Failure(m) => self.on_failure(model, m, observer),
                 Ev::RepairDone(m) => self.on_repair_done(model, m, observer),
                 Ev::MaintenanceDone(m) => self.on_maintenance_done(model, m, observer),
+                Ev::Wake(m) => {
+                    if self.machines[m].held_until.is_some_and(|t| t <= self.now) {
+                        self.machines[m].held_until = None;
+                        self.try_start(model, m, observer);
+                    }
+                }
                 Ev::Telemetry(m) => self.on_telemetry(model, m, observer),
                 Ev::Review => self.on_review(model, observer),
                 Ev::PurchaseArrival(po) => self.on_purchase_arrival(model, po, observer),
@@ -931,6 +942,22 @@ impl State {
             });
         }
         if candidates.is_empty() {
+            self.machines[m].queue = queue;
+            self.candidates = candidates;
+            return;
+        }
+        if self.machines[m].held_until.is_some_and(|t| t > self.now) {
+            self.machines[m].queue = queue;
+            self.candidates = candidates;
+            return;
+        }
+        if let Some(until) = self
+            .policy
+            .hold_until(SimTime(self.now), m, &candidates)
+            .filter(|t| t.0 > self.now)
+        {
+            self.machines[m].held_until = Some(until.0);
+            self.schedule(until.0, Ev::Wake(m));
             self.machines[m].queue = queue;
             self.candidates = candidates;
             return;
