@@ -11,7 +11,10 @@
 //! - [`LoopObserver`] reads the plant's events: a maintenance decision's outcome is the service
 //!   it led to (or the failure that came first); a quote's outcome is the delivery against the
 //!   promise; a step's defect-risk estimate is re-estimated from production (a model update)
-//!   and the settings decision gets its A/B outcome.
+//!   and the settings decision gets its A/B outcome; each order's flow time is measured.
+//! - [`ReleaseControl`] releases an order when its due date comes within the product's measured
+//!   flow time (90th percentile, with a margin) instead of on arrival, so work in process stays
+//!   low; each move of a product's lead time is a model update.
 
 use aifactory_core::{EventKind, PlantEvent, Timestamp};
 use aifactory_skills::board::PlanBoard;
@@ -121,6 +124,12 @@ struct LoopState {
     running: Vec<Option<(usize, usize, bool)>>,
     /// Quotes awaiting delivery: sales order → (decision, promised plant time ms).
     quotes: HashMap<String, (String, i64)>,
+    /// Orders released by the release control: sales order → (product, released at).
+    released: HashMap<String, (usize, SimTime)>,
+    /// Measured flow times per product (hours, release to completion), the latest last.
+    flow_h: BTreeMap<usize, Vec<f64>>,
+    /// The release lead time last reported per product (hours).
+    reported_lead_h: BTreeMap<usize, f64>,
     /// Latest twin time seen by the policy (set-points take effect by it).
     now: SimTime,
     outcomes: u64,
@@ -166,6 +175,9 @@ impl ClosedLoop {
             steps: BTreeMap::new(),
             running: vec![None; machines],
             quotes: HashMap::new(),
+            released: HashMap::new(),
+            flow_h: BTreeMap::new(),
+            reported_lead_h: BTreeMap::new(),
             now: SimTime(0),
             outcomes: 0,
             model_updates: 0,
@@ -284,6 +296,118 @@ impl<P: Policy> aifactory_twin::Layer for GuardedSettings<P> {
     }
 }
 
+/// Flow times kept per product (the latest).
+const FLOW_SAMPLES: usize = 60;
+/// Flow times needed before the release control holds a product's orders.
+const FLOW_MIN_SAMPLES: usize = 10;
+/// An order is released this far ahead of its due date: the 90th percentile of the product's
+/// measured flow times, times this factor, plus `RELEASE_BUFFER_H`.
+const RELEASE_FACTOR: f64 = 1.3;
+const RELEASE_BUFFER_H: f64 = 24.0;
+
+/// The release lead time of a product from its measured flow times, hours.
+fn release_lead_h(samples: &[f64]) -> Option<f64> {
+    if samples.len() < FLOW_MIN_SAMPLES {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let q90 = sorted[((sorted.len() - 1) as f64 * 0.9).round() as usize];
+    Some(q90 * RELEASE_FACTOR + RELEASE_BUFFER_H)
+}
+
+/// Releases orders to the floor when their due date comes within the product's measured flow
+/// time (with a margin), not on arrival, so work in process stays low; every other decision
+/// is the inner policy's. The flow times are outcomes the loop measures, and each move of a
+/// product's lead time is a model update.
+#[derive(Debug)]
+pub struct ReleaseControl<P> {
+    inner: P,
+    state: ClosedLoop,
+    product_ids: Vec<String>,
+}
+
+impl<P: Policy> ReleaseControl<P> {
+    pub(crate) fn new(inner: P, state: ClosedLoop, product_ids: Vec<String>) -> Self {
+        ReleaseControl {
+            inner,
+            state,
+            product_ids,
+        }
+    }
+}
+
+impl<P: Policy> aifactory_twin::Layer for ReleaseControl<P> {
+    type Inner = P;
+    fn inner(&self) -> &P {
+        &self.inner
+    }
+    fn inner_mut(&mut self) -> &mut P {
+        &mut self.inner
+    }
+    fn label(&self) -> &str {
+        "release-control"
+    }
+
+    fn release(&mut self, now: SimTime, pending: &[aifactory_twin::OrderView]) -> Vec<usize> {
+        let mut chosen = self.inner.release(now, pending);
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        chosen.retain(|&i| {
+            let Some(order) = pending.get(i) else {
+                return false;
+            };
+            let lead = state
+                .flow_h
+                .get(&order.product)
+                .and_then(|s| release_lead_h(s));
+            let go = lead.is_none_or(|h| {
+                now.0 as f64 + h * 3_600_000.0 >= order.due.0 as f64
+            });
+            if go {
+                state.released.insert(
+                    format!("SO-{:06}", order.order + 1),
+                    (order.product, now),
+                );
+            }
+            go
+        });
+        // Each product's lead time, reported when it first exists and on moves of 15 %.
+        for (&product, samples) in &state.flow_h {
+            let Some(lead) = release_lead_h(samples) else {
+                continue;
+            };
+            let before = state.reported_lead_h.get(&product).copied();
+            if before.is_some_and(|b| (lead - b).abs() <= 0.15 * b) {
+                continue;
+            }
+            state.reported_lead_h.insert(product, lead);
+            if let Some(log) = &state.log {
+                let name = self
+                    .product_ids
+                    .get(product)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{product}"));
+                log.model_update(
+                    now,
+                    "scheduling",
+                    "release-lead-time",
+                    (
+                        before.map_or_else(|| "0/on-arrival".to_owned(), |b| format!("lead-{b:.0}h")),
+                        format!("lead-{lead:.0}h"),
+                    ),
+                    format!(
+                        "{name}: {} measured flow times, 90th percentile × {RELEASE_FACTOR} + {RELEASE_BUFFER_H} h",
+                        samples.len()
+                    ),
+                );
+                state.model_updates += 1;
+            }
+        }
+        chosen
+    }
+}
+
 /// Measures outcomes from the plant's events and links them to the decisions behind them.
 #[derive(Debug)]
 pub struct LoopObserver {
@@ -334,6 +458,14 @@ impl Observer for LoopObserver {
             }
             EventKind::OrderCompleted => {
                 let Some(order) = &event.order else { return };
+                if let Some((product, released)) = state.released.remove(order) {
+                    let hours = now.0.saturating_sub(released.0) as f64 / 3_600_000.0;
+                    let samples = state.flow_h.entry(product).or_default();
+                    samples.push(hours);
+                    if samples.len() > FLOW_SAMPLES {
+                        samples.remove(0);
+                    }
+                }
                 if let (Some((id, promised)), Some(log)) =
                     (state.quotes.remove(order), &state.log)
                 {

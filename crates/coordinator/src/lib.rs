@@ -14,9 +14,10 @@
 //!   (bounds, approval for large moves, a production control group, rollback when the verified
 //!   effect is wrong), outcomes measured from the plant's events and linked to the decisions
 //!   behind them (services, deliveries against quotes, forecasts against demand, plans against
-//!   dispatches, scrap against risk), models updated from them (the maintenance threshold on
-//!   each failure, forecasts weekly, defect risk from production), and replans on every
-//!   change of capacity.
+//!   dispatches, scrap against risk), models updated from them (service ages per machine type
+//!   from the fleet's renewals, the maintenance threshold on each failure, forecasts weekly,
+//!   defect risk from production, release lead times from flow times), orders released by
+//!   measured flow time, and replans on every change of capacity.
 //!
 //! It owns the wiring (the plan board, which links are on); each skill keeps its own model. It
 //! never sees the twin's hidden truth (trial batches come through the caller's callback), never
@@ -366,6 +367,16 @@ fn shared_plan(
             quoting = quoting.with_closed_loop(closed.clone());
         }
         stack = Boxed(Box::new(quoting));
+    }
+    // Closed loop: orders released by measured flow times (outermost, so quoting and
+    // forecasting still see every order on arrival).
+    if let Some(closed) = &closed_loop {
+        let products = model.plant().products.iter().map(|p| p.id.clone()).collect();
+        stack = Boxed(Box::new(closed_loop::ReleaseControl::new(
+            stack,
+            closed.clone(),
+            products,
+        )));
     }
     Ok(Box::new(stack))
 }
