@@ -224,23 +224,22 @@ fn a_recorded_tier1_run_is_assessed_tier1_and_tier0_is_tier0() {
 fn the_ladder_assesses_each_configuration_at_its_tier() {
     let plant = crate::repo_file("plants/sme-textile.toml");
     let out = aifactory(&[
-        "ladder", "--plant", &plant, "--days", "90", "--seeds", "2", "--json",
+        "ladder", "--plant", &plant, "--days", "60", "--seeds", "2", "--json",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rungs = v["rungs"].as_array().unwrap();
     assert_eq!(rungs.len(), 4);
-    assert_eq!(rungs[0]["assessed"], serde_json::json!([0, 0]), "{v}");
-    assert_eq!(rungs[1]["assessed"], serde_json::json!([1, 1]), "{v}");
-    // Tiers not built are said to be so, never simulated with a stand-in.
-    for rung in &rungs[2..] {
-        assert_eq!(rung["built"], false);
-        assert_eq!(rung["assessed"], serde_json::json!([]));
+    for (tier, rung) in rungs.iter().enumerate() {
+        assert_eq!(rung["built"], true);
+        assert_eq!(rung["assessed"], serde_json::json!([tier, tier]), "{v}");
+        assert_eq!(rung["stages"].as_array().map(Vec::len), Some(5), "{v}");
     }
     let paired = &rungs[1]["total_cost_vs_tier0"];
     let gap = rungs[1]["total_cost"]["mean"].as_f64().unwrap()
         - rungs[0]["total_cost"]["mean"].as_f64().unwrap();
     assert!((paired["mean"].as_f64().unwrap() - gap).abs() < 1e-6 * (1.0 + gap.abs()));
+    assert!(rungs[3]["kpis"]["energy_cost"]["mean"].as_f64().is_some());
     let out = aifactory(&["ladder", "--seeds", "1"]);
     assert!(!out.status.success());
     assert!(
@@ -248,4 +247,48 @@ fn the_ladder_assesses_each_configuration_at_its_tier() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn a_cut_link_shows_in_the_ladder_and_bad_choices_are_refused() {
+    let plant = crate::repo_file("plants/sme-textile.toml");
+    let out = aifactory(&[
+        "ladder",
+        "--plant",
+        &plant,
+        "--days",
+        "60",
+        "--seeds",
+        "2",
+        "--tiers",
+        "2",
+        "--cut",
+        "schedule-to-quote",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rung = &v["rungs"][0];
+    assert_eq!(rung["tier"], 2);
+    assert_eq!(rung["assessed"], serde_json::json!([1, 1]), "{v}");
+    assert!(
+        rung["missing_for_next_tier"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap_or("").contains("schedule-to-quote")),
+        "{v}"
+    );
+    for (args, needle) in [
+        (vec!["ladder", "--tiers", "7"], "tier 7"),
+        (vec!["ladder", "--cut", "energy-to-plan"], "energy-to-plan"),
+    ] {
+        let out = aifactory(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -10,7 +10,16 @@ fn demo_runs_and_saves_to_sqlite() {
     let out = aifactory(&["demo", "--days", "3", "--db", &db_arg]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for needle in ["OEE", "On-time delivery", "Total cost", "TURN-01", &db_arg] {
+    // The short ladder follows the run: every tier, each with its assessed tier.
+    for needle in [
+        "OEE",
+        "On-time delivery",
+        "Total cost",
+        "TURN-01",
+        &db_arg,
+        "The AI-factory ladder",
+        "closed loop",
+    ] {
         assert!(
             stdout.contains(needle),
             "`{needle}` missing from:\n{stdout}"

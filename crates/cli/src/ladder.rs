@@ -8,8 +8,8 @@
 use crate::bench_policies::{Interval, interval};
 use aifactory_assess::ledger::Record;
 use aifactory_assess::{Coverage, Ledger};
-use aifactory_core::{DecisionLog, Kpis};
 use aifactory_coordinator::{Links, Setup, Tier};
+use aifactory_core::{DecisionLog, Kpis};
 use aifactory_twin::{PlantModel, SimTime, Simulation};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -188,6 +188,10 @@ struct Rung {
     kpis: std::collections::BTreeMap<&'static str, Interval>,
     /// Paired difference of total cost against tier 0.
     total_cost_vs_tier0: Option<Interval>,
+    /// Paired difference of total cost against the rung below (when it ran too).
+    total_cost_vs_previous: Option<Interval>,
+    /// Each seed's total cost, in seed order.
+    total_cost_by_seed: Vec<f64>,
     /// What the first seed's run lacks for the next tier.
     missing_for_next_tier: Vec<String>,
     /// The first seed's run, stage by stage.
@@ -267,10 +271,23 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("tier {tier}, seed {seed}"))?;
         by_tier.entry(*tier).or_default().push(result);
     }
-    let tier0_cost: Vec<f64> = by_tier
-        .get(&0)
-        .map(|r| r.iter().map(|x| x.kpis.total_cost).collect())
-        .unwrap_or_default();
+    let costs_of = |tier: u8| -> Vec<f64> {
+        by_tier
+            .get(&tier)
+            .map(|r| r.iter().map(|x| x.kpis.total_cost).collect())
+            .unwrap_or_default()
+    };
+    let paired = |runs: &[RunResult], base: &[f64]| -> Option<Interval> {
+        (!runs.is_empty() && runs.len() == base.len()).then(|| {
+            let diffs: Vec<f64> = runs
+                .iter()
+                .zip(base)
+                .map(|(r, b)| r.kpis.total_cost - b)
+                .collect();
+            interval(&diffs)
+        })
+    };
+    let tier0_cost = costs_of(0);
     let rungs: Vec<Rung> = (0..=TOP_TIER)
         .filter(|t| tiers.contains(t) || !built.contains(t))
         .map(|tier| {
@@ -293,14 +310,17 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                     .filter_map(|&(name, f)| stat(f).map(|i| (name, i)))
                     .collect(),
                 decisions: stat(|r| r.decisions as f64),
-                total_cost_vs_tier0: (!runs.is_empty() && tier > 0 && !tier0_cost.is_empty()).then(|| {
-                    let diffs: Vec<f64> = runs
-                        .iter()
-                        .zip(&tier0_cost)
-                        .map(|(r, t0)| r.kpis.total_cost - t0)
-                        .collect();
-                    interval(&diffs)
-                }),
+                total_cost_vs_tier0: if tier > 0 {
+                    paired(runs, &tier0_cost)
+                } else {
+                    None
+                },
+                total_cost_vs_previous: if tier > 0 {
+                    paired(runs, &costs_of(tier - 1))
+                } else {
+                    None
+                },
+                total_cost_by_seed: runs.iter().map(|r| r.kpis.total_cost).collect(),
                 missing_for_next_tier: runs.first().map(|r| r.missing.clone()).unwrap_or_default(),
                 stages: runs.first().map(|r| r.stages.clone()).unwrap_or_default(),
             }
@@ -338,8 +358,14 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
         )
     };
     println!(
-        "  {:<4} {:<9} {:<16} {:<16} {:<24} {:<24}",
-        "tier", "assessed", "OEE %", "on-time %", "total cost (yuan)", "cost vs tier 0"
+        "  {:<4} {:<9} {:<14} {:<14} {:<20} {:<20} {:<20}",
+        "tier",
+        "assessed",
+        "OEE %",
+        "on-time %",
+        "total cost",
+        "cost vs tier 0",
+        "vs the tier below"
     );
     for r in &rungs {
         if !r.built {
@@ -354,13 +380,14 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
             format!("{lo}–{hi}")
         };
         println!(
-            "  {:<4} {:<9} {:<16} {:<16} {:<24} {:<24}",
+            "  {:<4} {:<9} {:<14} {:<14} {:<20} {:<20} {:<20}",
             r.tier,
             assessed,
             fmt(&r.oee, 100.0, 1),
             fmt(&r.on_time_delivery, 100.0, 1),
             fmt(&r.total_cost, 1.0, 0),
             fmt(&r.total_cost_vs_tier0, 1.0, 0),
+            fmt(&r.total_cost_vs_previous, 1.0, 0),
         );
     }
     for r in rungs.iter().filter(|r| r.built) {

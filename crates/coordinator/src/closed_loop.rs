@@ -60,7 +60,9 @@ pub fn guard_change(
     let mut needs_approval = false;
     for (((name, min, max), &old), &new) in specs.iter().zip(previous).zip(proposed) {
         if !(new.is_finite() && new >= *min && new <= *max) {
-            return Err(format!("{name} = {new} is outside its bounds [{min}, {max}]"));
+            return Err(format!(
+                "{name} = {new} is outside its bounds [{min}, {max}]"
+            ));
         }
         let range = (max - min).abs().max(f64::EPSILON);
         if (new - old).abs() / range > APPROVAL_SHARE {
@@ -361,14 +363,11 @@ impl<P: Policy> aifactory_twin::Layer for ReleaseControl<P> {
                 .flow_h
                 .get(&order.product)
                 .and_then(|s| release_lead_h(s));
-            let go = lead.is_none_or(|h| {
-                now.0 as f64 + h * 3_600_000.0 >= order.due.0 as f64
-            });
+            let go = lead.is_none_or(|h| now.0 as f64 + h * 3_600_000.0 >= order.due.0 as f64);
             if go {
-                state.released.insert(
-                    format!("SO-{:06}", order.order + 1),
-                    (order.product, now),
-                );
+                state
+                    .released
+                    .insert(format!("SO-{:06}", order.order + 1), (order.product, now));
             }
             go
         });
@@ -466,8 +465,7 @@ impl Observer for LoopObserver {
                         samples.remove(0);
                     }
                 }
-                if let (Some((id, promised)), Some(log)) =
-                    (state.quotes.remove(order), &state.log)
+                if let (Some((id, promised)), Some(log)) = (state.quotes.remove(order), &state.log)
                 {
                     let late_h = (event.at.0 - promised) as f64 / 3_600_000.0;
                     log.outcome(
@@ -504,7 +502,11 @@ impl Observer for LoopObserver {
                 let Some(s) = state.steps.get_mut(&(product, step)) else {
                     return;
                 };
-                let arm = if control { &mut s.control } else { &mut s.tuned };
+                let arm = if control {
+                    &mut s.control
+                } else {
+                    &mut s.tuned
+                };
                 arm.good += good;
                 arm.scrapped += scrapped;
                 measure_step(state, (product, step), now);

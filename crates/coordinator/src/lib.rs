@@ -30,7 +30,7 @@ mod quote;
 
 pub use closed_loop::{ClosedLoop, LoopCounts, LoopObserver};
 pub use energy::TariffAware;
-pub use quality::{QualityPlan, TrialFn};
+pub use quality::{QualityPlan, TrialFn, TrialLine};
 pub use quote::Quoting;
 
 use aifactory_core::{DecisionLog, Timestamp};
@@ -46,7 +46,9 @@ use std::collections::BTreeMap;
 pub enum CoordinatorError {
     #[error("tier {0} is not a rung of the ladder (0 to 3)")]
     Tier(u8),
-    #[error("unknown link `{0}` (maintenance-to-schedule, forecast-to-plan, quality-to-process, schedule-to-quote)")]
+    #[error(
+        "unknown link `{0}` (maintenance-to-schedule, forecast-to-plan, quality-to-process, schedule-to-quote)"
+    )]
     Link(String),
     #[error("the quality link needs trial batches, and none were offered")]
     NoTrials,
@@ -92,7 +94,9 @@ impl Tier {
     /// What the configuration runs, in a line.
     pub fn describe(self) -> &'static str {
         match self {
-            Tier::Zero => "EDD dispatching, fixed-interval service, reorder points, default settings",
+            Tier::Zero => {
+                "EDD dispatching, fixed-interval service, reorder points, default settings"
+            }
             Tier::One => {
                 "skills each on their own: APS, condition-based maintenance, forecast replenishment"
             }
@@ -193,13 +197,9 @@ fn replenishment<P: Policy>(
     start: Timestamp,
     order_book: &BTreeMap<String, Vec<f64>>,
 ) -> Result<ForecastReplenishment<P>, CoordinatorError> {
-    let mut skill = ForecastReplenishment::new(
-        inner,
-        model.plant(),
-        ReplenishConfig::default(),
-        order_book,
-    )
-    .map_err(|e| CoordinatorError::Replenishment(e.to_string()))?;
+    let mut skill =
+        ForecastReplenishment::new(inner, model.plant(), ReplenishConfig::default(), order_book)
+            .map_err(|e| CoordinatorError::Replenishment(e.to_string()))?;
     if let Some(log) = log {
         skill = skill.with_log(log.clone(), start);
     }
@@ -224,12 +224,7 @@ pub fn build(
     let base = BaselinePolicy::default();
     let policy: Box<dyn Policy + Send> = match setup.tier {
         Tier::Zero => Box::new(base),
-        Tier::One => Box::new(tier1(
-            setup.model,
-            base,
-            setup.log,
-            setup.order_book,
-        )?),
+        Tier::One => Box::new(tier1(setup.model, base, setup.log, setup.order_book)?),
         Tier::Two => shared_plan(setup, trial, None)?,
         Tier::Three => {
             let model = setup.model;
@@ -242,7 +237,12 @@ pub fn build(
                 start,
                 board.clone(),
                 model.machine_ids().map(str::to_owned).collect(),
-                model.plant().products.iter().map(|p| p.id.clone()).collect(),
+                model
+                    .plant()
+                    .products
+                    .iter()
+                    .map(|p| p.id.clone())
+                    .collect(),
             );
             let policy = shared_plan(setup, trial, Some((board, closed.clone())))?;
             return Ok(Configured {
@@ -285,7 +285,8 @@ fn shared_plan(
         seed: setup.seed,
         ..ApsConfig::default()
     };
-    let mut scheduling = ApsPolicy::new(config, BaselinePolicy::default()).with_board(board.clone());
+    let mut scheduling =
+        ApsPolicy::new(config, BaselinePolicy::default()).with_board(board.clone());
     if closed_loop.is_some() {
         scheduling = scheduling.with_closed_loop();
     }
@@ -371,7 +372,12 @@ fn shared_plan(
     // Closed loop: orders released by measured flow times (outermost, so quoting and
     // forecasting still see every order on arrival).
     if let Some(closed) = &closed_loop {
-        let products = model.plant().products.iter().map(|p| p.id.clone()).collect();
+        let products = model
+            .plant()
+            .products
+            .iter()
+            .map(|p| p.id.clone())
+            .collect();
         stack = Boxed(Box::new(closed_loop::ReleaseControl::new(
             stack,
             closed.clone(),

@@ -15,7 +15,10 @@ use crate::closed_loop::{ClosedLoop, guard_change};
 /// A trial batch on the line: (product, step, settings) → scrap share, `None` if the step has
 /// no such parameters. The caller runs it (on the line, or on the twin); the coordinator never
 /// sees how scrap arises.
-pub type TrialFn<'a> = &'a mut dyn FnMut(usize, usize, &[f64]) -> Option<f64>;
+pub type TrialFn<'a> = &'a mut TrialLine<'a>;
+
+/// The trial line itself, behind [`TrialFn`].
+pub type TrialLine<'a> = dyn FnMut(usize, usize, &[f64]) -> Option<f64> + 'a;
 
 /// Trials at the default settings per step, to estimate its risk.
 const RISK_TRIALS: usize = 3;
@@ -35,7 +38,7 @@ pub struct QualityPlan {
 }
 
 fn mean_trials(
-    trial: &mut dyn FnMut(usize, usize, &[f64]) -> Option<f64>,
+    trial: &mut TrialLine<'_>,
     product: usize,
     step: usize,
     values: &[f64],
@@ -132,12 +135,20 @@ pub(crate) fn plan_quality(
                 continue;
             };
             // A guard before production: keep the tuned values only if they beat the defaults.
-            let tuned = mean_trials(trial, p, s, &values, CONFIRM_TRIALS)
-                .ok_or(CoordinatorError::Trial { product: p, step: s })?;
+            let tuned = mean_trials(trial, p, s, &values, CONFIRM_TRIALS).ok_or(
+                CoordinatorError::Trial {
+                    product: p,
+                    step: s,
+                },
+            )?;
             let base = match risk {
                 Some(r) => r,
-                None => mean_trials(trial, p, s, &defaults, CONFIRM_TRIALS)
-                    .ok_or(CoordinatorError::Trial { product: p, step: s })?,
+                None => mean_trials(trial, p, s, &defaults, CONFIRM_TRIALS).ok_or(
+                    CoordinatorError::Trial {
+                        product: p,
+                        step: s,
+                    },
+                )?,
             };
             let mut keep = tuned < base;
             // In a closed loop the change passes the guard: bounds, and approval for large moves.
@@ -156,7 +167,8 @@ pub(crate) fn plan_quality(
                             executed_by = ExecutedBy::Human;
                             guard_note = serde_json::json!("approved by the process engineer");
                         } else {
-                            guard_note = serde_json::json!("within policy: executed by guarded command");
+                            guard_note =
+                                serde_json::json!("within policy: executed by guarded command");
                         }
                         change = Some(c);
                     }

@@ -1,12 +1,12 @@
 //! Capable-to-promise from the live schedule: every new sales order is quoted by inserting it
 //! into the plan the scheduling skill last posted on the board, and the quote cites that plan.
 
+use crate::closed_loop::ClosedLoop;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_schedule::{Alternative, Job, Operation};
 use aifactory_skills::board::PlanBoard;
 use aifactory_skills::ctp;
 use aifactory_skills::log::SkillLog;
-use crate::closed_loop::ClosedLoop;
 use aifactory_twin::{OrderView, Policy, SimTime};
 use std::collections::BTreeSet;
 

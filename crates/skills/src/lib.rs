@@ -14,8 +14,8 @@
 //! explosion and [`replenish`]ment from forecasts.
 
 pub mod anomaly;
-pub mod board;
 pub mod bo;
+pub mod board;
 pub mod bom;
 pub mod ctp;
 pub mod defect_risk;

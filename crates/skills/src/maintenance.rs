@@ -207,8 +207,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
             ),
             _ => (
                 view.run_h_since_maintenance >= view.recommended_interval_h,
-                view.run_h_since_maintenance
-                    >= INTERVAL_WINDOW_SHARE * view.recommended_interval_h,
+                view.run_h_since_maintenance >= INTERVAL_WINDOW_SHARE * view.recommended_interval_h,
             ),
         };
         // A learnt service age (closed loop) asks for a window, and stops the machine, by age.
@@ -266,7 +265,9 @@ impl<P: Policy> PredictiveMaintenance<P> {
             "maintenance",
             "service-age-renewal-reward",
             (version(before), version(Some(after))),
-            format!("renewals of {group}: service age {after:.0} h minimises cost per running hour"),
+            format!(
+                "renewals of {group}: service age {after:.0} h minimises cost per running hour"
+            ),
         );
         self.updates += 1;
     }

@@ -364,9 +364,11 @@ impl<P: Policy> ForecastReplenishment<P> {
             if state.daily.len() < end {
                 state.daily.resize(end, 0.0);
             }
-            if let (true, Some((id, day, mean, lower, upper)), Some((forecasts, _))) =
-                (self.closed_loop, state.awaiting.take(), self.ledger.as_ref())
-                && day < end
+            if let (true, Some((id, day, mean, lower, upper)), Some((forecasts, _))) = (
+                self.closed_loop,
+                state.awaiting.take(),
+                self.ledger.as_ref(),
+            ) && day < end
             {
                 let actual = state.daily[day];
                 let inside = actual >= lower && actual <= upper;

@@ -349,7 +349,8 @@ impl Policy for ApsPolicy {
 
     fn plan(&mut self, floor: &Floor) {
         self.replans += 1;
-        if let (Some((id, followed, fell_back)), Some(log)) = (self.measuring.take(), &self.ledger) {
+        if let (Some((id, followed, fell_back)), Some(log)) = (self.measuring.take(), &self.ledger)
+        {
             let dispatched = followed + fell_back;
             let adherence = if dispatched == 0 {
                 1.0
@@ -371,16 +372,14 @@ impl Policy for ApsPolicy {
         if floor.jobs.is_empty() {
             return;
         }
-        let windows: Vec<(MachineId, f64, Option<String>)> = self.board.as_ref().map_or_else(
-            Vec::new,
-            |b| {
+        let windows: Vec<(MachineId, f64, Option<String>)> =
+            self.board.as_ref().map_or_else(Vec::new, |b| {
                 b.lock()
                     .windows
                     .iter()
                     .map(|(&m, w)| (m, w.duration_s, w.decision.clone()))
                     .collect()
-            },
-        );
+            });
         let (problem, numbers) = problem_of(
             floor,
             &windows.iter().map(|w| (w.0, w.1)).collect::<Vec<_>>(),

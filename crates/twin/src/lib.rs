@@ -26,8 +26,7 @@ mod sim;
 pub use commands::{Command, CommandCounts, CommandInbox, Commanded};
 pub use model::{MachineId, PlantModel};
 pub use policy::{
-    Boxed,
-    BaselinePolicy, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
+    BaselinePolicy, Boxed, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
     MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
     PurchasingRule, QueuedOp,
 };

@@ -220,14 +220,16 @@ impl PlantModel {
                     .iter()
                     .find(|p| p.id == m.id)
                     .map_or_else(String::new, |p| p.machine_type.clone());
-                (machine_type, m.maintenance.clone())
+                (machine_type, m.maintenance)
             })
             .collect()
     }
 
     /// Electrical draw of a machine while running and while idle, kW.
     pub fn power_kw(&self, machine: MachineId) -> Option<(f64, f64)> {
-        self.machines.get(machine).map(|m| (m.power.run, m.power.idle))
+        self.machines
+            .get(machine)
+            .map(|m| (m.power.run, m.power.idle))
     }
 
     /// The energy price (per kWh) at twin time `t`, and when it next changes.
@@ -281,8 +283,9 @@ impl PlantModel {
         let spec = self.products.get(product)?.steps.get(step)?;
         let &(machine, _) = spec.eligible.first()?;
         let health = &self.machines.get(machine)?.health;
-        let p = crate::physics::defect_probability(spec.base_defect, health, 0.0, &spec.params, values)
-            .clamp(0.0, 1.0);
+        let p =
+            crate::physics::defect_probability(spec.base_defect, health, 0.0, &spec.params, values)
+                .clamp(0.0, 1.0);
         let bad = rand_distr::Binomial::new(units, p)
             .map_or(0, |b| rand_distr::Distribution::sample(&b, rng));
         Some(bad as f64 / units.max(1) as f64)

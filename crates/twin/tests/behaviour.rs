@@ -291,7 +291,12 @@ fn a_held_machine_stays_idle_until_released_then_works() {
     let free = run(0.0);
     let held = run(24.0);
     // A day held: less produced in three days, and the plant does produce after the hold.
-    assert!(held.good_units < free.good_units, "{} vs {}", held.good_units, free.good_units);
+    assert!(
+        held.good_units < free.good_units,
+        "{} vs {}",
+        held.good_units,
+        free.good_units
+    );
     assert!(held.good_units > 0);
     // Idle machines draw less than running ones: the held run used less energy.
     assert!(held.energy_kwh < free.energy_kwh);
