@@ -7,7 +7,9 @@
 //!   approval (the approval queue; the twin's engineer approves at the next shift change), and
 //!   every tuned step keeps a control group — one operation in ten runs at the previous values —
 //!   so the verified effect is measured under the same wear and mix. A tuned setting that does
-//!   not beat its control in production is rolled back.
+//!   not beat its control in production is rolled back. Automatic services are rate-limited:
+//!   at most a fifth of the fleet in a planned service at once (the plan board enforces it;
+//!   urgent stops are never held back).
 //! - [`LoopObserver`] reads the plant's events: a maintenance decision's outcome is the service
 //!   it led to (or the failure that came first); a quote's outcome is the delivery against the
 //!   promise; a step's defect-risk estimate is re-estimated from production (a model update)

@@ -12,7 +12,7 @@
 //!   assessment can be cut on its own.
 //! - tier 3: the shared plan as a closed loop ([`closed_loop`]) — set-points through a guard
 //!   (bounds, approval for large moves, a production control group, rollback when the verified
-//!   effect is wrong), outcomes measured from the plant's events and linked to the decisions
+//!   effect is wrong), a rate limit on automatic services, outcomes measured from the plant's events and linked to the decisions
 //!   behind them (services, deliveries against quotes, forecasts against demand, plans against
 //!   dispatches, scrap against risk), models updated from them (service ages per machine type
 //!   from the fleet's renewals, the maintenance threshold on each failure, forecasts weekly,
@@ -281,6 +281,10 @@ fn shared_plan(
         .as_ref()
         .map_or_else(PlanBoard::new, |(b, _)| b.clone());
     let closed_loop = closed.map(|(_, c)| c);
+    if closed_loop.is_some() {
+        // The guard's rate limit on automatic services: a fifth of the fleet at once.
+        board.lock().max_planned_services = Some((model.machine_ids().count() / 5).max(1));
+    }
     let config = ApsConfig {
         seed: setup.seed,
         ..ApsConfig::default()

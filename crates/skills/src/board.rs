@@ -7,7 +7,7 @@
 
 use aifactory_schedule::Problem;
 use aifactory_twin::{MachineId, SimTime};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A maintenance window the maintenance skill asked the schedule for.
@@ -39,6 +39,13 @@ pub struct BoardState {
     /// In a closed loop: the last maintenance decision on each machine whose effect (serviced
     /// in time, or failed first) is still to be measured, with when it was made.
     pub awaiting_service: BTreeMap<MachineId, (String, SimTime)>,
+    /// A rate limit on planned services: at most this many machines in a planned service at
+    /// once (urgent stops are never held back).
+    pub max_planned_services: Option<usize>,
+    /// Machines in a planned service started from a window, until the service ends.
+    pub in_planned_service: BTreeSet<MachineId>,
+    /// Windows the rate limit held back, so far.
+    pub services_deferred: u64,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -387,7 +387,9 @@ impl<P: Policy> PredictiveMaintenance<P> {
             }
             self.machines[m] = MachineHealth::default();
             if let Some((board, _)) = &self.board {
-                board.lock().windows.remove(&m);
+                let mut board = board.lock();
+                board.windows.remove(&m);
+                board.in_planned_service.remove(&m);
             }
         }
         let h = &mut self.machines[m];

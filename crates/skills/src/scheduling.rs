@@ -315,24 +315,33 @@ impl Policy for ApsPolicy {
         // On a shared board the maintenance skill decides whether a machine needs service and
         // the plan when: now, if nothing waits or the plan put the service before the machine's
         // next operation.
-        let board = board.lock();
+        let mut board = board.lock();
         let Some(window) = board.windows.get(&view.machine) else {
             return false;
         };
-        if view.queue_len == 0 {
-            return true;
-        }
-        let Some(start) = window.planned_start else {
+        let due = view.queue_len == 0
+            || window.planned_start.is_some_and(|start| {
+                let start = i64::try_from(start.0).unwrap_or(i64::MAX);
+                self.plan
+                    .values()
+                    .filter(|(m, _)| *m == view.machine)
+                    .map(|&(_, s)| s)
+                    .min()
+                    .is_none_or(|next| start <= next)
+            });
+        if !due {
             return false;
-        };
-        let start = i64::try_from(start.0).unwrap_or(i64::MAX);
-        let next_operation = self
-            .plan
-            .values()
-            .filter(|(m, _)| *m == view.machine)
-            .map(|&(_, s)| s)
-            .min();
-        next_operation.is_none_or(|next| start <= next)
+        }
+        // The guard's rate limit: a planned service waits while too many machines are in one.
+        if board
+            .max_planned_services
+            .is_some_and(|max| board.in_planned_service.len() >= max)
+        {
+            board.services_deferred += 1;
+            return false;
+        }
+        board.in_planned_service.insert(view.machine);
+        true
     }
 
     fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
@@ -475,7 +484,60 @@ impl Policy for ApsPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::{PlannedJob, problem_of};
+    use super::{ApsConfig, ApsPolicy, PlannedJob, problem_of};
+    use crate::board::{PlanBoard, WindowRequest};
+    use aifactory_twin::{BaselinePolicy, MachineView, Policy};
+
+    fn idle_view(machine: usize) -> MachineView {
+        MachineView {
+            machine,
+            now: SimTime::from_hours(5.0),
+            run_h_since_maintenance: 100.0,
+            recommended_interval_h: 120.0,
+            last_vibration_mm_s: 2.0,
+            last_temperature_c: 40.0,
+            last_current_a: 10.0,
+            queue_len: 0,
+        }
+    }
+
+    #[test]
+    fn planned_services_start_on_a_free_machine_within_the_rate_limit() {
+        let board = PlanBoard::new();
+        let mut aps = ApsPolicy::new(ApsConfig::default(), BaselinePolicy::default())
+            .with_board(board.clone());
+        // No window, no service: on a board the maintenance skill decides whether.
+        assert!(!aps.start_maintenance(&idle_view(0)));
+        {
+            let mut b = board.lock();
+            b.max_planned_services = Some(1);
+            for m in [0, 1] {
+                b.windows.insert(
+                    m,
+                    WindowRequest {
+                        decision: Some(format!("D-CBM-00000{m}")),
+                        duration_s: 3600.0,
+                        requested_at: SimTime::from_hours(4.0),
+                        planned_start: None,
+                    },
+                );
+            }
+        }
+        // Machine 0 is free with nothing queued: its window starts. Machine 1 must wait while
+        // one planned service runs.
+        assert!(aps.start_maintenance(&idle_view(0)));
+        assert!(!aps.start_maintenance(&idle_view(1)));
+        assert_eq!(board.lock().services_deferred, 1);
+        board.lock().in_planned_service.remove(&0);
+        assert!(aps.start_maintenance(&idle_view(1)));
+        // Busy with work the plan has not reached: the window waits for the plan.
+        let busy = MachineView {
+            queue_len: 2,
+            ..idle_view(0)
+        };
+        board.lock().in_planned_service.clear();
+        assert!(!aps.start_maintenance(&busy));
+    }
     use aifactory_twin::{Floor, FloorAlternative, FloorJob, FloorMachine, SimTime};
 
     fn job(number: u32, product: usize) -> FloorJob {
