@@ -218,6 +218,21 @@ fn a_recorded_tier1_run_is_assessed_tier1_and_tier0_is_tier0() {
     assert!(a["links"][1]["citations"].as_u64().unwrap() > 0, "{a}");
     let missing = a["missing_for_next_tier"].to_string();
     assert!(missing.contains("maintenance-to-schedule"), "{missing}");
+    // The coordinator's shared plan, recorded, is assessed as tier 2 from the store alone.
+    let tier2 = assess("tier2");
+    let a = &tier2["assessment"];
+    assert_eq!(a["tier"], 2, "{tier2}");
+    for link in a["links"].as_array().unwrap() {
+        assert!(link["citations"].as_u64().unwrap() > 0, "{link}");
+    }
+    // The closed loop is not recorded to a store yet, and says so.
+    let out = aifactory(&["sim", "--plant", &plant, "--policy", "tier3", "--days", "5"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("aifactory ladder"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -106,8 +106,24 @@ const ORDER_BOOK_DAYS: u32 = 120;
 /// Running hours of maintenance records per machine before day 0 (about a year).
 const MAINTENANCE_RECORD_H: f64 = 6_000.0;
 
+/// What a plant has on file at day 0 for seed `seed`: the order book and the maintenance records.
+pub(crate) type OnFile = (
+    std::collections::BTreeMap<String, Vec<f64>>,
+    Vec<Vec<(f64, bool)>>,
+);
+
+pub(crate) fn records_on_file(model: &PlantModel, seed: u64) -> OnFile {
+    (
+        aifactory_twin::order_book_history(model, ORDER_BOOK_DAYS, seed),
+        aifactory_twin::maintenance_history(model, MAINTENANCE_RECORD_H, seed),
+    )
+}
+
 /// Trial batches of 1,000 units on the twin, with their own seeded noise.
-fn twin_trials(model: &PlantModel, seed: u64) -> impl FnMut(usize, usize, &[f64]) -> Option<f64> {
+pub(crate) fn twin_trials(
+    model: &PlantModel,
+    seed: u64,
+) -> impl FnMut(usize, usize, &[f64]) -> Option<f64> {
     let mut noise = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x0A11);
     move |product, step, values| model.trial_batch(product, step, values, 1000, &mut noise)
 }
@@ -121,8 +137,7 @@ fn run_one(
 ) -> anyhow::Result<RunResult> {
     let log = DecisionLog::new();
     let mut trials = twin_trials(model, seed);
-    let order_book = aifactory_twin::order_book_history(model, ORDER_BOOK_DAYS, seed);
-    let records = aifactory_twin::maintenance_history(model, MAINTENANCE_RECORD_H, seed);
+    let (order_book, records) = records_on_file(model, seed);
     let setup = Setup {
         model,
         tier: Tier::from_number(tier)?,

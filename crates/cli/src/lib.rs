@@ -163,7 +163,8 @@ struct SimArgs {
     /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest
     /// job); or tier1: the AI skills decide, each on its own (APS scheduling and dispatching,
     /// condition-based maintenance, replenishment from forecasts once ~9 weeks of orders are
-    /// known), with --purchasing until then.
+    /// known), with --purchasing until then; or tier2: the coordinator's shared plan (see
+    /// docs/TIERS.md). With --db their decisions go to the ledger, for `aifactory assess`.
     #[arg(long, default_value = "edd")]
     policy: String,
     /// Maintenance rule: rtf (run to failure), pm (each machine type's interval), pm:HOURS.

@@ -26,16 +26,16 @@ pub(crate) struct RunSpec {
     /// Commands from outside (DCMD, OPC UA writes) the twin obeys; `None` keeps the run
     /// deterministic.
     pub(crate) commands: Option<aifactory_twin::CommandInbox>,
-    /// Tier 1: the AI skills decide, each on its own (APS scheduling, condition-based
-    /// maintenance), on top of `policy` for everything they do not cover.
-    pub(crate) tier1: bool,
+    /// 0: `policy` decides; 1: the AI skills each on their own; 2: the coordinator's shared
+    /// plan (both on top of `policy` for what they do not cover).
+    pub(crate) tier: u8,
     /// Where the skills log their decisions (a recorded run writes them to the ledger).
     pub(crate) decisions: Option<aifactory_core::DecisionLog>,
 }
 
 fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result<BaselinePolicy> {
-    // `tier1` keeps EDD underneath for the work the skills' plan leaves open.
-    let dispatch = if dispatch.eq_ignore_ascii_case("tier1") {
+    // `tier1` and `tier2` keep EDD underneath for the work the skills' plan leaves open.
+    let dispatch = if tier_of(dispatch) > 0 {
         "edd"
     } else {
         dispatch
@@ -45,6 +45,16 @@ fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result
         maintenance: maintenance.parse::<MaintenanceRule>()?,
         purchasing: purchasing.parse::<PurchasingRule>()?,
     })
+}
+
+/// The coordinator tier a `--policy` names (0 for a dispatching rule).
+fn tier_of(policy: &str) -> u8 {
+    match policy.to_ascii_lowercase().as_str() {
+        "tier1" => 1,
+        "tier2" => 2,
+        "tier3" => 3,
+        _ => 0,
+    }
 }
 
 /// The given plant file, or the built-in reference plant.
@@ -107,19 +117,37 @@ pub(crate) fn simulate(
     bar: &ProgressBar,
 ) -> anyhow::Result<SimResult> {
     let model = Arc::new(PlantModel::new(spec.plant.clone()));
-    let policy: Box<dyn aifactory_twin::Policy + Send> = match (&spec.commands, spec.tier1) {
-        (Some(inbox), false) => Box::new(aifactory_twin::Commanded::new(
-            spec.policy,
+    let policy: Box<dyn aifactory_twin::Policy + Send> = match spec.tier {
+        0 => Box::new(spec.policy),
+        1 => Box::new(tier1_policy(&model, spec.policy, spec.decisions.as_ref())?),
+        2 => {
+            // The same records on file and trial line as the ladder's tier 2.
+            let (order_book, records) = crate::ladder::records_on_file(&model, spec.seed);
+            let mut trials = crate::ladder::twin_trials(&model, spec.seed);
+            let setup = aifactory_coordinator::Setup {
+                model: &model,
+                tier: aifactory_coordinator::Tier::Two,
+                links: aifactory_coordinator::Links::ALL,
+                log: spec.decisions.as_ref(),
+                seed: spec.seed,
+                order_book: &order_book,
+                maintenance_records: &records,
+            };
+            aifactory_coordinator::build(&setup, Some(&mut trials))
+                .context("setting up the tier-2 coordinator")?
+                .policy
+        }
+        other => bail!(
+            "tier {other} runs in `aifactory ladder`; recording its outcomes and model updates to a store is not built yet"
+        ),
+    };
+    let policy: Box<dyn aifactory_twin::Policy + Send> = match &spec.commands {
+        Some(inbox) => Box::new(aifactory_twin::Commanded::new(
+            aifactory_twin::Boxed(policy),
             &model,
             inbox.clone(),
         )),
-        (Some(inbox), true) => Box::new(aifactory_twin::Commanded::new(
-            tier1_policy(&model, spec.policy, spec.decisions.as_ref())?,
-            &model,
-            inbox.clone(),
-        )),
-        (None, false) => Box::new(spec.policy),
-        (None, true) => Box::new(tier1_policy(&model, spec.policy, spec.decisions.as_ref())?),
+        None => policy,
     };
     let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
     let whole_days = spec.days.floor() as u64;
@@ -216,7 +244,7 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
         policy: policy(&d.policy, &d.maintenance, &d.purchasing)?,
         telemetry_period_s: Some(d.telemetry_period_s),
         commands: None,
-        tier1: false,
+        tier: 0,
         decisions: None,
     };
     let db = match args.db {
@@ -294,9 +322,9 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         policy: policy(&args.policy, &args.maintenance, &args.purchasing)?,
         telemetry_period_s: args.telemetry_period,
         commands: None,
-        tier1: args.policy.eq_ignore_ascii_case("tier1"),
-        // A recorded tier-1 run writes the skills' decisions to the ledger.
-        decisions: (args.policy.eq_ignore_ascii_case("tier1") && args.db.is_some())
+        tier: tier_of(&args.policy),
+        // A recorded tier-1 or tier-2 run writes the skills' decisions to the ledger.
+        decisions: (tier_of(&args.policy) > 0 && args.db.is_some())
             .then(aifactory_core::DecisionLog::new),
     };
     if let Some(p) = args.pace
@@ -502,7 +530,7 @@ pub(crate) fn bench_twin(
         policy: policy(dispatch, maintenance, "reorder")?,
         telemetry_period_s,
         commands: None,
-        tier1: false,
+        tier: 0,
         decisions: None,
     };
     let mut best: Option<(f64, SimResult)> = None;
