@@ -307,3 +307,20 @@ fn a_cut_link_shows_in_the_ladder_and_bad_choices_are_refused() {
         );
     }
 }
+
+#[test]
+fn serve_refuses_a_short_admin_password() {
+    let out = aifactory(&[
+        "serve",
+        "--admin-password",
+        "short",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("at least 8 characters"),
+        "{}",
+        text(&out.stderr)
+    );
+}

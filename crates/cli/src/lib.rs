@@ -18,6 +18,7 @@ mod publish;
 mod record;
 mod run;
 mod schedule;
+mod serve;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -80,9 +81,12 @@ enum Command {
     /// BUNDLE` checks one.
     Assess(assess::AssessArgs),
     /// Run the same plant and seeds under each tier configuration (tier 0 baseline rules,
-    /// tier 1 skills on their own; tiers 2–3 when the coordinator lands) and print KPIs with
-    /// 95 % intervals and the tier assessed from each run's own decisions.
+    /// tier 1 skills on their own, tier 2 one shared plan, tier 3 closed loop) and print KPIs
+    /// with 95 % intervals and the tier assessed from each run's own decisions.
     Ladder(ladder::LadderArgs),
+    /// Serve the HTTP API (KPIs, decisions, the tier assessment, latest telemetry; tokens and
+    /// roles; Prometheus /metrics) over a store. The web UI is still to come.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +273,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(command) => eval::run(command),
         Command::Assess(args) => assess::run(args),
         Command::Ladder(args) => ladder::run(&args),
+        Command::Serve(args) => serve::run(&config, args),
         #[cfg(feature = "opcua")]
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),

@@ -1,0 +1,237 @@
+//! Who may call what: roles, users with argon2 password hashes, API tokens (only their SHA-256
+//! is kept), a limiter on failed logins, and the one authorisation matrix every route passes.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A role, from least to most trusted for people; `Agent` is a program acting through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Engineer,
+    Admin,
+    Agent,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Operator,
+        Role::Engineer,
+        Role::Admin,
+        Role::Agent,
+    ];
+}
+
+/// Who may reach a route. Routes not listed here are refused to every role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (health, login).
+    Public,
+    /// These roles only.
+    Roles(&'static [Role]),
+}
+
+const EVERY_ROLE: &[Role] = &Role::ALL;
+const STAFF: &[Role] = &[Role::Operator, Role::Engineer, Role::Admin];
+
+/// The authorisation matrix: (method, route pattern as the router names it, who).
+pub const MATRIX: &[(&str, &str, Access)] = &[
+    ("GET", "/health", Access::Public),
+    ("POST", "/api/v1/login", Access::Public),
+    ("GET", "/api/v1/me", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/kpis", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/decisions", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/assessment", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/telemetry/latest", Access::Roles(EVERY_ROLE)),
+    ("GET", "/metrics", Access::Roles(STAFF)),
+    ("POST", "/api/v1/tokens", Access::Roles(&[Role::Admin])),
+];
+
+/// Who may call `method` on `route` (the router's pattern); `None`: the route is unknown.
+pub fn access(method: &str, route: &str) -> Option<Access> {
+    MATRIX
+        .iter()
+        .find(|(m, r, _)| *m == method && *r == route)
+        .map(|(_, _, a)| *a)
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong user name or password")]
+    BadCredentials,
+    #[error("too many failed logins for this user; try again in {0} s")]
+    RateLimited(u64),
+    #[error("hashing a password failed")]
+    Hash,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    password_hash: String,
+    role: Role,
+}
+
+/// What a valid token stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub user: String,
+    pub role: Role,
+}
+
+/// Failed logins allowed per user in `LOGIN_WINDOW` before the user is locked out for the rest
+/// of the window.
+const LOGIN_FAILURES: usize = 5;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Users, tokens and failed logins. Time comes from the caller (`now`: time since any fixed
+/// instant), so tests drive the clock.
+#[derive(Debug, Default)]
+pub struct Accounts {
+    users: HashMap<String, User>,
+    /// SHA-256 of a token → who it is.
+    tokens: HashMap<String, Principal>,
+    failures: HashMap<String, Vec<Duration>>,
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh random secret, 32 bytes as hex.
+pub fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+impl Accounts {
+    pub fn new() -> Self {
+        Accounts::default()
+    }
+
+    /// Adds (or replaces) a user; the password is kept only as an argon2 hash.
+    pub fn add_user(&mut self, name: &str, password: &str, role: Role) -> Result<(), AuthError> {
+        let salt =
+            SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|_| AuthError::Hash)?;
+        let hash = argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|_| AuthError::Hash)?
+            .to_string();
+        self.users.insert(
+            name.to_owned(),
+            User {
+                password_hash: hash,
+                role,
+            },
+        );
+        Ok(())
+    }
+
+    /// Checks a login and issues a token. Failed attempts count against the user name, known or
+    /// not, so the limiter does not tell which names exist.
+    pub fn login(
+        &mut self,
+        name: &str,
+        password: &str,
+        now: Duration,
+    ) -> Result<(String, Role), AuthError> {
+        let recent = self.failures.entry(name.to_owned()).or_default();
+        recent.retain(|t| now.saturating_sub(*t) < LOGIN_WINDOW);
+        if recent.len() >= LOGIN_FAILURES {
+            let oldest = recent.first().copied().unwrap_or(now);
+            let wait = LOGIN_WINDOW.saturating_sub(now.saturating_sub(oldest));
+            return Err(AuthError::RateLimited(wait.as_secs().max(1)));
+        }
+        let ok = self.users.get(name).filter(|u| {
+            PasswordHash::new(&u.password_hash).is_ok_and(|h| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+        });
+        let Some(user) = ok else {
+            recent.push(now);
+            return Err(AuthError::BadCredentials);
+        };
+        let role = user.role;
+        recent.clear();
+        let token = self.issue(name, role);
+        Ok((token, role))
+    }
+
+    /// A new token for `user` with `role`.
+    pub fn issue(&mut self, user: &str, role: Role) -> String {
+        let token = random_secret();
+        self.tokens.insert(
+            token_hash(&token),
+            Principal {
+                user: user.to_owned(),
+                role,
+            },
+        );
+        token
+    }
+
+    pub fn principal(&self, token: &str) -> Option<Principal> {
+        self.tokens.get(&token_hash(token)).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_in_the_matrix_is_unique_and_known() {
+        for (i, (m, r, _)) in MATRIX.iter().enumerate() {
+            assert!(
+                !MATRIX[i + 1..].iter().any(|(m2, r2, _)| m2 == m && r2 == r),
+                "{m} {r} twice"
+            );
+        }
+        assert_eq!(access("GET", "/health"), Some(Access::Public));
+        assert_eq!(access("DELETE", "/health"), None);
+    }
+
+    #[test]
+    fn login_issues_tokens_and_limits_failures() {
+        let mut accounts = Accounts::new();
+        accounts
+            .add_user("ana", "s3cret-pass", Role::Engineer)
+            .unwrap();
+        let t0 = Duration::from_secs(100);
+        let (token, role) = accounts.login("ana", "s3cret-pass", t0).unwrap();
+        assert_eq!(role, Role::Engineer);
+        assert_eq!(
+            accounts.principal(&token).map(|p| p.role),
+            Some(Role::Engineer)
+        );
+        assert_eq!(accounts.principal("not-a-token"), None);
+        for _ in 0..LOGIN_FAILURES {
+            assert_eq!(
+                accounts.login("ana", "wrong", t0),
+                Err(AuthError::BadCredentials)
+            );
+        }
+        // Locked for the rest of the window, even with the right password.
+        assert!(matches!(
+            accounts.login("ana", "s3cret-pass", t0 + Duration::from_secs(10)),
+            Err(AuthError::RateLimited(50))
+        ));
+        // Unknown users count the same way.
+        assert_eq!(
+            accounts.login("nobody", "x", t0),
+            Err(AuthError::BadCredentials)
+        );
+        assert!(
+            accounts
+                .login("ana", "s3cret-pass", t0 + LOGIN_WINDOW)
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! The API against a real (in-memory SQLite) store: the authorisation matrix route by route and
+//! role by role, unauthenticated refusals, logins, and bad requests answered with the field.
+
+use aifactory_server::auth::{Access, Accounts, MATRIX, Role};
+use aifactory_server::{AppState, BODY_LIMIT, router};
+use aifactory_store::Store;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tower::ServiceExt;
+
+struct Server {
+    app: axum::Router,
+    tokens: Vec<(Role, String)>,
+    clock_s: Arc<AtomicU64>,
+}
+
+async fn server() -> Server {
+    let store = Store::open_in_memory().await.expect("store");
+    let mut accounts = Accounts::new();
+    accounts
+        .add_user("admin", "correct horse battery", Role::Admin)
+        .expect("user");
+    let tokens = Role::ALL
+        .iter()
+        .map(|&r| (r, accounts.issue(&format!("{r:?}"), r)))
+        .collect();
+    let clock_s = Arc::new(AtomicU64::new(1_000));
+    let clock = Arc::clone(&clock_s);
+    let state = AppState::new(
+        store,
+        accounts,
+        Arc::new(move || Duration::from_secs(clock.load(Ordering::Relaxed))),
+    );
+    Server {
+        app: router(state),
+        tokens,
+        clock_s,
+    }
+}
+
+/// A request body each POST route accepts.
+fn valid_body(route: &str) -> String {
+    match route {
+        "/api/v1/login" => r#"{"username":"admin","password":"correct horse battery"}"#.into(),
+        "/api/v1/tokens" => r#"{"user":"dashboard","role":"viewer"}"#.into(),
+        _ => String::new(),
+    }
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: String,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if !body.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test]
+async fn nothing_but_health_and_login_without_a_token() {
+    let s = server().await;
+    for (method, route, access) in MATRIX {
+        let (status, body) = call(&s.app, method, route, None, valid_body(route)).await;
+        match access {
+            Access::Public => assert!(status.is_success(), "{method} {route}: {status} {body}"),
+            Access::Roles(_) => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {route}");
+                assert!(
+                    body["error"].as_str().is_some_and(|e| e.contains("Bearer")),
+                    "{body}"
+                );
+            }
+        }
+        // A made-up token is no better than none.
+        if let Access::Roles(_) = access {
+            let (status, _) = call(&s.app, method, route, Some("forged"), valid_body(route)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {route}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_for_every_role_follows_the_matrix() {
+    let s = server().await;
+    for (method, route, access) in MATRIX {
+        let Access::Roles(allowed) = access else {
+            continue;
+        };
+        for (role, token) in &s.tokens {
+            let (status, body) = call(&s.app, method, route, Some(token), valid_body(route)).await;
+            if allowed.contains(role) {
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "{role:?} {method} {route}: {status} {body}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{role:?} {method} {route}: {body}"
+                );
+                assert!(body["error"].as_str().is_some(), "{body}");
+            }
+        }
+    }
+    // Routes outside the matrix are refused or unknown, never served.
+    let admin = &s
+        .tokens
+        .iter()
+        .find(|t| t.0 == Role::Admin)
+        .expect("admin")
+        .1;
+    let (status, _) = call(&s.app, "GET", "/api/v1/nothing", Some(admin), String::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&s.app, "DELETE", "/api/v1/kpis", Some(admin), String::new()).await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::METHOD_NOT_ALLOWED,
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn login_gives_a_token_and_failures_are_rate_limited() {
+    let s = server().await;
+    let (status, body) = call(
+        &s.app,
+        "POST",
+        "/api/v1/login",
+        None,
+        valid_body("/api/v1/login"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "admin");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let (status, me) = call(&s.app, "GET", "/api/v1/me", Some(&token), String::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["user"], "admin");
+    let wrong = r#"{"username":"admin","password":"guess"}"#;
+    for _ in 0..5 {
+        let (status, body) = call(&s.app, "POST", "/api/v1/login", None, wrong.into()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, body) = call(
+        &s.app,
+        "POST",
+        "/api/v1/login",
+        None,
+        valid_body("/api/v1/login"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    // A minute later the window has passed.
+    s.clock_s.fetch_add(61, Ordering::Relaxed);
+    let (status, _) = call(
+        &s.app,
+        "POST",
+        "/api/v1/login",
+        None,
+        valid_body("/api/v1/login"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_clear_4xx_naming_the_field() {
+    let s = server().await;
+    let cases = [
+        (r#"{"username":"admin"}"#, Some("password")),
+        (
+            r#"{"username":"admin","password":"x","extra":1}"#,
+            Some("extra"),
+        ),
+        (r#"{"username":7,"password":"x"}"#, Some("username")),
+        ("{not json", None),
+    ];
+    for (body, field) in cases {
+        let (status, json) = call(&s.app, "POST", "/api/v1/login", None, body.into()).await;
+        assert!(status.is_client_error(), "{body}: {status}");
+        assert!(json["error"].as_str().is_some(), "{body}: {json}");
+        if let Some(f) = field {
+            assert_eq!(json["field"], f, "{body}: {json}");
+        }
+    }
+    let viewer = &s.tokens[0].1;
+    for uri in ["/api/v1/decisions?limit=0", "/api/v1/decisions?limit=many"] {
+        let (status, json) = call(&s.app, "GET", uri, Some(viewer), String::new()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {json}");
+        assert_eq!(json["field"], "limit", "{uri}: {json}");
+    }
+    let admin = &s
+        .tokens
+        .iter()
+        .find(|t| t.0 == Role::Admin)
+        .expect("admin")
+        .1;
+    let (status, json) = call(
+        &s.app,
+        "POST",
+        "/api/v1/tokens",
+        Some(admin),
+        r#"{"user":"","role":"viewer"}"#.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(json["field"], "user");
+    let (status, json) = call(
+        &s.app,
+        "POST",
+        "/api/v1/tokens",
+        Some(admin),
+        r#"{"user":"x","role":"superuser"}"#.into(),
+    )
+    .await;
+    assert!(status.is_client_error(), "{json}");
+    // Bodies over the limit are refused before any handler.
+    let huge = format!(
+        r#"{{"username":"{}","password":"x"}}"#,
+        "a".repeat(BODY_LIMIT + 1)
+    );
+    let (status, _) = call(&s.app, "POST", "/api/v1/login", None, huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn reads_answer_from_the_store_and_metrics_count_them() {
+    let s = server().await;
+    let viewer = &s.tokens[0].1;
+    let (status, body) = call(&s.app, "GET", "/api/v1/kpis", Some(viewer), String::new()).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an empty store has no KPIs: {body}"
+    );
+    let (status, body) = call(
+        &s.app,
+        "GET",
+        "/api/v1/decisions",
+        Some(viewer),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["decisions"], serde_json::json!([]));
+    let (status, body) = call(
+        &s.app,
+        "GET",
+        "/api/v1/assessment",
+        Some(viewer),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["tier"], 0, "{body}");
+    let operator = &s
+        .tokens
+        .iter()
+        .find(|t| t.0 == Role::Operator)
+        .expect("op")
+        .1;
+    let response = s
+        .app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/metrics")
+                .header(header::AUTHORIZATION, format!("Bearer {operator}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body")
+            .to_vec(),
+    )
+    .expect("utf-8");
+    assert!(
+        text.contains(r#"aifactory_http_requests_total{route="/api/v1/kpis",status="404"} 1"#),
+        "{text}"
+    );
+}
