@@ -255,6 +255,14 @@ fn the_ladder_assesses_each_configuration_at_its_tier() {
         - rungs[0]["total_cost"]["mean"].as_f64().unwrap();
     assert!((paired["mean"].as_f64().unwrap() - gap).abs() < 1e-6 * (1.0 + gap.abs()));
     assert!(rungs[3]["kpis"]["energy_cost"]["mean"].as_f64().is_some());
+    // Only the closed loop reports the loop's work: outcomes it measured, among others.
+    assert!(rungs[2]["closed_loop"].is_null(), "{v}");
+    assert!(
+        rungs[3]["closed_loop"]["outcomes"]["mean"]
+            .as_f64()
+            .is_some_and(|n| n > 0.0),
+        "{v}"
+    );
     let out = aifactory(&["ladder", "--seeds", "1"]);
     assert!(!out.status.success());
     assert!(

@@ -91,6 +91,8 @@ struct RunResult {
     missing: Vec<String>,
     /// Per lifecycle stage: depth and what it lacks for the next.
     stages: Vec<StageDepth>,
+    /// The closed loop's work (tier 3): outcomes measured, model updates, rollbacks.
+    closed_loop: Option<aifactory_coordinator::LoopCounts>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -148,6 +150,7 @@ fn run_one(
         maintenance_records: &records,
     };
     let configured = aifactory_coordinator::build(&setup, Some(&mut trials))?;
+    let closed_loop = configured.closed_loop.clone();
     let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
     match configured.observer {
         Some(mut observer) => sim.run_until(SimTime::from_days(days), &mut observer),
@@ -176,6 +179,7 @@ fn run_one(
         assessed_tier: assessment.tier,
         decisions: count,
         missing: assessment.missing_for_next_tier,
+        closed_loop: closed_loop.map(|c| c.counts()),
         stages: assessment
             .stages
             .iter()
@@ -211,6 +215,18 @@ struct Rung {
     missing_for_next_tier: Vec<String>,
     /// The first seed's run, stage by stage.
     stages: Vec<StageDepth>,
+    /// The closed loop's work per run (tier 3).
+    closed_loop: Option<LoopWork>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct LoopWork {
+    /// Outcomes measured and linked to their decisions by the loop's observer.
+    outcomes: Interval,
+    /// Model updates the loop's observer made (the skills' own are in the ledger too).
+    model_updates: Interval,
+    /// Tuned set-points rolled back by the guard.
+    rollbacks: Interval,
 }
 
 pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
@@ -338,6 +354,20 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                 total_cost_by_seed: runs.iter().map(|r| r.kpis.total_cost).collect(),
                 missing_for_next_tier: runs.first().map(|r| r.missing.clone()).unwrap_or_default(),
                 stages: runs.first().map(|r| r.stages.clone()).unwrap_or_default(),
+                closed_loop: {
+                    let counts: Vec<aifactory_coordinator::LoopCounts> =
+                        runs.iter().filter_map(|r| r.closed_loop).collect();
+                    (!counts.is_empty() && counts.len() == runs.len()).then(|| {
+                        let of = |f: fn(&aifactory_coordinator::LoopCounts) -> u64| {
+                            interval(&counts.iter().map(|c| f(c) as f64).collect::<Vec<_>>())
+                        };
+                        LoopWork {
+                            outcomes: of(|c| c.outcomes),
+                            model_updates: of(|c| c.model_updates),
+                            rollbacks: of(|c| c.rollbacks),
+                        }
+                    })
+                },
             }
         })
         .collect();

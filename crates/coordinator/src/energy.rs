@@ -23,8 +23,6 @@ pub struct TariffAware<P> {
     model: Arc<PlantModel>,
     machine_ids: Vec<String>,
     ledger: Option<SkillLog>,
-    /// Holds decided.
-    pub holds: u64,
 }
 
 impl<P: Policy> TariffAware<P> {
@@ -35,7 +33,6 @@ impl<P: Policy> TariffAware<P> {
             model,
             machine_ids,
             ledger: None,
-            holds: 0,
         }
     }
 
@@ -80,7 +77,6 @@ impl<P: Policy> aifactory_twin::Layer for TariffAware<P> {
         if !slack_ok {
             return None;
         }
-        self.holds += 1;
         if let Some(log) = &mut self.ledger {
             let id = self
                 .machine_ids

@@ -30,9 +30,6 @@ pub struct Quoting<P> {
     /// Closed loop: quotes await their delivery there.
     closed_loop: Option<ClosedLoop>,
     seed: u64,
-    /// Quotes given, and how many of them met the customer's requested date.
-    pub quotes: u64,
-    pub meeting_request: u64,
 }
 
 impl<P: Policy> Quoting<P> {
@@ -51,8 +48,6 @@ impl<P: Policy> Quoting<P> {
             ledger: None,
             closed_loop: None,
             seed,
-            quotes: 0,
-            meeting_request: 0,
         }
     }
 
@@ -106,10 +101,6 @@ impl<P: Policy> Quoting<P> {
             // A plan the quoting solver cannot take gets no quote rather than a made-up one.
             return;
         };
-        self.quotes += 1;
-        if quote.meets_request == Some(true) {
-            self.meeting_request += 1;
-        }
         let Some(log) = &mut self.ledger else {
             return;
         };
