@@ -2,7 +2,6 @@
 //! optionally written as a signed evidence bundle and an HTML report; `aifactory assess verify`
 //! checks a bundle (signature, hash chain, recomputed tier).
 
-use aifactory_assess::ledger::Record;
 use aifactory_assess::{Assessment, Coverage, EvidenceBundle, Ledger};
 use aifactory_core::Timestamp;
 use anyhow::Context;
@@ -112,43 +111,11 @@ async fn read_evidence(db: &str) -> anyhow::Result<(Ledger, Coverage)> {
     let store = aifactory_store::Store::open(db)
         .await
         .with_context(|| format!("opening the store {db}"))?;
-    let mut decisions = store.decisions(u32::MAX).await?;
-    // The store lists newest first; the ledger runs oldest first.
-    decisions.reverse();
-    let mut ledger = Ledger::new();
-    for d in decisions {
-        ledger
-            .append(Record::Decision(d))
-            .context("encoding a decision")?;
-    }
-    let counts = store.counts().await?;
-    // Machines streaming: telemetry recorded by runs, and devices ingested over MQTT / OPC UA.
-    let mut streaming: std::collections::BTreeSet<String> =
-        store.streaming_machines().await?.into_iter().collect();
-    streaming.extend(
-        store
-            .series_counts()
-            .await?
-            .into_iter()
-            .filter(|(series, n)| *n > 0 && !series.device.is_empty())
-            .map(|(series, _)| series.device),
-    );
-    let days = {
-        let entries = ledger.entries();
-        match (entries.first(), entries.last()) {
-            (Some(a), Some(b)) => (b.record.at().0 - a.record.at().0).max(0) as f64 / 86_400_000.0,
-            _ => 0.0,
-        }
-    };
+    let evidence = aifactory_server::evidence::read(&store)
+        .await
+        .with_context(|| format!("reading the evidence in {db}"))?;
     store.close().await;
-    // Machines known from master data, or at least those seen streaming.
-    let machines = counts.machines.max(streaming.len() as u64);
-    let coverage = Coverage {
-        machines: u32::try_from(machines).unwrap_or(u32::MAX),
-        machines_streaming: u32::try_from(streaming.len()).unwrap_or(u32::MAX),
-        days,
-    };
-    Ok((ledger, coverage))
+    Ok(evidence)
 }
 
 fn now() -> Timestamp {

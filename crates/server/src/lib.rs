@@ -8,9 +8,8 @@
 //! SHA-256 of tokens), and never read the wall clock itself (the caller passes a clock).
 
 pub mod auth;
+pub mod evidence;
 
-use aifactory_assess::{Coverage, Ledger};
-use aifactory_core::LedgerRecord;
 use aifactory_store::Store;
 use aifactory_store::ingest::LatestValue;
 use auth::{Access, Accounts, AuthError, Principal};
@@ -313,31 +312,14 @@ async fn decisions(
 async fn assessment(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<aifactory_assess::Assessment>, ApiError> {
-    let mut decisions = state.store.decisions(u32::MAX).await?;
-    decisions.reverse();
-    let mut ledger = Ledger::new();
-    for d in decisions {
-        ledger.append(LedgerRecord::Decision(d)).map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "a decision could not be encoded",
-            )
-        })?;
-    }
-    let machines = u32::try_from(state.store.counts().await?.machines).unwrap_or(u32::MAX);
-    let streaming = u32::try_from(state.store.streaming_machines().await?.len()).unwrap_or(0);
-    let days = match (ledger.entries().first(), ledger.entries().last()) {
-        (Some(a), Some(b)) => (b.record.at().0 - a.record.at().0).max(0) as f64 / 86_400_000.0,
-        _ => 0.0,
-    };
-    Ok(Json(aifactory_assess::assess(
-        ledger.entries(),
-        &Coverage {
-            machines,
-            machines_streaming: streaming,
-            days,
-        },
-    )))
+    let (ledger, coverage) = evidence::read(&state.store).await.map_err(|e| match e {
+        evidence::EvidenceError::Store(e) => ApiError::from(e),
+        evidence::EvidenceError::Encode(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a decision could not be encoded",
+        ),
+    })?;
+    Ok(Json(aifactory_assess::assess(ledger.entries(), &coverage)))
 }
 
 async fn latest(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
