@@ -41,6 +41,28 @@ async fn server() -> Server {
     }
 }
 
+impl Server {
+    fn token(&self, role: Role) -> &str {
+        self.tokens
+            .iter()
+            .find(|t| t.0 == role)
+            .map(|t| t.1.as_str())
+            .expect("a token per role")
+    }
+
+    /// The administrator's login with the right password.
+    async fn admin_login(&self) -> (StatusCode, serde_json::Value) {
+        call(
+            &self.app,
+            "POST",
+            "/api/v1/login",
+            None,
+            valid_body("/api/v1/login"),
+        )
+        .await
+    }
+}
+
 /// A request body each POST route accepts.
 fn valid_body(route: &str) -> String {
     match route {
@@ -143,14 +165,7 @@ async fn every_route_for_every_role_follows_the_matrix() {
 #[tokio::test]
 async fn login_gives_a_token_and_failures_are_rate_limited() {
     let s = server().await;
-    let (status, body) = call(
-        &s.app,
-        "POST",
-        "/api/v1/login",
-        None,
-        valid_body("/api/v1/login"),
-    )
-    .await;
+    let (status, body) = s.admin_login().await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "admin");
     let token = body["token"].as_str().expect("token").to_owned();
@@ -162,25 +177,11 @@ async fn login_gives_a_token_and_failures_are_rate_limited() {
         let (status, body) = call(&s.app, "POST", "/api/v1/login", None, wrong.into()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
-    let (status, body) = call(
-        &s.app,
-        "POST",
-        "/api/v1/login",
-        None,
-        valid_body("/api/v1/login"),
-    )
-    .await;
+    let (status, body) = s.admin_login().await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     // A minute later the window has passed.
     s.clock_s.fetch_add(61, Ordering::Relaxed);
-    let (status, _) = call(
-        &s.app,
-        "POST",
-        "/api/v1/login",
-        None,
-        valid_body("/api/v1/login"),
-    )
-    .await;
+    let (status, _) = s.admin_login().await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -204,7 +205,7 @@ async fn bad_requests_get_a_clear_4xx_naming_the_field() {
             assert_eq!(json["field"], f, "{body}: {json}");
         }
     }
-    let viewer = &s.tokens[0].1;
+    let viewer = s.token(Role::Viewer);
     for uri in ["/api/v1/decisions?limit=0", "/api/v1/decisions?limit=many"] {
         let (status, json) = call(&s.app, "GET", uri, Some(viewer), String::new()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {json}");
@@ -247,7 +248,7 @@ async fn bad_requests_get_a_clear_4xx_naming_the_field() {
 #[tokio::test]
 async fn reads_answer_from_the_store_and_metrics_count_them() {
     let s = server().await;
-    let viewer = &s.tokens[0].1;
+    let viewer = s.token(Role::Viewer);
     let (status, body) = call(&s.app, "GET", "/api/v1/kpis", Some(viewer), String::new()).await;
     assert_eq!(
         status,
