@@ -153,7 +153,7 @@ async function canvasIn(page, testid) {
 
 async function shoot(page, name) {
   await page.evaluate(() => window.scrollTo(0, 0));
-  await page.waitForTimeout(300); // charts finish their first animation frame
+  await page.waitForTimeout(600); // charts finish their first animation (300 ms)
   const file = path.join(OUT, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;

@@ -64,7 +64,7 @@ export class ChartSet {
     if (!ec) throw new Error('ECharts did not load (/ui/vendor/echarts.min.js)');
     if (!themed) { ec.registerTheme('aifactory', theme); themed = true; }
     const chart = ec.init(el, 'aifactory', { renderer: 'canvas', locale: getLang() === 'zh' ? 'ZH' : 'EN' });
-    chart.setOption({ useUTC: true, ...option });
+    chart.setOption({ useUTC: true, animationDuration: 300, animationDurationUpdate: 300, ...option });
     this.charts.push(chart);
     if (this.ro) this.ro.observe(el);
     return chart;

@@ -23,6 +23,7 @@ export async function render(ctx) {
   const sub = h('span', { class: 'page-sub' });
   const stats = h('div', { class: 'stats machine-stats' });
   const gaugeEl = h('div', { class: 'chart gauge', testid: 'chart-health' });
+  const gaugeTitle = h('h2', { class: 'panel-title' }, t('machine.health'));
   const seg = h('div', { class: 'seg', role: 'group', 'aria-label': t('machine.range') });
   const bucketNote = h('span', { class: 'page-sub' });
   const grid = h('div', { class: 'row cols-2', testid: 'telemetry' });
@@ -32,7 +33,7 @@ export async function render(ctx) {
   ctx.view.append(
     pageHeader(t('machine.title', { id }), badgeBox, sub, h('a', { href: '#/plant', class: 'btn btn-ghost' }, t('machine.back'))),
     h('div', { class: 'row', style: { gridTemplateColumns: 'minmax(220px, 300px) minmax(0, 1fr)' } },
-      panel(t('machine.health'), null, gaugeEl),
+      panel(null, null, gaugeTitle, gaugeEl),
       stats),
     h('section', { class: 'panel', style: { marginBottom: '14px' } },
       h('div', { class: 'panel-head' }, h('h2', { class: 'panel-title' }, t('machine.telemetry')), bucketNote,
@@ -43,19 +44,8 @@ export async function render(ctx) {
       panel(t('machine.events'), null, eventsBox)),
   );
 
-  const gauge = ctx.charts.make(gaugeEl, {
-    series: [{
-      type: 'gauge', min: 0, max: 100, startAngle: 210, endAngle: -30, radius: '96%', center: ['50%', '58%'],
-      axisLine: { lineStyle: { width: 12, color: [[0.4, colors.bad], [0.7, colors.warn], [1, colors.ok]] } },
-      pointer: { width: 4, length: '60%', itemStyle: { color: '#d8dde3' } },
-      axisTick: { distance: -12, length: 4, lineStyle: { color: '#181b1f' } },
-      splitLine: { distance: -12, length: 12, lineStyle: { color: '#181b1f', width: 2 } },
-      axisLabel: { distance: 16, color: colors.muted, fontSize: 10 },
-      detail: { valueAnimation: true, formatter: (v) => (Number.isFinite(v) ? `${Math.round(v)} %` : '—'), color: '#f1f3f5', fontSize: 22, offsetCenter: [0, '38%'] },
-      data: [{ value: 0 }],
-    }],
-  });
-
+  const gauge = ctx.charts.make(gaugeEl, { series: [] });
+  let gaugeMode = null;
   function showMachine(m, d) {
     fill(badgeBox, stateBadge(m.state));
     sub.textContent = [
@@ -64,7 +54,16 @@ export async function render(ctx) {
       m.order ? `${t('machine.current')}: ${m.order}${m.operation != null ? ` · ${t('plant.op', { op: m.operation })}` : ''}` : null,
       m.since ? t('plant.since', { t: fmt.dateTime(m.since) }) : null,
     ].filter(Boolean).join('  ·  ');
-    gauge.setOption({ series: [{ data: [{ value: typeof m.health === 'number' ? m.health * 100 : NaN }] }] });
+    // Health where the server estimates it; otherwise the anomaly score (0 normal … 1 anomalous).
+    const useHealth = typeof m.health === 'number' || typeof m.anomaly_score !== 'number';
+    const value = useHealth ? (typeof m.health === 'number' ? m.health * 100 : NaN) : m.anomaly_score * 100;
+    gaugeTitle.textContent = useHealth ? t('machine.health') : t('machine.anomalyScore');
+    if (gaugeMode !== useHealth) {
+      gaugeMode = useHealth;
+      gauge.setOption({ series: [gaugeSeries(useHealth, value)] }, { replaceMerge: ['series'] });
+    } else {
+      gauge.setOption({ series: [{ data: [{ value }] }] });
+    }
     const rul = d.rul_h;
     fill(stats,
       stat(t('machine.rul'), typeof rul === 'number' ? (rul >= 72 ? `${fmt.num(rul / 24, 1)} ${t('common.days')}` : fmt.hours(rul)) : '—',
@@ -74,6 +73,8 @@ export async function render(ctx) {
       stat(t('machine.maintenances'), fmt.int(m.maintenances)),
       stat(t('machine.anomalyScore'), fmt.num(m.anomaly_score, 2), { tone: m.anomaly ? 'warn' : null, note: m.anomaly ? t('plant.anomaly') : null }),
       stat(t('machine.current'), m.order || '—', { testid: 'machine-job', note: m.order && m.operation != null ? t('plant.op', { op: m.operation }) : null }),
+      'queue' in m ? stat(t('machine.queue'), fmt.int(m.queue), { note: t('machine.queueNote') }) : null,
+      'next_service' in m ? stat(t('machine.nextService'), m.next_service ? fmt.shortDateTime(m.next_service) : '—', { note: m.next_service ? null : t('machine.noService'), tone: m.next_service ? 'warn' : null }) : null,
     );
   }
 
@@ -151,6 +152,23 @@ export async function render(ctx) {
       await loadTelemetry();
     } catch (e) { if (ctx.alive()) ctx.showError(e); }
   });
+}
+
+function gaugeSeries(useHealth, value) {
+  const scale = useHealth ? [[0.4, colors.bad], [0.7, colors.warn], [1, colors.ok]] : [[0.4, colors.ok], [0.7, colors.warn], [1, colors.bad]];
+  return {
+    type: 'gauge', min: 0, max: 100, startAngle: 210, endAngle: -30, radius: '96%', center: ['50%', '58%'],
+    axisLine: { lineStyle: { width: 12, color: scale } },
+    pointer: { width: 4, length: '60%', itemStyle: { color: '#d8dde3' } },
+    axisTick: { distance: -12, length: 4, lineStyle: { color: '#181b1f' } },
+    splitLine: { distance: -12, length: 12, lineStyle: { color: '#181b1f', width: 2 } },
+    axisLabel: { distance: 16, color: colors.muted, fontSize: 10, formatter: (v) => (useHealth ? String(v) : fmt.num(v / 100, 1)) },
+    detail: {
+      formatter: (v) => (Number.isFinite(v) ? (useHealth ? `${Math.round(v)} %` : fmt.num(v / 100, 2)) : '—'),
+      color: '#f1f3f5', fontSize: 22, offsetCenter: [0, '38%'],
+    },
+    data: [{ value }],
+  };
 }
 
 function telemetryOption(signal, color) {

@@ -1,7 +1,7 @@
 // #/plant — the live plant: KPI cards, machine tiles coloured by state (updated from the
 // event stream), machine states and utilisation charts, recent events.
 
-import { t, fmt, kpiLabel } from '../i18n.js';
+import { t, fmt, kpiLabel, has } from '../i18n.js';
 import { api } from '../api.js';
 import { h, fill, pageHeader, panel, stat, table, stateBadge } from '../dom.js';
 import { stateColor, colors } from '../charts.js';
@@ -14,6 +14,7 @@ export async function render(ctx) {
 
   const tierLink = h('a', { class: 'badge depth-2', href: '#/assessment', testid: 'plant-tier' });
   const kpiBox = h('div', { class: 'stats', testid: 'kpis' });
+  const moreBox = h('dl', { class: 'kv kv-wide', testid: 'kpis-more' });
   const legend = h('div', { class: 'legend', testid: 'state-legend' });
   const tileBox = h('div', { testid: 'machine-tiles' });
   const statesEl = h('div', { class: 'chart short', testid: 'chart-states' });
@@ -29,6 +30,7 @@ export async function render(ctx) {
         tileBox),
       h('div', { class: 'stack' },
         panel(t('plant.states'), null, statesEl),
+        panel(t('plant.more'), null, moreBox),
         panel(t('plant.utilisation'), null, utilEl))),
     panel(t('plant.events'), null, eventsBox),
   );
@@ -78,6 +80,13 @@ export async function render(ctx) {
         tone: o.late > 0 ? 'warn' : null,
       }),
     );
+    const more = [
+      ['mean_tardiness_h', (x) => fmt.num(x, 1)], ['scrap_rate', (x) => fmt.pct(x)], ['downtime_h', (x) => fmt.num(x, 1)],
+      ['energy_kwh_per_good_unit', (x) => fmt.num(x, 2)], ['avg_wip', (x) => fmt.num(x, 1)], ['good_units', fmt.int],
+      ['orders_completed', fmt.int], ['failures', fmt.int], ['preventive_maintenance', fmt.int],
+    ].filter(([key]) => typeof k[key] === 'number');
+    fill(moreBox, ...more.map(([key, f]) => [h('dt', null, kpiLabel(key)), h('dd', null, f(k[key]))]));
+    moreBox.parentElement.hidden = !more.length;
     tierLink.textContent = t('plant.tier', { tier: p.tier ?? '—' });
 
     // Tiles, grouped by work centre; rebuilt only when the set of machines changes.
@@ -138,24 +147,32 @@ export async function render(ctx) {
 function fillTile(el, m) {
   el.dataset.state = m.state;
   const health = typeof m.health === 'number' ? m.health : null;
-  const tone = health === null ? '' : health < 0.4 ? 'bad' : health < 0.7 ? 'warn' : '';
+  const score = typeof m.anomaly_score === 'number' ? m.anomaly_score : null;
+  // Health where the server estimates it; the anomaly score (0 normal … 1 anomalous) otherwise.
+  const useHealth = health !== null || score === null;
+  const level = useHealth ? health : score;
+  const tone = level === null ? '' : useHealth ? (level < 0.4 ? 'bad' : level < 0.7 ? 'warn' : '') : (level > 0.7 ? 'bad' : level > 0.4 ? 'warn' : '');
   el.setAttribute('aria-label', `${m.name || m.id}: ${t(`state.${STATES.includes(m.state) ? m.state : 'unknown'}`)}`);
   el.title = m.since ? t('plant.since', { t: fmt.dateTime(m.since) }) : '';
+  const sub = [];
+  if (m.name && m.name !== m.id) sub.push(h('span', { class: 'tile-id' }, m.id), '  ·  ');
+  if (m.order) {
+    sub.push(h('b', null, m.order));
+    if (m.operation !== null && m.operation !== undefined) sub.push(` · ${t('plant.op', { op: m.operation })}`);
+  } else sub.push('—');
+  if (m.queue) sub.push(` · ${t('plant.queue', { n: m.queue })}`);
   fill(el,
     h('div', { class: 'tile-head' },
       h('span', { class: 'tile-name' }, m.name || m.id),
       stateBadge(m.state)),
-    h('div', { class: 'tile-job' },
-      m.name && m.name !== m.id ? h('span', { class: 'tile-id' }, m.id) : null,
-      m.name && m.name !== m.id ? '  ·  ' : null,
-      m.order ? [h('b', null, m.order), m.operation !== null && m.operation !== undefined ? ` · ${t('plant.op', { op: m.operation })}` : ''] : '—'),
+    h('div', { class: 'tile-job' }, sub),
     h('div', { class: 'tile-metrics' },
       h('span', null, t('plant.util')),
       h('div', { class: 'bar' }, h('span', { style: { width: `${Math.round((m.utilisation ?? 0) * 100)}%` } })),
       h('span', { class: 'v' }, fmt.pct(m.utilisation, 0)),
-      h('span', null, t('plant.health')),
-      h('div', { class: `bar health ${tone}` }, h('span', { style: { width: `${health === null ? 0 : Math.round(health * 100)}%` } })),
-      h('span', { class: 'v' }, health === null ? '—' : fmt.pct(health, 0))),
+      h('span', null, useHealth ? t('plant.health') : t('plant.anomaly')),
+      h('div', { class: `bar health ${tone}` }, h('span', { style: { width: `${level === null ? 0 : Math.round(level * 100)}%` } })),
+      h('span', { class: 'v' }, level === null ? '—' : useHealth ? fmt.pct(level, 0) : fmt.num(level, 2))),
     m.anomaly ? h('span', { class: 'anomaly-flag', title: `${t('plant.anomaly')} ${fmt.num(m.anomaly_score, 2)}`, testid: 'anomaly-flag' }, '!') : null,
   );
 }
@@ -163,9 +180,26 @@ function fillTile(el, m) {
 export function eventsTable(events) {
   return table([
     [t('common.time'), (e) => fmt.dateTime(e.at), { class: 'nowrap num' }],
-    [t('common.kind'), (e) => h('span', { class: 'chip' }, String(e.kind ?? '').replace(/_/g, ' '))],
+    [t('common.kind'), (e) => h('span', { class: `chip ev-${eventTone(e.kind)}` }, has(`event.${e.kind}`) ? t(`event.${e.kind}`) : String(e.kind ?? '').replace(/_/g, ' '))],
     [t('common.machine'), (e) => (e.machine ? h('a', { href: `#/machine/${encodeURIComponent(e.machine)}` }, e.machine) : '—'), { class: 'nowrap' }],
     [t('common.order'), (e) => e.order || '—', { class: 'nowrap' }],
-    [t('common.detail'), (e) => e.detail ?? '', { class: 'wrap' }],
+    [t('common.detail'), (e) => detailText(e.detail), { class: 'wrap muted' }],
   ], events, { empty: t('plant.noEvents'), testid: 'events-table', rowAttrs: () => ({ testid: 'event-row' }) });
+}
+
+function eventTone(kind) {
+  if (/failed|scrapped|stockout/.test(kind)) return 'bad';
+  if (/maintenance|repair/.test(kind)) return 'warn';
+  if (/completed|received/.test(kind)) return 'ok';
+  return 'info';
+}
+
+/** An event's detail (free-form JSON) as one line of text. */
+function detailText(d) {
+  if (d === null || d === undefined) return '';
+  if (typeof d !== 'object') return String(d);
+  return Object.entries(d).map(([k, v]) => {
+    const val = typeof v === 'number' ? fmt.num(v, 2) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+    return `${k.replace(/_/g, ' ')}: ${val}`;
+  }).join(' · ');
 }

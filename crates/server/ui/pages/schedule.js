@@ -26,7 +26,8 @@ export async function render(ctx) {
       h('div', { class: 'panel-head' }, h('h2', { class: 'panel-title' }, t('schedule.gantt')),
         h('div', { class: 'right legend' },
           h('span', null, h('span', { class: 'sw', style: { background: colorFor('O-0001') } }), t('schedule.work')),
-          h('span', null, h('span', { class: 'sw', style: { background: colors.warn, outline: '1px dashed #ffd8a8' } }), t('schedule.service')))),
+          h('span', null, h('span', { class: 'sw', style: { background: colors.warn, outline: '1px dashed #ffd8a8' } }), t('schedule.service')),
+          h('span', null, h('span', { class: 'sw', style: { background: '#5a636d' } }), t('schedule.setup')))),
       ganttBox),
     h('div', { class: 'row cols-2' },
       panel(t('whatif.title'), null, formBox),
@@ -64,7 +65,7 @@ export async function render(ctx) {
       stat(t('schedule.makespan'), fmt.hours(plan.makespan_h), { testid: 'schedule-makespan', tone: 'info' }),
       stat(t('schedule.tardiness'), fmt.hours(plan.weighted_tardiness_h), { tone: plan.weighted_tardiness_h > 0 ? 'warn' : 'ok' }),
       stat(t('schedule.bars'), fmt.int((plan.bars || []).length)),
-      stat(t('common.machine'), fmt.int(machines.length)),
+      stat(t('plant.machines'), fmt.int(machines.length)),
     );
     if (!mainChart) mainChart = ctx.charts.make(ganttEl, ganttOption());
     drawGantt(mainChart, ganttEl, machines, plan.bars || [], toMs(ctx.plant()?.sim_time ?? plan.at));
@@ -271,19 +272,20 @@ function drawGantt(chart, el, machines, bars, nowMs) {
     );
     if (!shape) return null;
     const service = it.kind === 'service';
+    const setup = it.kind === 'setup';
     const children = [{
       type: 'rect', shape, transition: ['shape'],
-      style: service
-        ? { fill: 'rgba(255,152,48,0.55)', stroke: '#ffb357', lineWidth: 1, lineDash: [3, 2] }
-        : { fill: colorFor(it.order || it.job), stroke: 'rgba(0,0,0,0.35)', lineWidth: 1 },
+      style: service ? { fill: 'rgba(255,152,48,0.55)', stroke: '#ffb357', lineWidth: 1, lineDash: [3, 2] }
+        : setup ? { fill: 'rgba(142,153,164,0.35)', stroke: '#8e99a4', lineWidth: 1 }
+          : { fill: colorFor(it.order || it.job), stroke: 'rgba(0,0,0,0.35)', lineWidth: 1 },
     }];
-    const label = service ? '⚙' : (it.order || it.job);
+    const label = service ? t('schedule.service') : setup ? t('schedule.setup') : (it.order || it.job);
     if (shape.width > 40 && label) {
       children.push({
         type: 'text', silent: true,
         style: {
           text: label, x: shape.x + 5, y: shape.y + shape.height / 2, verticalAlign: 'middle',
-          fill: service ? '#1b1206' : '#0d1117', font: '600 11px system-ui, sans-serif',
+          fill: service ? '#1b1206' : setup ? '#d8dde3' : '#0d1117', font: '600 11px system-ui, sans-serif',
           width: shape.width - 8, overflow: 'truncate', ellipsis: '…',
         },
       });
@@ -303,7 +305,7 @@ function drawGantt(chart, el, machines, bars, nowMs) {
           [t('common.order'), it.order || '—'],
           [t('schedule.op'), it.op ?? '—'],
           [t('common.machine'), it.machine],
-          [t('common.kind'), t(it.kind === 'service' ? 'schedule.service' : 'schedule.work')],
+          [t('common.kind'), ['service', 'setup'].includes(it.kind) ? t(`schedule.${it.kind}`) : t('schedule.work')],
           [t('schedule.start'), fmt.dateTime(it.s)],
           [t('schedule.end'), fmt.dateTime(it.e)],
           [t('schedule.duration'), fmt.hours((it.e - it.s) / 3600e3)],
