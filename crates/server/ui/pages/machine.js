@@ -66,8 +66,8 @@ export async function render(ctx) {
     }
     const rul = d.rul_h;
     fill(stats,
-      stat(t('machine.rul'), typeof rul === 'number' ? (rul >= 72 ? `${fmt.num(rul / 24, 1)} ${t('common.days')}` : fmt.hours(rul)) : '—',
-        { testid: 'machine-rul', note: typeof rul === 'number' ? fmt.hours(rul) : t('machine.rulNone'), tone: typeof rul === 'number' && rul < 48 ? 'warn' : 'info' }),
+      'rul_h' in d ? stat(t('machine.rul'), typeof rul === 'number' ? (rul >= 72 ? `${fmt.num(rul / 24, 1)} ${t('common.days')}` : fmt.hours(rul)) : '—',
+        { testid: 'machine-rul', note: typeof rul === 'number' ? fmt.hours(rul) : t('machine.rulNone'), tone: typeof rul === 'number' && rul < 48 ? 'warn' : 'info' }) : null,
       stat(t('machine.utilisation'), fmt.pct(m.utilisation), { testid: 'machine-util' }),
       stat(t('machine.failures'), fmt.int(m.failures), { tone: m.failures > 0 ? 'bad' : null }),
       stat(t('machine.maintenances'), fmt.int(m.maintenances)),
@@ -114,15 +114,18 @@ export async function render(ctx) {
     const results = await Promise.allSettled(signals.map((s) => api(withQuery('/api/v1/telemetry', { ...params, signal: s }))));
     if (!ctx.alive()) return;
     let failed = null;
+    let truncated = false;
     results.forEach((r, i) => {
       const s = signals[i];
       if (r.status === 'rejected') { failed = failed || r.reason; return; }
       const { chart, el } = charts.get(s);
       const anomalies = (current.anomalies || []).filter((a) => a.signal === s).map((a) => toMs(a.at));
+      if (r.value.truncated) truncated = true;
       const upd = telemetryData(r.value, anomalies);
       chart.setOption(upd, { replaceMerge: ['series'] });
       el.dataset.count = String(upd.count);
     });
+    bucketNote.textContent = t('machine.bucket', { b: t(`machine.bucket.${bucket}`) }) + (truncated ? ` · ${t('machine.truncated')}` : '');
     if (failed) throw failed;
   }
 

@@ -1,61 +1,95 @@
 // #/quality — SPC control charts for a machine's signal: X̄ (subgroup means) and R (ranges),
 // with centre line and control limits, points breaking a rule highlighted.
 
-import { t, fmt } from '../i18n.js';
-import { api, withQuery } from '../api.js';
-import { h, fill, pageHeader, panel, stat, table, select, field } from '../dom.js';
+import { t, fmt, has } from '../i18n.js';
+import { api } from '../api.js';
+import { h, fill, pageHeader, panel, stat, table, select, field, emptyNote } from '../dom.js';
 import { colors, opt } from '../charts.js';
 
 const KEY = 'aifactory.spc';
 
 export async function render(ctx) {
-  const plant = ctx.plant() || await api('/api/v1/plant');
-  if (!ctx.alive()) return;
-  const machines = plant.machines || [];
   const saved = JSON.parse(sessionStorage.getItem(KEY) || '{}');
-  let machine = machines.some((m) => m.id === saved.machine) ? saved.machine : machines[0]?.id;
+  let charts = [];
+  let machine = saved.machine;
   let signal = saved.signal;
 
-  const machineSel = select(machines.map((m) => [m.id, m.name && m.name !== m.id ? `${m.id} · ${m.name}` : m.id]), machine, { testid: 'quality-machine' });
+  const machineSel = select([], undefined, { testid: 'quality-machine' });
   const signalSel = select([], undefined, { testid: 'quality-signal' });
   const stats = h('div', { class: 'stats' });
   const meanEl = h('div', { class: 'chart', testid: 'chart-spc-mean' });
   const rangeEl = h('div', { class: 'chart', testid: 'chart-spc-range' });
   const violBox = h('div');
+  const overviewBox = h('div');
   const subNote = h('span', { class: 'page-sub' });
 
   ctx.view.append(
     pageHeader(t('quality.title'), subNote,
       h('div', { class: 'form-row' }, field(t('common.machine'), machineSel), field(t('common.signal'), signalSel))),
     stats,
-    h('div', { class: 'row' },
-      panel(t('quality.mean'), null, meanEl),
-      panel(t('quality.range'), null, rangeEl)),
-    panel(t('quality.violations'), null, violBox),
+    h('div', { class: 'row cols-main-side' },
+      h('div', { class: 'stack' },
+        panel(t('quality.mean'), null, meanEl),
+        panel(t('quality.range'), null, rangeEl)),
+      h('div', { class: 'stack' },
+        panel(t('quality.overview'), null, overviewBox),
+        panel(t('quality.violations'), null, violBox))),
   );
 
   const meanChart = ctx.charts.make(meanEl, spcOption());
   const rangeChart = ctx.charts.make(rangeEl, spcOption());
+  const rangeRule = (c) => (p) => (p.violations || []).some((v) => /^r(ange)?[_-]/i.test(v))
+    || (Number.isFinite(c.range?.ucl) && p.range > c.range.ucl) || (Number.isFinite(c.range?.lcl) && p.range < c.range.lcl);
+  const meanRule = (p) => (p.violations || []).some((v) => !/^r(ange)?[_-]/i.test(v));
+  const flagged = (c) => (c.points || []).filter((p) => (p.violations || []).length || rangeRule(c)(p));
 
-  async function loadSignals() {
-    const d = await api(`/api/v1/machines/${encodeURIComponent(machine)}`);
-    const signals = d.signals || [];
-    fill(signalSel, ...signals.map((s) => h('option', { value: s }, s)));
+  async function fetchCharts() {
+    const res = await api('/api/v1/quality/spc');
+    // The server answers every chart ({charts: [...]}); one chart on its own is taken too.
+    charts = Array.isArray(res?.charts) ? res.charts : res && res.points ? [res] : [];
+  }
+
+  function selectors() {
+    const machines = [...new Set(charts.map((c) => c.machine))];
+    const names = new Map((ctx.plant()?.machines || []).map((m) => [m.id, m.name]));
+    if (!machines.includes(machine)) machine = machines[0];
+    fill(machineSel, machines.map((m) => h('option', { value: m }, names.get(m) && names.get(m) !== m ? `${m} · ${names.get(m)}` : m)));
+    machineSel.value = machine ?? '';
+    const signals = charts.filter((c) => c.machine === machine).map((c) => c.signal);
     if (!signals.includes(signal)) signal = signals[0];
+    fill(signalSel, signals.map((x) => h('option', { value: x }, x)));
     signalSel.value = signal ?? '';
   }
 
-  async function load() {
+  function draw() {
     sessionStorage.setItem(KEY, JSON.stringify({ machine, signal }));
-    if (!machine || !signal) return;
-    const d = await api(withQuery('/api/v1/quality/spc', { machine, signal }));
-    if (!ctx.alive()) return;
+    fill(overviewBox, table([
+      [t('common.machine'), (c) => c.machine, { class: 'nowrap' }],
+      [t('common.signal'), (c) => c.signal, { class: 'nowrap mono' }],
+      [t('quality.points'), (c) => fmt.int((c.points || []).length), { class: 'num' }],
+      [t('quality.status'), (c) => {
+        const n = flagged(c).length;
+        return h('span', { class: `badge ${n ? 'rejected' : 'approved'}` }, n ? t('quality.outOfControl', { n }) : t('quality.inControl'));
+      }, { class: 'nowrap' }],
+    ], charts, {
+      testid: 'spc-overview', empty: t('quality.noCharts'),
+      rowAttrs: (c) => ({
+        class: `clickable ${c.machine === machine && c.signal === signal ? 'selected' : ''}`, tabindex: '0',
+        onclick: () => { machine = c.machine; signal = c.signal; selectors(); draw(); },
+        onkeydown: (ev) => { if (ev.key === 'Enter') { machine = c.machine; signal = c.signal; selectors(); draw(); } },
+      }),
+    }));
+    const d = charts.find((c) => c.machine === machine && c.signal === signal);
+    if (!d) {
+      fill(stats);
+      fill(violBox, emptyNote(t('quality.noCharts')));
+      meanEl.dataset.count = '0';
+      rangeEl.dataset.count = '0';
+      return;
+    }
     const pts = d.points || [];
     const r = d.range || {};
-    const rangeRule = (p) => (p.violations || []).some((v) => /^r(ange)?[_-]/i.test(v))
-      || (Number.isFinite(r.ucl) && p.range > r.ucl) || (Number.isFinite(r.lcl) && p.range < r.lcl);
-    const meanRule = (p) => (p.violations || []).some((v) => !/^r(ange)?[_-]/i.test(v));
-    const bad = pts.filter((p) => (p.violations || []).length || rangeRule(p));
+    const bad = flagged(d);
     subNote.textContent = t('quality.subgroup', { n: d.subgroup_size ?? '—' });
     fill(stats,
       stat(t('quality.cl'), fmt.num(d.center, 3), { tone: 'info' }),
@@ -70,27 +104,31 @@ export async function render(ctx) {
     );
     const cats = pts.map((p) => fmt.shortDateTime(p.at));
     meanChart.setOption(spcSeries(cats, pts.map((p) => p.mean), pts.map(meanRule), d, pts, t('quality.mean')), { replaceMerge: ['series'] });
-    rangeChart.setOption(spcSeries(cats, pts.map((p) => p.range), pts.map(rangeRule), r, pts, t('quality.range')), { replaceMerge: ['series'] });
+    rangeChart.setOption(spcSeries(cats, pts.map((p) => p.range), pts.map(rangeRule(d)), r, pts, t('quality.range')), { replaceMerge: ['series'] });
     meanEl.dataset.count = String(pts.length);
     rangeEl.dataset.count = String(pts.length);
     fill(violBox, table([
       [t('common.time'), (p) => fmt.dateTime(p.at), { class: 'nowrap num' }],
       ['X̄', (p) => fmt.num(p.mean, 3), { class: 'num' }],
       ['R', (p) => fmt.num(p.range, 3), { class: 'num' }],
-      [t('quality.rule'), (p) => h('div', { class: 'chips' }, (p.violations?.length ? p.violations : ['R > UCL']).map((v) => h('span', { class: 'chip' }, v)))],
+      [t('quality.rule'), (p) => h('div', { class: 'chips' }, (p.violations?.length ? p.violations : ['R']).map((v) => h('span', { class: 'chip', title: has(`rule.${v}`) ? t(`rule.${v}`) : v }, v)))],
     ], [...bad].reverse(), { testid: 'spc-violations-table', empty: t('quality.noViolations') }));
   }
 
-  machineSel.addEventListener('change', async () => {
-    machine = machineSel.value;
-    try { await loadSignals(); await load(); } catch (e) { ctx.showError(e); }
-  });
-  signalSel.addEventListener('change', () => { signal = signalSel.value; load().catch(ctx.showError); });
+  machineSel.addEventListener('change', () => { machine = machineSel.value; signal = undefined; selectors(); draw(); });
+  signalSel.addEventListener('change', () => { signal = signalSel.value; draw(); });
 
-  if (machine) {
-    await loadSignals();
-    await load();
-  }
+  await fetchCharts();
+  if (!ctx.alive()) return;
+  selectors();
+  draw();
+  // The charts are live: new subgroups arrive as the plant runs.
+  ctx.every(15000, async () => {
+    try {
+      await fetchCharts();
+      if (ctx.alive()) { selectors(); draw(); }
+    } catch (e) { if (ctx.alive()) ctx.showError(e); }
+  });
 }
 
 function spcOption() {

@@ -64,6 +64,7 @@ export async function render(ctx) {
     fill(stats,
       stat(t('schedule.makespan'), fmt.hours(plan.makespan_h), { testid: 'schedule-makespan', tone: 'info' }),
       stat(t('schedule.tardiness'), fmt.hours(plan.weighted_tardiness_h), { tone: plan.weighted_tardiness_h > 0 ? 'warn' : 'ok' }),
+      typeof plan.late_jobs === 'number' ? stat(t('schedule.lateJobs'), fmt.int(plan.late_jobs), { testid: 'schedule-late', tone: plan.late_jobs ? 'bad' : 'ok' }) : null,
       stat(t('schedule.bars'), fmt.int((plan.bars || []).length)),
       stat(t('plant.machines'), fmt.int(machines.length)),
     );
@@ -77,7 +78,7 @@ export async function render(ctx) {
   function buildForm() {
     const seg = h('div', { class: 'seg', role: 'group', 'aria-label': t('whatif.mode') });
     const machineSel = select(machines.map((m) => [m.id, m.name && m.name !== m.id ? `${m.id} · ${m.name}` : m.id]), undefined, { testid: 'whatif-machine' });
-    const hours = h('input', { type: 'number', min: '0.5', max: '720', step: '0.5', value: '8', testid: 'whatif-hours', inputmode: 'decimal' });
+    const hours = h('input', { type: 'number', min: '0.5', max: '336', step: '0.5', value: '8', testid: 'whatif-hours', inputmode: 'decimal' });
     const product = h('input', { type: 'text', list: 'whatif-products', testid: 'whatif-product', value: '' });
     const products = h('datalist', { id: 'whatif-products' });
     const quantity = h('input', { type: 'number', min: '1', step: '1', value: '10', testid: 'whatif-quantity' });
@@ -156,7 +157,8 @@ export async function render(ctx) {
         setStatus(res?.proposal || { status: verb === 'approve' ? 'approved' : 'rejected' });
         const by = res?.proposal?.decided_by;
         decided.textContent = [by ? t('proposal.decided', { status: t(`proposal.${res.proposal.status}`), user: by }) : null,
-          res?.decision ? t('proposal.decision', { id: res.decision }) : null].filter(Boolean).join(' · ');
+          res?.decision ? t('proposal.decision', { id: res.decision }) : null,
+          res && 'sent_to_plant' in res ? t(res.sent_to_plant ? 'proposal.sent' : 'proposal.notSent') : null].filter(Boolean).join(' · ');
         loadProposals();
         if (verb === 'approve') loadPlan().catch(ctx.showError);
       } catch (e) {
@@ -200,7 +202,7 @@ export async function render(ctx) {
     proposedPanel.hidden = false;
     if (!proposedChart) proposedChart = ctx.charts.make(proposedEl, ganttOption());
     else proposedChart.resize();
-    drawGantt(proposedChart, proposedEl, machines, r.bars || [], toMs(ctx.plant()?.sim_time ?? plan?.at));
+    drawGantt(proposedChart, proposedEl, r.machines?.length ? r.machines : machines, r.bars || [], toMs(ctx.plant()?.sim_time ?? plan?.at));
     loadProposals();
   }
 
