@@ -176,6 +176,7 @@ const DICT = {
     'proposals.id': 'Proposal', 'proposals.kind': 'Kind', 'proposals.summary': 'Summary',
     'proposals.created': 'Created', 'proposals.by': 'By', 'proposals.decidedBy': 'Decided by',
     'proposals.none': 'No proposals yet.',
+    'proposals.kind.machine_down': 'machine down', 'proposals.kind.rush_order': 'rush order',
 
     'quality.title': 'Statistical process control',
     'quality.mean': 'X̄ chart (subgroup mean)',
@@ -431,6 +432,7 @@ const DICT = {
     'proposals.id': '方案', 'proposals.kind': '类型', 'proposals.summary': '摘要',
     'proposals.created': '创建时间', 'proposals.by': '提出人', 'proposals.decidedBy': '审批人',
     'proposals.none': '暂无方案。',
+    'proposals.kind.machine_down': '设备停机', 'proposals.kind.rush_order': '紧急插单',
 
     'quality.title': '统计过程控制（SPC）',
     'quality.mean': '均值控制图（X̄ 图）',

@@ -1,7 +1,7 @@
 // #/schedule — the current plan as a Gantt chart (ECharts custom series), a what-if panel
 // (machine down, rush order) that proposes a re-plan, and approving or rejecting proposals.
 
-import { t, fmt, toMs } from '../i18n.js';
+import { t, fmt, toMs, has } from '../i18n.js';
 import { api, ApiError } from '../api.js';
 import { h, fill, pageHeader, panel, stat, table, emptyNote, select, field } from '../dom.js';
 import { colorFor, colors, opt } from '../charts.js';
@@ -213,7 +213,7 @@ export async function render(ctx) {
       const list = [...(res.proposals || [])].sort((x, y) => toMs(y.created) - toMs(x.created));
       fill(proposalsBox, table([
         [t('proposals.id'), (p) => p.id, { class: 'nowrap mono' }],
-        [t('proposals.kind'), (p) => p.kind ?? '', { class: 'nowrap' }],
+        [t('proposals.kind'), (p) => (has(`proposals.kind.${p.kind}`) ? t(`proposals.kind.${p.kind}`) : p.kind ?? ''), { class: 'nowrap' }],
         [t('proposals.summary'), (p) => p.summary ?? '', { class: 'wrap' }],
         [t('proposals.created'), (p) => fmt.dateTime(p.created), { class: 'nowrap num' }],
         [t('proposals.by'), (p) => p.by ?? '', { class: 'nowrap' }],
