@@ -107,6 +107,40 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => { cleanup(); process.exit(130); });
 }
 
+// A fresh server may still be warming its twin up: wait (through the API, as the UI's user)
+// until the plant, a plan, a forecast and some decisions are there, so the page checks test
+// the UI rather than the start-up. What is still missing after the wait fails in the checks.
+async function waitForData(base, user, password) {
+  const limit = Number(process.env.AIFACTORY_READY_TIMEOUT_MS || 180000);
+  const res = await fetch(`${base}/api/v1/session`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: user, password }),
+  });
+  if (!res.ok) throw new Error(`POST /api/v1/session as ${user} answered ${res.status}: ${await res.text()}`);
+  const cookie = (res.headers.get('set-cookie') || '').split(';')[0];
+  const wanted = {
+    '/api/v1/plant': (j) => (j.machines || []).length > 0,
+    '/api/v1/schedule': (j) => (j.bars || []).length > 0,
+    '/api/v1/forecast': (j) => (j.forecast || []).length > 0,
+    '/api/v1/decisions?limit=1': (j) => (j.decisions || []).length > 0,
+    '/api/v1/quality/spc': (j) => (j.charts || [j]).some((c) => (c.points || []).length > 0),
+  };
+  const t0 = Date.now();
+  let missing = Object.keys(wanted);
+  while (missing.length && Date.now() - t0 < limit) {
+    const still = [];
+    for (const p of missing) {
+      const r = await fetch(`${base}${p}`, { headers: { Cookie: cookie } }).catch(() => null);
+      const j = r && r.ok ? await r.json().catch(() => null) : null;
+      if (!j || !wanted[p](j)) still.push(`${p} (${r ? r.status : 'no answer'})`);
+    }
+    if (!still.length) break;
+    missing = Object.keys(wanted).filter((p) => still.some((x) => x.startsWith(`${p} `)));
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  if (missing.length) log(`     still no data after ${Math.round((Date.now() - t0) / 1000)} s from ${missing.join(', ')}`);
+  else log(`     the server has data (waited ${Math.round((Date.now() - t0) / 1000)} s)`);
+}
+
 // ---------------------------------------------------------------- helpers
 
 async function waitReady(page, what) {
@@ -260,6 +294,7 @@ async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const { url: base, password } = await startServer();
   const user = process.env.AIFACTORY_USER || 'admin';
+  await waitForData(base, user, password);
 
   browser = await chromium.launch({
     executablePath: chromiumPath(),
