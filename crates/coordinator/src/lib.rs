@@ -213,6 +213,8 @@ pub struct Configured {
     pub observer: Option<LoopObserver>,
     /// The loop's shared state, for its counts after a run.
     pub closed_loop: Option<ClosedLoop>,
+    /// The plan board of tiers 2 and 3: the live plan and the maintenance windows, for a view.
+    pub board: Option<PlanBoard>,
 }
 
 /// Builds the configuration of `setup.tier`. `trial` runs trial batches for the quality link
@@ -225,7 +227,16 @@ pub fn build(
     let policy: Box<dyn Policy + Send> = match setup.tier {
         Tier::Zero => Box::new(base),
         Tier::One => Box::new(tier1(setup.model, base, setup.log, setup.order_book)?),
-        Tier::Two => shared_plan(setup, trial, None)?,
+        Tier::Two => {
+            let board = PlanBoard::new();
+            let policy = shared_plan(setup, trial, board.clone(), None)?;
+            return Ok(Configured {
+                policy,
+                observer: None,
+                closed_loop: None,
+                board: Some(board),
+            });
+        }
         Tier::Three => {
             let model = setup.model;
             let (start, _) = model.plant().start();
@@ -244,11 +255,12 @@ pub fn build(
                     .map(|p| p.id.clone())
                     .collect(),
             );
-            let policy = shared_plan(setup, trial, Some((board, closed.clone())))?;
+            let policy = shared_plan(setup, trial, board.clone(), Some(closed.clone()))?;
             return Ok(Configured {
                 policy,
                 observer: Some(LoopObserver::new(closed.clone())),
                 closed_loop: Some(closed),
+                board: Some(board),
             });
         }
     };
@@ -256,6 +268,7 @@ pub fn build(
         policy,
         observer: None,
         closed_loop: None,
+        board: None,
     })
 }
 
@@ -268,19 +281,16 @@ impl std::fmt::Debug for Configured {
     }
 }
 
-/// Tier 2 (and, with `closed`, tier 3): the skills on one plan board.
+/// Tier 2 (and, with `closed_loop`, tier 3): the skills on one plan board.
 fn shared_plan(
     setup: &Setup<'_>,
     trial: Option<TrialFn<'_>>,
-    closed: Option<(PlanBoard, ClosedLoop)>,
+    board: PlanBoard,
+    closed_loop: Option<ClosedLoop>,
 ) -> Result<Box<dyn Policy + Send>, CoordinatorError> {
     let model = setup.model;
     let links = setup.links;
     let (start, _) = model.plant().start();
-    let board = closed
-        .as_ref()
-        .map_or_else(PlanBoard::new, |(b, _)| b.clone());
-    let closed_loop = closed.map(|(_, c)| c);
     if closed_loop.is_some() {
         // The guard's rate limit on automatic services: a fifth of the fleet at once.
         board.lock().max_planned_services = Some((model.machine_ids().count() / 5).max(1));

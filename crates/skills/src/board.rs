@@ -5,7 +5,7 @@
 //!
 //! The board holds no logic of its own: each skill decides what to post and how to read it.
 
-use aifactory_schedule::Problem;
+use aifactory_schedule::{Problem, Schedule};
 use aifactory_twin::{MachineId, SimTime};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,12 +22,25 @@ pub struct WindowRequest {
     pub planned_start: Option<SimTime>,
 }
 
+/// What one job of a [`LivePlan`] stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanJob {
+    Work { number: u32, first_step: usize },
+    Service(MachineId),
+    SetUp,
+}
+
 /// The schedule the scheduling skill made last, as the problem it solved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LivePlan {
     pub at: SimTime,
     /// The floor as a scheduling problem, times in seconds from `at`.
     pub problem: Problem,
+    /// The plan the solver returned for it.
+    pub schedule: Schedule,
+    /// What each job of the problem is: a work order's number and first routing step, a
+    /// maintenance window, or the placeholder that holds an idle machine's set-up.
+    pub jobs: Vec<PlanJob>,
     /// The scheduling decision that made it.
     pub decision: Option<String>,
 }

@@ -4,7 +4,7 @@
 //! dispatches by the plan — each machine takes the queued operation the plan starts first on
 //! it, falling back to earliest-due-date for work the plan put elsewhere.
 
-use crate::board::{LivePlan, PlanBoard};
+use crate::board::{LivePlan, PlanBoard, PlanJob};
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_schedule::{
@@ -99,17 +99,6 @@ impl ApsPolicy {
     }
 }
 
-/// What a job of the floor's scheduling problem stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PlannedJob {
-    /// A work order from its first remaining routing step.
-    Work { number: u32, first_step: usize },
-    /// The placeholder that holds an idle machine's current set-up.
-    SetUp,
-    /// A maintenance window on a machine.
-    Service(MachineId),
-}
-
 /// The share of dispatches a plan should have decided for its outcome to count as met.
 const PLAN_ADHERENCE_GOAL: f64 = 0.8;
 
@@ -121,7 +110,7 @@ const WINDOW_SLACK_S: i64 = 8 * 3600;
 /// family: a machine pays a step's set-up only when it switches products, as in the plant. The
 /// second vector maps the problem's jobs back to what they stand for. `windows` are services
 /// to fit in: (machine, seconds).
-fn problem_of(floor: &Floor, windows: &[(MachineId, f64)]) -> (Problem, Vec<PlannedJob>) {
+fn problem_of(floor: &Floor, windows: &[(MachineId, f64)]) -> (Problem, Vec<PlanJob>) {
     let now_s = floor.now.0 as f64 / 1000.0;
     let machines = floor.machines.len();
     let families = floor
@@ -179,7 +168,7 @@ fn problem_of(floor: &Floor, windows: &[(MachineId, f64)]) -> (Problem, Vec<Plan
             first.frozen = Some(Frozen { machine, start });
         }
         let due = (j.due.0 as f64 / 1000.0 - now_s).round() as i64;
-        numbers.push(PlannedJob::Work {
+        numbers.push(PlanJob::Work {
             number: j.job,
             first_step: j.next_step,
         });
@@ -204,7 +193,7 @@ fn problem_of(floor: &Floor, windows: &[(MachineId, f64)]) -> (Problem, Vec<Plan
         // An idle machine keeps its last set-up: a one-second placeholder of that family at
         // time zero makes the first operation of another product pay the change-over.
         if let (Some(product), false) = (m.last_product, busy[machine]) {
-            numbers.push(PlannedJob::SetUp);
+            numbers.push(PlanJob::SetUp);
             jobs.push(Job {
                 release: 0,
                 due: None,
@@ -230,7 +219,7 @@ fn problem_of(floor: &Floor, windows: &[(MachineId, f64)]) -> (Problem, Vec<Plan
         if machine >= machines || floor.machines[machine].unavailable_for_s >= 1.0 {
             continue;
         }
-        numbers.push(PlannedJob::Service(machine));
+        numbers.push(PlanJob::Service(machine));
         jobs.push(Job {
             release: 0,
             due: Some(WINDOW_SLACK_S),
@@ -410,7 +399,7 @@ impl Policy for ApsPolicy {
         let planned_windows: Vec<MachineId> = numbers
             .iter()
             .filter_map(|n| match n {
-                PlannedJob::Service(m) => Some(*m),
+                PlanJob::Service(m) => Some(*m),
                 _ => None,
             })
             .collect();
@@ -450,13 +439,13 @@ impl Policy for ApsPolicy {
         let mut board = self.board.as_ref().map(PlanBoard::lock);
         for (j, ops) in solution.schedule.placements.iter().enumerate() {
             match numbers.get(j) {
-                Some(&PlannedJob::Work { number, first_step }) => {
+                Some(&PlanJob::Work { number, first_step }) => {
                     for p in ops {
                         self.plan
                             .insert((number, first_step + p.op), (p.machine, absolute(p.start)));
                     }
                 }
-                Some(&PlannedJob::Service(machine)) => {
+                Some(&PlanJob::Service(machine)) => {
                     if let (Some(board), Some(p)) = (board.as_mut(), ops.first())
                         && let Some(window) = board.windows.get_mut(&machine)
                     {
@@ -476,6 +465,8 @@ impl Policy for ApsPolicy {
             board.live_plan = Some(LivePlan {
                 at: floor.now,
                 problem,
+                schedule: solution.schedule,
+                jobs: numbers,
                 decision: decision_id,
             });
         }
@@ -484,7 +475,7 @@ impl Policy for ApsPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::{ApsConfig, ApsPolicy, PlannedJob, problem_of};
+    use super::{ApsConfig, ApsPolicy, PlanJob, problem_of};
     use crate::board::{PlanBoard, WindowRequest};
     use aifactory_twin::{BaselinePolicy, MachineView, Policy};
 
@@ -573,11 +564,11 @@ mod tests {
         assert_eq!(problem.jobs[0].operations[0].alternatives[0].duration, 100);
         assert_eq!(problem.jobs[1].due, Some(9 * 3600));
         // The idle machine's current set-up (product 1) is a frozen placeholder at time zero.
-        let work = |number| PlannedJob::Work {
+        let work = |number| PlanJob::Work {
             number,
             first_step: 0,
         };
-        assert_eq!(numbers, vec![work(7), work(8), PlannedJob::SetUp]);
+        assert_eq!(numbers, vec![work(7), work(8), PlanJob::SetUp]);
         assert_eq!(problem.jobs[2].family, Some(1));
         assert!(aifactory_schedule::formats::validate(&problem).is_ok());
         // The solver then runs product 1 first: no change-over before it.

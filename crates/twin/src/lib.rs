@@ -31,8 +31,8 @@ pub use policy::{
     PurchasingRule, QueuedOp,
 };
 pub use sim::{
-    EnergyByPeriod, MachineSummary, Observer, SimResult, SimTime, Simulation, maintenance_history,
-    order_book_history,
+    EnergyByPeriod, LiveMachine, LiveOrder, LiveView, MachineSummary, Observer, SimResult, SimTime,
+    Simulation, maintenance_history, order_book_history,
 };
 
 /// A plant the twin cannot simulate. Plant files are validated before they get here, so this

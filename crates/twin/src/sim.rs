@@ -300,6 +300,55 @@ pub struct SimResult {
     pub machines: Vec<MachineSummary>,
 }
 
+/// A machine as a live view shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveMachine {
+    pub id: String,
+    pub name: String,
+    pub work_centre: String,
+    /// `idle`, `busy`, `down` or `maintenance`.
+    pub state: &'static str,
+    /// The work order running on it, when busy.
+    pub work_order: Option<String>,
+    pub step: Option<usize>,
+    /// Work orders waiting at it.
+    pub queue: usize,
+}
+
+/// The state names of [`LiveMachine::state`].
+struct StateName;
+
+impl StateName {
+    const IDLE: &'static str = "idle";
+    const BUSY: &'static str = "busy";
+    const DOWN: &'static str = "down";
+    const MAINTENANCE: &'static str = "maintenance";
+}
+
+/// A sales order as a live view shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveOrder {
+    pub id: String,
+    pub product: String,
+    pub quantity: u32,
+    pub delivered: u32,
+    pub received: Timestamp,
+    pub due: Timestamp,
+    pub released: bool,
+    pub completed: Option<Timestamp>,
+}
+
+/// The plant now: see [`Simulation::live`].
+#[derive(Debug, Clone)]
+pub struct LiveView {
+    pub now: Timestamp,
+    pub sim_time: SimTime,
+    /// KPIs and machine totals so far.
+    pub result: SimResult,
+    pub machines: Vec<LiveMachine>,
+    pub orders: Vec<LiveOrder>,
+}
+
 impl Simulation {
     /// A simulation at time zero. Telemetry follows the plant file unless `telemetry_period_s`
     /// overrides it (0 turns it off).
@@ -354,6 +403,68 @@ impl Simulation {
     /// Closes the books at the current time and computes the KPIs.
     pub fn finish(self) -> SimResult {
         self.state.finish(&self.model)
+    }
+
+    /// The plant as it stands now, for a live view: KPIs so far, each machine's state and
+    /// totals, the sales orders received. Settles the accruals up to now (splitting an interval
+    /// in two changes results only by rounding), so a run that is watched is repeatable only
+    /// with the same watching times.
+    pub fn live(&mut self) -> LiveView {
+        let state = &mut self.state;
+        let model = &self.model;
+        state.settle_all(model);
+        let result = state.result(model);
+        let now = state.now;
+        let machines = state
+            .machines
+            .iter()
+            .zip(&model.plant.machines)
+            .map(|(s, spec)| LiveMachine {
+                id: spec.id.clone(),
+                name: spec.name.clone(),
+                work_centre: spec.work_centre.clone(),
+                state: match s.status {
+                    Status::Idle => StateName::IDLE,
+                    Status::Busy => StateName::BUSY,
+                    Status::Down => StateName::DOWN,
+                    Status::Maintenance => StateName::MAINTENANCE,
+                },
+                work_order: s
+                    .running
+                    .as_ref()
+                    .and_then(|r| state.jobs.get(r.job))
+                    .map(|j| format!("WO-{:06}", j.number)),
+                step: s
+                    .running
+                    .as_ref()
+                    .and_then(|r| state.jobs.get(r.job))
+                    .map(|j| j.step),
+                queue: s.queue.len(),
+            })
+            .collect();
+        let orders = state
+            .orders
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.received <= now)
+            .map(|(i, o)| LiveOrder {
+                id: format!("SO-{:06}", i + 1),
+                product: model.products[o.product].id.clone(),
+                quantity: o.quantity,
+                delivered: o.delivered.min(o.quantity),
+                received: state.timestamp(o.received),
+                due: state.timestamp(o.due),
+                released: o.released,
+                completed: o.completed.map(|t| state.timestamp(t)),
+            })
+            .collect();
+        LiveView {
+            now: state.timestamp(now),
+            sim_time: SimTime(now),
+            result,
+            machines,
+            orders,
+        }
     }
 }
 
@@ -1480,6 +1591,12 @@ impl State {
     }
 
     fn finish(mut self, model: &PlantModel) -> SimResult {
+        self.settle_all(model);
+        self.result(model)
+    }
+
+    /// Brings every accrual (machine time, wear, energy, holding) up to now.
+    fn settle_all(&mut self, model: &PlantModel) {
         for m in 0..self.machines.len() {
             self.settle(model, m);
         }
@@ -1487,18 +1604,24 @@ impl State {
             self.change_stock(model, mat, 0.0);
         }
         self.add_wip(0.0);
+    }
+
+    /// The KPIs and machine totals as of now, orders still open past their due date counted
+    /// late; call [`State::settle_all`] first.
+    fn result(&self, model: &PlantModel) -> SimResult {
         let now = self.now;
         let rate = model.plant.costs.tardiness_per_unit_day;
+        let mut c = self.counters.clone();
         for o in &self.orders {
             if o.completed.is_none() && o.due < now && o.received <= now {
                 let late_h = (now - o.due) as f64 / 3_600_000.0;
-                self.counters.orders_due += 1;
-                self.counters.tardiness_h += late_h;
-                self.counters.tardiness_cost +=
+                c.orders_due += 1;
+                c.tardiness_h += late_h;
+                c.tardiness_cost +=
                     late_h / 24.0 * f64::from(o.quantity - o.delivered.min(o.quantity)) * rate;
             }
         }
-        let c = &self.counters;
+        let c = &c;
         let sum = |f: fn(&MachineState) -> u64| -> f64 {
             self.machines.iter().map(|s| f(s) as f64 / 1000.0).sum()
         };
