@@ -11,6 +11,7 @@ mod eval_twin;
 mod import;
 mod ingest;
 mod ladder;
+mod live;
 #[cfg(feature = "opcua")]
 mod opcua;
 mod output;
@@ -84,8 +85,10 @@ enum Command {
     /// tier 1 skills on their own, tier 2 one shared plan, tier 3 closed loop) and print KPIs
     /// with 95 % intervals and the tier assessed from each run's own decisions.
     Ladder(ladder::LadderArgs),
-    /// Serve the HTTP API (KPIs, decisions, the tier assessment, latest telemetry; tokens and
-    /// roles; Prometheus /metrics) over a store. The web UI is still to come.
+    /// Serve the web UI and the HTTP API over a store, with a live twin of the reference plant
+    /// (or --plant) running under the AI coordinator: machines, the plan and what-ifs, control
+    /// charts, forecasts, the decision ledger, the tier. Prints the address and the admin's
+    /// password at start.
     Serve(serve::ServeArgs),
 }
 

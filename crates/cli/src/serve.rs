@@ -1,4 +1,5 @@
-//! `aifactory serve`: the HTTP API over a store, on a local address, until Ctrl-C.
+//! `aifactory serve`: the web UI and the HTTP API over a store, with a live twin of a plant
+//! running accelerated behind them, until Ctrl-C.
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -8,22 +9,46 @@ use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The store: a SQLite file or a postgres:// URL [default: <data.dir>/demo.sqlite, the
-    /// demo's database].
+    /// The store: a SQLite file or a postgres:// URL [default: <data.dir>/serve.sqlite].
     #[arg(long, env = "AIFACTORY_DB")]
     db: Option<String>,
     /// The administrator's password [default: a random one, printed at start].
     #[arg(long, env = "AIFACTORY_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// Plant file for the live twin [default: the built-in reference plant].
+    #[arg(long)]
+    plant: Option<PathBuf>,
+    /// Twin seconds per real second: 60 runs an hour of the plant in a minute.
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Days simulated as fast as possible before going live, so there is history to look at.
+    #[arg(long, default_value_t = 1.0)]
+    warm_up_days: f64,
+    /// Seed of the live twin.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Serve the store only, without a live twin (for a store a real plant's ingest fills).
+    #[arg(long)]
+    no_twin: bool,
 }
 
 pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 100_000.0) {
+        anyhow::bail!("--speed must be more than 0 and at most 100000");
+    }
+    if !(args.warm_up_days.is_finite() && (0.0..=365.0).contains(&args.warm_up_days)) {
+        anyhow::bail!("--warm-up-days must be between 0 and 365");
+    }
+    let plant = match args.no_twin {
+        true => None,
+        false => Some(crate::run::plant_or_reference(args.plant.as_deref())?),
+    };
     let db = args
         .db
-        .unwrap_or_else(|| config.data.dir.join("demo.sqlite").display().to_string());
+        .unwrap_or_else(|| config.data.dir.join("serve.sqlite").display().to_string());
     if !db.starts_with("postgres")
         && let Some(dir) = PathBuf::from(&db)
             .parent()
@@ -49,33 +74,77 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         let store = aifactory_store::Store::open(&db)
             .await
             .with_context(|| format!("opening the store {db}"))?;
+        let inbox = aifactory_twin::CommandInbox::new();
+        let (live, twin) = match plant {
+            None => (aifactory_server::live::Live::none(), None),
+            Some(plant) => {
+                let (live, publisher) =
+                    aifactory_server::live::Live::new(Some(crate::live::command_sink(&inbox)));
+                let spec = crate::live::LiveSpec {
+                    plant,
+                    seed: args.seed,
+                    speed: args.speed,
+                    warm_up_days: args.warm_up_days,
+                };
+                let twin = crate::live::start(spec, store.clone(), publisher, inbox)
+                    .await
+                    .context("starting the live twin")?;
+                (live, Some(twin))
+            }
+        };
         let started = std::time::Instant::now();
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let state = aifactory_server::AppState::new(
             store,
             accounts,
             Arc::new(move || started.elapsed()),
+            live,
+            started_ms,
         );
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr().unwrap_or(args.listen);
-        println!("aifactory API on http://{address} (store {db})");
-        if generated {
-            println!("log in as admin with password {password} (printed once; set --admin-password to choose)");
+        println!("aifactory on http://{address} (store {db})");
+        if twin.is_some() {
+            println!(
+                "live twin: {} at {}x real time, after {} day(s) of warm-up",
+                args.plant
+                    .as_deref()
+                    .map_or_else(|| "the reference plant".to_owned(), |p| p.display().to_string()),
+                args.speed,
+                args.warm_up_days
+            );
         }
-        println!("try: curl -s -X POST http://{address}/api/v1/login -H 'content-type: application/json' -d '{{\"username\":\"admin\",\"password\":\"…\"}}'");
-        axum_serve(listener, aifactory_server::router(state)).await
+        if generated {
+            println!(
+                "log in as admin with password {password} (printed once; set --admin-password to choose)"
+            );
+        }
+        println!("API: http://{address}/api/v1/openapi.json (log in first); stop with Ctrl-C");
+        // Ctrl-C stops the twin first: its feed closes, which ends the live event streams,
+        // so the server's graceful shutdown is not held open by them.
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let stopper = tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let reached = match twin {
+                Some(twin) => Some(twin.stop().await),
+                None => None,
+            };
+            let _ = stopped_tx.send(());
+            reached
+        });
+        aifactory_server::serve(listener, aifactory_server::router(state), async {
+            let _ = stopped_rx.await;
+        })
+        .await
+        .context("serving HTTP")?;
+        if let Some(reached) = stopper.await.context("the shutdown task failed")? {
+            println!("live twin stopped at day {:.2}", reached?.days());
+        }
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn axum_serve(
-    listener: tokio::net::TcpListener,
-    app: aifactory_server::Router,
-) -> anyhow::Result<()> {
-    aifactory_server::serve(listener, app, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .context("serving HTTP")
 }

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 
 /// A role, from least to most trusted for people; `Agent` is a program acting through the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
@@ -40,14 +41,47 @@ pub enum Access {
 const EVERY_ROLE: &[Role] = &Role::ALL;
 const STAFF: &[Role] = &[Role::Operator, Role::Engineer, Role::Admin];
 
+/// Operator, engineer, admin: people who may change the plan.
+const PLANNERS: &[Role] = STAFF;
+
 /// The authorisation matrix: (method, route pattern as the router names it, who).
+/// The web UI's files are public (the login page must load); they carry no plant data.
 pub const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/health", Access::Public),
+    ("GET", "/", Access::Public),
+    ("GET", "/ui/{*path}", Access::Public),
     ("POST", "/api/v1/login", Access::Public),
+    ("POST", "/api/v1/session", Access::Public),
+    ("POST", "/api/v1/logout", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/openapi.json", Access::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/me", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/plant", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/machines/{id}", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/orders", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/schedule", Access::Roles(EVERY_ROLE)),
+    (
+        "POST",
+        "/api/v1/schedule/what-if",
+        Access::Roles(&[Role::Operator, Role::Engineer, Role::Admin, Role::Agent]),
+    ),
+    ("GET", "/api/v1/proposals", Access::Roles(EVERY_ROLE)),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/approve",
+        Access::Roles(PLANNERS),
+    ),
+    (
+        "POST",
+        "/api/v1/proposals/{id}/reject",
+        Access::Roles(PLANNERS),
+    ),
+    ("GET", "/api/v1/quality/spc", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/forecast", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/events", Access::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/kpis", Access::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/decisions", Access::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/assessment", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/telemetry", Access::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/telemetry/latest", Access::Roles(EVERY_ROLE)),
     ("GET", "/metrics", Access::Roles(STAFF)),
     ("POST", "/api/v1/tokens", Access::Roles(&[Role::Admin])),
@@ -97,6 +131,38 @@ pub struct Accounts {
     /// SHA-256 of a token → who it is.
     tokens: HashMap<String, Principal>,
     failures: HashMap<String, Vec<Duration>>,
+    /// SHA-256 of a session id → the session.
+    sessions: HashMap<String, Session>,
+}
+
+/// How long a browser session lasts after login.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Debug, Clone)]
+struct Session {
+    principal: Principal,
+    /// Kept in clear: the page gets it back from `/api/v1/me` after a reload, and it is worth
+    /// nothing without the session cookie.
+    csrf_token: String,
+    expires: Duration,
+}
+
+/// A session just opened: its id (for the cookie) and CSRF token (for the page).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub csrf_token: String,
+    pub role: Role,
+}
+
+/// What a session cookie is worth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCheck {
+    Open(Principal),
+    /// Unknown or expired.
+    Closed,
+    /// Open, but the change came without its CSRF token.
+    BadCsrf,
 }
 
 fn token_hash(token: &str) -> String {
@@ -140,6 +206,68 @@ impl Accounts {
         password: &str,
         now: Duration,
     ) -> Result<(String, Role), AuthError> {
+        let role = self.check(name, password, now)?;
+        let token = self.issue(name, role);
+        Ok((token, role))
+    }
+
+    /// Checks a login and opens a browser session: the session id goes in an HttpOnly cookie,
+    /// the CSRF token to the page, which sends it back with every change it asks for.
+    pub fn open_session(
+        &mut self,
+        name: &str,
+        password: &str,
+        now: Duration,
+    ) -> Result<NewSession, AuthError> {
+        let role = self.check(name, password, now)?;
+        let id = random_secret();
+        let csrf_token = random_secret();
+        // Expired sessions are dropped as new ones open, so the table stays small.
+        self.sessions.retain(|_, s| s.expires > now);
+        self.sessions.insert(
+            token_hash(&id),
+            Session {
+                principal: Principal {
+                    user: name.to_owned(),
+                    role,
+                },
+                csrf_token: csrf_token.clone(),
+                expires: now + SESSION_LIFETIME,
+            },
+        );
+        Ok(NewSession {
+            id,
+            csrf_token,
+            role,
+        })
+    }
+
+    /// Who a session cookie stands for, if it is open; checks `csrf` when given (changes).
+    pub fn session(&self, id: &str, now: Duration, csrf: Option<&str>) -> SessionCheck {
+        match self.sessions.get(&token_hash(id)) {
+            Some(s) if s.expires > now => match csrf {
+                Some(c) if !bool::from(c.as_bytes().ct_eq(s.csrf_token.as_bytes())) => {
+                    SessionCheck::BadCsrf
+                }
+                _ => SessionCheck::Open(s.principal.clone()),
+            },
+            _ => SessionCheck::Closed,
+        }
+    }
+
+    /// The CSRF token of an open session.
+    pub fn csrf_of(&self, id: &str) -> Option<String> {
+        self.sessions
+            .get(&token_hash(id))
+            .map(|s| s.csrf_token.clone())
+    }
+
+    pub fn close_session(&mut self, id: &str) {
+        self.sessions.remove(&token_hash(id));
+    }
+
+    /// Verifies a password against the failed-login limiter; the user's role when it holds.
+    fn check(&mut self, name: &str, password: &str, now: Duration) -> Result<Role, AuthError> {
         let recent = self.failures.entry(name.to_owned()).or_default();
         recent.retain(|t| now.saturating_sub(*t) < LOGIN_WINDOW);
         if recent.len() >= LOGIN_FAILURES {
@@ -160,8 +288,7 @@ impl Accounts {
         };
         let role = user.role;
         recent.clear();
-        let token = self.issue(name, role);
-        Ok((token, role))
+        Ok(role)
     }
 
     /// A new token for `user` with `role`.

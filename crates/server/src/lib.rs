@@ -9,6 +9,12 @@
 
 pub mod auth;
 pub mod evidence;
+pub mod live;
+pub mod openapi;
+mod plant;
+mod ui;
+
+pub use plant::{Proposal, Proposals};
 
 use aifactory_store::Store;
 use aifactory_store::ingest::LatestValue;
@@ -36,6 +42,13 @@ pub struct AppState {
     pub store: Store,
     pub accounts: Mutex<Accounts>,
     pub clock: Clock,
+    /// The live plant, when one is connected.
+    pub live: live::Live,
+    proposals: Mutex<Proposals>,
+    /// Numbers the people's decisions of this server's lifetime (ids `H-<start>-<n>`).
+    human_decisions: std::sync::atomic::AtomicU64,
+    /// Distinguishes this server's decision ids from an earlier run's on the same store.
+    started_ms: i64,
     /// Requests answered, by (route, status), for `/metrics`.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -46,26 +59,39 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The data behind these locks stays consistent between statements: keep serving.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl AppState {
-    pub fn new(store: Store, accounts: Accounts, clock: Clock) -> Arc<Self> {
+    /// `started_ms`: when this server started (milliseconds since the epoch, from the caller's
+    /// clock), to keep its decision ids apart from earlier runs'.
+    pub fn new(
+        store: Store,
+        accounts: Accounts,
+        clock: Clock,
+        live: live::Live,
+        started_ms: i64,
+    ) -> Arc<Self> {
         Arc::new(AppState {
             store,
             accounts: Mutex::new(accounts),
             clock,
+            live,
+            proposals: Mutex::new(Proposals::default()),
+            human_decisions: std::sync::atomic::AtomicU64::new(0),
+            started_ms,
             requests: Mutex::new(BTreeMap::new()),
         })
     }
 }
 
 /// An error as callers see it: a status and a JSON body naming what to fix.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: StatusCode,
     pub error: String,
     /// The request field at fault, when one is.
@@ -74,7 +100,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
             error: error.into(),
@@ -100,7 +126,7 @@ impl From<aifactory_store::StoreError> for ApiError {
 }
 
 /// A JSON body the extractor refused, as a 4xx naming the field where serde says which.
-fn body_error(rejection: &JsonRejection) -> ApiError {
+pub(crate) fn body_error(rejection: &JsonRejection) -> ApiError {
     let text = rejection.body_text();
     let field = ["missing field `", "unknown field `", "invalid type: "]
         .iter()
@@ -139,8 +165,25 @@ pub async fn serve(
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route("/api/v1/login", post(login))
+        .route("/api/v1/session", post(open_session))
+        .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/plant", get(plant::plant))
+        .route("/api/v1/machines/{id}", get(plant::machine))
+        .route("/api/v1/orders", get(plant::orders))
+        .route("/api/v1/schedule", get(plant::schedule))
+        .route("/api/v1/schedule/what-if", post(plant::what_if))
+        .route("/api/v1/proposals", get(plant::proposals))
+        .route("/api/v1/proposals/{id}/approve", post(plant::approve))
+        .route("/api/v1/proposals/{id}/reject", post(plant::reject))
+        .route("/api/v1/quality/spc", get(plant::spc))
+        .route("/api/v1/forecast", get(plant::forecast))
+        .route("/api/v1/events", get(plant::events))
+        .route("/api/v1/telemetry", get(plant::telemetry))
         .route("/api/v1/kpis", get(kpis))
         .route("/api/v1/decisions", get(decisions))
         .route("/api/v1/assessment", get(assessment))
@@ -156,8 +199,67 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The one authorisation check: the matched route and method against the matrix, the bearer
-/// token against the accounts. Counts every answer for `/metrics`.
+/// The cookie that carries a browser session.
+pub const SESSION_COOKIE: &str = "aifactory_session";
+/// The header a browser session sends its CSRF token in with every change.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session id in the request's cookies, if any.
+fn session_cookie(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The CSRF token of a browser session, for `/api/v1/me` to hand back to the page.
+#[derive(Debug, Clone)]
+struct SessionId(String);
+
+/// Who is calling: a bearer token, or a session cookie (with its CSRF token on changes).
+fn caller(state: &AppState, req: &Request) -> Result<(Principal, Option<SessionId>), ApiError> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "log in first: send `Authorization: Bearer TOKEN` (POST /api/v1/login gives one) or log in through the web UI",
+        )
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(token) = bearer {
+        return lock(&state.accounts)
+            .principal(token)
+            .map(|p| (p, None))
+            .ok_or_else(refused);
+    }
+    let id = session_cookie(req).ok_or_else(refused)?;
+    let changes = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+    let csrf = changes.then(|| {
+        req.headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    });
+    match lock(&state.accounts).session(&id, (state.clock)(), csrf) {
+        auth::SessionCheck::Open(p) => Ok((p, Some(SessionId(id)))),
+        auth::SessionCheck::Closed => Err(refused()),
+        auth::SessionCheck::BadCsrf => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a browser session must send its CSRF token in the X-CSRF-Token header with every change",
+        )),
+    }
+}
+
+/// The one authorisation check: the matched route and method against the matrix, the caller
+/// against the accounts. Counts every answer for `/metrics`.
 async fn authorise(
     State(state): State<Arc<AppState>>,
     matched: Option<MatchedPath>,
@@ -172,28 +274,20 @@ async fn authorise(
             "this route is not open to anyone",
         )),
         Some(Access::Public) => Ok(()),
-        Some(Access::Roles(roles)) => {
-            let token = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            match token.and_then(|t| lock(&state.accounts).principal(t)) {
-                None => Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "log in first: send `Authorization: Bearer TOKEN` (POST /api/v1/login gives one)",
-                )),
-                Some(p) if !roles.contains(&p.role) => Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    format!("the {:?} role may not call {method} {route}", p.role),
-                )),
-                Some(p) => {
-                    req.extensions_mut().insert(p);
-                    Ok(())
+        Some(Access::Roles(roles)) => match caller(&state, &req) {
+            Err(e) => Err(e),
+            Ok((p, _)) if !roles.contains(&p.role) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("the {:?} role may not call {method} {route}", p.role),
+            )),
+            Ok((p, session)) => {
+                req.extensions_mut().insert(p);
+                if let Some(s) = session {
+                    req.extensions_mut().insert(s);
                 }
+                Ok(())
             }
-        }
+        },
     };
     let response = match verdict {
         Ok(()) => next.run(req).await,
@@ -205,46 +299,103 @@ async fn authorise(
     response
 }
 
+#[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, description = "The server is up", body = serde_json::Value)), security(()))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     username: String,
     password: String,
 }
 
+fn login_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::RateLimited(s) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed logins; try again in {s} s"),
+        ),
+        AuthError::BadCredentials => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password")
+        }
+        AuthError::Hash => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the login could not be checked",
+        ),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/login", tag = "auth", request_body = LoginBody, responses((status = 200, description = "An API token and its role", body = serde_json::Value), (status = 401, body = ApiError), (status = 429, description = "Too many failed logins", body = ApiError)), security(()))]
 async fn login(
     State(state): State<Arc<AppState>>,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body.map_err(|r| body_error(&r))?;
     let now = (state.clock)();
-    let result = lock(&state.accounts).login(&body.username, &body.password, now);
-    match result {
-        Ok((token, role)) => Ok(Json(serde_json::json!({ "token": token, "role": role }))),
-        Err(AuthError::RateLimited(s)) => Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins; try again in {s} s"),
-        )),
-        Err(AuthError::BadCredentials) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong user name or password",
-        )),
-        Err(AuthError::Hash) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the login could not be checked",
-        )),
+    let (token, role) = lock(&state.accounts)
+        .login(&body.username, &body.password, now)
+        .map_err(login_error)?;
+    Ok(Json(serde_json::json!({ "token": token, "role": role })))
+}
+
+/// Browser login: a session cookie (HttpOnly, SameSite=Strict) and the CSRF token for the page.
+#[utoipa::path(post, path = "/api/v1/session", tag = "auth", request_body = LoginBody, responses((status = 200, description = "Sets the HttpOnly session cookie; the body has the CSRF token to send in X-CSRF-Token with every change", body = serde_json::Value), (status = 401, body = ApiError), (status = 429, body = ApiError)), security(()))]
+async fn open_session(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<LoginBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|r| body_error(&r))?;
+    let now = (state.clock)();
+    let session = lock(&state.accounts)
+        .open_session(&body.username, &body.password, now)
+        .map_err(login_error)?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        session.id,
+        auth::SESSION_LIFETIME.as_secs()
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(serde_json::json!({
+            "user": body.username,
+            "role": session.role,
+            "csrf_token": session.csrf_token,
+        })),
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/logout", tag = "auth", responses((status = 204, description = "The session is closed")), security(("bearer" = []), ("session" = [])))]
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    session: Option<Extension<SessionId>>,
+) -> Response {
+    if let Some(Extension(SessionId(id))) = session {
+        lock(&state.accounts).close_session(&id);
     }
+    (
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+    )
+        .into_response()
 }
 
-async fn me(Extension(p): Extension<Principal>) -> Json<Principal> {
-    Json(p)
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, description = "Who is calling: user, role, and the CSRF token of a browser session", body = serde_json::Value), (status = 401, body = ApiError)), security(("bearer" = []), ("session" = [])))]
+async fn me(
+    State(state): State<Arc<AppState>>,
+    Extension(p): Extension<Principal>,
+    session: Option<Extension<SessionId>>,
+) -> Json<serde_json::Value> {
+    let csrf = session.and_then(|Extension(SessionId(id))| lock(&state.accounts).csrf_of(&id));
+    Json(serde_json::json!({ "user": p.user, "role": p.role, "csrf_token": csrf }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
     user: String,
@@ -252,6 +403,7 @@ struct NewToken {
 }
 
 /// An API token for a program (an agent, a dashboard), issued by an admin.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = NewToken, responses((status = 200, description = "A new API token (shown once)", body = serde_json::Value), (status = 422, body = ApiError)), security(("bearer" = []), ("session" = [])))]
 async fn new_token(
     State(state): State<Arc<AppState>>,
     body: Result<Json<NewToken>, JsonRejection>,
@@ -272,7 +424,15 @@ async fn new_token(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/kpis", tag = "plant", responses((status = 200, description = "KPIs of the live run, or of the last run recorded", body = serde_json::Value), (status = 404, body = ApiError)), security(("bearer" = []), ("session" = [])))]
 async fn kpis(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(live) = state.live.latest() {
+        return Ok(Json(serde_json::json!({
+            "run": "live",
+            "at": live.plant.sim_time.to_rfc3339(),
+            "kpis": live.plant.kpis,
+        })));
+    }
     let counts = state.store.counts().await?;
     // Runs are numbered from 1 in the order they were started: the last is the newest.
     let run = aifactory_store::RunId(i64::try_from(counts.runs).unwrap_or(i64::MAX));
@@ -284,12 +444,15 @@ async fn kpis(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Val
     Ok(Json(serde_json::json!({ "run": run.0, "kpis": kpis })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Limit {
+    /// How many decisions, newest first (1 to 10000; default 100).
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/decisions", tag = "ledger", params(Limit), responses((status = 200, description = "Decisions, newest first", body = serde_json::Value), (status = 400, body = ApiError)), security(("bearer" = []), ("session" = [])))]
 async fn decisions(
     State(state): State<Arc<AppState>>,
     query: Result<Query<Limit>, axum::extract::rejection::QueryRejection>,
@@ -309,6 +472,7 @@ async fn decisions(
     Ok(Json(serde_json::json!({ "decisions": decisions })))
 }
 
+#[utoipa::path(get, path = "/api/v1/assessment", tag = "ledger", responses((status = 200, description = "The tier computed from the ledger and data coverage", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
 async fn assessment(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<aifactory_assess::Assessment>, ApiError> {
@@ -322,6 +486,7 @@ async fn assessment(
     Ok(Json(aifactory_assess::assess(ledger.entries(), &coverage)))
 }
 
+#[utoipa::path(get, path = "/api/v1/telemetry/latest", tag = "telemetry", responses((status = 200, description = "The latest value of every series", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
 async fn latest(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
     let rows = state.store.latest(None).await?;
     let rows: Vec<serde_json::Value> = rows
@@ -344,6 +509,7 @@ async fn latest(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::V
 }
 
 /// Prometheus text exposition of the requests answered.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")), security(("bearer" = []), ("session" = [])))]
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut out = String::from(
         "# HELP aifactory_http_requests_total Requests answered, by route and status.\n\

@@ -33,6 +33,8 @@ async fn server() -> Server {
         store,
         accounts,
         Arc::new(move || Duration::from_secs(clock.load(Ordering::Relaxed))),
+        aifactory_server::live::Live::none(),
+        1,
     );
     Server {
         app: router(state),
@@ -66,10 +68,20 @@ impl Server {
 /// A request body each POST route accepts.
 fn valid_body(route: &str) -> String {
     match route {
-        "/api/v1/login" => r#"{"username":"admin","password":"correct horse battery"}"#.into(),
+        "/api/v1/login" | "/api/v1/session" => {
+            r#"{"username":"admin","password":"correct horse battery"}"#.into()
+        }
+        "/api/v1/schedule/what-if" => r#"{"machine_down":"TURN-01","hours":4}"#.into(),
         "/api/v1/tokens" => r#"{"user":"dashboard","role":"viewer"}"#.into(),
         _ => String::new(),
     }
+}
+
+/// A URI the route pattern matches.
+fn concrete(route: &str) -> String {
+    route
+        .replace("{*path}", "app.js")
+        .replace("{id}", "TURN-01")
 }
 
 async fn call(
@@ -79,7 +91,7 @@ async fn call(
     token: Option<&str>,
     body: String,
 ) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(uri);
+    let mut req = Request::builder().method(method).uri(concrete(uri));
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -304,4 +316,41 @@ async fn reads_answer_from_the_store_and_metrics_count_them() {
         text.contains(r#"aifactory_http_requests_total{route="/api/v1/kpis",status="404"} 1"#),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_api_route_of_the_matrix() {
+    let s = server().await;
+    let viewer = s.token(Role::Viewer);
+    let (status, doc) = call(
+        &s.app,
+        "GET",
+        "/api/v1/openapi.json",
+        Some(viewer),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let paths = doc["paths"].as_object().expect("paths");
+    for (method, route, _) in MATRIX {
+        if *route == "/" || route.starts_with("/ui/") {
+            continue; // the web UI's files, not the API
+        }
+        let op = &paths
+            .get(*route)
+            .unwrap_or_else(|| panic!("{route} is not documented"))[method.to_lowercase()];
+        assert!(op.is_object(), "{method} {route} is not documented");
+    }
+    // And nothing is documented that the matrix does not let someone call.
+    for (route, ops) in paths {
+        for method in ops.as_object().expect("operations").keys() {
+            assert!(
+                MATRIX
+                    .iter()
+                    .any(|(m, r, _)| r == route && m.eq_ignore_ascii_case(method)),
+                "{method} {route} is documented but not in the matrix"
+            );
+        }
+    }
 }

@@ -1,0 +1,633 @@
+//! The live twin behind `aifactory serve`: a plant under the tier-2 coordinator, run at a
+//! multiple of real time on a thread of its own. It writes to the store what a real plant's
+//! data path would — events, telemetry through the ingest path, the skills' decisions — and
+//! publishes a live view (machine states, KPIs so far, the plan, control charts, forecasts,
+//! anomalies) for the server, which takes commands back through the twin's command inbox.
+
+use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading, Timestamp};
+use aifactory_server::live::{
+    AnomalyMark, CommandSink, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts,
+    OrderNow, Plan, PlanJob, PlantCommand, PlantId, PlantNow, ProductForecast, Publisher, Snapshot,
+    SpcChart, SpcPoint,
+};
+use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
+use aifactory_skills::spc::{Dispersion, RuleSet, XbarChart};
+use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample, SeriesName};
+use aifactory_store::{RunInfo, Store};
+use aifactory_twin::{Command, CommandInbox, Observer, PlantModel, SimTime, Simulation};
+use anyhow::Context;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What to run live.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveSpec {
+    pub(crate) plant: Plant,
+    pub(crate) seed: u64,
+    /// Twin seconds per wall-clock second.
+    pub(crate) speed: f64,
+    /// Simulated as fast as possible before going live, so there is a plant to look at.
+    pub(crate) warm_up_days: f64,
+}
+
+/// The node name of the twin's telemetry series in the store.
+const NODE: &str = "twin";
+/// Rows held before a batch goes to the writer.
+const BATCH_ROWS: usize = 5_000;
+/// Readings per control-chart subgroup, and subgroups fitted as phase I.
+const SUBGROUP: usize = 5;
+const PHASE_ONE: usize = 25;
+/// Points kept per control chart, anomalies and recent events kept for the view.
+const SPC_POINTS: usize = 120;
+const ANOMALIES: usize = 300;
+const RECENT_EVENTS: usize = 200;
+/// Days of demand history a forecast is fitted on and shown, and the horizon.
+const FORECAST_FIT_DAYS: usize = 84;
+const FORECAST_SHOWN_DAYS: usize = 28;
+const FORECAST_HORIZON: usize = 14;
+const FORECAST_LEVEL: f64 = 0.9;
+
+/// A running live twin; [`LiveTwin::stop`] ends it and returns how far it got.
+pub(crate) struct LiveTwin {
+    stop: Arc<AtomicBool>,
+    thread: tokio::task::JoinHandle<anyhow::Result<SimTime>>,
+    writer: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl LiveTwin {
+    pub(crate) async fn stop(self) -> anyhow::Result<SimTime> {
+        self.stop.store(true, Ordering::Relaxed);
+        let reached = self.thread.await.context("the live twin stopped")??;
+        self.writer.await.context("the live writer stopped")??;
+        Ok(reached)
+    }
+}
+
+/// Where approved changes go: the twin's command inbox.
+pub(crate) fn command_sink(inbox: &CommandInbox) -> CommandSink {
+    let inbox = inbox.clone();
+    Arc::new(move |command| match command {
+        PlantCommand::StartMaintenance { machine } => {
+            inbox.send(Command::StartMaintenance { machine });
+        }
+    })
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    decisions: Vec<aifactory_core::Decision>,
+    events: Vec<PlantEvent>,
+    telemetry: IngestBatch,
+    /// Twin time of the batch's end, for the ingest path's receive time.
+    at_ms: i64,
+}
+
+/// One signal's control chart: phase-I subgroups until fitted, then the chart.
+#[derive(Debug, Default)]
+struct ChartState {
+    open: Vec<f64>,
+    phase_one: Vec<Vec<f64>>,
+    phase_one_times: Vec<Timestamp>,
+    chart: Option<XbarChart>,
+    points: VecDeque<SpcPoint>,
+}
+
+/// Sees everything the twin reports and keeps what the view and the store need.
+struct Watcher {
+    site: String,
+    pending: Batch,
+    tx: mpsc::Sender<Batch>,
+    closed: bool,
+    recent: VecDeque<EventNow>,
+    detectors: HashMap<(String, String), AnomalyDetector>,
+    /// The latest score per machine (the highest of its signals at its last reading).
+    scores: HashMap<String, f64>,
+    alarms: HashMap<String, bool>,
+    anomalies: VecDeque<AnomalyMark>,
+    charts: BTreeMap<(String, String), ChartState>,
+    /// Units ordered per product per twin day (day 0 is the run's first).
+    ordered: BTreeMap<String, BTreeMap<i64, f64>>,
+    start: Timestamp,
+}
+
+impl Watcher {
+    fn send(&mut self) {
+        let batch = std::mem::take(&mut self.pending);
+        if !self.closed && self.tx.blocking_send(batch).is_err() {
+            self.closed = true;
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.pending.events.len()
+            + self
+                .pending
+                .telemetry
+                .messages
+                .iter()
+                .map(|m| m.samples.len())
+                .sum::<usize>()
+    }
+
+    fn chart(&mut self, machine: &str, signal: &str, at: Timestamp, value: f64) {
+        let state = self
+            .charts
+            .entry((machine.to_owned(), signal.to_owned()))
+            .or_default();
+        state.open.push(value);
+        if state.open.len() < SUBGROUP {
+            return;
+        }
+        let subgroup = std::mem::take(&mut state.open);
+        let mean = subgroup.iter().sum::<f64>() / SUBGROUP as f64;
+        let range = subgroup.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            - subgroup.iter().copied().fold(f64::INFINITY, f64::min);
+        let violations = match &mut state.chart {
+            Some(chart) => match chart.observe(&subgroup) {
+                Ok(point) => point
+                    .signals
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+            None => {
+                state.phase_one.push(subgroup);
+                state.phase_one_times.push(at);
+                if state.phase_one.len() >= PHASE_ONE {
+                    state.chart =
+                        XbarChart::fit(&state.phase_one, Dispersion::Range, RuleSet::nelson()).ok();
+                    if state.chart.is_none() {
+                        // A flat signal (a machine that never ran): start phase I again later.
+                        state.phase_one.clear();
+                    }
+                }
+                Vec::new()
+            }
+        };
+        state.points.push_back(SpcPoint {
+            at,
+            mean,
+            range,
+            violations,
+        });
+        if state.points.len() > SPC_POINTS {
+            state.points.pop_front();
+        }
+    }
+
+    fn spc(&self) -> Vec<SpcChart> {
+        self.charts
+            .iter()
+            .filter_map(|((machine, signal), s)| {
+                let chart = s.chart.as_ref()?;
+                let mean = chart.mean_limits();
+                let range = chart.dispersion_limits();
+                Some(SpcChart {
+                    machine: machine.clone(),
+                    signal: signal.clone(),
+                    subgroup_size: chart.subgroup_size(),
+                    mean: Limits {
+                        center: mean.centre,
+                        ucl: mean.upper,
+                        lcl: mean.lower,
+                    },
+                    range: Limits {
+                        center: range.centre,
+                        ucl: range.upper,
+                        lcl: range.lower,
+                    },
+                    points: s.points.iter().cloned().collect(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Observer for Watcher {
+    fn wants_events(&self) -> bool {
+        true
+    }
+
+    fn event(&mut self, event: PlantEvent) {
+        if event.kind == EventKind::OrderReceived
+            && let (Some(product), Some(quantity)) = (
+                event.detail.get("product").and_then(|p| p.as_str()),
+                event
+                    .detail
+                    .get("quantity")
+                    .and_then(serde_json::Value::as_f64),
+            )
+        {
+            let day = (event.at.0 - self.start.0).div_euclid(86_400_000);
+            *self
+                .ordered
+                .entry(product.to_owned())
+                .or_default()
+                .entry(day)
+                .or_default() += quantity;
+        }
+        self.recent.push_front(EventNow::from(event.clone()));
+        self.recent.truncate(RECENT_EVENTS);
+        self.pending.events.push(event);
+        if self.rows() >= BATCH_ROWS {
+            self.send();
+        }
+    }
+
+    fn wants_telemetry(&self) -> bool {
+        true
+    }
+
+    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        let mut samples = Vec::with_capacity(3);
+        let mut highest: Option<f64> = None;
+        for r in &readings {
+            let detector = self
+                .detectors
+                .entry((r.machine.clone(), r.signal.clone()))
+                .or_insert_with(|| AnomalyDetector::new(AnomalyConfig::default()));
+            let score = detector.update(r.at, r.value);
+            highest = Some(highest.map_or(score, |h: f64| h.max(score)));
+            if score >= AnomalyConfig::default().alarm_level {
+                self.anomalies.push_front(AnomalyMark {
+                    at: r.at,
+                    machine: r.machine.clone(),
+                    signal: r.signal.clone(),
+                    score,
+                });
+                self.anomalies.truncate(ANOMALIES);
+            }
+            self.chart(&r.machine, &r.signal, r.at, r.value);
+            samples.push(Sample {
+                series: SeriesName {
+                    site: self.site.clone(),
+                    node: NODE.to_owned(),
+                    device: r.machine.clone(),
+                    metric: r.signal.clone(),
+                },
+                at_ms: r.at.0,
+                value: r.value,
+            });
+        }
+        if let (Some(score), Some(first)) = (highest, readings.first()) {
+            self.scores.insert(first.machine.clone(), score);
+            self.alarms.insert(
+                first.machine.clone(),
+                score >= AnomalyConfig::default().alarm_level,
+            );
+        }
+        self.pending.telemetry.messages.push(IngestMessage {
+            key: None,
+            samples,
+            others: Vec::new(),
+        });
+        if self.rows() >= BATCH_ROWS {
+            self.send();
+        }
+    }
+}
+
+/// Everything the twin thread owns.
+struct Runner {
+    sim: Simulation,
+    model: Arc<PlantModel>,
+    watcher: Watcher,
+    log: aifactory_core::DecisionLog,
+    board: Option<aifactory_skills::board::PlanBoard>,
+    publisher: Publisher,
+    speed: f64,
+    /// Demand before day 0 per product, oldest first (the ERP's order book).
+    order_book: BTreeMap<String, Vec<f64>>,
+    forecasts: Vec<ProductForecast>,
+    forecast_day: Option<i64>,
+}
+
+impl Runner {
+    fn advance(&mut self, until: SimTime) {
+        self.sim.run_until(until, &mut self.watcher);
+        // The skills' decisions go with the batch that holds the events they caused.
+        self.watcher
+            .pending
+            .decisions
+            .extend(self.log.drain_decisions());
+        self.watcher.pending.at_ms = self.watcher.start.0 + self.sim.now().0 as i64;
+        self.watcher.send();
+    }
+
+    fn refresh_forecasts(&mut self) {
+        let today = (self.sim.now().0 / 86_400_000) as i64;
+        if self.forecast_day == Some(today) || today < 1 {
+            return;
+        }
+        self.forecast_day = Some(today);
+        let forecaster = aifactory_skills::forecast::DemandForecaster::default();
+        let day_label =
+            |d: i64| Timestamp(self.watcher.start.0 + d * 86_400_000).to_rfc3339()[..10].to_owned();
+        self.forecasts = self
+            .order_book
+            .iter()
+            .filter_map(|(product, before)| {
+                // Whole days only: the book before day 0, then each finished day of the run.
+                let live = self.watcher.ordered.get(product);
+                let mut history: Vec<(i64, f64)> = before
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| (i as i64 - before.len() as i64, *q))
+                    .collect();
+                history.extend(
+                    (0..today).map(|d| (d, live.and_then(|l| l.get(&d)).copied().unwrap_or(0.0))),
+                );
+                let fit_from = history.len().saturating_sub(FORECAST_FIT_DAYS);
+                let values: Vec<f64> = history[fit_from..].iter().map(|(_, q)| *q).collect();
+                let fitted = forecaster.fit(&values).ok()?;
+                let f = fitted.forecast(FORECAST_HORIZON, FORECAST_LEVEL).ok()?;
+                let shown = history.len().saturating_sub(FORECAST_SHOWN_DAYS);
+                Some(ProductForecast {
+                    product: product.clone(),
+                    level: FORECAST_LEVEL,
+                    history: history[shown..]
+                        .iter()
+                        .map(|(d, q)| DayQuantity {
+                            day: day_label(*d),
+                            quantity: *q,
+                        })
+                        .collect(),
+                    forecast: (0..FORECAST_HORIZON)
+                        .map(|i| DayForecast {
+                            day: day_label(today + i as i64),
+                            mean: f.mean[i],
+                            lo: f.lower[i],
+                            hi: f.upper[i],
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+    }
+
+    fn publish(&mut self, running: bool) {
+        self.refresh_forecasts();
+        let view = self.sim.live();
+        let start = self.watcher.start;
+        let elapsed_h = (view.sim_time.0 as f64 / 3_600_000.0).max(1e-9);
+        let board = self.board.as_ref().map(|b| b.lock());
+        let next_service = |machine: usize| {
+            board
+                .as_ref()
+                .and_then(|b| b.windows.get(&machine))
+                .and_then(|w| w.planned_start)
+                .map(|t| Timestamp(start.0 + t.0 as i64))
+        };
+        let machines: Vec<MachineNow> = view
+            .machines
+            .iter()
+            .zip(&view.result.machines)
+            .enumerate()
+            .map(|(i, (m, totals))| MachineNow {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                group: m.work_centre.clone(),
+                state: m.state.to_owned(),
+                order: m.work_order.clone(),
+                operation: m.step,
+                queue: m.queue,
+                utilisation: (totals.run_h / elapsed_h).clamp(0.0, 1.0),
+                anomaly_score: self.watcher.scores.get(&m.id).copied(),
+                anomaly: self.watcher.alarms.get(&m.id).copied().unwrap_or(false),
+                failures: totals.failures,
+                maintenances: totals.preventive_maintenance,
+                next_service: next_service(i),
+            })
+            .collect();
+        let orders: Vec<OrderNow> = view
+            .orders
+            .iter()
+            .map(|o| {
+                let late = match o.completed {
+                    Some(done) => done > o.due,
+                    None => view.now > o.due,
+                };
+                OrderNow {
+                    id: o.id.clone(),
+                    product: o.product.clone(),
+                    quantity: o.quantity,
+                    delivered: o.delivered,
+                    received: o.received,
+                    due: o.due,
+                    released: o.released,
+                    completed: o.completed,
+                    status: match (o.completed, o.released) {
+                        (Some(_), _) => "completed",
+                        (None, true) => "in_progress",
+                        (None, false) => "waiting",
+                    }
+                    .to_owned(),
+                    late,
+                }
+            })
+            .collect();
+        let machine_ids: Vec<String> = self.model.machine_ids().map(str::to_owned).collect();
+        let plan = board
+            .as_ref()
+            .and_then(|b| b.live_plan.as_ref())
+            .map(|p| Plan {
+                at: Timestamp(start.0 + p.at.0 as i64),
+                decision: p.decision.clone(),
+                machines: machine_ids.clone(),
+                problem: p.problem.clone(),
+                schedule: p.schedule.clone(),
+                jobs: p
+                    .jobs
+                    .iter()
+                    .map(|j| match *j {
+                        aifactory_skills::board::PlanJob::Work { number, first_step } => PlanJob {
+                            label: format!("WO-{number:06}"),
+                            order: Some(format!("WO-{number:06}")),
+                            first_step,
+                            kind: "work".into(),
+                        },
+                        aifactory_skills::board::PlanJob::Service(m) => PlanJob {
+                            label: format!(
+                                "service {}",
+                                machine_ids.get(m).map_or("?", String::as_str)
+                            ),
+                            order: None,
+                            first_step: 0,
+                            kind: "service".into(),
+                        },
+                        aifactory_skills::board::PlanJob::SetUp => PlanJob {
+                            label: "set-up".into(),
+                            order: None,
+                            first_step: 0,
+                            kind: "setup".into(),
+                        },
+                    })
+                    .collect(),
+            });
+        drop(board);
+        let plant = &self.model.plant().plant;
+        self.publisher.snapshot(Snapshot {
+            plant: PlantNow {
+                plant: PlantId {
+                    id: plant.id.clone(),
+                    name: plant.name.clone(),
+                },
+                tier: 2,
+                speed: self.speed,
+                sim_time: view.now,
+                running,
+                machines,
+                orders: OrderCounts::of(&orders),
+                kpis: view.result.kpis,
+                recent_events: self.watcher.recent.iter().take(50).cloned().collect(),
+            },
+            orders,
+            plan,
+            series_site: self.watcher.site.clone(),
+            series_node: NODE.to_owned(),
+            spc: self.watcher.spc(),
+            forecasts: self.forecasts.clone(),
+            anomalies: self.watcher.anomalies.iter().cloned().collect(),
+        });
+    }
+}
+
+/// Starts the live twin: saves the plant, registers a run, warms up, then runs paced by the
+/// wall clock until stopped.
+pub(crate) async fn start(
+    spec: LiveSpec,
+    store: Store,
+    publisher: Publisher,
+    inbox: CommandInbox,
+) -> anyhow::Result<LiveTwin> {
+    store
+        .save_plant(&spec.plant)
+        .await
+        .context("saving the plant's master data")?;
+    let model = Arc::new(PlantModel::new(spec.plant.clone()));
+    let (start, _) = spec.plant.start();
+    let log = aifactory_core::DecisionLog::new();
+    let (order_book, records) = crate::ladder::records_on_file(&model, spec.seed);
+    let configured = {
+        let mut trials = crate::ladder::twin_trials(&model, spec.seed);
+        let setup = aifactory_coordinator::Setup {
+            model: &model,
+            tier: aifactory_coordinator::Tier::Two,
+            links: aifactory_coordinator::Links::ALL,
+            log: Some(&log),
+            seed: spec.seed,
+            order_book: &order_book,
+            maintenance_records: &records,
+        };
+        aifactory_coordinator::build(&setup, Some(&mut trials))
+            .context("setting up the tier-2 coordinator")?
+    };
+    let policy = Box::new(aifactory_twin::Commanded::new(
+        aifactory_twin::Boxed(configured.policy),
+        &model,
+        inbox,
+    ));
+    let run_id = store
+        .start_run(&RunInfo {
+            plant_id: spec.plant.plant.id.clone(),
+            seed: spec.seed,
+            policy: "live tier 2".to_owned(),
+            sim_days: 0.0,
+            started_at: start,
+        })
+        .await
+        .context("registering the live run")?;
+
+    let (tx, mut rx) = mpsc::channel::<Batch>(8);
+    let writer_store = store.clone();
+    let announcer = publisher.announcer();
+    let writer = tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            for d in &batch.decisions {
+                writer_store
+                    .record_decision(d)
+                    .await
+                    .with_context(|| format!("writing decision {}", d.id))?;
+                announcer.decision(d.clone());
+            }
+            if !batch.events.is_empty() {
+                writer_store
+                    .append_events(Some(run_id), &batch.events)
+                    .await
+                    .context("writing events")?;
+            }
+            if !batch.telemetry.messages.is_empty() {
+                writer_store
+                    .commit_ingest(&batch.telemetry, batch.at_ms)
+                    .await
+                    .context("writing telemetry")?;
+            }
+        }
+        anyhow::Ok(())
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_thread = Arc::clone(&stop);
+    let sim = Simulation::new(Arc::clone(&model), spec.seed, policy, None);
+    let mut runner = Runner {
+        sim,
+        model: Arc::clone(&model),
+        watcher: Watcher {
+            site: spec.plant.plant.id.clone(),
+            pending: Batch::default(),
+            tx,
+            closed: false,
+            recent: VecDeque::new(),
+            detectors: HashMap::new(),
+            scores: HashMap::new(),
+            alarms: HashMap::new(),
+            anomalies: VecDeque::new(),
+            charts: BTreeMap::new(),
+            ordered: BTreeMap::new(),
+            start,
+        },
+        log,
+        board: configured.board,
+        publisher,
+        speed: spec.speed,
+        order_book,
+        forecasts: Vec::new(),
+        forecast_day: None,
+    };
+    let warm_up = SimTime::from_days(spec.warm_up_days);
+    let thread = tokio::task::spawn_blocking(move || {
+        // Warm-up in twin hours, publishing as it goes so the page fills while it runs.
+        let mut t = SimTime(0);
+        while t < warm_up && !stop_thread.load(Ordering::Relaxed) {
+            t = SimTime((t.0 + 3_600_000).min(warm_up.0));
+            runner.advance(t);
+            runner.publish(true);
+        }
+        let live_from = Instant::now();
+        let mut last_publish = Instant::now();
+        while !stop_thread.load(Ordering::Relaxed) {
+            let wall = live_from.elapsed().as_secs_f64();
+            let target = warm_up.0 + (wall * runner.speed * 1000.0) as u64;
+            runner.advance(SimTime(target));
+            if last_publish.elapsed() >= Duration::from_millis(500) {
+                runner.publish(true);
+                last_publish = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        runner.publish(false);
+        if runner.watcher.closed {
+            anyhow::bail!("the store writer stopped");
+        }
+        Ok(runner.sim.now())
+    });
+    Ok(LiveTwin {
+        stop,
+        thread,
+        writer,
+    })
+}
