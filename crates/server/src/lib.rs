@@ -51,7 +51,12 @@ pub struct AppState {
     started_ms: i64,
     /// Requests answered, by (route, status), for `/metrics`.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// The last answer of `/api/v1/telemetry/latest`, encoded, with when it was read.
+    latest_cache: tokio::sync::Mutex<Option<(Duration, axum::body::Bytes)>>,
 }
+
+/// How long a latest-values answer is reused.
+const LATEST_FRESH: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +88,7 @@ impl AppState {
             human_decisions: std::sync::atomic::AtomicU64::new(0),
             started_ms,
             requests: Mutex::new(BTreeMap::new()),
+            latest_cache: tokio::sync::Mutex::new(None),
         })
     }
 }
@@ -487,25 +493,45 @@ async fn assessment(
 }
 
 #[utoipa::path(get, path = "/api/v1/telemetry/latest", tag = "telemetry", responses((status = 200, description = "The latest value of every series", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
-async fn latest(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let rows = state.store.latest(None).await?;
-    let rows: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|l| {
-            let value = match l.value {
-                LatestValue::Number(x) => serde_json::json!(x),
-                LatestValue::Text(t) => serde_json::json!(t),
-            };
-            serde_json::json!({
-                "site": l.series.site,
-                "device": l.series.device,
-                "metric": l.series.metric,
-                "at_ms": l.at_ms,
-                "value": value,
-            })
-        })
-        .collect();
-    Ok(Json(serde_json::json!({ "latest": rows })))
+async fn latest(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    // One store query per second at most, however many dashboards poll: the answer is kept
+    // as encoded JSON and shared until it is older than `LATEST_FRESH`.
+    let mut cache = state.latest_cache.lock().await;
+    let now = (state.clock)();
+    let fresh = cache
+        .as_ref()
+        .filter(|(at, _)| now.saturating_sub(*at) < LATEST_FRESH);
+    let body = match fresh {
+        Some((_, body)) => body.clone(),
+        None => {
+            let rows = state.store.latest(None).await?;
+            let rows: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|l| {
+                    let value = match l.value {
+                        LatestValue::Number(x) => serde_json::json!(x),
+                        LatestValue::Text(t) => serde_json::json!(t),
+                    };
+                    serde_json::json!({
+                        "site": l.series.site,
+                        "device": l.series.device,
+                        "metric": l.series.metric,
+                        "at_ms": l.at_ms,
+                        "value": value,
+                    })
+                })
+                .collect();
+            let body = axum::body::Bytes::from(
+                serde_json::to_vec(&serde_json::json!({ "latest": rows })).map_err(|_| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed")
+                })?,
+            );
+            *cache = Some((now, body.clone()));
+            body
+        }
+    };
+    drop(cache);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Prometheus text exposition of the requests answered.

@@ -69,7 +69,7 @@ function stageCard(s, stageName) {
   const extra = Object.entries(s).filter(([k]) => !KNOWN.includes(k));
   const list = (items, cls) => h('ul', { class: cls }, items.map((x) => h('li', null, typeof x === 'string' ? x : JSON.stringify(x))));
   return h('section', { class: 'panel stage-card', testid: 'stage-card', 'data-stage': s.stage },
-    h('h3', null, stageName(s.stage), h('span', { class: `badge depth-${d}` }, `${t('assess.stageDepth', { d })} · ${t(`assess.depth${d}`)}`)),
+    h('h3', null, stageName(s.stage), h('span', { class: `badge depth-${d}`, title: t('assess.stageDepth', { d }) }, `${d} / 3 · ${t(`assess.depth${d}`)}`)),
     h('div', { class: `depth-meter d${d}`, 'aria-hidden': 'true' }, [1, 2, 3].map((i) => h('span', { class: i <= d ? 'on' : '' }))),
     h('dl', { class: 'kv' },
       COUNTS.filter((k) => k in s).map((k) => [h('dt', null, t(`assess.${k}`)), h('dd', null, fmt.int(s[k]))]),

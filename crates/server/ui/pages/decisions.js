@@ -68,7 +68,7 @@ export async function render(ctx) {
     h('td', { class: 'nowrap mono' }, d.id),
     h('td', { class: 'nowrap' }, d.skill),
     h('td', { class: 'nowrap' }, STAGES.includes(d.stage) ? t(`stage.${d.stage}`) : d.stage),
-    h('td', { class: 'nowrap' }, `${d.model ?? ''}${d.model_version ? ` ${d.model_version}` : ''}`),
+    h('td', { class: 'model' }, `${d.model ?? ''}${d.model_version ? ` ${d.model_version}` : ''}`),
     h('td', { class: 'num' }, typeof d.confidence === 'number' ? fmt.pct(d.confidence, 0) : '—'),
     h('td', { class: 'nowrap' }, byBadge(d.executed_by)),
     h('td', { class: 'nowrap' }, outcome(d.outcome)));

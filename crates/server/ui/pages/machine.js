@@ -31,7 +31,7 @@ export async function render(ctx) {
   const eventsBox = h('div');
 
   ctx.view.append(
-    pageHeader(t('machine.title', { id }), badgeBox, sub, h('a', { href: '#/plant', class: 'btn btn-ghost' }, t('machine.back'))),
+    pageHeader(detail.machine?.name && detail.machine.name !== id ? `${detail.machine.name} · ${id}` : t('machine.title', { id }), badgeBox, sub, h('a', { href: '#/plant', class: 'btn btn-ghost' }, t('machine.back'))),
     h('div', { class: 'row', style: { gridTemplateColumns: 'minmax(220px, 300px) minmax(0, 1fr)' } },
       panel(null, null, gaugeTitle, gaugeEl),
       stats),
@@ -49,7 +49,6 @@ export async function render(ctx) {
   function showMachine(m, d) {
     fill(badgeBox, stateBadge(m.state));
     sub.textContent = [
-      m.name && m.name !== m.id ? m.name : null,
       m.group ? `${t('machine.workCentre')}: ${m.group}` : null,
       m.order ? `${t('machine.current')}: ${m.order}${m.operation != null ? ` · ${t('plant.op', { op: m.operation })}` : ''}` : null,
       m.since ? t('plant.since', { t: fmt.dateTime(m.since) }) : null,
@@ -85,7 +84,7 @@ export async function render(ctx) {
       [t('common.signal'), (a) => a.signal],
       [t('machine.score'), (a) => fmt.num(a.score, 2), { class: 'num' }],
     ], an, { testid: 'anomalies-table' }));
-    fill(eventsBox, eventsTable(d.events || []));
+    fill(eventsBox, eventsTable(d.events || [], { machine: false }));
   }
 
   let current = detail;

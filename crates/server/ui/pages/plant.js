@@ -45,10 +45,10 @@ export async function render(ctx) {
     }],
   });
   const util = ctx.charts.make(utilEl, {
-    grid: { left: 90, right: 46, top: 8, bottom: 24 },
+    grid: { left: 130, right: 46, top: 8, bottom: 24 },
     tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, valueFormatter: (v) => fmt.pct(v) },
     xAxis: { type: 'value', max: 1, axisLabel: { formatter: (v) => fmt.pct(v, 0) } },
-    yAxis: { type: 'category', inverse: true, data: [], axisLabel: { width: 80, overflow: 'truncate' } },
+    yAxis: { type: 'category', inverse: true, data: [], axisLabel: { width: 120, overflow: 'truncate' } },
     series: [{ type: 'bar', barMaxWidth: 12, data: [], label: { show: true, position: 'right', color: colors.muted, fontSize: 11, formatter: (p) => fmt.pct(p.value, 0) } }],
   });
 
@@ -120,7 +120,7 @@ export async function render(ctx) {
       h('span', { class: 'sw', style: { background: stateColor[s] } }), t(`state.${s}`), h('b', null, fmt.int(counts[s])))));
     states.setOption({
       series: [{
-        data: STATES.map((s) => ({ name: t(`state.${s}`), value: counts[s], itemStyle: { color: stateColor[s] } })),
+        data: STATES.filter((s) => counts[s] > 0).map((s) => ({ name: t(`state.${s}`), value: counts[s], itemStyle: { color: stateColor[s] } })),
       }],
     });
     util.setOption({
@@ -155,15 +155,15 @@ function fillTile(el, m) {
   el.setAttribute('aria-label', `${m.name || m.id}: ${t(`state.${STATES.includes(m.state) ? m.state : 'unknown'}`)}`);
   el.title = m.since ? t('plant.since', { t: fmt.dateTime(m.since) }) : '';
   const sub = [];
-  if (m.name && m.name !== m.id) sub.push(h('span', { class: 'tile-id' }, m.id), '  ·  ');
   if (m.order) {
     sub.push(h('b', null, m.order));
     if (m.operation !== null && m.operation !== undefined) sub.push(` · ${t('plant.op', { op: m.operation })}`);
   } else sub.push('—');
   if (m.queue) sub.push(` · ${t('plant.queue', { n: m.queue })}`);
   fill(el,
+    h('div', { class: 'tile-name', title: m.name || m.id }, m.name || m.id),
     h('div', { class: 'tile-head' },
-      h('span', { class: 'tile-name' }, m.name || m.id),
+      m.name && m.name !== m.id ? h('span', { class: 'tile-id' }, m.id) : null,
       stateBadge(m.state)),
     h('div', { class: 'tile-job' }, sub),
     h('div', { class: 'tile-metrics' },
@@ -177,14 +177,14 @@ function fillTile(el, m) {
   );
 }
 
-export function eventsTable(events) {
+export function eventsTable(events, { machine = true } = {}) {
   return table([
     [t('common.time'), (e) => fmt.dateTime(e.at), { class: 'nowrap num' }],
     [t('common.kind'), (e) => h('span', { class: `chip ev-${eventTone(e.kind)}` }, has(`event.${e.kind}`) ? t(`event.${e.kind}`) : String(e.kind ?? '').replace(/_/g, ' '))],
-    [t('common.machine'), (e) => (e.machine ? h('a', { href: `#/machine/${encodeURIComponent(e.machine)}` }, e.machine) : '—'), { class: 'nowrap' }],
+    machine ? [t('common.machine'), (e) => (e.machine ? h('a', { href: `#/machine/${encodeURIComponent(e.machine)}` }, e.machine) : '—'), { class: 'nowrap' }] : null,
     [t('common.order'), (e) => e.order || '—', { class: 'nowrap' }],
     [t('common.detail'), (e) => detailText(e.detail), { class: 'wrap muted' }],
-  ], events, { empty: t('plant.noEvents'), testid: 'events-table', rowAttrs: () => ({ testid: 'event-row' }) });
+  ].filter(Boolean), events, { empty: t('plant.noEvents'), testid: 'events-table', rowAttrs: () => ({ testid: 'event-row' }) });
 }
 
 function eventTone(kind) {
@@ -198,8 +198,14 @@ function eventTone(kind) {
 function detailText(d) {
   if (d === null || d === undefined) return '';
   if (typeof d !== 'object') return String(d);
-  return Object.entries(d).map(([k, v]) => {
-    const val = typeof v === 'number' ? fmt.num(v, 2) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
-    return `${k.replace(/_/g, ' ')}: ${val}`;
-  }).join(' · ');
+  const value = (v) => {
+    if (typeof v === 'number') return fmt.num(v, 2);
+    if (Array.isArray(v)) return `[${v.map(value).join(', ')}]`;
+    if (v && typeof v === 'object') return JSON.stringify(v);
+    return String(v);
+  };
+  return Object.entries(d)
+    .filter(([, v]) => v !== null && !(Array.isArray(v) && !v.length))
+    .map(([k, v]) => `${k.replace(/_/g, ' ')}: ${value(v)}`)
+    .join(' · ');
 }

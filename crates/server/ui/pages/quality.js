@@ -31,16 +31,17 @@ export async function render(ctx) {
       h('div', { class: 'stack' },
         panel(t('quality.mean'), null, meanEl),
         panel(t('quality.range'), null, rangeEl)),
-      h('div', { class: 'stack' },
-        panel(t('quality.overview'), null, overviewBox),
-        panel(t('quality.violations'), null, violBox))),
+      panel(t('quality.overview'), { class: 'overview-panel' }, overviewBox)),
+    panel(t('quality.violations'), null, violBox),
   );
 
   const meanChart = ctx.charts.make(meanEl, spcOption());
   const rangeChart = ctx.charts.make(rangeEl, spcOption());
-  const rangeRule = (c) => (p) => (p.violations || []).some((v) => /^r(ange)?[_-]/i.test(v))
+  // Rules of the dispersion (R) chart; every other rule is the X̄ chart's.
+  const isRangeRule = (v) => /^(r|range)[_-]|^dispersion/i.test(v);
+  const rangeRule = (c) => (p) => (p.violations || []).some(isRangeRule)
     || (Number.isFinite(c.range?.ucl) && p.range > c.range.ucl) || (Number.isFinite(c.range?.lcl) && p.range < c.range.lcl);
-  const meanRule = (p) => (p.violations || []).some((v) => !/^r(ange)?[_-]/i.test(v));
+  const meanRule = (p) => (p.violations || []).some((v) => !isRangeRule(v));
   const flagged = (c) => (c.points || []).filter((p) => (p.violations || []).length || rangeRule(c)(p));
 
   async function fetchCharts() {
@@ -67,10 +68,10 @@ export async function render(ctx) {
       [t('common.machine'), (c) => c.machine, { class: 'nowrap' }],
       [t('common.signal'), (c) => c.signal, { class: 'nowrap mono' }],
       [t('quality.points'), (c) => fmt.int((c.points || []).length), { class: 'num' }],
-      [t('quality.status'), (c) => {
+      [t('quality.violations'), (c) => {
         const n = flagged(c).length;
-        return h('span', { class: `badge ${n ? 'rejected' : 'approved'}` }, n ? t('quality.outOfControl', { n }) : t('quality.inControl'));
-      }, { class: 'nowrap' }],
+        return h('span', { class: `badge ${n ? 'rejected' : 'approved'}`, title: n ? t('quality.outOfControl', { n }) : t('quality.inControl') }, n ? fmt.int(n) : t('quality.inControl'));
+      }, { class: 'nowrap num' }],
     ], charts, {
       testid: 'spc-overview', empty: t('quality.noCharts'),
       rowAttrs: (c) => ({
@@ -111,7 +112,7 @@ export async function render(ctx) {
       [t('common.time'), (p) => fmt.dateTime(p.at), { class: 'nowrap num' }],
       ['X̄', (p) => fmt.num(p.mean, 3), { class: 'num' }],
       ['R', (p) => fmt.num(p.range, 3), { class: 'num' }],
-      [t('quality.rule'), (p) => h('div', { class: 'chips' }, (p.violations?.length ? p.violations : ['R']).map((v) => h('span', { class: 'chip', title: has(`rule.${v}`) ? t(`rule.${v}`) : v }, v)))],
+      [t('quality.rule'), (p) => (p.violations?.length ? p.violations : ['R']).map((v, i) => [i ? ', ' : '', h('abbr', { title: has(`rule.${v}`) ? t(`rule.${v}`) : v }, v)]), { class: 'rules' }],
     ], [...bad].reverse(), { testid: 'spc-violations-table', empty: t('quality.noViolations') }));
   }
 
@@ -133,7 +134,7 @@ export async function render(ctx) {
 
 function spcOption() {
   return {
-    grid: opt.grid({ left: 64, right: 90, top: 20, bottom: 56 }),
+    grid: opt.grid({ left: 64, right: 24, top: 20, bottom: 56 }),
     tooltip: { trigger: 'axis', confine: true },
     xAxis: { type: 'category', boundaryGap: false, axisLabel: { hideOverlap: true } },
     yAxis: { type: 'value', scale: true, splitNumber: 4, axisLabel: { showMinLabel: false, showMaxLabel: false } },
@@ -144,11 +145,16 @@ function spcOption() {
 
 function spcSeries(cats, values, flagged, limits, pts, name) {
   const { center, ucl, lcl } = limits || {};
-  const line = (v, label, color, type) => (Number.isFinite(v) ? {
+  // UCL labelled above its line, LCL below its, CL at the start: close limits never overlap.
+  const line = (v, label, color, type, position) => (Number.isFinite(v) ? {
     yAxis: v, lineStyle: { color, type, width: 1.2 },
-    label: { formatter: `${label} ${fmt.num(v, 3)}`, color, position: 'end', fontSize: 11 },
+    label: { formatter: `${label} ${fmt.num(v, 3)}`, color, position, fontSize: 11, backgroundColor: 'rgba(24,27,31,0.75)', padding: [1, 4] },
   } : null);
-  const lims = [line(ucl, t('quality.ucl'), colors.bad, 'dashed'), line(center, t('quality.cl'), colors.ok, 'solid'), line(lcl, t('quality.lcl'), colors.bad, 'dashed')].filter(Boolean);
+  const lims = [
+    line(ucl, t('quality.ucl'), colors.bad, 'dashed', 'insideEndTop'),
+    line(center, t('quality.cl'), colors.ok, 'solid', 'insideStartTop'),
+    line(lcl, t('quality.lcl'), colors.bad, 'dashed', 'insideEndBottom'),
+  ].filter(Boolean);
   const finite = values.filter(Number.isFinite).concat([ucl, lcl, center].filter(Number.isFinite));
   const lo = Math.min(...finite);
   const hi = Math.max(...finite);

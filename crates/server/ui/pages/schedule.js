@@ -119,7 +119,11 @@ export async function render(ctx) {
           const r = await api('/api/v1/schedule/what-if', { method: 'POST', body });
           if (ctx.alive()) showResult(r);
         } catch (e) {
-          if (ctx.alive()) ctx.showError(e);
+          if (!ctx.alive()) return;
+          // A server without rush orders names the field it refused.
+          if (mode === 'rush' && e instanceof ApiError && e.field === 'rush_order') {
+            ctx.showError(new ApiError(e.status, `${t('whatif.rushUnsupported')} — ${e.message}`));
+          } else ctx.showError(e);
         } finally {
           run.disabled = !canAct;
           run.textContent = t('whatif.run');
@@ -239,10 +243,10 @@ export async function render(ctx) {
 
 function ganttOption() {
   return {
-    grid: { left: 150, right: 24, top: 28, bottom: 56 },
+    grid: { left: 190, right: 24, top: 28, bottom: 56 },
     tooltip: { trigger: 'item', confine: true },
     xAxis: opt.timeAxis({ position: 'top', splitLine: { show: true } }),
-    yAxis: { type: 'category', inverse: true, data: [], axisTick: { show: false }, splitLine: { show: true, interval: 0 }, axisLabel: { width: 136, overflow: 'truncate' } },
+    yAxis: { type: 'category', inverse: true, data: [], axisTick: { show: false }, splitLine: { show: true, interval: 0 }, axisLabel: { width: 176, overflow: 'truncate' } },
     dataZoom: [
       { type: 'inside', xAxisIndex: 0, filterMode: 'weakFilter' },
       { type: 'slider', xAxisIndex: 0, height: 18, bottom: 12, filterMode: 'weakFilter', showDetail: false },
