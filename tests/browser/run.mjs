@@ -126,6 +126,7 @@ async function waitForData(base, user, password) {
   };
   const t0 = Date.now();
   let missing = Object.keys(wanted);
+  let last = [];
   while (missing.length && Date.now() - t0 < limit) {
     const still = [];
     for (const p of missing) {
@@ -133,11 +134,11 @@ async function waitForData(base, user, password) {
       const j = r && r.ok ? await r.json().catch(() => null) : null;
       if (!j || !wanted[p](j)) still.push(`${p} (${r ? r.status : 'no answer'})`);
     }
-    if (!still.length) break;
-    missing = Object.keys(wanted).filter((p) => still.some((x) => x.startsWith(`${p} `)));
-    await new Promise((r) => setTimeout(r, 2000));
+    missing = missing.filter((p) => still.some((x) => x.startsWith(`${p} `)));
+    if (missing.length) await new Promise((r) => setTimeout(r, 2000));
+    last = still;
   }
-  if (missing.length) log(`     still no data after ${Math.round((Date.now() - t0) / 1000)} s from ${missing.join(', ')}`);
+  if (missing.length) log(`     still no data after ${Math.round((Date.now() - t0) / 1000)} s from ${last.join(', ')}`);
   else log(`     the server has data (waited ${Math.round((Date.now() - t0) / 1000)} s)`);
 }
 

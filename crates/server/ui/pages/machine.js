@@ -70,7 +70,7 @@ export async function render(ctx) {
       stat(t('machine.utilisation'), fmt.pct(m.utilisation), { testid: 'machine-util' }),
       stat(t('machine.failures'), fmt.int(m.failures), { tone: m.failures > 0 ? 'bad' : null }),
       stat(t('machine.maintenances'), fmt.int(m.maintenances)),
-      stat(t('machine.anomalyScore'), fmt.num(m.anomaly_score, 2), { tone: m.anomaly ? 'warn' : null, note: m.anomaly ? t('plant.anomaly') : null }),
+      useHealth ? stat(t('machine.anomalyScore'), fmt.num(m.anomaly_score, 2), { tone: m.anomaly ? 'warn' : null, note: m.anomaly ? t('plant.anomaly') : null }) : null,
       stat(t('machine.current'), m.order || '—', { testid: 'machine-job', note: m.order && m.operation != null ? t('plant.op', { op: m.operation }) : null }),
       'queue' in m ? stat(t('machine.queue'), fmt.int(m.queue), { note: t('machine.queueNote') }) : null,
       'next_service' in m ? stat(t('machine.nextService'), m.next_service ? fmt.shortDateTime(m.next_service) : '—', { note: m.next_service ? null : t('machine.noService'), tone: m.next_service ? 'warn' : null }) : null,
@@ -98,7 +98,8 @@ export async function render(ctx) {
   signals.forEach((s, i) => {
     const el = h('div', { class: 'chart short', testid: `chart-telemetry-${s}`, 'data-signal': s });
     grid.append(h('div', { class: 'panel', style: { padding: '8px 10px' } }, h('h3', { class: 'mono' }, s), el));
-    charts.set(s, { el, chart: ctx.charts.make(el, telemetryOption(s, palette[i % palette.length])) });
+    const color = palette[i % palette.length];
+    charts.set(s, { el, color, chart: ctx.charts.make(el, telemetryOption(s, color)) });
   });
 
   async function loadTelemetry() {
@@ -117,10 +118,10 @@ export async function render(ctx) {
     results.forEach((r, i) => {
       const s = signals[i];
       if (r.status === 'rejected') { failed = failed || r.reason; return; }
-      const { chart, el } = charts.get(s);
+      const { chart, el, color } = charts.get(s);
       const anomalies = (current.anomalies || []).filter((a) => a.signal === s).map((a) => toMs(a.at));
       if (r.value.truncated) truncated = true;
-      const upd = telemetryData(r.value, anomalies);
+      const upd = telemetryData(r.value, anomalies, color);
       chart.setOption(upd, { replaceMerge: ['series'] });
       el.dataset.count = String(upd.count);
     });
@@ -198,7 +199,7 @@ function telemetryOption(signal, color) {
   };
 }
 
-function telemetryData(res, anomalies) {
+function telemetryData(res, anomalies, color) {
   const markLine = anomalies.length ? {
     symbol: 'none', silent: true,
     lineStyle: { color: colors.warn, type: 'dashed', width: 1 },
@@ -210,18 +211,19 @@ function telemetryData(res, anomalies) {
       count: res.points.length,
       series: [{
         id: 'v', name: t('machine.value'), type: 'line', showSymbol: false, sampling: 'lttb',
-        lineStyle: { width: 1.5 }, data: res.points, markLine,
+        lineStyle: { width: 1.5, color }, itemStyle: { color }, data: res.points, markLine,
       }],
     };
   }
   const b = res.buckets || [];
-  const areaColor = 'rgba(138,184,255,0.16)';
+  // The min-max band in the signal's colour, faint.
+  const areaColor = `${color}33`;
   return {
     count: b.length,
     series: [
       { id: 'lo', name: t('machine.min'), type: 'line', stack: 'band', symbol: 'none', lineStyle: { opacity: 0 }, data: b.map((x) => [x.start_ms, x.min]) },
       { id: 'band', name: t('machine.max'), type: 'line', stack: 'band', symbol: 'none', lineStyle: { opacity: 0 }, areaStyle: { color: areaColor }, data: b.map((x) => [x.start_ms, x.max - x.min]) },
-      { id: 'mean', name: t('machine.mean'), type: 'line', showSymbol: false, lineStyle: { width: 1.5 }, data: b.map((x) => [x.start_ms, x.mean]), markLine },
+      { id: 'mean', name: t('machine.mean'), type: 'line', showSymbol: false, lineStyle: { width: 1.5, color }, itemStyle: { color }, data: b.map((x) => [x.start_ms, x.mean]), markLine },
     ],
   };
 }
