@@ -293,6 +293,8 @@ async function visitAll(page, base, lang, shots) {
 
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
+  // Screenshots of failures from an earlier run would mislead; the others are overwritten.
+  for (const f of fs.readdirSync(OUT)) if (/^FAILED-.*\.png$/.test(f)) fs.rmSync(path.join(OUT, f));
   const { url: base, password } = await startServer();
   const user = process.env.AIFACTORY_USER || 'admin';
   await waitForData(base, user, password);
