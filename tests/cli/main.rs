@@ -2,6 +2,7 @@
 
 mod assess;
 mod bench_ingest;
+mod browser;
 mod demo;
 mod eval;
 mod help;
@@ -10,6 +11,7 @@ mod ingest;
 mod opcua;
 mod plant_check;
 mod schedule;
+mod serve;
 mod sim_json;
 mod sim_mqtt;
 

@@ -1,0 +1,174 @@
+//! `aifactory serve` end to end: the printed address and credentials, the live twin filling the
+//! store (telemetry through the ingest path, decisions in the ledger), the plan, and the web
+//! UI's shell served from the binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The server, stopped when dropped.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+fn get(agent: &ureq::Agent, url: &str, token: &str) -> (u16, serde_json::Value) {
+    let mut response = agent
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_json()
+        .unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// Polls `url` until `ready` holds for its answer.
+fn wait_for(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+    ready: impl Fn(u16, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (status, body) = get(agent, url, token);
+        if ready(status, &body) {
+            return body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{url} not ready: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn serve_prints_where_and_how_to_log_in_and_runs_a_live_plant() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("serve.sqlite");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aifactory"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--speed", "600", "--db"])
+        .arg(&db)
+        .env_remove("AIFACTORY_ADMIN_PASSWORD")
+        .env_remove("AIFACTORY_DB")
+        .env_remove("AIFACTORY_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let serve = Serve(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut base, mut password) = (None, None);
+    while base.is_none() || password.is_none() {
+        let line = lines
+            .next()
+            .expect("serve prints its address and the admin password")
+            .expect("utf-8");
+        if let Some(rest) = line.strip_prefix("aifactory on ") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.strip_prefix("log in as admin with password ") {
+            password = rest.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    let (base, password) = (base.expect("address"), password.expect("password"));
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let agent = agent();
+
+    // The web UI's shell is served from the binary without a login; the data is not.
+    let mut index = agent.get(&base).call().expect("index");
+    assert_eq!(index.status().as_u16(), 200);
+    let html = index.body_mut().read_to_string().expect("html");
+    assert!(html.contains("<html"), "{html}");
+    let (status, _) = get(&agent, &format!("{base}/api/v1/plant"), "nobody");
+    assert_eq!(status, 401);
+
+    let mut login = agent
+        .post(&format!("{base}/api/v1/login"))
+        .send_json(serde_json::json!({ "username": "admin", "password": password }))
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 200);
+    let login: serde_json::Value = login.body_mut().read_json().expect("json");
+    let token = login["token"].as_str().expect("token").to_owned();
+
+    let plant = wait_for(&agent, &format!("{base}/api/v1/plant"), &token, |s, b| {
+        s == 200 && b["machines"].as_array().is_some_and(|m| !m.is_empty())
+    });
+    assert_eq!(plant["plant"]["id"], "hz-auto-parts");
+    assert_eq!(plant["machines"].as_array().map(Vec::len), Some(15));
+    let schedule = wait_for(
+        &agent,
+        &format!("{base}/api/v1/schedule"),
+        &token,
+        |s, _| s == 200,
+    );
+    assert!(
+        schedule["bars"].as_array().is_some_and(|b| !b.is_empty()),
+        "{schedule}"
+    );
+    let decisions = wait_for(
+        &agent,
+        &format!("{base}/api/v1/decisions?limit=5"),
+        &token,
+        |s, b| s == 200 && b["decisions"].as_array().is_some_and(|d| !d.is_empty()),
+    );
+    assert!(
+        decisions["decisions"][0]["skill"].is_string(),
+        "{decisions}"
+    );
+    // Telemetry arrives through the ingest path and is queryable as a range and as roll-ups.
+    let signals = wait_for(
+        &agent,
+        &format!("{base}/api/v1/machines/TURN-01"),
+        &token,
+        |s, b| s == 200 && b["signals"].as_array().is_some_and(|x| !x.is_empty()),
+    );
+    let signal = signals["signals"][0].as_str().expect("signal").to_owned();
+    let raw = wait_for(
+        &agent,
+        &format!("{base}/api/v1/telemetry?machine=TURN-01&signal={signal}"),
+        &token,
+        |s, b| s == 200 && b["points"].as_array().is_some_and(|p| p.len() > 10),
+    );
+    let times: Vec<i64> = raw["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|p| p[0].as_i64())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "points in time order"
+    );
+    let (status, hourly) = get(
+        &agent,
+        &format!("{base}/api/v1/telemetry?machine=TURN-01&signal={signal}&bucket=hour"),
+        &token,
+    );
+    assert_eq!(status, 200, "{hourly}");
+    assert!(
+        hourly["buckets"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|x| x["min"].as_f64() <= x["max"].as_f64())),
+        "{hourly}"
+    );
+    drop(serve);
+}
