@@ -11,7 +11,7 @@ use aifactory_server::live::{
     SpcChart, SpcPoint,
 };
 use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
-use aifactory_skills::spc::{Dispersion, RuleSet, XbarChart};
+use aifactory_skills::spc::{Dispersion, IndividualsChart, RuleSet, XbarChart};
 use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample, SeriesName};
 use aifactory_store::{RunInfo, Store};
 use aifactory_twin::{Command, CommandInbox, Observer, PlantModel, SimTime, Simulation};
@@ -85,13 +85,22 @@ struct Batch {
     at_ms: i64,
 }
 
-/// One signal's control chart: phase-I subgroups until fitted, then the chart.
+/// Run rules assume independent points; a machine's sensor readings are autocorrelated (heat,
+/// wear), so their charts flag only points beyond the limits (Nelson 1).
+fn sensor_rules() -> RuleSet {
+    RuleSet::only(&[aifactory_skills::spc::Rule::Nelson1])
+}
+
+/// One signal's control chart: phase-I subgroups until fitted, then the charts. Sensor
+/// signals drift between subgroups (wear, heat), so the means are charted as individuals with
+/// moving-range limits (Wheeler's three-way chart) and the ranges against the within-subgroup
+/// R limits: limits from the within-subgroup spread alone would flag nearly every mean.
 #[derive(Debug, Default)]
 struct ChartState {
     open: Vec<f64>,
     phase_one: Vec<Vec<f64>>,
-    phase_one_times: Vec<Timestamp>,
-    chart: Option<XbarChart>,
+    means: Option<IndividualsChart>,
+    ranges: Option<XbarChart>,
     points: VecDeque<SpcPoint>,
 }
 
@@ -108,6 +117,9 @@ struct Watcher {
     alarms: HashMap<String, bool>,
     anomalies: VecDeque<AnomalyMark>,
     charts: BTreeMap<(String, String), ChartState>,
+    /// Machines running an operation now, from when its set-up ends: control charts take
+    /// readings only while a machine cuts, since idle and set-up readings are other processes.
+    cutting_from: HashMap<String, Timestamp>,
     /// Units ordered per product per twin day (day 0 is the run's first).
     ordered: BTreeMap<String, BTreeMap<i64, f64>>,
     start: Timestamp,
@@ -145,23 +157,38 @@ impl Watcher {
         let mean = subgroup.iter().sum::<f64>() / SUBGROUP as f64;
         let range = subgroup.iter().copied().fold(f64::NEG_INFINITY, f64::max)
             - subgroup.iter().copied().fold(f64::INFINITY, f64::min);
-        let violations = match &mut state.chart {
-            Some(chart) => match chart.observe(&subgroup) {
-                Ok(point) => point
-                    .signals
-                    .iter()
-                    .map(|s| s.as_str().to_owned())
-                    .collect(),
-                Err(_) => Vec::new(),
-            },
-            None => {
+        let violations = match (&mut state.means, &state.ranges) {
+            (Some(means), Some(ranges)) => {
+                let mut v: Vec<String> = match means.observe(mean) {
+                    Ok(point) => point
+                        .signals
+                        .iter()
+                        .filter(|s| matches!(s, aifactory_skills::spc::Signal::Rule(_)))
+                        .map(|s| s.as_str().to_owned())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                let r = ranges.dispersion_limits();
+                if range > r.upper || range < r.lower {
+                    v.push("range_beyond_limits".to_owned());
+                }
+                v
+            }
+            _ => {
                 state.phase_one.push(subgroup);
-                state.phase_one_times.push(at);
                 if state.phase_one.len() >= PHASE_ONE {
-                    state.chart =
-                        XbarChart::fit(&state.phase_one, Dispersion::Range, RuleSet::nelson()).ok();
-                    if state.chart.is_none() {
-                        // A flat signal (a machine that never ran): start phase I again later.
+                    let means: Vec<f64> = state
+                        .phase_one
+                        .iter()
+                        .map(|g| g.iter().sum::<f64>() / g.len() as f64)
+                        .collect();
+                    state.means = IndividualsChart::fit(&means, sensor_rules()).ok();
+                    state.ranges =
+                        XbarChart::fit(&state.phase_one, Dispersion::Range, sensor_rules()).ok();
+                    if state.means.is_none() || state.ranges.is_none() {
+                        // A flat signal: start phase I again with later subgroups.
+                        state.means = None;
+                        state.ranges = None;
                         state.phase_one.clear();
                     }
                 }
@@ -183,13 +210,13 @@ impl Watcher {
         self.charts
             .iter()
             .filter_map(|((machine, signal), s)| {
-                let chart = s.chart.as_ref()?;
-                let mean = chart.mean_limits();
-                let range = chart.dispersion_limits();
+                let mean = s.means.as_ref()?.limits();
+                let ranges = s.ranges.as_ref()?;
+                let range = ranges.dispersion_limits();
                 Some(SpcChart {
                     machine: machine.clone(),
                     signal: signal.clone(),
-                    subgroup_size: chart.subgroup_size(),
+                    subgroup_size: ranges.subgroup_size(),
                     mean: Limits {
                         center: mean.centre,
                         ucl: mean.upper,
@@ -230,6 +257,31 @@ impl Observer for Watcher {
                 .entry(day)
                 .or_default() += quantity;
         }
+        if let Some(machine) = &event.machine {
+            match event.kind {
+                EventKind::OperationStarted => {
+                    let setup_s = event
+                        .detail
+                        .get("setup_s")
+                        .and_then(serde_json::Value::as_f64)
+                        .unwrap_or(0.0);
+                    self.cutting_from
+                        .insert(machine.clone(), event.at.plus_seconds(setup_s));
+                }
+                EventKind::OperationCompleted
+                | EventKind::MachineFailed
+                | EventKind::MaintenanceStarted => {
+                    self.cutting_from.remove(machine);
+                    // A subgroup holds readings of one operation only.
+                    for ((m, _), chart) in self.charts.iter_mut() {
+                        if m == machine {
+                            chart.open.clear();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
         self.recent.push_front(EventNow::from(event.clone()));
         self.recent.truncate(RECENT_EVENTS);
         self.pending.events.push(event);
@@ -261,7 +313,13 @@ impl Observer for Watcher {
                 });
                 self.anomalies.truncate(ANOMALIES);
             }
-            self.chart(&r.machine, &r.signal, r.at, r.value);
+            if self
+                .cutting_from
+                .get(&r.machine)
+                .is_some_and(|t| r.at >= *t)
+            {
+                self.chart(&r.machine, &r.signal, r.at, r.value);
+            }
             samples.push(Sample {
                 series: SeriesName {
                     site: self.site.clone(),
@@ -587,6 +645,7 @@ pub(crate) async fn start(
             alarms: HashMap::new(),
             anomalies: VecDeque::new(),
             charts: BTreeMap::new(),
+            cutting_from: HashMap::new(),
             ordered: BTreeMap::new(),
             start,
         },

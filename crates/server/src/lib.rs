@@ -55,6 +55,14 @@ pub struct AppState {
     latest_cache: tokio::sync::Mutex<Option<(Duration, axum::body::Bytes)>>,
 }
 
+/// The snake_case name a unit enum serialises to.
+fn name_of<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 /// How long a latest-values answer is reused.
 const LATEST_FRESH: Duration = Duration::from_secs(1);
 
@@ -456,16 +464,32 @@ async fn kpis(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Val
 struct Limit {
     /// How many decisions, newest first (1 to 10000; default 100).
     limit: Option<u32>,
+    /// Only this skill's decisions, e.g. `scheduling`.
+    skill: Option<String>,
+    /// Only this lifecycle stage's, e.g. `production`.
+    stage: Option<String>,
+    /// Only those executed so: `auto`, `human`, `agent` or `none`.
+    executed_by: Option<String>,
 }
+
+/// How far back a filtered ledger query looks for matches.
+const FILTER_WINDOW: u32 = 10_000;
 
 #[utoipa::path(get, path = "/api/v1/decisions", tag = "ledger", params(Limit), responses((status = 200, description = "Decisions, newest first", body = serde_json::Value), (status = 400, body = ApiError)), security(("bearer" = []), ("session" = [])))]
 async fn decisions(
     State(state): State<Arc<AppState>>,
     query: Result<Query<Limit>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|r| ApiError {
-        field: Some("limit".into()),
-        ..ApiError::new(StatusCode::BAD_REQUEST, r.body_text())
+    let Query(q) = query.map_err(|r| {
+        let text = r.body_text();
+        let field = ["skill", "stage", "executed_by"]
+            .into_iter()
+            .find(|f| text.contains(&format!("`{f}`")))
+            .unwrap_or("limit");
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(StatusCode::BAD_REQUEST, text)
+        }
     })?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
@@ -474,7 +498,21 @@ async fn decisions(
             ..ApiError::new(StatusCode::BAD_REQUEST, "limit must be between 1 and 10000")
         });
     }
-    let decisions = state.store.decisions(limit).await?;
+    let filtered = q.skill.is_some() || q.stage.is_some() || q.executed_by.is_some();
+    let mut decisions = state
+        .store
+        .decisions(if filtered { FILTER_WINDOW } else { limit })
+        .await?;
+    if filtered {
+        decisions.retain(|d| {
+            q.skill.as_ref().is_none_or(|s| *s == d.skill)
+                && q.stage.as_ref().is_none_or(|s| *s == name_of(&d.stage))
+                && q.executed_by
+                    .as_ref()
+                    .is_none_or(|e| *e == name_of(&d.executed_by))
+        });
+        decisions.truncate(limit as usize);
+    }
     Ok(Json(serde_json::json!({ "decisions": decisions })))
 }
 

@@ -325,6 +325,16 @@ async fn a_what_if_becomes_a_proposal_an_operator_approves_into_the_ledger() {
             machine: "TURN-01".into()
         }]
     );
+    let (status, human) = get(
+        &s.app,
+        "/api/v1/decisions?executed_by=human&skill=what_if&stage=production",
+        &viewer,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{human}");
+    assert_eq!(human["decisions"][0]["id"], decision, "{human}");
+    let (_, none) = get(&s.app, "/api/v1/decisions?executed_by=auto", &viewer).await;
+    assert_eq!(none["decisions"], serde_json::json!([]), "{none}");
     // Once decided, a proposal cannot be decided again.
     let (status, again) = post(
         &s.app,

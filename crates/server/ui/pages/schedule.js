@@ -1,5 +1,5 @@
 // #/schedule — the current plan as a Gantt chart (ECharts custom series), a what-if panel
-// (machine down, rush order) that proposes a re-plan, and approving or rejecting proposals.
+// (a machine down for some hours) that proposes a re-plan, and approving or rejecting proposals.
 
 import { t, fmt, toMs, has } from '../i18n.js';
 import { api, ApiError } from '../api.js';
@@ -74,64 +74,33 @@ export async function render(ctx) {
   }
 
   // ------------------------------------------------------------ what-if form
-  let mode = 'down';
+  // One kind of what-if for now: a machine out of service for some hours.
   function buildForm() {
-    const seg = h('div', { class: 'seg', role: 'group', 'aria-label': t('whatif.mode') });
     const machineSel = select(machines.map((m) => [m.id, m.name && m.name !== m.id ? `${m.id} · ${m.name}` : m.id]), undefined, { testid: 'whatif-machine' });
     const hours = h('input', { type: 'number', min: '0.5', max: '336', step: '0.5', value: '8', testid: 'whatif-hours', inputmode: 'decimal' });
-    const product = h('input', { type: 'text', list: 'whatif-products', testid: 'whatif-product', value: '' });
-    const products = h('datalist', { id: 'whatif-products' });
-    const quantity = h('input', { type: 'number', min: '1', step: '1', value: '10', testid: 'whatif-quantity' });
-    const due = h('input', { type: 'number', min: '1', step: '1', value: '24', testid: 'whatif-due' });
     const downRow = h('div', { class: 'form-row' }, field(t('whatif.machine'), machineSel), field(t('whatif.hours'), hours));
-    const rushRow = h('div', { class: 'form-row', hidden: true },
-      field(t('whatif.product'), product), products, field(t('whatif.quantity'), quantity), field(t('whatif.due'), due));
     const run = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'whatif-run', disabled: !canAct }, t('whatif.run'));
-
-    const drawSeg = () => {
-      fill(seg, ...[['down', t('whatif.down')], ['rush', t('whatif.rush')]].map(([m, label]) => h('button', {
-        type: 'button', 'aria-pressed': String(m === mode), testid: `whatif-mode-${m}`,
-        onclick: () => { mode = m; downRow.hidden = m !== 'down'; rushRow.hidden = m !== 'rush'; drawSeg(); },
-      }, label)));
-    };
-    drawSeg();
-
-    // Products for the rush order: from the forecast's product list, if it answers.
-    api('/api/v1/forecast').then((f) => {
-      const list = f?.products || [];
-      fill(products, ...list.map((p) => h('option', { value: p })));
-      if (!product.value && list.length) product.value = list[0];
-    }).catch(() => {});
 
     const form = h('form', {
       onsubmit: async (ev) => {
         ev.preventDefault();
         ctx.clearError();
-        let body;
-        if (mode === 'down') {
-          body = { machine_down: machineSel.value, hours: Number(hours.value) };
-        } else {
-          body = { rush_order: { product: product.value.trim(), quantity: Number(quantity.value), due_in_h: Number(due.value) } };
-        }
+        const body = { machine_down: machineSel.value, hours: Number(hours.value) };
         run.disabled = true;
         run.textContent = t('whatif.running');
         try {
           const r = await api('/api/v1/schedule/what-if', { method: 'POST', body });
           if (ctx.alive()) showResult(r);
         } catch (e) {
-          if (!ctx.alive()) return;
-          // A server without rush orders names the field it refused.
-          if (mode === 'rush' && e instanceof ApiError && e.field === 'rush_order') {
-            ctx.showError(new ApiError(e.status, `${t('whatif.rushUnsupported')} — ${e.message}`));
-          } else ctx.showError(e);
+          if (ctx.alive()) ctx.showError(e);
         } finally {
           run.disabled = !canAct;
           run.textContent = t('whatif.run');
         }
       },
     },
-    h('div', { style: { marginBottom: '12px' } }, seg),
-    downRow, rushRow,
+    h('p', { class: 'note', style: { marginTop: '0' } }, t('whatif.down')),
+    downRow,
     h('div', { style: { marginTop: '14px', display: 'flex', gap: '10px', alignItems: 'center' } }, run),
     canAct ? null : h('p', { class: 'note warn', testid: 'whatif-forbidden' }, t('common.forbidden', { role: t(`role.${ctx.session.role}`) })));
     fill(formBox, form);
