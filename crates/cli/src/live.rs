@@ -362,7 +362,14 @@ struct Runner {
     order_book: BTreeMap<String, Vec<f64>>,
     forecasts: Vec<ProductForecast>,
     forecast_day: Option<i64>,
+    /// Per machine: survival over running age, from the records of its machine type.
+    survival: Vec<Option<aifactory_skills::maintenance::Survival>>,
+    /// Per machine: renewals seen and its running hours at the last one.
+    renewed: Vec<(u64, f64)>,
 }
+
+/// The horizon of the health figure, in running hours.
+const HEALTH_HORIZON_H: f64 = 24.0;
 
 impl Runner {
     fn advance(&mut self, until: SimTime) {
@@ -440,12 +447,27 @@ impl Runner {
                 .and_then(|w| w.planned_start)
                 .map(|t| Timestamp(start.0 + t.0 as i64))
         };
+        for (i, totals) in view.result.machines.iter().enumerate() {
+            let renewals = totals.failures + totals.preventive_maintenance;
+            if let Some(r) = self.renewed.get_mut(i)
+                && r.0 != renewals
+            {
+                *r = (renewals, totals.run_h);
+            }
+        }
+        let renewed = &self.renewed;
+        let survival = &self.survival;
         let machines: Vec<MachineNow> = view
             .machines
             .iter()
             .zip(&view.result.machines)
             .enumerate()
-            .map(|(i, (m, totals))| MachineNow {
+            .map(|(i, (m, totals))| {
+                let age_h = (totals.run_h - renewed.get(i).map_or(0.0, |r| r.1)).max(0.0);
+                let survival = survival.get(i).and_then(Option::as_ref);
+                (i, m, totals, age_h, survival)
+            })
+            .map(|(i, m, totals, age_h, survival)| MachineNow {
                 id: m.id.clone(),
                 name: m.name.clone(),
                 group: m.work_centre.clone(),
@@ -458,6 +480,9 @@ impl Runner {
                 anomaly: self.watcher.alarms.get(&m.id).copied().unwrap_or(false),
                 failures: totals.failures,
                 maintenances: totals.preventive_maintenance,
+                age_h,
+                health: survival.and_then(|s| s.conditional(age_h, HEALTH_HORIZON_H)),
+                rul_h: survival.and_then(|s| s.median_residual(age_h)),
                 next_service: next_service(i),
             })
             .collect();
@@ -570,6 +595,24 @@ pub(crate) async fn start(
     let (start, _) = spec.plant.start();
     let log = aifactory_core::DecisionLog::new();
     let (order_book, records) = crate::ladder::records_on_file(&model, spec.seed);
+    // Health and remaining life per machine from the records of all machines of its type.
+    let survival: Vec<Option<aifactory_skills::maintenance::Survival>> = spec
+        .plant
+        .machines
+        .iter()
+        .map(|m| {
+            let pooled: Vec<(f64, bool)> = spec
+                .plant
+                .machines
+                .iter()
+                .zip(&records)
+                .filter(|(other, _)| other.machine_type == m.machine_type)
+                .flat_map(|(_, r)| r.iter().copied())
+                .collect();
+            aifactory_skills::maintenance::Survival::fit(&pooled)
+        })
+        .collect();
+    let machine_count = spec.plant.machines.len();
     let configured = {
         let mut trials = crate::ladder::twin_trials(&model, spec.seed);
         let setup = aifactory_coordinator::Setup {
@@ -656,6 +699,8 @@ pub(crate) async fn start(
         order_book,
         forecasts: Vec::new(),
         forecast_day: None,
+        survival,
+        renewed: vec![(0, 0.0); machine_count],
     };
     let warm_up = SimTime::from_days(spec.warm_up_days);
     let thread = tokio::task::spawn_blocking(move || {

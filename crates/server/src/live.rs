@@ -46,6 +46,13 @@ pub struct MachineNow {
     pub anomaly: bool,
     pub failures: u64,
     pub maintenances: u64,
+    /// Running hours since its last repair or service.
+    pub age_h: f64,
+    /// The chance, from the fleet's maintenance records, that it runs the next 24 running hours
+    /// without a failure; `None` where the records cannot say.
+    pub health: Option<f64>,
+    /// Median remaining running hours before a failure, from the same records.
+    pub rul_h: Option<f64>,
     /// When the maintenance skill's planned service starts, if one is planned.
     #[serde(serialize_with = "rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]

@@ -33,6 +33,9 @@ fn machine(id: &str, state: &str) -> MachineNow {
         anomaly: false,
         failures: 0,
         maintenances: 1,
+        age_h: 12.0,
+        health: Some(0.97),
+        rul_h: Some(150.0),
         next_service: None,
     }
 }

@@ -510,6 +510,70 @@ pub fn optimal_service_age(
         .map(|c| c.0)
 }
 
+/// Survival over running age since the last renewal (Kaplan–Meier), from a fleet's renewals:
+/// `(age_h, failed)`, failures as events and services as censored ages. What a machine's
+/// maintenance records say about its health and remaining life, without its sensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survival {
+    /// (age, survival just after it), ages ascending, one step per failure age.
+    steps: Vec<(f64, f64)>,
+}
+
+impl Survival {
+    /// `None` without a single failure on record (nothing to estimate from).
+    pub fn fit(renewals: &[(f64, bool)]) -> Option<Survival> {
+        let mut sorted: Vec<(f64, bool)> = renewals
+            .iter()
+            .copied()
+            .filter(|(age, _)| age.is_finite() && *age > 0.0)
+            .collect();
+        if !sorted.iter().any(|(_, failed)| *failed) {
+            return None;
+        }
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut at_risk = sorted.len() as f64;
+        let mut survival = 1.0_f64;
+        let mut steps = Vec::new();
+        for &(age, failed) in &sorted {
+            if failed {
+                survival *= 1.0 - 1.0 / at_risk.max(1.0);
+                steps.push((age, survival));
+            }
+            at_risk -= 1.0;
+        }
+        Some(Survival { steps })
+    }
+
+    /// S(age): the share of machines still running at this age.
+    pub fn at(&self, age: f64) -> f64 {
+        self.steps
+            .iter()
+            .take_while(|(a, _)| *a <= age)
+            .last()
+            .map_or(1.0, |s| s.1)
+    }
+
+    /// The chance of running `hours` more without a failure, having run `age` since the last
+    /// renewal; `None` where the records hold no machine that old.
+    pub fn conditional(&self, age: f64, hours: f64) -> Option<f64> {
+        let now = self.at(age);
+        (now > 0.0).then(|| self.at(age + hours.max(0.0)) / now)
+    }
+
+    /// Median residual life: running hours until the conditional survival falls to one half;
+    /// `None` where the records never fall that low (too few failures that old).
+    pub fn median_residual(&self, age: f64) -> Option<f64> {
+        let now = self.at(age);
+        if now <= 0.0 {
+            return Some(0.0);
+        }
+        self.steps
+            .iter()
+            .find(|(a, s)| *a > age && *s <= now / 2.0)
+            .map(|(a, _)| a - age)
+    }
+}
+
 /// Service ages learnt per machine group (machines of one type), from the fleet's renewals.
 #[derive(Debug, Clone)]
 pub struct ServiceAges {
@@ -813,5 +877,27 @@ mod age_tests {
         assert_eq!(group, "lathe");
         assert_eq!(before, Some(lathe));
         assert!(after != lathe);
+    }
+}
+
+#[cfg(test)]
+mod survival_tests {
+    use super::Survival;
+
+    #[test]
+    fn kaplan_meier_counts_services_as_censored() {
+        // Four machines: failures at 10 h and 30 h, services (censored) at 20 h and 40 h.
+        let s = Survival::fit(&[(10.0, true), (20.0, false), (30.0, true), (40.0, false)])
+            .expect("failures on record");
+        assert_eq!(s.at(5.0), 1.0);
+        assert!((s.at(10.0) - 0.75).abs() < 1e-12);
+        // At 30 h two are at risk (the 20 h one was serviced): 0.75 · (1 − 1/2).
+        assert!((s.at(35.0) - 0.375).abs() < 1e-12);
+        assert!((s.conditional(10.0, 25.0).expect("known") - 0.5).abs() < 1e-12);
+        assert_eq!(s.median_residual(0.0), Some(30.0));
+        assert_eq!(s.median_residual(10.0), Some(20.0));
+        // Past the last failure the records say nothing more.
+        assert_eq!(s.median_residual(35.0), None);
+        assert!(Survival::fit(&[(10.0, false), (f64::NAN, true)]).is_none());
     }
 }
