@@ -107,9 +107,10 @@ const DICT = {
     'kpi.preventive_maintenance': 'Preventive maintenance',
 
     'machine.title': 'Machine {id}',
-    'machine.health': 'Health',
+    'machine.health': 'Health (next 24 running hours without failure)',
     'machine.rul': 'Remaining useful life',
     'machine.rulNone': 'not estimated',
+    'machine.rulNote': 'running hours, median; {age} run since the last service or repair',
     'machine.utilisation': 'Utilisation',
     'machine.failures': 'Failures',
     'machine.maintenances': 'Maintenances',
@@ -363,9 +364,10 @@ const DICT = {
     'kpi.preventive_maintenance': '预防性维护次数',
 
     'machine.title': '设备 {id}',
-    'machine.health': '健康度',
+    'machine.health': '健康度（未来 24 运行小时无故障概率）',
     'machine.rul': '剩余使用寿命',
     'machine.rulNone': '未估计',
+    'machine.rulNote': '运行小时（中位数）；距上次维护或维修已运行 {age}',
     'machine.utilisation': '利用率',
     'machine.failures': '故障次数',
     'machine.maintenances': '维护次数',

@@ -63,10 +63,11 @@ export async function render(ctx) {
     } else {
       gauge.setOption({ series: [{ data: [{ value }] }] });
     }
-    const rul = d.rul_h;
+    // Remaining life in running hours, from the maintenance records of machines of its type.
+    const rul = m.rul_h ?? d.rul_h;
     fill(stats,
-      'rul_h' in d ? stat(t('machine.rul'), typeof rul === 'number' ? (rul >= 72 ? `${fmt.num(rul / 24, 1)} ${t('common.days')}` : fmt.hours(rul)) : '—',
-        { testid: 'machine-rul', note: typeof rul === 'number' ? fmt.hours(rul) : t('machine.rulNone'), tone: typeof rul === 'number' && rul < 48 ? 'warn' : 'info' }) : null,
+      ('rul_h' in m || 'rul_h' in d) ? stat(t('machine.rul'), typeof rul === 'number' ? (rul >= 72 ? `${fmt.num(rul / 24, 1)} ${t('common.days')}` : fmt.hours(rul)) : '—',
+        { testid: 'machine-rul', note: typeof rul === 'number' ? t('machine.rulNote', { age: fmt.hours(m.age_h ?? 0) }) : t('machine.rulNone'), tone: typeof rul === 'number' && rul < 48 ? 'warn' : 'info' }) : null,
       stat(t('machine.utilisation'), fmt.pct(m.utilisation), { testid: 'machine-util' }),
       stat(t('machine.failures'), fmt.int(m.failures), { tone: m.failures > 0 ? 'bad' : null }),
       stat(t('machine.maintenances'), fmt.int(m.maintenances)),
