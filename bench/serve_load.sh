@@ -29,14 +29,15 @@ for _ in $(seq 1 60); do
     sleep 0.5
 done
 echo "wrk: 2 threads, $connections connections, ${seconds}s per endpoint; the twin runs at ${speed}x"
-for endpoint in telemetry/latest kpis schedule; do
-    bytes=$(curl -sf "http://127.0.0.1:$port/api/v1/$endpoint" -H "Authorization: Bearer $token" | wc -c)
+# /health (no token, no store, a fixed body) is the same server's ceiling, run side by side.
+for path in /api/v1/telemetry/latest /api/v1/kpis /api/v1/schedule /health; do
+    bytes=$(curl -sf "http://127.0.0.1:$port$path" -H "Authorization: Bearer $token" | wc -c)
     out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $token" \
-        "http://127.0.0.1:$port/api/v1/$endpoint")
+        "http://127.0.0.1:$port$path")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-    printf '%-18s %6s bytes  %10s req/s  p50 %-9s p99 %-9s non-2xx %s\n' \
-        "$endpoint" "$bytes" "$rps" "$p50" "$p99" "${errors:-0}"
+    printf '%-26s %6s bytes  %10s req/s  p50 %-9s p99 %-9s non-2xx %s\n' \
+        "$path" "$bytes" "$rps" "$p50" "$p99" "${errors:-0}"
 done
