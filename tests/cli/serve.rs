@@ -59,13 +59,12 @@ fn wait_for(
     }
 }
 
-#[test]
-fn serve_prints_where_and_how_to_log_in_and_runs_a_live_plant() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("serve.sqlite");
+/// Starts `serve` with `extra` arguments; returns it with its address and admin password.
+fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aifactory"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--speed", "600", "--db"])
-        .arg(&db)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(extra)
         .env_remove("AIFACTORY_ADMIN_PASSWORD")
         .env_remove("AIFACTORY_DB")
         .env_remove("AIFACTORY_CONFIG")
@@ -89,7 +88,23 @@ fn serve_prints_where_and_how_to_log_in_and_runs_a_live_plant() {
             password = rest.split_whitespace().next().map(str::to_owned);
         }
     }
-    let (base, password) = (base.expect("address"), password.expect("password"));
+    (serve, base.expect("address"), password.expect("password"))
+}
+
+fn login(agent: &ureq::Agent, base: &str, password: &str) -> String {
+    let mut login = agent
+        .post(&format!("{base}/api/v1/login"))
+        .send_json(serde_json::json!({ "username": "admin", "password": password }))
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 200);
+    let login: serde_json::Value = login.body_mut().read_json().expect("json");
+    login["token"].as_str().expect("token").to_owned()
+}
+
+#[test]
+fn serve_prints_where_and_how_to_log_in_and_runs_a_live_plant() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (serve, base, password) = start(&dir.path().join("serve.sqlite"), &["--speed", "600"]);
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     let agent = agent();
 
@@ -100,14 +115,7 @@ fn serve_prints_where_and_how_to_log_in_and_runs_a_live_plant() {
     assert!(html.contains("<html"), "{html}");
     let (status, _) = get(&agent, &format!("{base}/api/v1/plant"), "nobody");
     assert_eq!(status, 401);
-
-    let mut login = agent
-        .post(&format!("{base}/api/v1/login"))
-        .send_json(serde_json::json!({ "username": "admin", "password": password }))
-        .expect("login");
-    assert_eq!(login.status().as_u16(), 200);
-    let login: serde_json::Value = login.body_mut().read_json().expect("json");
-    let token = login["token"].as_str().expect("token").to_owned();
+    let token = login(&agent, &base, &password);
 
     let plant = wait_for(&agent, &format!("{base}/api/v1/plant"), &token, |s, b| {
         s == 200 && b["machines"].as_array().is_some_and(|m| !m.is_empty())
@@ -169,6 +177,40 @@ fn serve_prints_where_and_how_to_log_in_and_runs_a_live_plant() {
             .as_array()
             .is_some_and(|b| b.iter().all(|x| x["min"].as_f64() <= x["max"].as_f64())),
         "{hourly}"
+    );
+    drop(serve);
+}
+
+/// With `--mqtt`, the twin's telemetry goes out as a Sparkplug B edge node through a real broker
+/// and comes back in through ingest, as a plant's would.
+#[test]
+fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set (e.g. mqtt://127.0.0.1:1883)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (serve, base, password) = start(
+        &dir.path().join("serve.sqlite"),
+        &["--speed", "600", "--mqtt", &url],
+    );
+    let agent = agent();
+    let token = login(&agent, &base, &password);
+    // Only ingest writes telemetry on this path: points there mean the broker round trip works.
+    let raw = wait_for(
+        &agent,
+        &format!("{base}/api/v1/telemetry?machine=TURN-01&signal=vibration_mm_s"),
+        &token,
+        |s, b| s == 200 && b["points"].as_array().is_some_and(|p| p.len() > 10),
+    );
+    assert!(raw["points"][0][1].as_f64().is_some(), "{raw}");
+    let (status, latest) = get(&agent, &format!("{base}/api/v1/telemetry/latest"), &token);
+    assert_eq!(status, 200);
+    assert!(
+        latest["latest"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["metric"] == "plant")),
+        "the edge node's birth certificate is stored: {latest}"
     );
     drop(serve);
 }

@@ -31,6 +31,17 @@ pub(crate) struct LiveSpec {
     pub(crate) speed: f64,
     /// Simulated as fast as possible before going live, so there is a plant to look at.
     pub(crate) warm_up_days: f64,
+    /// Send the telemetry the way a plant's arrives — Sparkplug B through this broker, taken in
+    /// by ingest — instead of writing it to the store directly.
+    pub(crate) mqtt: Option<aifactory_connect::mqtt::BrokerAddress>,
+}
+
+/// The path through a broker: ingest subscribed, the twin's edge node publishing.
+struct ViaBroker {
+    ingest: crate::ingest::IngestTask,
+    publisher: tokio::task::JoinHandle<
+        Result<aifactory_connect::mqtt::PublishStats, aifactory_connect::mqtt::MqttError>,
+    >,
 }
 
 /// The node name of the twin's telemetry series in the store.
@@ -55,13 +66,27 @@ pub(crate) struct LiveTwin {
     stop: Arc<AtomicBool>,
     thread: tokio::task::JoinHandle<anyhow::Result<SimTime>>,
     writer: tokio::task::JoinHandle<anyhow::Result<()>>,
+    broker: Option<ViaBroker>,
 }
 
 impl LiveTwin {
     pub(crate) async fn stop(self) -> anyhow::Result<SimTime> {
         self.stop.store(true, Ordering::Relaxed);
+        // The twin thread drops its edge node on the way out, which ends the publisher.
         let reached = self.thread.await.context("the live twin stopped")??;
         self.writer.await.context("the live writer stopped")??;
+        if let Some(via) = self.broker {
+            let sent = via
+                .publisher
+                .await
+                .context("the publisher task failed")?
+                .context("publishing the twin's telemetry")?;
+            let mut ingest = via.ingest;
+            ingest
+                .wait_for(sent.messages, Duration::from_secs(10))
+                .await;
+            ingest.stop().await?;
+        }
         Ok(reached)
     }
 }
@@ -117,6 +142,8 @@ struct Watcher {
     alarms: HashMap<String, bool>,
     anomalies: VecDeque<AnomalyMark>,
     charts: BTreeMap<(String, String), ChartState>,
+    /// The twin's Sparkplug edge node, when telemetry goes through a broker.
+    edge: Option<crate::publish::EdgeObserver>,
     /// Machines running an operation now, from when its set-up ends: control charts take
     /// readings only while a machine cuts, since idle and set-up readings are other processes.
     cutting_from: HashMap<String, Timestamp>,
@@ -282,6 +309,9 @@ impl Observer for Watcher {
                 _ => {}
             }
         }
+        if let Some(edge) = self.edge.as_mut().filter(|e| e.wants_events()) {
+            edge.event(event.clone());
+        }
         self.recent.push_front(EventNow::from(event.clone()));
         self.recent.truncate(RECENT_EVENTS);
         self.pending.events.push(event);
@@ -338,11 +368,15 @@ impl Observer for Watcher {
                 score >= AnomalyConfig::default().alarm_level,
             );
         }
-        self.pending.telemetry.messages.push(IngestMessage {
-            key: None,
-            samples,
-            others: Vec::new(),
-        });
+        match self.edge.as_mut() {
+            // Through the broker: ingest stores what the edge node publishes.
+            Some(edge) => edge.telemetry(readings),
+            None => self.pending.telemetry.messages.push(IngestMessage {
+                key: None,
+                samples,
+                others: Vec::new(),
+            }),
+        }
         if self.rows() >= BATCH_ROWS {
             self.send();
         }
@@ -627,6 +661,7 @@ pub(crate) async fn start(
         aifactory_coordinator::build(&setup, Some(&mut trials))
             .context("setting up the tier-2 coordinator")?
     };
+    let inbox_for_edge = inbox.clone();
     let policy = Box::new(aifactory_twin::Commanded::new(
         aifactory_twin::Boxed(configured.policy),
         &model,
@@ -671,6 +706,37 @@ pub(crate) async fn start(
         anyhow::Ok(())
     });
 
+    let (edge, broker) = match &spec.mqtt {
+        None => (None, None),
+        Some(address) => {
+            let ingest = crate::ingest::IngestTask::start(
+                address,
+                store.clone(),
+                format!(
+                    "aifactory-serve-ingest-{}-{}",
+                    spec.plant.plant.id, run_id.0
+                ),
+                vec![format!("spBv1.0/{}/#", spec.plant.plant.id)],
+                false,
+            )
+            .await
+            .with_context(|| format!("subscribing at mqtt://{}:{}", address.host, address.port))?;
+            let run = crate::run::RunSpec {
+                plant: spec.plant.clone(),
+                days: 0.0,
+                seed: spec.seed,
+                policy: aifactory_twin::BaselinePolicy::default(),
+                telemetry_period_s: None,
+                // A host application's DCMDs reach the same inbox as the web UI's approvals.
+                commands: Some(inbox_for_edge),
+                tier: 2,
+                decisions: None,
+            };
+            let client_id = format!("aifactory-serve-twin-{}-{}", spec.plant.plant.id, run_id.0);
+            let (edge, publisher) = crate::publish::edge_publisher(&run, address, &client_id, None);
+            (Some(edge), Some(ViaBroker { ingest, publisher }))
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let stop_thread = Arc::clone(&stop);
     let sim = Simulation::new(Arc::clone(&model), spec.seed, policy, None);
@@ -688,6 +754,7 @@ pub(crate) async fn start(
             alarms: HashMap::new(),
             anomalies: VecDeque::new(),
             charts: BTreeMap::new(),
+            edge,
             cutting_from: HashMap::new(),
             ordered: BTreeMap::new(),
             start,
@@ -733,5 +800,6 @@ pub(crate) async fn start(
         stop,
         thread,
         writer,
+        broker,
     })
 }

@@ -33,6 +33,11 @@ pub(crate) struct ServeArgs {
     /// Serve the store only, without a live twin (for a store a real plant's ingest fills).
     #[arg(long)]
     no_twin: bool,
+    /// Send the twin's telemetry through this MQTT broker as a Sparkplug B edge node, taken in
+    /// by ingest, as a plant's would arrive (e.g. mqtt://127.0.0.1:1883); host applications'
+    /// DCMDs reach the twin too. Default: straight into the store.
+    #[arg(long)]
+    mqtt: Option<String>,
 }
 
 pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -42,6 +47,13 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
     if !(args.warm_up_days.is_finite() && (0.0..=365.0).contains(&args.warm_up_days)) {
         anyhow::bail!("--warm-up-days must be between 0 and 365");
     }
+    let mqtt: Option<aifactory_connect::mqtt::BrokerAddress> = match &args.mqtt {
+        Some(url) if args.no_twin => {
+            anyhow::bail!("--mqtt {url} sends the twin's telemetry; it has no use with --no-twin")
+        }
+        Some(url) => Some(url.parse().with_context(|| format!("--mqtt {url}"))?),
+        None => None,
+    };
     let plant = match args.no_twin {
         true => None,
         false => Some(crate::run::plant_or_reference(args.plant.as_deref())?),
@@ -85,6 +97,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                     seed: args.seed,
                     speed: args.speed,
                     warm_up_days: args.warm_up_days,
+                    mqtt: mqtt.clone(),
                 };
                 let twin = crate::live::start(spec, store.clone(), publisher, inbox)
                     .await
