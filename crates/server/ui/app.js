@@ -2,7 +2,7 @@
 // language), the error banner and the live stream of plant snapshots (/api/v1/events).
 
 import { t, getLang, setLang, languages, fmt, toMs } from './i18n.js';
-import { api, setCsrf, setUnauthorizedHandler, ApiError } from './api.js';
+import { api, setCsrf, setUnauthorizedHandler, ApiError, endPrefetch } from './api.js';
 import { ChartSet } from './charts.js';
 import { h } from './dom.js';
 
@@ -250,6 +250,8 @@ function leave() {
 
 async function route() {
   const token = ++navToken;
+  // The GETs index.html started answer the first page only.
+  if (token > 1) endPrefetch();
   leave();
   clearError();
   const { name, params } = parse();
@@ -314,6 +316,7 @@ async function route() {
     if (view.querySelector('.loading')) view.replaceChildren();
     showError(e);
   }
+  if (token === 1) endPrefetch();
   if (token !== navToken) return;
   main.dataset.ready = '1';
   view.appendChild(h('span', { testid: 'page-ready', hidden: true }));

@@ -58,6 +58,14 @@ export class ChartSet {
       : null;
   }
 
+  /**
+   * Resolves once ECharts has loaded (or failed to: make() then says so). index.html loads it
+   * async, so pages fetch and lay out their data meanwhile and wait only before drawing.
+   */
+  ready() {
+    return Promise.resolve(window.echarts ? true : window.echartsReady);
+  }
+
   /** A chart in `el` with `option` (times on every axis in UTC, as the twin's clock). */
   make(el, option) {
     const ec = window.echarts;

@@ -42,6 +42,8 @@ export async function render(ctx) {
     panel(t('assess.links'), null, linksTable(a.links || [])),
   );
 
+  await ctx.charts.ready();
+  if (!ctx.alive()) return;
   ctx.charts.make(depthEl, {
     grid: { left: 110, right: 70, top: 10, bottom: 30 },
     tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, formatter: (ps) => `${ps[0].name}: ${ps[0].value} — ${t(`assess.depth${ps[0].value}`)}` },

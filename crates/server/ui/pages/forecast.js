@@ -27,6 +27,8 @@ export async function render(ctx) {
     panel(null, null, chartEl),
     panel(t('forecast.table'), null, tableBox),
   );
+  await ctx.charts.ready();
+  if (!ctx.alive()) return;
   const chart = ctx.charts.make(chartEl, {
     grid: opt.grid({ left: 56, right: 24, top: 44, bottom: 60 }),
     legend: { top: 4, left: 'center' },

@@ -44,7 +44,7 @@ export async function render(ctx) {
       panel(t('machine.events'), null, eventsBox)),
   );
 
-  const gauge = ctx.charts.make(gaugeEl, { series: [] });
+  let gauge = null; // made once ECharts has loaded
   let gaugeMode = null;
   function showMachine(m, d) {
     fill(badgeBox, stateBadge(m.state));
@@ -89,12 +89,20 @@ export async function render(ctx) {
   }
 
   let current = detail;
-  showMachine(detail.machine, detail);
   showLists(detail);
 
-  // Telemetry: one chart per signal.
+  // Telemetry: one chart per signal, fetched while ECharts loads (the time range ends at the
+  // twin's clock, so the first plant snapshot comes first).
   const signals = detail.signals || [];
   const charts = new Map();
+  if (!ctx.plant()) await ctx.refreshPlant();
+  if (!ctx.alive()) return;
+  const firstTelemetry = requestTelemetry();
+  firstTelemetry.catch(() => {});
+  await ctx.charts.ready();
+  if (!ctx.alive()) return;
+  gauge = ctx.charts.make(gaugeEl, { series: [] });
+  showMachine(current.machine, current);
   if (!signals.length) fill(grid, emptyNote(t('machine.noSignals')));
   signals.forEach((s, i) => {
     const el = h('div', { class: 'chart short', testid: `chart-telemetry-${s}`, 'data-signal': s });
@@ -104,6 +112,13 @@ export async function render(ctx) {
   });
 
   async function loadTelemetry() {
+    const got = await requestTelemetry();
+    if (!ctx.alive()) return;
+    showTelemetry(got);
+  }
+
+  /** The telemetry of every signal for the chosen range: {bucket, results} (allSettled). */
+  async function requestTelemetry() {
     const [, hours, bucket] = RANGES.find((r) => r[0] === range);
     bucketNote.textContent = t('machine.bucket', { b: t(`machine.bucket.${bucket}`) });
     const now = toMs(ctx.plant()?.sim_time);
@@ -113,7 +128,10 @@ export async function render(ctx) {
       params.from = new Date(now - hours * HOUR).toISOString();
     }
     const results = await Promise.allSettled(signals.map((s) => api(withQuery('/api/v1/telemetry', { ...params, signal: s }))));
-    if (!ctx.alive()) return;
+    return { bucket, results };
+  }
+
+  function showTelemetry({ bucket, results }) {
     let failed = null;
     let truncated = false;
     results.forEach((r, i) => {
@@ -142,7 +160,9 @@ export async function render(ctx) {
     }, t(`machine.range.${r}`))));
   }
   drawSeg();
-  await loadTelemetry();
+  const got = await firstTelemetry;
+  if (!ctx.alive()) return;
+  showTelemetry(got);
 
   ctx.onPlant((p) => {
     const m = (p.machines || []).find((x) => x.id === id);

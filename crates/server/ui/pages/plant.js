@@ -35,6 +35,8 @@ export async function render(ctx) {
     panel(t('plant.events'), null, eventsBox),
   );
 
+  await ctx.charts.ready();
+  if (!ctx.alive()) return;
   const states = ctx.charts.make(statesEl, {
     tooltip: { trigger: 'item', formatter: (p) => `${p.name}: ${fmt.int(p.value)} (${fmt.num(p.percent, 0)} %)` },
     series: [{

@@ -35,6 +35,11 @@ export async function render(ctx) {
     panel(t('quality.violations'), null, violBox),
   );
 
+  // The data is fetched while ECharts loads.
+  const fetched = fetchCharts();
+  fetched.catch(() => {});
+  await ctx.charts.ready();
+  if (!ctx.alive()) return;
   const meanChart = ctx.charts.make(meanEl, spcOption());
   const rangeChart = ctx.charts.make(rangeEl, spcOption());
   // Rules of the dispersion (R) chart; every other rule is the X̄ chart's.
@@ -119,7 +124,7 @@ export async function render(ctx) {
   machineSel.addEventListener('change', () => { machine = machineSel.value; signal = undefined; selectors(); draw(); });
   signalSel.addEventListener('change', () => { signal = signalSel.value; draw(); });
 
-  await fetchCharts();
+  await fetched;
   if (!ctx.alive()) return;
   selectors();
   draw();

@@ -68,7 +68,11 @@ export async function render(ctx) {
       stat(t('schedule.bars'), fmt.int((plan.bars || []).length)),
       stat(t('plant.machines'), fmt.int(machines.length)),
     );
-    if (!mainChart) mainChart = ctx.charts.make(ganttEl, ganttOption());
+    if (!mainChart) {
+      await ctx.charts.ready();
+      if (!ctx.alive()) return;
+      mainChart = ctx.charts.make(ganttEl, ganttOption());
+    }
     drawGantt(mainChart, ganttEl, machines, plan.bars || [], toMs(ctx.plant()?.sim_time ?? plan.at));
     if (!formBox.firstChild) buildForm();
   }
@@ -198,8 +202,8 @@ export async function render(ctx) {
     }
   }
 
-  await loadPlan();
-  await loadProposals();
+  // Both lists are fetched at once (the plan's chart waits for ECharts).
+  await Promise.all([loadPlan(), loadProposals()]);
 
   // A new scheduling decision means a new plan.
   let timer = null;
