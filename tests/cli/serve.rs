@@ -214,3 +214,30 @@ fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
     );
     drop(serve);
 }
+
+#[test]
+fn serve_refuses_bad_options_before_it_listens() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["serve", "--speed", "0"], "--speed"),
+        (&["serve", "--warm-up-days", "400"], "--warm-up-days"),
+        (
+            &["serve", "--mqtt", "ftp://somewhere"],
+            "--mqtt ftp://somewhere",
+        ),
+        (
+            &["serve", "--no-twin", "--mqtt", "mqtt://127.0.0.1:1883"],
+            "--no-twin",
+        ),
+        (
+            &["serve", "--plant", "/nonexistent/plant.toml"],
+            "/nonexistent/plant.toml",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = crate::aifactory(args);
+        let stderr = crate::text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
