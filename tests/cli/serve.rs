@@ -59,8 +59,9 @@ fn wait_for(
     }
 }
 
-/// Starts `serve` with `extra` arguments; returns it with its address and admin password.
-fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
+/// Starts `serve` with `extra` arguments; returns it with its address and the admin password
+/// it printed (none when the store already has the admin).
+fn start_kept(db: &std::path::Path, extra: &[&str]) -> (Serve, String, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aifactory"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
@@ -75,11 +76,11 @@ fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
     let stdout = child.stdout.take().expect("stdout");
     let serve = Serve(child);
     let mut lines = BufReader::new(stdout).lines();
-    let (mut base, mut password) = (None, None);
-    while base.is_none() || password.is_none() {
+    let (mut base, mut password, mut told) = (None, None, false);
+    while base.is_none() || !told {
         let line = lines
             .next()
-            .expect("serve prints its address and the admin password")
+            .expect("serve prints its address and how to log in")
             .expect("utf-8");
         if let Some(rest) = line.strip_prefix("aifactory on ") {
             base = rest.split_whitespace().next().map(str::to_owned);
@@ -87,8 +88,19 @@ fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
         if let Some(rest) = line.strip_prefix("log in as admin with password ") {
             password = rest.split_whitespace().next().map(str::to_owned);
         }
+        told |= line.starts_with("log in as admin");
     }
-    (serve, base.expect("address"), password.expect("password"))
+    (serve, base.expect("address"), password)
+}
+
+/// Starts `serve` on a new store: it prints the admin's password.
+fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
+    let (serve, base, password) = start_kept(db, extra);
+    (
+        serve,
+        base,
+        password.expect("a new store's admin password is printed"),
+    )
 }
 
 fn login(agent: &ureq::Agent, base: &str, password: &str) -> String {
@@ -240,4 +252,30 @@ fn serve_refuses_bad_options_before_it_listens() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn the_admin_and_issued_tokens_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("serve.sqlite");
+    let (serve, base, password) = start(&db, &["--no-twin"]);
+    let agent = agent();
+    let admin = login(&agent, &base, &password);
+    let mut issued = agent
+        .post(&format!("{base}/api/v1/tokens"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .send_json(serde_json::json!({ "user": "grafana", "role": "viewer" }))
+        .expect("token");
+    assert_eq!(issued.status().as_u16(), 200);
+    let issued: serde_json::Value = issued.body_mut().read_json().expect("json");
+    let dashboard = issued["token"].as_str().expect("token").to_owned();
+    drop(serve);
+
+    let (serve, base, printed) = start_kept(&db, &["--no-twin"]);
+    assert_eq!(printed, None, "the password is printed on first start only");
+    let (status, me) = get(&agent, &format!("{base}/api/v1/me"), &dashboard);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"], "grafana");
+    login(&agent, &base, &password);
+    drop(serve);
 }

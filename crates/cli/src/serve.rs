@@ -69,23 +69,17 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data folder {}", dir.display()))?;
     }
-    let (password, generated) = match args.admin_password {
-        Some(p) if p.len() >= 8 => (p, false),
-        Some(_) => anyhow::bail!("--admin-password must be at least 8 characters"),
-        None => (
-            aifactory_server::auth::random_secret()[..20].to_owned(),
-            true,
-        ),
-    };
-    let mut accounts = aifactory_server::auth::Accounts::new();
-    accounts
-        .add_user("admin", &password, aifactory_server::auth::Role::Admin)
-        .context("setting up the administrator")?;
+    if let Some(p) = &args.admin_password
+        && p.len() < 8
+    {
+        anyhow::bail!("--admin-password must be at least 8 characters");
+    }
     let runtime = crate::runtime()?;
     runtime.block_on(async move {
         let store = aifactory_store::Store::open(&db)
             .await
             .with_context(|| format!("opening the store {db}"))?;
+        let (accounts, admin_password) = accounts(&store, args.admin_password.as_deref()).await?;
         let inbox = aifactory_twin::CommandInbox::new();
         let (live, twin) = match plant {
             None => (aifactory_server::live::Live::none(), None),
@@ -131,10 +125,14 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                 args.warm_up_days
             );
         }
-        if generated {
-            println!(
-                "log in as admin with password {password} (printed once; set --admin-password to choose)"
-            );
+        match admin_password {
+            AdminPassword::Generated(password) => println!(
+                "log in as admin with password {password} (printed once, on first start; --admin-password sets another)"
+            ),
+            AdminPassword::Given => println!("log in as admin with the password given"),
+            AdminPassword::Kept => println!(
+                "log in as admin with the password printed at first start (--admin-password resets it)"
+            ),
         }
         println!("API: http://{address}/api/v1/openapi.json (log in first); stop with Ctrl-C");
         // Ctrl-C stops the twin first: its feed closes, which ends the live event streams,
@@ -160,4 +158,70 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the admin's password came from this start.
+enum AdminPassword {
+    /// New store: a random one, to print once.
+    Generated(String),
+    Given,
+    /// Kept from an earlier start.
+    Kept,
+}
+
+/// The users and API tokens kept in the store, with the admin set up: on first start with a
+/// random password (printed once), or with `--admin-password`, which also resets it later.
+async fn accounts(
+    store: &aifactory_store::Store,
+    admin_password: Option<&str>,
+) -> anyhow::Result<(aifactory_server::auth::Accounts, AdminPassword)> {
+    use aifactory_server::auth::{Accounts, Principal, Role};
+    let mut accounts = Accounts::new();
+    for user in store.users().await.context("reading the users")? {
+        let role = Role::parse(&user.role).with_context(|| {
+            format!(
+                "the store's user {} has an unknown role `{}`",
+                user.name, user.role
+            )
+        })?;
+        accounts.restore_user(&user.name, &user.password_hash, role);
+    }
+    for token in store.tokens().await.context("reading the API tokens")? {
+        let role = Role::parse(&token.role).with_context(|| {
+            format!(
+                "an API token of {} has an unknown role `{}`",
+                token.user, token.role
+            )
+        })?;
+        accounts.restore_token(
+            &token.sha256,
+            Principal {
+                user: token.user,
+                role,
+            },
+        );
+    }
+    let (password, said) = match (admin_password, accounts.stored_user("admin")) {
+        (Some(p), _) => (p.to_owned(), AdminPassword::Given),
+        (None, Some(_)) => return Ok((accounts, AdminPassword::Kept)),
+        (None, None) => {
+            let p = aifactory_server::auth::random_secret()[..20].to_owned();
+            (p.clone(), AdminPassword::Generated(p))
+        }
+    };
+    accounts
+        .add_user("admin", &password, Role::Admin)
+        .context("setting up the administrator")?;
+    let (password_hash, role) = accounts
+        .stored_user("admin")
+        .context("the administrator was not set up")?;
+    store
+        .save_user(&aifactory_store::StoredUser {
+            name: "admin".to_owned(),
+            password_hash,
+            role: role.as_str().to_owned(),
+        })
+        .await
+        .context("saving the administrator")?;
+    Ok((accounts, said))
 }

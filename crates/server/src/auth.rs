@@ -20,6 +20,22 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name the API and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Engineer => "engineer",
+            Role::Admin => "admin",
+            Role::Agent => "agent",
+        }
+    }
+
+    /// The role of a name as [`Role::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub const ALL: [Role; 5] = [
         Role::Viewer,
         Role::Operator,
@@ -165,7 +181,8 @@ pub enum SessionCheck {
     BadCsrf,
 }
 
-fn token_hash(token: &str) -> String {
+/// What is kept of a token: its SHA-256, hex.
+pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -302,6 +319,34 @@ impl Accounts {
             },
         );
         token
+    }
+
+    /// A user's stored password hash and role, for saving to the store.
+    pub fn stored_user(&self, name: &str) -> Option<(String, Role)> {
+        self.users
+            .get(name)
+            .map(|u| (u.password_hash.clone(), u.role))
+    }
+
+    /// Restores a user from the store: the hash as saved.
+    pub fn restore_user(&mut self, name: &str, password_hash: &str, role: Role) {
+        self.users.insert(
+            name.to_owned(),
+            User {
+                password_hash: password_hash.to_owned(),
+                role,
+            },
+        );
+    }
+
+    /// Restores a token from the store by its hash.
+    pub fn restore_token(&mut self, sha256: &str, principal: Principal) {
+        self.tokens.insert(sha256.to_owned(), principal);
+    }
+
+    /// Withdraws a token by its hash.
+    pub fn revoke_token(&mut self, sha256: &str) {
+        self.tokens.remove(sha256);
     }
 
     pub fn principal(&self, token: &str) -> Option<Principal> {

@@ -433,6 +433,24 @@ async fn new_token(
         });
     }
     let token = lock(&state.accounts).issue(&body.user, body.role);
+    // Kept in the store (as its hash) so the token outlives a restart; if that fails it is
+    // withdrawn, so no one holds a token that would vanish.
+    let sha256 = auth::token_hash(&token);
+    let issued_at = aifactory_core::Timestamp(
+        state
+            .started_ms
+            .saturating_add(i64::try_from((state.clock)().as_millis()).unwrap_or(i64::MAX)),
+    );
+    let stored = aifactory_store::StoredToken {
+        sha256: sha256.clone(),
+        user: body.user.clone(),
+        role: body.role.as_str().to_owned(),
+        issued_at,
+    };
+    if let Err(e) = state.store.save_token(&stored).await {
+        lock(&state.accounts).revoke_token(&sha256);
+        return Err(e.into());
+    }
     Ok(Json(
         serde_json::json!({ "token": token, "role": body.role }),
     ))

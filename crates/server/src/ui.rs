@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 #[derive(rust_embed::RustEmbed)]
 #[folder = "ui/"]
+// The recipe of the custom ECharts build is kept beside it, not served.
+#[exclude = "vendor/echarts-build/*"]
 struct Assets;
 
 fn content_type(path: &str) -> &'static str {

@@ -486,3 +486,30 @@ async fn the_event_stream_starts_with_the_plant() {
     assert!(text.starts_with("event: plant\n"), "{text}");
     assert!(text.contains("\"test-plant\""), "{text}");
 }
+
+#[tokio::test]
+async fn issued_tokens_are_kept_in_the_store_as_hashes() {
+    let (s, tokens) = server().await;
+    let admin = token(&tokens, Role::Admin);
+    let (status, issued) = post(
+        &s.app,
+        "/api/v1/tokens",
+        &admin,
+        r#"{"user":"grafana","role":"viewer"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let secret = issued["token"].as_str().expect("token");
+    let stored = s.store.tokens().await.expect("tokens");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].sha256, aifactory_server::auth::token_hash(secret));
+    assert_eq!(
+        (stored[0].user.as_str(), stored[0].role.as_str()),
+        ("grafana", "viewer")
+    );
+    assert!(!stored[0].sha256.contains(secret), "only the hash is kept");
+    // The token works at once.
+    let (status, me) = get(&s.app, "/api/v1/me", secret).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["role"], "viewer");
+}

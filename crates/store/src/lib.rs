@@ -75,6 +75,23 @@ pub struct MachineRecord {
     pub equipment_path: String,
 }
 
+/// A user of `aifactory serve`, as stored: the password only as its argon2 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUser {
+    pub name: String,
+    pub password_hash: String,
+    pub role: String,
+}
+
+/// An API token, as stored: only its SHA-256 (hex), who it stands for, and when it was issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub sha256: String,
+    pub user: String,
+    pub role: String,
+    pub issued_at: Timestamp,
+}
+
 /// How many rows each kind of record has, for status pages and sanity checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {

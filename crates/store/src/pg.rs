@@ -1,6 +1,7 @@
 //! The PostgreSQL engine: one connection pool, the same methods and contract as the SQLite
 //! engine, its own migrations in `migrations_pg/`, and `UNNEST`-based bulk inserts.
 
+mod accounts;
 mod ingest;
 
 use crate::common::{

@@ -1,5 +1,6 @@
 //! The SQLite engine: one file in WAL mode, one writer connection and a few readers.
 
+mod accounts;
 mod ingest;
 
 use crate::common::{

@@ -155,6 +155,26 @@ impl Store {
         forward!(self, s => s.counts().await)
     }
 
+    /// See [`SqliteStore::save_user`].
+    pub async fn save_user(&self, user: &crate::StoredUser) -> Result<(), StoreError> {
+        forward!(self, s => s.save_user(user).await)
+    }
+
+    /// See [`SqliteStore::users`].
+    pub async fn users(&self) -> Result<Vec<crate::StoredUser>, StoreError> {
+        forward!(self, s => s.users().await)
+    }
+
+    /// See [`SqliteStore::save_token`].
+    pub async fn save_token(&self, token: &crate::StoredToken) -> Result<(), StoreError> {
+        forward!(self, s => s.save_token(token).await)
+    }
+
+    /// See [`SqliteStore::tokens`].
+    pub async fn tokens(&self) -> Result<Vec<crate::StoredToken>, StoreError> {
+        forward!(self, s => s.tokens().await)
+    }
+
     /// See [`SqliteStore::commit_ingest`].
     pub async fn commit_ingest(
         &self,

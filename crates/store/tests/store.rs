@@ -409,6 +409,37 @@ macro_rules! conformance {
 }
 
 conformance! {
+    async fn users_and_token_hashes_survive_reopening(db) {
+        let store = db.open().await;
+        assert!(store.users().await?.is_empty());
+        let ana = aifactory_store::StoredUser {
+            name: "ana".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            role: "operator".into(),
+        };
+        store.save_user(&ana).await?;
+        // Saving again replaces the hash and the role: a password reset.
+        let reset = aifactory_store::StoredUser {
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI".into(),
+            role: "engineer".into(),
+            ..ana.clone()
+        };
+        store.save_user(&reset).await?;
+        let token = aifactory_store::StoredToken {
+            sha256: "ab".repeat(32),
+            user: "dashboard".into(),
+            role: "viewer".into(),
+            issued_at: t(3),
+        };
+        store.save_token(&token).await?;
+        assert!(store.save_token(&token).await.is_err(), "a token hash is kept once");
+        drop(store);
+        let store = db.open().await;
+        assert_eq!(store.users().await?, vec![reset]);
+        assert_eq!(store.tokens().await?, vec![token]);
+        Ok(())
+    }
+
     async fn everything_written_reads_back_exactly_and_survives_reopening(db) {
         let store = db.open().await;
         assert_eq!(store.counts().await?, Counts::default());
