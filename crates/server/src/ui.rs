@@ -7,9 +7,10 @@ use axum::response::{IntoResponse, Response};
 
 #[derive(rust_embed::RustEmbed)]
 #[folder = "ui/"]
-// The recipe of the custom ECharts build is kept beside it, not served.
-#[exclude = "vendor/echarts-build/*"]
 struct Assets;
+
+/// Files kept beside the UI but not part of it: the recipe of the custom ECharts build.
+const NOT_SERVED: &str = "vendor/echarts-build/";
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit_once('.').map(|(_, ext)| ext) {
@@ -25,7 +26,8 @@ fn content_type(path: &str) -> &'static str {
 }
 
 fn file(path: &str) -> Response {
-    match Assets::get(path) {
+    let found = Assets::get(path).filter(|_| !path.starts_with(NOT_SERVED));
+    match found {
         Some(f) => (
             [
                 (header::CONTENT_TYPE, content_type(path)),

@@ -354,3 +354,24 @@ async fn the_openapi_document_lists_every_api_route_of_the_matrix() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_from_the_binary_and_nothing_else_is() {
+    let s = server().await;
+    for (uri, status) in [
+        ("/", StatusCode::OK),
+        ("/ui/vendor/echarts.min.js", StatusCode::OK),
+        ("/ui/i18n.js", StatusCode::OK),
+        ("/ui/vendor/echarts-build/entry.js", StatusCode::NOT_FOUND),
+        ("/ui/../Cargo.toml", StatusCode::NOT_FOUND),
+        ("/ui/nothing.js", StatusCode::NOT_FOUND),
+    ] {
+        let response = s
+            .app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), status, "{uri}");
+    }
+}
