@@ -90,6 +90,8 @@ fn start_kept(db: &std::path::Path, extra: &[&str]) -> (Serve, String, Option<St
         }
         told |= line.starts_with("log in as admin");
     }
+    // Keep reading what it prints later: a closed pipe would fail its next line.
+    std::thread::spawn(move || lines.for_each(drop));
     (serve, base.expect("address"), password)
 }
 
