@@ -1,5 +1,6 @@
 //! End-to-end tests of the `aifactory` binary: one integration binary, one module per behaviour.
 
+mod agent;
 mod assess;
 mod bench_ingest;
 mod browser;

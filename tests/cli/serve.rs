@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The server, stopped when dropped.
-struct Serve(Child);
+pub(crate) struct Serve(Child);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -16,7 +16,7 @@ impl Drop for Serve {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(20)))
@@ -24,7 +24,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn get(agent: &ureq::Agent, url: &str, token: &str) -> (u16, serde_json::Value) {
+pub(crate) fn get(agent: &ureq::Agent, url: &str, token: &str) -> (u16, serde_json::Value) {
     let mut response = agent
         .get(url)
         .header("Authorization", &format!("Bearer {token}"))
@@ -96,7 +96,7 @@ fn start_kept(db: &std::path::Path, extra: &[&str]) -> (Serve, String, Option<St
 }
 
 /// Starts `serve` on a new store: it prints the admin's password.
-fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
+pub(crate) fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
     let (serve, base, password) = start_kept(db, extra);
     (
         serve,
@@ -105,7 +105,7 @@ fn start(db: &std::path::Path, extra: &[&str]) -> (Serve, String, String) {
     )
 }
 
-fn login(agent: &ureq::Agent, base: &str, password: &str) -> String {
+pub(crate) fn login(agent: &ureq::Agent, base: &str, password: &str) -> String {
     let mut login = agent
         .post(&format!("{base}/api/v1/login"))
         .send_json(serde_json::json!({ "username": "admin", "password": password }))

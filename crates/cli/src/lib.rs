@@ -2,6 +2,7 @@
 //! the domain: plant files are read by `core`, simulated by `twin`, stored by `store`. It is
 //! the only place that knows about terminals, progress bars, exit codes and `--json`.
 
+mod agent;
 mod assess;
 mod bench_ingest;
 mod bench_policies;
@@ -90,6 +91,13 @@ enum Command {
     /// charts, forecasts, the decision ledger, the tier. Prints the address and the admin's
     /// password at start.
     Serve(serve::ServeArgs),
+    /// The agent platform: ask in English or Chinese, list and decide held actions, metering,
+    /// fine-tuning export. Works against `--server` or on a plant started here.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    /// Serve the agent's tools to MCP clients (Qwen-Agent, Dify, Claude, …) over stdio, or
+    /// streamable HTTP with --http; acting tools wait for a person's approval.
+    Mcp(agent::McpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +285,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Assess(args) => assess::run(args),
         Command::Ladder(args) => ladder::run(&args),
         Command::Serve(args) => serve::run(&config, args),
+        Command::Agent(command) => agent::run(&config, command),
+        Command::Mcp(args) => agent::mcp(&config, args),
         #[cfg(feature = "opcua")]
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),

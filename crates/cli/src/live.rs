@@ -7,8 +7,8 @@
 use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading, Timestamp};
 use aifactory_server::live::{
     AnomalyMark, CommandSink, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts,
-    OrderNow, Plan, PlanJob, PlantCommand, PlantId, PlantNow, ProductForecast, Publisher, Snapshot,
-    SpcChart, SpcPoint,
+    OrderNow, ParamRange, Plan, PlanJob, PlantCommand, PlantId, PlantNow, ProductForecast,
+    ProductInfo, Publisher, Snapshot, SpcChart, SpcPoint, StepInfo,
 };
 use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
 use aifactory_skills::spc::{Dispersion, IndividualsChart, RuleSet, XbarChart};
@@ -64,12 +64,21 @@ const FORECAST_LEVEL: f64 = 0.9;
 /// A running live twin; [`LiveTwin::stop`] ends it and returns how far it got.
 pub(crate) struct LiveTwin {
     stop: Arc<AtomicBool>,
+    /// Set once the warm-up is done and the twin runs paced.
+    warm: Arc<AtomicBool>,
     thread: tokio::task::JoinHandle<anyhow::Result<SimTime>>,
     writer: tokio::task::JoinHandle<anyhow::Result<()>>,
     broker: Option<ViaBroker>,
 }
 
 impl LiveTwin {
+    /// Waits until the warm-up is done (or the twin stopped early).
+    pub(crate) async fn warmed_up(&self) {
+        while !self.warm.load(Ordering::Relaxed) && !self.thread.is_finished() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub(crate) async fn stop(self) -> anyhow::Result<SimTime> {
         self.stop.store(true, Ordering::Relaxed);
         // The twin thread drops its edge node on the way out, which ends the publisher.
@@ -91,12 +100,56 @@ impl LiveTwin {
     }
 }
 
+/// The plant's products as the live view carries them.
+fn product_infos(plant: &aifactory_core::Plant) -> Vec<ProductInfo> {
+    plant
+        .products
+        .iter()
+        .map(|p| ProductInfo {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            name_zh: p.name_zh.clone(),
+            steps: p
+                .routing
+                .iter()
+                .map(|s| StepInfo {
+                    name: s.name.clone(),
+                    minutes_per_unit: s.times.iter().map(|(m, t)| (m.clone(), *t)).collect(),
+                    setup_min: s.setup_min,
+                    params: s
+                        .params
+                        .iter()
+                        .map(|q| ParamRange {
+                            name: q.name.clone(),
+                            unit: q.unit.clone(),
+                            min: q.min,
+                            max: q.max,
+                            default: q.default,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// Where approved changes go: the twin's command inbox.
 pub(crate) fn command_sink(inbox: &CommandInbox) -> CommandSink {
     let inbox = inbox.clone();
     Arc::new(move |command| match command {
         PlantCommand::StartMaintenance { machine } => {
             inbox.send(Command::StartMaintenance { machine });
+        }
+        PlantCommand::SetPoint {
+            machine,
+            param,
+            value,
+        } => {
+            inbox.send(Command::SetPoint {
+                machine,
+                param,
+                value,
+            });
         }
     })
 }
@@ -396,6 +449,8 @@ struct Runner {
     order_book: BTreeMap<String, Vec<f64>>,
     forecasts: Vec<ProductForecast>,
     forecast_day: Option<i64>,
+    /// The products and their routings, as the API and the agent see them.
+    products: Vec<ProductInfo>,
     /// Per machine: survival over running age, from the records of its machine type.
     survival: Vec<Option<aifactory_skills::maintenance::Survival>>,
     /// Per machine: renewals seen and its running hours at the last one.
@@ -609,6 +664,7 @@ impl Runner {
             spc: self.watcher.spc(),
             forecasts: self.forecasts.clone(),
             anomalies: self.watcher.anomalies.iter().cloned().collect(),
+            products: self.products.clone(),
         });
     }
 }
@@ -766,10 +822,13 @@ pub(crate) async fn start(
         order_book,
         forecasts: Vec::new(),
         forecast_day: None,
+        products: product_infos(&spec.plant),
         survival,
         renewed: vec![(0, 0.0); machine_count],
     };
     let warm_up = SimTime::from_days(spec.warm_up_days);
+    let warm = Arc::new(AtomicBool::new(false));
+    let warm_thread = Arc::clone(&warm);
     let thread = tokio::task::spawn_blocking(move || {
         // Warm-up in twin hours, publishing as it goes so the page fills while it runs.
         let mut t = SimTime(0);
@@ -778,6 +837,7 @@ pub(crate) async fn start(
             runner.advance(t);
             runner.publish(true);
         }
+        warm_thread.store(true, Ordering::Relaxed);
         let live_from = Instant::now();
         let mut last_publish = Instant::now();
         while !stop_thread.load(Ordering::Relaxed) {
@@ -798,6 +858,7 @@ pub(crate) async fn start(
     });
     Ok(LiveTwin {
         stop,
+        warm,
         thread,
         writer,
         broker,

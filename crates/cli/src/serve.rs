@@ -38,6 +38,9 @@ pub(crate) struct ServeArgs {
     /// DCMDs reach the twin too. Default: straight into the store.
     #[arg(long)]
     mqtt: Option<String>,
+    /// The agent's model, policy and manuals (API at /api/v1/agent, MCP at /mcp).
+    #[command(flatten)]
+    agent: crate::agent::ModelArgs,
 }
 
 pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -47,6 +50,8 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
     if !(args.warm_up_days.is_finite() && (0.0..=365.0).contains(&args.warm_up_days)) {
         anyhow::bail!("--warm-up-days must be between 0 and 365");
     }
+    // Bad model options fail now, not after the twin's warm-up.
+    args.agent.model_config()?;
     let mqtt: Option<aifactory_connect::mqtt::BrokerAddress> = match &args.mqtt {
         Some(url) if args.no_twin => {
             anyhow::bail!("--mqtt {url} sends the twin's telemetry; it has no use with --no-twin")
@@ -110,6 +115,9 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
             live,
             started_ms,
         );
+        args.agent
+            .attach(&state, started_ms)
+            .context("setting up the agent")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -134,6 +142,10 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                 "log in as admin with the password printed at first start (--admin-password resets it)"
             ),
         }
+        println!(
+            "agent: {} (API /api/v1/agent/ask, MCP at http://{address}/mcp)",
+            state.agent().map_or_else(String::new, |a| a.answered_by())
+        );
         println!("API: http://{address}/api/v1/openapi.json (log in first); stop with Ctrl-C");
         // Ctrl-C stops the twin first: its feed closes, which ends the live event streams,
         // so the server's graceful shutdown is not held open by them.

@@ -101,6 +101,31 @@ pub const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/telemetry/latest", Access::Roles(EVERY_ROLE)),
     ("GET", "/metrics", Access::Roles(STAFF)),
     ("POST", "/api/v1/tokens", Access::Roles(&[Role::Admin])),
+    // The agent: every role may ask and call tools (the approval policy decides what runs);
+    // only people who may change the plan decide on held actions.
+    ("POST", "/api/v1/agent/ask", Access::Roles(EVERY_ROLE)),
+    ("GET", "/api/v1/agent/tools", Access::Roles(EVERY_ROLE)),
+    (
+        "POST",
+        "/api/v1/agent/tools/{name}",
+        Access::Roles(EVERY_ROLE),
+    ),
+    ("GET", "/api/v1/agent/actions", Access::Roles(EVERY_ROLE)),
+    (
+        "POST",
+        "/api/v1/agent/actions/{id}/approve",
+        Access::Roles(PLANNERS),
+    ),
+    (
+        "POST",
+        "/api/v1/agent/actions/{id}/reject",
+        Access::Roles(PLANNERS),
+    ),
+    ("GET", "/api/v1/agent/audit", Access::Roles(STAFF)),
+    ("GET", "/api/v1/agent/usage", Access::Roles(STAFF)),
+    ("POST", "/mcp", Access::Roles(EVERY_ROLE)),
+    ("GET", "/mcp", Access::Roles(EVERY_ROLE)),
+    ("DELETE", "/mcp", Access::Roles(EVERY_ROLE)),
 ];
 
 /// Who may call `method` on `route` (the router's pattern); `None`: the route is unknown.

@@ -7,6 +7,7 @@
 //! a message a caller can act on), never keep a password or a token in clear (argon2 hashes,
 //! SHA-256 of tokens), and never read the wall clock itself (the caller passes a clock).
 
+pub mod agent;
 pub mod auth;
 pub mod evidence;
 pub mod live;
@@ -53,6 +54,8 @@ pub struct AppState {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     /// The last answer of `/api/v1/telemetry/latest`, encoded, with when it was read.
     latest_cache: tokio::sync::Mutex<Option<(Duration, axum::body::Bytes)>>,
+    /// The agent, once [`AppState::set_agent`] attached one (its tools need this state).
+    agent: std::sync::OnceLock<Arc<aifactory_agent::Agent>>,
 }
 
 /// The snake_case name a unit enum serialises to.
@@ -97,7 +100,18 @@ impl AppState {
             started_ms,
             requests: Mutex::new(BTreeMap::new()),
             latest_cache: tokio::sync::Mutex::new(None),
+            agent: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the agent; a second call is refused (returns `false`).
+    pub fn set_agent(&self, agent: Arc<aifactory_agent::Agent>) -> bool {
+        self.agent.set(agent).is_ok()
+    }
+
+    /// The agent, if one is attached.
+    pub fn agent(&self) -> Option<Arc<aifactory_agent::Agent>> {
+        self.agent.get().cloned()
     }
 }
 
@@ -204,6 +218,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/telemetry/latest", get(latest))
         .route("/metrics", get(metrics))
         .route("/api/v1/tokens", post(new_token))
+        .route("/api/v1/agent/ask", post(agent::ask))
+        .route("/api/v1/agent/tools", get(agent::list_tools))
+        .route("/api/v1/agent/tools/{name}", post(agent::call_tool))
+        .route("/api/v1/agent/actions", get(agent::actions))
+        .route("/api/v1/agent/actions/{id}/approve", post(agent::approve))
+        .route("/api/v1/agent/actions/{id}/reject", post(agent::reject))
+        .route("/api/v1/agent/audit", get(agent::audit))
+        .route("/api/v1/agent/usage", get(agent::usage))
+        .route_service("/mcp", mcp_service(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             authorise,
@@ -211,6 +234,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// MCP over streamable HTTP: the agent's tools for any MCP client, behind the same
+/// authorisation layer as the API (the caller rides in the request's extensions).
+fn mcp_service(
+    state: &Arc<AppState>,
+) -> rmcp::transport::streamable_http_server::StreamableHttpService<
+    aifactory_agent::mcp::McpServer,
+    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+> {
+    let state = Arc::clone(state);
+    let config = rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default()
+        // Every request carries a bearer token checked before it gets here, which is what the
+        // Host check guards against for unauthenticated local servers; plants reach the
+        // server by names this process cannot know.
+        .disable_allowed_hosts();
+    rmcp::transport::streamable_http_server::StreamableHttpService::new(
+        move || match state.agent() {
+            Some(agent) => Ok(aifactory_agent::mcp::McpServer::http(agent)),
+            None => Err(std::io::Error::other(
+                "the agent is not configured on this server",
+            )),
+        },
+        Default::default(),
+        config,
+    )
 }
 
 /// The cookie that carries a browser session.
@@ -295,6 +344,11 @@ async fn authorise(
                 format!("the {:?} role may not call {method} {route}", p.role),
             )),
             Ok((p, session)) => {
+                // The agent's and the MCP server's view of the caller.
+                req.extensions_mut().insert(aifactory_agent::Caller::new(
+                    p.user.clone(),
+                    p.role.as_str(),
+                ));
                 req.extensions_mut().insert(p);
                 if let Some(s) = session {
                     req.extensions_mut().insert(s);

@@ -190,10 +190,16 @@ pub struct Plan {
 }
 
 /// A command an approved proposal sends to the plant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PlantCommand {
     /// Take the machine out for preventive maintenance as soon as it is free.
     StartMaintenance { machine: String },
+    /// Run process parameter `param` at `value` on the machine from its next operation on.
+    SetPoint {
+        machine: String,
+        param: String,
+        value: f64,
+    },
 }
 
 /// Where commands go; the plant's runner decides how to carry them out.
@@ -214,6 +220,60 @@ pub struct Snapshot {
     pub forecasts: Vec<ProductForecast>,
     /// Anomalies flagged so far (the most recent few hundred), newest first.
     pub anomalies: Vec<AnomalyMark>,
+    /// The products with their routings: for quotes, set-point bounds and the agent's
+    /// vocabulary.
+    pub products: Vec<ProductInfo>,
+}
+
+/// A process parameter's range, from the plant file.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ParamRange {
+    pub name: String,
+    pub unit: String,
+    pub min: f64,
+    pub max: f64,
+    pub default: f64,
+}
+
+/// One routing step: minutes per unit on each eligible machine, set-up and parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StepInfo {
+    pub name: String,
+    pub minutes_per_unit: Vec<(String, f64)>,
+    pub setup_min: f64,
+    pub params: Vec<ParamRange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ProductInfo {
+    pub id: String,
+    pub name: String,
+    pub name_zh: Option<String>,
+    pub steps: Vec<StepInfo>,
+}
+
+impl Snapshot {
+    /// The range of `param` on `machine`: the widest over the routing steps that run on the
+    /// machine with that parameter (the twin clamps into the step's own range).
+    pub fn param_range(&self, machine: &str, param: &str) -> Option<ParamRange> {
+        let mut found: Option<ParamRange> = None;
+        for step in self.products.iter().flat_map(|p| &p.steps) {
+            if !step.minutes_per_unit.iter().any(|(m, _)| m == machine) {
+                continue;
+            }
+            for p in step.params.iter().filter(|p| p.name == param) {
+                found = Some(match found {
+                    None => p.clone(),
+                    Some(f) => ParamRange {
+                        min: f.min.min(p.min),
+                        max: f.max.max(p.max),
+                        ..f
+                    },
+                });
+            }
+        }
+        found
+    }
 }
 
 /// Centre line and limits of a control chart.

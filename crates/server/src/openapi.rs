@@ -54,6 +54,14 @@ impl Modify for SecuritySchemes {
         crate::plant::spc,
         crate::plant::forecast,
         crate::plant::events,
+        crate::agent::ask,
+        crate::agent::list_tools,
+        crate::agent::call_tool,
+        crate::agent::actions,
+        crate::agent::approve,
+        crate::agent::reject,
+        crate::agent::audit,
+        crate::agent::usage,
         openapi_json,
     ),
     components(schemas(crate::auth::Role, crate::plant::Proposal)),
@@ -66,6 +74,7 @@ impl Modify for SecuritySchemes {
         (name = "ledger", description = "Decisions and the tier assessment"),
         (name = "auth", description = "Logins, sessions, tokens"),
         (name = "system", description = "Health and metrics"),
+        (name = "agent", description = "The agent: ask, tools, held actions and their approval, audit, usage; MCP at /mcp"),
     )
 )]
 pub struct ApiDoc;

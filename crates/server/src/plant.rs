@@ -34,7 +34,7 @@ fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// A query string the extractor refused, naming the parameter where serde says which.
-fn query_error(rejection: &QueryRejection) -> ApiError {
+pub(crate) fn query_error(rejection: &QueryRejection) -> ApiError {
     let text = rejection.body_text();
     let field = text
         .split('`')
@@ -230,6 +230,23 @@ pub(crate) async fn what_if(
     body: Result<Json<WhatIf>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body.map_err(|r| crate::body_error(&r))?;
+    what_if_core(&state, &who.user, body.machine_down, body.hours)
+        .await
+        .map(Json)
+}
+
+/// Re-plans with `machine` down for `hours` and leaves a proposal by `by`: the what-if route's
+/// work, shared with the agent's `schedule_what_if` tool.
+pub(crate) async fn what_if_core(
+    state: &Arc<AppState>,
+    by: &str,
+    machine: String,
+    hours: f64,
+) -> Result<serde_json::Value, ApiError> {
+    let body = WhatIf {
+        machine_down: machine,
+        hours,
+    };
     if !(body.hours.is_finite() && body.hours > 0.0 && body.hours <= 24.0 * 14.0) {
         return Err(ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -239,7 +256,7 @@ pub(crate) async fn what_if(
             )
         });
     }
-    let snap = snapshot(&state)?;
+    let snap = snapshot(state)?;
     let plan = snap.plan.clone().ok_or_else(no_plan)?;
     let machine = body.machine_down.clone();
     let hours = body.hours;
@@ -288,7 +305,7 @@ pub(crate) async fn what_if(
             hours,
             summary: summary.clone(),
             created: snap.plant.sim_time,
-            by: who.user.clone(),
+            by: by.to_owned(),
             status: "pending".into(),
             decided_by: None,
             decision: None,
@@ -300,14 +317,14 @@ pub(crate) async fn what_if(
         proposals.list.push(p.clone());
         p
     };
-    Ok(Json(serde_json::json!({
+    Ok(serde_json::json!({
         "proposal": proposal.id,
         "before": before_score,
         "after": after_score,
         "bars": plan.bars(&after),
         "machines": machine_names(&snap),
         "summary": summary,
-    })))
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/proposals", tag = "schedule", responses((status = 200, description = "Proposals, newest first", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]

@@ -141,6 +141,7 @@ fn snapshot() -> Snapshot {
         spc: Vec::new(),
         forecasts: Vec::new(),
         anomalies: Vec::new(),
+        products: Vec::new(),
     }
 }
 

@@ -92,6 +92,68 @@ pub struct StoredToken {
     pub issued_at: Timestamp,
 }
 
+/// An agent's acting tool call as stored: what was asked, by whom, through which path, and
+/// what became of it (`pending`, `approved`, `rejected`, `executed`, `failed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAction {
+    pub id: String,
+    pub created_at: Timestamp,
+    pub conversation: Option<String>,
+    pub tool: String,
+    /// The call's arguments, JSON.
+    pub arguments: String,
+    pub requested_by: String,
+    pub role: String,
+    /// `api`, `web`, `cli`, `mcp`, …: the path the call came by.
+    pub via: String,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    /// What executing it returned (or the error), JSON.
+    pub result: Option<String>,
+}
+
+/// One step of an agent conversation in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub conversation: String,
+    pub step: u32,
+    pub at: Timestamp,
+    pub user: String,
+    pub role: String,
+    pub via: String,
+    /// `question`, `model`, `tool_call`, `tool_result`, `policy`, `answer`, `error`, …
+    pub kind: String,
+    /// JSON.
+    pub content: String,
+}
+
+/// The tokens and time one model call used, for metering per user and skill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    pub at: Timestamp,
+    pub conversation: String,
+    pub user: String,
+    /// The tool the call led to, or `answer` for a final answer.
+    pub skill: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub elapsed_ms: u64,
+}
+
+/// Usage summed per (user, skill, model).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotal {
+    pub user: String,
+    pub skill: String,
+    pub model: String,
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub elapsed_ms: u64,
+}
+
 /// How many rows each kind of record has, for status pages and sanity checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {

@@ -2,6 +2,7 @@
 //! engine, its own migrations in `migrations_pg/`, and `UNNEST`-based bulk inserts.
 
 mod accounts;
+mod agent;
 mod ingest;
 
 use crate::common::{

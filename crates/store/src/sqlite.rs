@@ -1,6 +1,7 @@
 //! The SQLite engine: one file in WAL mode, one writer connection and a few readers.
 
 mod accounts;
+mod agent;
 mod ingest;
 
 use crate::common::{

@@ -6,7 +6,7 @@ use crate::ingest::{
     Retention, SeriesName,
 };
 use crate::{Counts, MachineRecord, PgStore, RunId, RunInfo, SqliteStore, StoreError};
-use aifactory_core::{Decision, Kpis, Outcome, Plant, PlantEvent, TelemetryReading};
+use aifactory_core::{Decision, Kpis, Outcome, Plant, PlantEvent, TelemetryReading, Timestamp};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -173,6 +173,62 @@ impl Store {
     /// See [`SqliteStore::tokens`].
     pub async fn tokens(&self) -> Result<Vec<crate::StoredToken>, StoreError> {
         forward!(self, s => s.tokens().await)
+    }
+
+    /// See [`SqliteStore::save_action`].
+    pub async fn save_action(&self, action: &crate::StoredAction) -> Result<(), StoreError> {
+        forward!(self, s => s.save_action(action).await)
+    }
+
+    /// See [`SqliteStore::action`].
+    pub async fn action(&self, id: &str) -> Result<Option<crate::StoredAction>, StoreError> {
+        forward!(self, s => s.action(id).await)
+    }
+
+    /// See [`SqliteStore::actions`].
+    pub async fn actions(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::StoredAction>, StoreError> {
+        forward!(self, s => s.actions(status, limit).await)
+    }
+
+    /// See [`SqliteStore::transition_action`].
+    pub async fn transition_action(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        decided_by: Option<&str>,
+        at: Timestamp,
+        result: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        forward!(self, s => s.transition_action(id, from, to, decided_by, at, result).await)
+    }
+
+    /// See [`SqliteStore::append_audit`].
+    pub async fn append_audit(&self, entries: &[crate::AuditEntry]) -> Result<(), StoreError> {
+        forward!(self, s => s.append_audit(entries).await)
+    }
+
+    /// See [`SqliteStore::audit`].
+    pub async fn audit(
+        &self,
+        conversation: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::AuditEntry>, StoreError> {
+        forward!(self, s => s.audit(conversation, limit).await)
+    }
+
+    /// See [`SqliteStore::record_usage`].
+    pub async fn record_usage(&self, usage: &crate::UsageRecord) -> Result<(), StoreError> {
+        forward!(self, s => s.record_usage(usage).await)
+    }
+
+    /// See [`SqliteStore::usage_totals`].
+    pub async fn usage_totals(&self) -> Result<Vec<crate::UsageTotal>, StoreError> {
+        forward!(self, s => s.usage_totals().await)
     }
 
     /// See [`SqliteStore::commit_ingest`].

@@ -409,6 +409,67 @@ macro_rules! conformance {
 }
 
 conformance! {
+    async fn an_agent_action_is_decided_once_and_its_audit_and_usage_read_back(db) {
+        use aifactory_store::{AuditEntry, StoredAction, UsageRecord};
+        let store = db.open().await;
+        let action = StoredAction {
+            id: "A-1".into(),
+            created_at: t(1),
+            conversation: Some("C-1".into()),
+            tool: "create_work_order".into(),
+            arguments: r#"{"machine":"M3"}"#.into(),
+            requested_by: "bot".into(),
+            role: "agent".into(),
+            via: "mcp".into(),
+            status: "pending".into(),
+            decided_by: None,
+            decided_at: None,
+            result: None,
+        };
+        store.save_action(&action).await?;
+        assert!(store.save_action(&action).await.is_err(), "an action id is kept once");
+        let later = StoredAction { id: "A-2".into(), created_at: t(2), conversation: None, ..action.clone() };
+        store.save_action(&later).await?;
+        assert_eq!(store.actions(Some("pending"), 10).await?, vec![later.clone(), action.clone()]);
+        assert_eq!(store.actions(None, 1).await?, vec![later.clone()]);
+        // Of two approvals of one action, one wins; a rejection after it changes nothing.
+        assert!(store.transition_action("A-1", "pending", "approved", Some("ana"), t(5), None).await?);
+        assert!(!store.transition_action("A-1", "pending", "approved", Some("bob"), t(6), None).await?);
+        assert!(!store.transition_action("A-1", "pending", "rejected", Some("bob"), t(6), None).await?);
+        assert!(!store.transition_action("A-9", "pending", "approved", Some("bob"), t(6), None).await?);
+        assert!(store.transition_action("A-1", "approved", "executed", None, t(7), Some(r#"{"ok":true}"#)).await?);
+        let done = store.action("A-1").await?.expect("A-1 is kept");
+        assert_eq!(done.status, "executed");
+        assert_eq!(done.decided_by.as_deref(), Some("ana"));
+        assert_eq!(done.decided_at, Some(t(5)));
+        assert_eq!(done.result.as_deref(), Some(r#"{"ok":true}"#));
+        assert_eq!(store.actions(Some("pending"), 10).await?, vec![later]);
+        assert!(store.action("A-9").await?.is_none());
+
+        let step = |n: u32, kind: &str| AuditEntry {
+            conversation: "C-1".into(), step: n, at: t(i64::from(n)), user: "bot".into(),
+            role: "agent".into(), via: "mcp".into(), kind: kind.into(), content: "{}".into(),
+        };
+        store.append_audit(&[step(0, "question"), step(1, "tool_call")]).await?;
+        assert!(store.append_audit(&[step(1, "again")]).await.is_err(), "a step is written once");
+        let other = AuditEntry { conversation: "C-2".into(), ..step(9, "answer") };
+        store.append_audit(&[other.clone()]).await?;
+        assert_eq!(store.audit(Some("C-1"), 100).await?, vec![step(0, "question"), step(1, "tool_call")]);
+        assert_eq!(store.audit(None, 1).await?, vec![other]);
+
+        let use_ = |skill: &str, p: u64| UsageRecord {
+            at: t(1), conversation: "C-1".into(), user: "bot".into(), skill: skill.into(),
+            model: "qwen".into(), prompt_tokens: p, completion_tokens: 10, elapsed_ms: 5,
+        };
+        store.record_usage(&use_("telemetry", 100)).await?;
+        store.record_usage(&use_("telemetry", 50)).await?;
+        store.record_usage(&use_("answer", 7)).await?;
+        let totals = store.usage_totals().await?;
+        assert_eq!(totals.len(), 2);
+        assert_eq!((totals[1].skill.as_str(), totals[1].calls, totals[1].prompt_tokens, totals[1].completion_tokens, totals[1].elapsed_ms), ("telemetry", 2, 150, 20, 10));
+        Ok(())
+    }
+
     async fn users_and_token_hashes_survive_reopening(db) {
         let store = db.open().await;
         assert!(store.users().await?.is_empty());
