@@ -27,47 +27,52 @@ def fail(message):
     sys.exit(1)
 
 
+def attr(obj, snake, camel):
+    """The SDK's 2.x names are snake_case, 1.x camelCase: accept either."""
+    return getattr(obj, snake) if hasattr(obj, snake) else getattr(obj, camel)
+
+
 def text_of(result):
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 async def check(session):
     init = await session.initialize()
-    seen = {"server": init.serverInfo.name, "protocol": init.protocolVersion}
+    seen = {"server": attr(init, "server_info", "serverInfo").name, "protocol": attr(init, "protocol_version", "protocolVersion")}
     tools = (await session.list_tools()).tools
     names = {t.name for t in tools}
     seen["tools"] = sorted(names)
     if len(tools) < 12:
         fail(f"expected at least 12 tools, got {len(tools)}")
     for t in tools:
-        if t.inputSchema.get("type") != "object":
+        if attr(t, "input_schema", "inputSchema").get("type") != "object":
             fail(f"{t.name}: input schema is not an object")
         ann = t.annotations
         if ann is None:
             fail(f"{t.name}: no annotations")
-        if t.name in ACT and not (ann.destructiveHint and not ann.readOnlyHint):
+        if t.name in ACT and not (attr(ann, "destructive_hint", "destructiveHint") and not attr(ann, "read_only_hint", "readOnlyHint")):
             fail(f"{t.name}: an acting tool not marked destructive")
-        if t.name not in ACT and not ann.readOnlyHint:
+        if t.name not in ACT and not attr(ann, "read_only_hint", "readOnlyHint"):
             fail(f"{t.name}: a reading tool not marked read-only")
 
     kpis = await session.call_tool("query_kpis", {})
-    if kpis.isError:
+    if attr(kpis, "is_error", "isError"):
         fail(f"query_kpis failed: {text_of(kpis)}")
-    data = kpis.structuredContent or json.loads(text_of(kpis))
+    data = attr(kpis, "structured_content", "structuredContent") or json.loads(text_of(kpis))
     if data.get("outcome") != "done" or "oee" not in data.get("result", {}).get("kpis", {}):
         fail(f"query_kpis: unexpected result {data}")
     seen["oee"] = data["result"]["kpis"]["oee"]
 
     manuals = await session.call_tool("search_manuals", {"query": "主轴振动过大", "limit": 2})
-    found = (manuals.structuredContent or {}).get("result", {}).get("passages", [])
+    found = (attr(manuals, "structured_content", "structuredContent") or {}).get("result", {}).get("passages", [])
     if not found or "SOP-MNT-01" not in found[0]["id"]:
         fail(f"search_manuals: {text_of(manuals)[:300]}")
 
     held = await session.call_tool(
         "create_work_order", {"machine": "TURN-01", "reason": "conformance check"}
     )
-    body = held.structuredContent or {}
-    if held.isError or body.get("outcome") != "queued" or not body.get("action", "").startswith("A-"):
+    body = attr(held, "structured_content", "structuredContent") or {}
+    if attr(held, "is_error", "isError") or body.get("outcome") != "queued" or not body.get("action", "").startswith("A-"):
         fail(f"create_work_order was not held for approval: {text_of(held)[:300]}")
     if "Held for approval" not in text_of(held):
         fail("the held answer does not say so in its text")
@@ -76,12 +81,12 @@ async def check(session):
     bad = await session.call_tool(
         "change_set_point", {"machine": "TURN-01", "param": "cutting_speed", "value": 9999}
     )
-    if not bad.isError:
+    if not attr(bad, "is_error", "isError"):
         fail("an out-of-bounds set-point was not refused")
 
     try:
         unknown = await session.call_tool("format_disk", {})
-        if not unknown.isError:
+        if not attr(unknown, "is_error", "isError"):
             fail("an unknown tool did not fail")
     except Exception as e:  # the SDK may raise the JSON-RPC error instead
         seen["unknown_tool_error"] = str(e)[:120]

@@ -286,35 +286,36 @@ pub fn plan(request: &str, vocab: &Vocabulary) -> Plan {
         );
 
     // Acting requests first: they must never fall through to a reading tool by accident.
-    if set_words && !how {
-        if let Some(param) = find_param(request, vocab) {
-            let Some(machine) = machine else {
-                return need_machine("TURN-01");
+    if set_words
+        && !how
+        && let Some(param) = find_param(request, vocab)
+    {
+        let Some(machine) = machine else {
+            return need_machine("TURN-01");
+        };
+        let value = TARGET
+            .captures(request)
+            .and_then(|c| c[1].parse::<f64>().ok())
+            .or_else(|| {
+                NUMBER
+                    .find_iter(request)
+                    .filter_map(|m| m.as_str().parse::<f64>().ok())
+                    .last()
+            });
+        let Some(value) = value else {
+            return Plan::Ask {
+                question: lang
+                    .pick(
+                        "To what value? e.g. \"set cutting_speed on TURN-01 to 200\".",
+                        "设定为多少？例如“把 TURN-01 的 cutting_speed 改为 200”。",
+                    )
+                    .to_owned(),
             };
-            let value = TARGET
-                .captures(request)
-                .and_then(|c| c[1].parse::<f64>().ok())
-                .or_else(|| {
-                    NUMBER
-                        .find_iter(request)
-                        .filter_map(|m| m.as_str().parse::<f64>().ok())
-                        .last()
-                });
-            let Some(value) = value else {
-                return Plan::Ask {
-                    question: lang
-                        .pick(
-                            "To what value? e.g. \"set cutting_speed on TURN-01 to 200\".",
-                            "设定为多少？例如“把 TURN-01 的 cutting_speed 改为 200”。",
-                        )
-                        .to_owned(),
-                };
-            };
-            return call(
-                tools::CHANGE_SET_POINT,
-                json!({ "machine": machine, "param": param, "value": value, "reason": request }),
-            );
-        }
+        };
+        return call(
+            tools::CHANGE_SET_POINT,
+            json!({ "machine": machine, "param": param, "value": value, "reason": request }),
+        );
     }
     let work_order = has(t, &["work order", "workorder", "maintenance order", "工单"])
         || (!how

@@ -535,11 +535,10 @@ impl Agent {
                 )
                 .await?;
         }
-        Ok(self
-            .store
+        self.store
             .action(id)
             .await?
-            .ok_or_else(|| AgentError::NoAction(id.to_owned()))?)
+            .ok_or_else(|| AgentError::NoAction(id.to_owned()))
     }
 
     /// Answers a request: with the model when one is configured, else with the planner.

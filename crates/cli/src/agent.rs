@@ -137,28 +137,28 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) struct PlantArgs {
     /// A running `aifactory serve` to work through, e.g. http://127.0.0.1:8080 [default: start
     /// the plant here, embedded].
-    #[arg(long, env = "AIFACTORY_SERVER")]
+    #[arg(long, env = "AIFACTORY_SERVER", global = true)]
     server: Option<String>,
     /// API token for --server (POST /api/v1/tokens issues one).
-    #[arg(long, env = "AIFACTORY_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "AIFACTORY_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// Embedded: the store, a SQLite file or a postgres:// URL [default: <data.dir>/serve.sqlite].
-    #[arg(long, env = "AIFACTORY_DB")]
+    #[arg(long, env = "AIFACTORY_DB", global = true)]
     db: Option<String>,
     /// Embedded: the plant file [default: the built-in reference plant].
-    #[arg(long)]
+    #[arg(long, global = true)]
     plant: Option<PathBuf>,
     /// Embedded: seed of the twin.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, global = true)]
     seed: u64,
     /// Embedded: days the twin runs before the command works on it.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, global = true)]
     warm_up_days: f64,
     /// Embedded: who you are, for the audit log [default: $USER].
-    #[arg(long)]
+    #[arg(long, global = true)]
     user: Option<String>,
     /// Embedded: your role (viewer, operator, engineer, admin, agent).
-    #[arg(long, default_value = "operator")]
+    #[arg(long, default_value = "operator", global = true)]
     role: String,
 }
 
@@ -196,6 +196,9 @@ impl Embedded {
         if !(plant.warm_up_days.is_finite() && (0.0..=30.0).contains(&plant.warm_up_days)) {
             anyhow::bail!("--warm-up-days must be between 0 and 30");
         }
+        // Bad options fail before the twin starts.
+        model.model_config()?;
+        plant.caller()?;
         let file = crate::run::plant_or_reference(plant.plant.as_deref())?;
         let db = plant
             .db
@@ -234,8 +237,14 @@ impl Embedded {
             live,
             now_ms(),
         );
-        let agent = model.attach(&state, now_ms())?;
-        Ok(Embedded { state, agent, twin })
+        match model.attach(&state, now_ms()) {
+            Ok(agent) => Ok(Embedded { state, agent, twin }),
+            Err(e) => {
+                // The twin's thread would keep the process alive: stop it before failing.
+                let _ = twin.stop().await;
+                Err(e)
+            }
+        }
     }
 
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
@@ -267,11 +276,11 @@ pub(crate) enum AgentCommand {
         decision: Option<Decision>,
         /// Only actions in this status: pending, approved, rejected, executed or failed
         /// [default: pending].
-        #[arg(long, default_value = "pending")]
+        #[arg(long, default_value = "pending", global = true)]
         status: String,
         #[command(flatten)]
         plant: PlantArgs,
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Model tokens and time used, per user, skill and model (what compute vouchers pay for).

@@ -100,6 +100,14 @@ impl LiveTwin {
     }
 }
 
+/// A decision id as this run writes it.
+fn scoped(scope: &Option<String>, id: &str) -> String {
+    match scope {
+        Some(s) => format!("{id}@{s}"),
+        None => id.to_owned(),
+    }
+}
+
 /// The plant's products as the live view carries them.
 fn product_infos(plant: &aifactory_core::Plant) -> Vec<ProductInfo> {
     plant
@@ -451,6 +459,9 @@ struct Runner {
     forecast_day: Option<i64>,
     /// The products and their routings, as the API and the agent see them.
     products: Vec<ProductInfo>,
+    /// A later run on the same store suffixes its decision ids with its run (`@R2`): the skills
+    /// number decisions from 1 in every run, and the ledger keeps each id once.
+    scope: Option<String>,
     /// Per machine: survival over running age, from the records of its machine type.
     survival: Vec<Option<aifactory_skills::maintenance::Survival>>,
     /// Per machine: renewals seen and its running hours at the last one.
@@ -464,10 +475,14 @@ impl Runner {
     fn advance(&mut self, until: SimTime) {
         self.sim.run_until(until, &mut self.watcher);
         // The skills' decisions go with the batch that holds the events they caused.
+        let scope = self.scope.clone();
         self.watcher
             .pending
             .decisions
-            .extend(self.log.drain_decisions());
+            .extend(self.log.drain_decisions().into_iter().map(|mut d| {
+                d.id = scoped(&scope, &d.id);
+                d
+            }));
         self.watcher.pending.at_ms = self.watcher.start.0 + self.sim.now().0 as i64;
         self.watcher.send();
     }
@@ -608,7 +623,7 @@ impl Runner {
             .and_then(|b| b.live_plan.as_ref())
             .map(|p| Plan {
                 at: Timestamp(start.0 + p.at.0 as i64),
-                decision: p.decision.clone(),
+                decision: p.decision.as_deref().map(|d| scoped(&self.scope, d)),
                 machines: machine_ids.clone(),
                 problem: p.problem.clone(),
                 schedule: p.schedule.clone(),
@@ -823,6 +838,7 @@ pub(crate) async fn start(
         forecasts: Vec::new(),
         forecast_day: None,
         products: product_infos(&spec.plant),
+        scope: (run_id.0 > 1).then(|| format!("R{}", run_id.0)),
         survival,
         renewed: vec![(0, 0.0); machine_count],
     };

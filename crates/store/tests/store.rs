@@ -453,7 +453,7 @@ conformance! {
         store.append_audit(&[step(0, "question"), step(1, "tool_call")]).await?;
         assert!(store.append_audit(&[step(1, "again")]).await.is_err(), "a step is written once");
         let other = AuditEntry { conversation: "C-2".into(), ..step(9, "answer") };
-        store.append_audit(&[other.clone()]).await?;
+        store.append_audit(std::slice::from_ref(&other)).await?;
         assert_eq!(store.audit(Some("C-1"), 100).await?, vec![step(0, "question"), step(1, "tool_call")]);
         assert_eq!(store.audit(None, 1).await?, vec![other]);
 
