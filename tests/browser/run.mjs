@@ -31,7 +31,7 @@ import { chromium } from 'playwright-core';
 
 const TIMEOUT = Number(process.env.AIFACTORY_TIMEOUT_MS || 30000);
 const OUT = path.resolve(process.env.AIFACTORY_SCREENSHOTS || 'artifacts/browser');
-const PAGES = ['plant', 'machine', 'schedule', 'quality', 'forecast', 'decisions', 'assessment'];
+const PAGES = ['plant', 'machine', 'schedule', 'quality', 'forecast', 'decisions', 'assessment', 'agent'];
 
 const failures = [];
 let server = null;
@@ -257,6 +257,12 @@ const checks = {
     JSON.parse(text); // the output is shown as JSON
     return `${n} decision rows; the first row's output is JSON`;
   },
+  async agent(page) {
+    await page.getByTestId('actions-table').waitFor({ timeout: TIMEOUT });
+    const ask = page.getByTestId('agent-question');
+    expect(await ask.isVisible(), 'no question box');
+    return 'question box and actions table';
+  },
   async assessment(page) {
     const tier = (await page.getByTestId('tier-value').innerText()).trim();
     expect(/^[0-3]$/.test(tier), `tier-value is "${tier}", not a digit 0-3`);
@@ -376,6 +382,29 @@ async function main() {
     });
     await noBanner(page, 'after approving');
     shots.push(await shoot(page, 'en-schedule-approved'));
+  });
+
+  // Ask the agent for a change: it is held, and a person approves it on the page.
+  await check('agent: a held work order approved', async () => {
+    await open(page, 'agent', () => page.getByTestId('nav-agent').click());
+    await page.getByTestId('agent-question').fill('Create a work order to service TURN-01, the spindle vibrates');
+    await page.getByTestId('agent-ask').click();
+    const step = page.locator('[data-testid="agent-step"][data-outcome="queued"]');
+    await step.first().waitFor({ timeout: TIMEOUT * 2 }).catch(async () => {
+      throw new Error(`the work order was not held for approval${await bannerText(page)}`);
+    });
+    const text = await page.getByTestId('agent-text').innerText();
+    expect(text.includes('not a language model'), `the planner does not say what it is: ${text.slice(0, 120)}`);
+    const row = page.locator('[data-testid="action-row"][data-status="pending"]').first();
+    await row.waitFor({ timeout: TIMEOUT });
+    const id = await row.getAttribute('data-id');
+    await row.getByTestId('action-approve').click();
+    await page.waitForSelector(`[data-testid="action-row"][data-id="${id}"][data-status="executed"]`, { timeout: TIMEOUT }).catch(async () => {
+      throw new Error(`action ${id} did not become executed${await bannerText(page)}`);
+    });
+    await noBanner(page, 'after approving the action');
+    shots.push(await shoot(page, 'en-agent-approved'));
+    return `action ${id} executed`;
   });
 
   // Simplified Chinese.

@@ -220,7 +220,13 @@ fn hours_in(text: &str) -> Option<f64> {
 /// Plans the tool calls for `request`.
 pub fn plan(request: &str, vocab: &Vocabulary) -> Plan {
     let lang = Lang::of(request);
-    let lower = request.to_lowercase();
+    // "怎么样" asks how something is, not how to do it; "on-time delivery" is a KPI, not a
+    // delivery date.
+    let lower = request
+        .to_lowercase()
+        .replace("怎么样", "情况")
+        .replace("on-time delivery", "on-time")
+        .replace("on time delivery", "on-time");
     let t = lower.as_str();
     let machine = find_machine(request, vocab);
     let product = find_product(request, vocab);
@@ -742,6 +748,12 @@ mod tests {
         );
         assert_eq!(tool_of("工厂现在的状态").0, "plant_status");
         assert_eq!(tool_of("plant status").0, "plant_status");
+        assert_eq!(tool_of("工厂现在的状态怎么样？").0, "plant_status");
+        assert_eq!(tool_of("今天的产量怎么样？").0, "query_kpis");
+        assert_eq!(
+            tool_of("What is the scrap rate and on-time delivery?").0,
+            "query_kpis"
+        );
         assert_eq!(tool_of("what is the plan for today").0, "show_schedule");
     }
 

@@ -163,6 +163,20 @@ pub(crate) struct PlantArgs {
 }
 
 impl PlantArgs {
+    /// An embedded plant on the store `db` (for benchmarks).
+    pub(crate) fn embedded(db: &str, warm_up_days: f64) -> PlantArgs {
+        PlantArgs {
+            server: None,
+            token: None,
+            db: Some(db.to_owned()),
+            plant: None,
+            seed: 1,
+            warm_up_days,
+            user: None,
+            role: "operator".to_owned(),
+        }
+    }
+
     fn caller(&self) -> anyhow::Result<Caller> {
         if !aifactory_agent::policy::ROLES.contains(&self.role.as_str()) {
             anyhow::bail!(

@@ -4,6 +4,7 @@
 
 mod agent;
 mod assess;
+mod bench_agent;
 mod bench_ingest;
 mod bench_policies;
 mod config;
@@ -113,6 +114,9 @@ enum BenchCommand {
     /// Uses the embedded broker, and with --mqtt an external one too; stores into fresh SQLite
     /// files in a temporary folder unless --db names a PostgreSQL database.
     Ingest(bench_ingest::IngestBenchArgs),
+    /// The agent: the offline planner's tool choice on 50 plant questions (English and
+    /// Chinese), end-to-end latency on a live twin, and the runtime's overhead per tool step.
+    Agent(bench_agent::AgentBenchArgs),
     /// Time the twin on a plant with no observer: events per second and simulated days per second.
     Twin {
         /// Plant file [default: the built-in reference plant].
@@ -291,6 +295,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(&args),
+        Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&config, &args),
         Command::Bench(BenchCommand::Twin {
             plant,
             days,

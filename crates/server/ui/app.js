@@ -15,8 +15,9 @@ const pages = {
   forecast: () => import('./pages/forecast.js'),
   decisions: () => import('./pages/decisions.js'),
   assessment: () => import('./pages/assessment.js'),
+  agent: () => import('./pages/agent.js'),
 };
-const NAV = ['plant', 'schedule', 'quality', 'forecast', 'decisions', 'assessment'];
+const NAV = ['plant', 'schedule', 'quality', 'forecast', 'decisions', 'assessment', 'agent'];
 const ACTORS = ['operator', 'engineer', 'admin'];
 
 const main = document.getElementById('main');
