@@ -204,9 +204,20 @@ fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
+    // A plant id of its own: other tests publish the reference plant's Sparkplug group on the
+    // same broker at the same time, and a host cannot tell two edge nodes of one name apart.
+    let plant = dir.path().join("plant.toml");
+    let reference = std::fs::read_to_string(super::repo_file("plants/hangzhou-auto-parts.toml"))
+        .expect("the reference plant");
+    std::fs::write(
+        &plant,
+        reference.replacen("id = \"hz-auto-parts\"", "id = \"hz-serve-mqtt-test\"", 1),
+    )
+    .expect("plant file");
+    let plant = plant.to_str().expect("path");
     let (serve, base, password) = start(
         &dir.path().join("serve.sqlite"),
-        &["--speed", "600", "--mqtt", &url],
+        &["--speed", "600", "--mqtt", &url, "--plant", plant],
     );
     let agent = agent();
     let token = login(&agent, &base, &password);
