@@ -513,16 +513,6 @@ fn print_actions(list: &[serde_json::Value], json: bool) {
     }
 }
 
-fn stored_json(a: &aifactory_store::StoredAction) -> serde_json::Value {
-    serde_json::json!({
-        "id": a.id, "created_at": a.created_at.to_rfc3339(), "conversation": a.conversation,
-        "tool": a.tool, "arguments": serde_json::from_str::<serde_json::Value>(&a.arguments).unwrap_or(serde_json::Value::Null),
-        "requested_by": a.requested_by, "role": a.role, "via": a.via, "status": a.status,
-        "decided_by": a.decided_by, "decided_at": a.decided_at.map(|t| t.to_rfc3339()),
-        "result": a.result.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
-    })
-}
-
 async fn approvals(
     config: &crate::config::Config,
     decision: Option<Decision>,
@@ -576,7 +566,10 @@ async fn approvals(
                 .await
                 .with_context(|| format!("opening the store {db}"))?;
             let list = store.actions(filter, 1_000).await?;
-            let list: Vec<serde_json::Value> = list.iter().map(stored_json).collect();
+            let list: Vec<serde_json::Value> = list
+                .iter()
+                .map(aifactory_server::agent::action_json)
+                .collect();
             print_actions(&list, json);
         }
         Some(d) => {
@@ -590,7 +583,7 @@ async fn approvals(
             let decided = embedded.agent.decide(&caller, "cli", &id, approve).await;
             embedded.stop().await?;
             let action = decided?;
-            print_actions(&[stored_json(&action)], json);
+            print_actions(&[aifactory_server::agent::action_json(&action)], json);
         }
     }
     Ok(ExitCode::SUCCESS)

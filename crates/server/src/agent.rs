@@ -945,7 +945,8 @@ pub(crate) struct ActionsQuery {
     limit: Option<u32>,
 }
 
-fn action_json(a: &aifactory_store::StoredAction) -> Value {
+/// An action as the API and the CLI show it.
+pub fn action_json(a: &aifactory_store::StoredAction) -> Value {
     json!({
         "id": a.id, "created_at": a.created_at.to_rfc3339(), "conversation": a.conversation,
         "tool": a.tool, "arguments": serde_json::from_str::<Value>(&a.arguments).unwrap_or(Value::Null),
