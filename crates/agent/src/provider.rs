@@ -234,10 +234,15 @@ pub fn wire_tool(spec: &crate::tools::ToolSpec) -> Value {
     })
 }
 
+/// Installs the process-wide TLS crypto provider (ring) that every reqwest client of this
+/// build needs before it is built; calling it again is harmless.
+pub fn install_tls_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl ChatClient {
     pub fn new(config: ModelConfig) -> Result<ChatClient, ProviderError> {
-        // rustls needs one process-wide crypto provider; a second install is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_crypto();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()

@@ -345,6 +345,7 @@ impl Remote {
         let token = plant.token.clone().context(
             "--server needs --token (or AIFACTORY_TOKEN): an API token from POST /api/v1/tokens",
         )?;
+        aifactory_agent::provider::install_tls_crypto();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(600))
             .build()

@@ -17,6 +17,7 @@ mod live;
 #[cfg(feature = "opcua")]
 mod opcua;
 mod output;
+mod portal;
 mod publish;
 mod record;
 mod run;
@@ -99,6 +100,10 @@ enum Command {
     /// Serve the agent's tools to MCP clients (Qwen-Agent, Dify, Claude, …) over stdio, or
     /// streamable HTTP with --http; acting tools wait for a person's approval.
     Mcp(agent::McpArgs),
+    /// The programme office on PostgreSQL: serve the portal's API, seed a synthetic city, add
+    /// users, submit a plant's evidence bundle.
+    #[command(subcommand)]
+    Portal(portal::PortalCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +122,10 @@ enum BenchCommand {
     /// The agent: the offline planner's tool choice on 50 plant questions (English and
     /// Chinese), end-to-end latency on a live twin, and the runtime's overhead per tool step.
     Agent(bench_agent::AgentBenchArgs),
+    /// The programme portal at city scale on PostgreSQL: seeds plants with three quarters of
+    /// evidence and vouchers, then times the year-end ingest of every plant's bundle and the
+    /// targets dashboard, a plant's history and the voucher book over HTTP (p50/p95/p99).
+    Portal(portal::PortalBenchArgs),
     /// Time the twin on a plant with no observer: events per second and simulated days per second.
     Twin {
         /// Plant file [default: the built-in reference plant].
@@ -296,6 +305,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&config, &args),
+        Command::Bench(BenchCommand::Portal(args)) => portal::bench(&args),
+        Command::Portal(command) => portal::run(command),
         Command::Bench(BenchCommand::Twin {
             plant,
             days,

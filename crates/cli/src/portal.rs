@@ -1,0 +1,458 @@
+//! `aifactory portal …`: the programme office on PostgreSQL — serve its API, seed a synthetic
+//! city, add users, submit a plant's evidence bundle — and `aifactory bench portal`.
+
+use crate::runtime;
+use aifactory_portal::seed::{self, CitySpec};
+use aifactory_portal::{Caller, Clock, NewUser, Portal, PortalError, Role};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub(crate) struct DatabaseArg {
+    /// The portal's PostgreSQL database (`postgres://user@host/db`; add
+    /// `?options[search_path]=schema` to keep it in a schema of its own). The connecting user
+    /// needs to create the role `aifactory_portal` on first start, or a DBA creates it (NOLOGIN)
+    /// and grants it to that user.
+    #[arg(long, env = "AIFACTORY_PORTAL_DATABASE")]
+    database: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PortalCommand {
+    /// Serve the portal's HTTP API (plants, evidence, targets, vouchers, needs, audit).
+    ///
+    /// Every request carries `Authorization: Bearer <token>`; `aifactory portal user add`
+    /// makes tokens. Tenant isolation is enforced by the API and by row-level security.
+    Serve {
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+        /// Database connections in the pool.
+        #[arg(long, default_value_t = 16)]
+        pool: u32,
+    },
+    /// Seed a synthetic city: plants across districts and industries with a year of signed
+    /// evidence (four quarterly bundles each), providers, budgets, targets, vouchers and
+    /// redemptions. Prints the demo users' tokens (for demos and benchmarks only).
+    Seed {
+        #[command(flatten)]
+        db: DatabaseArg,
+        #[arg(long, default_value_t = 7_500)]
+        plants: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Decisions per skill per quarter in each plant's ledger.
+        #[arg(long, default_value_t = 6)]
+        decisions_per_skill: usize,
+        /// Parallel submissions.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the portal's users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Submit a plant's evidence bundle (written by `aifactory assess --bundle`) as an officer
+    /// would; prints the recomputed tier, or the reason the bundle was refused.
+    Submit {
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// The registered plant the bundle belongs to.
+        #[arg(long)]
+        plant: String,
+        bundle: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user and print its API token (shown once; only its hash is stored).
+    Add {
+        #[command(flatten)]
+        db: DatabaseArg,
+        name: String,
+        /// officer, assessor, plant or provider.
+        #[arg(long)]
+        role: String,
+        /// The plant of a `plant` user.
+        #[arg(long)]
+        plant: Option<String>,
+        /// The provider of a `provider` user.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+}
+
+fn wall_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
+}
+
+async fn open(db: &DatabaseArg, pool: u32, clock: Clock) -> anyhow::Result<Portal> {
+    Portal::open(&db.database, pool, clock)
+        .await
+        .context("opening the portal database")
+}
+
+pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match command {
+            PortalCommand::Serve { db, listen, pool } => serve(&db, listen, pool).await,
+            PortalCommand::Seed {
+                db,
+                plants,
+                seed,
+                decisions_per_skill,
+                workers,
+                json,
+            } => {
+                let spec = CitySpec {
+                    plants,
+                    seed,
+                    decisions_per_skill,
+                    ..CitySpec::default()
+                };
+                seed_city(&db, &spec, workers, json).await
+            }
+            PortalCommand::User(UserCommand::Add {
+                db,
+                name,
+                role,
+                plant,
+                provider,
+            }) => {
+                let role = Role::parse(&role).with_context(|| {
+                    format!("--role {role:?}: one of officer, assessor, plant, provider")
+                })?;
+                let portal = open(&db, 2, wall_clock()).await?;
+                let token = portal
+                    .add_user(
+                        &Caller::system(),
+                        &NewUser {
+                            name: name.clone(),
+                            role,
+                            plant,
+                            provider,
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("adding user {name}"))?;
+                println!("{token}");
+                eprintln!("user {name} ({}) added; the token above is shown once", role.as_str());
+                Ok(ExitCode::SUCCESS)
+            }
+            PortalCommand::Submit {
+                db,
+                plant,
+                bundle,
+                json,
+            } => {
+                let bytes = std::fs::read(&bundle)
+                    .with_context(|| format!("reading {}", bundle.display()))?;
+                let portal = open(&db, 2, wall_clock()).await?;
+                match portal.submit_evidence(&Caller::system(), &plant, bytes).await {
+                    Ok(record) => {
+                        if json {
+                            println!("{}", serde_json::to_string_pretty(&record)?);
+                        } else {
+                            println!(
+                                "accepted: plant {plant} at tier {} ({} ledger entries, evidence #{})",
+                                record.tier.unwrap_or(0),
+                                record.entries.unwrap_or(0),
+                                record.id
+                            );
+                        }
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(PortalError::Evidence(reason)) => {
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({"accepted": false, "reason": reason})
+                            );
+                        } else {
+                            eprintln!("refused: {reason}");
+                        }
+                        Ok(ExitCode::from(2))
+                    }
+                    Err(e) => Err(e).context("submitting the bundle"),
+                }
+            }
+        }
+    })
+}
+
+async fn serve(db: &DatabaseArg, listen: SocketAddr, pool: u32) -> anyhow::Result<ExitCode> {
+    let portal = open(db, pool, wall_clock()).await?;
+    let app = aifactory_portal::http::router(portal);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!(
+        "aifactory portal on http://{} (API under /api/v1; Ctrl-C stops)",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving the portal")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A fixed clock inside the seeded year, so that seeds replay exactly and vouchers are valid.
+fn seed_clock(spec: &CitySpec) -> Clock {
+    let at = aifactory_core::Timestamp::from_civil(spec.year, 12, 31, 23, 30, 0, 480).0;
+    Arc::new(move || at)
+}
+
+async fn seed_city(
+    db: &DatabaseArg,
+    spec: &CitySpec,
+    workers: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let portal = open(db, workers as u32 + 2, seed_clock(spec)).await?;
+    let started = Instant::now();
+    seed::seed_registry(&portal, spec)
+        .await
+        .context("seeding the registry")?;
+    let mut quarters = Vec::new();
+    for quarter in 1..=4 {
+        let bar = bar(
+            spec.plants as u64,
+            &format!("evidence, quarter {quarter}"),
+            json,
+        );
+        let tick = bar.clone();
+        let t = Instant::now();
+        let (accepted, refused) =
+            seed::seed_evidence(&portal, spec, quarter, workers, move || tick.inc(1))
+                .await
+                .with_context(|| format!("seeding quarter {quarter}'s evidence"))?;
+        bar.finish_and_clear();
+        quarters.push(serde_json::json!({"quarter": quarter, "accepted": accepted, "refused": refused, "seconds": t.elapsed().as_secs_f64()}));
+    }
+    let t = Instant::now();
+    let (vouchers, redemptions) = seed::seed_vouchers(&portal, spec, workers)
+        .await
+        .context("seeding vouchers")?;
+    let voucher_seconds = t.elapsed().as_secs_f64();
+    let tokens: serde_json::Map<String, serde_json::Value> = ["officer", "assessor"]
+        .iter()
+        .map(|u| ((*u).to_owned(), seed::seed_token(spec, u).into()))
+        .collect();
+    let summary = serde_json::json!({
+        "plants": spec.plants, "seed": spec.seed, "evidence": quarters,
+        "vouchers": vouchers, "redemptions": redemptions, "voucher_seconds": voucher_seconds,
+        "seconds": started.elapsed().as_secs_f64(), "tokens": tokens,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "seeded {} plants (seed {}) in {:.1} s: a year of evidence, {vouchers} vouchers, {redemptions} redemptions",
+            spec.plants,
+            spec.seed,
+            started.elapsed().as_secs_f64()
+        );
+        for (user, token) in &tokens {
+            println!("  {user:<9} token {}", token.as_str().unwrap_or_default());
+        }
+        println!("demo tokens follow from the seed: use them for demos and benchmarks only");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PortalBenchArgs {
+    #[command(flatten)]
+    db: DatabaseArg,
+    #[arg(long, default_value_t = 7_500)]
+    plants: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 6)]
+    decisions_per_skill: usize,
+    /// Parallel evidence submissions.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Requests per query kind for the latency figures.
+    #[arg(long, default_value_t = 300)]
+    requests: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+/// The request path of the i-th timed request of a kind.
+type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Seeds quarters 1–3 and the vouchers, then times the year-end ingest of every plant's bundle
+/// and the portal's main queries over HTTP.
+pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
+    let spec = CitySpec {
+        plants: args.plants,
+        seed: args.seed,
+        decisions_per_skill: args.decisions_per_skill,
+        ..CitySpec::default()
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let portal = open(&args.db, args.workers as u32 + 4, seed_clock(&spec)).await?;
+        let existing = portal
+            .plants(&Caller::system(), &Default::default())
+            .await
+            .context("reading the registry")?;
+        anyhow::ensure!(
+            existing.is_empty(),
+            "the database already holds plants: benchmark on an empty database or schema"
+        );
+        let t = Instant::now();
+        seed::seed_registry(&portal, &spec).await?;
+        for quarter in 1..=3 {
+            let bar = bar(spec.plants as u64, &format!("history, quarter {quarter}"), args.json);
+            let tick = bar.clone();
+            seed::seed_evidence(&portal, &spec, quarter, args.workers, move || tick.inc(1)).await?;
+            bar.finish_and_clear();
+        }
+        let (vouchers, redemptions) = seed::seed_vouchers(&portal, &spec, args.workers).await?;
+        let history_seconds = t.elapsed().as_secs_f64();
+
+        // The year-end bundles, signed beforehand (that is the plants' work, not the portal's).
+        let bundles = seed::prepare_bundles(&spec, 4, args.workers)?;
+        let bytes: usize = bundles.iter().map(|(_, b)| b.len()).sum();
+        let entries_q4: usize = seed::city(&spec)
+            .iter()
+            .map(|p| seed::ledger(p, &spec, 4).entries().len())
+            .sum();
+        let bar = bar(spec.plants as u64, "year-end evidence (timed)", args.json);
+        let tick = bar.clone();
+        let t = Instant::now();
+        let (accepted, refused) =
+            seed::ingest_bundles(&portal, bundles, args.workers, move || tick.inc(1)).await?;
+        let ingest_seconds = t.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        // Query latency over HTTP, as a browser or a script would see it.
+        let app = aifactory_portal::http::router(portal.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let token = seed::seed_token(&spec, "officer");
+        aifactory_agent::provider::install_tls_crypto();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let city = seed::city(&spec);
+        let mut figures = serde_json::Map::new();
+        let kinds: [(&str, PathFor); 3] = [
+            ("targets_dashboard", Box::new(|_| "/api/v1/targets?year=2026".to_owned())),
+            (
+                "plant_history",
+                Box::new(|i| format!("/api/v1/plants/{}/evidence", city[(i * 7919) % city.len()].id)),
+            ),
+            (
+                "voucher_book",
+                Box::new(|i| match i % 3 {
+                    0 => "/api/v1/vouchers".to_owned(),
+                    1 => "/api/v1/vouchers?status=active".to_owned(),
+                    _ => format!("/api/v1/vouchers?budget=compute-{}&offset=100", spec.year),
+                }),
+            ),
+        ];
+        for (name, path) in &kinds {
+            let mut ms = Vec::with_capacity(args.requests);
+            // Warm the connection and the caches once, untimed.
+            let _ = client.get(format!("http://{addr}{}", path(0))).bearer_auth(&token).send().await;
+            for i in 0..args.requests {
+                let url = format!("http://{addr}{}", path(i));
+                let t = Instant::now();
+                let response = client.get(&url).bearer_auth(&token).send().await?;
+                let status = response.status();
+                let _ = response.bytes().await?;
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                anyhow::ensure!(status.is_success(), "{url}: {status}");
+            }
+            ms.sort_by(f64::total_cmp);
+            figures.insert(
+                (*name).to_owned(),
+                serde_json::json!({"p50_ms": percentile(&ms, 50.0), "p95_ms": percentile(&ms, 95.0),
+                                   "p99_ms": percentile(&ms, 99.0), "max_ms": ms.last().copied().unwrap_or(f64::NAN),
+                                   "requests": ms.len()}),
+            );
+        }
+        let tb = portal.trial_balance(&Caller::system()).await?;
+        let report = serde_json::json!({
+            "plants": spec.plants, "seed": spec.seed, "decisions_per_skill": spec.decisions_per_skill,
+            "workers": args.workers,
+            "history": {"quarters": 3, "vouchers": vouchers, "redemptions": redemptions, "seconds": history_seconds},
+            "ingest": {"bundles": accepted + refused, "accepted": accepted, "refused": refused,
+                       "seconds": ingest_seconds, "per_second": (accepted + refused) as f64 / ingest_seconds,
+                       "megabytes": bytes as f64 / 1e6, "ledger_entries": entries_q4},
+            "queries": figures,
+            "books_balanced": tb.balanced,
+        });
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "portal benchmark: {} plants, year-end ingest {:.1} s ({:.0} bundles/s, {:.0} MB, {} ledger entries); books balanced: {}",
+                spec.plants,
+                ingest_seconds,
+                (accepted + refused) as f64 / ingest_seconds,
+                bytes as f64 / 1e6,
+                entries_q4,
+                tb.balanced
+            );
+            for (name, f) in &figures {
+                println!(
+                    "  {name:<18} p50 {:>6.1} ms  p95 {:>6.1} ms  p99 {:>6.1} ms",
+                    f["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                    f["p95_ms"].as_f64().unwrap_or(f64::NAN),
+                    f["p99_ms"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,799 @@
+//! The registry: plants, providers with their offers, users and their tokens; targets by
+//! district and industry and the dashboard of progress toward them; benchmark designation.
+
+use crate::error::PortalError;
+use crate::model::{Caller, Role};
+use crate::portal::{Portal, audit};
+use aifactory_assess::rules::CATALOGUE;
+use aifactory_core::LifecycleStage;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+/// Annual revenue, million yuan, from which a plant is large-scale (规模以上).
+pub const LARGE_SCALE_MYUAN: f64 = 20.0;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPlant {
+    pub id: String,
+    pub name: String,
+    pub industry: String,
+    pub district: String,
+    /// Annual revenue in million yuan; decides the size class.
+    pub revenue_myuan: f64,
+    /// The plant's evidence signing key (64 hex digits); pinned by the first bundle if absent.
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlantRecord {
+    pub id: String,
+    pub name: String,
+    pub industry: String,
+    pub district: String,
+    pub size_class: String,
+    pub revenue_myuan: Option<f64>,
+    pub public_key: Option<String>,
+    /// The tier of the latest accepted evidence (0 before any).
+    pub tier: u8,
+    pub tier_at_ms: Option<i64>,
+    pub ledger_entries: i64,
+    pub benchmark_since_ms: Option<i64>,
+    pub registered_at_ms: i64,
+}
+
+const PLANT_COLUMNS: &str = "id, name, industry, district, size_class, revenue_myuan, public_key, \
+    tier, tier_at_ms, ledger_entries, benchmark_since_ms, registered_at_ms";
+
+fn plant_from_row(row: &PgRow) -> Result<PlantRecord, sqlx::Error> {
+    Ok(PlantRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        industry: row.try_get("industry")?,
+        district: row.try_get("district")?,
+        size_class: row.try_get("size_class")?,
+        revenue_myuan: row.try_get("revenue_myuan")?,
+        public_key: row.try_get("public_key")?,
+        tier: u8::try_from(row.try_get::<i16, _>("tier")?).unwrap_or(0),
+        tier_at_ms: row.try_get("tier_at_ms")?,
+        ledger_entries: row.try_get("ledger_entries")?,
+        benchmark_since_ms: row.try_get("benchmark_since_ms")?,
+        registered_at_ms: row.try_get("registered_at_ms")?,
+    })
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlantFilter {
+    pub district: Option<String>,
+    pub industry: Option<String>,
+    pub tier: Option<u8>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// A scenario of the tier rules' catalogue that a provider delivers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offer {
+    pub scenario: String,
+    /// Filled from the catalogue when omitted; must match it when given.
+    #[serde(default)]
+    pub stage: Option<LifecycleStage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProvider {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub offers: Vec<Offer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderRecord {
+    pub id: String,
+    pub name: String,
+    pub offers: Vec<Offer>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub plant: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub year: i32,
+    pub district: String,
+    /// `*` for every industry of the district.
+    pub industry: String,
+    pub tier: u8,
+    pub plants: i32,
+}
+
+/// One district × industry line of the targets dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetRow {
+    pub district: String,
+    pub industry: String,
+    pub plants: i64,
+    /// Plants whose latest verified tier is at least 1, 2, 3.
+    pub at_least: [i64; 3],
+    pub benchmarks: i64,
+    /// Targets for tiers 1, 2, 3 where set, and the share reached (reached / target).
+    pub targets: [Option<i32>; 3],
+    pub progress: [Option<f64>; 3],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetsDashboard {
+    pub year: i32,
+    pub plants: i64,
+    pub at_least: [i64; 3],
+    pub benchmarks: i64,
+    pub rows: Vec<TargetRow>,
+}
+
+/// Checks an identifier the same way the database does, with a message that says so.
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), PortalError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(PortalError::invalid(format!(
+            "{what} id {id:?}: 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )))
+    }
+}
+
+fn check_text(what: &str, text: &str, max: usize) -> Result<(), PortalError> {
+    if text.trim().is_empty() || text.chars().count() > max {
+        Err(PortalError::invalid(format!(
+            "{what}: must be 1–{max} characters"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn check_public_key(key: &str) -> Result<(), PortalError> {
+    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(PortalError::invalid(
+            "public_key: an ed25519 public key is 64 hex digits",
+        ))
+    }
+}
+
+/// The catalogue's stage of a scenario, or a message listing the scenarios.
+pub(crate) fn scenario_stage(
+    scenario: &str,
+    stage: Option<LifecycleStage>,
+) -> Result<LifecycleStage, PortalError> {
+    let Some(entry) = CATALOGUE.iter().find(|s| s.id == scenario) else {
+        let known: Vec<&str> = CATALOGUE.iter().map(|s| s.id).collect();
+        return Err(PortalError::invalid(format!(
+            "unknown scenario {scenario:?}; the typical scenarios are: {}",
+            known.join(", ")
+        )));
+    };
+    match stage {
+        Some(given) if given != entry.stage => Err(PortalError::invalid(format!(
+            "scenario {scenario} belongs to the {} stage, not {given}",
+            entry.stage
+        ))),
+        _ => Ok(entry.stage),
+    }
+}
+
+pub(crate) fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Portal {
+    /// Registers a plant (officers).
+    pub async fn register_plant(
+        &self,
+        caller: &Caller,
+        plant: &NewPlant,
+    ) -> Result<PlantRecord, PortalError> {
+        if !caller.role.is_officer() {
+            return Err(PortalError::Forbidden(
+                "only programme officers register plants".into(),
+            ));
+        }
+        check_id("plant", &plant.id)?;
+        check_text("name", &plant.name, 200)?;
+        check_text("industry", &plant.industry, 80)?;
+        check_text("district", &plant.district, 80)?;
+        if !(plant.revenue_myuan.is_finite() && plant.revenue_myuan >= 0.0) {
+            return Err(PortalError::invalid(
+                "revenue_myuan: annual revenue in million yuan, zero or more",
+            ));
+        }
+        if let Some(key) = &plant.public_key {
+            check_public_key(key)?;
+        }
+        let size_class = if plant.revenue_myuan >= LARGE_SCALE_MYUAN {
+            "large"
+        } else {
+            "sme"
+        };
+        let now = self.now_ms();
+        let mut tx = self.begin(caller).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO plants (id, name, industry, district, size_class, revenue_myuan, public_key, registered_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO NOTHING RETURNING {PLANT_COLUMNS}"
+        )))
+        .bind(&plant.id)
+        .bind(plant.name.trim())
+        .bind(plant.industry.trim())
+        .bind(plant.district.trim())
+        .bind(size_class)
+        .bind(plant.revenue_myuan)
+        .bind(plant.public_key.as_deref().map(str::to_ascii_lowercase))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(PortalError::Conflict(format!(
+                "plant {} is already registered",
+                plant.id
+            )));
+        };
+        let record = plant_from_row(&row)?;
+        audit(
+            &mut tx,
+            caller,
+            now,
+            "plant.register",
+            &plant.id,
+            json!({"industry": record.industry, "district": record.district, "size_class": record.size_class}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn plant(&self, caller: &Caller, id: &str) -> Result<PlantRecord, PortalError> {
+        if !caller.owns_plant(id) {
+            return Err(PortalError::Forbidden(format!(
+                "plant {id} is not yours to read"
+            )));
+        }
+        let mut tx = self.begin(caller).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PLANT_COLUMNS} FROM plants WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        match row {
+            Some(row) => Ok(plant_from_row(&row)?),
+            None => Err(PortalError::not_found("plant", id)),
+        }
+    }
+
+    /// Plants the caller may see (a plant user: its own), filtered and paged by id.
+    pub async fn plants(
+        &self,
+        caller: &Caller,
+        filter: &PlantFilter,
+    ) -> Result<Vec<PlantRecord>, PortalError> {
+        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+        let offset = filter.offset.unwrap_or(0).max(0);
+        let mut tx = self.begin(caller).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PLANT_COLUMNS} FROM plants \
+             WHERE ($1::text IS NULL OR district = $1) AND ($2::text IS NULL OR industry = $2) \
+               AND ($3::smallint IS NULL OR tier = $3) \
+             ORDER BY id LIMIT $4 OFFSET $5"
+        )))
+        .bind(filter.district.as_deref())
+        .bind(filter.industry.as_deref())
+        .bind(filter.tier.map(i16::from))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(plant_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Designates a plant a benchmark factory (staff); only a plant at verified tier 3 qualifies.
+    pub async fn designate_benchmark(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<PlantRecord, PortalError> {
+        if !caller.role.is_staff() {
+            return Err(PortalError::Forbidden(
+                "only assessors and officers designate benchmark factories".into(),
+            ));
+        }
+        let now = self.now_ms();
+        let mut tx = self.begin(caller).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PLANT_COLUMNS} FROM plants WHERE id = $1 FOR UPDATE"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| PortalError::not_found("plant", id))?;
+        let plant = plant_from_row(&row)?;
+        if plant.tier < 3 {
+            return Err(PortalError::Conflict(format!(
+                "plant {id} is at verified tier {}; a benchmark factory needs tier 3",
+                plant.tier
+            )));
+        }
+        if plant.benchmark_since_ms.is_some() {
+            return Ok(plant);
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE plants SET benchmark_since_ms = $2 WHERE id = $1 RETURNING {PLANT_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            caller,
+            now,
+            "plant.benchmark",
+            id,
+            json!({"tier": plant.tier}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(plant_from_row(&row)?)
+    }
+
+    /// Registers a provider and its offers (officers).
+    pub async fn register_provider(
+        &self,
+        caller: &Caller,
+        provider: &NewProvider,
+    ) -> Result<ProviderRecord, PortalError> {
+        if !caller.role.is_officer() {
+            return Err(PortalError::Forbidden(
+                "only programme officers register providers".into(),
+            ));
+        }
+        check_id("provider", &provider.id)?;
+        check_text("name", &provider.name, 200)?;
+        let offers = checked_offers(&provider.offers)?;
+        let now = self.now_ms();
+        let mut tx = self.begin(caller).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO providers (id, name, registered_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&provider.id)
+        .bind(provider.name.trim())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(PortalError::Conflict(format!(
+                "provider {} is already registered",
+                provider.id
+            )));
+        }
+        write_offers(&mut tx, &provider.id, &offers).await?;
+        audit(
+            &mut tx,
+            caller,
+            now,
+            "provider.register",
+            &provider.id,
+            json!({"offers": offers.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ProviderRecord {
+            id: provider.id.clone(),
+            name: provider.name.trim().to_owned(),
+            offers,
+        })
+    }
+
+    /// Replaces a provider's offers (the provider itself, or officers).
+    pub async fn set_offers(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        offers: &[Offer],
+    ) -> Result<ProviderRecord, PortalError> {
+        if !(caller.role.is_officer() || caller.provider.as_deref() == Some(provider)) {
+            return Err(PortalError::Forbidden(format!(
+                "only provider {provider} and programme officers change its offers"
+            )));
+        }
+        let offers = checked_offers(offers)?;
+        let now = self.now_ms();
+        let mut tx = self.begin(caller).await?;
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM providers WHERE id = $1")
+            .bind(provider)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let name = name.ok_or_else(|| PortalError::not_found("provider", provider))?;
+        sqlx::query("DELETE FROM offers WHERE provider_id = $1")
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        write_offers(&mut tx, provider, &offers).await?;
+        audit(
+            &mut tx,
+            caller,
+            now,
+            "provider.offers",
+            provider,
+            json!({"offers": offers}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ProviderRecord {
+            id: provider.to_owned(),
+            name,
+            offers,
+        })
+    }
+
+    /// The provider directory (everyone signed in).
+    pub async fn providers(&self, caller: &Caller) -> Result<Vec<ProviderRecord>, PortalError> {
+        let mut tx = self.begin(caller).await?;
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, o.scenario, o.stage FROM providers p \
+             LEFT JOIN offers o ON o.provider_id = p.id ORDER BY p.id, o.scenario",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out: Vec<ProviderRecord> = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            if out.last().is_none_or(|p| p.id != id) {
+                out.push(ProviderRecord {
+                    id: id.clone(),
+                    name: row.try_get("name")?,
+                    offers: Vec::new(),
+                });
+            }
+            let scenario: Option<String> = row.try_get("scenario")?;
+            let stage: Option<String> = row.try_get("stage")?;
+            if let (Some(scenario), Some(stage), Some(last)) = (scenario, stage, out.last_mut()) {
+                last.offers.push(Offer {
+                    scenario,
+                    stage: stage.parse().ok(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a user and returns its API token (shown once; only its hash is kept).
+    pub async fn add_user(&self, caller: &Caller, user: &NewUser) -> Result<String, PortalError> {
+        if !caller.role.is_officer() {
+            return Err(PortalError::Forbidden(
+                "only programme officers add users".into(),
+            ));
+        }
+        if user.role == Role::System {
+            return Err(PortalError::invalid("`system` is not a user's role"));
+        }
+        match (user.role, &user.plant, &user.provider) {
+            (Role::Plant, Some(_), None) | (Role::Provider, None, Some(_)) => {}
+            (Role::Officer | Role::Assessor, None, None) => {}
+            (Role::Plant, _, _) => {
+                return Err(PortalError::invalid(
+                    "a plant user names its plant (and no provider)",
+                ));
+            }
+            (Role::Provider, _, _) => {
+                return Err(PortalError::invalid(
+                    "a provider user names its provider (and no plant)",
+                ));
+            }
+            _ => {
+                return Err(PortalError::invalid(
+                    "officers and assessors belong to no plant or provider",
+                ));
+            }
+        }
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let token = format!("afp_{}", hex::encode(bytes));
+        self.add_user_with_token(caller, user, &token).await?;
+        Ok(token)
+    }
+
+    /// Adds a user with a token chosen by the caller (seeding, tests).
+    pub async fn add_user_with_token(
+        &self,
+        caller: &Caller,
+        user: &NewUser,
+        token: &str,
+    ) -> Result<(), PortalError> {
+        if !caller.role.is_officer() {
+            return Err(PortalError::Forbidden(
+                "only programme officers add users".into(),
+            ));
+        }
+        let now = self.now_ms();
+        let mut tx = self.begin(caller).await?;
+        sqlx::query(
+            "INSERT INTO users (name, role, plant_id, provider_id, token_sha256, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(user.plant.as_deref())
+        .bind(user.provider.as_deref())
+        .bind(token_hash(token))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            caller,
+            now,
+            "user.add",
+            &user.name,
+            json!({"role": user.role, "plant": user.plant, "provider": user.provider}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The caller a bearer token belongs to.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, PortalError> {
+        let mut tx = self.begin(&Caller::system()).await?;
+        let row = sqlx::query(
+            "SELECT name, role, plant_id, provider_id FROM users WHERE token_sha256 = $1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get("role")?;
+        let Some(role) = Role::parse(&role) else {
+            return Ok(None);
+        };
+        Ok(Some(Caller {
+            user: row.try_get("name")?,
+            role,
+            plant: row.try_get("plant_id")?,
+            provider: row.try_get("provider_id")?,
+        }))
+    }
+
+    /// Sets (or with `plants` = 0 keeps at zero) a target (officers).
+    pub async fn set_target(&self, caller: &Caller, target: &Target) -> Result<(), PortalError> {
+        if !caller.role.is_officer() {
+            return Err(PortalError::Forbidden(
+                "only programme officers set targets".into(),
+            ));
+        }
+        if !(1..=3).contains(&target.tier) {
+            return Err(PortalError::invalid("tier: 1, 2 or 3"));
+        }
+        if target.plants < 0 {
+            return Err(PortalError::invalid("plants: zero or more"));
+        }
+        check_text("district", &target.district, 80)?;
+        check_text("industry", &target.industry, 80)?;
+        let now = self.now_ms();
+        let mut tx = self.begin(caller).await?;
+        sqlx::query(
+            "INSERT INTO targets (year, district, industry, tier, plants) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (year, district, industry, tier) DO UPDATE SET plants = excluded.plants",
+        )
+        .bind(target.year)
+        .bind(&target.district)
+        .bind(&target.industry)
+        .bind(i16::from(target.tier))
+        .bind(target.plants)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            caller,
+            now,
+            "target.set",
+            &format!("{}/{}/{}", target.year, target.district, target.industry),
+            serde_json::to_value(target).unwrap_or_default(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Progress toward the year's targets by district and industry (staff), from each plant's
+    /// latest verified tier.
+    pub async fn targets_dashboard(
+        &self,
+        caller: &Caller,
+        year: i32,
+    ) -> Result<TargetsDashboard, PortalError> {
+        if !caller.role.is_staff() {
+            return Err(PortalError::Forbidden(
+                "the targets dashboard is for programme staff".into(),
+            ));
+        }
+        let mut tx = self.begin(caller).await?;
+        let rows = sqlx::query(
+            "SELECT district, industry, count(*) AS plants, \
+                    count(*) FILTER (WHERE tier >= 1) AS t1, count(*) FILTER (WHERE tier >= 2) AS t2, \
+                    count(*) FILTER (WHERE tier >= 3) AS t3, \
+                    count(*) FILTER (WHERE benchmark_since_ms IS NOT NULL) AS benchmarks \
+             FROM plants GROUP BY district, industry ORDER BY district, industry",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let targets =
+            sqlx::query("SELECT district, industry, tier, plants FROM targets WHERE year = $1")
+                .bind(year)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let mut out: Vec<TargetRow> = Vec::new();
+        for row in &rows {
+            out.push(TargetRow {
+                district: row.try_get("district")?,
+                industry: row.try_get("industry")?,
+                plants: row.try_get("plants")?,
+                at_least: [row.try_get("t1")?, row.try_get("t2")?, row.try_get("t3")?],
+                benchmarks: row.try_get("benchmarks")?,
+                targets: [None; 3],
+                progress: [None; 3],
+            });
+        }
+        // District-wide targets (`*`) get a line of their own, summing the district's plants.
+        let mut district_totals: Vec<TargetRow> = Vec::new();
+        for t in &targets {
+            let industry: String = t.try_get("industry")?;
+            if industry != "*" {
+                continue;
+            }
+            let district: String = t.try_get("district")?;
+            if district_totals.iter().any(|r| r.district == district) {
+                continue;
+            }
+            let mut total = TargetRow {
+                district: district.clone(),
+                industry: "*".into(),
+                plants: 0,
+                at_least: [0; 3],
+                benchmarks: 0,
+                targets: [None; 3],
+                progress: [None; 3],
+            };
+            for r in out.iter().filter(|r| r.district == district) {
+                total.plants += r.plants;
+                total.benchmarks += r.benchmarks;
+                for i in 0..3 {
+                    total.at_least[i] += r.at_least[i];
+                }
+            }
+            district_totals.push(total);
+        }
+        out.extend(district_totals);
+        for t in &targets {
+            let district: String = t.try_get("district")?;
+            let industry: String = t.try_get("industry")?;
+            let tier: i16 = t.try_get("tier")?;
+            let plants: i32 = t.try_get("plants")?;
+            let Some(index) = usize::try_from(tier - 1).ok().filter(|i| *i < 3) else {
+                continue;
+            };
+            match out
+                .iter_mut()
+                .find(|r| r.district == district && r.industry == industry)
+            {
+                Some(row) => row.targets[index] = Some(plants),
+                None => {
+                    let mut row = TargetRow {
+                        district,
+                        industry,
+                        plants: 0,
+                        at_least: [0; 3],
+                        benchmarks: 0,
+                        targets: [None; 3],
+                        progress: [None; 3],
+                    };
+                    row.targets[index] = Some(plants);
+                    out.push(row);
+                }
+            }
+        }
+        for row in &mut out {
+            for i in 0..3 {
+                row.progress[i] = row.targets[i].map(|t| {
+                    if t == 0 {
+                        1.0
+                    } else {
+                        row.at_least[i] as f64 / f64::from(t)
+                    }
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.district, &a.industry).cmp(&(&b.district, &b.industry)));
+        let plain = out.iter().filter(|r| r.industry != "*");
+        let mut dashboard = TargetsDashboard {
+            year,
+            plants: 0,
+            at_least: [0; 3],
+            benchmarks: 0,
+            rows: Vec::new(),
+        };
+        for r in plain {
+            dashboard.plants += r.plants;
+            dashboard.benchmarks += r.benchmarks;
+            for i in 0..3 {
+                dashboard.at_least[i] += r.at_least[i];
+            }
+        }
+        dashboard.rows = out;
+        Ok(dashboard)
+    }
+}
+
+fn checked_offers(offers: &[Offer]) -> Result<Vec<Offer>, PortalError> {
+    let mut out: Vec<Offer> = Vec::new();
+    for offer in offers {
+        let stage = scenario_stage(&offer.scenario, offer.stage)?;
+        if out.iter().any(|o| o.scenario == offer.scenario) {
+            return Err(PortalError::invalid(format!(
+                "offer {} is listed twice",
+                offer.scenario
+            )));
+        }
+        out.push(Offer {
+            scenario: offer.scenario.clone(),
+            stage: Some(stage),
+        });
+    }
+    Ok(out)
+}
+
+async fn write_offers(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    provider: &str,
+    offers: &[Offer],
+) -> Result<(), PortalError> {
+    for offer in offers {
+        sqlx::query("INSERT INTO offers (provider_id, scenario, stage) VALUES ($1, $2, $3)")
+            .bind(provider)
+            .bind(&offer.scenario)
+            .bind(offer.stage.map(LifecycleStage::as_str))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
