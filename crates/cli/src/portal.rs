@@ -244,7 +244,7 @@ async fn seed_city(
 ) -> anyhow::Result<ExitCode> {
     let portal = open(db, workers as u32 + 2, seed_clock(spec)).await?;
     let started = Instant::now();
-    seed::seed_registry(&portal, spec)
+    let users = seed::seed_registry(&portal, spec)
         .await
         .context("seeding the registry")?;
     let mut quarters = Vec::new();
@@ -268,9 +268,9 @@ async fn seed_city(
         .await
         .context("seeding vouchers")?;
     let voucher_seconds = t.elapsed().as_secs_f64();
-    let tokens: serde_json::Map<String, serde_json::Value> = ["officer", "assessor"]
+    let tokens: serde_json::Map<String, serde_json::Value> = users
         .iter()
-        .map(|u| ((*u).to_owned(), seed::seed_token(spec, u).into()))
+        .map(|u| (u.clone(), seed::seed_token(spec, u).into()))
         .collect();
     let summary = serde_json::json!({
         "plants": spec.plants, "seed": spec.seed, "evidence": quarters,

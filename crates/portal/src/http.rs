@@ -41,6 +41,10 @@ const PROVIDER: &[Role] = &[Role::Provider];
 /// here is refused to everyone; a test checks that every routed path is listed.
 pub const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/health", Access::Public),
+    // The web UI's files carry no programme data; the login page must load.
+    ("GET", "/", Access::Public),
+    ("GET", "/ui/{*path}", Access::Public),
+    ("GET", "/api/v1/scenarios", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/me", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/plants", Access::Roles(STAFF_AND_PLANT)),
     ("POST", "/api/v1/plants", Access::Roles(OFFICER)),
@@ -191,6 +195,9 @@ const EVIDENCE_LIMIT: usize = 256 * 1024 * 1024;
 pub fn router(portal: Portal) -> Router {
     let api = Router::new()
         .route("/health", get(health))
+        .route("/", get(crate::ui::index))
+        .route("/ui/{*path}", get(crate::ui::asset))
+        .route("/api/v1/scenarios", get(scenarios))
         .route("/api/v1/me", get(me))
         .route("/api/v1/plants", get(list_plants).post(register_plant))
         .route("/api/v1/plants/{id}", get(plant))
@@ -281,6 +288,16 @@ async fn authorise(
 
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "service": "aifactory-portal"}))
+}
+
+/// The typical scenarios of the tier rules, which needs and offers name.
+async fn scenarios() -> Json<Value> {
+    Json(Value::Array(
+        aifactory_assess::rules::CATALOGUE
+            .iter()
+            .map(|s| json!({"id": s.id, "stage": s.stage}))
+            .collect(),
+    ))
 }
 
 async fn me(Extension(caller): Extension<Caller>) -> ApiResult {

@@ -20,6 +20,7 @@ mod money;
 mod portal;
 mod registry;
 pub mod seed;
+mod ui;
 mod vouchers;
 
 pub use error::PortalError;

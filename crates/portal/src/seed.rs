@@ -340,8 +340,9 @@ pub fn seed_token(spec: &CitySpec, user: &str) -> String {
     format!("afp_seed_{}", &hex::encode(digest)[..40])
 }
 
-/// Registers the city's plants and providers, the demo users, budgets and targets.
-pub async fn seed_registry(portal: &Portal, spec: &CitySpec) -> Result<(), PortalError> {
+/// Registers the city's plants and providers, the demo users, budgets and targets; returns the
+/// demo users' names (their tokens are [`seed_token`]).
+pub async fn seed_registry(portal: &Portal, spec: &CitySpec) -> Result<Vec<String>, PortalError> {
     let system = Caller::system();
     let plants = city(spec);
     // One statement for thousands of plants: registration one by one is for people.
@@ -457,7 +458,7 @@ pub async fn seed_registry(portal: &Portal, spec: &CitySpec) -> Result<(), Porta
                 .await?;
         }
     }
-    Ok(())
+    Ok(users.into_iter().map(|u| u.name).collect())
 }
 
 /// Submits every plant's bundle for `quarter` through the portal's evidence path, `workers`

@@ -362,7 +362,9 @@ async fn every_route_is_guarded_by_the_matrix() {
     with_portal("every_route_is_guarded_by_the_matrix", |w| async move {
         let plant = w.plants[0].id.clone();
         for (method, route, access) in MATRIX {
-            let path = route.replace("{id}", if route.contains("needs") { "1" } else { &plant });
+            let path = route
+                .replace("{id}", if route.contains("needs") { "1" } else { &plant })
+                .replace("{*path}", "portal.js");
             let method: Method = method.parse().unwrap();
             let Access::Roles(allowed) = access else {
                 let (status, _) = call(&w, None, method.clone(), &path, None).await;
