@@ -38,6 +38,26 @@ pub(crate) enum PortalCommand {
         /// Database connections in the pool.
         #[arg(long, default_value_t = 16)]
         pool: u32,
+        /// Also take evidence from plants over NATS JetStream at this URL (e.g.
+        /// nats://127.0.0.1:4222): stream AIFACTORY_EVIDENCE, subjects aifactory.evidence.ID.
+        #[arg(long, env = "AIFACTORY_PORTAL_NATS")]
+        nats: Option<String>,
+    },
+    /// Send a plant's evidence bundle to the portal over NATS JetStream (the plant's side of
+    /// the sync); waits until the stream has stored it. The portal takes it only if it already
+    /// holds the plant's evidence key.
+    Push {
+        /// The NATS server the portal consumes from.
+        #[arg(
+            long,
+            env = "AIFACTORY_PORTAL_NATS",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats: String,
+        /// The plant's registered id.
+        #[arg(long)]
+        plant: String,
+        bundle: PathBuf,
     },
     /// Seed a synthetic city: plants across districts and industries with a year of signed
     /// evidence (four quarterly bundles each), providers, budgets, targets, vouchers and
@@ -112,7 +132,29 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async move {
         match command {
-            PortalCommand::Serve { db, listen, pool } => serve(&db, listen, pool).await,
+            PortalCommand::Serve {
+                db,
+                listen,
+                pool,
+                nats,
+            } => serve(&db, listen, pool, nats).await,
+            PortalCommand::Push {
+                nats,
+                plant,
+                bundle,
+            } => {
+                let bytes = std::fs::read(&bundle)
+                    .with_context(|| format!("reading {}", bundle.display()))?;
+                let size = bytes.len();
+                aifactory_portal::nats::publish_bundle(
+                    &aifactory_portal::nats::EvidenceChannel::new(nats),
+                    &plant,
+                    bytes,
+                )
+                .await?;
+                println!("bundle for {plant} ({size} bytes) stored in the evidence stream");
+                Ok(ExitCode::SUCCESS)
+            }
             PortalCommand::Seed {
                 db,
                 plants,
@@ -197,8 +239,44 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn serve(db: &DatabaseArg, listen: SocketAddr, pool: u32) -> anyhow::Result<ExitCode> {
+async fn serve(
+    db: &DatabaseArg,
+    listen: SocketAddr,
+    pool: u32,
+    nats: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let portal = open(db, pool, wall_clock()).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = match nats {
+        None => None,
+        Some(url) => {
+            let channel = aifactory_portal::nats::EvidenceChannel::new(url.clone());
+            eprintln!(
+                "taking evidence from NATS at {url} (subjects {}.ID)",
+                channel.prefix
+            );
+            let portal = portal.clone();
+            Some(tokio::spawn(aifactory_portal::nats::consume_evidence(
+                portal,
+                channel,
+                stopped,
+                |received| {
+                    use aifactory_portal::nats::Received;
+                    match received {
+                        Received::Accepted { plant, tier } => {
+                            eprintln!("evidence from {plant} over NATS: accepted, tier {tier}")
+                        }
+                        Received::Refused { plant, reason } => {
+                            eprintln!("evidence from {plant} over NATS: refused: {reason}")
+                        }
+                        Received::Dropped { subject, reason } => {
+                            eprintln!("message on {subject} dropped: {reason}")
+                        }
+                    }
+                },
+            )))
+        }
+    };
     let app = aifactory_portal::http::router(portal);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -207,12 +285,30 @@ async fn serve(db: &DatabaseArg, listen: SocketAddr, pool: u32) -> anyhow::Resul
         "aifactory portal on http://{} (API under /api/v1; Ctrl-C stops)",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving the portal")?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    match consumer {
+        None => server.await.context("serving the portal")?,
+        // The consumer runs as long as the server; if it ends first, that is an error to show.
+        Some(mut consumer) => tokio::select! {
+            served = server => {
+                served.context("serving the portal")?;
+                let _ = stop.send(true);
+                match consumer.await {
+                    Ok(result) => result.context("the NATS evidence consumer")?,
+                    Err(e) => return Err(e).context("the NATS evidence consumer"),
+                }
+            }
+            ended = &mut consumer => {
+                return match ended {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the NATS evidence consumer stopped (the stream closed)")),
+                    Ok(Err(e)) => Err(e).context("the NATS evidence consumer"),
+                    Err(e) => Err(e).context("the NATS evidence consumer"),
+                };
+            }
+        },
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -68,6 +68,7 @@ fn evidence_from_row(row: &PgRow) -> Result<EvidenceRecord, sqlx::Error> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Via {
     Upload,
+    Nats,
     Seed,
 }
 
@@ -75,6 +76,7 @@ impl Via {
     fn as_str(self) -> &'static str {
         match self {
             Via::Upload => "upload",
+            Via::Nats => "nats",
             Via::Seed => "seed",
         }
     }
@@ -162,7 +164,12 @@ impl Portal {
             (None, Ok(_)) => Some("not an evidence bundle".into()),
             (Some(bundle), Ok(_)) => {
                 let entries = bundle.ledger.len() as i64;
-                if bundle.plant != plant {
+                if via == Via::Nats && pinned_key.is_none() {
+                    // Over NATS the signature is the only identity: it must match a key on record.
+                    Some(format!(
+                        "plant {plant} has no evidence key on record: register its key, or upload its first bundle over HTTPS"
+                    ))
+                } else if bundle.plant != plant {
                     Some(format!(
                         "the bundle is plant {:?}'s evidence, not {plant}'s",
                         bundle.plant

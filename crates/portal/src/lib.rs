@@ -17,6 +17,7 @@ pub mod http;
 mod market;
 mod model;
 mod money;
+pub mod nats;
 mod portal;
 mod registry;
 pub mod seed;
