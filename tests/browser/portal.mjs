@@ -66,9 +66,11 @@ function cleanup() {
 }
 process.on('exit', cleanup);
 
-async function ready(page, what) {
+// `page` names the view that must be showing (data-page), so a check never reads the page
+// it came from while the next one is still loading.
+async function ready(page, what, view) {
   try {
-    await page.waitForSelector('main[data-ready="1"]', { timeout: TIMEOUT });
+    await page.waitForSelector(view ? `main[data-ready="1"] > [data-page="${view}"]` : 'main[data-ready="1"]', { timeout: TIMEOUT });
   } catch {
     throw new Error(`${what}: the page did not finish rendering`);
   }
@@ -100,7 +102,7 @@ async function signIn(page, base, token, what) {
 
 async function go(page, base, hash, what) {
   await page.goto(`${base}/${hash}`);
-  await ready(page, what);
+  await ready(page, what, hash.replace(/^#\//, '').split('/')[0]);
 }
 
 async function main() {
@@ -154,7 +156,7 @@ async function main() {
     await shoot(page, 'plants-en');
     // A plant that grew during the year: its ledger grew every quarter, so four bundles.
     await page.locator('[data-testid="plants"] tbody tr').filter({ has: page.locator('.tier-2') }).first().locator('a').click();
-    await ready(page, 'plant');
+    await ready(page, 'plant', 'plant');
     const history = await page.locator('[data-testid="evidence"] tbody tr').count();
     expect(history === 4, `${history} evidence rows (a year of quarterly bundles)`);
     await shoot(page, 'plant-en');
@@ -207,12 +209,21 @@ async function main() {
     await page.getByTestId('logout').click();
     await signIn(page, base, tokens['plant-HZ-00000'], 'plant');
     expect(page.url().includes('#/plant/HZ-00000'), `landed on ${page.url()}`);
+    // SME onboarding: the example CSV exports become a plan and a first assessment.
+    const dir = path.resolve('../../examples/sme-csv');
+    await page.getByTestId('onboard-files').setInputFiles(['machines.csv', 'routings.csv', 'orders.csv'].map((f) => path.join(dir, f)));
+    await page.getByTestId('onboard-submit').click();
+    await page.getByTestId('onboard-result').filter({ hasText: /Planned \d+ orders/ }).waitFor();
+    const promises = await page.locator('[data-testid="promises"] tbody tr').count();
+    expect(promises >= 4, `${promises} promised orders`);
+    const missing = await page.getByTestId('onboarding-missing').innerText();
+    expect(/streaming/.test(missing), missing);
     await shoot(page, 'myplant');
     await go(page, base, '#/needs', 'needs');
     await page.getByTestId('need-scenario').selectOption('predictive-maintenance');
     await page.getByTestId('need-title').fill('Vibration-based maintenance for 12 CNC lathes');
     await page.getByTestId('need-submit').click();
-    await ready(page, 'needs after posting');
+    await page.locator('[data-testid="needs"] tbody tr').filter({ hasText: 'Vibration-based' }).waitFor();
     const row = page.locator('[data-testid="needs"] tbody tr').filter({ hasText: 'Vibration-based' });
     await row.locator('button').click();
     await page.locator('[data-testid="matches"] tbody tr').first().waitFor();

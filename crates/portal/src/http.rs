@@ -64,6 +64,16 @@ pub const MATRIX: &[(&str, &str, Access)] = &[
         "/api/v1/plants/{id}/benchmark",
         Access::Roles(STAFF),
     ),
+    (
+        "POST",
+        "/api/v1/plants/{id}/onboard",
+        Access::Roles(OFFICER_AND_PLANT),
+    ),
+    (
+        "GET",
+        "/api/v1/plants/{id}/onboarding",
+        Access::Roles(STAFF_AND_PLANT),
+    ),
     ("GET", "/api/v1/targets", Access::Roles(STAFF)),
     ("PUT", "/api/v1/targets", Access::Roles(OFFICER)),
     ("GET", "/api/v1/providers", Access::Roles(EVERYONE)),
@@ -191,6 +201,9 @@ fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, 
 /// Largest evidence bundle accepted: a busy plant's year of ledger is tens of megabytes.
 const EVIDENCE_LIMIT: usize = 256 * 1024 * 1024;
 
+/// Largest set of onboarding CSV files: a small plant's exports are well under this.
+const ONBOARD_LIMIT: usize = 16 * 1024 * 1024;
+
 /// The portal's router.
 pub fn router(portal: Portal) -> Router {
     let api = Router::new()
@@ -208,6 +221,11 @@ pub fn router(portal: Portal) -> Router {
                 .layer(DefaultBodyLimit::max(EVIDENCE_LIMIT)),
         )
         .route("/api/v1/plants/{id}/benchmark", post(designate))
+        .route(
+            "/api/v1/plants/{id}/onboard",
+            post(onboard).layer(DefaultBodyLimit::max(ONBOARD_LIMIT)),
+        )
+        .route("/api/v1/plants/{id}/onboarding", get(onboarding))
         .route("/api/v1/targets", get(targets).put(set_target))
         .route("/api/v1/providers", get(providers).post(register_provider))
         .route("/api/v1/providers/{id}/offers", put(set_offers))
@@ -361,6 +379,24 @@ async fn designate(
     Path(id): Path<String>,
 ) -> ApiResult {
     ok(portal.designate_benchmark(&caller, &id).await?)
+}
+
+async fn onboard(
+    State(portal): State<Portal>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    json: Result<Json<crate::onboard::OnboardRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let record = portal.onboard(&caller, &id, body(json)?).await?;
+    Ok((StatusCode::CREATED, ok(record)?))
+}
+
+async fn onboarding(
+    State(portal): State<Portal>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(portal.latest_onboarding(&caller, &id).await?)
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,6 +18,7 @@ mod market;
 mod model;
 mod money;
 pub mod nats;
+pub mod onboard;
 mod portal;
 mod registry;
 pub mod seed;

@@ -1199,3 +1199,142 @@ async fn needs_meet_providers_by_scenario_and_stage() {
     })
     .await;
 }
+
+fn example_csv() -> Value {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/sme-csv");
+    let mut files = serde_json::Map::new();
+    for f in ["machines.csv", "routings.csv", "orders.csv"] {
+        files.insert(
+            f.into(),
+            json!(std::fs::read_to_string(format!("{dir}/{f}")).unwrap()),
+        );
+    }
+    json!({ "files": files })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sme_onboards_from_csv_and_only_it_sees_the_result() {
+    with_portal("onboarding", |w| async move {
+        let (a, b) = (w.plants[0].id.clone(), w.plants[1].id.clone());
+        let before = expect(
+            &w,
+            OFFICER,
+            Method::GET,
+            &format!("/api/v1/plants/{b}"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        let done = expect(
+            &w,
+            PLANT_B,
+            Method::POST,
+            &format!("/api/v1/plants/{b}/onboard"),
+            Some(example_csv()),
+            StatusCode::CREATED,
+        )
+        .await;
+        let plan = &done["plan"];
+        assert_eq!(
+            plan["orders"].as_u64().unwrap() as usize,
+            plan["promises"].as_array().unwrap().len()
+        );
+        assert_eq!(plan["tier"], json!(0));
+        assert!(
+            plan["missing_for_next_tier"]
+                .to_string()
+                .contains("streaming"),
+            "{plan}"
+        );
+        let ceiling = plan["planned_oee_ceiling"].as_f64().unwrap();
+        assert!(ceiling > 0.0 && ceiling <= 1.0);
+        let again = expect(
+            &w,
+            PLANT_B,
+            Method::GET,
+            &format!("/api/v1/plants/{b}/onboarding"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(again["plan"], done["plan"]);
+        // Onboarding never sets the verified tier.
+        let after = expect(
+            &w,
+            OFFICER,
+            Method::GET,
+            &format!("/api/v1/plants/{b}"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(before["tier"], after["tier"]);
+        // Other tenants: refused; A has no onboarding of its own.
+        expect(
+            &w,
+            PLANT_A,
+            Method::GET,
+            &format!("/api/v1/plants/{b}/onboarding"),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        expect(
+            &w,
+            PLANT_A,
+            Method::POST,
+            &format!("/api/v1/plants/{b}/onboard"),
+            Some(example_csv()),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        let none = expect(
+            &w,
+            PLANT_A,
+            Method::GET,
+            &format!("/api/v1/plants/{a}/onboarding"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(none, Value::Null, "A has no onboarding of its own");
+        expect(
+            &w,
+            ASSESSOR,
+            Method::GET,
+            &format!("/api/v1/plants/{b}/onboarding"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        // Bad files: where and what.
+        let mut bad = example_csv();
+        let orders = bad["files"]["orders.csv"].as_str().unwrap().to_owned()
+            + "SO-X,NOPE,5,2026-12-09 12:00,,1\n";
+        bad["files"]["orders.csv"] = json!(orders);
+        let err = expect(
+            &w,
+            PLANT_A,
+            Method::POST,
+            &format!("/api/v1/plants/{a}/onboard"),
+            Some(bad),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(
+            err["error"].as_str().unwrap().contains("orders.csv"),
+            "{err}"
+        );
+        let audit = expect(
+            &w,
+            OFFICER,
+            Method::GET,
+            "/api/v1/audit",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(audit.to_string().contains("plant.onboard"));
+    })
+    .await;
+}

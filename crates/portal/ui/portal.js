@@ -287,6 +287,7 @@ async function renderPlant(view, [id]) {
       }, file, h('button', { type: 'submit', class: 'btn btn-primary', testid: 'upload' }, pt('common.submit'))),
       out));
   }
+  view.append(await onboardingPanel(id));
   view.append(panel(pt('plant.history'), null, table([
     [pt('plant.received'), (e) => when(e.received_at_ms)],
     [pt('plant.generated'), (e) => day(e.generated_at_ms)],
@@ -296,6 +297,57 @@ async function renderPlant(view, [id]) {
     [pt('plant.depths'), (e) => h('span', { class: 'depths' }, (e.depths || []).join('·'))],
     [pt('plant.missing'), (e) => h('span', { class: 'reason' }, e.accepted ? (e.missing_for_next_tier || []).join('; ') : e.reason)],
   ], history, { testid: 'evidence', empty: pt('common.none') })));
+}
+
+function onboardingView(record) {
+  const p = record.plan;
+  return h('div', { testid: 'onboarding' },
+    h('div', { class: 'stats' },
+      stat(pt('onboard.orders'), fmt.int(p.orders), { note: pt('onboard.onTime', { n: p.on_time, late: p.late }) }),
+      stat(pt('onboard.makespan'), fmt.hours(p.makespan_minutes / 60), { note: pt('onboard.from', { start: p.start }) }),
+      stat(pt('onboard.ceiling'), fmt.pct(p.planned_oee_ceiling, 0), { testid: 'oee-ceiling', note: pt('onboard.ceilingNote') }),
+      stat(pt('onboard.firstTier'), tierBadge(p.tier), { note: when(record.at_ms) })),
+    h('p', { class: 'muted reason', testid: 'onboarding-missing' }, `${pt('plant.missing')}: ${p.missing_for_next_tier.join('; ')}`),
+    h('div', { class: 'row cols-2' },
+      table([
+        [pt('onboard.order'), (o) => o.order, { class: 'mono' }],
+        [pt('onboard.due'), (o) => o.due],
+        [pt('onboard.completes'), (o) => o.completes],
+        [pt('onboard.late'), (o) => (o.late_minutes ? h('span', { class: 'bad-text' }, fmt.int(o.late_minutes)) : '0'), { class: 'num' }],
+      ], p.promises, { testid: 'promises' }),
+      table([
+        [pt('onboard.machine'), (m) => `${m.machine} · ${m.name}`],
+        [pt('onboard.loading'), (m) => h('div', { class: 'progress' }, h('div', { class: 'bar' }, h('span', { style: { width: `${(m.loading * 100).toFixed(1)}%` } })), h('span', { class: 'num' }, fmt.pct(m.loading, 0)))],
+      ], p.loading, { testid: 'loading' })));
+}
+
+async function onboardingPanel(id) {
+  const latest = await api(`/api/v1/plants/${encodeURIComponent(id)}/onboarding`);
+  const body = h('div', null, latest ? onboardingView(latest) : h('p', { class: 'muted' }, pt('onboard.none')));
+  let form = null;
+  if (me.role === 'plant' || me.role === 'officer') {
+    const files = h('input', { type: 'file', accept: '.csv,text/csv', multiple: true, testid: 'onboard-files' });
+    const out = h('p', { testid: 'onboard-result' });
+    form = h('form', {
+      class: 'form-row',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        out.textContent = '';
+        const payload = {};
+        for (const f of files.files) payload[f.name] = await f.text();
+        try {
+          const r = await api(`/api/v1/plants/${encodeURIComponent(id)}/onboard`, { method: 'POST', body: { files: payload } });
+          out.className = 'ok-text';
+          out.textContent = pt('onboard.done', { orders: r.plan.orders });
+          fill(body, onboardingView(r));
+        } catch (e) {
+          out.className = 'bad-text';
+          out.textContent = e.message;
+        }
+      },
+    }, files, h('button', { type: 'submit', class: 'btn btn-primary', testid: 'onboard-submit' }, pt('onboard.submit')), out);
+  }
+  return panel(pt('onboard.title'), null, h('p', { class: 'muted' }, pt('onboard.hint')), form, body);
 }
 
 async function renderVouchers(view) {

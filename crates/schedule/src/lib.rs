@@ -12,6 +12,7 @@ pub mod bounds;
 pub mod check;
 pub mod formats;
 pub mod gantt;
+pub mod import;
 pub mod problem;
 pub mod solve;
 
