@@ -2,7 +2,7 @@
 //! scheduling instance (and, with `--solve`, a schedule with each order's promised completion).
 
 use aifactory_core::Timestamp;
-use aifactory_core::import::{Imported, import};
+use aifactory_core::import::import;
 use aifactory_schedule::{Objective, Problem, SolveOptions, solve};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
