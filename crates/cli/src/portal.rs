@@ -410,6 +410,28 @@ pub(crate) struct PortalBenchArgs {
     json: bool,
 }
 
+/// Parses and verifies every bundle on `threads` threads; returns how many verified.
+fn verify_only(bundles: &[(String, Vec<u8>)], threads: usize) -> usize {
+    let chunk = bundles.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = bundles
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter(|(_, bytes)| {
+                            serde_json::from_slice::<aifactory_assess::EvidenceBundle>(bytes)
+                                .ok()
+                                .is_some_and(|b| aifactory_assess::verify(&b).is_ok())
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    })
+}
+
 /// The request path of the i-th timed request of a kind.
 type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
 
@@ -459,15 +481,13 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|p| seed::ledger(p, &spec, 4).entries().len())
             .sum();
-        let bar = bar(spec.plants as u64, "year-end evidence (timed)", args.json);
-        let tick = bar.clone();
+        // The peer, in the same run: verification alone (parse, hash chain, signature,
+        // recomputed tier) on the same bundles with as many threads, no database, no HTTP.
         let t = Instant::now();
-        let (accepted, refused) =
-            seed::ingest_bundles(&portal, bundles, args.workers, move || tick.inc(1)).await?;
-        let ingest_seconds = t.elapsed().as_secs_f64();
-        bar.finish_and_clear();
+        let verified = verify_only(&bundles, args.workers);
+        let verify_seconds = t.elapsed().as_secs_f64();
+        anyhow::ensure!(verified == bundles.len(), "{} of {} bundles verified", verified, bundles.len());
 
-        // Query latency over HTTP, as a browser or a script would see it.
         let app = aifactory_portal::http::router(portal.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -477,8 +497,47 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
         let token = seed::seed_token(&spec, "officer");
         aifactory_agent::provider::install_tls_crypto();
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(60))
             .build()?;
+
+        // The timed ingest: every plant's year-end bundle uploaded over HTTP, `workers` at once.
+        let bar = bar(spec.plants as u64, "year-end evidence (timed)", args.json);
+        let t = Instant::now();
+        let queue = Arc::new(tokio::sync::Mutex::new(bundles));
+        let mut uploads = tokio::task::JoinSet::new();
+        for _ in 0..args.workers.max(1) {
+            let (queue, client, token, bar) = (queue.clone(), client.clone(), token.clone(), bar.clone());
+            uploads.spawn(async move {
+                let (mut accepted, mut refused) = (0usize, 0usize);
+                loop {
+                    let next = queue.lock().await.pop();
+                    let Some((plant, body)) = next else { break };
+                    let response = client
+                        .post(format!("http://{addr}/api/v1/plants/{plant}/evidence"))
+                        .bearer_auth(&token)
+                        .body(body)
+                        .send()
+                        .await?;
+                    match response.status().as_u16() {
+                        201 => accepted += 1,
+                        422 => refused += 1,
+                        other => anyhow::bail!("{plant}: HTTP {other}: {}", response.text().await.unwrap_or_default()),
+                    }
+                    bar.inc(1);
+                }
+                Ok::<_, anyhow::Error>((accepted, refused))
+            });
+        }
+        let (mut accepted, mut refused) = (0, 0);
+        while let Some(done) = uploads.join_next().await {
+            let (a, r) = done??;
+            accepted += a;
+            refused += r;
+        }
+        let ingest_seconds = t.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        // Query latency over HTTP, as a browser or a script would see it.
         let city = seed::city(&spec);
         let mut figures = serde_json::Map::new();
         let kinds: [(&str, PathFor); 3] = [
@@ -522,9 +581,11 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
             "plants": spec.plants, "seed": spec.seed, "decisions_per_skill": spec.decisions_per_skill,
             "workers": args.workers,
             "history": {"quarters": 3, "vouchers": vouchers, "redemptions": redemptions, "seconds": history_seconds},
-            "ingest": {"bundles": accepted + refused, "accepted": accepted, "refused": refused,
+            "ingest": {"via": "HTTP upload", "bundles": accepted + refused, "accepted": accepted, "refused": refused,
                        "seconds": ingest_seconds, "per_second": (accepted + refused) as f64 / ingest_seconds,
                        "megabytes": bytes as f64 / 1e6, "ledger_entries": entries_q4},
+            "peer_verify_only": {"seconds": verify_seconds, "per_second": verified as f64 / verify_seconds,
+                                 "ingest_over_verify": ingest_seconds / verify_seconds},
             "queries": figures,
             "books_balanced": tb.balanced,
         });
@@ -539,6 +600,12 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
                 bytes as f64 / 1e6,
                 entries_q4,
                 tb.balanced
+            );
+            println!(
+                "  peer: verification alone {:.1} s ({:.0} bundles/s); the portal's ingest takes {:.2}× that",
+                verify_seconds,
+                verified as f64 / verify_seconds,
+                ingest_seconds / verify_seconds
             );
             for (name, f) in &figures {
                 println!(
