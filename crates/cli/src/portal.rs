@@ -23,6 +23,34 @@ pub(crate) struct DatabaseArg {
     database: String,
 }
 
+/// The synthetic city `seed` and `bench portal` build.
+#[derive(Debug, Args)]
+pub(crate) struct CityArgs {
+    /// Plants in the city.
+    #[arg(long, default_value_t = 7_500)]
+    plants: usize,
+    /// Same seed, same city, same keys, same bundles.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Decisions per skill per quarter in each plant's ledger.
+    #[arg(long, default_value_t = 6)]
+    decisions_per_skill: usize,
+    /// Parallel submissions.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+}
+
+impl CityArgs {
+    fn spec(&self) -> CitySpec {
+        CitySpec {
+            plants: self.plants,
+            seed: self.seed,
+            decisions_per_skill: self.decisions_per_skill,
+            ..CitySpec::default()
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum PortalCommand {
     /// Serve the portal's HTTP API (plants, evidence, targets, vouchers, needs, audit).
@@ -65,16 +93,8 @@ pub(crate) enum PortalCommand {
     Seed {
         #[command(flatten)]
         db: DatabaseArg,
-        #[arg(long, default_value_t = 7_500)]
-        plants: usize,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Decisions per skill per quarter in each plant's ledger.
-        #[arg(long, default_value_t = 6)]
-        decisions_per_skill: usize,
-        /// Parallel submissions.
-        #[arg(long, default_value_t = 8)]
-        workers: usize,
+        #[command(flatten)]
+        city: CityArgs,
         #[arg(long)]
         json: bool,
     },
@@ -155,21 +175,8 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
                 println!("bundle for {plant} ({size} bytes) stored in the evidence stream");
                 Ok(ExitCode::SUCCESS)
             }
-            PortalCommand::Seed {
-                db,
-                plants,
-                seed,
-                decisions_per_skill,
-                workers,
-                json,
-            } => {
-                let spec = CitySpec {
-                    plants,
-                    seed,
-                    decisions_per_skill,
-                    ..CitySpec::default()
-                };
-                seed_city(&db, &spec, workers, json).await
+            PortalCommand::Seed { db, city, json } => {
+                seed_city(&db, &city.spec(), city.workers, json).await
             }
             PortalCommand::User(UserCommand::Add {
                 db,
@@ -394,15 +401,8 @@ async fn seed_city(
 pub(crate) struct PortalBenchArgs {
     #[command(flatten)]
     db: DatabaseArg,
-    #[arg(long, default_value_t = 7_500)]
-    plants: usize,
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    #[arg(long, default_value_t = 6)]
-    decisions_per_skill: usize,
-    /// Parallel evidence submissions.
-    #[arg(long, default_value_t = 8)]
-    workers: usize,
+    #[command(flatten)]
+    city: CityArgs,
     /// Requests per query kind for the latency figures.
     #[arg(long, default_value_t = 300)]
     requests: usize,
@@ -446,15 +446,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Seeds quarters 1–3 and the vouchers, then times the year-end ingest of every plant's bundle
 /// and the portal's main queries over HTTP.
 pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
-    let spec = CitySpec {
-        plants: args.plants,
-        seed: args.seed,
-        decisions_per_skill: args.decisions_per_skill,
-        ..CitySpec::default()
-    };
+    let spec = args.city.spec();
+    let workers = args.city.workers;
     let rt = runtime()?;
     rt.block_on(async move {
-        let portal = open(&args.db, args.workers as u32 + 4, seed_clock(&spec)).await?;
+        let portal = open(&args.db, workers as u32 + 4, seed_clock(&spec)).await?;
         let existing = portal
             .plants(&Caller::system(), &Default::default())
             .await
@@ -468,14 +464,14 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
         for quarter in 1..=3 {
             let bar = bar(spec.plants as u64, &format!("history, quarter {quarter}"), args.json);
             let tick = bar.clone();
-            seed::seed_evidence(&portal, &spec, quarter, args.workers, move || tick.inc(1)).await?;
+            seed::seed_evidence(&portal, &spec, quarter, workers, move || tick.inc(1)).await?;
             bar.finish_and_clear();
         }
-        let (vouchers, redemptions) = seed::seed_vouchers(&portal, &spec, args.workers).await?;
+        let (vouchers, redemptions) = seed::seed_vouchers(&portal, &spec, workers).await?;
         let history_seconds = t.elapsed().as_secs_f64();
 
         // The year-end bundles, signed beforehand (that is the plants' work, not the portal's).
-        let bundles = seed::prepare_bundles(&spec, 4, args.workers)?;
+        let bundles = seed::prepare_bundles(&spec, 4, workers)?;
         let bytes: usize = bundles.iter().map(|(_, b)| b.len()).sum();
         let entries_q4: usize = seed::city(&spec)
             .iter()
@@ -484,7 +480,7 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
         // The peer, in the same run: verification alone (parse, hash chain, signature,
         // recomputed tier) on the same bundles with as many threads, no database, no HTTP.
         let t = Instant::now();
-        let verified = verify_only(&bundles, args.workers);
+        let verified = verify_only(&bundles, workers);
         let verify_seconds = t.elapsed().as_secs_f64();
         anyhow::ensure!(verified == bundles.len(), "{} of {} bundles verified", verified, bundles.len());
 
@@ -505,7 +501,7 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
         let t = Instant::now();
         let queue = Arc::new(tokio::sync::Mutex::new(bundles));
         let mut uploads = tokio::task::JoinSet::new();
-        for _ in 0..args.workers.max(1) {
+        for _ in 0..workers.max(1) {
             let (queue, client, token, bar) = (queue.clone(), client.clone(), token.clone(), bar.clone());
             uploads.spawn(async move {
                 let (mut accepted, mut refused) = (0usize, 0usize);
@@ -579,7 +575,7 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
         let tb = portal.trial_balance(&Caller::system()).await?;
         let report = serde_json::json!({
             "plants": spec.plants, "seed": spec.seed, "decisions_per_skill": spec.decisions_per_skill,
-            "workers": args.workers,
+            "workers": workers,
             "history": {"quarters": 3, "vouchers": vouchers, "redemptions": redemptions, "seconds": history_seconds},
             "ingest": {"via": "HTTP upload", "bundles": accepted + refused, "accepted": accepted, "refused": refused,
                        "seconds": ingest_seconds, "per_second": (accepted + refused) as f64 / ingest_seconds,

@@ -5,7 +5,7 @@
 
 use crate::error::PortalError;
 use crate::model::Caller;
-use crate::portal::{Portal, audit};
+use crate::portal::{Named, Portal, audit, require};
 use aifactory_assess::{Assessment, EvidenceBundle};
 use aifactory_core::Timestamp;
 use serde::Serialize;
@@ -328,13 +328,7 @@ impl Portal {
             )));
         }
         let mut tx = self.begin(caller).await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM plants WHERE id = $1")
-            .bind(plant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(PortalError::not_found("plant", plant));
-        }
+        require(&mut tx, Named::Plant, plant).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE plant_id = $1 ORDER BY id DESC LIMIT $2"
         )))

@@ -4,7 +4,7 @@
 
 use crate::error::PortalError;
 use crate::model::{Caller, Role};
-use crate::portal::{Portal, audit};
+use crate::portal::{Named, Portal, audit, require};
 use crate::registry::scenario_stage;
 use aifactory_core::LifecycleStage;
 use serde::{Deserialize, Serialize};
@@ -113,13 +113,7 @@ impl Portal {
         }
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM plants WHERE id = $1")
-            .bind(&plant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(PortalError::not_found("plant", &plant));
-        }
+        require(&mut tx, Named::Plant, &plant).await?;
         let row = sqlx::query(
             "INSERT INTO needs (plant_id, scenario, stage, title, posted_at_ms) VALUES ($1, $2, $3, $4, $5) \
              RETURNING id, plant_id, scenario, stage, title, posted_at_ms, open",

@@ -7,7 +7,7 @@
 
 use crate::error::PortalError;
 use crate::model::Caller;
-use crate::portal::{Portal, audit};
+use crate::portal::{Named, Portal, audit, require};
 use aifactory_assess::Ledger;
 use aifactory_assess::rules::Coverage;
 use aifactory_core::{Decision, ExecutedBy, LedgerRecord, LifecycleStage, Timestamp};
@@ -222,13 +222,7 @@ impl Portal {
             .map_err(|e| PortalError::invalid(format!("planning failed: {e}")))??;
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM plants WHERE id = $1")
-            .bind(plant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(PortalError::not_found("plant", plant));
-        }
+        require(&mut tx, Named::Plant, plant).await?;
         let summary = serde_json::to_string(&made)
             .map_err(|e| PortalError::invalid(format!("encoding the plan: {e}")))?;
         let id: i64 = sqlx::query_scalar(
@@ -274,13 +268,7 @@ impl Portal {
             )));
         }
         let mut tx = self.begin(caller).await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM plants WHERE id = $1")
-            .bind(plant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(PortalError::not_found("plant", plant));
-        }
+        require(&mut tx, Named::Plant, plant).await?;
         let row = sqlx::query(
             "SELECT id, plant_id, at_ms, actor, summary::text AS summary FROM onboardings \
              WHERE plant_id = $1 ORDER BY id DESC LIMIT 1",

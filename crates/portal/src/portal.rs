@@ -98,6 +98,45 @@ impl Portal {
     }
 }
 
+/// Refuses a caller who is not a programme officer; `what` completes "only programme officers …".
+pub(crate) fn require_officer(caller: &Caller, what: &str) -> Result<(), PortalError> {
+    if caller.role.is_officer() {
+        Ok(())
+    } else {
+        Err(PortalError::Forbidden(format!(
+            "only programme officers {what}"
+        )))
+    }
+}
+
+/// The rows a caller may name by id: "not found" covers both absent rows and rows the
+/// caller's tenant cannot see.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Named {
+    Plant,
+    Provider,
+}
+
+/// Fails with "not found" unless the row exists and the caller's tenant sees it.
+pub(crate) async fn require(
+    tx: &mut Transaction<'static, Postgres>,
+    what: Named,
+    id: &str,
+) -> Result<(), PortalError> {
+    let (sql, name) = match what {
+        Named::Plant => ("SELECT id FROM plants WHERE id = $1", "plant"),
+        Named::Provider => ("SELECT id FROM providers WHERE id = $1", "provider"),
+    };
+    let found: Option<String> = sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(PortalError::not_found(name, id)),
+    }
+}
+
 /// One audit row, written in the same transaction as the change it records.
 pub(crate) async fn audit(
     tx: &mut Transaction<'static, Postgres>,

@@ -3,7 +3,7 @@
 
 use crate::error::PortalError;
 use crate::model::{Caller, Role};
-use crate::portal::{Portal, audit};
+use crate::portal::{Portal, audit, require_officer};
 use aifactory_assess::rules::CATALOGUE;
 use aifactory_core::LifecycleStage;
 use rand::RngCore;
@@ -217,11 +217,7 @@ impl Portal {
         caller: &Caller,
         plant: &NewPlant,
     ) -> Result<PlantRecord, PortalError> {
-        if !caller.role.is_officer() {
-            return Err(PortalError::Forbidden(
-                "only programme officers register plants".into(),
-            ));
-        }
+        require_officer(caller, "register plants")?;
         check_id("plant", &plant.id)?;
         check_text("name", &plant.name, 200)?;
         check_text("industry", &plant.industry, 80)?;
@@ -378,11 +374,7 @@ impl Portal {
         caller: &Caller,
         provider: &NewProvider,
     ) -> Result<ProviderRecord, PortalError> {
-        if !caller.role.is_officer() {
-            return Err(PortalError::Forbidden(
-                "only programme officers register providers".into(),
-            ));
-        }
+        require_officer(caller, "register providers")?;
         check_id("provider", &provider.id)?;
         check_text("name", &provider.name, 200)?;
         let offers = checked_offers(&provider.offers)?;
@@ -497,11 +489,7 @@ impl Portal {
 
     /// Adds a user and returns its API token (shown once; only its hash is kept).
     pub async fn add_user(&self, caller: &Caller, user: &NewUser) -> Result<String, PortalError> {
-        if !caller.role.is_officer() {
-            return Err(PortalError::Forbidden(
-                "only programme officers add users".into(),
-            ));
-        }
+        require_officer(caller, "add users")?;
         if user.role == Role::System {
             return Err(PortalError::invalid("`system` is not a user's role"));
         }
@@ -538,11 +526,7 @@ impl Portal {
         user: &NewUser,
         token: &str,
     ) -> Result<(), PortalError> {
-        if !caller.role.is_officer() {
-            return Err(PortalError::Forbidden(
-                "only programme officers add users".into(),
-            ));
-        }
+        require_officer(caller, "add users")?;
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
         sqlx::query(
@@ -595,11 +579,7 @@ impl Portal {
 
     /// Sets (or with `plants` = 0 keeps at zero) a target (officers).
     pub async fn set_target(&self, caller: &Caller, target: &Target) -> Result<(), PortalError> {
-        if !caller.role.is_officer() {
-            return Err(PortalError::Forbidden(
-                "only programme officers set targets".into(),
-            ));
-        }
+        require_officer(caller, "set targets")?;
         if !(1..=3).contains(&target.tier) {
             return Err(PortalError::invalid("tier: 1, 2 or 3"));
         }

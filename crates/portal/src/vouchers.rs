@@ -12,7 +12,7 @@
 use crate::error::PortalError;
 use crate::model::Caller;
 use crate::money::Yuan;
-use crate::portal::{Portal, audit};
+use crate::portal::{Named, Portal, audit, require, require_officer};
 use crate::registry::check_id;
 use aifactory_core::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -248,16 +248,6 @@ async fn post(
     Ok(journal)
 }
 
-fn must_be_officer(caller: &Caller, what: &str) -> Result<(), PortalError> {
-    if caller.role.is_officer() {
-        Ok(())
-    } else {
-        Err(PortalError::Forbidden(format!(
-            "only programme officers {what}"
-        )))
-    }
-}
-
 impl Portal {
     /// Creates a budget and funds it from the programme (officers).
     pub async fn create_budget(
@@ -265,7 +255,7 @@ impl Portal {
         caller: &Caller,
         budget: &NewBudget,
     ) -> Result<BudgetStatus, PortalError> {
-        must_be_officer(caller, "create budgets")?;
+        require_officer(caller, "create budgets")?;
         check_id("budget", &budget.id)?;
         if !CATEGORIES.contains(&budget.category.as_str()) {
             return Err(PortalError::invalid(format!(
@@ -394,7 +384,7 @@ impl Portal {
         caller: &Caller,
         voucher: &NewVoucher,
     ) -> Result<VoucherRecord, PortalError> {
-        must_be_officer(caller, "issue vouchers")?;
+        require_officer(caller, "issue vouchers")?;
         if voucher.amount.fen() <= 0 {
             return Err(PortalError::invalid("amount must be more than zero"));
         }
@@ -418,22 +408,9 @@ impl Portal {
         let year: i32 = budget.try_get("year")?;
         let share: i16 = budget.try_get("max_share_pct")?;
         let cap: i64 = budget.try_get("cap_per_firm_fen")?;
-        let plant: Option<String> = sqlx::query_scalar("SELECT id FROM plants WHERE id = $1")
-            .bind(&voucher.plant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if plant.is_none() {
-            return Err(PortalError::not_found("plant", &voucher.plant));
-        }
+        require(&mut tx, Named::Plant, &voucher.plant).await?;
         if let Some(provider) = &voucher.provider {
-            let found: Option<String> =
-                sqlx::query_scalar("SELECT id FROM providers WHERE id = $1")
-                    .bind(provider)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                return Err(PortalError::not_found("provider", provider));
-            }
+            require(&mut tx, Named::Provider, provider).await?;
         }
         let available: i64 = sqlx::query_scalar(
             "SELECT coalesce(sum(amount_fen), 0)::bigint FROM postings WHERE account = $1",
@@ -600,14 +577,7 @@ impl Portal {
     ) -> Result<VoucherRecord, PortalError> {
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = $1 FOR UPDATE"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| PortalError::not_found("voucher", id))?;
-        let voucher = voucher_from_row(&row)?;
+        let voucher = lock_voucher(&mut tx, id).await?;
         if !(caller.role.is_officer() || caller.plant.as_deref() == Some(voucher.plant.as_str())) {
             return Err(PortalError::Forbidden(format!(
                 "only plant {} and programme officers choose the provider of {id}",
@@ -626,13 +596,7 @@ impl Portal {
                 voucher.provider.as_deref().unwrap_or("?")
             )));
         }
-        let found: Option<String> = sqlx::query_scalar("SELECT id FROM providers WHERE id = $1")
-            .bind(provider)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if found.is_none() {
-            return Err(PortalError::not_found("provider", provider));
-        }
+        require(&mut tx, Named::Provider, provider).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE vouchers SET provider_id = $2 WHERE id = $1 RETURNING {VOUCHER_COLUMNS}"
         )))
@@ -683,14 +647,7 @@ impl Portal {
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
         // The lock every redemption of this voucher queues on.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = $1 FOR UPDATE"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| PortalError::not_found("voucher", id))?;
-        let voucher = voucher_from_row(&row)?;
+        let voucher = lock_voucher(&mut tx, id).await?;
         if voucher.provider.as_deref() != Some(provider.as_str()) {
             return Err(PortalError::Forbidden(format!(
                 "voucher {id} is not contracted to {provider}"
@@ -831,7 +788,7 @@ impl Portal {
         caller: &Caller,
         id: &str,
     ) -> Result<VoucherRecord, PortalError> {
-        must_be_officer(caller, "withdraw vouchers")?;
+        require_officer(caller, "withdraw vouchers")?;
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
         let voucher = close_voucher(&mut tx, caller, now, id, "withdrawn").await?;
@@ -841,7 +798,7 @@ impl Portal {
 
     /// Expires every active voucher past its date (officers); returns how many.
     pub async fn expire_due(&self, caller: &Caller) -> Result<u64, PortalError> {
-        must_be_officer(caller, "expire vouchers")?;
+        require_officer(caller, "expire vouchers")?;
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
         let due: Vec<String> = sqlx::query_scalar(
@@ -859,7 +816,7 @@ impl Portal {
 
     /// The trial balance (officers).
     pub async fn trial_balance(&self, caller: &Caller) -> Result<TrialBalance, PortalError> {
-        must_be_officer(caller, "read the books")?;
+        require_officer(caller, "read the books")?;
         let mut tx = self.begin(caller).await?;
         let classes = sqlx::query(
             "SELECT split_part(account, ':', 1) AS class, count(DISTINCT account) AS accounts, \
@@ -917,7 +874,7 @@ impl Portal {
         plant: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditRow>, PortalError> {
-        must_be_officer(caller, "read the audit trail")?;
+        require_officer(caller, "read the audit trail")?;
         let mut tx = self.begin(caller).await?;
         let rows = sqlx::query(
             "SELECT id, at_ms, actor, role, action, subject, plant_id, provider_id, detail::text AS detail \
@@ -949,13 +906,11 @@ impl Portal {
     }
 }
 
-/// Ends an active voucher as `withdrawn` or `expired`, returning what it holds to its budget.
-async fn close_voucher(
+/// Reads a voucher and locks its row until the transaction ends: every change to a voucher
+/// queues here, which is what keeps concurrent redemptions from spending it twice.
+async fn lock_voucher(
     tx: &mut Transaction<'static, Postgres>,
-    caller: &Caller,
-    now: i64,
     id: &str,
-    status: &str,
 ) -> Result<VoucherRecord, PortalError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = $1 FOR UPDATE"
@@ -964,7 +919,18 @@ async fn close_voucher(
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| PortalError::not_found("voucher", id))?;
-    let voucher = voucher_from_row(&row)?;
+    Ok(voucher_from_row(&row)?)
+}
+
+/// Ends an active voucher as `withdrawn` or `expired`, returning what it holds to its budget.
+async fn close_voucher(
+    tx: &mut Transaction<'static, Postgres>,
+    caller: &Caller,
+    now: i64,
+    id: &str,
+    status: &str,
+) -> Result<VoucherRecord, PortalError> {
+    let voucher = lock_voucher(tx, id).await?;
     if voucher.status != "active" {
         return Err(PortalError::Conflict(format!(
             "voucher {id} is already {}",
