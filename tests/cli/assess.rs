@@ -22,7 +22,7 @@ fn decision(id: &str, at: i64, skill: &str, stage: LifecycleStage, inputs_ref: &
 
 /// A store where the maintenance skill and the scheduler decide, the scheduler citing the
 /// maintenance decisions, and two machines stream telemetry.
-fn plant_store(path: &std::path::Path) {
+pub(crate) fn plant_store(path: &std::path::Path) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = Store::open_path(path).await.unwrap();

@@ -11,6 +11,7 @@ mod import;
 mod ingest;
 mod opcua;
 mod plant_check;
+mod portal;
 mod schedule;
 mod serve;
 mod sim_json;

@@ -101,6 +101,9 @@ pub(crate) enum PortalCommand {
     /// Manage the portal's users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Register plants: one, or a registry CSV.
+    #[command(subcommand)]
+    Plant(PlantCommand),
     /// Submit a plant's evidence bundle (written by `aifactory assess --bundle`) as an officer
     /// would; prints the recomputed tier, or the reason the bundle was refused.
     Submit {
@@ -110,6 +113,41 @@ pub(crate) enum PortalCommand {
         #[arg(long)]
         plant: String,
         bundle: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlantCommand {
+    /// Register one plant (its size class follows from the revenue: ≥ 20 M yuan is large-scale).
+    Add {
+        #[command(flatten)]
+        db: DatabaseArg,
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        industry: String,
+        #[arg(long)]
+        district: String,
+        /// Annual revenue, million yuan.
+        #[arg(long)]
+        revenue_myuan: f64,
+        /// The plant's evidence key (64 hex digits, the `public key` that `aifactory assess
+        /// --bundle` prints); without it the first accepted upload pins one.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register every plant of a CSV with the header `id,name,industry,district,revenue_myuan`
+    /// and optionally `public_key`. Nothing is registered unless every row is good; plants
+    /// already registered are left as they are.
+    Import {
+        #[command(flatten)]
+        db: DatabaseArg,
+        file: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -205,6 +243,7 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("user {name} ({}) added; the token above is shown once", role.as_str());
                 Ok(ExitCode::SUCCESS)
             }
+            PortalCommand::Plant(command) => plant_command(command).await,
             PortalCommand::Submit {
                 db,
                 plant,
@@ -244,6 +283,83 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+async fn plant_command(command: PlantCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PlantCommand::Add {
+            db,
+            id,
+            name,
+            industry,
+            district,
+            revenue_myuan,
+            public_key,
+            json,
+        } => {
+            let portal = open(&db, 2, wall_clock()).await?;
+            let plant = portal
+                .register_plant(
+                    &Caller::system(),
+                    &aifactory_portal::NewPlant {
+                        id: id.clone(),
+                        name,
+                        industry,
+                        district,
+                        revenue_myuan,
+                        public_key,
+                    },
+                )
+                .await
+                .with_context(|| format!("registering plant {id}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plant)?);
+            } else {
+                println!(
+                    "registered plant {} ({}, {}, {})",
+                    plant.id, plant.district, plant.industry, plant.size_class
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PlantCommand::Import { db, file, json } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let plants =
+                match aifactory_portal::parse_plants_csv(&file.display().to_string(), &text) {
+                    Ok(p) => p,
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("{e}");
+                        }
+                        anyhow::bail!("{} bad row(s); nothing was registered", errors.len());
+                    }
+                };
+            let portal = open(&db, 2, wall_clock()).await?;
+            let bar = bar(plants.len() as u64, "registering plants", json);
+            let (mut registered, mut existing) = (0usize, 0usize);
+            for plant in &plants {
+                match portal.register_plant(&Caller::system(), plant).await {
+                    Ok(_) => registered += 1,
+                    Err(PortalError::Conflict(_)) => existing += 1,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("registering plant {}", plant.id));
+                    }
+                }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"registered": registered, "already_registered": existing})
+                );
+            } else {
+                println!("registered {registered} plants ({existing} were registered already)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 async fn serve(

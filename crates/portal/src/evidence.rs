@@ -343,3 +343,52 @@ impl Portal {
             .collect::<Result<_, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed::{self, CitySpec};
+    use proptest::prelude::*;
+
+    fn genuine() -> (EvidenceBundle, Vec<u8>) {
+        let spec = CitySpec {
+            plants: 12,
+            providers: 1,
+            decisions_per_skill: 2,
+            ..CitySpec::default()
+        };
+        let plant = seed::city(&spec)
+            .into_iter()
+            .find(|p| p.maturity >= 2)
+            .expect("a plant with decisions");
+        let bundle = seed::bundle(&plant, &spec, 3).expect("signs");
+        let bytes = serde_json::to_vec(&bundle).expect("encodes");
+        (bundle, bytes)
+    }
+
+    #[test]
+    fn a_genuine_bundle_checks() {
+        let (_, bytes) = genuine();
+        assert!(check(&bytes).verdict.is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn arbitrary_bytes_are_refused_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            prop_assert!(check(&bytes).verdict.is_err());
+        }
+
+        #[test]
+        fn a_changed_byte_is_refused_unless_it_changes_nothing(at in any::<prop::sample::Index>(), to in any::<u8>()) {
+            let (original, mut bytes) = genuine();
+            let i = at.index(bytes.len());
+            bytes[i] = to;
+            let checked = check(&bytes);
+            if checked.verdict.is_ok() {
+                prop_assert_eq!(checked.bundle.as_ref(), Some(&original));
+            }
+        }
+    }
+}

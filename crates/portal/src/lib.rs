@@ -33,7 +33,7 @@ pub use money::Yuan;
 pub use portal::{Clock, Portal};
 pub use registry::{
     LARGE_SCALE_MYUAN, NewPlant, NewProvider, NewUser, Offer, PlantFilter, PlantRecord,
-    ProviderRecord, Target, TargetRow, TargetsDashboard,
+    ProviderRecord, Target, TargetRow, TargetsDashboard, parse_plants_csv,
 };
 pub use vouchers::{
     AuditRow, BudgetStatus, NewBudget, NewRedemption, NewVoucher, RedemptionRecord, TrialBalance,

@@ -218,18 +218,7 @@ impl Portal {
         plant: &NewPlant,
     ) -> Result<PlantRecord, PortalError> {
         require_officer(caller, "register plants")?;
-        check_id("plant", &plant.id)?;
-        check_text("name", &plant.name, 200)?;
-        check_text("industry", &plant.industry, 80)?;
-        check_text("district", &plant.district, 80)?;
-        if !(plant.revenue_myuan.is_finite() && plant.revenue_myuan >= 0.0) {
-            return Err(PortalError::invalid(
-                "revenue_myuan: annual revenue in million yuan, zero or more",
-            ));
-        }
-        if let Some(key) = &plant.public_key {
-            check_public_key(key)?;
-        }
+        check_new_plant(plant)?;
         let size_class = if plant.revenue_myuan >= LARGE_SCALE_MYUAN {
             "large"
         } else {
@@ -744,6 +733,75 @@ impl Portal {
     }
 }
 
+/// Reads a registry CSV (`id,name,industry,district,revenue_myuan[,public_key]`, a header row
+/// first) into plants to register; every bad row is reported as `file:line: what`, and nothing
+/// is returned unless every row is good.
+pub fn parse_plants_csv(file: &str, text: &str) -> Result<Vec<NewPlant>, Vec<String>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Row {
+        id: String,
+        name: String,
+        industry: String,
+        district: String,
+        revenue_myuan: f64,
+        #[serde(default)]
+        public_key: Option<String>,
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut plants = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, row) in reader.deserialize::<Row>().enumerate() {
+        // Line 1 is the header.
+        let line = i + 2;
+        match row {
+            Err(e) => errors.push(format!("{file}:{line}: {e}")),
+            Ok(r) => {
+                let plant = NewPlant {
+                    id: r.id,
+                    name: r.name,
+                    industry: r.industry,
+                    district: r.district,
+                    revenue_myuan: r.revenue_myuan,
+                    public_key: r.public_key.filter(|k| !k.is_empty()),
+                };
+                if let Err(e) = check_new_plant(&plant) {
+                    errors.push(format!("{file}:{line}: {e}"));
+                } else if !seen.insert(plant.id.clone()) {
+                    errors.push(format!("{file}:{line}: plant {} is listed twice", plant.id));
+                } else {
+                    plants.push(plant);
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(plants)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The checks a new plant passes before the database sees it.
+fn check_new_plant(plant: &NewPlant) -> Result<(), PortalError> {
+    check_id("plant", &plant.id)?;
+    check_text("name", &plant.name, 200)?;
+    check_text("industry", &plant.industry, 80)?;
+    check_text("district", &plant.district, 80)?;
+    if !(plant.revenue_myuan.is_finite() && plant.revenue_myuan >= 0.0) {
+        return Err(PortalError::invalid(
+            "revenue_myuan: annual revenue in million yuan, zero or more",
+        ));
+    }
+    if let Some(key) = &plant.public_key {
+        check_public_key(key)?;
+    }
+    Ok(())
+}
+
 fn checked_offers(offers: &[Offer]) -> Result<Vec<Offer>, PortalError> {
     let mut out: Vec<Offer> = Vec::new();
     for offer in offers {
@@ -776,4 +834,47 @@ async fn write_offers(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_csv_reads_or_says_which_rows_are_wrong() {
+        let good = "id,name,industry,district,revenue_myuan,public_key\n\
+                    HZ-1,Works one,textiles,Xiaoshan,35.5,\n\
+                    HZ-2, Works two ,food,Yuhang,8,\n";
+        let plants = parse_plants_csv("r.csv", good).unwrap();
+        assert_eq!(plants.len(), 2);
+        assert_eq!(plants[1].name, "Works two");
+        let bad = "id,name,industry,district,revenue_myuan\n\
+                   HZ-1,Works one,textiles,Xiaoshan,lots\n\
+                   HZ 2,Works two,food,Yuhang,8\n\
+                   HZ-3,Works three,food,Yuhang,-1\n\
+                   HZ-4,Works four,food,Yuhang,3\n\
+                   HZ-4,Works four again,food,Yuhang,3\n";
+        let errors = parse_plants_csv("r.csv", bad).unwrap_err();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[0].starts_with("r.csv:2:"), "{errors:?}");
+        assert!(
+            errors[1].starts_with("r.csv:3:") && errors[1].contains("plant id"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].starts_with("r.csv:4:") && errors[2].contains("revenue"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[3].starts_with("r.csv:6:") && errors[3].contains("twice"),
+            "{errors:?}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_or_fails_without_panicking(text in "\\PC{0,300}") {
+            let _ = parse_plants_csv("x.csv", &text);
+        }
+    }
 }
