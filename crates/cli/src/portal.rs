@@ -522,8 +522,134 @@ pub(crate) struct PortalBenchArgs {
     /// Requests per query kind for the latency figures.
     #[arg(long, default_value_t = 300)]
     requests: usize,
+    /// Time the year-end ingest over NATS JetStream at this URL instead of HTTP uploads (a
+    /// stream of the bench's own, removed afterwards).
+    #[arg(long)]
+    nats: Option<String>,
     #[arg(long)]
     json: bool,
+}
+
+/// Uploads every bundle over HTTP, `workers` at once; returns (accepted, refused).
+async fn ingest_over_http(
+    addr: SocketAddr,
+    client: &reqwest::Client,
+    token: &str,
+    bundles: Vec<(String, Vec<u8>)>,
+    workers: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<(usize, usize)> {
+    let queue = Arc::new(tokio::sync::Mutex::new(bundles));
+    let mut uploads = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (queue, client, token, bar) =
+            (queue.clone(), client.clone(), token.to_owned(), bar.clone());
+        uploads.spawn(async move {
+            let (mut accepted, mut refused) = (0usize, 0usize);
+            loop {
+                let next = queue.lock().await.pop();
+                let Some((plant, body)) = next else { break };
+                let response = client
+                    .post(format!("http://{addr}/api/v1/plants/{plant}/evidence"))
+                    .bearer_auth(&token)
+                    .body(body)
+                    .send()
+                    .await?;
+                match response.status().as_u16() {
+                    201 => accepted += 1,
+                    422 => refused += 1,
+                    other => anyhow::bail!(
+                        "{plant}: HTTP {other}: {}",
+                        response.text().await.unwrap_or_default()
+                    ),
+                }
+                bar.inc(1);
+            }
+            Ok::<_, anyhow::Error>((accepted, refused))
+        });
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    while let Some(done) = uploads.join_next().await {
+        let (a, r) = done??;
+        accepted += a;
+        refused += r;
+    }
+    Ok((accepted, refused))
+}
+
+/// Publishes every bundle to a JetStream stream of its own (`workers` publishers) while the
+/// portal's consumer records them; returns (accepted, refused) once all are recorded.
+async fn ingest_over_nats(
+    portal: &Portal,
+    url: &str,
+    bundles: Vec<(String, Vec<u8>)>,
+    workers: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<(usize, usize)> {
+    use aifactory_portal::nats::{self, EvidenceChannel, Received};
+    let channel = EvidenceChannel {
+        url: url.to_owned(),
+        stream: format!("AIFACTORY_EVIDENCE_BENCH_{}", std::process::id()),
+        prefix: format!("aifactory_bench_{}.evidence", std::process::id()),
+    };
+    let total = bundles.len();
+    let counts = Arc::new(std::sync::Mutex::new((0usize, 0usize, 0usize)));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (seen, tick) = (counts.clone(), bar.clone());
+    // The stream must exist before the consumer binds to it: publish one bundle first.
+    let mut bundles = bundles;
+    let first = bundles.pop().context("no bundles")?;
+    nats::publish_bundle(&channel, &first.0, first.1).await?;
+    let consumer = tokio::spawn(nats::consume_evidence(
+        portal.clone(),
+        channel.clone(),
+        stopped,
+        move |received| {
+            if let Ok(mut c) = seen.lock() {
+                match received {
+                    Received::Accepted { .. } => c.0 += 1,
+                    Received::Refused { .. } => c.1 += 1,
+                    Received::Dropped { .. } => c.2 += 1,
+                }
+            }
+            tick.inc(1);
+        },
+    ));
+    let queue = Arc::new(tokio::sync::Mutex::new(bundles));
+    let mut publishers = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (queue, channel) = (queue.clone(), channel.clone());
+        publishers.spawn(async move {
+            loop {
+                let next = queue.lock().await.pop();
+                let Some((plant, body)) = next else { break };
+                nats::publish_bundle(&channel, &plant, body).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(done) = publishers.join_next().await {
+        done??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (accepted, refused, dropped) = loop {
+        let c = *counts
+            .lock()
+            .map_err(|_| anyhow::anyhow!("counter poisoned"))?;
+        if c.0 + c.1 + c.2 >= total || Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = stop.send(true);
+    let _ = consumer.await;
+    let _ = nats::delete_stream(&channel).await;
+    anyhow::ensure!(
+        accepted + refused == total,
+        "{} of {total} bundles recorded over NATS ({dropped} dropped)",
+        accepted + refused
+    );
+    Ok((accepted, refused))
 }
 
 /// Parses and verifies every bundle on `threads` threads; returns how many verified.
@@ -612,40 +738,15 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
             .timeout(Duration::from_secs(60))
             .build()?;
 
-        // The timed ingest: every plant's year-end bundle uploaded over HTTP, `workers` at once.
+        // The timed ingest: every plant's year-end bundle, uploaded over HTTP `workers` at once,
+        // or with --nats published to JetStream by `workers` plants at once and recorded by the
+        // portal's one consumer (as `serve --nats` runs it), timed until the last is recorded.
         let bar = bar(spec.plants as u64, "year-end evidence (timed)", args.json);
         let t = Instant::now();
-        let queue = Arc::new(tokio::sync::Mutex::new(bundles));
-        let mut uploads = tokio::task::JoinSet::new();
-        for _ in 0..workers.max(1) {
-            let (queue, client, token, bar) = (queue.clone(), client.clone(), token.clone(), bar.clone());
-            uploads.spawn(async move {
-                let (mut accepted, mut refused) = (0usize, 0usize);
-                loop {
-                    let next = queue.lock().await.pop();
-                    let Some((plant, body)) = next else { break };
-                    let response = client
-                        .post(format!("http://{addr}/api/v1/plants/{plant}/evidence"))
-                        .bearer_auth(&token)
-                        .body(body)
-                        .send()
-                        .await?;
-                    match response.status().as_u16() {
-                        201 => accepted += 1,
-                        422 => refused += 1,
-                        other => anyhow::bail!("{plant}: HTTP {other}: {}", response.text().await.unwrap_or_default()),
-                    }
-                    bar.inc(1);
-                }
-                Ok::<_, anyhow::Error>((accepted, refused))
-            });
-        }
-        let (mut accepted, mut refused) = (0, 0);
-        while let Some(done) = uploads.join_next().await {
-            let (a, r) = done??;
-            accepted += a;
-            refused += r;
-        }
+        let (accepted, refused) = match &args.nats {
+            None => ingest_over_http(addr, &client, &token, bundles, workers, &bar).await?,
+            Some(url) => ingest_over_nats(&portal, url, bundles, workers, &bar).await?,
+        };
         let ingest_seconds = t.elapsed().as_secs_f64();
         bar.finish_and_clear();
 
@@ -693,7 +794,7 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
             "plants": spec.plants, "seed": spec.seed, "decisions_per_skill": spec.decisions_per_skill,
             "workers": workers,
             "history": {"quarters": 3, "vouchers": vouchers, "redemptions": redemptions, "seconds": history_seconds},
-            "ingest": {"via": "HTTP upload", "bundles": accepted + refused, "accepted": accepted, "refused": refused,
+            "ingest": {"via": if args.nats.is_some() { "NATS JetStream, one consumer" } else { "HTTP upload" }, "bundles": accepted + refused, "accepted": accepted, "refused": refused,
                        "seconds": ingest_seconds, "per_second": (accepted + refused) as f64 / ingest_seconds,
                        "megabytes": bytes as f64 / 1e6, "ledger_entries": entries_q4},
             "peer_verify_only": {"seconds": verify_seconds, "per_second": verified as f64 / verify_seconds,
