@@ -93,9 +93,10 @@ async function check(what, f) {
 
 async function signIn(page, base, token, what) {
   await page.goto(`${base}/#/login`);
+  await page.locator('details summary').click();
   await page.getByTestId('login-token').waitFor({ timeout: TIMEOUT });
   await page.getByTestId('login-token').fill(token);
-  await page.getByTestId('login-submit').click();
+  await page.getByTestId('login-token-submit').click();
   await page.waitForFunction(() => !location.hash.startsWith('#/login'), null, { timeout: TIMEOUT });
   await ready(page, what);
 }
@@ -133,11 +134,33 @@ async function main() {
   await check('a wrong token is refused on the login page', async () => {
     expect401 = true;
     await page.goto(`${base}/`);
+    await page.locator('details summary').click();
     await page.getByTestId('login-token').fill('nope');
-    await page.getByTestId('login-submit').click();
+    await page.getByTestId('login-token-submit').click();
     await page.getByTestId('login-error').filter({ hasText: /unknown token/ }).waitFor();
+    await page.getByTestId('login-name').fill('officer');
+    await page.getByTestId('login-password').fill('not-the-password');
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('login-error').filter({ hasText: /wrong user name or password/ }).waitFor();
     await shoot(page, 'login');
     expect401 = false;
+  });
+  await check('the assessor signs in with a name and a password', async () => {
+    const r = await fetch(`${base}/api/v1/users/assessor/password`, {
+      method: 'PUT', headers: { Authorization: `Bearer ${tokens.officer}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ password: 'assessor-password-1' }),
+    });
+    expect(r.ok, `setting the password: ${r.status}`);
+    await page.goto(`${base}/#/login`);
+    await page.getByTestId('login-name').fill('assessor');
+    await page.getByTestId('login-password').fill('assessor-password-1');
+    await page.getByTestId('login-submit').click();
+    await page.waitForFunction(() => location.hash.startsWith('#/targets'), null, { timeout: TIMEOUT });
+    await ready(page, 'assessor targets', 'targets');
+    const user = await page.getByTestId('user').innerText();
+    expect(/assessor/.test(user), user);
+    await page.getByTestId('logout').click();
+    await page.waitForFunction(() => location.hash.startsWith('#/login'), null, { timeout: TIMEOUT });
   });
   await check('officer: targets dashboard', async () => {
     await signIn(page, base, tokens.officer, 'targets');

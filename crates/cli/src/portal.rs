@@ -155,6 +155,13 @@ pub(crate) enum PlantCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
+    /// Set a user's password for signing in to the web UI (read from the first line of
+    /// standard input, so it stays out of the shell's history); ends the user's open sessions.
+    Password {
+        #[command(flatten)]
+        db: DatabaseArg,
+        name: String,
+    },
     /// Add a user and print its API token (shown once; only its hash is stored).
     Add {
         #[command(flatten)]
@@ -215,6 +222,20 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
             }
             PortalCommand::Seed { db, city, json } => {
                 seed_city(&db, &city.spec(), city.workers, json).await
+            }
+            PortalCommand::User(UserCommand::Password { db, name }) => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let password = line.trim_end_matches(['\r', '\n']);
+                let portal = open(&db, 2, wall_clock()).await?;
+                portal
+                    .set_password(&Caller::system(), &name, password)
+                    .await
+                    .with_context(|| format!("setting {name}'s password"))?;
+                eprintln!("password of {name} set; their open sessions ended");
+                Ok(ExitCode::SUCCESS)
             }
             PortalCommand::User(UserCommand::Add {
                 db,

@@ -12,6 +12,12 @@ pub enum PortalError {
     /// The caller may not do this (also: the database's row-level security refused it).
     #[error("{0}")]
     Forbidden(String),
+    /// Sign-in failed (a wrong name or password, or an expired session).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too many failed sign-ins for this name; try again after the seconds given.
+    #[error("too many failed sign-ins; try again in {0} s")]
+    RateLimited(u64),
     /// The request clashes with the current state: already spent, already redeemed, over budget.
     #[error("{0}")]
     Conflict(String),

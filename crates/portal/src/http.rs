@@ -45,6 +45,13 @@ pub const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/", Access::Public),
     ("GET", "/ui/{*path}", Access::Public),
     ("GET", "/api/v1/scenarios", Access::Roles(EVERYONE)),
+    ("POST", "/api/v1/session", Access::Public),
+    ("POST", "/api/v1/logout", Access::Roles(EVERYONE)),
+    (
+        "PUT",
+        "/api/v1/users/{id}/password",
+        Access::Roles(EVERYONE),
+    ),
     ("GET", "/api/v1/me", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/plants", Access::Roles(STAFF_AND_PLANT)),
     ("POST", "/api/v1/plants", Access::Roles(OFFICER)),
@@ -153,6 +160,8 @@ impl From<PortalError> for ApiError {
             PortalError::Forbidden(_) => StatusCode::FORBIDDEN,
             PortalError::Conflict(_) => StatusCode::CONFLICT,
             PortalError::Evidence(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PortalError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            PortalError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             PortalError::Connect { .. }
             | PortalError::Migrate(_)
             | PortalError::Role(_)
@@ -211,6 +220,9 @@ pub fn router(portal: Portal) -> Router {
         .route("/", get(crate::ui::index))
         .route("/ui/{*path}", get(crate::ui::asset))
         .route("/api/v1/scenarios", get(scenarios))
+        .route("/api/v1/session", post(sign_in))
+        .route("/api/v1/logout", post(sign_out))
+        .route("/api/v1/users/{id}/password", put(set_password))
         .route("/api/v1/me", get(me))
         .route("/api/v1/plants", get(list_plants).post(register_plant))
         .route("/api/v1/plants/{id}", get(plant))
@@ -316,6 +328,47 @@ async fn scenarios() -> Json<Value> {
             .map(|s| json!({"id": s.id, "stage": s.stage}))
             .collect(),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    name: String,
+    password: String,
+}
+
+async fn sign_in(
+    State(portal): State<Portal>,
+    json: Result<Json<SignInBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body(json)?;
+    let session = portal.sign_in(&body.name, &body.password).await?;
+    Ok((StatusCode::CREATED, ok(session)?))
+}
+
+async fn sign_out(State(portal): State<Portal>, headers: HeaderMap) -> ApiResult {
+    if let Some(token) = bearer(&headers) {
+        portal.sign_out(token).await?;
+    }
+    ok(json!({"signed_out": true}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn set_password(
+    State(portal): State<Portal>,
+    Extension(caller): Extension<Caller>,
+    Path(user): Path<String>,
+    json: Result<Json<PasswordBody>, JsonRejection>,
+) -> ApiResult {
+    portal
+        .set_password(&caller, &user, &body(json)?.password)
+        .await?;
+    ok(json!({"user": user, "password": "set"}))
 }
 
 async fn me(Extension(caller): Extension<Caller>) -> ApiResult {

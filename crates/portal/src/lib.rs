@@ -22,6 +22,7 @@ pub mod onboard;
 mod portal;
 mod registry;
 pub mod seed;
+mod sign_in;
 mod ui;
 mod vouchers;
 
@@ -35,6 +36,7 @@ pub use registry::{
     LARGE_SCALE_MYUAN, NewPlant, NewProvider, NewUser, Offer, PlantFilter, PlantRecord,
     ProviderRecord, Target, TargetRow, TargetsDashboard, parse_plants_csv,
 };
+pub use sign_in::{SESSION_MS, Session};
 pub use vouchers::{
     AuditRow, BudgetStatus, NewBudget, NewRedemption, NewVoucher, RedemptionRecord, TrialBalance,
     VoucherBook, VoucherFilter, VoucherRecord,

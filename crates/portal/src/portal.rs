@@ -5,6 +5,7 @@ use crate::error::PortalError;
 use crate::model::Caller;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct Portal {
     pub(crate) pool: PgPool,
     clock: Clock,
+    /// Failed sign-ins per user name (ms), for the limiter; shared by every clone.
+    pub(crate) failed_sign_ins: Arc<std::sync::Mutex<HashMap<String, Vec<i64>>>>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -57,7 +60,11 @@ impl Portal {
             .await
             .map_err(connect_error)?;
         MIGRATOR.run(&pool).await?;
-        let portal = Portal { pool, clock };
+        let portal = Portal {
+            pool,
+            clock,
+            failed_sign_ins: Arc::default(),
+        };
         // Fail at start-up, not at the first request, when the role cannot be taken.
         let tx = portal.begin(&Caller::system()).await.map_err(|e| match e {
             PortalError::Forbidden(m) | PortalError::Invalid(m) => PortalError::Role(m),

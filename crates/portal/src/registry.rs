@@ -553,7 +553,9 @@ impl Portal {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            return self.session_caller(token).await;
+        };
         let role: String = row.try_get("role")?;
         let Some(role) = Role::parse(&role) else {
             return Ok(None);

@@ -367,8 +367,11 @@ async fn every_route_is_guarded_by_the_matrix() {
                 .replace("{*path}", "portal.js");
             let method: Method = method.parse().unwrap();
             let Access::Roles(allowed) = access else {
-                let (status, _) = call(&w, None, method.clone(), &path, None).await;
-                assert_eq!(status, StatusCode::OK, "{method} {route} is public");
+                let (status, body) = call(&w, None, method.clone(), &path, None).await;
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{method} {route} is public: {status} {body}"
+                );
                 continue;
             };
             let (status, body) = call(&w, None, method.clone(), &path, Some(json!({}))).await;
@@ -1335,6 +1338,149 @@ async fn an_sme_onboards_from_csv_and_only_it_sees_the_result() {
         )
         .await;
         assert!(audit.to_string().contains("plant.onboard"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn people_sign_in_with_a_password_and_sessions_end() {
+    with_portal("sign_in", |w| async move {
+        // An officer sets plant A's user's password; the user then changes it themself.
+        expect(
+            &w,
+            OFFICER,
+            Method::PUT,
+            "/api/v1/users/plant-a/password",
+            Some(json!({"password": "first-password-1"})),
+            StatusCode::OK,
+        )
+        .await;
+        expect(
+            &w,
+            PLANT_A,
+            Method::PUT,
+            "/api/v1/users/plant-a/password",
+            Some(json!({"password": "second-password-2"})),
+            StatusCode::OK,
+        )
+        .await;
+        expect(
+            &w,
+            PLANT_A,
+            Method::PUT,
+            "/api/v1/users/plant-b/password",
+            Some(json!({"password": "not-yours-at-all"})),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        let short = expect(
+            &w,
+            PLANT_A,
+            Method::PUT,
+            "/api/v1/users/plant-a/password",
+            Some(json!({"password": "short"})),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(
+            short["error"].as_str().unwrap().contains("10 characters"),
+            "{short}"
+        );
+        // The old password no longer works; the new one opens a session that acts as the user.
+        let (status, _) = call(
+            &w,
+            None,
+            Method::POST,
+            "/api/v1/session",
+            Some(json!({"name": "plant-a", "password": "first-password-1"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, session) = call(
+            &w,
+            None,
+            Method::POST,
+            "/api/v1/session",
+            Some(json!({"name": "plant-a", "password": "second-password-2"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{session}");
+        let token = session["token"].as_str().unwrap().to_owned();
+        let me = expect(&w, &token, Method::GET, "/api/v1/me", None, StatusCode::OK).await;
+        assert_eq!(me["user"], json!("plant-a"));
+        assert_eq!(me["plant"], json!(w.plants[0].id));
+        // The session is the plant's tenant like its token: B stays out of reach.
+        expect(
+            &w,
+            &token,
+            Method::GET,
+            &format!("/api/v1/plants/{}", w.plants[1].id),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        // Sessions expire; signing out ends one at once.
+        w.clock
+            .fetch_add(aifactory_portal::SESSION_MS + 1, Ordering::SeqCst);
+        let (status, _) = call(&w, Some(&token), Method::GET, "/api/v1/me", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (_, session) = call(
+            &w,
+            None,
+            Method::POST,
+            "/api/v1/session",
+            Some(json!({"name": "plant-a", "password": "second-password-2"})),
+        )
+        .await;
+        let token = session["token"].as_str().unwrap().to_owned();
+        expect(
+            &w,
+            &token,
+            Method::POST,
+            "/api/v1/logout",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        let (status, _) = call(&w, Some(&token), Method::GET, "/api/v1/me", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Five wrong passwords hold the name off, known or not, without saying which names exist.
+        for name in ["plant-a", "nobody"] {
+            for _ in 0..5 {
+                let (status, body) = call(
+                    &w,
+                    None,
+                    Method::POST,
+                    "/api/v1/session",
+                    Some(json!({"name": name, "password": "wrong-password"})),
+                )
+                .await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED);
+                assert_eq!(body["error"], json!("wrong user name or password"));
+            }
+            let (status, body) = call(
+                &w,
+                None,
+                Method::POST,
+                "/api/v1/session",
+                Some(json!({"name": name, "password": "second-password-2"})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        }
+        let audit = expect(
+            &w,
+            OFFICER,
+            Method::GET,
+            "/api/v1/audit?limit=1000",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(
+            audit.to_string().contains("user.sign_in")
+                && audit.to_string().contains("user.password")
+        );
     })
     .await;
 }

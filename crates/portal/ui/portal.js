@@ -89,6 +89,8 @@ function shell() {
 }
 
 function signOut() {
+  // A session ends on the server too; an API token stays valid.
+  if (token()) api('/api/v1/logout', { method: 'POST' }).catch(() => {});
   try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* ignore */ }
   me = null;
   shell();
@@ -155,30 +157,49 @@ async function start() {
 // ---------------------------------------------------------------- pages
 
 async function renderLogin(view) {
-  const input = h('input', { type: 'password', id: 'token', autocomplete: 'off', required: true, testid: 'login-token', spellcheck: 'false' });
   const error = h('p', { class: 'login-error', role: 'alert', testid: 'login-error' });
-  const form = h('form', {
+  const enter = async (token) => {
+    try { sessionStorage.setItem(TOKEN_KEY, token); } catch { /* ignore */ }
+    me = await api('/api/v1/me');
+    shell();
+    location.hash = home();
+  };
+  const failed = (e) => {
+    try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* ignore */ }
+    error.textContent = pt('login.failed', { error: e.message });
+  };
+  const name = h('input', { type: 'text', id: 'login-name', autocomplete: 'username', required: true, testid: 'login-name', autocapitalize: 'none', spellcheck: 'false' });
+  const password = h('input', { type: 'password', id: 'login-password', autocomplete: 'current-password', required: true, testid: 'login-password' });
+  const byPassword = h('form', {
     onsubmit: async (ev) => {
       ev.preventDefault();
       error.textContent = '';
-      try { sessionStorage.setItem(TOKEN_KEY, input.value.trim()); } catch { /* ignore */ }
       try {
-        me = await api('/api/v1/me');
-        shell();
-        location.hash = home();
-      } catch (e) {
-        try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* ignore */ }
-        error.textContent = pt('login.failed', { error: e.message });
-      }
+        const s = await api('/api/v1/session', { method: 'POST', body: { name: name.value.trim(), password: password.value } });
+        await enter(s.token);
+      } catch (e) { failed(e); password.select(); }
     },
   },
-  field(pt('login.token'), input),
-  error,
+  field(pt('login.name'), name),
+  field(pt('login.password'), password),
   h('button', { type: 'submit', class: 'btn btn-primary', testid: 'login-submit' }, pt('login.submit')));
+  const input = h('input', { type: 'password', id: 'token', autocomplete: 'off', required: true, testid: 'login-token', spellcheck: 'false' });
+  const byToken = h('details', null,
+    h('summary', null, pt('login.withToken')),
+    h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        error.textContent = '';
+        try { await enter(input.value.trim()); } catch (e) { failed(e); }
+      },
+    }, field(pt('login.token'), input), h('button', { type: 'submit', class: 'btn', testid: 'login-token-submit' }, pt('login.submit'))));
   view.append(h('div', { class: 'login-card' },
     h('h1', { testid: 'page-title' }, pt('login.title')),
-    form,
+    byPassword,
+    error,
+    byToken,
     h('p', { class: 'note' }, pt('login.hint'))));
+  name.focus();
 }
 
 async function renderTargets(view) {
