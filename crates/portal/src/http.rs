@@ -90,6 +90,7 @@ pub const MATRIX: &[(&str, &str, Access)] = &[
         "/api/v1/providers/{id}/offers",
         Access::Roles(OFFICER_AND_PROVIDER),
     ),
+    ("GET", "/api/v1/users", Access::Roles(EVERYONE)),
     ("POST", "/api/v1/users", Access::Roles(OFFICER)),
     ("GET", "/api/v1/budgets", Access::Roles(STAFF)),
     ("POST", "/api/v1/budgets", Access::Roles(OFFICER)),
@@ -241,7 +242,7 @@ pub fn router(portal: Portal) -> Router {
         .route("/api/v1/targets", get(targets).put(set_target))
         .route("/api/v1/providers", get(providers).post(register_provider))
         .route("/api/v1/providers/{id}/offers", put(set_offers))
-        .route("/api/v1/users", post(add_user))
+        .route("/api/v1/users", get(users).post(add_user))
         .route("/api/v1/budgets", get(budgets).post(create_budget))
         .route("/api/v1/vouchers", get(vouchers).post(issue_voucher))
         .route("/api/v1/vouchers/expire", post(expire_vouchers))
@@ -508,6 +509,10 @@ async fn set_offers(
     json: Result<Json<Vec<Offer>>, JsonRejection>,
 ) -> ApiResult {
     ok(portal.set_offers(&caller, &id, &body(json)?).await?)
+}
+
+async fn users(State(portal): State<Portal>, Extension(caller): Extension<Caller>) -> ApiResult {
+    ok(portal.users(&caller).await?)
 }
 
 async fn add_user(

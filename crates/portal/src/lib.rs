@@ -34,7 +34,7 @@ pub use money::Yuan;
 pub use portal::{Clock, Portal};
 pub use registry::{
     LARGE_SCALE_MYUAN, NewPlant, NewProvider, NewUser, Offer, PlantFilter, PlantRecord,
-    ProviderRecord, Target, TargetRow, TargetsDashboard, parse_plants_csv,
+    ProviderRecord, Target, TargetRow, TargetsDashboard, UserRecord, parse_plants_csv,
 };
 pub use sign_in::{SESSION_MS, Session};
 pub use vouchers::{

@@ -114,6 +114,17 @@ pub struct NewUser {
     pub provider: Option<String>,
 }
 
+/// A user as the registry lists it (never a token or a password hash).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: String,
+    pub plant: Option<String>,
+    pub provider: Option<String>,
+    pub has_password: bool,
+    pub created_at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
@@ -543,6 +554,32 @@ impl Portal {
         Ok(())
     }
 
+    /// The users the caller may see: officers every user, a plant's or provider's people their
+    /// own organisation's (row-level security decides).
+    pub async fn users(&self, caller: &Caller) -> Result<Vec<UserRecord>, PortalError> {
+        let mut tx = self.begin(caller).await?;
+        let rows = sqlx::query(
+            "SELECT name, role, plant_id, provider_id, password_hash IS NOT NULL AS has_password, \
+                    created_at_ms FROM users ORDER BY name LIMIT 10000",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRecord {
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    plant: r.try_get("plant_id")?,
+                    provider: r.try_get("provider_id")?,
+                    has_password: r.try_get("has_password")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(PortalError::from)
+    }
+
     /// The caller a bearer token belongs to.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, PortalError> {
         let mut tx = self.begin(&Caller::system()).await?;
@@ -553,19 +590,10 @@ impl Portal {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        let Some(row) = row else {
-            return self.session_caller(token).await;
-        };
-        let role: String = row.try_get("role")?;
-        let Some(role) = Role::parse(&role) else {
-            return Ok(None);
-        };
-        Ok(Some(Caller {
-            user: row.try_get("name")?,
-            role,
-            plant: row.try_get("plant_id")?,
-            provider: row.try_get("provider_id")?,
-        }))
+        match row {
+            Some(row) => Ok(crate::sign_in::caller_from(&row)?),
+            None => self.session_caller(token).await,
+        }
     }
 
     /// Sets (or with `plants` = 0 keeps at zero) a target (officers).

@@ -46,13 +46,16 @@ fn verify(password: &str, stored: &str) -> bool {
     })
 }
 
-fn caller_from(row: &sqlx::postgres::PgRow) -> Result<Option<Caller>, sqlx::Error> {
+pub(crate) fn caller_from(row: &sqlx::postgres::PgRow) -> Result<Option<Caller>, sqlx::Error> {
     let role: String = row.try_get("role")?;
-    Ok(Role::parse(&role).map(|role| Caller {
-        user: row.try_get("name").unwrap_or_default(),
+    let Some(role) = Role::parse(&role) else {
+        return Ok(None);
+    };
+    Ok(Some(Caller {
+        user: row.try_get("name")?,
         role,
-        plant: row.try_get("plant_id").ok().flatten(),
-        provider: row.try_get("provider_id").ok().flatten(),
+        plant: row.try_get("plant_id")?,
+        provider: row.try_get("provider_id")?,
     }))
 }
 

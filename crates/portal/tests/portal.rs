@@ -642,6 +642,30 @@ async fn a_plant_cannot_read_or_change_another_plants_data_through_any_route() {
         )
         .await;
 
+        // Users: a plant sees its own people only, never a token or a hash.
+        let people = expect(
+            &w,
+            PLANT_A,
+            Method::GET,
+            "/api/v1/users",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(people.as_array().unwrap().len(), 1, "{people}");
+        assert_eq!(people[0]["name"], json!("plant-a"));
+        assert!(!people.to_string().contains("token") && !people.to_string().contains("hash"));
+        let everyone = expect(
+            &w,
+            OFFICER,
+            Method::GET,
+            "/api/v1/users",
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(everyone.as_array().unwrap().len(), 6);
+
         // Providers: only their own vouchers; another's voucher cannot be read or redeemed.
         let p_book = expect(
             &w,
@@ -879,50 +903,57 @@ async fn tampered_bundles_are_refused_with_the_reason() {
     .await;
 }
 
+/// A voucher of `amount` yuan for plant A, contracted to provider P.
+async fn voucher_for_a(w: &World, amount: &str) -> String {
+    let voucher = expect(
+        w,
+        OFFICER,
+        Method::POST,
+        "/api/v1/vouchers",
+        Some(json!({
+            "budget": "compute-2026", "plant": w.plants[0].id, "amount": amount, "provider": "SP-P",
+            "expires_at_ms": JUNE_1 + 86_400_000_i64
+        })),
+        StatusCode::CREATED,
+    )
+    .await;
+    voucher["id"].as_str().unwrap().to_owned()
+}
+
+/// Sends every redemption body at once, as provider P; returns (paid bodies, conflict messages).
+async fn redeem_at_once(w: &Arc<World>, id: &str, bodies: Vec<Value>) -> (Vec<Value>, Vec<String>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in bodies {
+        let (w, path) = (w.clone(), format!("/api/v1/vouchers/{id}/redeem"));
+        tasks.spawn(
+            async move { call(&w, Some(PROVIDER_P), Method::POST, &path, Some(body)).await },
+        );
+    }
+    let (mut paid, mut refused) = (Vec::new(), Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        let (status, body) = done.unwrap();
+        match status {
+            StatusCode::CREATED => paid.push(body),
+            StatusCode::CONFLICT => {
+                refused.push(body["error"].as_str().unwrap_or_default().to_owned())
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    (paid, refused)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn concurrent_redemptions_spend_a_voucher_at_most_once() {
     with_portal("concurrent_redemptions", |w| async move {
-        let a = w.plants[0].id.clone();
         // ¥10,000 at 30 %: every invoice of ¥40,000 would take all of it.
-        let voucher = expect(
-            &w,
-            OFFICER,
-            Method::POST,
-            "/api/v1/vouchers",
-            Some(json!({
-                "budget": "compute-2026", "plant": a, "amount": "10000", "provider": "SP-P",
-                "expires_at_ms": JUNE_1 + 86_400_000_i64
-            })),
-            StatusCode::CREATED,
-        )
-        .await;
-        let id = voucher["id"].as_str().unwrap().to_owned();
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..32 {
-            let (w, id) = (w.clone(), id.clone());
-            tasks.spawn(async move {
-                call(
-                    &w,
-                    Some(PROVIDER_P),
-                    Method::POST,
-                    &format!("/api/v1/vouchers/{id}/redeem"),
-                    Some(json!({"invoice_no": format!("INV-{i}"), "invoice_total": "40000"})),
-                )
-                .await
-            });
-        }
-        let mut paid = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            let (status, body) = done.unwrap();
-            match status {
-                StatusCode::CREATED => paid.push(body),
-                StatusCode::CONFLICT => {
-                    assert!(body["error"].as_str().unwrap().contains("spent"), "{body}")
-                }
-                other => panic!("unexpected {other}: {body}"),
-            }
-        }
+        let id = voucher_for_a(&w, "10000").await;
+        let bodies = (0..32)
+            .map(|i| json!({"invoice_no": format!("INV-{i}"), "invoice_total": "40000"}))
+            .collect();
+        let (paid, refused) = redeem_at_once(&w, &id, bodies).await;
         assert_eq!(paid.len(), 1, "{paid:?}");
+        assert!(refused.iter().all(|e| e.contains("spent")), "{refused:?}");
         assert_eq!(paid[0]["covered"], json!("10000.00"));
         assert_eq!(paid[0]["plant_pays"], json!("30000.00"));
         let after = expect(
@@ -940,51 +971,14 @@ async fn concurrent_redemptions_spend_a_voucher_at_most_once() {
         assert_balanced(&w).await;
 
         // The same invoice sent many times at once on a roomy voucher is paid once.
-        let voucher = expect(
-            &w,
-            OFFICER,
-            Method::POST,
-            "/api/v1/vouchers",
-            Some(json!({
-                "budget": "compute-2026", "plant": a, "amount": "100000", "provider": "SP-P",
-                "expires_at_ms": JUNE_1 + 86_400_000_i64
-            })),
-            StatusCode::CREATED,
-        )
-        .await;
-        let id = voucher["id"].as_str().unwrap().to_owned();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..24 {
-            let (w, id) = (w.clone(), id.clone());
-            tasks.spawn(async move {
-                call(
-                    &w,
-                    Some(PROVIDER_P),
-                    Method::POST,
-                    &format!("/api/v1/vouchers/{id}/redeem"),
-                    Some(
-                        json!({"invoice_no": "SAME-1", "invoice_total": "1000", "kind": "metered"}),
-                    ),
-                )
-                .await
-            });
-        }
-        let mut created = 0;
-        while let Some(done) = tasks.join_next().await {
-            let (status, body) = done.unwrap();
-            match status {
-                StatusCode::CREATED => created += 1,
-                StatusCode::CONFLICT => assert!(
-                    body["error"]
-                        .as_str()
-                        .unwrap()
-                        .contains("already been paid"),
-                    "{body}"
-                ),
-                other => panic!("unexpected {other}: {body}"),
-            }
-        }
-        assert_eq!(created, 1);
+        let id = voucher_for_a(&w, "100000").await;
+        let same = json!({"invoice_no": "SAME-1", "invoice_total": "1000", "kind": "metered"});
+        let (paid, refused) = redeem_at_once(&w, &id, vec![same; 24]).await;
+        assert_eq!(paid.len(), 1, "{paid:?}");
+        assert!(
+            refused.iter().all(|e| e.contains("already been paid")),
+            "{refused:?}"
+        );
         let after = expect(
             &w,
             OFFICER,
