@@ -217,18 +217,9 @@ fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
     let plant = plant.to_str().expect("path");
     let (serve, base, password) = start(
         &dir.path().join("serve.sqlite"),
-        // A short warm-up: a day published at once through the broker overflows its queue for
-        // the ingest client when other tests load the machine; paced data is what this checks.
-        &[
-            "--speed",
-            "600",
-            "--warm-up-days",
-            "0.05",
-            "--mqtt",
-            &url,
-            "--plant",
-            plant,
-        ],
+        // A whole day of warm-up through the broker: the twin runs ahead of the ingest only as
+        // far as the broker's queue for it holds, so nothing is dropped on a loaded machine.
+        &["--speed", "600", "--mqtt", &url, "--plant", plant],
     );
     let agent = agent();
     let token = login(&agent, &base, &password);
@@ -240,6 +231,20 @@ fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
         |s, b| s == 200 && b["points"].as_array().is_some_and(|p| p.len() > 10),
     );
     assert!(raw["points"][0][1].as_f64().is_some(), "{raw}");
+    // The whole warm-up day comes through the broker: hourly buckets from the plant's start
+    // fill up (a session lost to an overfull broker queue would stop them early).
+    let hours = wait_for(
+        &agent,
+        &format!(
+            "{base}/api/v1/telemetry?machine=TURN-01&signal=vibration_mm_s&from=2020-01-01T00:00:00Z&bucket=hour"
+        ),
+        &token,
+        |s, b| s == 200 && b["buckets"].as_array().is_some_and(|p| p.len() >= 20),
+    );
+    assert!(
+        hours["buckets"].as_array().is_some_and(|p| p.len() >= 20),
+        "{hours}"
+    );
     let (status, latest) = get(&agent, &format!("{base}/api/v1/telemetry/latest"), &token);
     assert_eq!(status, 200);
     assert!(

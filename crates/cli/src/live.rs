@@ -684,6 +684,43 @@ impl Runner {
     }
 }
 
+/// Flow control for a warm-up through a broker: the twin runs ahead only as far as the ingest
+/// keeps up. Published at full speed, a day of telemetry overfills the broker's queue for the
+/// ingest client on a loaded machine; the broker then drops messages and the host's session
+/// never recovers (issue 8's follow-up).
+struct WarmUpFlow {
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    settled: tokio::sync::watch::Receiver<u64>,
+}
+
+/// Messages the twin may run ahead of the ingest: well under a broker's default queue per
+/// client (Mosquitto: 1,000 in flight or queued).
+const WARM_UP_AHEAD: u64 = 400;
+
+impl WarmUpFlow {
+    /// Blocks (on the twin's thread) until the ingest has settled all but [`WARM_UP_AHEAD`] of
+    /// what was sent; gives up after 30 s without progress, so a stalled broker cannot hang
+    /// the start.
+    fn wait(&self, stop: &AtomicBool) {
+        let mut last = *self.settled.borrow();
+        let mut since = Instant::now();
+        loop {
+            let settled = *self.settled.borrow();
+            if settled + WARM_UP_AHEAD >= self.sent.load(Ordering::Relaxed)
+                || stop.load(Ordering::Relaxed)
+                || since.elapsed() > Duration::from_secs(30)
+            {
+                return;
+            }
+            if settled != last {
+                last = settled;
+                since = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 /// Starts the live twin: saves the plant, registers a run, warms up, then runs paced by the
 /// wall clock until stopped.
 pub(crate) async fn start(
@@ -777,6 +814,7 @@ pub(crate) async fn start(
         anyhow::Ok(())
     });
 
+    let mut flow: Option<WarmUpFlow> = None;
     let (edge, broker) = match &spec.mqtt {
         None => (None, None),
         Some(address) => {
@@ -805,6 +843,10 @@ pub(crate) async fn start(
             };
             let client_id = format!("aifactory-serve-twin-{}-{}", spec.plant.plant.id, run_id.0);
             let (edge, publisher) = crate::publish::edge_publisher(&run, address, &client_id, None);
+            flow = Some(WarmUpFlow {
+                sent: edge.sent(),
+                settled: ingest.settled(),
+            });
             (Some(edge), Some(ViaBroker { ingest, publisher }))
         }
     };
@@ -852,6 +894,9 @@ pub(crate) async fn start(
             t = SimTime((t.0 + 3_600_000).min(warm_up.0));
             runner.advance(t);
             runner.publish(true);
+            if let Some(flow) = &flow {
+                flow.wait(&stop_thread);
+            }
         }
         warm_thread.store(true, Ordering::Relaxed);
         let live_from = Instant::now();

@@ -30,6 +30,8 @@ pub(crate) struct EdgeObserver {
     closed: bool,
     /// Simulated seconds per wall-clock second, from the plant's start; `None`: full speed.
     pace: Option<(f64, i64, std::time::Instant)>,
+    /// Messages handed to the publisher so far (for flow control against what a host settled).
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl EdgeObserver {
@@ -43,6 +45,14 @@ impl EdgeObserver {
         if !self.closed && self.tx.blocking_send(m).is_err() {
             self.closed = true;
         }
+        if !self.closed {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The count of messages sent so far (births and data), shared with whoever paces on it.
+    pub(crate) fn sent(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        std::sync::Arc::clone(&self.sent)
     }
 
     /// DDATA for known metrics; a (re)birth of the device when one is new.
@@ -154,6 +164,7 @@ pub(crate) fn edge_publisher(
         metrics: HashMap::new(),
         closed: false,
         pace: pace.map(|p| (p, start_ms, std::time::Instant::now())),
+        sent: std::sync::Arc::default(),
     };
     (observer, publisher)
 }
