@@ -115,12 +115,27 @@ pub async fn publish_bundle(
         subject: subject.clone(),
         reason: e,
     };
-    js.publish_with_headers(subject.clone(), headers, bytes.into())
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(())
+    // A stream that was just created can take a moment to listen on its subjects: the server
+    // answers "no stream" meanwhile. Retry that for a while; anything else fails at once.
+    let mut attempts = 0;
+    loop {
+        let sent = js
+            .publish_with_headers(subject.clone(), headers.clone(), bytes.clone().into())
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .await;
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound
+                    && attempts < 50 =>
+            {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    }
 }
 
 /// What the consumer made of one message.
