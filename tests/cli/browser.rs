@@ -50,21 +50,7 @@ fn the_portal_ui_works_in_headless_chromium() {
         return;
     };
     let schema = format!("aifactory_portal_ui_{}", std::process::id());
-    let admin = |sql: String| {
-        let url = admin_url.clone();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-            .block_on(async move {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("PostgreSQL");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .expect("admin SQL");
-            });
-    };
+    let admin = |sql: String| crate::portal::admin(&admin_url, sql);
     admin(format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
     ));

@@ -5,7 +5,8 @@
 
 use crate::{aifactory, text};
 
-fn admin(url: &str, sql: String) {
+/// Runs `sql` on the PostgreSQL at `url` as its administrator (test schemas come and go).
+pub(crate) fn admin(url: &str, sql: String) {
     let url = url.to_owned();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
