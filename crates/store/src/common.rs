@@ -267,3 +267,8 @@ pub(crate) fn count(n: i64, what: &'static str) -> Result<u64, StoreError> {
         detail: format!("negative count {n}"),
     })
 }
+
+/// A proposal both engines keep faithfully: finite hours (SQLite would keep NaN as NULL).
+pub(crate) fn check_proposal(p: &crate::NewProposal) -> Result<(), StoreError> {
+    finite("proposal", "hours", p.hours)
+}

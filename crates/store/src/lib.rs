@@ -83,13 +83,50 @@ pub struct StoredUser {
     pub role: String,
 }
 
-/// An API token, as stored: only its SHA-256 (hex), who it stands for, and when it was issued.
+/// A token, as stored: only its SHA-256 (hex), its public id, who it stands for, its kind
+/// (`login` or `api`), when it was issued, when it expires and, once revoked, when and by whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredToken {
     pub sha256: String,
+    /// What lists and revocations name it by: never the token or its hash.
+    pub id: String,
     pub user: String,
     pub role: String,
+    pub kind: String,
     pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<String>,
+}
+
+/// A what-if proposal before the store numbers it: what was asked, by whom, by which path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProposal {
+    pub created_at: Timestamp,
+    pub requested_by: String,
+    pub role: String,
+    /// `api`, `agent`, `mcp`, …: the path the request came by.
+    pub via: String,
+    /// `machine_down`.
+    pub kind: String,
+    pub machine: String,
+    pub hours: f64,
+    pub summary: String,
+    /// The plan decision it was computed against.
+    pub plan_decision: Option<String>,
+}
+
+/// A proposal as stored: numbered by a sequence that never gives a number twice, decided once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProposal {
+    pub seq: i64,
+    pub proposal: NewProposal,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    /// The ledger entry an approval wrote.
+    pub decision: Option<String>,
 }
 
 /// An agent's acting tool call as stored: what was asked, by whom, through which path, and

@@ -3,6 +3,7 @@
 mod accounts;
 mod agent;
 mod ingest;
+mod proposals;
 
 use crate::common::{
     check_readings, count, decision_select, decode_decision, decode_event, decode_reading,

@@ -175,6 +175,52 @@ impl Store {
         forward!(self, s => s.tokens().await)
     }
 
+    /// See [`SqliteStore::revoke_token`].
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        by: &str,
+        at: aifactory_core::Timestamp,
+    ) -> Result<bool, StoreError> {
+        forward!(self, s => s.revoke_token(id, by, at).await)
+    }
+
+    /// See [`SqliteStore::delete_expired_tokens`].
+    pub async fn delete_expired_tokens(
+        &self,
+        before: aifactory_core::Timestamp,
+    ) -> Result<u64, StoreError> {
+        forward!(self, s => s.delete_expired_tokens(before).await)
+    }
+
+    /// See [`SqliteStore::add_proposal`].
+    pub async fn add_proposal(&self, p: &crate::NewProposal) -> Result<i64, StoreError> {
+        forward!(self, s => s.add_proposal(p).await)
+    }
+
+    /// See [`SqliteStore::proposal`].
+    pub async fn proposal(&self, seq: i64) -> Result<Option<crate::StoredProposal>, StoreError> {
+        forward!(self, s => s.proposal(seq).await)
+    }
+
+    /// See [`SqliteStore::proposals`].
+    pub async fn proposals(&self, limit: u32) -> Result<Vec<crate::StoredProposal>, StoreError> {
+        forward!(self, s => s.proposals(limit).await)
+    }
+
+    /// See [`SqliteStore::transition_proposal`].
+    pub async fn transition_proposal(
+        &self,
+        seq: i64,
+        from: &str,
+        to: &str,
+        decided_by: Option<&str>,
+        decided_at: Option<aifactory_core::Timestamp>,
+        decision: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        forward!(self, s => s.transition_proposal(seq, from, to, decided_by, decided_at, decision).await)
+    }
+
     /// See [`SqliteStore::save_action`].
     pub async fn save_action(&self, action: &crate::StoredAction) -> Result<(), StoreError> {
         forward!(self, s => s.save_action(action).await)

@@ -488,16 +488,107 @@ conformance! {
         store.save_user(&reset).await?;
         let token = aifactory_store::StoredToken {
             sha256: "ab".repeat(32),
+            id: "tok-1".into(),
             user: "dashboard".into(),
             role: "viewer".into(),
+            kind: "api".into(),
             issued_at: t(3),
+            expires_at: t(1_000),
+            revoked_at: None,
+            revoked_by: None,
         };
         store.save_token(&token).await?;
         assert!(store.save_token(&token).await.is_err(), "a token hash is kept once");
+        let same_id = aifactory_store::StoredToken {
+            sha256: "cd".repeat(32),
+            ..token.clone()
+        };
+        assert!(store.save_token(&same_id).await.is_err(), "a token id is given once");
         drop(store);
         let store = db.open().await;
         assert_eq!(store.users().await?, vec![reset]);
-        assert_eq!(store.tokens().await?, vec![token]);
+        assert_eq!(store.tokens().await?, vec![token.clone()]);
+        Ok(())
+    }
+
+    async fn a_token_is_revoked_once_and_expired_ones_are_forgotten(db) {
+        let store = db.open().await;
+        let token = |n: u8, expires: i64| aifactory_store::StoredToken {
+            sha256: format!("{n:02x}").repeat(32),
+            id: format!("tok-{n}"),
+            user: "ana".into(),
+            role: "operator".into(),
+            kind: "login".into(),
+            issued_at: t(1),
+            expires_at: t(expires),
+            revoked_at: None,
+            revoked_by: None,
+        };
+        store.save_token(&token(1, 100)).await?;
+        store.save_token(&token(2, 10_000)).await?;
+        assert!(store.revoke_token("tok-2", "admin", t(50)).await?);
+        assert!(!store.revoke_token("tok-2", "admin", t(60)).await?, "once");
+        assert!(!store.revoke_token("tok-9", "admin", t(60)).await?, "unknown");
+        assert_eq!(store.delete_expired_tokens(t(500)).await?, 1);
+        let left = store.tokens().await?;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, "tok-2");
+        assert_eq!(left[0].revoked_at, Some(t(50)));
+        assert_eq!(left[0].revoked_by.as_deref(), Some("admin"));
+        Ok(())
+    }
+
+    async fn proposals_are_numbered_once_decided_once_and_survive_reopening(db) {
+        let store = db.open().await;
+        let new = |machine: &str| aifactory_store::NewProposal {
+            created_at: t(5),
+            requested_by: "ana".into(),
+            role: "operator".into(),
+            via: "api".into(),
+            kind: "machine_down".into(),
+            machine: machine.into(),
+            hours: 2.5,
+            summary: format!("{machine} down"),
+            plan_decision: Some("D-1".into()),
+        };
+        let first = store.add_proposal(&new("MILL-01")).await?;
+        let second = store.add_proposal(&new("GRIND-03")).await?;
+        assert!(second > first);
+        assert!(
+            store
+                .add_proposal(&aifactory_store::NewProposal {
+                    hours: f64::NAN,
+                    ..new("X")
+                })
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .transition_proposal(first, "pending", "approved", Some("bo"), Some(t(9)), Some("H-1"))
+                .await?
+        );
+        assert!(
+            !store
+                .transition_proposal(first, "pending", "rejected", Some("cy"), Some(t(9)), None)
+                .await?,
+            "decided once"
+        );
+        drop(store);
+        let store = db.open().await;
+        let all = store.proposals(10).await?;
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].seq, second, "newest first");
+        assert_eq!(all[0].status, "pending");
+        let decided = store.proposal(first).await?.expect("kept");
+        assert_eq!(decided.proposal, new("MILL-01"));
+        assert_eq!(decided.status, "approved");
+        assert_eq!(decided.decided_by.as_deref(), Some("bo"));
+        assert_eq!(decided.decision.as_deref(), Some("H-1"));
+        assert!(store.proposal(second + 100).await?.is_none());
+        // A number is never given twice, even after the newest is gone from view.
+        let third = store.add_proposal(&new("TURN-01")).await?;
+        assert!(third > second);
         Ok(())
     }
 

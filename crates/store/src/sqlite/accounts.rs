@@ -42,43 +42,91 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Keeps an issued token (its hash); the same hash twice is an error.
+    /// Keeps an issued token (its hash); the same hash or id twice is an error.
     pub async fn save_token(&self, token: &StoredToken) -> Result<(), StoreError> {
-        const WHAT: &str = "API token";
+        const WHAT: &str = "token";
         let mut tx = self.begin_write(WHAT).await?;
         sqlx::query(
-            "INSERT INTO accounts_tokens (token_sha256, user_name, role, issued_at) \
-             VALUES (?, ?, ?, ?)",
+            "INSERT INTO accounts_tokens (token_sha256, id, user_name, role, kind, issued_at, \
+             expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token.sha256.as_str())
+        .bind(token.id.as_str())
         .bind(token.user.as_str())
         .bind(token.role.as_str())
+        .bind(token.kind.as_str())
         .bind(token.issued_at.0)
+        .bind(token.expires_at.0)
+        .bind(token.revoked_at.map(|t| t.0))
+        .bind(token.revoked_by.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(write(WHAT))?;
         tx.commit().await.map_err(write(WHAT))
     }
 
-    /// Every token kept, oldest first.
+    /// Every token kept, revoked and expired ones too, oldest first.
     pub async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
-        const WHAT: &str = "API tokens";
-        let rows = sqlx::query(
-            "SELECT token_sha256, user_name, role, issued_at FROM accounts_tokens \
-             ORDER BY issued_at, token_sha256",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(read(WHAT))?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredToken {
-                    sha256: get(r, 0, WHAT)?,
-                    user: get(r, 1, WHAT)?,
-                    role: get(r, 2, WHAT)?,
-                    issued_at: Timestamp(get(r, 3, WHAT)?),
-                })
-            })
-            .collect()
+        const WHAT: &str = "tokens";
+        let rows = sqlx::query(TOKENS_SQL)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(read(WHAT))?;
+        rows.iter().map(|r| token_of(r, WHAT)).collect()
     }
+
+    /// Revokes the token `id` unless it already is; says whether it did.
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        const WHAT: &str = "token revocation";
+        let mut tx = self.begin_write(WHAT).await?;
+        let done = sqlx::query(
+            "UPDATE accounts_tokens SET revoked_at = ?, revoked_by = ? \
+             WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(at.0)
+        .bind(by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(write(WHAT))?
+        .rows_affected();
+        tx.commit().await.map_err(write(WHAT))?;
+        Ok(done == 1)
+    }
+
+    /// Forgets tokens that expired before `before`; how many.
+    pub async fn delete_expired_tokens(&self, before: Timestamp) -> Result<u64, StoreError> {
+        const WHAT: &str = "expired tokens";
+        let mut tx = self.begin_write(WHAT).await?;
+        let done = sqlx::query("DELETE FROM accounts_tokens WHERE expires_at < ?")
+            .bind(before.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(write(WHAT))?
+            .rows_affected();
+        tx.commit().await.map_err(write(WHAT))?;
+        Ok(done)
+    }
+}
+
+const TOKENS_SQL: &str = "SELECT token_sha256, id, user_name, role, kind, issued_at, expires_at, \
+     revoked_at, revoked_by FROM accounts_tokens ORDER BY issued_at, id";
+
+fn token_of(r: &sqlx::sqlite::SqliteRow, what: &'static str) -> Result<StoredToken, StoreError> {
+    Ok(StoredToken {
+        sha256: get(r, 0, what)?,
+        id: get(r, 1, what)?,
+        user: get(r, 2, what)?,
+        role: get(r, 3, what)?,
+        kind: get(r, 4, what)?,
+        issued_at: Timestamp(get(r, 5, what)?),
+        expires_at: Timestamp(get(r, 6, what)?),
+        revoked_at: get::<_, Option<i64>>(r, 7, what)?.map(Timestamp),
+        revoked_by: get(r, 8, what)?,
+    })
 }

@@ -1,0 +1,120 @@
+//! What-if proposals: numbered by a sequence that never gives a number twice, decided once.
+
+use super::SqliteStore;
+use crate::common::{check_proposal, get, read, write};
+use crate::{NewProposal, StoreError, StoredProposal};
+use aifactory_core::Timestamp;
+
+fn proposal_of(
+    r: &sqlx::sqlite::SqliteRow,
+    what: &'static str,
+) -> Result<StoredProposal, StoreError> {
+    Ok(StoredProposal {
+        seq: get(r, 0, what)?,
+        proposal: NewProposal {
+            created_at: Timestamp(get(r, 1, what)?),
+            requested_by: get(r, 2, what)?,
+            role: get(r, 3, what)?,
+            via: get(r, 4, what)?,
+            kind: get(r, 5, what)?,
+            machine: get(r, 6, what)?,
+            hours: get(r, 7, what)?,
+            summary: get(r, 8, what)?,
+            plan_decision: get(r, 9, what)?,
+        },
+        status: get(r, 10, what)?,
+        decided_by: get(r, 11, what)?,
+        decided_at: get::<_, Option<i64>>(r, 12, what)?.map(Timestamp),
+        decision: get(r, 13, what)?,
+    })
+}
+
+impl SqliteStore {
+    /// Keeps a new proposal, pending; its number, never given before.
+    pub async fn add_proposal(&self, p: &NewProposal) -> Result<i64, StoreError> {
+        const WHAT: &str = "proposal";
+        check_proposal(p)?;
+        let mut tx = self.begin_write(WHAT).await?;
+        let row = sqlx::query(
+            "INSERT INTO proposals (created_at, requested_by, role, via, kind, machine, hours, \
+             summary, plan_decision, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') \
+             RETURNING seq",
+        )
+        .bind(p.created_at.0)
+        .bind(p.requested_by.as_str())
+        .bind(p.role.as_str())
+        .bind(p.via.as_str())
+        .bind(p.kind.as_str())
+        .bind(p.machine.as_str())
+        .bind(p.hours)
+        .bind(p.summary.as_str())
+        .bind(p.plan_decision.as_deref())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(write(WHAT))?;
+        let seq: i64 = get(&row, 0, WHAT)?;
+        tx.commit().await.map_err(write(WHAT))?;
+        Ok(seq)
+    }
+
+    /// One proposal by number.
+    pub async fn proposal(&self, seq: i64) -> Result<Option<StoredProposal>, StoreError> {
+        const WHAT: &str = "proposal";
+        let row = sqlx::query(
+            "SELECT seq, created_at, requested_by, role, via, kind, machine, hours, summary, \
+             plan_decision, status, decided_by, decided_at, decision \
+             FROM proposals WHERE seq = ?",
+        )
+        .bind(seq)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(read(WHAT))?;
+        row.map(|r| proposal_of(&r, WHAT)).transpose()
+    }
+
+    /// Proposals, newest first.
+    pub async fn proposals(&self, limit: u32) -> Result<Vec<StoredProposal>, StoreError> {
+        const WHAT: &str = "proposals";
+        let rows = sqlx::query(
+            "SELECT seq, created_at, requested_by, role, via, kind, machine, hours, summary, \
+             plan_decision, status, decided_by, decided_at, decision \
+             FROM proposals ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read(WHAT))?;
+        rows.iter().map(|r| proposal_of(r, WHAT)).collect()
+    }
+
+    /// Moves proposal `seq` from `from` to `to`, setting who decided, when, and the ledger entry,
+    /// and says whether it did: of two deciders racing for one proposal, exactly one wins.
+    pub async fn transition_proposal(
+        &self,
+        seq: i64,
+        from: &str,
+        to: &str,
+        decided_by: Option<&str>,
+        decided_at: Option<Timestamp>,
+        decision: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        const WHAT: &str = "proposal";
+        let mut tx = self.begin_write(WHAT).await?;
+        let done = sqlx::query(
+            "UPDATE proposals SET status = ?, decided_by = ?, decided_at = ?, decision = ? \
+             WHERE seq = ? AND status = ?",
+        )
+        .bind(to)
+        .bind(decided_by)
+        .bind(decided_at.map(|t| t.0))
+        .bind(decision)
+        .bind(seq)
+        .bind(from)
+        .execute(&mut *tx)
+        .await
+        .map_err(write(WHAT))?
+        .rows_affected();
+        tx.commit().await.map_err(write(WHAT))?;
+        Ok(done == 1)
+    }
+}
