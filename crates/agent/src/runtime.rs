@@ -329,6 +329,16 @@ impl Agent {
         arguments: &Value,
     ) -> Result<ToolOutcome, StoreError> {
         let caller = trail.caller.clone();
+        // One authorisation truth: a tool is open to the roles its route is open to.
+        if let Err(reason) = self.plant.authorise(spec.name, &caller.role) {
+            trail
+                .write(
+                    "policy",
+                    json!({ "tool": spec.name, "verdict": "refused", "reason": reason }),
+                )
+                .await?;
+            return Ok(ToolOutcome::Refused { reason });
+        }
         let mut reach = 0.0;
         if spec.kind == ToolKind::Act {
             // Arguments are checked before anything is queued: a person approves a valid,
@@ -410,7 +420,14 @@ impl Agent {
                     .await?;
                 let result = self
                     .plant
-                    .call(spec.name, arguments, None, Some(&action.id))
+                    .call(
+                        &caller,
+                        &trail.via,
+                        spec.name,
+                        arguments,
+                        None,
+                        Some(&action.id),
+                    )
                     .await;
                 self.finish_action(&action.id, &result).await?;
                 Ok(match result {
@@ -418,11 +435,19 @@ impl Agent {
                     Err(e) => ToolOutcome::Failed { error: e.0 },
                 })
             }
-            Verdict::Run => Ok(self.run_read(spec.name, arguments).await),
+            Verdict::Run => Ok(self
+                .run_read(&caller, &trail.via, spec.name, arguments)
+                .await),
         }
     }
 
-    async fn run_read(&self, tool: &str, arguments: &Value) -> ToolOutcome {
+    async fn run_read(
+        &self,
+        caller: &Caller,
+        via: &str,
+        tool: &str,
+        arguments: &Value,
+    ) -> ToolOutcome {
         if tool == tools::SEARCH_MANUALS {
             return match parse_args::<SearchArgs>(arguments) {
                 Err(e) => ToolOutcome::Failed { error: e.0 },
@@ -439,7 +464,11 @@ impl Agent {
                 }
             };
         }
-        match self.plant.call(tool, arguments, None, None).await {
+        match self
+            .plant
+            .call(caller, via, tool, arguments, None, None)
+            .await
+        {
             Ok(result) => ToolOutcome::Done { result },
             Err(e) => ToolOutcome::Failed { error: e.0 },
         }
@@ -523,9 +552,18 @@ impl Agent {
             .await?;
         if approve {
             let arguments: Value = serde_json::from_str(&action.arguments).unwrap_or(Value::Null);
+            // The tool runs for the one who asked for it, approved by the decider.
+            let requester = Caller::new(action.requested_by.clone(), action.role.clone());
             let result = self
                 .plant
-                .call(&action.tool, &arguments, Some(&decider.user), Some(id))
+                .call(
+                    &requester,
+                    &action.via,
+                    &action.tool,
+                    &arguments,
+                    Some(&decider.user),
+                    Some(id),
+                )
                 .await;
             self.finish_action(id, &result).await?;
             trail

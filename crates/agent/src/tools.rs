@@ -320,10 +320,17 @@ pub struct Vocabulary {
 /// `search_manuals` (the agent's own index) is called here.
 #[async_trait::async_trait]
 pub trait PlantTools: Send + Sync {
-    /// Runs a read tool, or an act tool that the policy (or a person) has let through;
-    /// `approved_by` names the person who approved it, `None` where the policy allowed it.
+    /// Whether `role` may use `tool` at all, by the same rule as the route that does the same
+    /// thing; `Err` says why not. Checked before the approval policy, on every path.
+    fn authorise(&self, tool: &str, role: &str) -> Result<(), String>;
+
+    /// Runs a read tool, or an act tool that the policy (or a person) has let through, for
+    /// `caller` (who asked) by the path `via`; `approved_by` names the person who approved it,
+    /// `None` where the policy allowed it.
     async fn call(
         &self,
+        caller: &crate::Caller,
+        via: &str,
         tool: &str,
         args: &Value,
         approved_by: Option<&str>,

@@ -716,7 +716,16 @@ pub(crate) fn mcp(config: &crate::config::Config, args: McpArgs) -> anyhow::Resu
                         .accounts
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    accounts.issue(&caller.user, aifactory_server::auth::Role::Agent)
+                    // Kept in memory for this process only; it ends with it (or in 30 days).
+                    accounts
+                        .issue(
+                            &caller.user,
+                            aifactory_server::auth::Role::Agent,
+                            aifactory_server::auth::TokenKind::Api,
+                            now_ms(),
+                            std::time::Duration::from_secs(30 * 86_400),
+                        )
+                        .token
                 };
                 let listener = tokio::net::TcpListener::bind(address)
                     .await

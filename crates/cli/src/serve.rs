@@ -187,7 +187,7 @@ async fn accounts(
     store: &aifactory_store::Store,
     admin_password: Option<&str>,
 ) -> anyhow::Result<(aifactory_server::auth::Accounts, AdminPassword)> {
-    use aifactory_server::auth::{Accounts, Principal, Role};
+    use aifactory_server::auth::{Accounts, Role};
     let mut accounts = Accounts::new();
     for user in store.users().await.context("reading the users")? {
         let role = Role::parse(&user.role).with_context(|| {
@@ -199,19 +199,13 @@ async fn accounts(
         accounts.restore_user(&user.name, &user.password_hash, role);
     }
     for token in store.tokens().await.context("reading the API tokens")? {
-        let role = Role::parse(&token.role).with_context(|| {
-            format!(
-                "an API token of {} has an unknown role `{}`",
-                token.user, token.role
+        accounts.restore_token(&token).map_err(|role| {
+            anyhow::anyhow!(
+                "token {} of {} has an unknown role `{role}`",
+                token.id,
+                token.user
             )
         })?;
-        accounts.restore_token(
-            &token.sha256,
-            Principal {
-                user: token.user,
-                role,
-            },
-        );
     }
     let (password, said) = match (admin_password, accounts.stored_user("admin")) {
         (Some(p), _) => (p.to_owned(), AdminPassword::Given),

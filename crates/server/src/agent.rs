@@ -127,8 +127,14 @@ async fn machine_series(
 
 #[async_trait::async_trait]
 impl tools::PlantTools for PlantAccess {
+    fn authorise(&self, tool: &str, role: &str) -> Result<(), String> {
+        crate::auth::tool_access(tool, role)
+    }
+
     async fn call(
         &self,
+        caller: &Caller,
+        via: &str,
         tool: &str,
         args: &Value,
         approved_by: Option<&str>,
@@ -145,7 +151,12 @@ impl tools::PlantTools for PlantAccess {
             tools::EXPLAIN_ANOMALY => explain(&state, &snap, parse_args(args)?).await,
             tools::SCHEDULE_WHAT_IF => {
                 let a: WhatIfArgs = parse_args(args)?;
-                let mut v = crate::plant::what_if_core(&state, "agent", a.machine, a.hours)
+                let asked = crate::plant::Asked {
+                    user: caller.user.clone(),
+                    role: caller.role.clone(),
+                    via: format!("agent ({via})"),
+                };
+                let mut v = crate::plant::what_if_core(&state, &asked, a.machine, a.hours)
                     .await
                     .map_err(api_failure)?;
                 v.as_object_mut().map(|m| m.remove("bars"));

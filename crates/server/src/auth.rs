@@ -5,6 +5,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -101,6 +102,12 @@ pub const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/telemetry/latest", Access::Roles(EVERY_ROLE)),
     ("GET", "/metrics", Access::Roles(STAFF)),
     ("POST", "/api/v1/tokens", Access::Roles(&[Role::Admin])),
+    ("GET", "/api/v1/tokens", Access::Roles(&[Role::Admin])),
+    (
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        Access::Roles(&[Role::Admin]),
+    ),
     // The agent: every role may ask and call tools (the approval policy decides what runs);
     // only people who may change the plan decide on held actions.
     ("POST", "/api/v1/agent/ask", Access::Roles(EVERY_ROLE)),
@@ -128,6 +135,45 @@ pub const MATRIX: &[(&str, &str, Access)] = &[
     ("DELETE", "/mcp", Access::Roles(EVERY_ROLE)),
 ];
 
+/// The route each of the agent's tools stands in for: a tool is open to exactly the roles the
+/// matrix opens its route to, whoever calls it (API, agent tool route, MCP, model, planner).
+/// Acting tools stand for the agent's tool route, where the approval policy decides the rest.
+pub const TOOL_ROUTES: &[(&str, &str, &str)] = &[
+    ("plant_status", "GET", "/api/v1/plant"),
+    ("query_kpis", "GET", "/api/v1/kpis"),
+    ("query_telemetry", "GET", "/api/v1/telemetry"),
+    ("list_orders", "GET", "/api/v1/orders"),
+    ("show_schedule", "GET", "/api/v1/schedule"),
+    ("explain_anomaly", "GET", "/api/v1/machines/{id}"),
+    ("schedule_what_if", "POST", "/api/v1/schedule/what-if"),
+    ("quote_delivery", "GET", "/api/v1/schedule"),
+    ("search_manuals", "POST", "/api/v1/agent/ask"),
+    ("draft_shift_report", "GET", "/api/v1/kpis"),
+    ("create_work_order", "POST", "/api/v1/agent/tools/{name}"),
+    ("change_set_point", "POST", "/api/v1/agent/tools/{name}"),
+];
+
+/// Whether `role` may use `tool`, by the rule of the route it stands in for; `Err` says why not.
+pub fn tool_access(tool: &str, role: &str) -> Result<(), String> {
+    let (method, route) = TOOL_ROUTES
+        .iter()
+        .find(|(t, _, _)| *t == tool)
+        .map(|(_, m, r)| (*m, *r))
+        .ok_or_else(|| format!("`{tool}` is open to no one on this server"))?;
+    let allowed = match access(method, route) {
+        Some(Access::Public) => true,
+        Some(Access::Roles(roles)) => Role::parse(role).is_some_and(|r| roles.contains(&r)),
+        None => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "the {role} role may not use `{tool}`: it does what {method} {route} does, which is not open to {role}"
+        ))
+    }
+}
+
 /// Who may call `method` on `route` (the router's pattern); `None`: the route is unknown.
 pub fn access(method: &str, route: &str) -> Option<Access> {
     MATRIX
@@ -140,7 +186,7 @@ pub fn access(method: &str, route: &str) -> Option<Access> {
 pub enum AuthError {
     #[error("wrong user name or password")]
     BadCredentials,
-    #[error("too many failed logins for this user; try again in {0} s")]
+    #[error("too many failed logins from this address; try again in {0} s")]
     RateLimited(u64),
     #[error("hashing a password failed")]
     Hash,
@@ -152,28 +198,177 @@ struct User {
     role: Role,
 }
 
-/// What a valid token stands for.
+/// What a valid token or session stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
     pub user: String,
     pub role: Role,
 }
 
-/// Failed logins allowed per user in `LOGIN_WINDOW` before the user is locked out for the rest
-/// of the window.
-const LOGIN_FAILURES: usize = 5;
-const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Failed logins allowed per client address in `LOGIN_WINDOW` before that address is held off
+/// for the rest of the window. Other addresses are not: a stranger cannot lock the admin out.
+pub const LOGIN_FAILURES: usize = 5;
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Past `LOGIN_FAILURES` failures on one name (from any address) within the window, each
+/// further attempt on it waits this long per extra failure, up to `MAX_NAME_DELAY`: guessing
+/// from many addresses slows down, the person still gets in.
+const NAME_DELAY_STEP: Duration = Duration::from_millis(500);
+const MAX_NAME_DELAY: Duration = Duration::from_secs(4);
+/// The limiter keeps at most this many addresses and this many names; the stalest go first.
+pub const LIMITER_CAPACITY: usize = 10_000;
+/// Longest user name there is (tokens and users are refused longer ones), so a longer name
+/// is wrong without being looked up or remembered.
+pub const MAX_USER_NAME: usize = 64;
 
-/// Users, tokens and failed logins. Time comes from the caller (`now`: time since any fixed
-/// instant), so tests drive the clock.
-#[derive(Debug, Default)]
+/// How long a token from `POST /api/v1/login` lasts.
+pub const LOGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// How long an admin-issued API token lasts unless the admin says otherwise.
+pub const DEFAULT_API_TOKEN_DAYS: u32 = 90;
+
+/// Recent failures per key, bounded in keys and in failures per key.
+#[derive(Debug)]
+struct FailureTable<K> {
+    recent: HashMap<K, Vec<Duration>>,
+}
+
+impl<K> Default for FailureTable<K> {
+    fn default() -> Self {
+        FailureTable {
+            recent: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> FailureTable<K> {
+    /// Failures of `key` still inside the window (and forgets older ones).
+    fn count(&mut self, key: &K, now: Duration) -> (usize, Option<Duration>) {
+        let Some(times) = self.recent.get_mut(key) else {
+            return (0, None);
+        };
+        times.retain(|t| now.saturating_sub(*t) < LOGIN_WINDOW);
+        let oldest = times.first().copied();
+        let n = times.len();
+        if n == 0 {
+            self.recent.remove(key);
+        }
+        (n, oldest)
+    }
+
+    fn record(&mut self, key: &K, now: Duration) {
+        if !self.recent.contains_key(key) && self.recent.len() >= LIMITER_CAPACITY {
+            // Forget whatever has left the window; if the table is still full, the entry whose
+            // last failure is oldest goes.
+            self.recent.retain(|_, times| {
+                times
+                    .last()
+                    .is_some_and(|t| now.saturating_sub(*t) < LOGIN_WINDOW)
+            });
+            if self.recent.len() >= LIMITER_CAPACITY {
+                let stalest = self
+                    .recent
+                    .iter()
+                    .min_by_key(|(_, times)| times.last().copied())
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = stalest {
+                    self.recent.remove(&k);
+                }
+            }
+        }
+        let times = self.recent.entry(key.clone()).or_default();
+        times.push(now);
+        // More than this many in a window change nothing: keep the newest.
+        if times.len() > 4 * LOGIN_FAILURES {
+            times.remove(0);
+        }
+    }
+
+    fn clear(&mut self, key: &K) {
+        self.recent.remove(key);
+    }
+
+    fn len(&self) -> usize {
+        self.recent.len()
+    }
+}
+
+/// A login under way: the limiter let it through; the password is checked next, off the async
+/// workers and outside the accounts lock ([`LoginAttempt::verify`]), then
+/// [`Accounts::finish_login`] counts the outcome.
+#[derive(Debug, Clone)]
+pub struct LoginAttempt {
+    name: String,
+    client: IpAddr,
+    /// The user's hash, or a dummy one of the same cost for an unknown name, so both take the
+    /// same time.
+    hash: String,
+    role: Option<Role>,
+    /// Wait this long first (the per-name slow-down).
+    pub delay: Duration,
+}
+
+impl LoginAttempt {
+    /// Checks the password (argon2: tens of milliseconds; call it on a blocking thread).
+    pub fn verify(&self, password: &str) -> bool {
+        let ok = PasswordHash::new(&self.hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        });
+        ok && self.role.is_some()
+    }
+}
+
+/// A token kept in memory: its public id, who it stands for, when it ends.
+#[derive(Debug, Clone)]
+struct TokenEntry {
+    id: String,
+    principal: Principal,
+    expires_ms: i64,
+}
+
+/// The kind of a token: from a login (short) or issued by an admin for a program (long).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Login,
+    Api,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Login => "login",
+            TokenKind::Api => "api",
+        }
+    }
+}
+
+/// A token just issued: the secret (shown once) and the record to keep in the store.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub record: aifactory_store::StoredToken,
+}
+
+/// Users, tokens, sessions and the failed-login limiter. Time comes from the caller (`now`:
+/// time since any fixed instant; `now_ms`: milliseconds since the epoch for token expiry), so
+/// tests drive the clock.
+#[derive(Debug)]
 pub struct Accounts {
     users: HashMap<String, User>,
-    /// SHA-256 of a token → who it is.
-    tokens: HashMap<String, Principal>,
-    failures: HashMap<String, Vec<Duration>>,
+    /// SHA-256 of a token → the token.
+    tokens: HashMap<String, TokenEntry>,
+    failures_by_client: FailureTable<IpAddr>,
+    failures_by_name: FailureTable<String>,
     /// SHA-256 of a session id → the session.
     sessions: HashMap<String, Session>,
+    /// What an unknown name's password is checked against.
+    dummy_hash: String,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts::new()
+    }
 }
 
 /// How long a browser session lasts after login.
@@ -217,19 +412,37 @@ pub fn random_secret() -> String {
     hex::encode(bytes)
 }
 
+fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|_| AuthError::Hash)?;
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|_| AuthError::Hash)?
+        .to_string())
+}
+
+/// One dummy hash per process, made with the same parameters as real ones.
+fn dummy_hash() -> String {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash_password(&random_secret()).unwrap_or_default())
+        .clone()
+}
+
 impl Accounts {
     pub fn new() -> Self {
-        Accounts::default()
+        Accounts {
+            users: HashMap::new(),
+            tokens: HashMap::new(),
+            failures_by_client: FailureTable::default(),
+            failures_by_name: FailureTable::default(),
+            sessions: HashMap::new(),
+            dummy_hash: dummy_hash(),
+        }
     }
 
     /// Adds (or replaces) a user; the password is kept only as an argon2 hash.
     pub fn add_user(&mut self, name: &str, password: &str, role: Role) -> Result<(), AuthError> {
-        let salt =
-            SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|_| AuthError::Hash)?;
-        let hash = argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|_| AuthError::Hash)?
-            .to_string();
+        let hash = hash_password(password)?;
         self.users.insert(
             name.to_owned(),
             User {
@@ -240,28 +453,90 @@ impl Accounts {
         Ok(())
     }
 
-    /// Checks a login and issues a token. Failed attempts count against the user name, known or
-    /// not, so the limiter does not tell which names exist.
+    /// Starts a login from `client`: refused while that address is held off; otherwise the
+    /// hash to check the password against and how long to wait first.
+    pub fn begin_login(
+        &mut self,
+        name: &str,
+        client: IpAddr,
+        now: Duration,
+    ) -> Result<LoginAttempt, AuthError> {
+        let (from_client, oldest) = self.failures_by_client.count(&client, now);
+        if from_client >= LOGIN_FAILURES {
+            let oldest = oldest.unwrap_or(now);
+            let wait = LOGIN_WINDOW.saturating_sub(now.saturating_sub(oldest));
+            return Err(AuthError::RateLimited(wait.as_secs().max(1)));
+        }
+        let plausible = !name.is_empty() && name.len() <= MAX_USER_NAME;
+        let (on_name, _) = if plausible {
+            self.failures_by_name.count(&name.to_owned(), now)
+        } else {
+            (0, None)
+        };
+        let extra = u32::try_from(on_name.saturating_sub(LOGIN_FAILURES - 1)).unwrap_or(u32::MAX);
+        let delay = (NAME_DELAY_STEP.saturating_mul(extra)).min(MAX_NAME_DELAY);
+        let user = plausible.then(|| self.users.get(name)).flatten();
+        Ok(LoginAttempt {
+            // An implausible name is not kept anywhere: only its address is counted.
+            name: if plausible {
+                name.to_owned()
+            } else {
+                String::new()
+            },
+            client,
+            hash: user.map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone()),
+            role: user.map(|u| u.role),
+            delay,
+        })
+    }
+
+    /// Counts the outcome of a checked attempt: a failure against its address and its name;
+    /// a success clears the address's failures.
+    pub fn finish_login(
+        &mut self,
+        attempt: &LoginAttempt,
+        verified: bool,
+        now: Duration,
+    ) -> Result<Role, AuthError> {
+        match attempt.role.filter(|_| verified) {
+            Some(role) => {
+                self.failures_by_client.clear(&attempt.client);
+                Ok(role)
+            }
+            None => {
+                self.failures_by_client.record(&attempt.client, now);
+                if !attempt.name.is_empty() {
+                    self.failures_by_name.record(&attempt.name, now);
+                }
+                Err(AuthError::BadCredentials)
+            }
+        }
+    }
+
+    /// How many addresses and names the limiter remembers (bounded by [`LIMITER_CAPACITY`]).
+    pub fn limiter_entries(&self) -> (usize, usize) {
+        (self.failures_by_client.len(), self.failures_by_name.len())
+    }
+
+    /// Login in one call, on this thread (tests and tools; the server splits it so argon2 runs
+    /// outside the lock).
     pub fn login(
         &mut self,
         name: &str,
         password: &str,
+        client: IpAddr,
         now: Duration,
-    ) -> Result<(String, Role), AuthError> {
-        let role = self.check(name, password, now)?;
-        let token = self.issue(name, role);
-        Ok((token, role))
+        now_ms: i64,
+    ) -> Result<Issued, AuthError> {
+        let attempt = self.begin_login(name, client, now)?;
+        let ok = attempt.verify(password);
+        let role = self.finish_login(&attempt, ok, now)?;
+        Ok(self.issue(name, role, TokenKind::Login, now_ms, LOGIN_TOKEN_LIFETIME))
     }
 
-    /// Checks a login and opens a browser session: the session id goes in an HttpOnly cookie,
-    /// the CSRF token to the page, which sends it back with every change it asks for.
-    pub fn open_session(
-        &mut self,
-        name: &str,
-        password: &str,
-        now: Duration,
-    ) -> Result<NewSession, AuthError> {
-        let role = self.check(name, password, now)?;
+    /// Opens a browser session for a user whose password was checked: the session id goes in
+    /// an HttpOnly cookie, the CSRF token to the page, which sends it back with every change.
+    pub fn open_session(&mut self, name: &str, role: Role, now: Duration) -> NewSession {
         let id = random_secret();
         let csrf_token = random_secret();
         // Expired sessions are dropped as new ones open, so the table stays small.
@@ -277,11 +552,11 @@ impl Accounts {
                 expires: now + SESSION_LIFETIME,
             },
         );
-        Ok(NewSession {
+        NewSession {
             id,
             csrf_token,
             role,
-        })
+        }
     }
 
     /// Who a session cookie stands for, if it is open; checks `csrf` when given (changes).
@@ -308,42 +583,46 @@ impl Accounts {
         self.sessions.remove(&token_hash(id));
     }
 
-    /// Verifies a password against the failed-login limiter; the user's role when it holds.
-    fn check(&mut self, name: &str, password: &str, now: Duration) -> Result<Role, AuthError> {
-        let recent = self.failures.entry(name.to_owned()).or_default();
-        recent.retain(|t| now.saturating_sub(*t) < LOGIN_WINDOW);
-        if recent.len() >= LOGIN_FAILURES {
-            let oldest = recent.first().copied().unwrap_or(now);
-            let wait = LOGIN_WINDOW.saturating_sub(now.saturating_sub(oldest));
-            return Err(AuthError::RateLimited(wait.as_secs().max(1)));
-        }
-        let ok = self.users.get(name).filter(|u| {
-            PasswordHash::new(&u.password_hash).is_ok_and(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-        });
-        let Some(user) = ok else {
-            recent.push(now);
-            return Err(AuthError::BadCredentials);
-        };
-        let role = user.role;
-        recent.clear();
-        Ok(role)
-    }
-
-    /// A new token for `user` with `role`.
-    pub fn issue(&mut self, user: &str, role: Role) -> String {
+    /// A new token for `user` with `role`, valid from `now_ms` for `lifetime`.
+    pub fn issue(
+        &mut self,
+        user: &str,
+        role: Role,
+        kind: TokenKind,
+        now_ms: i64,
+        lifetime: Duration,
+    ) -> Issued {
         let token = random_secret();
+        let sha256 = token_hash(&token);
+        let expires_ms =
+            now_ms.saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX));
+        // The public id is random too: it tells nothing about the token.
+        let id = format!("tok-{}", &random_secret()[..16]);
         self.tokens.insert(
-            token_hash(&token),
-            Principal {
-                user: user.to_owned(),
-                role,
+            sha256.clone(),
+            TokenEntry {
+                id: id.clone(),
+                principal: Principal {
+                    user: user.to_owned(),
+                    role,
+                },
+                expires_ms,
             },
         );
-        token
+        Issued {
+            token,
+            record: aifactory_store::StoredToken {
+                sha256,
+                id,
+                user: user.to_owned(),
+                role: role.as_str().to_owned(),
+                kind: kind.as_str().to_owned(),
+                issued_at: aifactory_core::Timestamp(now_ms),
+                expires_at: aifactory_core::Timestamp(expires_ms),
+                revoked_at: None,
+                revoked_by: None,
+            },
+        }
     }
 
     /// A user's stored password hash and role, for saving to the store.
@@ -364,18 +643,43 @@ impl Accounts {
         );
     }
 
-    /// Restores a token from the store by its hash.
-    pub fn restore_token(&mut self, sha256: &str, principal: Principal) {
-        self.tokens.insert(sha256.to_owned(), principal);
+    /// Restores a token from the store; a revoked one is left out. `Err` names an unknown role.
+    pub fn restore_token(&mut self, record: &aifactory_store::StoredToken) -> Result<(), String> {
+        let role = Role::parse(&record.role).ok_or_else(|| record.role.clone())?;
+        if record.revoked_at.is_none() {
+            self.tokens.insert(
+                record.sha256.clone(),
+                TokenEntry {
+                    id: record.id.clone(),
+                    principal: Principal {
+                        user: record.user.clone(),
+                        role,
+                    },
+                    expires_ms: record.expires_at.0,
+                },
+            );
+        }
+        Ok(())
     }
 
-    /// Withdraws a token by its hash.
-    pub fn revoke_token(&mut self, sha256: &str) {
-        self.tokens.remove(sha256);
+    /// Withdraws a token by its public id; whether it was held.
+    pub fn revoke_token_id(&mut self, id: &str) -> bool {
+        let before = self.tokens.len();
+        self.tokens.retain(|_, t| t.id != id);
+        before != self.tokens.len()
     }
 
-    pub fn principal(&self, token: &str) -> Option<Principal> {
-        self.tokens.get(&token_hash(token)).cloned()
+    /// The public id of a token, if it is held.
+    pub fn token_id(&self, token: &str) -> Option<String> {
+        self.tokens.get(&token_hash(token)).map(|t| t.id.clone())
+    }
+
+    /// Who a token stands for, while it has not expired or been revoked.
+    pub fn principal(&self, token: &str, now_ms: i64) -> Option<Principal> {
+        self.tokens
+            .get(&token_hash(token))
+            .filter(|t| t.expires_ms > now_ms)
+            .map(|t| t.principal.clone())
     }
 }
 
@@ -396,39 +700,104 @@ mod tests {
     }
 
     #[test]
-    fn login_issues_tokens_and_limits_failures() {
+    fn every_tool_follows_the_rule_of_its_route() {
+        for spec in aifactory_agent::tools::catalogue() {
+            let (_, method, route) = TOOL_ROUTES
+                .iter()
+                .find(|(t, _, _)| *t == spec.name)
+                .unwrap_or_else(|| panic!("{} has no route in TOOL_ROUTES", spec.name));
+            assert!(
+                access(method, route).is_some(),
+                "{method} {route} is not in the matrix"
+            );
+        }
+        assert!(tool_access("schedule_what_if", "operator").is_ok());
+        assert!(tool_access("schedule_what_if", "agent").is_ok());
+        let refused = tool_access("schedule_what_if", "viewer").unwrap_err();
+        assert!(
+            refused.contains("POST /api/v1/schedule/what-if"),
+            "{refused}"
+        );
+        assert!(tool_access("plant_status", "viewer").is_ok());
+        assert!(tool_access("no_such_tool", "admin").is_err());
+        assert!(tool_access("plant_status", "nobody").is_err());
+    }
+
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const THERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
+    #[test]
+    fn login_issues_tokens_and_limits_failures_per_address() {
         let mut accounts = Accounts::new();
         accounts
             .add_user("ana", "s3cret-pass", Role::Engineer)
             .unwrap();
         let t0 = Duration::from_secs(100);
-        let (token, role) = accounts.login("ana", "s3cret-pass", t0).unwrap();
-        assert_eq!(role, Role::Engineer);
+        let ms = 1_000_000;
+        let issued = accounts.login("ana", "s3cret-pass", HERE, t0, ms).unwrap();
         assert_eq!(
-            accounts.principal(&token).map(|p| p.role),
+            accounts.principal(&issued.token, ms).map(|p| p.role),
             Some(Role::Engineer)
         );
-        assert_eq!(accounts.principal("not-a-token"), None);
+        assert_eq!(issued.record.kind, "login");
+        assert_eq!(accounts.principal("not-a-token", ms), None);
+        // A login token ends after its lifetime.
+        let end = ms + i64::try_from(LOGIN_TOKEN_LIFETIME.as_millis()).unwrap();
+        assert!(accounts.principal(&issued.token, end - 1).is_some());
+        assert_eq!(accounts.principal(&issued.token, end), None);
         for _ in 0..LOGIN_FAILURES {
             assert_eq!(
-                accounts.login("ana", "wrong", t0),
-                Err(AuthError::BadCredentials)
+                accounts.login("ana", "wrong", HERE, t0, ms).err(),
+                Some(AuthError::BadCredentials)
             );
         }
-        // Locked for the rest of the window, even with the right password.
-        assert!(matches!(
-            accounts.login("ana", "s3cret-pass", t0 + Duration::from_secs(10)),
-            Err(AuthError::RateLimited(50))
-        ));
-        // Unknown users count the same way.
+        // This address is held off for the rest of the window, even with the right password…
         assert_eq!(
-            accounts.login("nobody", "x", t0),
-            Err(AuthError::BadCredentials)
+            accounts
+                .login("ana", "s3cret-pass", HERE, t0 + Duration::from_secs(10), ms)
+                .err(),
+            Some(AuthError::RateLimited(50))
         );
+        // …another address is not, though it waits a little for the name's failures.
+        let attempt = accounts
+            .begin_login("ana", THERE, t0 + Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(attempt.delay, NAME_DELAY_STEP);
+        assert!(accounts.login("ana", "s3cret-pass", THERE, t0, ms).is_ok());
         assert!(
             accounts
-                .login("ana", "s3cret-pass", t0 + LOGIN_WINDOW)
+                .login("ana", "s3cret-pass", HERE, t0 + LOGIN_WINDOW, ms)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_limiter_stays_bounded_whatever_names_it_is_sent() {
+        let mut accounts = Accounts::new();
+        let t0 = Duration::from_secs(1);
+        let long = "x".repeat(60_000);
+        for i in 0..(LIMITER_CAPACITY + 500) {
+            let client = IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(i).unwrap()));
+            // Checked by hand rather than through `login`, which would spend argon2 on each.
+            let a = accounts
+                .begin_login(&format!("{long}{i}"), client, t0)
+                .unwrap();
+            let _ = accounts.finish_login(&a, false, t0);
+            let a = accounts
+                .begin_login(&format!("user{i}"), client, t0)
+                .unwrap();
+            let _ = accounts.finish_login(&a, false, t0);
+        }
+        let (clients, names) = accounts.limiter_entries();
+        assert!(clients <= LIMITER_CAPACITY, "{clients} addresses");
+        assert!(names <= LIMITER_CAPACITY, "{names} names");
+        // Over-long names are never kept.
+        assert!(
+            accounts
+                .failures_by_name
+                .recent
+                .keys()
+                .all(|n| n.len() <= MAX_USER_NAME)
         );
     }
 }

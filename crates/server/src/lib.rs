@@ -11,11 +11,12 @@ pub mod agent;
 pub mod auth;
 pub mod evidence;
 pub mod live;
+mod mcp_binding;
 pub mod openapi;
 mod plant;
 mod ui;
 
-pub use plant::{Proposal, Proposals};
+pub use plant::Proposal;
 
 use aifactory_store::Store;
 use aifactory_store::ingest::LatestValue;
@@ -45,7 +46,6 @@ pub struct AppState {
     pub clock: Clock,
     /// The live plant, when one is connected.
     pub live: live::Live,
-    proposals: Mutex<Proposals>,
     /// Numbers the people's decisions of this server's lifetime (ids `H-<start>-<n>`).
     human_decisions: std::sync::atomic::AtomicU64,
     /// Distinguishes this server's decision ids from an earlier run's on the same store.
@@ -56,6 +56,8 @@ pub struct AppState {
     latest_cache: tokio::sync::Mutex<Option<(Duration, axum::body::Bytes)>>,
     /// The agent, once [`AppState::set_agent`] attached one (its tools need this state).
     agent: std::sync::OnceLock<Arc<aifactory_agent::Agent>>,
+    /// MCP session id → the SHA-256 of the credential that opened it.
+    mcp_sessions: Mutex<mcp_binding::Owners>,
 }
 
 /// The snake_case name a unit enum serialises to.
@@ -95,13 +97,19 @@ impl AppState {
             accounts: Mutex::new(accounts),
             clock,
             live,
-            proposals: Mutex::new(Proposals::default()),
             human_decisions: std::sync::atomic::AtomicU64::new(0),
             started_ms,
             requests: Mutex::new(BTreeMap::new()),
             latest_cache: tokio::sync::Mutex::new(None),
             agent: std::sync::OnceLock::new(),
+            mcp_sessions: Mutex::new(mcp_binding::Owners::default()),
         })
+    }
+
+    /// Milliseconds since the epoch by the server's clock: when tokens expire.
+    pub fn now_ms(&self) -> i64 {
+        self.started_ms
+            .saturating_add(i64::try_from((self.clock)().as_millis()).unwrap_or(i64::MAX))
     }
 
     /// Attaches the agent; a second call is refused (returns `false`).
@@ -184,9 +192,13 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Connection info gives the login limiter each client's address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The router with every route, the authorisation check and the body limit.
@@ -217,7 +229,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/assessment", get(assessment))
         .route("/api/v1/telemetry/latest", get(latest))
         .route("/metrics", get(metrics))
-        .route("/api/v1/tokens", post(new_token))
         .route("/api/v1/agent/ask", post(agent::ask))
         .route("/api/v1/agent/tools", get(agent::list_tools))
         .route("/api/v1/agent/tools/{name}", post(agent::call_tool))
@@ -226,7 +237,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agent/actions/{id}/reject", post(agent::reject))
         .route("/api/v1/agent/audit", get(agent::audit))
         .route("/api/v1/agent/usage", get(agent::usage))
-        .route_service("/mcp", mcp_service(&state))
+        // MCP sessions are bound to the credential that opened them (inside the check below).
+        .merge(
+            Router::new()
+                .route_service("/mcp", mcp_service(&state))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&state),
+                    mcp_binding::bind,
+                )),
+        )
+        .route("/api/v1/tokens", get(list_tokens).post(new_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             authorise,
@@ -268,7 +289,7 @@ pub const SESSION_COOKIE: &str = "aifactory_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The session id in the request's cookies, if any.
-fn session_cookie(req: &Request) -> Option<String> {
+pub(crate) fn session_cookie(req: &Request) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
@@ -281,7 +302,7 @@ fn session_cookie(req: &Request) -> Option<String> {
 
 /// The CSRF token of a browser session, for `/api/v1/me` to hand back to the page.
 #[derive(Debug, Clone)]
-struct SessionId(String);
+pub(crate) struct SessionId(String);
 
 /// Who is calling: a bearer token, or a session cookie (with its CSRF token on changes).
 fn caller(state: &AppState, req: &Request) -> Result<(Principal, Option<SessionId>), ApiError> {
@@ -291,15 +312,9 @@ fn caller(state: &AppState, req: &Request) -> Result<(Principal, Option<SessionI
             "log in first: send `Authorization: Bearer TOKEN` (POST /api/v1/login gives one) or log in through the web UI",
         )
     };
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if let Some(token) = bearer {
+    if let Some(token) = bearer(req.headers()) {
         return lock(&state.accounts)
-            .principal(token)
+            .principal(token, state.now_ms())
             .map(|p| (p, None))
             .ok_or_else(refused);
     }
@@ -383,7 +398,7 @@ fn login_error(e: AuthError) -> ApiError {
     match e {
         AuthError::RateLimited(s) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins; try again in {s} s"),
+            format!("too many failed logins from this address; try again in {s} s"),
         ),
         AuthError::BadCredentials => {
             ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password")
@@ -395,30 +410,96 @@ fn login_error(e: AuthError) -> ApiError {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/login", tag = "auth", request_body = LoginBody, responses((status = 200, description = "An API token and its role", body = serde_json::Value), (status = 401, body = ApiError), (status = 429, description = "Too many failed logins", body = ApiError)), security(()))]
+/// The address a request came from; one shared "unknown" address where the server was not
+/// started with connection info (in-process tests).
+fn client_address(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.ip()
+        })
+}
+
+/// Checks a name and password: the limiter first (by address, with a slow-down per name),
+/// then argon2 on a blocking thread with the accounts unlocked, then the outcome is counted.
+async fn check_password(
+    state: &AppState,
+    client: std::net::IpAddr,
+    name: &str,
+    password: String,
+) -> Result<auth::Role, ApiError> {
+    let attempt = lock(&state.accounts)
+        .begin_login(name, client, (state.clock)())
+        .map_err(login_error)?;
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
+    }
+    let checked = attempt.clone();
+    let verified = tokio::task::spawn_blocking(move || checked.verify(&password))
+        .await
+        .map_err(|_| login_error(AuthError::Hash))?;
+    lock(&state.accounts)
+        .finish_login(&attempt, verified, (state.clock)())
+        .map_err(login_error)
+}
+
+/// Keeps a token's record in the store; a token the store did not take is withdrawn, so no
+/// one holds a token that would vanish or could not be revoked.
+async fn keep_token(state: &AppState, issued: &auth::Issued) -> Result<(), ApiError> {
+    if let Err(e) = state.store.save_token(&issued.record).await {
+        lock(&state.accounts).revoke_token_id(&issued.record.id);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Tokens that expired this long ago are forgotten by the store.
+const FORGET_EXPIRED_AFTER_MS: i64 = 30 * 86_400_000;
+
+#[utoipa::path(post, path = "/api/v1/login", tag = "auth", request_body = LoginBody, responses((status = 200, description = "An API token (12 hours), its id, role and expiry", body = serde_json::Value), (status = 401, body = ApiError), (status = 429, description = "Too many failed logins from this address", body = ApiError)), security(()))]
 async fn login(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body.map_err(|r| body_error(&r))?;
-    let now = (state.clock)();
-    let (token, role) = lock(&state.accounts)
-        .login(&body.username, &body.password, now)
-        .map_err(login_error)?;
-    Ok(Json(serde_json::json!({ "token": token, "role": role })))
+    let client = client_address(&extensions);
+    let role = check_password(&state, client, &body.username, body.password).await?;
+    let now_ms = state.now_ms();
+    let issued = lock(&state.accounts).issue(
+        &body.username,
+        role,
+        auth::TokenKind::Login,
+        now_ms,
+        auth::LOGIN_TOKEN_LIFETIME,
+    );
+    keep_token(&state, &issued).await?;
+    // Logins leave a record each: old expired ones go as new ones come.
+    let _ = state
+        .store
+        .delete_expired_tokens(aifactory_core::Timestamp(
+            now_ms.saturating_sub(FORGET_EXPIRED_AFTER_MS),
+        ))
+        .await;
+    Ok(Json(serde_json::json!({
+        "token": issued.token,
+        "id": issued.record.id,
+        "role": role,
+        "expires_at": issued.record.expires_at.to_rfc3339(),
+    })))
 }
 
 /// Browser login: a session cookie (HttpOnly, SameSite=Strict) and the CSRF token for the page.
 #[utoipa::path(post, path = "/api/v1/session", tag = "auth", request_body = LoginBody, responses((status = 200, description = "Sets the HttpOnly session cookie; the body has the CSRF token to send in X-CSRF-Token with every change", body = serde_json::Value), (status = 401, body = ApiError), (status = 429, body = ApiError)), security(()))]
 async fn open_session(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|r| body_error(&r))?;
-    let now = (state.clock)();
-    let session = lock(&state.accounts)
-        .open_session(&body.username, &body.password, now)
-        .map_err(login_error)?;
+    let client = client_address(&extensions);
+    let role = check_password(&state, client, &body.username, body.password).await?;
+    let session = lock(&state.accounts).open_session(&body.username, role, (state.clock)());
     let cookie = format!(
         "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         session.id,
@@ -435,22 +516,41 @@ async fn open_session(
         .into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/logout", tag = "auth", responses((status = 204, description = "The session is closed")), security(("bearer" = []), ("session" = [])))]
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+#[utoipa::path(post, path = "/api/v1/logout", tag = "auth", responses((status = 204, description = "The session is closed, or the bearer token revoked")), security(("bearer" = []), ("session" = [])))]
 async fn logout(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
     session: Option<Extension<SessionId>>,
-) -> Response {
+    headers: header::HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(Extension(SessionId(id))) = session {
         lock(&state.accounts).close_session(&id);
+    } else if let Some(token) = bearer(&headers) {
+        // The token ends for good: in the store first, so a restart does not bring it back.
+        let id = lock(&state.accounts).token_id(token);
+        if let Some(id) = id {
+            let at = aifactory_core::Timestamp(state.now_ms());
+            state.store.revoke_token(&id, &who.user, at).await?;
+            lock(&state.accounts).revoke_token_id(&id);
+        }
     }
-    (
+    Ok((
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
             format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
         )],
     )
-        .into_response()
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, description = "Who is calling: user, role, and the CSRF token of a browser session", body = serde_json::Value), (status = 401, body = ApiError)), security(("bearer" = []), ("session" = [])))]
@@ -468,45 +568,103 @@ async fn me(
 struct NewToken {
     user: String,
     role: auth::Role,
+    /// Days until it expires (1 to 3650) [default: 90].
+    expires_in_days: Option<u32>,
 }
 
 /// An API token for a program (an agent, a dashboard), issued by an admin.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = NewToken, responses((status = 200, description = "A new API token (shown once)", body = serde_json::Value), (status = 422, body = ApiError)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = NewToken, responses((status = 200, description = "A new API token (shown once), its id and expiry", body = serde_json::Value), (status = 422, body = ApiError)), security(("bearer" = []), ("session" = [])))]
 async fn new_token(
     State(state): State<Arc<AppState>>,
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body.map_err(|r| body_error(&r))?;
-    if body.user.trim().is_empty() || body.user.len() > 64 {
-        return Err(ApiError {
-            field: Some("user".into()),
-            ..ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "user must be 1 to 64 characters",
-            )
-        });
-    }
-    let token = lock(&state.accounts).issue(&body.user, body.role);
-    // Kept in the store (as its hash) so the token outlives a restart; if that fails it is
-    // withdrawn, so no one holds a token that would vanish.
-    let sha256 = auth::token_hash(&token);
-    let issued_at = aifactory_core::Timestamp(
-        state
-            .started_ms
-            .saturating_add(i64::try_from((state.clock)().as_millis()).unwrap_or(i64::MAX)),
-    );
-    let stored = aifactory_store::StoredToken {
-        sha256: sha256.clone(),
-        user: body.user.clone(),
-        role: body.role.as_str().to_owned(),
-        issued_at,
+    let unprocessable = |field: &str, message: &str| ApiError {
+        field: Some(field.into()),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
     };
-    if let Err(e) = state.store.save_token(&stored).await {
-        lock(&state.accounts).revoke_token(&sha256);
-        return Err(e.into());
+    if body.user.trim().is_empty() || body.user.len() > auth::MAX_USER_NAME {
+        return Err(unprocessable("user", "user must be 1 to 64 characters"));
+    }
+    let days = body.expires_in_days.unwrap_or(auth::DEFAULT_API_TOKEN_DAYS);
+    if !(1..=3650).contains(&days) {
+        return Err(unprocessable(
+            "expires_in_days",
+            "expires_in_days must be between 1 and 3650",
+        ));
+    }
+    let issued = lock(&state.accounts).issue(
+        &body.user,
+        body.role,
+        auth::TokenKind::Api,
+        state.now_ms(),
+        Duration::from_secs(u64::from(days) * 86_400),
+    );
+    keep_token(&state, &issued).await?;
+    Ok(Json(serde_json::json!({
+        "token": issued.token,
+        "id": issued.record.id,
+        "role": body.role,
+        "expires_at": issued.record.expires_at.to_rfc3339(),
+    })))
+}
+
+/// A token as an admin sees it: never the token or its hash.
+fn token_json(t: &aifactory_store::StoredToken, now_ms: i64) -> serde_json::Value {
+    let state = match (t.revoked_at, t.expires_at.0 <= now_ms) {
+        (Some(_), _) => "revoked",
+        (None, true) => "expired",
+        (None, false) => "active",
+    };
+    serde_json::json!({
+        "id": t.id, "user": t.user, "role": t.role, "kind": t.kind, "state": state,
+        "issued_at": t.issued_at.to_rfc3339(), "expires_at": t.expires_at.to_rfc3339(),
+        "revoked_at": t.revoked_at.map(|r| r.to_rfc3339()), "revoked_by": t.revoked_by,
+    })
+}
+
+/// Every token the store keeps (logins' and programs'), newest first.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "auth", responses((status = 200, description = "Tokens: id, user, role, kind, state (active, expired, revoked), issued, expires, revoked", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
+async fn list_tokens(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let now_ms = state.now_ms();
+    let tokens: Vec<serde_json::Value> = state
+        .store
+        .tokens()
+        .await?
+        .iter()
+        .rev()
+        .map(|t| token_json(t, now_ms))
+        .collect();
+    Ok(Json(serde_json::json!({ "tokens": tokens })))
+}
+
+/// Revokes a token by its id: it stops working at once and after a restart.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth", params(("id" = String, Path, description = "The token's id, e.g. tok-…")), responses((status = 200, description = "Revoked", body = serde_json::Value), (status = 404, body = ApiError), (status = 409, description = "Already revoked", body = ApiError)), security(("bearer" = []), ("session" = [])))]
+async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let at = aifactory_core::Timestamp(state.now_ms());
+    let revoked = state.store.revoke_token(&id, &who.user, at).await?;
+    lock(&state.accounts).revoke_token_id(&id);
+    let now = state.store.tokens().await?;
+    let Some(token) = now.iter().find(|t| t.id == id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no token `{id}`"),
+        ));
+    };
+    if !revoked {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("token {id} is already revoked"),
+        ));
     }
     Ok(Json(
-        serde_json::json!({ "token": token, "role": body.role }),
+        serde_json::json!({ "token": token_json(token, at.0) }),
     ))
 }
 

@@ -37,6 +37,8 @@ impl Modify for SecuritySchemes {
         crate::logout,
         crate::me,
         crate::new_token,
+        crate::list_tokens,
+        crate::revoke_token,
         crate::kpis,
         crate::decisions,
         crate::assessment,

@@ -3,9 +3,10 @@
 //! event stream.
 
 use crate::live::{Bar, MachineNow, PlanScore, PlantCommand, Snapshot};
-use crate::{ApiError, AppState, lock};
+use crate::{ApiError, AppState};
 use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_store::ingest::{Resolution, SeriesName};
+use aifactory_store::{NewProposal, StoredProposal};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -197,6 +198,7 @@ pub(crate) struct WhatIf {
 /// A change someone may approve: what it is, who asked, and what became of it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Proposal {
+    /// `P-<n>`: a number the store never gives twice.
     pub id: String,
     pub kind: String,
     pub machine: String,
@@ -205,7 +207,11 @@ pub struct Proposal {
     #[serde(serialize_with = "ts")]
     #[schema(value_type = String, format = DateTime)]
     pub created: Timestamp,
+    /// The person (or the program's token) that asked.
     pub by: String,
+    pub role: String,
+    /// `api`, `web`, `agent (…)`: the path the request came by.
+    pub via: String,
     /// `pending`, `approved` or `rejected`.
     pub status: String,
     pub decided_by: Option<String>,
@@ -215,31 +221,74 @@ pub struct Proposal {
     pub plan_decision: Option<String>,
 }
 
-/// Proposals are kept for the server's lifetime; an approved one lives on in the ledger.
-#[derive(Debug, Default)]
-pub struct Proposals {
-    list: Vec<Proposal>,
+impl Proposal {
+    fn of(p: StoredProposal) -> Proposal {
+        Proposal {
+            id: format!("P-{}", p.seq),
+            kind: p.proposal.kind,
+            machine: p.proposal.machine,
+            hours: p.proposal.hours,
+            summary: p.proposal.summary,
+            created: p.proposal.created_at,
+            by: p.proposal.requested_by,
+            role: p.proposal.role,
+            via: p.proposal.via,
+            status: p.status,
+            decided_by: p.decided_by,
+            decision: p.decision,
+            plan_decision: p.proposal.plan_decision,
+        }
+    }
 }
 
-const MAX_PROPOSALS: usize = 1_000;
+/// The number in a proposal id `P-<n>`.
+fn proposal_seq(id: &str) -> Result<i64, ApiError> {
+    id.strip_prefix("P-")
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`")))
+}
+
+/// How many proposals the list shows, newest first; older ones stay in the store.
+const LISTED_PROPOSALS: u32 = 500;
+
+/// Who asked for a change, and by which path: what a proposal records.
+#[derive(Debug, Clone)]
+pub(crate) struct Asked {
+    pub(crate) user: String,
+    pub(crate) role: String,
+    pub(crate) via: String,
+}
+
+impl Asked {
+    fn of(who: &crate::auth::Principal, session: bool) -> Asked {
+        Asked {
+            user: who.user.clone(),
+            role: who.role.as_str().to_owned(),
+            via: if session { "web" } else { "api" }.to_owned(),
+        }
+    }
+}
 
 #[utoipa::path(post, path = "/api/v1/schedule/what-if", tag = "schedule", request_body = WhatIf, responses((status = 200, description = "Before and after, the re-planned bars, and the proposal id", body = serde_json::Value), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn what_if(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<crate::auth::Principal>,
+    session: Option<Extension<crate::SessionId>>,
     body: Result<Json<WhatIf>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body.map_err(|r| crate::body_error(&r))?;
-    what_if_core(&state, &who.user, body.machine_down, body.hours)
+    let asked = Asked::of(&who, session.is_some());
+    what_if_core(&state, &asked, body.machine_down, body.hours)
         .await
         .map(Json)
 }
 
-/// Re-plans with `machine` down for `hours` and leaves a proposal by `by`: the what-if route's
-/// work, shared with the agent's `schedule_what_if` tool.
+/// Re-plans with `machine` down for `hours` and leaves a proposal by `asked`: the what-if
+/// route's work, shared with the agent's `schedule_what_if` tool.
 pub(crate) async fn what_if_core(
     state: &Arc<AppState>,
-    by: &str,
+    asked: &Asked,
     machine: String,
     hours: f64,
 ) -> Result<serde_json::Value, ApiError> {
@@ -295,30 +344,22 @@ pub(crate) async fn what_if_core(
         before_score.weighted_tardiness_h,
         after_score.weighted_tardiness_h
     );
-    let proposal = {
-        let mut proposals = lock(&state.proposals);
-        let id = format!("P-{}", proposals.list.len() + 1);
-        let p = Proposal {
-            id,
+    let seq = state
+        .store
+        .add_proposal(&NewProposal {
+            created_at: snap.plant.sim_time,
+            requested_by: asked.user.clone(),
+            role: asked.role.clone(),
+            via: asked.via.clone(),
             kind: "machine_down".into(),
             machine: machine.clone(),
             hours,
             summary: summary.clone(),
-            created: snap.plant.sim_time,
-            by: by.to_owned(),
-            status: "pending".into(),
-            decided_by: None,
-            decision: None,
             plan_decision: plan.decision.clone(),
-        };
-        if proposals.list.len() >= MAX_PROPOSALS {
-            proposals.list.remove(0);
-        }
-        proposals.list.push(p.clone());
-        p
-    };
+        })
+        .await?;
     Ok(serde_json::json!({
-        "proposal": proposal.id,
+        "proposal": format!("P-{seq}"),
         "before": before_score,
         "after": after_score,
         "bars": plan.bars(&after),
@@ -327,10 +368,18 @@ pub(crate) async fn what_if_core(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/proposals", tag = "schedule", responses((status = 200, description = "Proposals, newest first", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
-pub(crate) async fn proposals(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let list: Vec<Proposal> = lock(&state.proposals).list.iter().rev().cloned().collect();
-    Json(serde_json::json!({ "proposals": list }))
+#[utoipa::path(get, path = "/api/v1/proposals", tag = "schedule", responses((status = 200, description = "Proposals, newest first (the latest 500)", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn proposals(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list: Vec<Proposal> = state
+        .store
+        .proposals(LISTED_PROPOSALS)
+        .await?
+        .into_iter()
+        .map(Proposal::of)
+        .collect();
+    Ok(Json(serde_json::json!({ "proposals": list })))
 }
 
 #[utoipa::path(post, path = "/api/v1/proposals/{id}/approve", tag = "schedule", params(("id" = String, Path)), responses((status = 200, description = "Approved: a person's decision in the ledger, the change sent to the plant", body = serde_json::Value), (status = 404, body = ApiError), (status = 409, description = "Already decided", body = ApiError)), security(("bearer" = []), ("session" = [])))]
@@ -351,48 +400,68 @@ pub(crate) async fn reject(
     decide(state, who, id, false).await
 }
 
+fn already(id: &str, status: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        format!("proposal {id} is already {status}"),
+    )
+}
+
 async fn decide(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<crate::auth::Principal>,
     Path(id): Path<String>,
     approve: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let now = state.live.latest().map(|s| s.plant.sim_time);
-    // Claim the proposal first, so two approvals of the same proposal cannot both act.
-    let proposal = {
-        let mut proposals = lock(&state.proposals);
-        let p = proposals
-            .list
-            .iter_mut()
-            .find(|p| p.id == id)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`")))?;
-        if p.status != "pending" {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("proposal {id} is already {}", p.status),
-            ));
-        }
-        p.status = if approve { "approved" } else { "rejected" }.into();
-        p.decided_by = Some(who.user.clone());
-        p.clone()
-    };
-    if !approve {
-        return Ok(Json(
-            serde_json::json!({ "proposal": proposal, "decision": null }),
-        ));
+    let seq = proposal_seq(&id)?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`"));
+    let stored = state.store.proposal(seq).await?.ok_or_else(not_found)?;
+    if stored.status != "pending" {
+        return Err(already(&id, &stored.status));
     }
-    let at = now.unwrap_or(proposal.created);
-    let number = state
-        .human_decisions
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + 1;
-    let mut inputs_ref = format!("proposal:{}", proposal.id);
+    let at = state
+        .live
+        .latest()
+        .map_or(stored.proposal.created_at, |s| s.plant.sim_time);
+    let decision_id = approve.then(|| {
+        let number = state
+            .human_decisions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        format!("H-{}-{number:04}", state.started_ms)
+    });
+    // Claim the proposal in the store first (compare-and-set), so of two approvals of the same
+    // proposal exactly one acts, and an id always names the proposal it was given to.
+    let to = if approve { "approved" } else { "rejected" };
+    let won = state
+        .store
+        .transition_proposal(
+            seq,
+            "pending",
+            to,
+            Some(&who.user),
+            Some(at),
+            decision_id.as_deref(),
+        )
+        .await?;
+    if !won {
+        let now = state.store.proposal(seq).await?.ok_or_else(not_found)?;
+        return Err(already(&id, &now.status));
+    }
+    let Some(decision_id) = decision_id else {
+        let proposal = state.store.proposal(seq).await?.ok_or_else(not_found)?;
+        return Ok(Json(
+            serde_json::json!({ "proposal": Proposal::of(proposal), "decision": null }),
+        ));
+    };
+    let proposal = stored.proposal;
+    let mut inputs_ref = format!("proposal:{id}");
     if let Some(plan) = &proposal.plan_decision {
         inputs_ref.push_str(" decision:");
         inputs_ref.push_str(plan);
     }
     let decision = Decision {
-        id: format!("H-{}-{number:04}", state.started_ms),
+        id: decision_id,
         at,
         skill: "what_if".to_owned(),
         stage: LifecycleStage::Production,
@@ -404,29 +473,27 @@ async fn decide(
             "action": "preventive_maintenance",
             "planned_hours": proposal.hours,
             "summary": proposal.summary,
+            "requested_by": proposal.requested_by,
         }),
         confidence: None,
         executed_by: ExecutedBy::Human,
         outcome: None,
     };
-    state.store.record_decision(&decision).await?;
+    if let Err(e) = state.store.record_decision(&decision).await {
+        // Nothing was executed: the proposal waits again rather than claim an approval.
+        let _ = state
+            .store
+            .transition_proposal(seq, "approved", "pending", None, None, None)
+            .await;
+        return Err(e.into());
+    }
     let sent = state.live.command(PlantCommand::StartMaintenance {
         machine: proposal.machine.clone(),
     });
     state.live.announce(decision.clone());
-    let proposal = {
-        let mut proposals = lock(&state.proposals);
-        let p = proposals.list.iter_mut().find(|p| p.id == id);
-        match p {
-            Some(p) => {
-                p.decision = Some(decision.id.clone());
-                p.clone()
-            }
-            None => proposal,
-        }
-    };
+    let proposal = state.store.proposal(seq).await?.ok_or_else(not_found)?;
     Ok(Json(serde_json::json!({
-        "proposal": proposal,
+        "proposal": Proposal::of(proposal),
         "decision": decision.id,
         "sent_to_plant": sent,
     })))
@@ -450,6 +517,10 @@ pub(crate) struct TelemetryQuery {
 
 /// Raw samples are capped so a wide range cannot make a huge answer; roll-ups cover the rest.
 const MAX_RAW_POINTS: usize = 20_000;
+/// The widest range each resolution answers: raw 7 days, minute buckets 92 days, hours 5 years.
+const MAX_RAW_SPAN_MS: i64 = 7 * 86_400_000;
+const MAX_MINUTE_SPAN_MS: i64 = 92 * 86_400_000;
+const MAX_HOUR_SPAN_MS: i64 = 5 * 366 * 86_400_000;
 
 fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
     chrono::DateTime::parse_from_rfc3339(text)
@@ -490,6 +561,25 @@ pub(crate) async fn telemetry(
         "hour" => Some(Resolution::Hour),
         _ => return Err(bad_field("bucket", "bucket must be raw, minute or hour")),
     };
+    // The range is bounded before anything is read, so no request makes the server hold more
+    // than a window's worth of points.
+    let (widest, name) = match resolution {
+        None => (
+            MAX_RAW_SPAN_MS,
+            "a raw range is at most 7 days; ask for bucket=minute or hour for more",
+        ),
+        Some(Resolution::Minute) => (
+            MAX_MINUTE_SPAN_MS,
+            "a range of minute buckets is at most 92 days; ask for bucket=hour for more",
+        ),
+        Some(Resolution::Hour) => (
+            MAX_HOUR_SPAN_MS,
+            "a range of hour buckets is at most 5 years",
+        ),
+    };
+    if to.0.saturating_sub(from.0) > widest {
+        return Err(bad_field("from", name));
+    }
     // The series is found by machine and signal among those stored; a live plant names its site.
     let series: Vec<SeriesName> = state
         .store

@@ -25,12 +25,29 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// The path as the embedded files name it: backslashes are separators (rust-embed treats them
+/// so), empty and `.` segments go; `None` for a path that climbs (`..`). Every check runs on
+/// this form, never on the path as sent.
+fn normalise(path: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for part in path.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 fn file(path: &str) -> Response {
-    let found = Assets::get(path).filter(|_| !path.starts_with(NOT_SERVED));
+    let found = normalise(path)
+        .filter(|p| !p.starts_with(NOT_SERVED))
+        .and_then(|p| Assets::get(&p).map(|f| (p, f)));
     match found {
-        Some(f) => (
+        Some((path, f)) => (
             [
-                (header::CONTENT_TYPE, content_type(path)),
+                (header::CONTENT_TYPE, content_type(&path)),
                 // Pages change with the binary; the browser revalidates rather than guesses.
                 (header::CACHE_CONTROL, "no-cache"),
             ],
@@ -47,4 +64,23 @@ pub(crate) async fn index() -> Response {
 
 pub(crate) async fn asset(Path(path): Path<String>) -> Response {
     file(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise;
+
+    #[test]
+    fn paths_are_checked_in_the_form_files_are_found_by() {
+        assert_eq!(normalise("app.js").as_deref(), Some("app.js"));
+        assert_eq!(
+            normalise("vendor\\echarts-build\\build.sh").as_deref(),
+            Some("vendor/echarts-build/build.sh")
+        );
+        assert_eq!(
+            normalise("./vendor//echarts-build/x").as_deref(),
+            Some("vendor/echarts-build/x")
+        );
+        assert_eq!(normalise("vendor/../index.html"), None);
+    }
 }

@@ -9,7 +9,9 @@ use aifactory_agent::policy::Policy;
 use aifactory_agent::provider::{ChatClient, ModelConfig};
 use aifactory_core::{Kpis, Timestamp};
 use aifactory_schedule::{Alternative, Job, Operation, Problem, Schedule, SolveOptions};
-use aifactory_server::auth::{Accounts, Role};
+use aifactory_server::auth::{Accounts, Role, TokenKind};
+
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
 use aifactory_server::live::{
     Live, MachineNow, OrderCounts, OrderNow, ParamRange, Plan, PlanJob, PlantCommand, PlantId,
     PlantNow, ProductInfo, Publisher, Snapshot, StepInfo,
@@ -335,7 +337,14 @@ async fn plant(options: Options) -> Plant {
     let mut accounts = Accounts::new();
     let tokens = Role::ALL
         .iter()
-        .map(|&r| (r, accounts.issue(&format!("{r:?}").to_lowercase(), r)))
+        .map(|&r| {
+            (
+                r,
+                accounts
+                    .issue(&format!("{r:?}").to_lowercase(), r, TokenKind::Api, 0, YEAR)
+                    .token,
+            )
+        })
         .collect();
     let commands = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&commands);

@@ -4,7 +4,9 @@
 
 use aifactory_core::{Kpis, Timestamp};
 use aifactory_schedule::{Alternative, Job, Operation, Problem, Schedule, SolveOptions};
-use aifactory_server::auth::{Accounts, Role};
+use aifactory_server::auth::{Accounts, Role, TokenKind};
+
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
 use aifactory_server::live::{
     Live, MachineNow, OrderCounts, OrderNow, Plan, PlanJob, PlantCommand, PlantId, PlantNow,
     Publisher, Snapshot,
@@ -161,7 +163,14 @@ async fn server() -> (Server, Vec<(Role, String)>) {
         .expect("user");
     let tokens = Role::ALL
         .iter()
-        .map(|&r| (r, accounts.issue(&format!("{r:?}"), r)))
+        .map(|&r| {
+            (
+                r,
+                accounts
+                    .issue(&format!("{r:?}"), r, TokenKind::Api, 0, YEAR)
+                    .token,
+            )
+        })
         .collect();
     let commands = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&commands);
