@@ -121,7 +121,7 @@ pub(crate) fn run(
             let (mut direct, mut via) = (Vec::new(), Vec::new());
             for _ in 0..args.repeat {
                 let t0 = Instant::now();
-                host.call(tool, arguments, None, None).await.map_err(|e| anyhow::anyhow!("{tool}: {e}"))?;
+                host.call(&caller, "bench", tool, arguments, None, None).await.map_err(|e| anyhow::anyhow!("{tool}: {e}"))?;
                 direct.push(t0.elapsed().as_secs_f64() * 1e3);
                 let t0 = Instant::now();
                 embedded.agent.call_tool(&caller, "bench", tool, arguments.clone()).await?;
