@@ -308,3 +308,83 @@ fn the_admin_and_issued_tokens_survive_a_restart() {
     login(&agent, &base, &password);
     drop(serve);
 }
+
+fn token_cli(base: &str, admin: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aifactory"))
+        .arg("token")
+        .args(args)
+        .args(["--server", base, "--token", admin, "--json"])
+        .env_remove("AIFACTORY_TOKEN")
+        .env_remove("AIFACTORY_SERVER")
+        .output()
+        .expect("aifactory token runs")
+}
+
+#[test]
+fn an_admin_issues_lists_and_revokes_tokens_from_the_cli_and_revoked_stays_revoked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("serve.sqlite");
+    let (serve, base, password) = start(&db, &["--no-twin"]);
+    let agent = agent();
+    let admin = login(&agent, &base, &password);
+
+    let out = token_cli(
+        &base,
+        &admin,
+        &["issue", "grafana", "--role", "viewer", "--days", "7"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issued: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dashboard = issued["token"].as_str().expect("token").to_owned();
+    let id = issued["id"].as_str().expect("id").to_owned();
+    assert_eq!(get(&agent, &format!("{base}/api/v1/me"), &dashboard).0, 200);
+
+    let out = token_cli(&base, &admin, &["list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !text.contains(&dashboard),
+        "a list never shows a secret: {text}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let row = list
+        .as_array()
+        .and_then(|l| l.iter().find(|t| t["id"] == id.as_str()))
+        .expect("listed");
+    assert_eq!(row["state"], "active");
+
+    let out = token_cli(&base, &admin, &["revoke", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&agent, &format!("{base}/api/v1/me"), &dashboard).0, 401);
+    // A second revocation and a token that is not an admin's are clear errors.
+    let out = token_cli(&base, &admin, &["revoke", &id]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already revoked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = token_cli(&base, &dashboard, &["list"]);
+    assert!(!out.status.success());
+    drop(serve);
+
+    let (serve, base, _) = start_kept(&db, &["--no-twin"]);
+    assert_eq!(
+        get(&agent, &format!("{base}/api/v1/me"), &dashboard).0,
+        401,
+        "revoked before the restart, revoked after"
+    );
+    drop(serve);
+}

@@ -331,7 +331,7 @@ pub(crate) enum Decision {
 }
 
 /// A client of a running server.
-struct Remote {
+pub(crate) struct Remote {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -345,19 +345,24 @@ impl Remote {
         let token = plant.token.clone().context(
             "--server needs --token (or AIFACTORY_TOKEN): an API token from POST /api/v1/tokens",
         )?;
+        Remote::new(base, token).map(Some)
+    }
+
+    /// A client of the server at `base` that sends `token`.
+    pub(crate) fn new(base: &str, token: String) -> anyhow::Result<Remote> {
         aifactory_agent::provider::install_tls_crypto();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(600))
             .build()
             .context("starting the HTTP client")?;
-        Ok(Some(Remote {
+        Ok(Remote {
             base: base.trim_end_matches('/').to_owned(),
             token,
             http,
-        }))
+        })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,

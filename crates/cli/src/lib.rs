@@ -6,6 +6,7 @@ mod agent;
 mod assess;
 mod bench_agent;
 mod bench_ingest;
+mod bench_login;
 mod bench_policies;
 mod config;
 mod eval;
@@ -23,6 +24,7 @@ mod record;
 mod run;
 mod schedule;
 mod serve;
+mod token;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -97,6 +99,11 @@ enum Command {
     /// fine-tuning export. Works against `--server` or on a plant started here.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// API tokens of a running `aifactory serve` (admins): list them with their state, issue
+    /// one for a program with an expiry, revoke one by id. Needs --server and an admin's
+    /// --token (`POST /api/v1/login` as admin gives one).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Serve the agent's tools to MCP clients (Qwen-Agent, Dify, Claude, …) over stdio, or
     /// streamable HTTP with --http; acting tools wait for a person's approval.
     Mcp(agent::McpArgs),
@@ -122,6 +129,10 @@ enum BenchCommand {
     /// The agent: the offline planner's tool choice on 50 plant questions (English and
     /// Chinese), end-to-end latency on a live twin, and the runtime's overhead per tool step.
     Agent(bench_agent::AgentBenchArgs),
+    /// Logins under attack and under load: memory after many failed logins with huge names
+    /// (must stay flat), login p50/p99 with 20 at once, and /api/v1/telemetry/latest's
+    /// throughput with and without them, side by side.
+    Login(bench_login::LoginBenchArgs),
     /// The programme portal at city scale on PostgreSQL: seeds plants with three quarters of
     /// evidence and vouchers, then times the year-end ingest of every plant's bundle and the
     /// targets dashboard, a plant's history and the voucher book over HTTP (p50/p95/p99).
@@ -300,11 +311,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&config, args),
         Command::Agent(command) => agent::run(&config, command),
         Command::Mcp(args) => agent::mcp(&config, args),
+        Command::Token(command) => token::run(command),
         #[cfg(feature = "opcua")]
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&config, &args),
+        Command::Bench(BenchCommand::Login(args)) => bench_login::run(&args),
         Command::Bench(BenchCommand::Portal(args)) => portal::bench(&args),
         Command::Portal(command) => portal::run(command),
         Command::Bench(BenchCommand::Twin {

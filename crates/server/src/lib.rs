@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod auth;
 pub mod evidence;
+mod hasher;
 pub mod live;
 mod mcp_binding;
 pub mod openapi;
@@ -58,6 +59,9 @@ pub struct AppState {
     agent: std::sync::OnceLock<Arc<aifactory_agent::Agent>>,
     /// MCP session id → the SHA-256 of the credential that opened it.
     mcp_sessions: Mutex<mcp_binding::Owners>,
+    /// Password checks, on threads of their own at a lower priority (half the cores), so a
+    /// burst of logins queues instead of starving the requests that serve the plant.
+    hasher: hasher::Hasher,
 }
 
 /// The snake_case name a unit enum serialises to.
@@ -103,6 +107,9 @@ impl AppState {
             latest_cache: tokio::sync::Mutex::new(None),
             agent: std::sync::OnceLock::new(),
             mcp_sessions: Mutex::new(mcp_binding::Owners::default()),
+            hasher: hasher::Hasher::start(
+                std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
+            ),
         })
     }
 
@@ -434,10 +441,16 @@ async fn check_password(
     if !attempt.delay.is_zero() {
         tokio::time::sleep(attempt.delay).await;
     }
-    let checked = attempt.clone();
-    let verified = tokio::task::spawn_blocking(move || checked.verify(&password))
+    let verified = state
+        .hasher
+        .verify(attempt.clone(), password)
         .await
-        .map_err(|_| login_error(AuthError::Hash))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many logins are being checked; try again in a moment",
+            )
+        })?;
     lock(&state.accounts)
         .finish_login(&attempt, verified, (state.clock)())
         .map_err(login_error)
