@@ -3,8 +3,8 @@
 //! come from many loopback addresses (127.0.0.0/8), so the per-address limiter sees them as
 //! different clients.
 //!
-//! 1. Memory: the server's resident memory before and after `--failures` failed logins with
-//!    `--name-kb` KB names (and after as many again): it must stay flat.
+//! 1. Memory: the server's resident memory before and after each of `--rounds` rounds of
+//!    `--failures` failed logins with `--name-kb` KB names: it must stay flat.
 //! 2. Latency: login p50/p99 under `--concurrency` logins at once, while pollers read
 //!    `/api/v1/telemetry/latest`; its throughput with and without the logins, side by side.
 
@@ -17,9 +17,12 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct LoginBenchArgs {
-    /// Failed logins sent for the memory check (sent twice: RSS after each round).
+    /// Failed logins per round of the memory check (RSS after each round).
     #[arg(long, default_value_t = 10_000)]
     failures: usize,
+    /// Rounds of failed logins.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Size of each failed login's user name, in KB (the body limit is 64 KB).
     #[arg(long, default_value_t = 60)]
     name_kb: usize,
@@ -321,8 +324,8 @@ pub(crate) fn run(args: &LoginBenchArgs) -> anyhow::Result<ExitCode> {
         // 1. Memory under failed logins with huge names: a short round first, so what the
         // server allocates once (connections, buffers) is in the baseline.
         eprintln!(
-            "memory: {} failed logins with {} KB names, twice …",
-            args.failures, args.name_kb
+            "memory: {} rounds of {} failed logins with {} KB names …",
+            args.rounds, args.failures, args.name_kb
         );
         let bytes = args.name_kb * 1024;
         failed_logins(
@@ -334,10 +337,12 @@ pub(crate) fn run(args: &LoginBenchArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         let rss_before = server.rss_kib();
-        let first = failed_logins(&server.base, args.failures, bytes, args.addresses, 1).await?;
-        let rss_after_first = server.rss_kib();
-        let second = failed_logins(&server.base, args.failures, bytes, args.addresses, 2).await?;
-        let rss_after_second = server.rss_kib();
+        let mut rounds = Vec::new();
+        for round in 1..=args.rounds.max(1) {
+            let answers =
+                failed_logins(&server.base, args.failures, bytes, args.addresses, round).await?;
+            rounds.push(serde_json::json!({ "answers": answers, "rss_kib": server.rss_kib() }));
+        }
 
         // 2. Latency with and without concurrent logins, side by side.
         eprintln!(
@@ -351,11 +356,8 @@ pub(crate) fn run(args: &LoginBenchArgs) -> anyhow::Result<ExitCode> {
                 "per_round": args.failures,
                 "name_kb": args.name_kb,
                 "addresses": args.addresses,
-                "answers_round_1": first,
-                "answers_round_2": second,
                 "rss_kib_before": rss_before,
-                "rss_kib_after_round_1": rss_after_first,
-                "rss_kib_after_round_2": rss_after_second,
+                "rounds": rounds,
             },
             "concurrent_logins": {
                 "concurrency": args.concurrency,
@@ -375,19 +377,23 @@ pub(crate) fn run(args: &LoginBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let f = &report["failed_logins"];
     let c = &report["concurrent_logins"];
+    let rss: Vec<String> = f["rounds"]
+        .as_array()
+        .map(|r| r.iter().map(|x| x["rss_kib"].to_string()).collect())
+        .unwrap_or_default();
     println!(
-        "failed logins ({} per round, {} KB names, {} fresh addresses a round): server RSS {} KiB before, {} KiB after round 1, {} KiB after round 2",
+        "failed logins ({} per round, {} KB names, {} fresh addresses a round): server RSS {} KiB before, then {} KiB after each round",
         f["per_round"],
         f["name_kb"],
         f["addresses"],
         f["rss_kib_before"],
-        f["rss_kib_after_round_1"],
-        f["rss_kib_after_round_2"]
+        rss.join(", ")
     );
-    println!(
-        "  answers: round 1 {}, round 2 {}",
-        f["answers_round_1"], f["answers_round_2"]
-    );
+    if let Some(r) = f["rounds"].as_array() {
+        for (n, round) in r.iter().enumerate() {
+            println!("  round {}: answers {}", n + 1, round["answers"]);
+        }
+    }
     println!(
         "{} logins at once for {} s: {} logins, p50 {:.1} ms, p99 {:.1} ms",
         c["concurrency"],
