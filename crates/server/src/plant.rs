@@ -249,7 +249,8 @@ fn proposal_seq(id: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no proposal `{id}`")))
 }
 
-/// How many proposals the list shows, newest first; older ones stay in the store.
+/// How many decided proposals the list shows beside every pending one; older ones stay in the
+/// store.
 const LISTED_PROPOSALS: u32 = 500;
 
 /// Who asked for a change, and by which path: what a proposal records.
@@ -368,17 +369,23 @@ pub(crate) async fn what_if_core(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/proposals", tag = "schedule", responses((status = 200, description = "Proposals, newest first (the latest 500)", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/proposals", tag = "schedule", responses((status = 200, description = "Proposals, newest first: every pending one and the latest 500", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn proposals(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list: Vec<Proposal> = state
-        .store
-        .proposals(LISTED_PROPOSALS)
-        .await?
-        .into_iter()
-        .map(Proposal::of)
-        .collect();
+    // Every pending proposal, however old, and the newest decided ones.
+    let mut list = state.store.proposals(Some("pending"), u32::MAX).await?;
+    let seen: std::collections::HashSet<i64> = list.iter().map(|p| p.seq).collect();
+    list.extend(
+        state
+            .store
+            .proposals(None, LISTED_PROPOSALS)
+            .await?
+            .into_iter()
+            .filter(|p| !seen.contains(&p.seq)),
+    );
+    list.sort_by_key(|p| std::cmp::Reverse(p.seq));
+    let list: Vec<Proposal> = list.into_iter().map(Proposal::of).collect();
     Ok(Json(serde_json::json!({ "proposals": list })))
 }
 

@@ -204,8 +204,12 @@ impl Store {
     }
 
     /// See [`SqliteStore::proposals`].
-    pub async fn proposals(&self, limit: u32) -> Result<Vec<crate::StoredProposal>, StoreError> {
-        forward!(self, s => s.proposals(limit).await)
+    pub async fn proposals(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::StoredProposal>, StoreError> {
+        forward!(self, s => s.proposals(status, limit).await)
     }
 
     /// See [`SqliteStore::transition_proposal`].

@@ -576,10 +576,14 @@ conformance! {
         );
         drop(store);
         let store = db.open().await;
-        let all = store.proposals(10).await?;
+        let all = store.proposals(None, 10).await?;
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].seq, second, "newest first");
         assert_eq!(all[0].status, "pending");
+        let pending = store.proposals(Some("pending"), 10).await?;
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].seq, second);
+        assert_eq!(store.proposals(None, 1).await?.len(), 1);
         let decided = store.proposal(first).await?.expect("kept");
         assert_eq!(decided.proposal, new("MILL-01"));
         assert_eq!(decided.status, "approved");

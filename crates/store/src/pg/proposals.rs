@@ -72,14 +72,19 @@ impl PgStore {
         row.map(|r| proposal_of(&r, WHAT)).transpose()
     }
 
-    /// Proposals, newest first.
-    pub async fn proposals(&self, limit: u32) -> Result<Vec<StoredProposal>, StoreError> {
+    /// Proposals, newest first; only those in `status` when given.
+    pub async fn proposals(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredProposal>, StoreError> {
         const WHAT: &str = "proposals";
         let rows = sqlx::query(
             "SELECT seq, created_at, requested_by, role, via, kind, machine, hours, summary, \
              plan_decision, status, decided_by, decided_at, decision \
-             FROM proposals ORDER BY seq DESC LIMIT $1",
+             FROM proposals WHERE ($1::TEXT IS NULL OR status = $1) ORDER BY seq DESC LIMIT $2",
         )
+        .bind(status)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
