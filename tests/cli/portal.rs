@@ -214,3 +214,159 @@ fn run(db: &str) {
         text(&out.stderr)
     );
 }
+
+/// Issue 20: API tokens expire, and an officer lists, issues and revokes them from the CLI.
+#[test]
+fn tokens_are_issued_listed_and_revoked_from_the_cli() {
+    let Ok(pg) = std::env::var("AIFACTORY_TEST_PG_URL") else {
+        eprintln!("skipped: set AIFACTORY_TEST_PG_URL to a PostgreSQL database");
+        return;
+    };
+    let schema = format!("aifactory_portal_cli_tokens_{}", std::process::id());
+    admin(
+        &pg,
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+    );
+    let separator = if pg.contains('?') { '&' } else { '?' };
+    let db = format!("{pg}{separator}options[search_path]={schema}");
+    let result = std::panic::catch_unwind(|| tokens(&db));
+    admin(&pg, format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn tokens(db: &str) {
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+    };
+    let out = aifactory(&[
+        "portal",
+        "user",
+        "add",
+        "alice",
+        "--role",
+        "officer",
+        "--database",
+        db,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = text(&out.stdout).trim().to_owned();
+    assert!(
+        text(&out.stderr).contains("expires"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A second token for alice, valid for 30 days.
+    let issued = json(&aifactory(&[
+        "portal",
+        "token",
+        "issue",
+        "alice",
+        "--days",
+        "30",
+        "--database",
+        db,
+        "--json",
+    ]));
+    let id = issued["id"].as_str().unwrap().to_owned();
+    let second = issued["token"].as_str().unwrap().to_owned();
+    assert!(second.starts_with("afp_") && second != first, "{issued}");
+    let created = issued["created_at_ms"].as_i64().unwrap();
+    assert_eq!(
+        issued["expires_at_ms"].as_i64().unwrap(),
+        created + 30 * 86_400_000
+    );
+    // The list names both, never a token or its hash.
+    let list = json(&aifactory(&[
+        "portal",
+        "token",
+        "list",
+        "--database",
+        db,
+        "--json",
+    ]));
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let listed = list.to_string();
+    assert!(
+        !listed.contains(&first) && !listed.contains(&second) && !listed.contains("sha256"),
+        "{listed}"
+    );
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "valid"),
+        "{list}"
+    );
+    // Revoked once; a second time says so.
+    let out = aifactory(&["portal", "token", "revoke", &id, "--database", db]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("revoked"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = aifactory(&["portal", "token", "revoke", &id, "--database", db]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already revoked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let list = json(&aifactory(&[
+        "portal",
+        "token",
+        "list",
+        "--database",
+        db,
+        "--json",
+    ]));
+    let revoked = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == serde_json::json!(id))
+        .unwrap();
+    assert_eq!(revoked["state"], "revoked", "{list}");
+    // The plain list is a table with the id and the state.
+    let out = aifactory(&["portal", "token", "list", "--database", db]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&id) && text(&out.stdout).contains("revoked"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Bad lifetimes and unknown users are named.
+    let out = aifactory(&[
+        "portal",
+        "token",
+        "issue",
+        "alice",
+        "--days",
+        "0",
+        "--database",
+        db,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("expires_in_days"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = aifactory(&["portal", "token", "issue", "nobody", "--database", db]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("user `nobody` not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = aifactory(&["portal", "token", "revoke", "tok_nope", "--database", db]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not found"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -101,6 +101,9 @@ pub(crate) enum PortalCommand {
     /// Manage the portal's users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API tokens: list them, revoke one, issue a new one for a user.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Register plants: one, or a registry CSV.
     #[command(subcommand)]
     Plant(PlantCommand),
@@ -162,7 +165,8 @@ pub(crate) enum UserCommand {
         db: DatabaseArg,
         name: String,
     },
-    /// Add a user and print its API token (shown once; only its hash is stored).
+    /// Add a user and print its first API token (shown once; only its hash is stored), valid
+    /// for 365 days; `aifactory portal token issue` gives more.
     Add {
         #[command(flatten)]
         db: DatabaseArg,
@@ -176,6 +180,40 @@ pub(crate) enum UserCommand {
         /// The provider of a `provider` user.
         #[arg(long)]
         provider: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// List API tokens, newest first: id, user, created, expires, and whether valid, expired or
+    /// revoked (never the token itself).
+    List {
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// Only this user's tokens.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (`tok_…`, as `token list` shows it); it is refused from then on.
+    Revoke {
+        #[command(flatten)]
+        db: DatabaseArg,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new API token for a user and print it (shown once; only its hash is stored).
+    Issue {
+        #[command(flatten)]
+        db: DatabaseArg,
+        user: String,
+        /// Days until it expires (1 to 3650).
+        #[arg(long, default_value_t = aifactory_portal::TOKEN_DAYS)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -248,7 +286,7 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
                     format!("--role {role:?}: one of officer, assessor, plant, provider")
                 })?;
                 let portal = open(&db, 2, wall_clock()).await?;
-                let token = portal
+                let issued = portal
                     .add_user(
                         &Caller::system(),
                         &NewUser {
@@ -260,10 +298,16 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
                     )
                     .await
                     .with_context(|| format!("adding user {name}"))?;
-                println!("{token}");
-                eprintln!("user {name} ({}) added; the token above is shown once", role.as_str());
+                println!("{}", issued.token);
+                eprintln!(
+                    "user {name} ({}) added; the token above ({}) is shown once and expires {}",
+                    role.as_str(),
+                    issued.id,
+                    aifactory_core::Timestamp(issued.expires_at_ms)
+                );
                 Ok(ExitCode::SUCCESS)
             }
+            PortalCommand::Token(command) => token_command(command).await,
             PortalCommand::Plant(command) => plant_command(command).await,
             PortalCommand::Submit {
                 db,
@@ -304,6 +348,78 @@ pub(crate) fn run(command: PortalCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+async fn token_command(command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::List { db, user, json } => {
+            let portal = open(&db, 2, wall_clock()).await?;
+            let tokens = portal
+                .tokens(&Caller::system(), user.as_deref())
+                .await
+                .context("listing tokens")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                println!(
+                    "{:<20}  {:<24}  {:<24}  {:<24}  state",
+                    "id", "user", "created", "expires"
+                );
+                for t in &tokens {
+                    let state = match (&t.revoked_by, t.revoked_at_ms) {
+                        (Some(by), Some(at)) => {
+                            format!("revoked by {by} {}", aifactory_core::Timestamp(at))
+                        }
+                        _ => t.state.to_owned(),
+                    };
+                    println!(
+                        "{:<20}  {:<24}  {:<24}  {:<24}  {state}",
+                        t.id,
+                        t.user,
+                        aifactory_core::Timestamp(t.created_at_ms).to_string(),
+                        aifactory_core::Timestamp(t.expires_at_ms).to_string()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::Revoke { db, id, json } => {
+            let portal = open(&db, 2, wall_clock()).await?;
+            let token = portal
+                .revoke_token(&Caller::system(), &id)
+                .await
+                .with_context(|| format!("revoking token {id}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&token)?);
+            } else {
+                println!("token {} of {} revoked", token.id, token.user);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::Issue {
+            db,
+            user,
+            days,
+            json,
+        } => {
+            let portal = open(&db, 2, wall_clock()).await?;
+            let issued = portal
+                .issue_token(&Caller::system(), &user, Some(days))
+                .await
+                .with_context(|| format!("issuing a token for {user}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&issued)?);
+            } else {
+                println!("{}", issued.token);
+                eprintln!(
+                    "token {} for {user}; shown once, expires {}",
+                    issued.id,
+                    aifactory_core::Timestamp(issued.expires_at_ms)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 async fn plant_command(command: PlantCommand) -> anyhow::Result<ExitCode> {
@@ -429,7 +545,12 @@ async fn serve(
         "aifactory portal on http://{} (API under /api/v1; Ctrl-C stops)",
         listener.local_addr()?
     );
-    let server = axum::serve(listener, app).with_graceful_shutdown(async {
+    // The client's address keys the sign-in limiter (a proxy in front makes every client one).
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     });
     match consumer {
@@ -751,7 +872,8 @@ pub(crate) fn bench(args: &PortalBenchArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .await;
         });
         let token = seed::seed_token(&spec, "officer");
         aifactory_agent::provider::install_tls_crypto();

@@ -15,7 +15,7 @@ pub enum PortalError {
     /// Sign-in failed (a wrong name or password, or an expired session).
     #[error("{0}")]
     Unauthorized(String),
-    /// Too many failed sign-ins for this name; try again after the seconds given.
+    /// Too many failed sign-ins from this address lately; try again after the seconds given.
     #[error("too many failed sign-ins; try again in {0} s")]
     RateLimited(u64),
     /// The request clashes with the current state: already spent, already redeemed, over budget.

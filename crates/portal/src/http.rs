@@ -13,14 +13,17 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Extension, MatchedPath, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 
 /// Who may reach a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +95,9 @@ pub const MATRIX: &[(&str, &str, Access)] = &[
     ),
     ("GET", "/api/v1/users", Access::Roles(EVERYONE)),
     ("POST", "/api/v1/users", Access::Roles(OFFICER)),
+    ("POST", "/api/v1/users/{id}/tokens", Access::Roles(OFFICER)),
+    ("GET", "/api/v1/tokens", Access::Roles(OFFICER)),
+    ("DELETE", "/api/v1/tokens/{id}", Access::Roles(OFFICER)),
     ("GET", "/api/v1/budgets", Access::Roles(STAFF)),
     ("POST", "/api/v1/budgets", Access::Roles(OFFICER)),
     ("GET", "/api/v1/vouchers", Access::Roles(EVERYONE)),
@@ -214,7 +220,9 @@ const EVIDENCE_LIMIT: usize = 256 * 1024 * 1024;
 /// Largest set of onboarding CSV files: a small plant's exports are well under this.
 const ONBOARD_LIMIT: usize = 16 * 1024 * 1024;
 
-/// The portal's router.
+/// The portal's router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`:
+/// the sign-in limiter keys failures by the client's address (without it, every client shares
+/// one address, so one client's failures hold everyone off).
 pub fn router(portal: Portal) -> Router {
     let api = Router::new()
         .route("/health", get(health))
@@ -243,6 +251,9 @@ pub fn router(portal: Portal) -> Router {
         .route("/api/v1/providers", get(providers).post(register_provider))
         .route("/api/v1/providers/{id}/offers", put(set_offers))
         .route("/api/v1/users", get(users).post(add_user))
+        .route("/api/v1/users/{id}/tokens", post(issue_token))
+        .route("/api/v1/tokens", get(tokens))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/budgets", get(budgets).post(create_budget))
         .route("/api/v1/vouchers", get(vouchers).post(issue_voucher))
         .route("/api/v1/vouchers/expire", post(expire_vouchers))
@@ -299,7 +310,11 @@ async fn authorise(
     let caller = match portal.authenticate(token).await {
         Ok(Some(caller)) => caller,
         Ok(None) => {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unknown token").into_response();
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown token (or it expired or was revoked)",
+            )
+            .into_response();
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -338,15 +353,21 @@ struct SignInBody {
     password: String,
 }
 
+/// Signs in; the client's address keys the failure limiter. The server must be served with
+/// `into_make_service_with_connect_info::<SocketAddr>()`; without it (in-process tests) every
+/// caller shares one unknown address.
 async fn sign_in(
     State(portal): State<Portal>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     json: Result<Json<SignInBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body(json)?;
-    let session = portal.sign_in(&body.name, &body.password).await?;
+    let client = client.map(|Extension(ConnectInfo(address))| address.ip());
+    let session = portal.sign_in(&body.name, &body.password, client).await?;
     Ok((StatusCode::CREATED, ok(session)?))
 }
 
+/// Ends a session, or revokes the API token the request carries.
 async fn sign_out(State(portal): State<Portal>, headers: HeaderMap) -> ApiResult {
     if let Some(token) = bearer(&headers) {
         portal.sign_out(token).await?;
@@ -521,11 +542,63 @@ async fn add_user(
     json: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = body(json)?;
-    let token = portal.add_user(&caller, &user).await?;
+    let issued = portal.add_user(&caller, &user).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": user.name, "role": user.role, "token": token})),
+        Json(
+            json!({"name": user.name, "role": user.role, "token": issued.token,
+                    "token_id": issued.id, "expires_at_ms": issued.expires_at_ms}),
+        ),
     ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueTokenBody {
+    /// 1 to 3650; a year when absent.
+    expires_in_days: Option<u32>,
+}
+
+/// Issues a token for a user (officers); the body is optional.
+async fn issue_token(
+    State(portal): State<Portal>,
+    Extension(caller): Extension<Caller>,
+    Path(user): Path<String>,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: IssueTokenBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        IssueTokenBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {e}")))?
+    };
+    let issued = portal
+        .issue_token(&caller, &user, request.expires_in_days)
+        .await?;
+    Ok((StatusCode::CREATED, ok(issued)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensQuery {
+    user: Option<String>,
+}
+
+async fn tokens(
+    State(portal): State<Portal>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<TokensQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    ok(portal.tokens(&caller, q.user.as_deref()).await?)
+}
+
+async fn revoke_token(
+    State(portal): State<Portal>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(portal.revoke_token(&caller, &id).await?)
 }
 
 async fn budgets(State(portal): State<Portal>, Extension(caller): Extension<Caller>) -> ApiResult {

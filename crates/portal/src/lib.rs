@@ -14,6 +14,7 @@
 mod error;
 mod evidence;
 pub mod http;
+mod limiter;
 mod market;
 mod model;
 mod money;
@@ -23,6 +24,7 @@ mod portal;
 mod registry;
 pub mod seed;
 mod sign_in;
+mod tokens;
 mod ui;
 mod vouchers;
 
@@ -37,6 +39,7 @@ pub use registry::{
     ProviderRecord, Target, TargetRow, TargetsDashboard, UserRecord, parse_plants_csv,
 };
 pub use sign_in::{SESSION_MS, Session};
+pub use tokens::{IssuedToken, MAX_TOKEN_DAYS, TOKEN_DAYS, TokenRecord};
 pub use vouchers::{
     AuditRow, BudgetStatus, NewBudget, NewRedemption, NewVoucher, RedemptionRecord, TrialBalance,
     VoucherBook, VoucherFilter, VoucherRecord,

@@ -9,12 +9,26 @@ use std::str::FromStr;
 pub struct Yuan(pub i64);
 
 impl Yuan {
+    /// The largest amount the portal takes from a request: any share of it (whole per cent)
+    /// still fits in 64 bits of fen, so no arithmetic on an amount can wrap.
+    pub const MAX: Yuan = Yuan(i64::MAX / 100);
+
     pub fn fen(self) -> i64 {
         self.0
     }
 
-    pub fn from_yuan(yuan: i64) -> Yuan {
-        Yuan(yuan * 100)
+    /// Whole yuan, or `None` when that many do not fit.
+    pub fn from_yuan(yuan: i64) -> Option<Yuan> {
+        yuan.checked_mul(100).map(Yuan)
+    }
+
+    pub fn checked_add(self, other: Yuan) -> Option<Yuan> {
+        self.0.checked_add(other.0).map(Yuan)
+    }
+
+    /// `pct` per cent of the amount, rounded down to whole fen; `None` on overflow.
+    pub fn checked_share(self, pct: i16) -> Option<Yuan> {
+        self.0.checked_mul(i64::from(pct)).map(|v| Yuan(v / 100))
     }
 }
 
@@ -117,6 +131,17 @@ mod tests {
             assert!(bad.parse::<Yuan>().is_err(), "{bad:?} parsed");
         }
         assert!(serde_json::from_str::<Yuan>("0.001").is_err());
+    }
+
+    #[test]
+    fn arithmetic_never_wraps() {
+        assert_eq!(Yuan::from_yuan(1_250), Some(Yuan(125_000)));
+        assert_eq!(Yuan::from_yuan(i64::MAX / 10), None);
+        assert_eq!(Yuan(1_000).checked_share(30), Some(Yuan(300)));
+        assert_eq!(Yuan(768_614_336_404_564_651).checked_share(30), None);
+        assert_eq!(Yuan::MAX.checked_share(100), Some(Yuan(Yuan::MAX.0)));
+        assert_eq!(Yuan(i64::MAX).checked_add(Yuan(1)), None);
+        assert_eq!(Yuan::MAX.to_string(), "922337203685477.58");
     }
 
     proptest::proptest! {

@@ -2,10 +2,10 @@
 //! transaction — in the caller's tenant, as the portal's unprivileged role.
 
 use crate::error::PortalError;
+use crate::limiter::Limiter;
 use crate::model::Caller;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +19,10 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct Portal {
     pub(crate) pool: PgPool,
     clock: Clock,
-    /// Failed sign-ins per user name (ms), for the limiter; shared by every clone.
-    pub(crate) failed_sign_ins: Arc<std::sync::Mutex<HashMap<String, Vec<i64>>>>,
+    /// Recent failed sign-ins by address and by name; shared by every clone.
+    pub(crate) limiter: Arc<Limiter>,
+    /// Permits for argon2 runs at once (each takes 19 MiB); shared by every clone.
+    pub(crate) hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -63,7 +65,10 @@ impl Portal {
         let portal = Portal {
             pool,
             clock,
-            failed_sign_ins: Arc::default(),
+            limiter: Arc::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 16)),
+            )),
         };
         // Fail at start-up, not at the first request, when the role cannot be taken.
         let tx = portal.begin(&Caller::system()).await.map_err(|e| match e {

@@ -4,9 +4,9 @@
 use crate::error::PortalError;
 use crate::model::{Caller, Role};
 use crate::portal::{Portal, audit, require_officer};
+use crate::tokens::{IssuedToken, insert_token, new_token};
 use aifactory_assess::rules::CATALOGUE;
 use aifactory_core::LifecycleStage;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -487,8 +487,13 @@ impl Portal {
         Ok(out)
     }
 
-    /// Adds a user and returns its API token (shown once; only its hash is kept).
-    pub async fn add_user(&self, caller: &Caller, user: &NewUser) -> Result<String, PortalError> {
+    /// Adds a user and returns its first API token, valid for [`crate::TOKEN_DAYS`] (shown once;
+    /// only its hash is kept).
+    pub async fn add_user(
+        &self,
+        caller: &Caller,
+        user: &NewUser,
+    ) -> Result<IssuedToken, PortalError> {
         require_officer(caller, "add users")?;
         if user.role == Role::System {
             return Err(PortalError::invalid("`system` is not a user's role"));
@@ -512,46 +517,60 @@ impl Portal {
                 ));
             }
         }
-        let mut bytes = [0u8; 24];
-        rand::rng().fill_bytes(&mut bytes);
-        let token = format!("afp_{}", hex::encode(bytes));
-        self.add_user_with_token(caller, user, &token).await?;
-        Ok(token)
+        self.insert_user(caller, user, new_token()).await
     }
 
-    /// Adds a user with a token chosen by the caller (seeding, tests).
+    /// Adds a user with a token chosen by the caller (seeding, tests), valid for
+    /// [`crate::TOKEN_DAYS`].
     pub async fn add_user_with_token(
         &self,
         caller: &Caller,
         user: &NewUser,
         token: &str,
     ) -> Result<(), PortalError> {
+        self.insert_user(caller, user, token.to_owned()).await?;
+        Ok(())
+    }
+
+    async fn insert_user(
+        &self,
+        caller: &Caller,
+        user: &NewUser,
+        token: String,
+    ) -> Result<IssuedToken, PortalError> {
         require_officer(caller, "add users")?;
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
         sqlx::query(
-            "INSERT INTO users (name, role, plant_id, provider_id, token_sha256, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (name, role, plant_id, provider_id, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&user.name)
         .bind(user.role.as_str())
         .bind(user.plant.as_deref())
         .bind(user.provider.as_deref())
-        .bind(token_hash(token))
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let (id, expires_at_ms) = insert_token(&mut tx, &user.name, &token, now, None).await?;
         audit(
             &mut tx,
             caller,
             now,
             "user.add",
             &user.name,
-            json!({"role": user.role, "plant": user.plant, "provider": user.provider}),
+            json!({"role": user.role, "plant": user.plant, "provider": user.provider,
+                   "token": id, "expires_at_ms": expires_at_ms}),
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(IssuedToken {
+            id,
+            user: user.name.clone(),
+            token,
+            created_at_ms: now,
+            expires_at_ms,
+        })
     }
 
     /// The users the caller may see: officers every user, a plant's or provider's people their
@@ -578,22 +597,6 @@ impl Portal {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(PortalError::from)
-    }
-
-    /// The caller a bearer token belongs to.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, PortalError> {
-        let mut tx = self.begin(&Caller::system()).await?;
-        let row = sqlx::query(
-            "SELECT name, role, plant_id, provider_id FROM users WHERE token_sha256 = $1",
-        )
-        .bind(token_hash(token))
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        match row {
-            Some(row) => Ok(crate::sign_in::caller_from(&row)?),
-            None => self.session_caller(token).await,
-        }
     }
 
     /// Sets (or with `plants` = 0 keeps at zero) a target (officers).

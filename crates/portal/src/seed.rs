@@ -428,9 +428,9 @@ pub async fn seed_registry(portal: &Portal, spec: &CitySpec) -> Result<Vec<Strin
             id: format!("{category}-{}", spec.year),
             category: category.into(),
             year: spec.year,
-            amount: Yuan::from_yuan(amount),
+            amount: Yuan(amount * 100),
             max_share_pct: share,
-            cap_per_firm: Yuan::from_yuan(cap),
+            cap_per_firm: Yuan(cap * 100),
         };
         match portal.create_budget(&system, &budget).await {
             Ok(_) | Err(PortalError::Conflict(_)) => {}
@@ -565,7 +565,7 @@ pub async fn seed_vouchers(
     for p in &plants {
         if rng.random_bool(0.35) {
             let category = ["compute", "scenario", "services"][rng.random_range(0..3)];
-            let amount = Yuan::from_yuan(rng.random_range(20..150) * 1_000);
+            let amount = Yuan(rng.random_range(20..150) * 100_000);
             let provider = format!("SP-{:03}", rng.random_range(0..spec.providers.max(1)));
             let invoices: Vec<i64> = (0..rng.random_range(0..3))
                 .map(|_| rng.random_range(10..200) * 1_000)
@@ -618,7 +618,7 @@ pub async fn seed_vouchers(
                             &NewRedemption {
                                 invoice_no: format!("{}-{i}", voucher.id),
                                 kind: if i % 2 == 0 { "invoice" } else { "metered" }.into(),
-                                invoice_total: Yuan::from_yuan(total),
+                                invoice_total: Yuan(total * 100),
                             },
                         )
                         .await

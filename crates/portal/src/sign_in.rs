@@ -1,9 +1,12 @@
 //! Sign-in with a name and a password, beside API tokens: passwords are kept only as argon2
 //! hashes; a successful sign-in opens a session whose token (only its SHA-256 kept) expires
-//! after [`SESSION_MS`]; failed attempts count against the name, known or not, so the limiter
-//! does not tell which names exist.
+//! after [`SESSION_MS`]. Failed attempts count against the client's address (held off after
+//! five) and the name, known or not (slowed after five), in the bounded tables of
+//! [`crate::limiter`]; known and unknown names cost the same argon2 work, so neither the
+//! limiter nor the timing tells which names exist.
 
 use crate::error::PortalError;
+use crate::limiter::{Origin, Verdict};
 use crate::model::{Caller, Role};
 use crate::portal::{Portal, audit};
 use crate::registry::token_hash;
@@ -12,14 +15,16 @@ use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
+use std::net::IpAddr;
 
 /// How long a session lasts: a working day and a half.
 pub const SESSION_MS: i64 = 12 * 3_600_000;
-/// Failed sign-ins per name within [`FAILURE_WINDOW_MS`] before the name is held off.
-const MAX_FAILURES: usize = 5;
-const FAILURE_WINDOW_MS: i64 = 5 * 60_000;
-/// Shortest password accepted.
+/// Shortest password accepted, in characters.
 const MIN_PASSWORD: usize = 10;
+/// Longest password accepted, in bytes (argon2 would hash anything; the body limit is 2 MB).
+const MAX_PASSWORD: usize = 1024;
+/// Longest user name (the users table's limit).
+const MAX_USER_NAME: usize = 64;
 
 /// An open session.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,10 +82,13 @@ impl Portal {
                 "a password has at least {MIN_PASSWORD} characters"
             )));
         }
+        if password.len() > MAX_PASSWORD {
+            return Err(PortalError::invalid(format!(
+                "a password has at most {MAX_PASSWORD} bytes"
+            )));
+        }
         let password = password.to_owned();
-        let hashed = tokio::task::spawn_blocking(move || hash(&password))
-            .await
-            .map_err(|e| PortalError::invalid(format!("hashing: {e}")))??;
+        let hashed = self.argon2(move || hash(&password)).await??;
         let now = self.now_ms();
         // The portal itself writes the row: a person may set only their own password (checked above).
         let system = Caller::system();
@@ -107,11 +115,35 @@ impl Portal {
         Ok(())
     }
 
-    /// Signs a user in with a password and opens a session.
-    pub async fn sign_in(&self, name: &str, password: &str) -> Result<Session, PortalError> {
+    /// Signs a user in with a password and opens a session. `client` is the address the
+    /// attempt comes from (none where the server was not told): see [`crate::limiter`] for how
+    /// failures hold an address off and slow a name down.
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Session, PortalError> {
+        let wrong = || PortalError::Unauthorized("wrong user name or password".into());
+        // A name no user can have is wrong at once: it never reaches the limiter's tables or
+        // the database, so sending such names costs the portal no memory.
+        if !possible_user_name(name) {
+            return Err(wrong());
+        }
         let now = self.now_ms();
-        if let Some(wait) = self.held_off(name, now) {
-            return Err(PortalError::RateLimited(wait));
+        let origin = Origin::of(client);
+        let attempt_at = match self.limiter.attempt(origin, name, now) {
+            Verdict::HeldOff { seconds } => return Err(PortalError::RateLimited(seconds)),
+            Verdict::Proceed { delay, at_ms } => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                at_ms
+            }
+        };
+        // Longer than any password the portal sets: wrong, without hashing megabytes.
+        if password.len() > MAX_PASSWORD {
+            return Err(wrong());
         }
         let system = Caller::system();
         let mut tx = self.begin(&system).await?;
@@ -121,34 +153,33 @@ impl Portal {
         .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
+        // The connection goes back to the pool while argon2 works.
+        tx.commit().await?;
         let stored: Option<String> = match &row {
             Some(r) => r.try_get("password_hash")?,
             None => None,
         };
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || match stored {
-            Some(stored) => verify(&password, &stored),
-            // Spend the same work on an unknown name, so timing does not tell names apart.
-            None => {
-                let _ = hash(&password);
-                false
-            }
-        })
-        .await
-        .map_err(|e| PortalError::invalid(format!("verifying: {e}")))?;
+        let ok = self
+            .argon2(move || match stored {
+                Some(stored) => verify(&password, &stored),
+                // Spend the same work on an unknown name, so timing does not tell names apart.
+                None => {
+                    let _ = hash(&password);
+                    false
+                }
+            })
+            .await?;
         let caller = match (ok, &row) {
             (true, Some(r)) => caller_from(r)?,
             _ => None,
         };
+        // A failure stays counted (the limiter counted the attempt when it let it through).
         let Some(caller) = caller else {
-            self.record_failure(name, now);
-            return Err(PortalError::Unauthorized(
-                "wrong user name or password".into(),
-            ));
+            return Err(wrong());
         };
-        if let Ok(mut failures) = self.failed_sign_ins.lock() {
-            failures.remove(name);
-        }
+        self.limiter.succeeded(origin, name, attempt_at);
+        let mut tx = self.begin(&system).await?;
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let token = format!("afs_{}", hex::encode(bytes));
@@ -181,50 +212,65 @@ impl Portal {
         })
     }
 
-    /// Ends the session a token opened (an API token is not a session: nothing happens).
-    pub async fn sign_out(&self, token: &str) -> Result<(), PortalError> {
-        let mut tx = self.begin(&Caller::system()).await?;
-        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
-            .bind(token_hash(token))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+    /// Runs argon2 off the async workers, a few at a time: each run takes tens of milliseconds
+    /// and 19 MiB, so a flood of sign-ins queues here instead of filling memory.
+    async fn argon2<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PortalError> {
+        let permit = self
+            .hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| PortalError::invalid(format!("password hashing: {e}")))?;
+        tokio::task::spawn_blocking(move || {
+            let out = work();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| PortalError::invalid(format!("password hashing: {e}")))
     }
 
-    /// The caller of an open, unexpired session.
-    pub(crate) async fn session_caller(&self, token: &str) -> Result<Option<Caller>, PortalError> {
-        let mut tx = self.begin(&Caller::system()).await?;
-        let row = sqlx::query(
-            "SELECT u.name, u.role, u.plant_id, u.provider_id FROM sessions s \
-             JOIN users u ON u.name = s.user_name WHERE s.token_sha256 = $1 AND s.expires_at_ms > $2",
-        )
-        .bind(token_hash(token))
-        .bind(self.now_ms())
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        match row {
-            Some(r) => Ok(caller_from(&r)?),
-            None => Ok(None),
-        }
+    /// How many entries the sign-in limiter holds (at most 10,000; tests check the bound).
+    #[doc(hidden)]
+    pub fn sign_in_limiter_entries(&self) -> usize {
+        self.limiter.entries()
     }
+}
 
-    /// Seconds to wait when `name` has failed too often lately.
-    fn held_off(&self, name: &str, now: i64) -> Option<u64> {
-        let mut failures = self.failed_sign_ins.lock().ok()?;
-        let recent = failures.entry(name.to_owned()).or_default();
-        recent.retain(|t| now - t < FAILURE_WINDOW_MS);
-        if recent.len() < MAX_FAILURES {
-            return None;
-        }
-        let oldest = recent.first().copied().unwrap_or(now);
-        Some(((FAILURE_WINDOW_MS - (now - oldest)) / 1000).max(1) as u64)
-    }
+/// Whether some user could have this name (the users table's own rule: 1–64 letters, digits,
+/// '.', '_', '@' or '-', starting with a letter or digit).
+fn possible_user_name(name: &str) -> bool {
+    name.len() <= MAX_USER_NAME
+        && name
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+}
 
-    fn record_failure(&self, name: &str, now: i64) {
-        if let Ok(mut failures) = self.failed_sign_ins.lock() {
-            failures.entry(name.to_owned()).or_default().push(now);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_a_user_could_have_reach_the_limiter() {
+        assert!(possible_user_name("plant-a"));
+        assert!(possible_user_name("ana.li@hz-plant_7"));
+        assert!(possible_user_name(&"a".repeat(64)));
+        for bad in [
+            "",
+            &"a".repeat(65),
+            "-dash",
+            "space name",
+            "ünïcode",
+            "a\0b",
+        ] {
+            assert!(!possible_user_name(bad), "{bad:?}");
         }
     }
 }

@@ -39,6 +39,19 @@ fn default_share() -> u8 {
     30
 }
 
+/// Refuses an amount from a request that is larger than the portal computes with
+/// ([`Yuan::MAX`]), naming the field: past it, a share of the amount would not fit in 64 bits.
+fn check_at_most_max(field: &str, amount: Yuan) -> Result<(), PortalError> {
+    if amount > Yuan::MAX {
+        Err(PortalError::invalid(format!(
+            "{field} {amount}: at most {} yuan",
+            Yuan::MAX
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) const CATEGORIES: [&str; 3] = ["compute", "scenario", "services"];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -269,6 +282,8 @@ impl Portal {
                 "amount and cap_per_firm must be more than zero",
             ));
         }
+        check_at_most_max("amount", budget.amount)?;
+        check_at_most_max("cap_per_firm", budget.cap_per_firm)?;
         if !(1..=100).contains(&budget.max_share_pct) {
             return Err(PortalError::invalid("max_share_pct: 1 to 100"));
         }
@@ -388,6 +403,7 @@ impl Portal {
         if voucher.amount.fen() <= 0 {
             return Err(PortalError::invalid("amount must be more than zero"));
         }
+        check_at_most_max("amount", voucher.amount)?;
         let now = self.now_ms();
         if voucher.expires_at_ms <= now {
             return Err(PortalError::invalid(format!(
@@ -440,7 +456,8 @@ impl Portal {
         .bind(year)
         .fetch_one(&mut *tx)
         .await?;
-        if received + voucher.amount.fen() > cap {
+        let after = Yuan(received).checked_add(voucher.amount);
+        if after.is_none_or(|total| total.fen() > cap) {
             return Err(PortalError::Conflict(format!(
                 "plant {} has received {} yuan of {category} vouchers in {year}; {} more would pass the cap of {} per firm",
                 voucher.plant,
@@ -644,6 +661,7 @@ impl Portal {
         if redemption.invoice_total.fen() <= 0 {
             return Err(PortalError::invalid("invoice_total must be more than zero"));
         }
+        check_at_most_max("invoice_total", redemption.invoice_total)?;
         let now = self.now_ms();
         let mut tx = self.begin(caller).await?;
         // The lock every redemption of this voucher queues on.
@@ -665,8 +683,16 @@ impl Portal {
                 Timestamp(voucher.expires_at_ms)
             )));
         }
-        let share_cap = redemption.invoice_total.fen() * i64::from(voucher.max_share_pct) / 100;
-        let covered = share_cap.min(voucher.remaining.fen());
+        let share_cap = redemption
+            .invoice_total
+            .checked_share(voucher.max_share_pct)
+            .ok_or_else(|| {
+                PortalError::invalid(format!(
+                    "invoice_total {}: too large to take {} % of",
+                    redemption.invoice_total, voucher.max_share_pct
+                ))
+            })?;
+        let covered = share_cap.fen().min(voucher.remaining.fen());
         if covered <= 0 {
             return Err(PortalError::Conflict(format!(
                 "voucher {id} covers nothing of this invoice (holds {}, pays at most {} %)",

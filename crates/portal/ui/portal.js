@@ -89,7 +89,7 @@ function shell() {
 }
 
 function signOut() {
-  // A session ends on the server too; an API token stays valid.
+  // Ends the credential on the server too: a session closes, an API token is revoked.
   if (token()) api('/api/v1/logout', { method: 'POST' }).catch(() => {});
   try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* ignore */ }
   me = null;
