@@ -291,6 +291,17 @@ impl<K: std::hash::Hash + Eq + Clone> FailureTable<K> {
     }
 }
 
+/// What the limiter counts a client by: its IPv4 address, or its IPv6 /64 (one host is
+/// usually given a whole /64, so counting single IPv6 addresses would count nothing).
+fn client_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !u128::from(u64::MAX),
+        )),
+    }
+}
+
 /// A login under way: the limiter let it through; the password is checked next, off the async
 /// workers and outside the accounts lock ([`LoginAttempt::verify`]), then
 /// [`Accounts::finish_login`] counts the outcome.
@@ -461,6 +472,7 @@ impl Accounts {
         client: IpAddr,
         now: Duration,
     ) -> Result<LoginAttempt, AuthError> {
+        let client = client_key(client);
         let (from_client, oldest) = self.failures_by_client.count(&client, now);
         if from_client >= LOGIN_FAILURES {
             let oldest = oldest.unwrap_or(now);
@@ -769,6 +781,26 @@ mod tests {
                 .login("ana", "s3cret-pass", HERE, t0 + LOGIN_WINDOW, ms)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64() {
+        let mut accounts = Accounts::new();
+        let t0 = Duration::from_secs(1);
+        let host =
+            |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, 0, 0, 0, last));
+        for i in 0..LOGIN_FAILURES {
+            let a = accounts
+                .begin_login("x", host(u16::try_from(i).unwrap()), t0)
+                .unwrap();
+            let _ = accounts.finish_login(&a, false, t0);
+        }
+        assert!(matches!(
+            accounts.begin_login("x", host(999), t0),
+            Err(AuthError::RateLimited(_))
+        ));
+        let elsewhere = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 8, 0, 0, 0, 1));
+        assert!(accounts.begin_login("x", elsewhere, t0).is_ok());
     }
 
     #[test]

@@ -342,7 +342,10 @@ async fn finding_1_approving_a_proposal_never_approves_another_past_a_thousand()
         .map(|p| p["id"].as_str().unwrap_or_default().to_owned())
         .collect();
     let listed = ids.len();
-    assert_eq!(listed, 1_002, "every pending proposal is listed, however many");
+    assert_eq!(
+        listed, 1_002,
+        "every pending proposal is listed, however many"
+    );
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), listed, "no id twice");
