@@ -524,10 +524,10 @@ pub(crate) struct TelemetryQuery {
 
 /// Raw samples are capped so a wide range cannot make a huge answer; roll-ups cover the rest.
 const MAX_RAW_POINTS: usize = 20_000;
-/// The widest range each resolution answers: raw 7 days, minute buckets 92 days, hours 5 years.
+/// The widest range each resolution answers: raw 7 days, minute buckets 92 days, hours 10 years.
 const MAX_RAW_SPAN_MS: i64 = 7 * 86_400_000;
 const MAX_MINUTE_SPAN_MS: i64 = 92 * 86_400_000;
-const MAX_HOUR_SPAN_MS: i64 = 5 * 366 * 86_400_000;
+const MAX_HOUR_SPAN_MS: i64 = 10 * 366 * 86_400_000;
 
 fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
     chrono::DateTime::parse_from_rfc3339(text)
@@ -581,7 +581,7 @@ pub(crate) async fn telemetry(
         ),
         Some(Resolution::Hour) => (
             MAX_HOUR_SPAN_MS,
-            "a range of hour buckets is at most 5 years",
+            "a range of hour buckets is at most 10 years",
         ),
     };
     if to.0.saturating_sub(from.0) > widest {

@@ -769,6 +769,24 @@ async fn finding_8_telemetry_ranges_are_bounded_before_anything_is_read() {
     let (status, body) = call(
         &s,
         "GET",
+        &format!("{base}&from=2015-01-01T00:00:00Z&bucket=hour"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &s,
+        "GET",
+        &format!("{base}&from=2020-01-01T00:00:00Z&bucket=hour"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        &s,
+        "GET",
         &format!("{base}&from=2026-03-01T00:00:00Z&to=2026-03-02T01:00:00Z"),
         Some(&viewer),
         None,

@@ -272,3 +272,53 @@ pub(crate) fn count(n: i64, what: &'static str) -> Result<u64, StoreError> {
 pub(crate) fn check_proposal(p: &crate::NewProposal) -> Result<(), StoreError> {
     finite("proposal", "hours", p.hours)
 }
+
+/// A token row: sha256, id, user, role, kind, issued, expires, revoked at, revoked by.
+pub(crate) fn token_of<R>(r: &R, what: &'static str) -> Result<crate::StoredToken, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(crate::StoredToken {
+        sha256: get(r, 0, what)?,
+        id: get(r, 1, what)?,
+        user: get(r, 2, what)?,
+        role: get(r, 3, what)?,
+        kind: get(r, 4, what)?,
+        issued_at: Timestamp(get(r, 5, what)?),
+        expires_at: Timestamp(get(r, 6, what)?),
+        revoked_at: get::<_, Option<i64>>(r, 7, what)?.map(Timestamp),
+        revoked_by: get(r, 8, what)?,
+    })
+}
+
+/// A proposal row, in the column order both engines select.
+pub(crate) fn proposal_of<R>(r: &R, what: &'static str) -> Result<crate::StoredProposal, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(crate::StoredProposal {
+        seq: get(r, 0, what)?,
+        proposal: crate::NewProposal {
+            created_at: Timestamp(get(r, 1, what)?),
+            requested_by: get(r, 2, what)?,
+            role: get(r, 3, what)?,
+            via: get(r, 4, what)?,
+            kind: get(r, 5, what)?,
+            machine: get(r, 6, what)?,
+            hours: get(r, 7, what)?,
+            summary: get(r, 8, what)?,
+            plan_decision: get(r, 9, what)?,
+        },
+        status: get(r, 10, what)?,
+        decided_by: get(r, 11, what)?,
+        decided_at: get::<_, Option<i64>>(r, 12, what)?.map(Timestamp),
+        decision: get(r, 13, what)?,
+    })
+}

@@ -1,7 +1,7 @@
 //! Users and API tokens of `aifactory serve`.
 
 use super::PgStore;
-use crate::common::{get, read, write};
+use crate::common::{get, read, token_of, write};
 use crate::{StoreError, StoredToken, StoredUser};
 use aifactory_core::Timestamp;
 
@@ -116,17 +116,3 @@ impl PgStore {
 
 const TOKENS_SQL: &str = "SELECT token_sha256, id, user_name, role, kind, issued_at, expires_at, \
      revoked_at, revoked_by FROM accounts_tokens ORDER BY issued_at, id";
-
-fn token_of(r: &sqlx::postgres::PgRow, what: &'static str) -> Result<StoredToken, StoreError> {
-    Ok(StoredToken {
-        sha256: get(r, 0, what)?,
-        id: get(r, 1, what)?,
-        user: get(r, 2, what)?,
-        role: get(r, 3, what)?,
-        kind: get(r, 4, what)?,
-        issued_at: Timestamp(get(r, 5, what)?),
-        expires_at: Timestamp(get(r, 6, what)?),
-        revoked_at: get::<_, Option<i64>>(r, 7, what)?.map(Timestamp),
-        revoked_by: get(r, 8, what)?,
-    })
-}

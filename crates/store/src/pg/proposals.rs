@@ -1,33 +1,9 @@
 //! What-if proposals: numbered by a sequence that never gives a number twice, decided once.
 
 use super::PgStore;
-use crate::common::{check_proposal, get, read, write};
+use crate::common::{check_proposal, get, proposal_of, read, write};
 use crate::{NewProposal, StoreError, StoredProposal};
 use aifactory_core::Timestamp;
-
-fn proposal_of(
-    r: &sqlx::postgres::PgRow,
-    what: &'static str,
-) -> Result<StoredProposal, StoreError> {
-    Ok(StoredProposal {
-        seq: get(r, 0, what)?,
-        proposal: NewProposal {
-            created_at: Timestamp(get(r, 1, what)?),
-            requested_by: get(r, 2, what)?,
-            role: get(r, 3, what)?,
-            via: get(r, 4, what)?,
-            kind: get(r, 5, what)?,
-            machine: get(r, 6, what)?,
-            hours: get(r, 7, what)?,
-            summary: get(r, 8, what)?,
-            plan_decision: get(r, 9, what)?,
-        },
-        status: get(r, 10, what)?,
-        decided_by: get(r, 11, what)?,
-        decided_at: get::<_, Option<i64>>(r, 12, what)?.map(Timestamp),
-        decision: get(r, 13, what)?,
-    })
-}
 
 impl PgStore {
     /// Keeps a new proposal, pending; its number, never given before.
