@@ -263,6 +263,40 @@ fn the_ladder_assesses_each_configuration_at_its_tier() {
             .is_some_and(|n| n > 0.0),
         "{v}"
     );
+    // Each run's KPIs and ledger hash, in seed order; the same run again gives the same ones.
+    for rung in rungs {
+        let runs = rung["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{rung}");
+        assert_eq!(
+            (runs[0]["seed"].clone(), runs[1]["seed"].clone()),
+            (1.into(), 2.into())
+        );
+        for run in runs {
+            let head = run["ledger_sha256"].as_str().unwrap();
+            assert!(
+                head.len() == 64 && head.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{run}"
+            );
+            assert!(run["kpis"]["oee"].as_f64().is_some(), "{run}");
+        }
+    }
+    assert_ne!(
+        rungs[1]["runs"][0]["ledger_sha256"], rungs[2]["runs"][0]["ledger_sha256"],
+        "tiers decide differently"
+    );
+    let again = aifactory(&[
+        "ladder", "--plant", &plant, "--days", "60", "--seeds", "2", "--tiers", "2", "--json",
+    ]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let tier2 = again["rungs"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["tier"] == 2))
+        .unwrap();
+    assert_eq!(
+        tier2["runs"], rungs[2]["runs"],
+        "same seed, same ledger, same KPIs"
+    );
     let out = aifactory(&["ladder", "--seeds", "1"]);
     assert!(!out.status.success());
     assert!(

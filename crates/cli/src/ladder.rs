@@ -85,6 +85,10 @@ fn describe(tier: u8) -> &'static str {
 
 #[derive(Debug, Clone)]
 struct RunResult {
+    seed: u64,
+    /// The head of the run's hash-chained ledger: a SHA-256 over every record in order, so two
+    /// runs with the same head wrote the same ledger.
+    ledger_sha256: String,
     kpis: Kpis,
     assessed_tier: u8,
     decisions: usize,
@@ -175,6 +179,8 @@ fn run_one(
     };
     let assessment = aifactory_assess::assess(ledger.entries(), &coverage);
     Ok(RunResult {
+        seed,
+        ledger_sha256: ledger.head().to_owned(),
         kpis,
         assessed_tier: assessment.tier,
         decisions: count,
@@ -217,6 +223,18 @@ struct Rung {
     stages: Vec<StageDepth>,
     /// The closed loop's work per run (tier 3).
     closed_loop: Option<LoopWork>,
+    /// Each run: its seed, every KPI and its ledger's SHA-256 (a refactor that changes no
+    /// answer leaves all of them equal).
+    runs: Vec<RunRecord>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RunRecord {
+    seed: u64,
+    assessed_tier: u8,
+    decisions: usize,
+    ledger_sha256: String,
+    kpis: Kpis,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -352,6 +370,16 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                     None
                 },
                 total_cost_by_seed: runs.iter().map(|r| r.kpis.total_cost).collect(),
+                runs: runs
+                    .iter()
+                    .map(|r| RunRecord {
+                        seed: r.seed,
+                        assessed_tier: r.assessed_tier,
+                        decisions: r.decisions,
+                        ledger_sha256: r.ledger_sha256.clone(),
+                        kpis: r.kpis.clone(),
+                    })
+                    .collect(),
                 missing_for_next_tier: runs.first().map(|r| r.missing.clone()).unwrap_or_default(),
                 stages: runs.first().map(|r| r.stages.clone()).unwrap_or_default(),
                 closed_loop: {
