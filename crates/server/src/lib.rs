@@ -140,6 +140,10 @@ pub struct ApiError {
     /// The request field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds to wait before trying again (sent as `Retry-After` with a 429).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -148,13 +152,22 @@ impl ApiError {
             status,
             error: error.into(),
             field: None,
+            retry_after_s: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self)).into_response()
+        match self.retry_after_s {
+            Some(s) => (
+                self.status,
+                [(header::RETRY_AFTER, s.to_string())],
+                Json(self),
+            )
+                .into_response(),
+            None => (self.status, Json(self)).into_response(),
+        }
     }
 }
 
@@ -185,9 +198,11 @@ pub(crate) fn body_error(rejection: &JsonRejection) -> ApiError {
             .map(str::to_owned)
     });
     ApiError {
-        status: rejection.status(),
-        error: format!("the request body is not what this route takes: {text}"),
         field,
+        ..ApiError::new(
+            rejection.status(),
+            format!("the request body is not what this route takes: {text}"),
+        )
     }
 }
 
@@ -403,10 +418,13 @@ struct LoginBody {
 
 fn login_error(e: AuthError) -> ApiError {
     match e {
-        AuthError::RateLimited(s) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins from this address; try again in {s} s"),
-        ),
+        AuthError::RateLimited(s) => ApiError {
+            retry_after_s: Some(s),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed logins from this address; try again in {s} s"),
+            )
+        },
         AuthError::BadCredentials => {
             ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password")
         }

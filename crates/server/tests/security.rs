@@ -655,8 +655,19 @@ async fn finding_6_failures_from_one_address_do_not_lock_out_another() {
         let (status, _) = login(&s, "admin", "guess", from(66)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, body) = login(&s, "admin", ADMIN_PASSWORD, from(66)).await;
+    let body = json!({ "username": "admin", "password": ADMIN_PASSWORD });
+    let (status, headers, body) = send(
+        &s.app,
+        request("POST", "/api/v1/login", None, Some(body), from(66)),
+    )
+    .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let wait: u64 = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!((1..=60).contains(&wait), "{wait}");
     let (status, body) = login(&s, "admin", ADMIN_PASSWORD, from(1)).await;
     assert_eq!(
         status,
