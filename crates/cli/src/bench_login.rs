@@ -44,14 +44,6 @@ pub(crate) struct LoginBenchArgs {
 
 const PASSWORD: &str = "bench-admin-password";
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 /// The `n`-th loopback client address, skipping 127.0.0.1 (the pollers').
 fn client(n: u32) -> IpAddr {
     let n = n % (254 * 254);
@@ -363,8 +355,8 @@ pub(crate) fn run(args: &LoginBenchArgs) -> anyhow::Result<ExitCode> {
                 "concurrency": args.concurrency,
                 "seconds": args.seconds,
                 "logins": with.login_ms.len(),
-                "login_ms_p50": percentile(&with.login_ms, 50.0),
-                "login_ms_p99": percentile(&with.login_ms, 99.0),
+                "login_ms_p50": crate::bench_agent::percentile(&with.login_ms, 0.50),
+                "login_ms_p99": crate::bench_agent::percentile(&with.login_ms, 0.99),
                 "latest_per_s_alone": alone.latest_per_s,
                 "latest_per_s_with_logins": with.latest_per_s,
                 "latest_ratio": with.latest_per_s / alone.latest_per_s,
