@@ -224,9 +224,13 @@ fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
     let agent = agent();
     let token = login(&agent, &base, &password);
     // Only ingest writes telemetry on this path: points there mean the broker round trip works.
+    // The range is the plant's first day, not the default six hours before the twin's now: on
+    // a loaded machine the ingest may lag the twin by more than that.
     let raw = wait_for(
         &agent,
-        &format!("{base}/api/v1/telemetry?machine=TURN-01&signal=vibration_mm_s"),
+        &format!(
+            "{base}/api/v1/telemetry?machine=TURN-01&signal=vibration_mm_s&from=2026-03-01T16:00:00Z&to=2026-03-02T16:00:00Z"
+        ),
         &token,
         |s, b| s == 200 && b["points"].as_array().is_some_and(|p| p.len() > 10),
     );

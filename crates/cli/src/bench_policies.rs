@@ -3,8 +3,8 @@
 
 use aifactory_skills::{ApsConfig, ApsPolicy};
 use aifactory_twin::{
-    BaselinePolicy, DispatchRule, Floor, MachineId, MachineView, MaterialView, PlantModel, Policy,
-    PurchaseRequest, QueuedOp, SimTime, Simulation,
+    BaselinePolicy, DispatchRule, Floor, MachineId, MachineView, MaterialView, PlantModel,
+    PlantTime, Policy, PurchaseRequest, QueuedOp, Simulation,
 };
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,13 +25,13 @@ impl<P: Policy> Policy for Timed<P> {
     fn name(&self) -> String {
         self.inner.name()
     }
-    fn dispatch(&mut self, now: SimTime, m: MachineId, c: &[QueuedOp]) -> usize {
+    fn dispatch(&mut self, now: PlantTime, m: MachineId, c: &[QueuedOp]) -> usize {
         self.inner.dispatch(now, m, c)
     }
     fn start_maintenance(&mut self, v: &MachineView) -> bool {
         self.inner.start_maintenance(v)
     }
-    fn purchase(&mut self, now: SimTime, s: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, now: PlantTime, s: &[MaterialView]) -> Vec<PurchaseRequest> {
         self.inner.purchase(now, s)
     }
     fn wants_floor(&self) -> bool {
@@ -372,15 +372,15 @@ fn run_one<P: Policy + Send + 'static>(
     let mut sim = Simulation::new(Arc::clone(model), seed, Box::new(policy), Some(0.0));
     // Demand is generated per whole day; a fractional --days still ends the window there.
     sim.stop_demand_after_days(args.days.ceil() as u32);
-    sim.run_until(SimTime::from_days(args.days), &mut ());
-    let end = SimTime::from_days(args.days + args.drain_days);
+    sim.run_until(PlantTime::from_days(args.days), &mut ());
+    let end = PlantTime::from_days(args.days + args.drain_days);
     // Step an hour at a time so the run stops soon after the last order, not at the cap.
     while sim.open_orders() > 0 && sim.now() < end {
-        let next = SimTime::from_hours(sim.now().hours() + 1.0).min(end);
+        let next = PlantTime::from_hours(sim.now().hours() + 1.0).min(end);
         sim.run_until(next, &mut ());
     }
     let unfinished_orders = sim.open_orders();
-    let makespan_h = sim.last_order_completed().map_or(0.0, SimTime::hours);
+    let makespan_h = sim.last_order_completed().map_or(0.0, PlantTime::hours);
     let kpis = sim.finish().kpis;
     let replan_s = log.lock().map(|v| v.clone()).unwrap_or_default();
     SeedRun {

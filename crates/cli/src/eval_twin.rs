@@ -11,7 +11,7 @@ use aifactory_skills::forecast::{BacktestConfig, DemandForecaster, DemandRecorde
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};
 use aifactory_skills::quality::{ProcessSettings, StepToTune, VariedSettings, learn_settings};
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
-use aifactory_twin::{BaselinePolicy, PlantModel, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, Simulation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -118,7 +118,7 @@ fn run_kpis(
     policy: Box<dyn aifactory_twin::Policy + Send>,
 ) -> Kpis {
     let mut sim = Simulation::new(Arc::clone(model), seed, policy, None);
-    sim.run_until(SimTime::from_days(days), &mut ());
+    sim.run_until(PlantTime::from_days(days), &mut ());
     sim.finish().kpis
 }
 
@@ -240,7 +240,7 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
         let mut recorder = DefectRecorder::new(model.plant());
         let policy = VariedSettings::new(BaselinePolicy::default(), DEFECT_SPREAD, seed);
         let mut sim = Simulation::new(Arc::clone(&model), seed, Box::new(policy), None);
-        sim.run_until(SimTime::from_days(DEFECT_DAYS), &mut recorder);
+        sim.run_until(PlantTime::from_days(DEFECT_DAYS), &mut recorder);
         let split = start.0 + (DEFECT_DAYS / 2.0 * 86_400_000.0) as i64;
         let (train, test): (Vec<OperationRow>, Vec<OperationRow>) =
             recorder.rows.into_iter().partition(|r| r.at.0 < split);
@@ -305,7 +305,7 @@ pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
             Box::new(BaselinePolicy::default()),
             Some(0.0),
         );
-        sim.run_until(SimTime::from_days(DEMAND_DAYS as f64), &mut recorder);
+        sim.run_until(PlantTime::from_days(DEMAND_DAYS as f64), &mut recorder);
         let mut per_seed: Option<aifactory_skills::forecast::BacktestReport> = None;
         for series in &recorder.units {
             let report = backtest(series, &forecaster, &config)
@@ -400,6 +400,6 @@ fn order_book(
         Box::new(BaselinePolicy::default()),
         Some(0.0),
     );
-    sim.run_until(SimTime::from_days(ORDER_BOOK_DAYS as f64), &mut recorder);
+    sim.run_until(PlantTime::from_days(ORDER_BOOK_DAYS as f64), &mut recorder);
     Ok(recorder.products.into_iter().zip(recorder.units).collect())
 }

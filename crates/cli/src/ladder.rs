@@ -10,7 +10,7 @@ use aifactory_assess::ledger::Record;
 use aifactory_assess::{Coverage, Ledger};
 use aifactory_coordinator::{Links, Setup, Tier};
 use aifactory_core::{DecisionLog, Kpis};
-use aifactory_twin::{PlantModel, SimTime, Simulation};
+use aifactory_twin::{PlantModel, PlantTime, Simulation};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -145,7 +145,7 @@ fn run_one(
     let mut trials = twin_trials(model, seed);
     let (order_book, records) = records_on_file(model, seed);
     let setup = Setup {
-        model,
+        master: model.master(),
         tier: Tier::from_number(tier)?,
         links,
         log: Some(&log),
@@ -157,8 +157,8 @@ fn run_one(
     let closed_loop = configured.closed_loop.clone();
     let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
     match configured.observer {
-        Some(mut observer) => sim.run_until(SimTime::from_days(days), &mut observer),
-        None => sim.run_until(SimTime::from_days(days), &mut ()),
+        Some(mut observer) => sim.run_until(PlantTime::from_days(days), &mut observer),
+        None => sim.run_until(PlantTime::from_days(days), &mut ()),
     }
     let kpis = sim.finish().kpis;
     let records = log.drain();
@@ -171,7 +171,7 @@ fn run_one(
         ledger.append(r).context("encoding a ledger record")?;
     }
     // The twin streams every machine's sensors.
-    let machines = u32::try_from(model.machine_ids().count()).unwrap_or(u32::MAX);
+    let machines = u32::try_from(model.master().machine_ids().count()).unwrap_or(u32::MAX);
     let coverage = Coverage {
         machines,
         machines_streaming: machines,

@@ -14,7 +14,7 @@ use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetecto
 use aifactory_skills::spc::{Dispersion, IndividualsChart, RuleSet, XbarChart};
 use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample, SeriesName};
 use aifactory_store::{RunInfo, Store};
-use aifactory_twin::{Command, CommandInbox, Observer, PlantModel, SimTime, Simulation};
+use aifactory_twin::{Command, CommandInbox, Observer, PlantModel, PlantTime, Simulation};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ pub(crate) struct LiveTwin {
     stop: Arc<AtomicBool>,
     /// Set once the warm-up is done and the twin runs paced.
     warm: Arc<AtomicBool>,
-    thread: tokio::task::JoinHandle<anyhow::Result<SimTime>>,
+    thread: tokio::task::JoinHandle<anyhow::Result<PlantTime>>,
     writer: tokio::task::JoinHandle<anyhow::Result<()>>,
     broker: Option<ViaBroker>,
 }
@@ -79,7 +79,7 @@ impl LiveTwin {
         }
     }
 
-    pub(crate) async fn stop(self) -> anyhow::Result<SimTime> {
+    pub(crate) async fn stop(self) -> anyhow::Result<PlantTime> {
         self.stop.store(true, Ordering::Relaxed);
         // The twin thread drops its edge node on the way out, which ends the publisher.
         let reached = self.thread.await.context("the live twin stopped")??;
@@ -472,7 +472,7 @@ struct Runner {
 const HEALTH_HORIZON_H: f64 = 24.0;
 
 impl Runner {
-    fn advance(&mut self, until: SimTime) {
+    fn advance(&mut self, until: PlantTime) {
         self.sim.run_until(until, &mut self.watcher);
         // The skills' decisions go with the batch that holds the events they caused.
         let scope = self.scope.clone();
@@ -617,7 +617,12 @@ impl Runner {
                 }
             })
             .collect();
-        let machine_ids: Vec<String> = self.model.machine_ids().map(str::to_owned).collect();
+        let machine_ids: Vec<String> = self
+            .model
+            .master()
+            .machine_ids()
+            .map(str::to_owned)
+            .collect();
         let plan = board
             .as_ref()
             .and_then(|b| b.live_plan.as_ref())
@@ -758,7 +763,7 @@ pub(crate) async fn start(
     let configured = {
         let mut trials = crate::ladder::twin_trials(&model, spec.seed);
         let setup = aifactory_coordinator::Setup {
-            model: &model,
+            master: model.master(),
             tier: aifactory_coordinator::Tier::Two,
             links: aifactory_coordinator::Links::ALL,
             log: Some(&log),
@@ -884,14 +889,14 @@ pub(crate) async fn start(
         survival,
         renewed: vec![(0, 0.0); machine_count],
     };
-    let warm_up = SimTime::from_days(spec.warm_up_days);
+    let warm_up = PlantTime::from_days(spec.warm_up_days);
     let warm = Arc::new(AtomicBool::new(false));
     let warm_thread = Arc::clone(&warm);
     let thread = tokio::task::spawn_blocking(move || {
         // Warm-up in twin hours, publishing as it goes so the page fills while it runs.
-        let mut t = SimTime(0);
+        let mut t = PlantTime(0);
         while t < warm_up && !stop_thread.load(Ordering::Relaxed) {
-            t = SimTime((t.0 + 3_600_000).min(warm_up.0));
+            t = PlantTime((t.0 + 3_600_000).min(warm_up.0));
             runner.advance(t);
             runner.publish(true);
             if let Some(flow) = &flow {
@@ -904,7 +909,7 @@ pub(crate) async fn start(
         while !stop_thread.load(Ordering::Relaxed) {
             let wall = live_from.elapsed().as_secs_f64();
             let target = warm_up.0 + (wall * runner.speed * 1000.0) as u64;
-            runner.advance(SimTime(target));
+            runner.advance(PlantTime(target));
             if last_publish.elapsed() >= Duration::from_millis(500) {
                 runner.publish(true);
                 last_publish = Instant::now();

@@ -5,8 +5,8 @@ use crate::record::{self, StoreTarget};
 use crate::{DemoArgs, REFERENCE_PLANT, SimArgs, output};
 use aifactory_core::Plant;
 use aifactory_twin::{
-    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult, SimTime,
-    Simulation,
+    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PlantTime, PurchasingRule,
+    SimResult, Simulation,
 };
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -106,8 +106,13 @@ pub(crate) fn tier1_policy(
     base: BaselinePolicy,
     log: Option<&aifactory_core::DecisionLog>,
 ) -> anyhow::Result<aifactory_coordinator::Tier1> {
-    aifactory_coordinator::tier1(model, base, log, &std::collections::BTreeMap::new())
-        .context("setting up the tier-1 skills")
+    aifactory_coordinator::tier1(
+        model.master(),
+        base,
+        log,
+        &std::collections::BTreeMap::new(),
+    )
+    .context("setting up the tier-1 skills")
 }
 
 /// Runs the twin day by day (so the progress bar moves) and closes the books at the horizon.
@@ -125,7 +130,7 @@ pub(crate) fn simulate(
             let (order_book, records) = crate::ladder::records_on_file(&model, spec.seed);
             let mut trials = crate::ladder::twin_trials(&model, spec.seed);
             let setup = aifactory_coordinator::Setup {
-                model: &model,
+                master: model.master(),
                 tier: aifactory_coordinator::Tier::Two,
                 links: aifactory_coordinator::Links::ALL,
                 log: spec.decisions.as_ref(),
@@ -152,10 +157,10 @@ pub(crate) fn simulate(
     let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
     let whole_days = spec.days.floor() as u64;
     for day in 1..=whole_days {
-        sim.run_until(SimTime::from_days(day as f64), observer);
+        sim.run_until(PlantTime::from_days(day as f64), observer);
         bar.set_position(day);
     }
-    sim.run_until(SimTime::from_days(spec.days), observer);
+    sim.run_until(PlantTime::from_days(spec.days), observer);
     bar.finish_and_clear();
     Ok(sim.finish())
 }

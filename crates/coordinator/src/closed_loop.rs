@@ -19,9 +19,9 @@
 //!   low; each move of a product's lead time is a model update.
 
 use aifactory_core::{EventKind, PlantEvent, Timestamp};
+use aifactory_plant::{MachineId, Observer, ParamSpec, PlantTime, Policy, QueuedOp};
 use aifactory_skills::board::PlanBoard;
 use aifactory_skills::log::SkillLog;
-use aifactory_twin::{MachineId, Observer, ParamSpec, Policy, QueuedOp, SimTime};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -47,7 +47,7 @@ pub struct GuardedChange {
     pub values: Vec<f64>,
     pub previous: Vec<f64>,
     /// When the new values take effect (twin time): at once, or once approved.
-    pub effective_from: SimTime,
+    pub effective_from: PlantTime,
     pub needs_approval: bool,
 }
 
@@ -57,7 +57,7 @@ pub fn guard_change(
     specs: &[(String, f64, f64)],
     previous: &[f64],
     proposed: &[f64],
-    now: SimTime,
+    now: PlantTime,
 ) -> Result<GuardedChange, String> {
     let mut needs_approval = false;
     for (((name, min, max), &old), &new) in specs.iter().zip(previous).zip(proposed) {
@@ -75,7 +75,7 @@ pub fn guard_change(
         values: proposed.to_vec(),
         previous: previous.to_vec(),
         effective_from: if needs_approval {
-            SimTime(now.0 + APPROVAL_DELAY_MS)
+            PlantTime(now.0 + APPROVAL_DELAY_MS)
         } else {
             now
         },
@@ -129,13 +129,13 @@ struct LoopState {
     /// Quotes awaiting delivery: sales order → (decision, promised plant time ms).
     quotes: HashMap<String, (String, i64)>,
     /// Orders released by the release control: sales order → (product, released at).
-    released: HashMap<String, (usize, SimTime)>,
+    released: HashMap<String, (usize, PlantTime)>,
     /// Measured flow times per product (hours, release to completion), the latest last.
     flow_h: BTreeMap<usize, Vec<f64>>,
     /// The release lead time last reported per product (hours).
     reported_lead_h: BTreeMap<usize, f64>,
     /// Latest twin time seen by the policy (set-points take effect by it).
-    now: SimTime,
+    now: PlantTime,
     outcomes: u64,
     model_updates: u64,
     rollbacks: u64,
@@ -182,7 +182,7 @@ impl ClosedLoop {
             released: HashMap::new(),
             flow_h: BTreeMap::new(),
             reported_lead_h: BTreeMap::new(),
-            now: SimTime(0),
+            now: PlantTime(0),
             outcomes: 0,
             model_updates: 0,
             rollbacks: 0,
@@ -246,7 +246,7 @@ impl<P: Policy> GuardedSettings<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for GuardedSettings<P> {
+impl<P: Policy> aifactory_plant::Layer for GuardedSettings<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -258,7 +258,7 @@ impl<P: Policy> aifactory_twin::Layer for GuardedSettings<P> {
         "guarded-settings"
     }
 
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
         self.state.lock().now = now;
         self.inner.dispatch(now, machine, candidates)
     }
@@ -341,7 +341,7 @@ impl<P: Policy> ReleaseControl<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for ReleaseControl<P> {
+impl<P: Policy> aifactory_plant::Layer for ReleaseControl<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -353,7 +353,7 @@ impl<P: Policy> aifactory_twin::Layer for ReleaseControl<P> {
         "release-control"
     }
 
-    fn release(&mut self, now: SimTime, pending: &[aifactory_twin::OrderView]) -> Vec<usize> {
+    fn release(&mut self, now: PlantTime, pending: &[aifactory_plant::OrderView]) -> Vec<usize> {
         let mut chosen = self.inner.release(now, pending);
         let mut state = self.state.lock();
         let state = &mut *state;
@@ -421,8 +421,8 @@ impl LoopObserver {
     }
 }
 
-fn twin_time(start: Timestamp, at: Timestamp) -> SimTime {
-    SimTime(u64::try_from(at.0.saturating_sub(start.0)).unwrap_or(0))
+fn twin_time(start: Timestamp, at: Timestamp) -> PlantTime {
+    PlantTime(u64::try_from(at.0.saturating_sub(start.0)).unwrap_or(0))
 }
 
 impl Observer for LoopObserver {
@@ -520,7 +520,7 @@ impl Observer for LoopObserver {
 
 /// Judges a step once its arms have enough units: the risk estimate (testing) is re-estimated
 /// from production, and the tuned settings (design) are verified against their control.
-fn measure_step(state: &mut LoopState, key: (usize, usize), now: SimTime) {
+fn measure_step(state: &mut LoopState, key: (usize, usize), now: PlantTime) {
     let Some(log) = &state.log else { return };
     let Some(s) = state.steps.get_mut(&key) else {
         return;
@@ -634,18 +634,18 @@ mod tests {
 
     #[test]
     fn the_guard_refuses_values_outside_the_bounds_and_names_them() {
-        let err = guard_change(&specs(), &[150.0, 0.3], &[150.0, 0.6], SimTime(0));
+        let err = guard_change(&specs(), &[150.0, 0.3], &[150.0, 0.6], PlantTime(0));
         assert_eq!(
             err,
             Err("feed = 0.6 is outside its bounds [0.1, 0.5]".to_owned())
         );
-        let err = guard_change(&specs(), &[150.0, 0.3], &[f64::NAN, 0.3], SimTime(0));
+        let err = guard_change(&specs(), &[150.0, 0.3], &[f64::NAN, 0.3], PlantTime(0));
         assert!(err.is_err());
     }
 
     #[test]
     fn small_moves_run_at_once_large_ones_wait_for_approval() {
-        let now = SimTime(5_000);
+        let now = PlantTime(5_000);
         let small = guard_change(&specs(), &[150.0, 0.3], &[170.0, 0.35], now);
         assert_eq!(
             small.map(|c| (c.needs_approval, c.effective_from)),
@@ -655,7 +655,7 @@ mod tests {
         let large = guard_change(&specs(), &[150.0, 0.3], &[180.0, 0.3], now);
         assert_eq!(
             large.map(|c| (c.needs_approval, c.effective_from)),
-            Ok((true, SimTime(5_000 + APPROVAL_DELAY_MS)))
+            Ok((true, PlantTime(5_000 + APPROVAL_DELAY_MS)))
         );
     }
 

@@ -3,8 +3,8 @@
 //! has the slack to wait — so its load moves out of peak hours.
 
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
+use aifactory_plant::{MachineId, MasterData, PlantTime, Policy, QueuedOp};
 use aifactory_skills::log::SkillLog;
-use aifactory_twin::{MachineId, PlantModel, Policy, QueuedOp, SimTime};
 use std::sync::Arc;
 
 /// Hold only when waiting saves at least this much per hour held (currency per hour): the run
@@ -20,17 +20,17 @@ const MIN_SLACK_MS: u64 = 48 * 3_600_000;
 #[derive(Debug)]
 pub struct TariffAware<P> {
     inner: P,
-    model: Arc<PlantModel>,
+    master: Arc<MasterData>,
     machine_ids: Vec<String>,
     ledger: Option<SkillLog>,
 }
 
 impl<P: Policy> TariffAware<P> {
-    pub fn new(inner: P, model: Arc<PlantModel>) -> Self {
-        let machine_ids = model.machine_ids().map(str::to_owned).collect();
+    pub fn new(inner: P, master: Arc<MasterData>) -> Self {
+        let machine_ids = master.machine_ids().map(str::to_owned).collect();
         TariffAware {
             inner,
-            model,
+            master,
             machine_ids,
             ledger: None,
         }
@@ -42,7 +42,7 @@ impl<P: Policy> TariffAware<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for TariffAware<P> {
+impl<P: Policy> aifactory_plant::Layer for TariffAware<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -56,16 +56,16 @@ impl<P: Policy> aifactory_twin::Layer for TariffAware<P> {
 
     fn hold_until(
         &mut self,
-        now: SimTime,
+        now: PlantTime,
         machine: MachineId,
         candidates: &[QueuedOp],
-    ) -> Option<SimTime> {
+    ) -> Option<PlantTime> {
         if let Some(t) = self.inner.hold_until(now, machine, candidates) {
             return Some(t);
         }
-        let (run_kw, idle_kw) = self.model.power_kw(machine)?;
-        let (price, change) = self.model.tariff_at(now);
-        let (next_price, _) = self.model.tariff_at(change);
+        let (run_kw, idle_kw) = self.master.power_kw(machine)?;
+        let (price, change) = self.master.tariff_at(now);
+        let (next_price, _) = self.master.tariff_at(change);
         let saving = (run_kw - idle_kw) * (price - next_price);
         let hold_ms = change.0.saturating_sub(now.0);
         if saving < MIN_SAVING_PER_H || hold_ms == 0 || hold_ms > MAX_HOLD_MS {

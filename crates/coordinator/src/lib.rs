@@ -1,5 +1,5 @@
 //! The coordinator: the AI skills composed into one rung of the AI-factory ladder, as one
-//! [`aifactory_twin::Policy`] that the twin (or a plant's connector) drives.
+//! [`aifactory_plant::Policy`] that the twin (or a plant's connector) drives.
 //!
 //! - tier 0: no AI — EDD dispatching, fixed-interval service, reorder points, default settings;
 //! - tier 1: skills each on their own — APS scheduling, condition-based maintenance,
@@ -34,12 +34,12 @@ pub use quality::{QualityPlan, TrialFn, TrialLine};
 pub use quote::Quoting;
 
 use aifactory_core::{DecisionLog, Timestamp};
+use aifactory_plant::{BaselinePolicy, Boxed, MasterData, Policy};
 use aifactory_skills::board::PlanBoard;
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance, ServiceAges};
 use aifactory_skills::quality::ProcessSettings;
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
 use aifactory_skills::{ApsConfig, ApsPolicy};
-use aifactory_twin::{BaselinePolicy, Boxed, PlantModel, Policy};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -151,7 +151,8 @@ impl Links {
 /// What to build.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a> {
-    pub model: &'a PlantModel,
+    /// The plant's master data (the plant file, indexed).
+    pub master: &'a MasterData,
     pub tier: Tier,
     pub links: Links,
     /// Where decisions go (none for a benchmark that only wants KPIs).
@@ -172,34 +173,38 @@ pub type Tier1 = ForecastReplenishment<PredictiveMaintenance<ApsPolicy>>;
 
 /// Tier 1 on its own type (the CLI's `sim --policy tier1` records it).
 pub fn tier1(
-    model: &PlantModel,
+    master: &MasterData,
     base: BaselinePolicy,
     log: Option<&DecisionLog>,
     order_book: &BTreeMap<String, Vec<f64>>,
 ) -> Result<Tier1, CoordinatorError> {
-    let (start, _) = model.plant().start();
+    let (start, _) = master.plant().start();
     let mut scheduling = ApsPolicy::new(ApsConfig::default(), base);
     if let Some(log) = log {
         scheduling = scheduling.with_log(log.clone(), start);
     }
     let mut maintenance = PredictiveMaintenance::new(scheduling, MaintenanceConfig::default());
     if let Some(log) = log {
-        let ids = model.machine_ids().map(str::to_owned).collect();
+        let ids = master.machine_ids().map(str::to_owned).collect();
         maintenance = maintenance.with_log(log.clone(), start, ids);
     }
-    replenishment(maintenance, model, log, start, order_book)
+    replenishment(maintenance, master, log, start, order_book)
 }
 
 fn replenishment<P: Policy>(
     inner: P,
-    model: &PlantModel,
+    master: &MasterData,
     log: Option<&DecisionLog>,
     start: Timestamp,
     order_book: &BTreeMap<String, Vec<f64>>,
 ) -> Result<ForecastReplenishment<P>, CoordinatorError> {
-    let mut skill =
-        ForecastReplenishment::new(inner, model.plant(), ReplenishConfig::default(), order_book)
-            .map_err(|e| CoordinatorError::Replenishment(e.to_string()))?;
+    let mut skill = ForecastReplenishment::new(
+        inner,
+        master.plant(),
+        ReplenishConfig::default(),
+        order_book,
+    )
+    .map_err(|e| CoordinatorError::Replenishment(e.to_string()))?;
     if let Some(log) = log {
         skill = skill.with_log(log.clone(), start);
     }
@@ -226,7 +231,7 @@ pub fn build(
     let base = BaselinePolicy::default();
     let policy: Box<dyn Policy + Send> = match setup.tier {
         Tier::Zero => Box::new(base),
-        Tier::One => Box::new(tier1(setup.model, base, setup.log, setup.order_book)?),
+        Tier::One => Box::new(tier1(setup.master, base, setup.log, setup.order_book)?),
         Tier::Two => {
             let board = PlanBoard::new();
             let policy = shared_plan(setup, trial, board.clone(), None)?;
@@ -238,8 +243,8 @@ pub fn build(
             });
         }
         Tier::Three => {
-            let model = setup.model;
-            let (start, _) = model.plant().start();
+            let master = setup.master;
+            let (start, _) = master.plant().start();
             let board = PlanBoard::new();
             let closed = ClosedLoop::new(
                 setup
@@ -247,8 +252,8 @@ pub fn build(
                     .map(|l| aifactory_skills::log::SkillLog::new(l.clone(), start, "LOOP")),
                 start,
                 board.clone(),
-                model.machine_ids().map(str::to_owned).collect(),
-                model
+                master.machine_ids().map(str::to_owned).collect(),
+                master
                     .plant()
                     .products
                     .iter()
@@ -288,12 +293,12 @@ fn shared_plan(
     board: PlanBoard,
     closed_loop: Option<ClosedLoop>,
 ) -> Result<Box<dyn Policy + Send>, CoordinatorError> {
-    let model = setup.model;
+    let master = setup.master;
     let links = setup.links;
-    let (start, _) = model.plant().start();
+    let (start, _) = master.plant().start();
     if closed_loop.is_some() {
         // The guard's rate limit on automatic services: a fifth of the fleet at once.
-        board.lock().max_planned_services = Some((model.machine_ids().count() / 5).max(1));
+        board.lock().max_planned_services = Some((master.machine_ids().count() / 5).max(1));
     }
     let config = ApsConfig {
         seed: setup.seed,
@@ -310,7 +315,7 @@ fn shared_plan(
     let mut stack = Boxed(Box::new(scheduling));
     // The tariff in the plan: energy-intensive machines wait out dear periods when the jobs
     // waiting for them have the slack.
-    let mut tariff = TariffAware::new(stack, std::sync::Arc::new(model.clone()));
+    let mut tariff = TariffAware::new(stack, std::sync::Arc::new(master.clone()));
     if let Some(log) = setup.log {
         tariff = tariff.with_log(log.clone(), start);
     }
@@ -319,7 +324,7 @@ fn shared_plan(
     // in the closed loop through the guard, with a control group.
     let trial = trial.ok_or(CoordinatorError::NoTrials)?;
     let quality = quality::plan_quality(
-        model,
+        master,
         trial,
         links.quality_to_process,
         setup.seed,
@@ -336,10 +341,10 @@ fn shared_plan(
     // Maintenance: windows on the board for the plan to place (cut: stops on its own).
     let mut maintenance = PredictiveMaintenance::new(stack, MaintenanceConfig::default());
     if links.maintenance_to_schedule {
-        maintenance = maintenance.with_board(board.clone(), model.service_hours());
+        maintenance = maintenance.with_board(board.clone(), master.service_hours());
     }
     if closed_loop.is_some() {
-        let machines: Vec<(String, f64, f64, f64)> = model
+        let machines: Vec<(String, f64, f64, f64)> = master
             .machine_maintenance()
             .into_iter()
             .map(|(kind, m)| {
@@ -357,13 +362,13 @@ fn shared_plan(
         );
     }
     if let Some(log) = setup.log {
-        let ids = model.machine_ids().map(str::to_owned).collect();
+        let ids = master.machine_ids().map(str::to_owned).collect();
         maintenance = maintenance.with_log(log.clone(), start, ids);
     }
     stack = Boxed(Box::new(maintenance));
     // Forecasts into purchasing (cut: reorder points).
     if links.forecast_to_plan {
-        let mut skill = replenishment(stack, model, setup.log, start, setup.order_book)?;
+        let mut skill = replenishment(stack, master, setup.log, start, setup.order_book)?;
         if closed_loop.is_some() {
             skill = skill.with_closed_loop();
         }
@@ -371,8 +376,8 @@ fn shared_plan(
     }
     // Quotes from the live plan (cut: no quotes).
     if links.schedule_to_quote {
-        let routings = (0..model.plant().products.len())
-            .map(|p| model.routing(p))
+        let routings = (0..master.plant().products.len())
+            .map(|p| master.routing(p))
             .collect();
         let mut quoting = Quoting::new(stack, board, routings, setup.seed);
         if let Some(log) = setup.log {
@@ -386,7 +391,7 @@ fn shared_plan(
     // Closed loop: orders released by measured flow times (outermost, so quoting and
     // forecasting still see every order on arrival).
     if let Some(closed) = &closed_loop {
-        let products = model
+        let products = master
             .plant()
             .products
             .iter()

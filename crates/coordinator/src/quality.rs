@@ -5,9 +5,9 @@
 //! if confirmation trials show it beats the default — otherwise the step stays at its default.
 
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
+use aifactory_plant::{MasterData, PlantTime};
 use aifactory_skills::log::SkillLog;
 use aifactory_skills::quality::{Settings, StepToTune, learn_settings};
-use aifactory_twin::{PlantModel, SimTime};
 
 use crate::CoordinatorError;
 use crate::closed_loop::{ClosedLoop, guard_change};
@@ -55,14 +55,14 @@ fn mean_trials(
 /// false (the link cut) every step with parameters is tuned and no settings decision cites a
 /// risk decision.
 pub(crate) fn plan_quality(
-    model: &PlantModel,
+    master: &MasterData,
     trial: TrialFn<'_>,
     gate_by_risk: bool,
     seed: u64,
     log: Option<(&DecisionLog, Timestamp)>,
     closed_loop: Option<&ClosedLoop>,
 ) -> Result<QualityPlan, CoordinatorError> {
-    let plant = model.plant();
+    let plant = master.plant();
     let mut risk_log = log.map(|(l, start)| SkillLog::new(l.clone(), start, "DR"));
     let mut settings_log = log.map(|(l, start)| SkillLog::new(l.clone(), start, "PS"));
     let mut plan = QualityPlan {
@@ -82,7 +82,7 @@ pub(crate) fn plan_quality(
             };
             let tune = risk.is_none_or(|r| r >= RISK_WORTH_TUNING);
             let risk_decision = match (risk, &mut risk_log) {
-                (Some(r), Some(log)) => Some(log.record(SimTime(0), |id, at| Decision {
+                (Some(r), Some(log)) => Some(log.record(PlantTime(0), |id, at| Decision {
                     id,
                     at,
                     skill: "defect-risk".to_owned(),
@@ -161,7 +161,7 @@ pub(crate) fn plan_quality(
                     .iter()
                     .map(|x| (x.name.clone(), x.min, x.max))
                     .collect();
-                match guard_change(&specs, &defaults, &values, SimTime(0)) {
+                match guard_change(&specs, &defaults, &values, PlantTime(0)) {
                     Ok(c) => {
                         if c.needs_approval {
                             executed_by = ExecutedBy::Human;
@@ -191,7 +191,7 @@ pub(crate) fn plan_quality(
                     inputs_ref.push_str(id);
                 }
                 let names: Vec<&str> = step.params.iter().map(|x| x.name.as_str()).collect();
-                settings_decision = Some(log.record(SimTime(0), |id, at| Decision {
+                settings_decision = Some(log.record(PlantTime(0), |id, at| Decision {
                     id,
                     at,
                     skill: "process-settings".to_owned(),

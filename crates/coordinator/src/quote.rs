@@ -3,11 +3,11 @@
 
 use crate::closed_loop::ClosedLoop;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
+use aifactory_plant::{OrderView, PlantTime, Policy};
 use aifactory_schedule::{Alternative, Job, Operation};
 use aifactory_skills::board::PlanBoard;
 use aifactory_skills::ctp;
 use aifactory_skills::log::SkillLog;
-use aifactory_twin::{OrderView, Policy, SimTime};
 use std::collections::BTreeSet;
 
 /// Model id and version written into quotes.
@@ -33,7 +33,7 @@ pub struct Quoting<P> {
 }
 
 impl<P: Policy> Quoting<P> {
-    /// `routings[product]` as [`aifactory_twin::PlantModel::routing`] gives them.
+    /// `routings[product]` as [`aifactory_plant::MasterData::routing`] gives them.
     pub fn new(
         inner: P,
         board: PlanBoard,
@@ -62,7 +62,7 @@ impl<P: Policy> Quoting<P> {
         self
     }
 
-    fn quote(&mut self, now: SimTime, order: &OrderView) {
+    fn quote(&mut self, now: PlantTime, order: &OrderView) {
         let board = self.board.lock();
         let Some(live) = &board.live_plan else {
             return;
@@ -70,7 +70,7 @@ impl<P: Policy> Quoting<P> {
         let Some(routing) = self.routings.get(order.product) else {
             return;
         };
-        let seconds = |t: SimTime| ((t.0 as f64 - live.at.0 as f64) / 1000.0).round() as i64;
+        let seconds = |t: PlantTime| ((t.0 as f64 - live.at.0 as f64) / 1000.0).round() as i64;
         let release = seconds(now).max(0);
         let job = Job {
             release,
@@ -112,7 +112,7 @@ impl<P: Policy> Quoting<P> {
             inputs_ref.push_str(&id);
         }
         let promised_ms = plan_at.0 as f64 + quote.completion as f64 * 1000.0;
-        let promised_at = log.at(SimTime(promised_ms.max(0.0) as u64));
+        let promised_at = log.at(PlantTime(promised_ms.max(0.0) as u64));
         let id = log.record(now, |id, at| Decision {
             id,
             at,
@@ -139,7 +139,7 @@ impl<P: Policy> Quoting<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for Quoting<P> {
+impl<P: Policy> aifactory_plant::Layer for Quoting<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -151,7 +151,7 @@ impl<P: Policy> aifactory_twin::Layer for Quoting<P> {
         "ctp"
     }
 
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+    fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         for order in pending {
             if self.quoted.insert(order.order) {
                 self.quote(now, order);

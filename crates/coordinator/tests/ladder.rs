@@ -5,7 +5,7 @@
 use aifactory_assess::{Coverage, Ledger, assess};
 use aifactory_coordinator::{CoordinatorError, Links, Setup, Tier, build};
 use aifactory_core::{DecisionLog, LedgerRecord, Plant};
-use aifactory_twin::{PlantModel, SimTime, Simulation, maintenance_history, order_book_history};
+use aifactory_twin::{PlantModel, PlantTime, Simulation, maintenance_history, order_book_history};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ fn run(model: &Arc<PlantModel>, tier: Tier, links: Links, seed: u64, days: f64) 
         model.trial_batch(product, step, values, 1000, &mut noise)
     };
     let setup = Setup {
-        model,
+        master: model.master(),
         tier,
         links,
         log: Some(&log),
@@ -44,8 +44,8 @@ fn run(model: &Arc<PlantModel>, tier: Tier, links: Links, seed: u64, days: f64) 
     let configured = build(&setup, Some(&mut trials)).expect("configuration builds");
     let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
     match configured.observer {
-        Some(mut o) => sim.run_until(SimTime::from_days(days), &mut o),
-        None => sim.run_until(SimTime::from_days(days), &mut ()),
+        Some(mut o) => sim.run_until(PlantTime::from_days(days), &mut o),
+        None => sim.run_until(PlantTime::from_days(days), &mut ()),
     }
     let kpis = sim.finish().kpis;
     let records = log.drain();
@@ -53,7 +53,7 @@ fn run(model: &Arc<PlantModel>, tier: Tier, links: Links, seed: u64, days: f64) 
     for r in records.clone() {
         ledger.append(r).expect("record encodes");
     }
-    let machines = model.machine_ids().count() as u32;
+    let machines = model.master().machine_ids().count() as u32;
     let assessment = assess(
         ledger.entries(),
         &Coverage {
@@ -179,7 +179,7 @@ fn configuration_errors_are_clear() {
     let model = model("sme-textile.toml");
     let book = Default::default();
     let setup = Setup {
-        model: &model,
+        master: model.master(),
         tier: Tier::Two,
         links: Links::ALL,
         log: None,

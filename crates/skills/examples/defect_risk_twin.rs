@@ -8,7 +8,7 @@ use aifactory_skills::defect_risk::{
     DefectRecorder, DefectRiskModel, OperationRow, capture_at_budget, log_loss,
 };
 use aifactory_skills::quality::VariedSettings;
-use aifactory_twin::{BaselinePolicy, PlantModel, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, Simulation};
 use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Box::new(VariedSettings::new(BaselinePolicy::default(), spread, seed)),
             None,
         );
-        sim.run_until(SimTime::from_days(days), &mut recorder);
+        sim.run_until(PlantTime::from_days(days), &mut recorder);
         let split = start.0 + (days / 2.0 * 86_400_000.0) as i64;
         let (train, test): (Vec<OperationRow>, Vec<OperationRow>) =
             recorder.rows.into_iter().partition(|r| r.at.0 < split);

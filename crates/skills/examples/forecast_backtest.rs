@@ -17,7 +17,7 @@ use aifactory_skills::forecast::{
     BacktestConfig, BacktestReport, DemandForecaster, DemandRecorder, ReplenishmentInput, backtest,
     lead_time_sigma, normal_quantile, plan_replenishment, replenishment_decision,
 };
-use aifactory_twin::{BaselinePolicy, PlantModel, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, Simulation};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Box::new(BaselinePolicy::default()),
             Some(0.0),
         );
-        sim.run_until(SimTime::from_days(DAYS as f64), &mut recorder);
+        sim.run_until(PlantTime::from_days(DAYS as f64), &mut recorder);
         for (p, series) in recorder.units.iter().enumerate() {
             let report = backtest(series, &forecaster, &config)?;
             // Replenishment check: at each origin, σ_L is the RMS of the lead-time errors of the

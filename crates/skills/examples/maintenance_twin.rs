@@ -3,7 +3,7 @@
 
 use aifactory_core::plant::Plant;
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};
-use aifactory_twin::{BaselinePolicy, PlantModel, Policy, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, Policy, Simulation};
 use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Box::new(BaselinePolicy::default())
             };
             let mut sim = Simulation::new(Arc::clone(&model), seed, policy, None);
-            sim.run_until(SimTime::from_days(days), &mut ());
+            sim.run_until(PlantTime::from_days(days), &mut ());
             let k = sim.finish().kpis;
             pair.push([
                 k.maintenance_cost,

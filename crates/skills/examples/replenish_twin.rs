@@ -5,7 +5,7 @@
 use aifactory_core::plant::Plant;
 use aifactory_skills::forecast::DemandRecorder;
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
-use aifactory_twin::{BaselinePolicy, PlantModel, Policy, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, Policy, Simulation};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Box::new(BaselinePolicy::default()),
             Some(0.0),
         );
-        sim.run_until(SimTime::from_days(book as f64), &mut recorder);
+        sim.run_until(PlantTime::from_days(book as f64), &mut recorder);
         let history: BTreeMap<String, Vec<f64>> =
             recorder.products.into_iter().zip(recorder.units).collect();
         let mut row = Vec::new();
@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Box::new(BaselinePolicy::default())
             };
             let mut sim = Simulation::new(Arc::clone(&model), seed, policy, None);
-            sim.run_until(SimTime::from_days(days), &mut ());
+            sim.run_until(PlantTime::from_days(days), &mut ());
             let k = sim.finish().kpis;
             let sums = if skill { &mut sum1 } else { &mut sum0 };
             sums[0] += k.stockouts as f64;

@@ -5,8 +5,8 @@
 //!
 //! The board holds no logic of its own: each skill decides what to post and how to read it.
 
+use aifactory_plant::{MachineId, PlantTime};
 use aifactory_schedule::{Problem, Schedule};
-use aifactory_twin::{MachineId, SimTime};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,9 +17,9 @@ pub struct WindowRequest {
     pub decision: Option<String>,
     /// How long the service takes, seconds.
     pub duration_s: f64,
-    pub requested_at: SimTime,
+    pub requested_at: PlantTime,
     /// Where the last plan put it (start, in twin time), if a plan has seen it.
-    pub planned_start: Option<SimTime>,
+    pub planned_start: Option<PlantTime>,
 }
 
 /// What one job of a [`LivePlan`] stands for.
@@ -33,7 +33,7 @@ pub enum PlanJob {
 /// The schedule the scheduling skill made last, as the problem it solved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LivePlan {
-    pub at: SimTime,
+    pub at: PlantTime,
     /// The floor as a scheduling problem, times in seconds from `at`.
     pub problem: Problem,
     /// The plan the solver returned for it.
@@ -51,7 +51,7 @@ pub struct BoardState {
     pub live_plan: Option<LivePlan>,
     /// In a closed loop: the last maintenance decision on each machine whose effect (serviced
     /// in time, or failed first) is still to be measured, with when it was made.
-    pub awaiting_service: BTreeMap<MachineId, (String, SimTime)>,
+    pub awaiting_service: BTreeMap<MachineId, (String, PlantTime)>,
     /// A rate limit on planned services: at most this many machines in a planned service at
     /// once (urgent stops are never held back).
     pub max_planned_services: Option<usize>,

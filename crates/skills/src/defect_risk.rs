@@ -387,7 +387,7 @@ impl DefectRecorder {
     }
 }
 
-impl aifactory_twin::Observer for DefectRecorder {
+impl aifactory_plant::Observer for DefectRecorder {
     fn wants_events(&self) -> bool {
         true
     }
@@ -521,14 +521,14 @@ mod tests {
 
     #[test]
     fn the_recorder_builds_rows_from_the_twins_events() {
-        use aifactory_twin::{BaselinePolicy, PlantModel, SimTime, Simulation};
+        use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, Simulation};
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../plants/hangzhou-auto-parts.toml");
         let plant = Plant::load(&path).unwrap();
         let mut recorder = DefectRecorder::new(&plant);
         let model = std::sync::Arc::new(PlantModel::new(plant));
         let mut sim = Simulation::new(model, 9, Box::new(BaselinePolicy::default()), None);
-        sim.run_until(SimTime::from_days(40.0), &mut recorder);
+        sim.run_until(PlantTime::from_days(40.0), &mut recorder);
         let kpis = sim.finish().kpis;
         assert!(recorder.rows.len() > 100);
         for r in &recorder.rows {

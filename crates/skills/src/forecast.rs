@@ -29,7 +29,7 @@
 //! panic on any input — bad input is a [`ForecastError`].
 
 use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Timestamp};
-use aifactory_twin::{MaterialView, Policy, PurchaseRequest, SimTime};
+use aifactory_plant::{MaterialView, PlantTime, Policy, PurchaseRequest};
 use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
 use augurs::mstl::stlrs::MstlParams;
@@ -729,7 +729,7 @@ impl<P: Policy> ForecastPurchasing<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for ForecastPurchasing<P> {
+impl<P: Policy> aifactory_plant::Layer for ForecastPurchasing<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -741,7 +741,7 @@ impl<P: Policy> aifactory_twin::Layer for ForecastPurchasing<P> {
         "forecast-purchasing"
     }
 
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         let planned = |m: &MaterialView| self.targets.get(m.material).copied().flatten();
         let rest: Vec<MaterialView> = stock
             .iter()
@@ -855,7 +855,7 @@ impl DemandRecorder {
     }
 }
 
-impl aifactory_twin::Observer for DemandRecorder {
+impl aifactory_plant::Observer for DemandRecorder {
     fn wants_events(&self) -> bool {
         true
     }
@@ -1168,7 +1168,7 @@ mod tests {
             ..view
         };
         assert_eq!(purchase_for(&above, &t), None);
-        let mut policy = ForecastPurchasing::new(aifactory_twin::BaselinePolicy::default());
+        let mut policy = ForecastPurchasing::new(aifactory_plant::BaselinePolicy::default());
         policy.set_targets(3, t);
         let fallback = MaterialView {
             material: 0,
@@ -1177,7 +1177,7 @@ mod tests {
             reorder_point: 10.0,
             order_qty: 5.0,
         };
-        let orders = policy.purchase(SimTime(0), &[fallback, view]);
+        let orders = policy.purchase(PlantTime(0), &[fallback, view]);
         assert_eq!(orders.len(), 2, "{orders:?}");
         assert!(orders.iter().any(|o| o.material == 0 && o.quantity == 15.0));
     }

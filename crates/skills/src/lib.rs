@@ -1,5 +1,5 @@
 //! AI skills: one per workflow, each a decision-maker over plant data that plugs into the same
-//! [`aifactory_twin::Policy`] interface a real plant's coordinator drives.
+//! [`aifactory_plant::Policy`] interface a real plant's coordinator drives.
 //!
 //! A skill owns its model and its reasoning, never the plant: it reads what the policy interface
 //! shows (never the twin's hidden truth), and it never reads the wall clock (callers pass a clock

@@ -2,7 +2,7 @@
 //! time turned into plant time, handed to the caller's [`DecisionLog`].
 
 use aifactory_core::{Decision, DecisionLog, LedgerRecord, Outcome, Timestamp};
-use aifactory_twin::SimTime;
+use aifactory_plant::PlantTime;
 
 #[derive(Debug, Clone)]
 pub struct SkillLog {
@@ -24,7 +24,7 @@ impl SkillLog {
     }
 
     /// Plant time of twin time `now`.
-    pub fn at(&self, now: SimTime) -> Timestamp {
+    pub fn at(&self, now: PlantTime) -> Timestamp {
         Timestamp(
             self.start_ms
                 .saturating_add(i64::try_from(now.0).unwrap_or(i64::MAX)),
@@ -39,7 +39,7 @@ impl SkillLog {
     /// Logs the decision `build` makes from its id and time; returns the id.
     pub fn record(
         &mut self,
-        now: SimTime,
+        now: PlantTime,
         build: impl FnOnce(String, Timestamp) -> Decision,
     ) -> String {
         let id = self.next_id();
@@ -51,7 +51,7 @@ impl SkillLog {
     /// Queues the measured outcome of decision `id`.
     pub fn outcome(
         &self,
-        now: SimTime,
+        now: PlantTime,
         id: &str,
         measured: serde_json::Value,
         success: Option<bool>,
@@ -69,7 +69,7 @@ impl SkillLog {
     /// Queues a model update of `skill`'s `model`.
     pub fn model_update(
         &self,
-        now: SimTime,
+        now: PlantTime,
         skill: &str,
         model: &str,
         versions: (String, String),

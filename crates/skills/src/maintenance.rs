@@ -16,7 +16,7 @@
 use crate::board::{PlanBoard, WindowRequest};
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
-use aifactory_twin::{MachineView, Policy};
+use aifactory_plant::{MachineView, Policy};
 
 /// Knobs of the maintenance skill.
 #[derive(Debug, Clone, PartialEq)]
@@ -415,7 +415,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for PredictiveMaintenance<P> {
+impl<P: Policy> aifactory_plant::Layer for PredictiveMaintenance<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -704,12 +704,12 @@ const AGE_URGENT_SHARE: f64 = 1.1;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aifactory_twin::{BaselinePolicy, MachineId, SimTime};
+    use aifactory_plant::{BaselinePolicy, MachineId, PlantTime};
 
     fn view(machine: MachineId, run_h: f64, vibration: f64) -> MachineView {
         MachineView {
             machine,
-            now: SimTime::from_hours(0.0),
+            now: PlantTime::from_hours(0.0),
             run_h_since_maintenance: run_h,
             recommended_interval_h: 100.0,
             last_vibration_mm_s: vibration,

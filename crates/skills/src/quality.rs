@@ -7,7 +7,7 @@
 //! the optimiser believes best are kept.
 
 use crate::bo::{BayesOpt, BoError};
-use aifactory_twin::{MachineId, ParamSpec, Policy};
+use aifactory_plant::{MachineId, ParamSpec, Policy};
 use std::collections::BTreeMap;
 
 /// A routing step whose parameters are to be learnt: (product index, step index) and the safe
@@ -58,7 +58,7 @@ impl<P: Policy> ProcessSettings<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for ProcessSettings<P> {
+impl<P: Policy> aifactory_plant::Layer for ProcessSettings<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -113,7 +113,7 @@ impl<P: Policy> VariedSettings<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for VariedSettings<P> {
+impl<P: Policy> aifactory_plant::Layer for VariedSettings<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -150,7 +150,7 @@ impl<P: Policy> aifactory_twin::Layer for VariedSettings<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aifactory_twin::BaselinePolicy;
+    use aifactory_plant::BaselinePolicy;
 
     #[test]
     fn learns_settings_near_each_steps_optimum_and_applies_them() {

@@ -28,7 +28,7 @@ use crate::forecast::{
 };
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Plant, Timestamp};
-use aifactory_twin::{MaterialView, OrderView, Policy, PurchaseRequest, SimTime};
+use aifactory_plant::{MaterialView, OrderView, PlantTime, Policy, PurchaseRequest};
 use std::collections::BTreeMap;
 
 /// Knobs of the replenishment skill.
@@ -169,7 +169,7 @@ pub struct ForecastReplenishment<P> {
 
 const DAY_MS: u64 = 86_400_000;
 
-fn day_of(t: SimTime) -> i64 {
+fn day_of(t: PlantTime) -> i64 {
     i64::try_from(t.0 / DAY_MS).unwrap_or(i64::MAX)
 }
 
@@ -336,7 +336,7 @@ impl<P: Policy> ForecastReplenishment<P> {
         let Some((forecasts, _)) = &self.ledger else {
             return;
         };
-        let now = SimTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
+        let now = PlantTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
         let version = |n: u64| format!("{}/refit-{n}", crate::forecast::MODEL_VERSION);
         forecasts.model_update(
             now,
@@ -372,7 +372,7 @@ impl<P: Policy> ForecastReplenishment<P> {
             {
                 let actual = state.daily[day];
                 let inside = actual >= lower && actual <= upper;
-                let now = SimTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
+                let now = PlantTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
                 forecasts.outcome(
                     now,
                     &id,
@@ -421,7 +421,7 @@ impl<P: Policy> ForecastReplenishment<P> {
             let share = horizon / days as f64;
             let demand = forecast.total(days) * share;
             state.forecast_decision = self.ledger.as_mut().map(|(forecasts, _)| {
-                let now = SimTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
+                let now = PlantTime(u64::try_from(today.max(0)).unwrap_or(0) * DAY_MS);
                 forecasts.record(now, |id, at| Decision {
                     id,
                     at,
@@ -490,7 +490,7 @@ impl<P: Policy> ForecastReplenishment<P> {
     }
 }
 
-impl<P: Policy> aifactory_twin::Layer for ForecastReplenishment<P> {
+impl<P: Policy> aifactory_plant::Layer for ForecastReplenishment<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -502,12 +502,12 @@ impl<P: Policy> aifactory_twin::Layer for ForecastReplenishment<P> {
         "forecast-replenishment"
     }
 
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+    fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         self.record_orders(pending);
         self.inner.release(now, pending)
     }
 
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         let today = day_of(now);
         if self.planned_day != Some(today) {
             self.planned_day = Some(today);
@@ -690,7 +690,7 @@ mod tests {
         let model = Arc::new(PlantModel::new(plant.clone()));
         let run = |policy: Box<dyn Policy + Send>| {
             let mut sim = Simulation::new(Arc::clone(&model), 3, policy, None);
-            sim.run_until(SimTime::from_days(20.0), &mut ());
+            sim.run_until(PlantTime::from_days(20.0), &mut ());
             sim.finish().kpis
         };
         let skill = ForecastReplenishment::new(
@@ -718,7 +718,7 @@ mod tests {
         .unwrap()
         .with_log(log.clone(), Timestamp(0));
         // The first call of the day plans every material; plenty of stock buys nothing.
-        let now = SimTime::from_hours(1.0);
+        let now = PlantTime::from_hours(1.0);
         assert!(skill.purchase(now, &views(&plant, |_| 1e6)).is_empty());
         let plans: Vec<ReplenishmentPlan> = skill.plans().map(|p| p.unwrap().clone()).collect();
         for plan in &plans {
@@ -740,7 +740,7 @@ mod tests {
             product,
             quantity: 500,
             received: now,
-            due: SimTime::from_days(5.0),
+            due: PlantTime::from_days(5.0),
         };
         assert_eq!(skill.release(now, &[order]), vec![0]);
         let bought = skill.purchase(now, &views(&plant, above));

@@ -7,12 +7,12 @@
 use crate::board::{LivePlan, PlanBoard, PlanJob};
 use crate::log::SkillLog;
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
+use aifactory_plant::{
+    BaselinePolicy, Floor, MachineId, MachineView, MaterialView, PlantTime, Policy,
+    PurchaseRequest, QueuedOp,
+};
 use aifactory_schedule::{
     Alternative, Downtime, Frozen, Job, Objective, Operation, Problem, SolveOptions, solve,
-};
-use aifactory_twin::{
-    BaselinePolicy, Floor, MachineId, MachineView, MaterialView, Policy, PurchaseRequest, QueuedOp,
-    SimTime,
 };
 use std::collections::HashMap;
 
@@ -268,7 +268,7 @@ impl Policy for ApsPolicy {
         )
     }
 
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
         let planned = candidates
             .iter()
             .enumerate()
@@ -290,7 +290,7 @@ impl Policy for ApsPolicy {
                 i
             }
             None => BaselinePolicy {
-                dispatch: aifactory_twin::DispatchRule::Edd,
+                dispatch: aifactory_plant::DispatchRule::Edd,
                 ..self.base
             }
             .dispatch(now, machine, candidates),
@@ -333,7 +333,7 @@ impl Policy for ApsPolicy {
         true
     }
 
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         self.base.purchase(now, stock)
     }
 
@@ -450,7 +450,7 @@ impl Policy for ApsPolicy {
                         && let Some(window) = board.windows.get_mut(&machine)
                     {
                         window.planned_start =
-                            Some(SimTime(u64::try_from(absolute(p.start)).unwrap_or(0)));
+                            Some(PlantTime(u64::try_from(absolute(p.start)).unwrap_or(0)));
                     }
                 }
                 _ => {}
@@ -477,12 +477,12 @@ impl Policy for ApsPolicy {
 mod tests {
     use super::{ApsConfig, ApsPolicy, PlanJob, problem_of};
     use crate::board::{PlanBoard, WindowRequest};
-    use aifactory_twin::{BaselinePolicy, MachineView, Policy};
+    use aifactory_plant::{BaselinePolicy, MachineView, Policy};
 
     fn idle_view(machine: usize) -> MachineView {
         MachineView {
             machine,
-            now: SimTime::from_hours(5.0),
+            now: PlantTime::from_hours(5.0),
             run_h_since_maintenance: 100.0,
             recommended_interval_h: 120.0,
             last_vibration_mm_s: 2.0,
@@ -508,7 +508,7 @@ mod tests {
                     WindowRequest {
                         decision: Some(format!("D-CBM-00000{m}")),
                         duration_s: 3600.0,
-                        requested_at: SimTime::from_hours(4.0),
+                        requested_at: PlantTime::from_hours(4.0),
                         planned_start: None,
                     },
                 );
@@ -529,14 +529,14 @@ mod tests {
         board.lock().in_planned_service.clear();
         assert!(!aps.start_maintenance(&busy));
     }
-    use aifactory_twin::{Floor, FloorAlternative, FloorJob, FloorMachine, SimTime};
+    use aifactory_plant::{Floor, FloorAlternative, FloorJob, FloorMachine, PlantTime};
 
     fn job(number: u32, product: usize) -> FloorJob {
         FloorJob {
             job: number,
             product,
             quantity: 10,
-            due: SimTime::from_hours(10.0),
+            due: PlantTime::from_hours(10.0),
             next_step: 0,
             operations: vec![vec![FloorAlternative {
                 machine: 0,
@@ -551,7 +551,7 @@ mod tests {
     #[test]
     fn set_ups_are_paid_only_on_a_change_of_product() {
         let floor = Floor {
-            now: SimTime::from_hours(1.0),
+            now: PlantTime::from_hours(1.0),
             jobs: vec![job(7, 0), job(8, 1)],
             machines: vec![FloorMachine {
                 unavailable_for_s: 0.0,

@@ -3,7 +3,7 @@
 
 use aifactory_core::Plant;
 use aifactory_skills::{ApsConfig, ApsPolicy};
-use aifactory_twin::{BaselinePolicy, DispatchRule, PlantModel, SimResult, SimTime, Simulation};
+use aifactory_twin::{BaselinePolicy, DispatchRule, PlantModel, PlantTime, SimResult, Simulation};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ fn run(plant: &str, policy: Box<dyn aifactory_twin::Policy + Send>, days: f64) -
         .join(plant);
     let plant = Plant::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let mut sim = Simulation::new(Arc::new(PlantModel::new(plant)), 3, policy, Some(0.0));
-    sim.run_until(SimTime::from_days(days), &mut ());
+    sim.run_until(PlantTime::from_days(days), &mut ());
     sim.finish()
 }
 

@@ -6,8 +6,9 @@
 //! Commands arrive when they arrive: a run that takes commands is only as repeatable as their
 //! timing. Runs without an inbox stay deterministic from (plant, seed, policy).
 
-use crate::model::{MachineId, PlantModel};
-use crate::policy::{MachineView, ParamSpec, Policy};
+use crate::model::PlantModel;
+use aifactory_plant::MachineId;
+use aifactory_plant::{MachineView, ParamSpec, Policy};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -150,7 +151,7 @@ impl<P: Policy> Commanded<P> {
     }
 }
 
-impl<P: Policy> crate::policy::Layer for Commanded<P> {
+impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
     type Inner = P;
     fn inner(&self) -> &P {
         &self.inner
@@ -202,9 +203,9 @@ impl<P: Policy> crate::policy::Layer for Commanded<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::BaselinePolicy;
-    use crate::sim::SimTime;
     use aifactory_core::Plant;
+    use aifactory_plant::BaselinePolicy;
+    use aifactory_plant::PlantTime;
     use std::path::Path;
 
     fn model() -> PlantModel {
@@ -217,7 +218,7 @@ mod tests {
     fn view(machine: MachineId) -> MachineView {
         MachineView {
             machine,
-            now: SimTime(0),
+            now: PlantTime(0),
             run_h_since_maintenance: 0.0,
             recommended_interval_h: 1000.0,
             last_vibration_mm_s: 0.0,
@@ -236,7 +237,7 @@ mod tests {
             ..BaselinePolicy::default()
         };
         let mut policy = Commanded::new(rtf, &model, inbox.clone());
-        let turn = model.machine_ids().position(|m| m == "TURN-01");
+        let turn = model.master().machine_ids().position(|m| m == "TURN-01");
         let turn = turn.unwrap_or_else(|| panic!("no TURN-01"));
         assert!(
             !policy.start_maintenance(&view(turn)),
@@ -276,7 +277,12 @@ mod tests {
             default: 180.0,
         }];
         assert_eq!(policy.process_params(0, 0, 0, &specs), vec![180.0]);
-        let machine = model.machine_ids().next().unwrap_or_default().to_owned();
+        let machine = model
+            .master()
+            .machine_ids()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         inbox.send(Command::SetPoint {
             machine: machine.clone(),
             param: "cutting_speed".into(),

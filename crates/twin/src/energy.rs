@@ -12,12 +12,12 @@ pub(crate) struct EnergyMeter {
 
 impl EnergyMeter {
     pub(crate) fn new(model: &PlantModel) -> EnergyMeter {
-        let (start, offset_min) = model.plant.start();
+        let (start, offset_min) = model.plant().start();
         let local_s = start.0.div_euclid(1000) + i64::from(offset_min) * 60;
         EnergyMeter {
             local_offset_s: local_s.rem_euclid(86_400) as u64,
-            kwh_by_period: vec![0.0; model.periods.len()],
-            cost_by_period: vec![0.0; model.periods.len()],
+            kwh_by_period: vec![0.0; model.master.tariff_periods().len()],
+            cost_by_period: vec![0.0; model.master.tariff_periods().len()],
         }
     }
 
@@ -33,13 +33,13 @@ impl EnergyMeter {
             let boundary = t + (3_600_000 - local_ms % 3_600_000);
             let end = boundary.min(to_ms);
             let kwh = kw * (end - t) as f64 / 3_600_000.0;
-            let period = model.hourly_period[hour];
+            let (price, period) = model.master.tariff_hour(hour);
             if let (Some(e), Some(c)) = (
                 self.kwh_by_period.get_mut(period),
                 self.cost_by_period.get_mut(period),
             ) {
                 *e += kwh;
-                *c += kwh * model.hourly_price[hour];
+                *c += kwh * price;
             }
             t = end;
         }

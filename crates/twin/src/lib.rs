@@ -1,12 +1,13 @@
 //! The digital twin: a discrete-event simulator of a plant described by a plant file,
 //! deterministic from (plant, seed, policy).
 //!
-//! It owns simulated time ([`SimTime`], never the wall clock), the hidden state a real plant
-//! hides too (machine wear, the true process optimum), and the physics linking them to what can
-//! be observed (telemetry, failures, slowdowns, defects, energy). Decisions enter only through
-//! the [`Policy`] interface — dispatch, maintenance, process parameters, release, purchasing —
-//! the same interface AI skills use. Observations leave only through an [`Observer`].
-//! It never reads the wall clock, the network or a database.
+//! It owns its clock (plant time advanced by events, never the wall clock), the hidden state a
+//! real plant hides too (machine wear, the true process optimum), and the physics linking them
+//! to what can be observed (telemetry, failures, slowdowns, defects, energy). It is one plant
+//! among others: decisions enter only through the plant interface's [`Policy`] — dispatch,
+//! maintenance, process parameters, release, purchasing — and observations leave only through
+//! its [`Observer`] (both in `aifactory-plant`, re-exported here). Nothing that decides depends
+//! on this crate. It never reads the wall clock, the network or a database.
 //!
 //! ```text
 //!  demand ─► sales orders ─► release ─► work orders ─► queues ─► dispatch ─► machines
@@ -19,30 +20,17 @@ mod commands;
 mod energy;
 mod model;
 pub mod physics;
-mod policy;
 mod rng;
 mod sim;
 
-pub use commands::{Command, CommandCounts, CommandInbox, Commanded};
-pub use model::{MachineId, PlantModel};
-pub use policy::{
+pub use aifactory_plant::{
     BaselinePolicy, Boxed, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
-    MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
-    PurchasingRule, QueuedOp,
+    MachineId, MachineView, MaintenanceRule, MasterData, MaterialView, Observer, OrderView,
+    ParamSpec, PlantTime, Policy, PurchaseRequest, PurchasingRule, QueuedOp, RuleError,
 };
+pub use commands::{Command, CommandCounts, CommandInbox, Commanded};
+pub use model::PlantModel;
 pub use sim::{
-    EnergyByPeriod, LiveMachine, LiveOrder, LiveView, MachineSummary, Observer, SimResult, SimTime,
-    Simulation, maintenance_history, order_book_history,
+    EnergyByPeriod, LiveMachine, LiveOrder, LiveView, MachineSummary, SimResult, Simulation,
+    maintenance_history, order_book_history,
 };
-
-/// A plant the twin cannot simulate. Plant files are validated before they get here, so this
-/// only names what validation cannot know about.
-#[derive(Debug, thiserror::Error)]
-pub enum TwinError {
-    #[error("policy name `{0}` is unknown; expected fifo, edd or spt")]
-    UnknownDispatchRule(String),
-    #[error("maintenance rule `{0}` is unknown; expected rtf, pm or pm:HOURS (HOURS > 0)")]
-    UnknownMaintenanceRule(String),
-    #[error("purchasing rule `{0}` is unknown; expected reorder or none")]
-    UnknownPurchasingRule(String),
-}

@@ -1,13 +1,9 @@
 //! A validated plant file compiled into indexed arrays for fast simulation.
 
 use aifactory_core::Plant;
-use aifactory_core::plant::{
-    HealthModel, MaintenanceModel, PowerKw, ProcessParam, SensorModel, TariffPeriod,
-};
+use aifactory_core::plant::{HealthModel, MaintenanceModel, PowerKw, ProcessParam, SensorModel};
+use aifactory_plant::{MachineId, MasterData};
 use std::collections::BTreeMap;
-
-/// Index of a machine in [`PlantModel::machines`].
-pub type MachineId = usize;
 
 #[derive(Debug, Clone)]
 pub(crate) struct MachineSpec {
@@ -53,17 +49,14 @@ pub(crate) struct MaterialSpec {
     pub(crate) unit_cost: f64,
 }
 
-/// The plant as the twin runs it.
+/// The plant as the twin runs it: the master data every plant has, and the physics only the
+/// twin knows.
 #[derive(Debug, Clone)]
 pub struct PlantModel {
-    pub(crate) plant: Plant,
+    pub(crate) master: MasterData,
     pub(crate) machines: Vec<MachineSpec>,
     pub(crate) products: Vec<ProductSpec>,
     pub(crate) materials: Vec<MaterialSpec>,
-    /// Price per kWh and period index for each local hour of the day.
-    pub(crate) hourly_price: [f64; 24],
-    pub(crate) hourly_period: [usize; 24],
-    pub(crate) periods: Vec<TariffPeriod>,
 }
 
 impl PlantModel {
@@ -181,92 +174,21 @@ impl PlantModel {
             })
             .collect();
 
-        let mut hourly_price = [0.0; 24];
-        let mut hourly_period = [0; 24];
-        for (i, period) in plant.tariff.periods.iter().enumerate() {
-            for hour in period.from_h.min(24)..period.to_h.min(24) {
-                hourly_price[hour as usize] = period.price_per_kwh;
-                hourly_period[hour as usize] = i;
-            }
-        }
         PlantModel {
-            periods: plant.tariff.periods.clone(),
-            plant,
+            master: MasterData::new(plant),
             machines,
             products,
             materials,
-            hourly_price,
-            hourly_period,
         }
+    }
+
+    /// The master data: what a real plant's runtime would build from the same plant file.
+    pub fn master(&self) -> &MasterData {
+        &self.master
     }
 
     pub fn plant(&self) -> &Plant {
-        &self.plant
-    }
-
-    pub fn machine_ids(&self) -> impl Iterator<Item = &str> {
-        self.machines.iter().map(|m| m.id.as_str())
-    }
-
-    /// Per machine: its type and the maintenance figures of that type (costs, durations and
-    /// the recommended interval, as the plant file states them).
-    pub fn machine_maintenance(&self) -> Vec<(String, MaintenanceModel)> {
-        self.machines
-            .iter()
-            .map(|m| {
-                let machine_type = self
-                    .plant
-                    .machines
-                    .iter()
-                    .find(|p| p.id == m.id)
-                    .map_or_else(String::new, |p| p.machine_type.clone());
-                (machine_type, m.maintenance)
-            })
-            .collect()
-    }
-
-    /// Electrical draw of a machine while running and while idle, kW.
-    pub fn power_kw(&self, machine: MachineId) -> Option<(f64, f64)> {
-        self.machines
-            .get(machine)
-            .map(|m| (m.power.run, m.power.idle))
-    }
-
-    /// The energy price (per kWh) at twin time `t`, and when it next changes.
-    pub fn tariff_at(&self, t: crate::SimTime) -> (f64, crate::SimTime) {
-        let (start, offset_min) = self.plant.start();
-        let local_s = start.0.div_euclid(1000) + i64::from(offset_min) * 60;
-        let offset_ms = local_s.rem_euclid(86_400) as u64 * 1000;
-        let local = t.0 + offset_ms;
-        let hour = |ms: u64| ((ms / 3_600_000) % 24) as usize;
-        let price = self.hourly_price[hour(local)];
-        let mut next = local - local % 3_600_000 + 3_600_000;
-        for _ in 0..24 {
-            if self.hourly_price[hour(next)] != price {
-                break;
-            }
-            next += 3_600_000;
-        }
-        (price, crate::SimTime(next - offset_ms))
-    }
-
-    /// Hours of a preventive service, per machine (what a maintenance window must hold).
-    pub fn service_hours(&self) -> Vec<f64> {
-        self.machines
-            .iter()
-            .map(|m| m.maintenance.preventive_h)
-            .collect()
-    }
-
-    /// A product's routing as a planner sees it: per step, each eligible machine with the
-    /// step's set-up seconds and seconds per unit (empty for an unknown product).
-    pub fn routing(&self, product: usize) -> Vec<Vec<(MachineId, f64, f64)>> {
-        self.products.get(product).map_or_else(Vec::new, |p| {
-            p.steps
-                .iter()
-                .map(|s| s.eligible.iter().map(|&(m, u)| (m, s.setup_s, u)).collect())
-                .collect()
-        })
+        self.master.plant()
     }
 
     /// A trial batch on the line: the share of `units` scrapped when `product`'s routing step

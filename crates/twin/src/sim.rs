@@ -1,15 +1,16 @@
 //! The event loop: simulated time, the plant's state, and the handlers that move it.
 
 use crate::energy::EnergyMeter;
-use crate::model::{MachineId, PlantModel};
+use crate::model::PlantModel;
 use crate::physics::{self, Activity};
-use crate::policy::{
-    Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, MaterialView, OrderView,
-    ParamSpec, Policy, QueuedOp,
-};
 use crate::rng::{Stream, StreamKind, stream};
 use aifactory_core::time::weekday_from_days;
 use aifactory_core::{EventKind, KpiInputs, Kpis, PlantEvent, TelemetryReading, Timestamp};
+use aifactory_plant::MachineId;
+use aifactory_plant::{
+    Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, MaterialView, Observer,
+    OrderView, ParamSpec, PlantTime, Policy, QueuedOp,
+};
 use rand::Rng;
 use rand_distr::{Binomial, Distribution, Exp1, LogNormal, Poisson, StandardNormal};
 use serde::Serialize;
@@ -18,48 +19,10 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-/// Simulated time: milliseconds since the start of the simulation. Never the wall clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
-pub struct SimTime(pub u64);
-
-impl SimTime {
-    pub fn from_hours(hours: f64) -> SimTime {
-        SimTime((hours.max(0.0) * 3_600_000.0).round() as u64)
-    }
-
-    pub fn from_days(days: f64) -> SimTime {
-        SimTime::from_hours(days * 24.0)
-    }
-
-    pub fn hours(self) -> f64 {
-        self.0 as f64 / 3_600_000.0
-    }
-
-    pub fn days(self) -> f64 {
-        self.0 as f64 / 86_400_000.0
-    }
-}
-
 /// Seconds to whole milliseconds, rounding half up (`f64::round` is a libm call on the hot path).
 fn ms(seconds: f64) -> u64 {
     (seconds.max(0.0) * 1000.0 + 0.5) as u64
 }
-
-/// Receives what the plant shows. The twin builds records only for what an observer wants, so
-/// a benchmark run with no observer pays nothing for them.
-pub trait Observer {
-    fn wants_events(&self) -> bool {
-        false
-    }
-    fn event(&mut self, _event: PlantEvent) {}
-    fn wants_telemetry(&self) -> bool {
-        false
-    }
-    fn telemetry(&mut self, _readings: [TelemetryReading; 3]) {}
-}
-
-/// An observer that wants nothing.
-impl Observer for () {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ev {
@@ -259,7 +222,7 @@ struct State {
 impl std::fmt::Debug for Simulation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Simulation")
-            .field("plant", &self.model.plant.plant.id)
+            .field("plant", &self.model.plant().plant.id)
             .field("policy", &self.state.policy.name())
             .field("seed", &self.state.seed)
             .field("now", &self.state.now)
@@ -342,7 +305,7 @@ pub struct LiveOrder {
 #[derive(Debug, Clone)]
 pub struct LiveView {
     pub now: Timestamp,
-    pub sim_time: SimTime,
+    pub sim_time: PlantTime,
     /// KPIs and machine totals so far.
     pub result: SimResult,
     pub machines: Vec<LiveMachine>,
@@ -362,8 +325,8 @@ impl Simulation {
         Simulation { model, state }
     }
 
-    pub fn now(&self) -> SimTime {
-        SimTime(self.state.now)
+    pub fn now(&self) -> PlantTime {
+        PlantTime(self.state.now)
     }
 
     pub fn events_processed(&self) -> u64 {
@@ -371,7 +334,7 @@ impl Simulation {
     }
 
     /// Processes every event up to and including `until`.
-    pub fn run_until(&mut self, until: SimTime, observer: &mut dyn Observer) {
+    pub fn run_until(&mut self, until: PlantTime, observer: &mut dyn Observer) {
         self.state.run_until(&self.model, until, observer);
     }
 
@@ -391,13 +354,13 @@ impl Simulation {
     }
 
     /// When the last sales order so far was completed.
-    pub fn last_order_completed(&self) -> Option<SimTime> {
+    pub fn last_order_completed(&self) -> Option<PlantTime> {
         self.state
             .orders
             .iter()
             .filter_map(|o| o.completed)
             .max()
-            .map(SimTime)
+            .map(PlantTime)
     }
 
     /// Closes the books at the current time and computes the KPIs.
@@ -418,7 +381,7 @@ impl Simulation {
         let machines = state
             .machines
             .iter()
-            .zip(&model.plant.machines)
+            .zip(&model.plant().machines)
             .map(|(s, spec)| LiveMachine {
                 id: spec.id.clone(),
                 name: spec.name.clone(),
@@ -460,7 +423,7 @@ impl Simulation {
             .collect();
         LiveView {
             now: state.timestamp(now),
-            sim_time: SimTime(now),
+            sim_time: PlantTime(now),
             result,
             machines,
             orders,
@@ -475,9 +438,9 @@ impl State {
         policy: Box<dyn Policy + Send>,
         telemetry_period_s: Option<f64>,
     ) -> State {
-        let (start, offset_min) = model.plant.start();
+        let (start, offset_min) = model.plant().start();
         let start_local_day = (start.0.div_euclid(1000) + i64::from(offset_min) * 60) / 86_400;
-        let ambient = model.plant.twin.ambient_c;
+        let ambient = model.plant().twin.ambient_c;
         let machines = model
             .machines
             .iter()
@@ -523,7 +486,7 @@ impl State {
             })
             .collect();
         let telemetry_period_ms =
-            ms(telemetry_period_s.unwrap_or(model.plant.twin.telemetry_period_s));
+            ms(telemetry_period_s.unwrap_or(model.plant().twin.telemetry_period_s));
         let mut sim = State {
             energy: EnergyMeter::new(model),
             policy,
@@ -574,7 +537,7 @@ impl State {
         Timestamp(self.start.0 + at as i64)
     }
 
-    fn run_until(&mut self, model: &PlantModel, until: SimTime, observer: &mut dyn Observer) {
+    fn run_until(&mut self, model: &PlantModel, until: PlantTime, observer: &mut dyn Observer) {
         while let Some(top) = self.queue.peek() {
             if top.at > until.0 {
                 break;
@@ -630,7 +593,7 @@ impl State {
         let weekday = weekday_from_days(self.start_local_day + i64::from(day)) as usize;
         let day_start = u64::from(day) * 86_400_000;
         let mut todays = Vec::new();
-        for (p, product) in model.plant.products.iter().enumerate() {
+        for (p, product) in model.plant().products.iter().enumerate() {
             let Some(d) = &product.demand else { continue };
             let noise: f64 = self.rng_demand.sample(StandardNormal);
             let mean_units = mean_units_on(d, f64::from(day), weekday, noise);
@@ -713,10 +676,10 @@ impl State {
             order: o,
             product: self.orders[o].product,
             quantity: self.orders[o].quantity,
-            received: SimTime(self.orders[o].received),
-            due: SimTime(self.orders[o].due),
+            received: PlantTime(self.orders[o].received),
+            due: PlantTime(self.orders[o].due),
         }));
-        let mut chosen = self.policy.release(SimTime(self.now), &views);
+        let mut chosen = self.policy.release(PlantTime(self.now), &views);
         chosen.retain(|&i| i < views.len());
         chosen.sort_unstable();
         chosen.dedup();
@@ -866,7 +829,7 @@ impl State {
                 job: j.number,
                 product: j.product,
                 quantity: j.quantity,
-                due: SimTime(j.due),
+                due: PlantTime(j.due),
                 next_step: j.step,
                 operations,
                 running,
@@ -892,7 +855,7 @@ impl State {
             })
             .collect();
         let floor = Floor {
-            now: SimTime(self.now),
+            now: PlantTime(self.now),
             jobs,
             machines,
         };
@@ -984,7 +947,7 @@ impl State {
         let st = &self.machines[m];
         MachineView {
             machine: m,
-            now: SimTime(self.now),
+            now: PlantTime(self.now),
             run_h_since_maintenance: st.run_h_since_pm,
             recommended_interval_h: model.machines[m].maintenance.pm_interval_run_h,
             last_vibration_mm_s: st.last_reading.0,
@@ -1046,9 +1009,9 @@ impl State {
                 product: j.product,
                 step: j.step,
                 quantity: j.quantity,
-                due: SimTime(j.due),
-                released: SimTime(j.released),
-                ready_since: SimTime(j.ready_since),
+                due: PlantTime(j.due),
+                released: PlantTime(j.released),
+                ready_since: PlantTime(j.ready_since),
                 processing_s: setup + unit_s * f64::from(j.quantity),
             });
         }
@@ -1064,7 +1027,7 @@ impl State {
         }
         if let Some(until) = self
             .policy
-            .hold_until(SimTime(self.now), m, &candidates)
+            .hold_until(PlantTime(self.now), m, &candidates)
             .filter(|t| t.0 > self.now)
         {
             self.machines[m].held_until = Some(until.0);
@@ -1075,7 +1038,7 @@ impl State {
         }
         let pick = self
             .policy
-            .dispatch(SimTime(self.now), m, &candidates)
+            .dispatch(PlantTime(self.now), m, &candidates)
             .min(candidates.len() - 1);
         let job = candidates[pick].job as usize - 1;
         self.candidates = candidates;
@@ -1241,7 +1204,7 @@ impl State {
             c.scrapped += u64::from(defects);
             c.scrap_cost += f64::from(defects)
                 * (model.products[product].material_cost
-                    + model.plant.costs.scrap_handling_per_unit);
+                    + model.plant().costs.scrap_handling_per_unit);
             self.add_wip(-f64::from(defects));
         }
         self.machines[m].last_product = Some(product);
@@ -1326,7 +1289,7 @@ impl State {
                     c.tardiness_h += late_h;
                     c.tardiness_cost += late_h / 24.0
                         * f64::from(quantity)
-                        * model.plant.costs.tardiness_per_unit_day;
+                        * model.plant().costs.tardiness_per_unit_day;
                     if observer.wants_events() {
                         self.emit(
                             model,
@@ -1347,7 +1310,7 @@ impl State {
         self.set_status(model, m, Status::Down);
         let spec = &model.machines[m];
         let mean = spec.maintenance.corrective_h;
-        let cv = model.plant.twin.repair_time_cv;
+        let cv = model.plant().twin.repair_time_cv;
         let hours = if cv > 0.0 {
             // Log-normal with the given mean and coefficient of variation.
             let sigma2 = (1.0 + cv * cv).ln();
@@ -1460,7 +1423,7 @@ impl State {
     fn on_telemetry(&mut self, model: &PlantModel, m: MachineId, observer: &mut dyn Observer) {
         self.settle(model, m);
         let spec = &model.machines[m];
-        let ambient = model.plant.twin.ambient_c;
+        let ambient = model.plant().twin.ambient_c;
         let st = &mut self.machines[m];
         let (activity, load) = match (st.status, &st.running) {
             (Status::Busy, Some(run)) if run.setup_left_ms == 0 => (Activity::Running, run.load),
@@ -1525,7 +1488,7 @@ impl State {
                 order_qty: model.materials[i].order_qty,
             })
             .collect();
-        let requests = self.policy.purchase(SimTime(self.now), &views);
+        let requests = self.policy.purchase(PlantTime(self.now), &views);
         for r in requests {
             if r.material >= self.materials.len() || r.quantity.is_nan() || r.quantity <= 0.0 {
                 continue;
@@ -1567,7 +1530,7 @@ impl State {
         for m in 0..self.machines.len() {
             self.try_start(model, m, observer);
         }
-        let period = ms(model.plant.twin.review_period_h * 3600.0).max(1);
+        let period = ms(model.plant().twin.review_period_h * 3600.0).max(1);
         self.schedule(self.now + period, Ev::Review);
     }
 
@@ -1610,7 +1573,7 @@ impl State {
     /// late; call [`State::settle_all`] first.
     fn result(&self, model: &PlantModel) -> SimResult {
         let now = self.now;
-        let rate = model.plant.costs.tardiness_per_unit_day;
+        let rate = model.plant().costs.tardiness_per_unit_day;
         let mut c = self.counters.clone();
         for o in &self.orders {
             if o.completed.is_none() && o.due < now && o.received <= now {
@@ -1648,7 +1611,7 @@ impl State {
             tardiness_cost: c.tardiness_cost,
             scrap_cost: c.scrap_cost,
             holding_cost: c.material_holding_cost
-                + wip_unit_s / 86_400.0 * model.plant.costs.wip_holding_per_unit_day,
+                + wip_unit_s / 86_400.0 * model.plant().costs.wip_holding_per_unit_day,
             material_holding_cost: c.material_holding_cost,
             failures: self.machines.iter().map(|s| s.failures).sum(),
             preventive_maintenance: self.machines.iter().map(|s| s.preventive).sum(),
@@ -1681,7 +1644,8 @@ impl State {
             })
             .collect();
         let energy_by_period = model
-            .periods
+            .master
+            .tariff_periods()
             .iter()
             .enumerate()
             .map(|(i, p)| EnergyByPeriod {
@@ -1691,7 +1655,7 @@ impl State {
             })
             .collect();
         SimResult {
-            plant: model.plant.plant.id.clone(),
+            plant: model.plant().plant.id.clone(),
             policy: self.policy.name(),
             seed: self.seed,
             kpis: Kpis::compute(&inputs),
@@ -1718,11 +1682,11 @@ pub fn order_book_history(
     days: u32,
     seed: u64,
 ) -> std::collections::BTreeMap<String, Vec<f64>> {
-    let (start, offset_min) = model.plant.start();
+    let (start, offset_min) = model.plant().start();
     let start_local_day = (start.0.div_euclid(1000) + i64::from(offset_min) * 60) / 86_400;
     let mut rng = stream(seed, StreamKind::History, 0);
     let mut book = std::collections::BTreeMap::new();
-    for product in &model.plant.products {
+    for product in &model.plant().products {
         let Some(d) = &product.demand else { continue };
         let series: Vec<f64> = (1..=i64::from(days))
             .rev()

@@ -3,8 +3,8 @@
 
 use aifactory_core::Plant;
 use aifactory_twin::{
-    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PurchasingRule, SimResult, SimTime,
-    Simulation,
+    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PlantTime, PurchasingRule,
+    SimResult, Simulation,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ fn reference_plant() -> Plant {
 fn run(plant: &Plant, days: f64, seed: u64, policy: BaselinePolicy) -> SimResult {
     let model = Arc::new(PlantModel::new(plant.clone()));
     let mut sim = Simulation::new(model, seed, Box::new(policy), Some(0.0));
-    sim.run_until(SimTime::from_days(days), &mut ());
+    sim.run_until(PlantTime::from_days(days), &mut ());
     sim.finish()
 }
 
@@ -174,7 +174,7 @@ impl aifactory_twin::Policy for Extreme {
     fn name(&self) -> String {
         "extreme-params".into()
     }
-    fn dispatch(&mut self, now: SimTime, m: usize, c: &[aifactory_twin::QueuedOp]) -> usize {
+    fn dispatch(&mut self, now: PlantTime, m: usize, c: &[aifactory_twin::QueuedOp]) -> usize {
         self.0.dispatch(now, m, c)
     }
     fn start_maintenance(&mut self, v: &aifactory_twin::MachineView) -> bool {
@@ -191,7 +191,7 @@ impl aifactory_twin::Policy for Extreme {
     }
     fn purchase(
         &mut self,
-        now: SimTime,
+        now: PlantTime,
         s: &[aifactory_twin::MaterialView],
     ) -> Vec<aifactory_twin::PurchaseRequest> {
         self.0.purchase(now, s)
@@ -204,7 +204,7 @@ fn harsh_process_parameters_wear_machines_and_make_scrap() {
     let base = policy(DispatchRule::Edd, MaintenanceRule::RunToFailure);
     let model = Arc::new(PlantModel::new(plant.clone()));
     let mut sim = Simulation::new(model, 4, Box::new(Extreme(base)), Some(0.0));
-    sim.run_until(SimTime::from_days(60.0), &mut ());
+    sim.run_until(PlantTime::from_days(60.0), &mut ());
     let harsh = sim.finish();
     let normal = run(&plant, 60.0, 4, base);
     assert!(
@@ -232,15 +232,18 @@ fn a_closed_order_book_is_cleared_and_its_makespan_measured() {
         Some(0.0),
     );
     sim.stop_demand_after_days(5);
-    sim.run_until(SimTime::from_days(5.0), &mut ());
+    sim.run_until(PlantTime::from_days(5.0), &mut ());
     let booked = sim.open_orders();
     assert!(
         booked > 0,
         "orders are still open at the end of the demand window"
     );
-    sim.run_until(SimTime::from_days(40.0), &mut ());
+    sim.run_until(PlantTime::from_days(40.0), &mut ());
     assert_eq!(sim.open_orders(), 0, "the order book is cleared");
-    let last = sim.last_order_completed().map(SimTime::days).unwrap_or(0.0);
+    let last = sim
+        .last_order_completed()
+        .map(PlantTime::days)
+        .unwrap_or(0.0);
     assert!(last > 5.0 && last < 40.0, "last order done on day {last}");
     let result = sim.finish();
     assert!(result.kpis.on_time_delivery > 0.5);
@@ -266,11 +269,11 @@ impl aifactory_twin::Layer for HoldFirst {
     }
     fn hold_until(
         &mut self,
-        now: SimTime,
+        now: PlantTime,
         _machine: aifactory_twin::MachineId,
         _candidates: &[aifactory_twin::QueuedOp],
-    ) -> Option<SimTime> {
-        let until = SimTime::from_hours(self.hours);
+    ) -> Option<PlantTime> {
+        let until = PlantTime::from_hours(self.hours);
         (now < until).then_some(until)
     }
 }
@@ -285,7 +288,7 @@ fn a_held_machine_stays_idle_until_released_then_works() {
             hours,
         };
         let mut sim = Simulation::new(std::sync::Arc::clone(&model), 3, Box::new(policy), None);
-        sim.run_until(SimTime::from_days(3.0), &mut ());
+        sim.run_until(PlantTime::from_days(3.0), &mut ());
         sim.finish().kpis
     };
     let free = run(0.0);
@@ -306,12 +309,12 @@ fn a_held_machine_stays_idle_until_released_then_works() {
 fn the_tariff_knows_its_price_and_next_change() {
     let model = aifactory_twin::PlantModel::new(reference_plant());
     // The reference plant starts at local midnight: valley 0.32 until 08:00, then peak.
-    let (price, next) = model.tariff_at(SimTime::from_hours(2.0));
-    let (after, _) = model.tariff_at(next);
+    let (price, next) = model.master().tariff_at(PlantTime::from_hours(2.0));
+    let (after, _) = model.master().tariff_at(next);
     assert!(price < after, "{price} then {after}");
-    assert!(next > SimTime::from_hours(2.0) && next <= SimTime::from_hours(26.0));
+    assert!(next > PlantTime::from_hours(2.0) && next <= PlantTime::from_hours(26.0));
     // At the change itself the new price holds.
-    assert_eq!(model.tariff_at(next).0, after);
+    assert_eq!(model.master().tariff_at(next).0, after);
 }
 
 #[test]
@@ -326,8 +329,8 @@ fn records_before_day_zero_are_seeded_and_plausible() {
         assert!(days.iter().all(|u| u.is_finite() && *u >= 0.0), "{product}");
     }
     let records = aifactory_twin::maintenance_history(&model, 2_000.0, 5);
-    assert_eq!(records.len(), model.machine_ids().count());
-    let maintenance = model.machine_maintenance();
+    assert_eq!(records.len(), model.master().machine_ids().count());
+    let maintenance = model.master().machine_maintenance();
     for (renewals, (_, m)) in records.iter().zip(&maintenance) {
         let hours: f64 = renewals.iter().map(|r| r.0).sum();
         assert!(hours >= 2_000.0, "{hours}");

@@ -3,7 +3,7 @@
 
 use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading};
 use aifactory_twin::{
-    BaselinePolicy, DispatchRule, MaintenanceRule, Observer, PlantModel, PurchasingRule, SimTime,
+    BaselinePolicy, DispatchRule, MaintenanceRule, Observer, PlantModel, PlantTime, PurchasingRule,
     Simulation,
 };
 use std::path::Path;
@@ -47,7 +47,7 @@ fn vibration_rises_before_failures_and_falls_after_repair() {
     };
     let mut sim = Simulation::new(model, 11, Box::new(policy), Some(600.0));
     let mut capture = Capture::default();
-    sim.run_until(SimTime::from_days(120.0), &mut capture);
+    sim.run_until(PlantTime::from_days(120.0), &mut capture);
 
     let window_ms = 48 * 3_600_000;
     let (mut before, mut after) = (Vec::new(), Vec::new());
@@ -113,7 +113,7 @@ fn every_plant_and_seed_gives_sane_kpis() {
                 Box::new(BaselinePolicy::default()),
                 Some(0.0),
             );
-            sim.run_until(SimTime::from_days(21.0), &mut ());
+            sim.run_until(PlantTime::from_days(21.0), &mut ());
             let k = sim.finish().kpis;
             for (what, v) in [
                 ("oee", k.oee),

@@ -1,10 +1,9 @@
-//! The policy interface: the only way decisions enter the twin, and the same interface an AI
-//! skill or the coordinator implements. Policies see what a plant could observe (queues, due
-//! dates, running hours, sensor readings, stock), never the hidden truth (wear, optimum).
+//! The policy interface: the only way decisions reach a plant, the twin or a real one, and the
+//! interface an AI skill or the coordinator implements. Policies see what a plant could observe
+//! (queues, due dates, running hours, sensor readings, stock), never a simulation's hidden
+//! truth (wear, optimum).
 
-use crate::TwinError;
-use crate::model::MachineId;
-use crate::sim::SimTime;
+use crate::{MachineId, PlantTime, RuleError};
 
 /// An operation waiting for a machine, as a dispatcher sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,10 +14,10 @@ pub struct QueuedOp {
     /// Routing step index.
     pub step: usize,
     pub quantity: u32,
-    pub due: SimTime,
-    pub released: SimTime,
+    pub due: PlantTime,
+    pub released: PlantTime,
     /// When it joined this queue.
-    pub ready_since: SimTime,
+    pub ready_since: PlantTime,
     /// Nominal seconds it would take on this machine, set-up included.
     pub processing_s: f64,
 }
@@ -27,7 +26,7 @@ pub struct QueuedOp {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MachineView {
     pub machine: MachineId,
-    pub now: SimTime,
+    pub now: PlantTime,
     /// Running hours since the last maintenance or repair.
     pub run_h_since_maintenance: f64,
     /// The interval the machine type recommends for fixed-interval service.
@@ -46,8 +45,8 @@ pub struct OrderView {
     pub order: usize,
     pub product: usize,
     pub quantity: u32,
-    pub received: SimTime,
-    pub due: SimTime,
+    pub received: PlantTime,
+    pub due: PlantTime,
 }
 
 /// The stock position of one material.
@@ -77,7 +76,7 @@ pub struct ParamSpec {
 /// The whole shop floor, for planners that schedule ahead instead of dispatching greedily.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Floor {
-    pub now: SimTime,
+    pub now: PlantTime,
     /// Work orders released and not finished, in release order.
     pub jobs: Vec<FloorJob>,
     pub machines: Vec<FloorMachine>,
@@ -89,7 +88,7 @@ pub struct FloorJob {
     pub job: u32,
     pub product: usize,
     pub quantity: u32,
-    pub due: SimTime,
+    pub due: PlantTime,
     /// Routing step of `operations[0]`.
     pub next_step: usize,
     /// Remaining operations from `next_step` on, each with its eligible machines.
@@ -124,12 +123,12 @@ pub trait Policy {
     fn name(&self) -> String;
 
     /// Which of `candidates` (never empty) `machine` runs next: an index into `candidates`.
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize;
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize;
 
     /// Whether to start preventive maintenance on this (free) machine now.
     fn start_maintenance(&mut self, view: &MachineView) -> bool;
 
-    /// Parameter values for an operation about to start; the twin clamps them into range.
+    /// Parameter values for an operation about to start; the plant clamps them into range.
     fn process_params(
         &mut self,
         _machine: MachineId,
@@ -141,14 +140,14 @@ pub trait Policy {
     }
 
     /// Which pending sales orders to release to the floor now (indices into `pending`).
-    fn release(&mut self, _now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+    fn release(&mut self, _now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         (0..pending.len()).collect()
     }
 
     /// Purchase orders to place now.
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest>;
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest>;
 
-    /// Whether this policy plans ahead; only then does the twin build [`Floor`]s for it.
+    /// Whether this policy plans ahead; only then does the plant build [`Floor`]s for it.
     fn wants_floor(&self) -> bool {
         false
     }
@@ -167,10 +166,10 @@ pub trait Policy {
     /// holds it, and it is offered the work again at `t`. Asked before [`Policy::dispatch`].
     fn hold_until(
         &mut self,
-        _now: SimTime,
+        _now: PlantTime,
         _machine: MachineId,
         _candidates: &[QueuedOp],
-    ) -> Option<SimTime> {
+    ) -> Option<PlantTime> {
         None
     }
 }
@@ -187,7 +186,7 @@ pub trait Layer {
     /// Appended to the inner policy's name, e.g. `cbm` in `edd+pm+reorder+cbm`.
     fn label(&self) -> &str;
 
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
         self.inner_mut().dispatch(now, machine, candidates)
     }
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
@@ -203,10 +202,10 @@ pub trait Layer {
         self.inner_mut()
             .process_params(machine, product, step, specs)
     }
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+    fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         self.inner_mut().release(now, pending)
     }
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         self.inner_mut().purchase(now, stock)
     }
     fn wants_floor(&self) -> bool {
@@ -220,10 +219,10 @@ pub trait Layer {
     }
     fn hold_until(
         &mut self,
-        now: SimTime,
+        now: PlantTime,
         machine: MachineId,
         candidates: &[QueuedOp],
-    ) -> Option<SimTime> {
+    ) -> Option<PlantTime> {
         self.inner_mut().hold_until(now, machine, candidates)
     }
 }
@@ -232,7 +231,7 @@ impl<L: Layer> Policy for L {
     fn name(&self) -> String {
         format!("{}+{}", self.inner().name(), self.label())
     }
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
         Layer::dispatch(self, now, machine, candidates)
     }
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
@@ -247,10 +246,10 @@ impl<L: Layer> Policy for L {
     ) -> Vec<f64> {
         Layer::process_params(self, machine, product, step, specs)
     }
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+    fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         Layer::release(self, now, pending)
     }
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         Layer::purchase(self, now, stock)
     }
     fn wants_floor(&self) -> bool {
@@ -264,10 +263,10 @@ impl<L: Layer> Policy for L {
     }
     fn hold_until(
         &mut self,
-        now: SimTime,
+        now: PlantTime,
         machine: MachineId,
         candidates: &[QueuedOp],
-    ) -> Option<SimTime> {
+    ) -> Option<PlantTime> {
         Layer::hold_until(self, now, machine, candidates)
     }
 }
@@ -317,20 +316,20 @@ impl Default for BaselinePolicy {
 }
 
 impl std::str::FromStr for DispatchRule {
-    type Err = TwinError;
-    fn from_str(s: &str) -> Result<Self, TwinError> {
+    type Err = RuleError;
+    fn from_str(s: &str) -> Result<Self, RuleError> {
         match s.to_ascii_lowercase().as_str() {
             "fifo" => Ok(DispatchRule::Fifo),
             "edd" => Ok(DispatchRule::Edd),
             "spt" => Ok(DispatchRule::Spt),
-            _ => Err(TwinError::UnknownDispatchRule(s.to_owned())),
+            _ => Err(RuleError::UnknownDispatchRule(s.to_owned())),
         }
     }
 }
 
 impl std::str::FromStr for MaintenanceRule {
-    type Err = TwinError;
-    fn from_str(s: &str) -> Result<Self, TwinError> {
+    type Err = RuleError;
+    fn from_str(s: &str) -> Result<Self, RuleError> {
         let lower = s.to_ascii_lowercase();
         match lower.as_str() {
             "rtf" | "run-to-failure" => Ok(MaintenanceRule::RunToFailure),
@@ -340,18 +339,18 @@ impl std::str::FromStr for MaintenanceRule {
                 .and_then(|h| h.parse::<f64>().ok())
                 .filter(|h| h.is_finite() && *h > 0.0)
                 .map(|h| MaintenanceRule::FixedInterval { run_h: Some(h) })
-                .ok_or_else(|| TwinError::UnknownMaintenanceRule(s.to_owned())),
+                .ok_or_else(|| RuleError::UnknownMaintenanceRule(s.to_owned())),
         }
     }
 }
 
 impl std::str::FromStr for PurchasingRule {
-    type Err = TwinError;
-    fn from_str(s: &str) -> Result<Self, TwinError> {
+    type Err = RuleError;
+    fn from_str(s: &str) -> Result<Self, RuleError> {
         match s.to_ascii_lowercase().as_str() {
             "reorder" | "rop" => Ok(PurchasingRule::ReorderPoint),
             "none" => Ok(PurchasingRule::None),
-            _ => Err(TwinError::UnknownPurchasingRule(s.to_owned())),
+            _ => Err(RuleError::UnknownPurchasingRule(s.to_owned())),
         }
     }
 }
@@ -375,7 +374,7 @@ impl Policy for BaselinePolicy {
         format!("{dispatch}+{maintenance}+{purchasing}")
     }
 
-    fn dispatch(&mut self, _now: SimTime, _machine: MachineId, candidates: &[QueuedOp]) -> usize {
+    fn dispatch(&mut self, _now: PlantTime, _machine: MachineId, candidates: &[QueuedOp]) -> usize {
         // Ties break on the work-order number so that results never depend on queue order.
         let key = |op: &QueuedOp| -> (f64, u32) {
             match self.dispatch {
@@ -404,7 +403,7 @@ impl Policy for BaselinePolicy {
         }
     }
 
-    fn purchase(&mut self, _now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, _now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         if self.purchasing == PurchasingRule::None {
             return Vec::new();
         }
@@ -438,7 +437,7 @@ impl Policy for Boxed {
     fn name(&self) -> String {
         self.0.name()
     }
-    fn dispatch(&mut self, now: SimTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
         self.0.dispatch(now, machine, candidates)
     }
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
@@ -453,10 +452,10 @@ impl Policy for Boxed {
     ) -> Vec<f64> {
         self.0.process_params(machine, product, step, specs)
     }
-    fn release(&mut self, now: SimTime, pending: &[OrderView]) -> Vec<usize> {
+    fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         self.0.release(now, pending)
     }
-    fn purchase(&mut self, now: SimTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         self.0.purchase(now, stock)
     }
     fn wants_floor(&self) -> bool {
@@ -470,10 +469,10 @@ impl Policy for Boxed {
     }
     fn hold_until(
         &mut self,
-        now: SimTime,
+        now: PlantTime,
         machine: MachineId,
         candidates: &[QueuedOp],
-    ) -> Option<SimTime> {
+    ) -> Option<PlantTime> {
         self.0.hold_until(now, machine, candidates)
     }
 }

@@ -1,0 +1,51 @@
+//! The plant interface: what every plant — the digital twin or a real one behind a connector —
+//! shows a decision and takes from it, with nothing of any one plant inside.
+//!
+//! It owns plant time ([`PlantTime`], milliseconds since the plant file's `start`), the plant's
+//! master data indexed for decisions ([`MasterData`]), the views a decision reads ([`QueuedOp`],
+//! [`MachineView`], [`OrderView`], [`MaterialView`], [`Floor`]), the decisions themselves (the
+//! [`Policy`] trait, its [`Layer`]s and the tier-0 rules in [`BaselinePolicy`]), and the
+//! [`Observer`] that receives a plant's events and telemetry (the shapes in `aifactory-core`).
+//! Skills and the coordinator depend on this crate and never on the twin; the twin implements
+//! the other side. It never simulates, reads a clock, the network or a database.
+
+mod master;
+mod policy;
+mod time;
+
+pub use master::{MachineId, MasterData};
+pub use policy::{
+    BaselinePolicy, Boxed, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
+    MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
+    PurchasingRule, QueuedOp,
+};
+pub use time::PlantTime;
+
+use aifactory_core::{PlantEvent, TelemetryReading};
+
+/// Receives what the plant shows. A plant builds records only for what an observer wants, so
+/// a benchmark run with no observer pays nothing for them.
+pub trait Observer {
+    fn wants_events(&self) -> bool {
+        false
+    }
+    fn event(&mut self, _event: PlantEvent) {}
+    fn wants_telemetry(&self) -> bool {
+        false
+    }
+    fn telemetry(&mut self, _readings: [TelemetryReading; 3]) {}
+}
+
+/// An observer that wants nothing.
+impl Observer for () {}
+
+/// A tier-0 rule name no plant knows.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("policy name `{0}` is unknown; expected fifo, edd or spt")]
+    UnknownDispatchRule(String),
+    #[error("maintenance rule `{0}` is unknown; expected rtf, pm or pm:HOURS (HOURS > 0)")]
+    UnknownMaintenanceRule(String),
+    #[error("purchasing rule `{0}` is unknown; expected reorder or none")]
+    UnknownPurchasingRule(String),
+}
