@@ -11,6 +11,7 @@
 
 mod master;
 mod policy;
+pub mod projection;
 mod time;
 
 pub use master::{MachineId, MasterData};
@@ -19,6 +20,7 @@ pub use policy::{
     MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
     PurchasingRule, QueuedOp,
 };
+pub use projection::{Arrival, DecisionPoint, Projection, ProjectionConfig, ProjectionError};
 pub use time::PlantTime;
 
 use aifactory_core::{PlantEvent, TelemetryReading};

@@ -29,6 +29,29 @@ pub struct MachineTime {
     pub startup_rejects: u64,
 }
 
+impl MachineTime {
+    /// A machine's times and counts as the plant-state projection accumulated them from the
+    /// plant's events, the twin's or a real plant's alike.
+    pub fn from_projection(
+        machine: &str,
+        totals: &aifactory_plant::projection::MachineTotals,
+    ) -> MachineTime {
+        let hours = |ms: u64| ms as f64 / 3_600_000.0;
+        MachineTime {
+            machine: machine.to_owned(),
+            run_h: hours(totals.run_ms),
+            setup_h: hours(totals.setup_ms),
+            breakdown_h: hours(totals.breakdown_ms),
+            maintenance_h: hours(totals.maintenance_ms),
+            ideal_run_h: totals.ideal_run_s / 3600.0,
+            small_stops_h: 0.0,
+            units_processed: totals.units_processed,
+            units_good: totals.units_good,
+            startup_rejects: 0,
+        }
+    }
+}
+
 /// The six big losses, plus planned maintenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,6 +214,24 @@ mod tests {
         assert_eq!(hours(Loss::SmallStops), Some(5.0));
         assert!((hours(Loss::StartupRejects).unwrap() - 1.0).abs() < 1e-9);
         assert!((hours(Loss::ProductionRejects).unwrap() - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_projections_totals_split_into_the_same_losses() {
+        let totals = aifactory_plant::projection::MachineTotals {
+            run_ms: 80 * 3_600_000,
+            setup_ms: 6 * 3_600_000,
+            breakdown_ms: 10 * 3_600_000,
+            maintenance_ms: 4 * 3_600_000,
+            ideal_run_s: 60.0 * 3600.0,
+            units_processed: 600,
+            units_good: 570,
+            ..Default::default()
+        };
+        let r = six_big_losses(&[MachineTime::from_projection("LATHE-1", &totals)]);
+        assert_eq!(r.loading_h, 100.0);
+        assert!((r.valuable_h - 57.0).abs() < 1e-9);
+        assert!((r.oee - 0.8 * 0.75 * 0.95).abs() < 1e-12);
     }
 
     #[test]

@@ -1222,6 +1222,9 @@ impl State {
                     "step": step_index,
                     "good": good,
                     "scrapped": defects,
+                    // The units' time at the ideal cycle time, as a machine reports its
+                    // nameplate rate: what OEE's performance factor is measured against.
+                    "ideal_s": run.unit_ideal_s * f64::from(quantity),
                 }),
             );
             if defects > 0 {

@@ -1,0 +1,494 @@
+//! The projection over random event streams: it never panics, never counts a unit twice when
+//! two sources report one operation, and gives the same state when events are duplicated or
+//! arrive out of order within the reorder window.
+
+use aifactory_core::{EventKind, Plant, PlantEvent, Timestamp};
+use aifactory_plant::projection::{
+    Arrival, DecisionPoint, Offered, Projection, ProjectionConfig, ProjectionError, StateCode,
+};
+use aifactory_plant::{MasterData, PlantTime};
+use proptest::prelude::*;
+use serde_json::json;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+const WINDOW_MS: u64 = 60_000;
+
+fn master() -> Arc<MasterData> {
+    static MASTER: OnceLock<Arc<MasterData>> = OnceLock::new();
+    MASTER
+        .get_or_init(|| {
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plants/hangzhou-auto-parts.toml");
+            Arc::new(MasterData::new(
+                Plant::load(&path).unwrap_or_else(|e| panic!("{e}")),
+            ))
+        })
+        .clone()
+}
+
+fn start() -> Timestamp {
+    master().plant().start().0
+}
+
+fn projection() -> Projection {
+    Projection::new(
+        master(),
+        ProjectionConfig {
+            reorder_window_ms: WINDOW_MS,
+            ..ProjectionConfig::default()
+        },
+    )
+}
+
+fn event(
+    at_ms: u64,
+    kind: EventKind,
+    machine: &str,
+    order: &str,
+    detail: serde_json::Value,
+) -> PlantEvent {
+    PlantEvent {
+        at: Timestamp(start().0 + at_ms as i64),
+        kind,
+        machine: (!machine.is_empty()).then(|| machine.to_owned()),
+        order: (!order.is_empty()).then(|| order.to_owned()),
+        detail,
+    }
+}
+
+/// A consistent floor: each step picks a machine and what happens to it next.
+fn stream(steps: &[(usize, u8, u64, u32, u32)]) -> Vec<Arrival> {
+    let master = master();
+    let machines: Vec<String> = master.machine_ids().map(str::to_owned).collect();
+    let product = master.plant().products[0].id.clone();
+    #[derive(Clone, Copy, PartialEq)]
+    enum S {
+        Idle,
+        Busy(u32),
+        Down(u32),
+        Service,
+    }
+    let mut state = vec![S::Idle; machines.len()];
+    let mut t = 0u64;
+    let mut orders = 0u32;
+    let mut out = Vec::new();
+    let mut push = |t: u64, kind, m: &str, order: &str, detail| {
+        let seq = out.len() as u64;
+        out.push(Arrival {
+            id: format!("e{seq}"),
+            source: "machine".to_owned(),
+            seq,
+            event: event(t, kind, m, order, detail),
+        });
+    };
+    for &(m, action, dt, good, scrapped) in steps {
+        let m = m % machines.len();
+        t += dt;
+        let id = machines[m].as_str();
+        state[m] = match (state[m], action % 2) {
+            (S::Idle, 0) => {
+                orders += 1;
+                push(
+                    t,
+                    EventKind::OperationStarted,
+                    id,
+                    &format!("WO-{orders}"),
+                    json!({"product": product, "step": 0, "quantity": good + scrapped, "setup_s": f64::from(scrapped) * 7.5}),
+                );
+                S::Busy(orders)
+            }
+            (S::Idle, _) => {
+                push(t, EventKind::MaintenanceStarted, id, "", json!({}));
+                S::Service
+            }
+            (S::Busy(wo), 0) => {
+                push(
+                    t,
+                    EventKind::OperationCompleted,
+                    id,
+                    &format!("WO-{wo}"),
+                    json!({"product": product, "step": 0, "good": good, "scrapped": scrapped}),
+                );
+                S::Idle
+            }
+            (S::Busy(wo), _) => {
+                push(
+                    t,
+                    EventKind::MachineFailed,
+                    id,
+                    &format!("WO-{wo}"),
+                    json!({}),
+                );
+                S::Down(wo)
+            }
+            (S::Down(wo), _) => {
+                push(t, EventKind::RepairCompleted, id, "", json!({}));
+                S::Busy(wo)
+            }
+            (S::Service, _) => {
+                push(t, EventKind::MaintenanceCompleted, id, "", json!({}));
+                S::Idle
+            }
+        };
+    }
+    out
+}
+
+fn end_of(arrivals: &[Arrival]) -> PlantTime {
+    let last = arrivals
+        .iter()
+        .map(|a| PlantTime::since(start(), a.event.at).0)
+        .max()
+        .unwrap_or(0);
+    PlantTime(last + 3_600_000)
+}
+
+/// Feeds arrivals in the given order, then closes the horizon at `end`.
+fn project(arrivals: &[Arrival], end: PlantTime) -> Projection {
+    let mut p = projection();
+    for a in arrivals {
+        p.offer(a.clone()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    p.advance_to(end);
+    p
+}
+
+fn same_floor(a: &Projection, b: &Projection) -> Result<(), TestCaseError> {
+    prop_assert_eq!(a.kpi_inputs(), b.kpi_inputs());
+    for m in 0..master().machine_ids().count() {
+        prop_assert_eq!(a.totals(m), b.totals(m));
+        prop_assert_eq!(a.state(m), b.state(m));
+        prop_assert_eq!(a.running(m), b.running(m));
+    }
+    prop_assert_eq!(a.work_orders(), b.work_orders());
+    Ok(())
+}
+
+fn steps() -> impl Strategy<Value = Vec<(usize, u8, u64, u32, u32)>> {
+    prop::collection::vec(
+        (0usize..8, 0u8..4, 0u64..900_000, 0u32..50, 0u32..5),
+        1..120,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Every event offered again (same id) changes nothing and is counted as a duplicate.
+    #[test]
+    fn duplicates_change_nothing(steps in steps(), picks in prop::collection::vec(any::<prop::sample::Index>(), 0..40)) {
+        let arrivals = stream(&steps);
+        let end = end_of(&arrivals);
+        let mut with_copies = arrivals.clone();
+        for pick in &picks {
+            let i = pick.index(arrivals.len());
+            // The copy arrives right after the original or one or two arrivals later.
+            let original = with_copies
+                .iter()
+                .position(|a| a.id == arrivals[i].id)
+                .unwrap_or(0);
+            let at = (original + 1 + pick.index(3)).min(with_copies.len());
+            with_copies.insert(at, arrivals[i].clone());
+        }
+        let once = project(&arrivals, end);
+        let twice = project(&with_copies, end);
+        same_floor(&once, &twice)?;
+        prop_assert_eq!(twice.intake().duplicates, picks.len() as u64);
+        prop_assert_eq!(twice.intake().applied, once.intake().applied);
+    }
+
+    /// Events delivered out of order, each by less than the reorder window, give the state of
+    /// the events in order.
+    #[test]
+    fn reordering_within_the_window_changes_nothing(steps in steps(), delays in prop::collection::vec(0u64..WINDOW_MS, 120)) {
+        let arrivals = stream(&steps);
+        let end = end_of(&arrivals);
+        let mut shuffled: Vec<(u64, usize, Arrival)> = arrivals
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (PlantTime::since(start(), a.event.at).0 + delays[i % delays.len()], i, a.clone()))
+            .collect();
+        shuffled.sort_by_key(|(delivered, i, _)| (*delivered, *i));
+        let shuffled: Vec<Arrival> = shuffled.into_iter().map(|(_, _, a)| a).collect();
+        let mut p = projection();
+        for a in &shuffled {
+            let (offered, _) = p.offer(a.clone()).unwrap_or_else(|e| panic!("{e}"));
+            prop_assert_eq!(offered, Offered::Accepted);
+        }
+        p.advance_to(end);
+        same_floor(&project(&arrivals, end), &p)?;
+        prop_assert_eq!(p.intake().late, 0);
+    }
+
+    /// An operator terminal reporting every completion the machine reports (before or after
+    /// it, under its own ids) adds no unit.
+    #[test]
+    fn two_sources_never_count_a_unit_twice(steps in steps(), terminal_first in any::<bool>()) {
+        let arrivals = stream(&steps);
+        let end = end_of(&arrivals);
+        let source = if terminal_first { "a-terminal" } else { "operator-terminal" };
+        let mut both = arrivals.clone();
+        let mut copies = 0;
+        for a in &arrivals {
+            if a.event.kind == EventKind::OperationCompleted {
+                copies += 1;
+                both.push(Arrival {
+                    id: format!("terminal-{}", a.id),
+                    source: source.to_owned(),
+                    seq: a.seq,
+                    event: a.event.clone(),
+                });
+            }
+        }
+        // Sorted by time, so both sources' reports land inside the window.
+        both.sort_by_key(|a| a.event.at);
+        let single = project(&arrivals, end);
+        let double = project(&both, end);
+        prop_assert_eq!(single.kpi_inputs().op_units_processed, double.kpi_inputs().op_units_processed);
+        prop_assert_eq!(single.kpi_inputs().op_units_good, double.kpi_inputs().op_units_good);
+        same_floor(&single, &double)?;
+        prop_assert_eq!(double.intake().double_reports, copies);
+    }
+
+    /// Arbitrary events — unknown machines, wrong field types, any detail — never panic: each
+    /// is applied or refused with a reason, and the KPIs stay finite.
+    #[test]
+    fn arbitrary_events_never_panic(
+        events in prop::collection::vec(
+            (0usize..13, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("[a-z_]{1,9}", prop_oneof![
+                any::<i64>().prop_map(|v| json!(v)),
+                any::<f64>().prop_map(|v| json!(v)),
+                "[A-Z0-9-]{0,8}".prop_map(|v| json!(v)),
+                Just(json!(null)),
+                Just(json!("P-SHAFT-IN")),
+            ]), 0..6)),
+            0..60,
+        )
+    ) {
+        let kinds = [
+            EventKind::OrderReceived, EventKind::OrderReleased, EventKind::OrderCompleted,
+            EventKind::OperationStarted, EventKind::OperationCompleted, EventKind::MachineFailed,
+            EventKind::RepairCompleted, EventKind::MaintenanceStarted,
+            EventKind::MaintenanceCompleted, EventKind::Stockout, EventKind::PurchasePlaced,
+            EventKind::PurchaseReceived, EventKind::UnitsScrapped,
+        ];
+        let mut p = projection();
+        for (i, (kind, machine, order, at, fields)) in events.into_iter().enumerate() {
+            let mut detail = serde_json::Map::new();
+            for (k, v) in fields {
+                detail.insert(k, v);
+            }
+            let arrival = Arrival {
+                id: format!("x{i}"),
+                source: "fuzz".to_owned(),
+                seq: i as u64,
+                event: PlantEvent {
+                    at: Timestamp(start().0.saturating_add(at % 10_000_000_000)),
+                    kind: kinds[kind],
+                    machine,
+                    order,
+                    detail: serde_json::Value::Object(detail),
+                },
+            };
+            if let Err(e) = p.offer(arrival) {
+                prop_assert!(e.to_string().starts_with(&format!("event x{i} (")), "{}", e);
+            }
+        }
+        p.advance_to(PlantTime(20_000_000_000));
+        let k = p.kpis();
+        prop_assert!(k.oee.is_finite() && (0.0..=1.0).contains(&k.oee), "{}", k.oee);
+    }
+}
+
+#[test]
+fn refusals_name_the_event_and_what_is_wrong() {
+    let mut p = projection();
+    let cases = [
+        (
+            event(0, EventKind::MachineFailed, "PRESS-99", "", json!({})),
+            "event r (machine_failed): machine `PRESS-99` is not in the plant file",
+        ),
+        (
+            event(0, EventKind::MachineFailed, "", "", json!({})),
+            "event r (machine_failed): machine is missing",
+        ),
+        (
+            event(
+                0,
+                EventKind::OperationStarted,
+                "TURN-01",
+                "WO-1",
+                json!({"product": "NOPE", "step": 0, "quantity": 1}),
+            ),
+            "event r (operation_started): product `NOPE` is not in the plant file",
+        ),
+        (
+            event(
+                0,
+                EventKind::OperationStarted,
+                "TURN-01",
+                "WO-1",
+                json!({"product": "P-SHAFT-IN", "step": 99, "quantity": 1}),
+            ),
+            "event r (operation_started): step is past the product's routing",
+        ),
+        (
+            event(
+                0,
+                EventKind::OperationStarted,
+                "TURN-01",
+                "WO-1",
+                json!({"product": "P-SHAFT-IN", "step": 0, "quantity": 1, "setup_s": -5}),
+            ),
+            "event r (operation_started): setup_s is missing or not a finite number ≥ 0",
+        ),
+        (
+            event(
+                0,
+                EventKind::OperationCompleted,
+                "TURN-01",
+                "WO-1",
+                json!({"step": 0, "good": "ten"}),
+            ),
+            "event r (operation_completed): good is missing or not a whole number of at most 4294967295",
+        ),
+        (
+            event(
+                0,
+                EventKind::OrderReceived,
+                "",
+                "SO-1",
+                json!({"product": "P-SHAFT-IN", "quantity": 5, "due": "next week"}),
+            ),
+            "event r (order_received): due is not an RFC 3339 time",
+        ),
+        (
+            event(
+                0,
+                EventKind::PurchaseReceived,
+                "",
+                "PO-1",
+                json!({"material": "UNOBTAINIUM", "quantity": 5}),
+            ),
+            "event r (purchase_received): material `UNOBTAINIUM` is not in the plant file",
+        ),
+    ];
+    for (e, expected) in cases {
+        let refused = p
+            .offer(Arrival {
+                id: "r".to_owned(),
+                source: "test".to_owned(),
+                seq: 0,
+                event: e,
+            })
+            .map(|_| "accepted".to_owned())
+            .unwrap_or_else(|e| e.to_string());
+        assert_eq!(refused, expected);
+    }
+    let early = p.offer(Arrival {
+        id: "early".to_owned(),
+        source: "test".to_owned(),
+        seq: 0,
+        event: PlantEvent {
+            at: Timestamp(start().0 - 1),
+            ..event(0, EventKind::MachineFailed, "TURN-01", "", json!({}))
+        },
+    });
+    assert!(
+        matches!(early, Err(ProjectionError::BeforeStart { .. })),
+        "{early:?}"
+    );
+    // Nothing refused was applied or remembered.
+    assert_eq!(p.intake().applied, 0);
+    assert_eq!(p.state(0), Some(StateCode::NoOrder));
+}
+
+#[test]
+fn decision_points_follow_the_floor() {
+    let mut p = projection();
+    let turn = master().machine_index("TURN-01").expect("TURN-01");
+    let product = master().plant().products[0].id.clone();
+    let arrivals = [
+        event(
+            1_000,
+            EventKind::OrderReceived,
+            "",
+            "SO-1",
+            json!({"product": product, "quantity": 10, "due": "2026-03-09T00:00:00Z"}),
+        ),
+        event(
+            2_000,
+            EventKind::OrderReleased,
+            "",
+            "SO-1",
+            json!({"quantity": 10}),
+        ),
+        event(
+            3_000,
+            EventKind::OperationStarted,
+            "TURN-01",
+            "WO-1",
+            json!({"product": product, "step": 0, "quantity": 10, "setup_s": 60}),
+        ),
+        event(
+            600_000,
+            EventKind::MachineFailed,
+            "TURN-01",
+            "WO-1",
+            json!({}),
+        ),
+        event(
+            900_000,
+            EventKind::RepairCompleted,
+            "TURN-01",
+            "",
+            json!({}),
+        ),
+        event(
+            1_200_000,
+            EventKind::OperationCompleted,
+            "TURN-01",
+            "WO-1",
+            json!({"product": product, "step": 0, "good": 9, "scrapped": 1}),
+        ),
+    ];
+    let mut points = Vec::new();
+    for (i, e) in arrivals.into_iter().enumerate() {
+        let (_, mut got) = p
+            .offer(Arrival {
+                id: format!("d{i}"),
+                source: "mes".to_owned(),
+                seq: i as u64,
+                event: e,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        points.append(&mut got);
+    }
+    points.append(&mut p.advance_to(PlantTime(1_200_000)));
+    let kinds: Vec<&str> = points
+        .iter()
+        .map(|d| match d {
+            DecisionPoint::OrderReceived { .. } => "received",
+            DecisionPoint::OrderReleased { .. } => "released",
+            DecisionPoint::Breakdown { .. } => "breakdown",
+            DecisionPoint::Repaired { .. } => "repaired",
+            DecisionPoint::MachineFree { .. } => "free",
+            DecisionPoint::MaterialReceived { .. } => "material",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["received", "released", "breakdown", "repaired", "free"]
+    );
+    let totals = p.totals(turn).expect("TURN-01");
+    assert_eq!(totals.setup_ms, 60_000);
+    assert_eq!(totals.breakdown_ms, 300_000);
+    assert_eq!(totals.run_ms, 1_200_000 - 3_000 - 60_000 - 300_000);
+    assert_eq!((totals.units_processed, totals.units_good), (10, 9));
+    // No ideal time sent: the routing's standard time of the units made stands in.
+    assert!(totals.ideal_run_s > 0.0);
+    assert_eq!(p.state(turn), Some(StateCode::NoOrder));
+    assert_eq!(p.work_orders()["WO-1"].next_step, 1);
+    assert!(p.sales_orders()["SO-1"].released);
+}
