@@ -20,6 +20,9 @@ pub enum EventKind {
     PurchasePlaced,
     PurchaseReceived,
     UnitsScrapped,
+    /// A machine's state as its controller or MES reports it: `{"code": UMH state code,
+    /// "raw": the source's own state}` (the twin's state follows from its other events).
+    MachineState,
 }
 
 impl EventKind {
@@ -38,6 +41,7 @@ impl EventKind {
             EventKind::PurchasePlaced => "purchase_placed",
             EventKind::PurchaseReceived => "purchase_received",
             EventKind::UnitsScrapped => "units_scrapped",
+            EventKind::MachineState => "machine_state",
         }
     }
 }

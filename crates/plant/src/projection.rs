@@ -143,10 +143,20 @@ impl StateCode {
     }
 }
 
+/// A machine's state as the floor shows it: a standard code (UMH) and, where the source said
+/// more, its own words (a PackML state, an MTConnect execution value, a vendor code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineState {
+    pub code: u32,
+    pub raw: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Idle,
     Busy,
+    /// Set-up as the machine reported it, with or without a known operation.
+    Setup,
     Down,
     Maintenance,
 }
@@ -186,6 +196,8 @@ struct MachineTrack {
     since: u64,
     running: Option<RunningOp>,
     totals: MachineTotals,
+    /// What the machine itself last said, until another event changes its state.
+    reported: Option<MachineState>,
 }
 
 /// A work order as the floor has reported it.
@@ -278,6 +290,11 @@ enum Fact {
     },
     /// Carried by the completion's count; nothing to apply.
     UnitsScrapped,
+    MachineState {
+        machine: MachineId,
+        code: u32,
+        raw: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -400,6 +417,7 @@ impl Projection {
                 since: 0,
                 running: None,
                 totals: MachineTotals::default(),
+                reported: None,
             })
             .collect();
         let materials = master.plant().materials.len();
@@ -659,6 +677,27 @@ impl Projection {
                 quantity: field_f64(e, &a.id, kind, "quantity")?,
             },
             EventKind::UnitsScrapped => Fact::UnitsScrapped,
+            EventKind::MachineState => {
+                let code = field_u32(e, &a.id, kind, "code")?;
+                if code < 10_000 || code % 10_000 != 0 || code > 990_000 {
+                    return Err(ProjectionError::Field {
+                        id: a.id.clone(),
+                        kind,
+                        field: "code",
+                        problem: "is not a state code (10000, 20000, … 990000)",
+                    });
+                }
+                let raw = match e.detail.get("raw") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(text)) => Some(text.clone()),
+                    Some(other) => Some(other.to_string()),
+                };
+                Fact::MachineState {
+                    machine: self.machine(a, kind)?,
+                    code,
+                    raw,
+                }
+            }
         })
     }
 
@@ -677,6 +716,7 @@ impl Projection {
             Status::Idle => t.idle_ms += elapsed,
             Status::Down => t.breakdown_ms += elapsed,
             Status::Maintenance => t.maintenance_ms += elapsed,
+            Status::Setup => t.setup_ms += elapsed,
             Status::Busy => {
                 let setup_left = track.running.as_ref().map_or(0, |r| r.setup_left_ms);
                 let setup = elapsed.min(setup_left);
@@ -693,6 +733,7 @@ impl Projection {
         self.settle(m, now);
         if let Some(track) = self.machines.get_mut(m) {
             track.status = status;
+            track.reported = None;
         }
     }
 
@@ -857,6 +898,32 @@ impl Projection {
                 points.push(DecisionPoint::MaterialReceived { material, at });
             }
             Fact::UnitsScrapped => {}
+            Fact::MachineState { machine, code, raw } => {
+                // Running, reduced speed and micro-stops are running time; changeover, cleaning,
+                // emptying and setting up are set-up; failures are breakdowns; the rest idles.
+                let status = match code {
+                    10_000 | 20_000 | 50_000 => Status::Busy,
+                    100_000..=130_000 => Status::Setup,
+                    180_000..=200_000 | 220_000 => Status::Down,
+                    210_000 => Status::Maintenance,
+                    _ => Status::Idle,
+                };
+                let was = self.machines[machine].status;
+                self.set_status(machine, now, status);
+                self.machines[machine].reported = Some(MachineState { code, raw });
+                match (was, status) {
+                    (Status::Down, Status::Down) => {}
+                    (_, Status::Down) => {
+                        self.machines[machine].totals.failures += 1;
+                        points.push(DecisionPoint::Breakdown { machine, at });
+                    }
+                    (Status::Down, _) => points.push(DecisionPoint::Repaired { machine, at }),
+                    _ => {}
+                }
+                if status == Status::Idle && was != Status::Idle {
+                    points.push(DecisionPoint::MachineFree { machine, at });
+                }
+            }
         }
     }
 
@@ -869,13 +936,28 @@ impl Projection {
         &self.intake
     }
 
-    /// A machine's standard state now.
-    pub fn state(&self, machine: MachineId) -> Option<StateCode> {
+    /// A machine's state now: what it reported last if nothing changed it since, else the
+    /// state its events imply.
+    pub fn state(&self, machine: MachineId) -> Option<MachineState> {
+        let t = self.machines.get(machine)?;
+        if let Some(reported) = &t.reported {
+            return Some(reported.clone());
+        }
+        let code = self.derived_state(machine)?;
+        Some(MachineState {
+            code: code.code(),
+            raw: None,
+        })
+    }
+
+    /// The standard state a machine's events imply.
+    pub fn derived_state(&self, machine: MachineId) -> Option<StateCode> {
         let t = self.machines.get(machine)?;
         Some(match t.status {
             Status::Idle => StateCode::NoOrder,
             Status::Down => StateCode::EquipmentFailure,
             Status::Maintenance => StateCode::PreventiveMaintenance,
+            Status::Setup => StateCode::Changeover,
             Status::Busy if t.running.as_ref().is_some_and(|r| r.setup_left_ms > 0) => {
                 StateCode::Changeover
             }

@@ -256,12 +256,13 @@ proptest! {
     #[test]
     fn arbitrary_events_never_panic(
         events in prop::collection::vec(
-            (0usize..13, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("[a-z_]{1,9}", prop_oneof![
+            (0usize..14, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("[a-z_]{1,9}", prop_oneof![
                 any::<i64>().prop_map(|v| json!(v)),
                 any::<f64>().prop_map(|v| json!(v)),
                 "[A-Z0-9-]{0,8}".prop_map(|v| json!(v)),
                 Just(json!(null)),
                 Just(json!("P-SHAFT-IN")),
+                (1u32..100).prop_map(|c| json!(c * 10_000)),
             ]), 0..6)),
             0..60,
         )
@@ -271,7 +272,7 @@ proptest! {
             EventKind::OperationStarted, EventKind::OperationCompleted, EventKind::MachineFailed,
             EventKind::RepairCompleted, EventKind::MaintenanceStarted,
             EventKind::MaintenanceCompleted, EventKind::Stockout, EventKind::PurchasePlaced,
-            EventKind::PurchaseReceived, EventKind::UnitsScrapped,
+            EventKind::PurchaseReceived, EventKind::UnitsScrapped, EventKind::MachineState,
         ];
         let mut p = projection();
         for (i, (kind, machine, order, at, fields)) in events.into_iter().enumerate() {
@@ -401,7 +402,7 @@ fn refusals_name_the_event_and_what_is_wrong() {
     );
     // Nothing refused was applied or remembered.
     assert_eq!(p.intake().applied, 0);
-    assert_eq!(p.state(0), Some(StateCode::NoOrder));
+    assert_eq!(p.derived_state(0), Some(StateCode::NoOrder));
 }
 
 #[test]
@@ -488,7 +489,83 @@ fn decision_points_follow_the_floor() {
     assert_eq!((totals.units_processed, totals.units_good), (10, 9));
     // No ideal time sent: the routing's standard time of the units made stands in.
     assert!(totals.ideal_run_s > 0.0);
-    assert_eq!(p.state(turn), Some(StateCode::NoOrder));
+    assert_eq!(p.derived_state(turn), Some(StateCode::NoOrder));
     assert_eq!(p.work_orders()["WO-1"].next_step, 1);
     assert!(p.sales_orders()["SO-1"].released);
+}
+
+#[test]
+fn a_reported_state_keeps_its_source_words_and_drives_the_time_model() {
+    let mut p = projection();
+    let turn = master().machine_index("TURN-01").expect("TURN-01");
+    let reports = [
+        (0, 10_000, "Execute"),
+        (600_000, 180_000, "Held: spindle alarm 2041"),
+        (900_000, 100_000, "MTConnect FunctionalMode SETUP"),
+        (960_000, 10_000, "Execute"),
+        (1_560_000, 160_000, "no shift"),
+    ];
+    let mut points = Vec::new();
+    for (i, (at, code, raw)) in reports.into_iter().enumerate() {
+        let (_, mut got) = p
+            .offer(Arrival {
+                id: format!("s{i}"),
+                source: "plc".to_owned(),
+                seq: i as u64,
+                event: event(
+                    at,
+                    EventKind::MachineState,
+                    "TURN-01",
+                    "",
+                    json!({"code": code, "raw": raw}),
+                ),
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        points.append(&mut got);
+        if i == 1 {
+            points.append(&mut p.advance_to(PlantTime(at)));
+            assert_eq!(
+                p.state(turn).map(|s| (s.code, s.raw)),
+                Some((180_000, Some("Held: spindle alarm 2041".to_owned())))
+            );
+        }
+    }
+    points.append(&mut p.advance_to(PlantTime(1_800_000)));
+    let t = p.totals(turn).expect("TURN-01");
+    assert_eq!(
+        (t.run_ms, t.breakdown_ms, t.setup_ms, t.idle_ms),
+        (600_000 + 600_000, 300_000, 60_000, 240_000)
+    );
+    assert_eq!(t.failures, 1);
+    assert!(points.contains(&DecisionPoint::Breakdown {
+        machine: turn,
+        at: PlantTime(600_000)
+    }));
+    assert!(points.contains(&DecisionPoint::Repaired {
+        machine: turn,
+        at: PlantTime(900_000)
+    }));
+    assert!(points.contains(&DecisionPoint::MachineFree {
+        machine: turn,
+        at: PlantTime(1_560_000)
+    }));
+    let refused = p.offer(Arrival {
+        id: "bad".to_owned(),
+        source: "plc".to_owned(),
+        seq: 9,
+        event: event(
+            1_900_000,
+            EventKind::MachineState,
+            "TURN-01",
+            "",
+            json!({"code": 12_345}),
+        ),
+    });
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.to_string()),
+        Err(
+            "event bad (machine_state): code is not a state code (10000, 20000, … 990000)"
+                .to_owned()
+        )
+    );
 }
