@@ -198,7 +198,7 @@ impl PlantArgs {
 pub(crate) struct Embedded {
     pub(crate) state: Arc<aifactory_server::AppState>,
     pub(crate) agent: Arc<Agent>,
-    twin: crate::live::LiveTwin,
+    twin: aifactory_runtime::live::LiveTwin,
 }
 
 impl Embedded {
@@ -213,7 +213,7 @@ impl Embedded {
         // Bad options fail before the twin starts.
         model.model_config()?;
         plant.caller()?;
-        let file = crate::run::plant_or_reference(plant.plant.as_deref())?;
+        let file = crate::setup::plant_or_reference(plant.plant.as_deref())?;
         let db = plant
             .db
             .clone()
@@ -231,15 +231,16 @@ impl Embedded {
             .with_context(|| format!("opening the store {db}"))?;
         let inbox = aifactory_twin::CommandInbox::new();
         let (live, publisher) =
-            aifactory_server::live::Live::new(Some(crate::live::command_sink(&inbox)));
-        let spec = crate::live::LiveSpec {
+            aifactory_server::live::Live::new(Some(aifactory_runtime::live::command_sink(&inbox)));
+        let spec = aifactory_runtime::live::LiveSpec {
             plant: file,
             seed: plant.seed,
             speed: 60.0,
             warm_up_days: plant.warm_up_days,
             mqtt: None,
+            clock: aifactory_runtime::Clock::system(),
         };
-        let twin = crate::live::start(spec, store.clone(), publisher, inbox)
+        let twin = aifactory_runtime::live::start(spec, store.clone(), publisher, inbox)
             .await
             .context("starting the twin")?;
         twin.warmed_up().await;
@@ -396,7 +397,7 @@ pub(crate) fn run(
     config: &crate::config::Config,
     command: AgentCommand,
 ) -> anyhow::Result<ExitCode> {
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
     runtime.block_on(async move {
         match command {
             AgentCommand::Ask {
@@ -687,7 +688,7 @@ pub(crate) fn mcp(config: &crate::config::Config, args: McpArgs) -> anyhow::Resu
             "--server: an `aifactory serve` already serves MCP at <server>/mcp; point the MCP client there with a token"
         );
     }
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
     runtime.block_on(async move {
         let mut plant = args.plant.clone();
         if args.http.is_none() && plant.role == "operator" {

@@ -56,7 +56,7 @@ pub(crate) fn run(args: AssessArgs) -> anyhow::Result<ExitCode> {
     let db = args.db.clone().context(
         "--db is required: the store whose ledger to assess (or `assess verify BUNDLE`)",
     )?;
-    let (ledger, coverage) = crate::runtime()?.block_on(read_evidence(&db))?;
+    let (ledger, coverage) = crate::setup::runtime()?.block_on(read_evidence(&db))?;
     let assessment = aifactory_assess::assess(ledger.entries(), &coverage);
     let head = ledger.head().to_owned();
     let mut bundle_note = None;

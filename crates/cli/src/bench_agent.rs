@@ -78,7 +78,7 @@ pub(crate) fn run(
     let questions = questions()?;
     let dir = tempfile::tempdir().context("a temporary folder for the store")?;
     let db = dir.path().join("bench-agent.sqlite").display().to_string();
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
     runtime.block_on(async move {
         let plant = crate::agent::PlantArgs::embedded(&db, args.warm_up_days);
         let embedded = crate::agent::Embedded::start(config, &plant, &crate::agent::ModelArgs::default()).await?;

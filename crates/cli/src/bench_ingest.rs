@@ -7,10 +7,12 @@
 //! Every run counts what it committed against what it published: a lost point is reported,
 //! never hidden in a rate.
 
-use crate::ingest::{IngestTask, now_ms};
 use aifactory_connect::Value;
 use aifactory_connect::mqtt::{BrokerAddress, IngestOptions, IngestStats, publish_stream};
 use aifactory_connect::sparkplug::{EdgeNode, Message};
+use aifactory_runtime::Clock;
+use aifactory_runtime::clock::system_epoch_ms as now_ms;
+use aifactory_runtime::ingest::IngestTask;
 use aifactory_store::Store;
 use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample, SeriesName};
 use anyhow::Context;
@@ -314,6 +316,7 @@ async fn run_once(
         format!("aifactory-bench-{group}"),
         vec![format!("spBv1.0/{group}/#")],
         measure_latency,
+        Clock::system(),
     )
     .await?;
     let (tx, rx) = mpsc::channel::<Message>(1024);
@@ -452,7 +455,7 @@ pub(crate) fn run(args: &IngestBenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let external: Option<BrokerAddress> = args.mqtt.as_deref().map(str::parse).transpose()?;
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
     let report = runtime.block_on(bench(args, external))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -305,7 +305,7 @@ pub(crate) fn run(args: &LoginBenchArgs) -> anyhow::Result<ExitCode> {
     if args.name_kb == 0 || args.name_kb > 63 {
         anyhow::bail!("--name-kb must be between 1 and 63 (the body limit is 64 KB)");
     }
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
     let report = runtime.block_on(async {
         let server = Server::start().await?;
         let http = http_from(IpAddr::V4(Ipv4Addr::LOCALHOST))?;

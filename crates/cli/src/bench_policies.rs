@@ -153,7 +153,7 @@ struct SeedRun {
 }
 
 pub(crate) fn run(args: &PoliciesArgs) -> anyhow::Result<ExitCode> {
-    crate::run::check_days(args.days)?;
+    crate::setup::check_days(args.days)?;
     if !(args.drain_days >= 0.0 && args.drain_days <= 3650.0) {
         bail!(
             "--drain-days must be between 0 and 3650, got {}",
@@ -171,7 +171,7 @@ pub(crate) fn run(args: &PoliciesArgs) -> anyhow::Result<ExitCode> {
             bail!("{flag} must be above 0 and at most 100, got {value}");
         }
     }
-    let mut plant = crate::run::plant_or_reference(args.plant.as_deref())?;
+    let mut plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
     for product in &mut plant.products {
         if let Some(demand) = &mut product.demand {
             demand.units_per_day *= args.load_scale;

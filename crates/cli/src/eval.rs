@@ -329,7 +329,7 @@ fn run_bo(args: &BoArgs) -> anyhow::Result<ExitCode> {
     if args.seeds == 0 || args.budget < 5 || args.batch == 0 {
         anyhow::bail!("--seeds must be at least 1, --budget at least 5 and --batch at least 1");
     }
-    let plant = crate::run::plant_or_reference(args.plant.as_deref())?;
+    let plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
     let mut problems = Vec::new();
     for product in &plant.products {
         for step in &product.routing {

@@ -123,11 +123,11 @@ fn run_kpis(
 }
 
 pub(crate) fn run(args: &TwinArgs) -> anyhow::Result<ExitCode> {
-    crate::run::check_days(args.days)?;
+    crate::setup::check_days(args.days)?;
     if args.seeds < 2 || args.seeds > 1000 {
         anyhow::bail!("--seeds must be between 2 and 1000, got {}", args.seeds);
     }
-    let plant = crate::run::plant_or_reference(args.plant.as_deref())?;
+    let plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
     let products: Vec<String> = plant
         .products
         .iter()

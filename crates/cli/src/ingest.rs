@@ -1,19 +1,15 @@
 //! `aifactory ingest`: subscribe to a broker and store what the plant says — Sparkplug B and
-//! aifactory JSON — into the store, acknowledging each message only after it is committed.
+//! aifactory JSON — into the store, acknowledging each message only after it is committed
+//! (the runtime's `StoreSink` on connect's ingest loop; OPC UA through the runtime's `opcua`).
 
-use aifactory_connect::Value;
-use aifactory_connect::mqtt::{Batch, BrokerAddress, IngestOptions, IngestStats, Sink, ingest};
+use aifactory_connect::mqtt::{BrokerAddress, IngestOptions, IngestStats, ingest};
+use aifactory_runtime::Clock;
+use aifactory_runtime::ingest::StoreSink;
 use aifactory_store::Store;
-use aifactory_store::ingest::{
-    IngestBatch, IngestMessage, OtherSample, OtherValue, QuarantineRow, Sample, SeriesName,
-};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Notify, oneshot, watch};
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct IngestArgs {
@@ -51,223 +47,6 @@ pub(crate) struct IngestArgs {
     abort_after_commits: Option<u64>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-pub(crate) struct StoreSink {
-    pub(crate) store: Store,
-}
-
-/// Numbers (and booleans as 0/1) go to the compressed series; text and bytes are kept apart.
-/// The points are taken apart, not copied: at a million points a second, copying each point's
-/// four names would cost more than storing it.
-pub(crate) fn to_store(batch: Batch) -> IngestBatch {
-    let messages = batch
-        .messages
-        .into_iter()
-        .map(|m| {
-            let mut message = IngestMessage {
-                key: m.key,
-                samples: Vec::with_capacity(m.points.len()),
-                others: Vec::new(),
-            };
-            for p in m.points {
-                let number = p.value.as_f64();
-                let series = SeriesName {
-                    site: p.series.site,
-                    node: p.series.node,
-                    device: p.series.device.unwrap_or_default(),
-                    metric: p.series.metric,
-                };
-                let at_ms = p.timestamp_ms;
-                match (p.value, number) {
-                    (_, Some(value)) => message.samples.push(Sample {
-                        series,
-                        at_ms,
-                        value,
-                    }),
-                    (Value::Bytes(b), None) => message.others.push(OtherSample {
-                        series,
-                        at_ms,
-                        value: OtherValue::Bytes(b),
-                    }),
-                    (Value::Text(t), None) => message.others.push(OtherSample {
-                        series,
-                        at_ms,
-                        value: OtherValue::Text(t),
-                    }),
-                    (other, None) => message.others.push(OtherSample {
-                        series,
-                        at_ms,
-                        value: OtherValue::Text(format!("{other:?}")),
-                    }),
-                }
-            }
-            message
-        })
-        .collect();
-    let quarantined = batch
-        .quarantined
-        .into_iter()
-        .map(|q| QuarantineRow {
-            received_ms: q.received_ms,
-            topic: q.topic,
-            reason_kind: q.reason.kind().to_owned(),
-            reason: q.reason.to_string(),
-            payload: q.payload,
-        })
-        .collect();
-    IngestBatch {
-        messages,
-        quarantined,
-    }
-}
-
-impl Sink for StoreSink {
-    async fn commit(&mut self, batch: Batch) -> Result<(), String> {
-        self.store
-            .commit_ingest(&to_store(batch), now_ms())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Commits through the store, counts what it settled and optionally records, per message, the
-/// time from its timestamp (a publisher's wall clock) to the end of its commit.
-struct CountingSink {
-    inner: StoreSink,
-    points: Arc<AtomicU64>,
-    settled: watch::Sender<u64>,
-    latencies_ms: Option<Vec<i64>>,
-}
-
-impl Sink for CountingSink {
-    async fn commit(&mut self, batch: Batch) -> Result<(), String> {
-        let settles = batch.settles;
-        let points = batch.points() as u64;
-        let stamps: Vec<i64> = if self.latencies_ms.is_some() {
-            batch
-                .messages
-                .iter()
-                .filter_map(|m| m.points.first().map(|p| p.timestamp_ms))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        self.inner.commit(batch).await?;
-        let done = now_ms();
-        if let Some(l) = &mut self.latencies_ms {
-            l.extend(stamps.iter().map(|t| done - t));
-        }
-        self.points.fetch_add(points, Ordering::Relaxed);
-        self.settled.send_modify(|n| *n += settles);
-        Ok(())
-    }
-}
-
-type IngestOutcome = (
-    Result<IngestStats, aifactory_connect::mqtt::MqttError>,
-    Vec<i64>,
-);
-
-/// Ingest running as a task of the current runtime, for commands that feed the broker
-/// themselves (demo, bench ingest): it counts the messages it has settled, so the caller can
-/// wait until everything it published is committed.
-pub(crate) struct IngestTask {
-    settled: watch::Receiver<u64>,
-    points: Arc<AtomicU64>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<IngestOutcome>,
-}
-
-impl IngestTask {
-    /// Starts ingest into `store` and returns once the broker has confirmed the subscriptions.
-    pub(crate) async fn start(
-        broker: &BrokerAddress,
-        store: Store,
-        client_id: String,
-        topics: Vec<String>,
-        measure_latency: bool,
-    ) -> anyhow::Result<IngestTask> {
-        let points = Arc::new(AtomicU64::new(0));
-        let (settled_tx, settled) = watch::channel(0u64);
-        let subscribed = Arc::new(Notify::new());
-        let options = IngestOptions {
-            client_id,
-            topics,
-            subscribed: Some(subscribed.clone()),
-            ..IngestOptions::default()
-        };
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let mut sink = CountingSink {
-            inner: StoreSink { store },
-            points: points.clone(),
-            settled: settled_tx,
-            latencies_ms: measure_latency.then(Vec::new),
-        };
-        let broker_owned = broker.clone();
-        let task = tokio::spawn(async move {
-            let stop = async move {
-                let _ = stop_rx.await;
-            };
-            let stats = ingest(&broker_owned, &options, &mut sink, now_ms, stop).await;
-            (stats, sink.latencies_ms.unwrap_or_default())
-        });
-        let started = tokio::time::timeout(Duration::from_secs(10), subscribed.notified()).await;
-        if started.is_err() {
-            task.abort();
-            anyhow::bail!(
-                "ingest did not subscribe to mqtt://{}:{} within 10 s",
-                broker.host,
-                broker.port
-            );
-        }
-        Ok(IngestTask {
-            settled,
-            points,
-            stop: Some(stop),
-            task,
-        })
-    }
-
-    /// A receiver of the number of messages settled so far.
-    pub(crate) fn settled(&self) -> watch::Receiver<u64> {
-        self.settled.clone()
-    }
-
-    /// Points committed so far.
-    pub(crate) fn points(&self) -> u64 {
-        self.points.load(Ordering::Relaxed)
-    }
-
-    /// Waits until `messages` messages are settled; false if nothing was settled for `stall`.
-    pub(crate) async fn wait_for(&mut self, messages: u64, stall: Duration) -> bool {
-        loop {
-            if *self.settled.borrow_and_update() >= messages {
-                return true;
-            }
-            match tokio::time::timeout(stall, self.settled.changed()).await {
-                Ok(Ok(())) => {}
-                _ => return false,
-            }
-        }
-    }
-
-    /// Stops ingest (it commits what it holds first) and returns its counts and, if asked for,
-    /// the latencies.
-    pub(crate) async fn stop(mut self) -> anyhow::Result<(IngestStats, Vec<i64>)> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let (stats, latencies) = self.task.await.context("the ingest task failed")?;
-        Ok((stats.context("ingest failed")?, latencies))
-    }
-}
-
 pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let broker: BrokerAddress = args.mqtt.parse()?;
     if let Some(d) = args.duration
@@ -296,7 +75,8 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
     if !args.topics.is_empty() {
         options.topics = args.topics.clone();
     }
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
+    let clock = Clock::system();
     #[cfg(feature = "opcua")]
     if let Some(url) = &args.opcua {
         let duration = args.duration;
@@ -315,7 +95,7 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
                     }
                 }
             };
-            crate::opcua::ingest(url, &args.site, &store, stop)
+            aifactory_runtime::opcua::ingest(url, &args.site, &store, &clock, stop)
                 .await
                 .with_context(|| format!("ingesting from {url}"))
         })?;
@@ -333,7 +113,10 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
         let store = Store::open(&db)
             .await
             .with_context(|| format!("opening store {db}"))?;
-        let mut sink = StoreSink { store };
+        let mut sink = StoreSink {
+            store,
+            clock: clock.clone(),
+        };
         if !args.json {
             eprintln!(
                 "Ingesting {} from {} into {}{}",
@@ -355,7 +138,7 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
                 }
             }
         };
-        ingest(&broker, &options, &mut sink, now_ms, stop)
+        ingest(&broker, &options, &mut sink, || clock.epoch_ms(), stop)
             .await
             .with_context(|| format!("ingesting from {}", args.mqtt))
     })?;

@@ -10,6 +10,7 @@ use aifactory_assess::ledger::Record;
 use aifactory_assess::{Coverage, Ledger};
 use aifactory_coordinator::{Links, Setup, Tier};
 use aifactory_core::{DecisionLog, Kpis};
+use aifactory_runtime::run::{records_on_file, twin_trials};
 use aifactory_twin::{PlantModel, PlantTime, Simulation};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -104,34 +105,6 @@ struct StageDepth {
     stage: String,
     depth: u8,
     missing: Vec<String>,
-}
-
-/// Days of order book before day 0 each run starts with (every tier gets the same history).
-const ORDER_BOOK_DAYS: u32 = 120;
-
-/// Running hours of maintenance records per machine before day 0 (about a year).
-const MAINTENANCE_RECORD_H: f64 = 6_000.0;
-
-/// What a plant has on file at day 0 for seed `seed`: the order book and the maintenance records.
-pub(crate) type OnFile = (
-    std::collections::BTreeMap<String, Vec<f64>>,
-    Vec<Vec<(f64, bool)>>,
-);
-
-pub(crate) fn records_on_file(model: &PlantModel, seed: u64) -> OnFile {
-    (
-        aifactory_twin::order_book_history(model, ORDER_BOOK_DAYS, seed),
-        aifactory_twin::maintenance_history(model, MAINTENANCE_RECORD_H, seed),
-    )
-}
-
-/// Trial batches of 1,000 units on the twin, with their own seeded noise.
-pub(crate) fn twin_trials(
-    model: &PlantModel,
-    seed: u64,
-) -> impl FnMut(usize, usize, &[f64]) -> Option<f64> {
-    let mut noise = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x0A11);
-    move |product, step, values| model.trial_batch(product, step, values, 1000, &mut noise)
 }
 
 fn run_one(
@@ -248,11 +221,11 @@ struct LoopWork {
 }
 
 pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
-    crate::run::check_days(args.days)?;
+    crate::setup::check_days(args.days)?;
     if args.seeds < 2 || args.seeds > 1000 {
         anyhow::bail!("--seeds must be between 2 and 1000, got {}", args.seeds);
     }
-    let plant = crate::run::plant_or_reference(args.plant.as_deref())?;
+    let plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
     let model = Arc::new(PlantModel::new(plant));
     let seeds: Vec<u64> = (args.first_seed..args.first_seed + args.seeds).collect();
     let built: Vec<u8> = Tier::ALL.iter().map(|t| t.number()).collect();

@@ -1,6 +1,8 @@
 //! The `aifactory` command line: argument parsing, wiring and presentation. It owns nothing of
-//! the domain: plant files are read by `core`, simulated by `twin`, stored by `store`. It is
-//! the only place that knows about terminals, progress bars, exit codes and `--json`.
+//! the domain: plant files are read by `core`, simulated by `twin`, run live, recorded and
+//! ingested by `runtime`, stored by `store`. A command builds the runtime's configuration from
+//! its arguments and calls it. It is the only place that knows about terminals, progress bars,
+//! exit codes and `--json`, and the one that builds the async runtime.
 
 mod agent;
 mod assess;
@@ -14,27 +16,23 @@ mod eval_twin;
 mod import;
 mod ingest;
 mod ladder;
-mod live;
 #[cfg(feature = "opcua")]
 mod opcua;
 mod output;
 mod portal;
-mod publish;
-mod record;
 mod run;
 mod schedule;
 mod serve;
+mod setup;
 mod token;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use config::Config;
-
-/// The reference plant, built into the binary so `aifactory demo` works from any folder.
-pub const REFERENCE_PLANT: &str = include_str!("../../../plants/hangzhou-auto-parts.toml");
+pub use setup::REFERENCE_PLANT;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,9 +56,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Simulate the reference plant for 30 days under baseline rules, save it to SQLite, show KPIs.
-    Demo(DemoArgs),
+    Demo(run::DemoArgs),
     /// Simulate any plant file with a chosen policy and seed; print KPIs (or JSON).
-    Sim(SimArgs),
+    Sim(run::SimArgs),
     /// Work with plant files.
     #[command(subcommand)]
     Plant(PlantCommand),
@@ -165,86 +163,6 @@ enum BenchCommand {
     },
 }
 
-#[derive(Debug, Args)]
-struct DemoArgs {
-    /// Simulated days [default: 30, or demo.days in the config].
-    #[arg(long, env = "AIFACTORY_DEMO_DAYS")]
-    days: Option<f64>,
-    /// Random seed [default: 42, or demo.seed in the config].
-    #[arg(long, env = "AIFACTORY_SEED")]
-    seed: Option<u64>,
-    /// SQLite file to write [default: <data.dir>/demo.sqlite].
-    #[arg(long, env = "AIFACTORY_DB")]
-    db: Option<PathBuf>,
-    /// Send the twin's telemetry through this MQTT broker (mqtt://host:port) rather than the
-    /// embedded one; either way it goes twin → Sparkplug B → broker → ingest → store.
-    #[arg(long)]
-    mqtt: Option<String>,
-    /// Print one JSON object instead of the table (the run only, no ladder).
-    #[arg(long)]
-    json: bool,
-    /// Skip the short ladder (tier 0 to 3 on the reference plant, two seeds) after the run.
-    #[arg(long)]
-    no_ladder: bool,
-}
-
-#[derive(Debug, Args)]
-struct SimArgs {
-    /// Plant file (TOML); see plants/ for examples.
-    #[arg(long, env = "AIFACTORY_PLANT")]
-    plant: PathBuf,
-    /// Simulated days.
-    #[arg(long, default_value_t = 30.0)]
-    days: f64,
-    /// Random seed: the same plant, seed and policy give the same result, byte for byte.
-    #[arg(long, env = "AIFACTORY_SEED", default_value_t = 42)]
-    seed: u64,
-    /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest
-    /// job); or tier1: the AI skills decide, each on its own (APS scheduling and dispatching,
-    /// condition-based maintenance, replenishment from forecasts once ~9 weeks of orders are
-    /// known), with --purchasing until then; or tier2: the coordinator's shared plan (see
-    /// docs/TIERS.md). With --db their decisions go to the ledger, for `aifactory assess`.
-    #[arg(long, default_value = "edd")]
-    policy: String,
-    /// Maintenance rule: rtf (run to failure), pm (each machine type's interval), pm:HOURS.
-    #[arg(long, default_value = "pm")]
-    maintenance: String,
-    /// Purchasing rule: reorder (reorder point) or none (live on opening stock).
-    #[arg(long, default_value = "reorder")]
-    purchasing: String,
-    /// Seconds between sensor readings per machine; 0 turns telemetry off [default: the plant file's].
-    #[arg(long)]
-    telemetry_period: Option<f64>,
-    /// Also write events, telemetry and KPIs to this SQLite file.
-    #[arg(long, env = "AIFACTORY_DB", conflicts_with = "mqtt")]
-    db: Option<PathBuf>,
-    /// Publish the run to this MQTT broker (mqtt://host:port) as a Sparkplug B edge node: group
-    /// = the plant's site id, node `twin`, a device per machine; readings and events as DDATA.
-    #[arg(long, env = "AIFACTORY_MQTT")]
-    mqtt: Option<String>,
-    /// MQTT client id when publishing.
-    #[arg(long, default_value = "aifactory-twin", requires = "mqtt")]
-    mqtt_client_id: String,
-    /// Serve the plant's machines over OPC UA on this address while simulating (e.g.
-    /// 127.0.0.1:4840; port 0 picks one): an object per machine with its readings, `state` and
-    /// a writable `speed_setpoint_pct` (security policy None, anonymous).
-    #[cfg(feature = "opcua")]
-    #[arg(long, conflicts_with_all = ["mqtt", "db"])]
-    opcua_listen: Option<std::net::SocketAddr>,
-    /// With --mqtt or --opcua-listen: simulated seconds per wall-clock second (e.g. 60: a
-    /// simulated hour a minute), so subscribers see the plant move and commands (DCMD, OPC UA
-    /// writes) arrive in time [default: as fast as possible].
-    #[arg(long)]
-    pace: Option<f64>,
-    /// With --opcua-listen: keep serving this many seconds after the run.
-    #[cfg(feature = "opcua")]
-    #[arg(long, default_value_t = 0.0, requires = "opcua_listen")]
-    hold: f64,
-    /// Print one JSON object (KPIs at the top level) instead of the table.
-    #[arg(long)]
-    json: bool,
-}
-
 #[cfg(feature = "opcua")]
 #[derive(Debug, Subcommand)]
 enum OpcuaCommand {
@@ -268,16 +186,6 @@ enum PlantCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// The async runtime the I/O commands run on: two workers, as the machines we target have few
-/// cores and the work is I/O and one SQLite writer.
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 /// Entry point of the binary: parses, runs, and maps errors to exit codes.

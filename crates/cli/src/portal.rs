@@ -1,7 +1,7 @@
 //! `aifactory portal …`: the programme office on PostgreSQL — serve its API, seed a synthetic
 //! city, add users, submit a plant's evidence bundle — and `aifactory bench portal`.
 
-use crate::runtime;
+use crate::setup::runtime;
 use aifactory_portal::seed::{self, CitySpec};
 use aifactory_portal::{Caller, Clock, NewUser, Portal, PortalError, Role};
 use anyhow::Context;

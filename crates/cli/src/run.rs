@@ -1,13 +1,13 @@
-//! The commands: wiring a plant, a policy, the twin and (optionally) the store.
+//! The commands `demo`, `sim`, `plant check` and `bench twin`: their arguments, wiring a plant,
+//! a policy, the twin and (optionally) the store through the runtime, and what they print.
 
 use crate::config::Config;
-use crate::record::{self, StoreTarget};
-use crate::{DemoArgs, REFERENCE_PLANT, SimArgs, output};
+use crate::output;
+use crate::setup::{REFERENCE_PLANT, check_days, plant_or_reference};
 use aifactory_core::Plant;
-use aifactory_twin::{
-    BaselinePolicy, DispatchRule, MaintenanceRule, PlantModel, PlantTime, PurchasingRule,
-    SimResult, Simulation,
-};
+use aifactory_runtime::record::{self, StoreTarget};
+use aifactory_runtime::{Clock, Progress, RunSpec, simulate};
+use aifactory_twin::{BaselinePolicy, DispatchRule, MaintenanceRule, PurchasingRule, SimResult};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -15,22 +15,84 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// What to simulate and how.
-#[derive(Debug, Clone)]
-pub(crate) struct RunSpec {
-    pub(crate) plant: Plant,
-    pub(crate) days: f64,
-    pub(crate) seed: u64,
-    pub(crate) policy: BaselinePolicy,
-    pub(crate) telemetry_period_s: Option<f64>,
-    /// Commands from outside (DCMD, OPC UA writes) the twin obeys; `None` keeps the run
-    /// deterministic.
-    pub(crate) commands: Option<aifactory_twin::CommandInbox>,
-    /// 0: `policy` decides; 1: the AI skills each on their own; 2: the coordinator's shared
-    /// plan (both on top of `policy` for what they do not cover).
-    pub(crate) tier: u8,
-    /// Where the skills log their decisions (a recorded run writes them to the ledger).
-    pub(crate) decisions: Option<aifactory_core::DecisionLog>,
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Simulated days [default: 30, or demo.days in the config].
+    #[arg(long, env = "AIFACTORY_DEMO_DAYS")]
+    days: Option<f64>,
+    /// Random seed [default: 42, or demo.seed in the config].
+    #[arg(long, env = "AIFACTORY_SEED")]
+    seed: Option<u64>,
+    /// SQLite file to write [default: <data.dir>/demo.sqlite].
+    #[arg(long, env = "AIFACTORY_DB")]
+    db: Option<PathBuf>,
+    /// Send the twin's telemetry through this MQTT broker (mqtt://host:port) rather than the
+    /// embedded one; either way it goes twin → Sparkplug B → broker → ingest → store.
+    #[arg(long)]
+    mqtt: Option<String>,
+    /// Print one JSON object instead of the table (the run only, no ladder).
+    #[arg(long)]
+    json: bool,
+    /// Skip the short ladder (tier 0 to 3 on the reference plant, two seeds) after the run.
+    #[arg(long)]
+    no_ladder: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SimArgs {
+    /// Plant file (TOML); see plants/ for examples.
+    #[arg(long, env = "AIFACTORY_PLANT")]
+    plant: PathBuf,
+    /// Simulated days.
+    #[arg(long, default_value_t = 30.0)]
+    days: f64,
+    /// Random seed: the same plant, seed and policy give the same result, byte for byte.
+    #[arg(long, env = "AIFACTORY_SEED", default_value_t = 42)]
+    seed: u64,
+    /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest
+    /// job); or tier1: the AI skills decide, each on its own (APS scheduling and dispatching,
+    /// condition-based maintenance, replenishment from forecasts once ~9 weeks of orders are
+    /// known), with --purchasing until then; or tier2: the coordinator's shared plan (see
+    /// docs/TIERS.md). With --db their decisions go to the ledger, for `aifactory assess`.
+    #[arg(long, default_value = "edd")]
+    policy: String,
+    /// Maintenance rule: rtf (run to failure), pm (each machine type's interval), pm:HOURS.
+    #[arg(long, default_value = "pm")]
+    maintenance: String,
+    /// Purchasing rule: reorder (reorder point) or none (live on opening stock).
+    #[arg(long, default_value = "reorder")]
+    purchasing: String,
+    /// Seconds between sensor readings per machine; 0 turns telemetry off [default: the plant file's].
+    #[arg(long)]
+    telemetry_period: Option<f64>,
+    /// Also write events, telemetry and KPIs to this SQLite file.
+    #[arg(long, env = "AIFACTORY_DB", conflicts_with = "mqtt")]
+    db: Option<PathBuf>,
+    /// Publish the run to this MQTT broker (mqtt://host:port) as a Sparkplug B edge node: group
+    /// = the plant's site id, node `twin`, a device per machine; readings and events as DDATA.
+    #[arg(long, env = "AIFACTORY_MQTT")]
+    mqtt: Option<String>,
+    /// MQTT client id when publishing.
+    #[arg(long, default_value = "aifactory-twin", requires = "mqtt")]
+    mqtt_client_id: String,
+    /// Serve the plant's machines over OPC UA on this address while simulating (e.g.
+    /// 127.0.0.1:4840; port 0 picks one): an object per machine with its readings, `state` and
+    /// a writable `speed_setpoint_pct` (security policy None, anonymous).
+    #[cfg(feature = "opcua")]
+    #[arg(long, conflicts_with_all = ["mqtt", "db"])]
+    opcua_listen: Option<std::net::SocketAddr>,
+    /// With --mqtt or --opcua-listen: simulated seconds per wall-clock second (e.g. 60: a
+    /// simulated hour a minute), so subscribers see the plant move and commands (DCMD, OPC UA
+    /// writes) arrive in time [default: as fast as possible].
+    #[arg(long)]
+    pace: Option<f64>,
+    /// With --opcua-listen: keep serving this many seconds after the run.
+    #[cfg(feature = "opcua")]
+    #[arg(long, default_value_t = 0.0, requires = "opcua_listen")]
+    hold: f64,
+    /// Print one JSON object (KPIs at the top level) instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result<BaselinePolicy> {
@@ -57,25 +119,6 @@ fn tier_of(policy: &str) -> u8 {
     }
 }
 
-/// The given plant file, or the built-in reference plant.
-pub(crate) fn plant_or_reference(file: Option<&Path>) -> anyhow::Result<Plant> {
-    Ok(match file {
-        Some(path) => Plant::load(path)?,
-        None => Plant::parse(
-            REFERENCE_PLANT,
-            Path::new("plants/hangzhou-auto-parts.toml"),
-        )
-        .context("the built-in reference plant is invalid")?,
-    })
-}
-
-pub(crate) fn check_days(days: f64) -> anyhow::Result<()> {
-    if !days.is_finite() || days <= 0.0 || days > 3660.0 {
-        bail!("--days must be between 0 and 3660, got {days}");
-    }
-    Ok(())
-}
-
 fn check_telemetry_period(period: Option<f64>) -> anyhow::Result<()> {
     if let Some(p) = period
         && (!p.is_finite() || p < 0.0 || (p > 0.0 && p < 1.0))
@@ -85,9 +128,21 @@ fn check_telemetry_period(period: Option<f64>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress(days: f64, quiet: bool) -> ProgressBar {
+/// The terminal's progress bar, told the runtime's progress.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn day(&self, day: u64) {
+        self.0.set_position(day);
+    }
+    fn finished(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn progress(days: f64, quiet: bool) -> Arc<Bar> {
     if quiet {
-        return ProgressBar::hidden();
+        return Arc::new(Bar(ProgressBar::hidden()));
     }
     let bar = ProgressBar::new(days.ceil() as u64);
     bar.set_style(
@@ -97,72 +152,7 @@ fn progress(days: f64, quiet: bool) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    bar
-}
-
-/// Tier 1 (the coordinator's): every skill decides on its own.
-pub(crate) fn tier1_policy(
-    model: &PlantModel,
-    base: BaselinePolicy,
-    log: Option<&aifactory_core::DecisionLog>,
-) -> anyhow::Result<aifactory_coordinator::Tier1> {
-    aifactory_coordinator::tier1(
-        model.master(),
-        base,
-        log,
-        &std::collections::BTreeMap::new(),
-    )
-    .context("setting up the tier-1 skills")
-}
-
-/// Runs the twin day by day (so the progress bar moves) and closes the books at the horizon.
-pub(crate) fn simulate(
-    spec: &RunSpec,
-    observer: &mut dyn aifactory_twin::Observer,
-    bar: &ProgressBar,
-) -> anyhow::Result<SimResult> {
-    let model = Arc::new(PlantModel::new(spec.plant.clone()));
-    let policy: Box<dyn aifactory_twin::Policy + Send> = match spec.tier {
-        0 => Box::new(spec.policy),
-        1 => Box::new(tier1_policy(&model, spec.policy, spec.decisions.as_ref())?),
-        2 => {
-            // The same records on file and trial line as the ladder's tier 2.
-            let (order_book, records) = crate::ladder::records_on_file(&model, spec.seed);
-            let mut trials = crate::ladder::twin_trials(&model, spec.seed);
-            let setup = aifactory_coordinator::Setup {
-                master: model.master(),
-                tier: aifactory_coordinator::Tier::Two,
-                links: aifactory_coordinator::Links::ALL,
-                log: spec.decisions.as_ref(),
-                seed: spec.seed,
-                order_book: &order_book,
-                maintenance_records: &records,
-            };
-            aifactory_coordinator::build(&setup, Some(&mut trials))
-                .context("setting up the tier-2 coordinator")?
-                .policy
-        }
-        other => bail!(
-            "tier {other} runs in `aifactory ladder`; recording its outcomes and model updates to a store is not built yet"
-        ),
-    };
-    let policy: Box<dyn aifactory_twin::Policy + Send> = match &spec.commands {
-        Some(inbox) => Box::new(aifactory_twin::Commanded::new(
-            aifactory_twin::Boxed(policy),
-            &model,
-            inbox.clone(),
-        )),
-        None => policy,
-    };
-    let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
-    let whole_days = spec.days.floor() as u64;
-    for day in 1..=whole_days {
-        sim.run_until(PlantTime::from_days(day as f64), observer);
-        bar.set_position(day);
-    }
-    sim.run_until(PlantTime::from_days(spec.days), observer);
-    bar.finish_and_clear();
-    Ok(sim.finish())
+    Arc::new(Bar(bar))
 }
 
 #[derive(Debug, Serialize)]
@@ -214,14 +204,16 @@ fn execute(
 ) -> anyhow::Result<(SimResult, Option<record::Written>)> {
     let bar = progress(spec.days, quiet);
     match db {
-        None => Ok((simulate(spec, &mut (), &bar)?, None)),
+        None => Ok((simulate(spec, &mut (), &*bar)?, None)),
         Some(path) => {
             let target = StoreTarget {
                 path: path.to_owned(),
                 batch_rows: config.store.batch_rows.max(1),
                 via_mqtt,
+                clock: Clock::system(),
             };
-            let (result, written) = record::simulate_and_record(spec, &target, &bar)?;
+            let (result, written) = crate::setup::runtime()?
+                .block_on(record::simulate_and_record(spec, &target, bar))?;
             Ok((result, Some(written)))
         }
     }
@@ -352,13 +344,27 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
                 args.hold
             );
         }
-        let serve = crate::opcua::Serve {
+        let serve = aifactory_runtime::opcua::Serve {
             listen,
-            pace: args.pace,
+            pace: args.pace.map(|speed| aifactory_runtime::publish::Pace {
+                speed,
+                clock: Clock::system(),
+            }),
             hold_s: args.hold,
         };
         let bar = progress(spec.days, args.json);
-        let (result, stats, url) = crate::opcua::simulate_and_serve(&spec, serve, args.json, &bar)?;
+        let quiet = args.json;
+        let (result, stats, url) =
+            crate::setup::runtime()?.block_on(aifactory_runtime::opcua::simulate_and_serve(
+                &spec,
+                serve,
+                |url, machines| {
+                    if !quiet {
+                        eprintln!("Serving {machines} machines over OPC UA at {url}");
+                    }
+                },
+                bar,
+            ))?;
         if args.json {
             let mut value = sim_json_value(&result)?;
             if let Some(object) = value.as_object_mut() {
@@ -382,13 +388,18 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
             commands: Some(inbox.clone()),
             ..spec
         };
-        let (result, sent) = crate::publish::simulate_and_publish(
-            &spec,
-            &broker,
-            &args.mqtt_client_id,
-            args.pace,
-            &bar,
-        )?;
+        let pace = args.pace.map(|speed| aifactory_runtime::publish::Pace {
+            speed,
+            clock: Clock::system(),
+        });
+        let (result, sent) =
+            crate::setup::runtime()?.block_on(aifactory_runtime::publish::simulate_and_publish(
+                &spec,
+                &broker,
+                &args.mqtt_client_id,
+                pace,
+                bar,
+            ))?;
         let commands = inbox.counts();
         if args.json {
             let mut value = sim_json_value(&result)?;
@@ -411,7 +422,7 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
                 sent.messages,
                 sent.bytes,
                 spec.plant.plant.id,
-                crate::publish::EDGE_NODE,
+                aifactory_runtime::publish::EDGE_NODE,
                 sent.acknowledged
             );
             println!(
@@ -541,7 +552,7 @@ pub(crate) fn bench_twin(
     let mut best: Option<(f64, SimResult)> = None;
     for _ in 0..repeat.max(1) {
         let started = std::time::Instant::now();
-        let result = simulate(&spec, &mut (), &ProgressBar::hidden())?;
+        let result = simulate(&spec, &mut (), &())?;
         let wall = started.elapsed().as_secs_f64();
         if best.as_ref().is_none_or(|(w, _)| wall < *w) {
             best = Some((wall, result));

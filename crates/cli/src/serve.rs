@@ -61,7 +61,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
     };
     let plant = match args.no_twin {
         true => None,
-        false => Some(crate::run::plant_or_reference(args.plant.as_deref())?),
+        false => Some(crate::setup::plant_or_reference(args.plant.as_deref())?),
     };
     let db = args
         .db
@@ -79,7 +79,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
     {
         anyhow::bail!("--admin-password must be at least 8 characters");
     }
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
     runtime.block_on(async move {
         let store = aifactory_store::Store::open(&db)
             .await
@@ -90,15 +90,16 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
             None => (aifactory_server::live::Live::none(), None),
             Some(plant) => {
                 let (live, publisher) =
-                    aifactory_server::live::Live::new(Some(crate::live::command_sink(&inbox)));
-                let spec = crate::live::LiveSpec {
+                    aifactory_server::live::Live::new(Some(aifactory_runtime::live::command_sink(&inbox)));
+                let spec = aifactory_runtime::live::LiveSpec {
                     plant,
                     seed: args.seed,
                     speed: args.speed,
                     warm_up_days: args.warm_up_days,
                     mqtt: mqtt.clone(),
+                    clock: aifactory_runtime::Clock::system(),
                 };
-                let twin = crate::live::start(spec, store.clone(), publisher, inbox)
+                let twin = aifactory_runtime::live::start(spec, store.clone(), publisher, inbox)
                     .await
                     .context("starting the live twin")?;
                 (live, Some(twin))

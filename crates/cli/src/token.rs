@@ -80,7 +80,7 @@ fn print_tokens(tokens: &[serde_json::Value]) {
 }
 
 pub(crate) fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
-    let runtime = crate::runtime()?;
+    let runtime = crate::setup::runtime()?;
     runtime.block_on(async move {
         match command {
             TokenCommand::List { server } => {

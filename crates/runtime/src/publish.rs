@@ -1,9 +1,10 @@
-//! `aifactory sim --mqtt URL`: the twin speaks as a plant does — one Sparkplug B edge node
-//! (group = the plant's site id, node `twin`) with a device per machine, its sensor readings and
-//! events as DDATA, at simulated time. The twin runs on a blocking thread and hands messages
-//! through a bounded channel to the publisher, so a slow broker slows the twin, never memory.
+//! The twin speaking as a plant does — one Sparkplug B edge node (group = the plant's site id,
+//! node `twin`) with a device per machine, its sensor readings and events as DDATA, at
+//! simulated time. The twin runs on a blocking thread and hands messages through a bounded
+//! channel to the publisher, so a slow broker slows the twin, never memory.
 
-use crate::run::{RunSpec, simulate};
+use crate::clock::Clock;
+use crate::run::{Progress, RunError, RunSpec, simulate};
 use aifactory_connect::Value;
 use aifactory_connect::mqtt::{
     BrokerAddress, MqttError, PublishStats, publish_stream_with_commands,
@@ -11,16 +12,43 @@ use aifactory_connect::mqtt::{
 use aifactory_connect::sparkplug::{EdgeNode, Message};
 use aifactory_core::{PlantEvent, TelemetryReading};
 use aifactory_twin::{Observer, SimResult};
-use anyhow::Context;
-use indicatif::ProgressBar;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The edge node's id within the plant's group.
-pub(crate) const EDGE_NODE: &str = "twin";
+pub const EDGE_NODE: &str = "twin";
+
+/// Why a published run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the twin thread failed")]
+    TwinThread(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("the publisher task failed")]
+    PublisherTask(#[source] tokio::task::JoinError),
+    #[error("publishing to mqtt://{host}:{port}")]
+    Publish {
+        host: String,
+        port: u16,
+        #[source]
+        source: MqttError,
+    },
+}
+
+/// Publishing paced against the wall clock: `speed` simulated seconds per second of `clock`,
+/// from the plant's start, so subscribers see the plant move and commands arrive in time.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    pub speed: f64,
+    pub clock: Clock,
+}
 
 /// An observer of the twin that publishes what it sees as the edge node's messages.
-pub(crate) struct EdgeObserver {
+pub struct EdgeObserver {
     edge: EdgeNode,
     tx: mpsc::Sender<Message>,
     /// The NBIRTH, sent before the first message (from the twin's thread, which may block).
@@ -28,10 +56,21 @@ pub(crate) struct EdgeObserver {
     /// Every metric each machine has declared, with its latest value (a rebirth repeats them).
     metrics: HashMap<String, BTreeMap<String, Value>>,
     closed: bool,
-    /// Simulated seconds per wall-clock second, from the plant's start; `None`: full speed.
-    pace: Option<(f64, i64, std::time::Instant)>,
+    /// Simulated seconds per wall-clock second, from the plant's start and the clock's reading
+    /// then; `None`: full speed.
+    pace: Option<(f64, i64, Duration, Clock)>,
     /// Messages handed to the publisher so far (for flow control against what a host settled).
-    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl fmt::Debug for EdgeObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EdgeObserver")
+            .field("devices", &self.metrics.len())
+            .field("closed", &self.closed)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EdgeObserver {
@@ -51,16 +90,16 @@ impl EdgeObserver {
     }
 
     /// The count of messages sent so far (births and data), shared with whoever paces on it.
-    pub(crate) fn sent(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
-        std::sync::Arc::clone(&self.sent)
+    pub fn sent(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.sent)
     }
 
     /// DDATA for known metrics; a (re)birth of the device when one is new.
     fn publish(&mut self, machine: &str, at_ms: u64, values: Vec<(String, Value)>) {
-        if let Some((pace, start_ms, started)) = self.pace {
+        if let Some((pace, start_ms, started, clock)) = &self.pace {
             let sim_s = (at_ms as i64 - start_ms).max(0) as f64 / 1000.0;
-            let due = std::time::Duration::from_secs_f64(sim_s / pace);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
+            let due = Duration::from_secs_f64(sim_s / pace);
+            if let Some(wait) = due.checked_sub(clock.elapsed().saturating_sub(*started)) {
                 std::thread::sleep(wait);
             }
         }
@@ -118,11 +157,11 @@ impl Observer for EdgeObserver {
 /// The publisher of what the twin says: returns the observer to run the twin with (on a thread
 /// that may block) and the task that publishes, which ends when the observer is dropped. Call it
 /// inside the runtime.
-pub(crate) fn edge_publisher(
+pub fn edge_publisher(
     spec: &RunSpec,
     broker: &BrokerAddress,
     client_id: &str,
-    pace: Option<f64>,
+    pace: Option<Pace>,
 ) -> (
     EdgeObserver,
     tokio::task::JoinHandle<Result<PublishStats, MqttError>>,
@@ -163,36 +202,36 @@ pub(crate) fn edge_publisher(
         birth: Some(birth),
         metrics: HashMap::new(),
         closed: false,
-        pace: pace.map(|p| (p, start_ms, std::time::Instant::now())),
-        sent: std::sync::Arc::default(),
+        pace: pace.map(|p| (p.speed, start_ms, p.clock.elapsed(), p.clock)),
+        sent: Arc::default(),
     };
     (observer, publisher)
 }
 
 /// Simulates `spec` and publishes it to the broker; returns the result and what was sent.
-pub(crate) fn simulate_and_publish(
+pub async fn simulate_and_publish(
     spec: &RunSpec,
     broker: &BrokerAddress,
     client_id: &str,
-    pace: Option<f64>,
-    bar: &ProgressBar,
-) -> anyhow::Result<(SimResult, PublishStats)> {
-    let runtime = crate::runtime()?;
-    runtime.block_on(async {
-        let (mut observer, publisher) = edge_publisher(spec, broker, client_id, pace);
-        let twin = {
-            let spec = spec.clone();
-            let bar = bar.clone();
-            // Dropping the observer at the end closes the channel: the publisher then finishes.
-            tokio::task::spawn_blocking(move || simulate(&spec, &mut observer, &bar))
-        };
-        let result = twin.await.context("the twin thread failed")??;
-        let stats = publisher
-            .await
-            .context("the publisher task failed")?
-            .with_context(|| format!("publishing to mqtt://{}:{}", broker.host, broker.port))?;
-        Ok((result, stats))
-    })
+    pace: Option<Pace>,
+    progress: Arc<dyn Progress>,
+) -> Result<(SimResult, PublishStats), PublishError> {
+    let (mut observer, publisher) = edge_publisher(spec, broker, client_id, pace);
+    let twin = {
+        let spec = spec.clone();
+        // Dropping the observer at the end closes the channel: the publisher then finishes.
+        tokio::task::spawn_blocking(move || simulate(&spec, &mut observer, &*progress))
+    };
+    let result = twin.await.map_err(PublishError::TwinThread)??;
+    let stats = publisher
+        .await
+        .map_err(PublishError::PublisherTask)?
+        .map_err(|source| PublishError::Publish {
+            host: broker.host.clone(),
+            port: broker.port,
+            source,
+        })?;
+    Ok((result, stats))
 }
 
 /// The twin commands a DCMD carries; malformed ones and unknown metrics carry none.

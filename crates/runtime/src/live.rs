@@ -4,6 +4,12 @@
 //! publishes a live view (machine states, KPIs so far, the plan, control charts, forecasts,
 //! anomalies) for the server, which takes commands back through the twin's command inbox.
 
+use crate::clock::Clock;
+use crate::ingest::{IngestError, IngestTask};
+use crate::publish::{EdgeObserver, edge_publisher};
+use crate::run::{RunSpec, records_on_file, twin_trials};
+use aifactory_connect::mqtt::{BrokerAddress, MqttError, PublishStats};
+use aifactory_coordinator::CoordinatorError;
 use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading, Timestamp};
 use aifactory_server::live::{
     AnomalyMark, CommandSink, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts,
@@ -13,35 +19,76 @@ use aifactory_server::live::{
 use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
 use aifactory_skills::spc::{Dispersion, IndividualsChart, RuleSet, XbarChart};
 use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample, SeriesName};
-use aifactory_store::{RunInfo, Store};
+use aifactory_store::{RunInfo, Store, StoreError};
 use aifactory_twin::{Command, CommandInbox, Observer, PlantModel, PlantTime, Simulation};
-use anyhow::Context;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What to run live.
 #[derive(Debug, Clone)]
-pub(crate) struct LiveSpec {
-    pub(crate) plant: Plant,
-    pub(crate) seed: u64,
+pub struct LiveSpec {
+    pub plant: Plant,
+    pub seed: u64,
     /// Twin seconds per wall-clock second.
-    pub(crate) speed: f64,
+    pub speed: f64,
     /// Simulated as fast as possible before going live, so there is a plant to look at.
-    pub(crate) warm_up_days: f64,
+    pub warm_up_days: f64,
     /// Send the telemetry the way a plant's arrives — Sparkplug B through this broker, taken in
     /// by ingest — instead of writing it to the store directly.
-    pub(crate) mqtt: Option<aifactory_connect::mqtt::BrokerAddress>,
+    pub mqtt: Option<BrokerAddress>,
+    /// The wall clock the twin is paced against (and ingest's receive times).
+    pub clock: Clock,
+}
+
+/// Why the live twin did not start, or how it stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("saving the plant's master data")]
+    SavePlant(#[source] StoreError),
+    #[error("setting up the tier-2 coordinator")]
+    Coordinator(#[source] CoordinatorError),
+    #[error("registering the live run")]
+    RegisterRun(#[source] StoreError),
+    #[error("subscribing at mqtt://{host}:{port}")]
+    Subscribe {
+        host: String,
+        port: u16,
+        #[source]
+        source: IngestError,
+    },
+    #[error("writing decision {id}")]
+    WriteDecision {
+        id: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("writing events")]
+    WriteEvents(#[source] StoreError),
+    #[error("writing telemetry")]
+    WriteTelemetry(#[source] StoreError),
+    /// The writer went away while the twin ran; its own error says why.
+    #[error("the store writer stopped")]
+    WriterGone,
+    #[error("the live twin stopped")]
+    Twin(#[source] tokio::task::JoinError),
+    #[error("the live writer stopped")]
+    Writer(#[source] tokio::task::JoinError),
+    #[error("the publisher task failed")]
+    PublisherTask(#[source] tokio::task::JoinError),
+    #[error("publishing the twin's telemetry")]
+    Publish(#[source] MqttError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
 }
 
 /// The path through a broker: ingest subscribed, the twin's edge node publishing.
+#[derive(Debug)]
 struct ViaBroker {
-    ingest: crate::ingest::IngestTask,
-    publisher: tokio::task::JoinHandle<
-        Result<aifactory_connect::mqtt::PublishStats, aifactory_connect::mqtt::MqttError>,
-    >,
+    ingest: IngestTask,
+    publisher: tokio::task::JoinHandle<Result<PublishStats, MqttError>>,
 }
 
 /// The node name of the twin's telemetry series in the store.
@@ -62,34 +109,37 @@ const FORECAST_HORIZON: usize = 14;
 const FORECAST_LEVEL: f64 = 0.9;
 
 /// A running live twin; [`LiveTwin::stop`] ends it and returns how far it got.
-pub(crate) struct LiveTwin {
+#[derive(Debug)]
+pub struct LiveTwin {
     stop: Arc<AtomicBool>,
     /// Set once the warm-up is done and the twin runs paced.
     warm: Arc<AtomicBool>,
-    thread: tokio::task::JoinHandle<anyhow::Result<PlantTime>>,
-    writer: tokio::task::JoinHandle<anyhow::Result<()>>,
+    thread: tokio::task::JoinHandle<Result<PlantTime, LiveError>>,
+    writer: tokio::task::JoinHandle<Result<(), LiveError>>,
     broker: Option<ViaBroker>,
 }
 
 impl LiveTwin {
     /// Waits until the warm-up is done (or the twin stopped early).
-    pub(crate) async fn warmed_up(&self) {
+    pub async fn warmed_up(&self) {
         while !self.warm.load(Ordering::Relaxed) && !self.thread.is_finished() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    pub(crate) async fn stop(self) -> anyhow::Result<PlantTime> {
+    /// Stops the twin, waits for its writer (and, through a broker, for ingest to settle what
+    /// was published) and returns the twin time it reached.
+    pub async fn stop(self) -> Result<PlantTime, LiveError> {
         self.stop.store(true, Ordering::Relaxed);
         // The twin thread drops its edge node on the way out, which ends the publisher.
-        let reached = self.thread.await.context("the live twin stopped")??;
-        self.writer.await.context("the live writer stopped")??;
+        let reached = self.thread.await.map_err(LiveError::Twin)??;
+        self.writer.await.map_err(LiveError::Writer)??;
         if let Some(via) = self.broker {
             let sent = via
                 .publisher
                 .await
-                .context("the publisher task failed")?
-                .context("publishing the twin's telemetry")?;
+                .map_err(LiveError::PublisherTask)?
+                .map_err(LiveError::Publish)?;
             let mut ingest = via.ingest;
             ingest
                 .wait_for(sent.messages, Duration::from_secs(10))
@@ -142,7 +192,7 @@ fn product_infos(plant: &aifactory_core::Plant) -> Vec<ProductInfo> {
 }
 
 /// Where approved changes go: the twin's command inbox.
-pub(crate) fn command_sink(inbox: &CommandInbox) -> CommandSink {
+pub fn command_sink(inbox: &CommandInbox) -> CommandSink {
     let inbox = inbox.clone();
     Arc::new(move |command| match command {
         PlantCommand::StartMaintenance { machine } => {
@@ -204,7 +254,7 @@ struct Watcher {
     anomalies: VecDeque<AnomalyMark>,
     charts: BTreeMap<(String, String), ChartState>,
     /// The twin's Sparkplug edge node, when telemetry goes through a broker.
-    edge: Option<crate::publish::EdgeObserver>,
+    edge: Option<EdgeObserver>,
     /// Machines running an operation now, from when its set-up ends: control charts take
     /// readings only while a machine cuts, since idle and set-up readings are other processes.
     cutting_from: HashMap<String, Timestamp>,
@@ -696,6 +746,7 @@ impl Runner {
 struct WarmUpFlow {
     sent: Arc<std::sync::atomic::AtomicU64>,
     settled: tokio::sync::watch::Receiver<u64>,
+    clock: Clock,
 }
 
 /// Messages the twin may run ahead of the ingest: well under a broker's default queue per
@@ -708,18 +759,18 @@ impl WarmUpFlow {
     /// the start.
     fn wait(&self, stop: &AtomicBool) {
         let mut last = *self.settled.borrow();
-        let mut since = Instant::now();
+        let mut since = self.clock.elapsed();
         loop {
             let settled = *self.settled.borrow();
             if settled + WARM_UP_AHEAD >= self.sent.load(Ordering::Relaxed)
                 || stop.load(Ordering::Relaxed)
-                || since.elapsed() > Duration::from_secs(30)
+                || self.clock.elapsed().saturating_sub(since) > Duration::from_secs(30)
             {
                 return;
             }
             if settled != last {
                 last = settled;
-                since = Instant::now();
+                since = self.clock.elapsed();
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -728,20 +779,20 @@ impl WarmUpFlow {
 
 /// Starts the live twin: saves the plant, registers a run, warms up, then runs paced by the
 /// wall clock until stopped.
-pub(crate) async fn start(
+pub async fn start(
     spec: LiveSpec,
     store: Store,
     publisher: Publisher,
     inbox: CommandInbox,
-) -> anyhow::Result<LiveTwin> {
+) -> Result<LiveTwin, LiveError> {
     store
         .save_plant(&spec.plant)
         .await
-        .context("saving the plant's master data")?;
+        .map_err(LiveError::SavePlant)?;
     let model = Arc::new(PlantModel::new(spec.plant.clone()));
     let (start, _) = spec.plant.start();
     let log = aifactory_core::DecisionLog::new();
-    let (order_book, records) = crate::ladder::records_on_file(&model, spec.seed);
+    let (order_book, records) = records_on_file(&model, spec.seed);
     // Health and remaining life per machine from the records of all machines of its type.
     let survival: Vec<Option<aifactory_skills::maintenance::Survival>> = spec
         .plant
@@ -761,7 +812,7 @@ pub(crate) async fn start(
         .collect();
     let machine_count = spec.plant.machines.len();
     let configured = {
-        let mut trials = crate::ladder::twin_trials(&model, spec.seed);
+        let mut trials = twin_trials(&model, spec.seed);
         let setup = aifactory_coordinator::Setup {
             master: model.master(),
             tier: aifactory_coordinator::Tier::Two,
@@ -771,8 +822,7 @@ pub(crate) async fn start(
             order_book: &order_book,
             maintenance_records: &records,
         };
-        aifactory_coordinator::build(&setup, Some(&mut trials))
-            .context("setting up the tier-2 coordinator")?
+        aifactory_coordinator::build(&setup, Some(&mut trials)).map_err(LiveError::Coordinator)?
     };
     let inbox_for_edge = inbox.clone();
     let policy = Box::new(aifactory_twin::Commanded::new(
@@ -789,7 +839,7 @@ pub(crate) async fn start(
             started_at: start,
         })
         .await
-        .context("registering the live run")?;
+        .map_err(LiveError::RegisterRun)?;
 
     let (tx, mut rx) = mpsc::channel::<Batch>(8);
     let writer_store = store.clone();
@@ -797,33 +847,35 @@ pub(crate) async fn start(
     let writer = tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
             for d in &batch.decisions {
-                writer_store
-                    .record_decision(d)
-                    .await
-                    .with_context(|| format!("writing decision {}", d.id))?;
+                writer_store.record_decision(d).await.map_err(|source| {
+                    LiveError::WriteDecision {
+                        id: d.id.clone(),
+                        source,
+                    }
+                })?;
                 announcer.decision(d.clone());
             }
             if !batch.events.is_empty() {
                 writer_store
                     .append_events(Some(run_id), &batch.events)
                     .await
-                    .context("writing events")?;
+                    .map_err(LiveError::WriteEvents)?;
             }
             if !batch.telemetry.messages.is_empty() {
                 writer_store
                     .commit_ingest(&batch.telemetry, batch.at_ms)
                     .await
-                    .context("writing telemetry")?;
+                    .map_err(LiveError::WriteTelemetry)?;
             }
         }
-        anyhow::Ok(())
+        Ok(())
     });
 
     let mut flow: Option<WarmUpFlow> = None;
     let (edge, broker) = match &spec.mqtt {
         None => (None, None),
         Some(address) => {
-            let ingest = crate::ingest::IngestTask::start(
+            let ingest = IngestTask::start(
                 address,
                 store.clone(),
                 format!(
@@ -832,10 +884,15 @@ pub(crate) async fn start(
                 ),
                 vec![format!("spBv1.0/{}/#", spec.plant.plant.id)],
                 false,
+                spec.clock.clone(),
             )
             .await
-            .with_context(|| format!("subscribing at mqtt://{}:{}", address.host, address.port))?;
-            let run = crate::run::RunSpec {
+            .map_err(|source| LiveError::Subscribe {
+                host: address.host.clone(),
+                port: address.port,
+                source,
+            })?;
+            let run = RunSpec {
                 plant: spec.plant.clone(),
                 days: 0.0,
                 seed: spec.seed,
@@ -847,10 +904,11 @@ pub(crate) async fn start(
                 decisions: None,
             };
             let client_id = format!("aifactory-serve-twin-{}-{}", spec.plant.plant.id, run_id.0);
-            let (edge, publisher) = crate::publish::edge_publisher(&run, address, &client_id, None);
+            let (edge, publisher) = edge_publisher(&run, address, &client_id, None);
             flow = Some(WarmUpFlow {
                 sent: edge.sent(),
                 settled: ingest.settled(),
+                clock: spec.clock.clone(),
             });
             (Some(edge), Some(ViaBroker { ingest, publisher }))
         }
@@ -892,6 +950,7 @@ pub(crate) async fn start(
     let warm_up = PlantTime::from_days(spec.warm_up_days);
     let warm = Arc::new(AtomicBool::new(false));
     let warm_thread = Arc::clone(&warm);
+    let clock = spec.clock.clone();
     let thread = tokio::task::spawn_blocking(move || {
         // Warm-up in twin hours, publishing as it goes so the page fills while it runs.
         let mut t = PlantTime(0);
@@ -904,21 +963,21 @@ pub(crate) async fn start(
             }
         }
         warm_thread.store(true, Ordering::Relaxed);
-        let live_from = Instant::now();
-        let mut last_publish = Instant::now();
+        let live_from = clock.elapsed();
+        let mut last_publish = clock.elapsed();
         while !stop_thread.load(Ordering::Relaxed) {
-            let wall = live_from.elapsed().as_secs_f64();
+            let wall = clock.elapsed().saturating_sub(live_from).as_secs_f64();
             let target = warm_up.0 + (wall * runner.speed * 1000.0) as u64;
             runner.advance(PlantTime(target));
-            if last_publish.elapsed() >= Duration::from_millis(500) {
+            if clock.elapsed().saturating_sub(last_publish) >= Duration::from_millis(500) {
                 runner.publish(true);
-                last_publish = Instant::now();
+                last_publish = clock.elapsed();
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         runner.publish(false);
         if runner.watcher.closed {
-            anyhow::bail!("the store writer stopped");
+            return Err(LiveError::WriterGone);
         }
         Ok(runner.sim.now())
     });

@@ -1,0 +1,146 @@
+//! One run of the twin from a [`RunSpec`]: the policy its tier builds, day by day to the
+//! horizon, and the records a plant has on file at day 0 (the same for every tier, so runs
+//! compare on common random numbers).
+
+use aifactory_coordinator::CoordinatorError;
+use aifactory_core::Plant;
+use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, SimResult, Simulation};
+use std::sync::Arc;
+
+/// What to simulate and how.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub plant: Plant,
+    pub days: f64,
+    pub seed: u64,
+    pub policy: BaselinePolicy,
+    pub telemetry_period_s: Option<f64>,
+    /// Commands from outside (DCMD, OPC UA writes) the twin obeys; `None` keeps the run
+    /// deterministic.
+    pub commands: Option<aifactory_twin::CommandInbox>,
+    /// 0: `policy` decides; 1: the AI skills each on their own; 2: the coordinator's shared
+    /// plan (both on top of `policy` for what they do not cover).
+    pub tier: u8,
+    /// Where the skills log their decisions (a recorded run writes them to the ledger).
+    pub decisions: Option<aifactory_core::DecisionLog>,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("setting up the tier-1 skills")]
+    Tier1(#[source] CoordinatorError),
+    #[error("setting up the tier-2 coordinator")]
+    Tier2(#[source] CoordinatorError),
+    /// Tier 3's outcomes and model updates have no table in the store yet.
+    #[error(
+        "tier {0} runs in `aifactory ladder`; recording its outcomes and model updates to a store is not built yet"
+    )]
+    NotRecordable(u8),
+}
+
+/// What a long run tells its caller as it goes, so a terminal can draw a bar: the runtime
+/// never draws one itself. `()` tells no one.
+pub trait Progress: Send + Sync {
+    /// `day` whole simulated days are done.
+    fn day(&self, day: u64);
+    /// The run has reached its horizon.
+    fn finished(&self);
+}
+
+impl Progress for () {
+    fn day(&self, _day: u64) {}
+    fn finished(&self) {}
+}
+
+/// Tier 1 (the coordinator's): every skill decides on its own.
+fn tier1_policy(
+    model: &PlantModel,
+    base: BaselinePolicy,
+    log: Option<&aifactory_core::DecisionLog>,
+) -> Result<aifactory_coordinator::Tier1, RunError> {
+    aifactory_coordinator::tier1(
+        model.master(),
+        base,
+        log,
+        &std::collections::BTreeMap::new(),
+    )
+    .map_err(RunError::Tier1)
+}
+
+/// Runs the twin day by day (so progress moves) and closes the books at the horizon.
+pub fn simulate(
+    spec: &RunSpec,
+    observer: &mut dyn aifactory_twin::Observer,
+    progress: &dyn Progress,
+) -> Result<SimResult, RunError> {
+    let model = Arc::new(PlantModel::new(spec.plant.clone()));
+    let policy: Box<dyn aifactory_twin::Policy + Send> = match spec.tier {
+        0 => Box::new(spec.policy),
+        1 => Box::new(tier1_policy(&model, spec.policy, spec.decisions.as_ref())?),
+        2 => {
+            // The same records on file and trial line as the ladder's tier 2.
+            let (order_book, records) = records_on_file(&model, spec.seed);
+            let mut trials = twin_trials(&model, spec.seed);
+            let setup = aifactory_coordinator::Setup {
+                master: model.master(),
+                tier: aifactory_coordinator::Tier::Two,
+                links: aifactory_coordinator::Links::ALL,
+                log: spec.decisions.as_ref(),
+                seed: spec.seed,
+                order_book: &order_book,
+                maintenance_records: &records,
+            };
+            aifactory_coordinator::build(&setup, Some(&mut trials))
+                .map_err(RunError::Tier2)?
+                .policy
+        }
+        other => return Err(RunError::NotRecordable(other)),
+    };
+    let policy: Box<dyn aifactory_twin::Policy + Send> = match &spec.commands {
+        Some(inbox) => Box::new(aifactory_twin::Commanded::new(
+            aifactory_twin::Boxed(policy),
+            &model,
+            inbox.clone(),
+        )),
+        None => policy,
+    };
+    let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
+    let whole_days = spec.days.floor() as u64;
+    for day in 1..=whole_days {
+        sim.run_until(PlantTime::from_days(day as f64), observer);
+        progress.day(day);
+    }
+    sim.run_until(PlantTime::from_days(spec.days), observer);
+    progress.finished();
+    Ok(sim.finish())
+}
+
+/// Days of order book before day 0 each run starts with (every tier gets the same history).
+const ORDER_BOOK_DAYS: u32 = 120;
+
+/// Running hours of maintenance records per machine before day 0 (about a year).
+const MAINTENANCE_RECORD_H: f64 = 6_000.0;
+
+/// What a plant has on file at day 0 for seed `seed`: the order book and the maintenance records.
+pub type OnFile = (
+    std::collections::BTreeMap<String, Vec<f64>>,
+    Vec<Vec<(f64, bool)>>,
+);
+
+/// The order book and maintenance records the twin has on file at day 0 for `seed`.
+pub fn records_on_file(model: &PlantModel, seed: u64) -> OnFile {
+    (
+        aifactory_twin::order_book_history(model, ORDER_BOOK_DAYS, seed),
+        aifactory_twin::maintenance_history(model, MAINTENANCE_RECORD_H, seed),
+    )
+}
+
+/// Trial batches of 1,000 units on the twin, with their own seeded noise.
+pub fn twin_trials(
+    model: &PlantModel,
+    seed: u64,
+) -> impl FnMut(usize, usize, &[f64]) -> Option<f64> {
+    let mut noise = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0x0A11);
+    move |product, step, values| model.trial_batch(product, step, values, 1000, &mut noise)
+}
