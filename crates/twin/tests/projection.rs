@@ -70,6 +70,7 @@ fn compare(file: &str, policy: BaselinePolicy, seed: u64, days: f64) {
         ("quality", ours.quality, twin.quality),
         ("downtime_h", ours.downtime_h, twin.downtime_h),
     ] {
+        eprintln!("{label}: {name} differs by {:e}", (a - b).abs());
         assert!(
             (a - b).abs() <= 1e-9,
             "{label}: {name} {a} (projection) vs {b} (twin)"
