@@ -175,6 +175,16 @@ impl MasterData {
             .collect()
     }
 
+    /// How many routing steps a product has (0 for an unknown product).
+    pub fn steps(&self, product: usize) -> usize {
+        self.routings.get(product).map_or(0, Vec::len)
+    }
+
+    /// One routing step's eligible machines with set-up and per-unit seconds, borrowed.
+    pub fn step(&self, product: usize, step: usize) -> Option<&[(MachineId, f64, f64)]> {
+        self.routings.get(product)?.get(step).map(Vec::as_slice)
+    }
+
     /// A product's routing as a planner sees it: per step, each eligible machine with the
     /// step's set-up seconds and seconds per unit (empty for an unknown product).
     pub fn routing(&self, product: usize) -> Vec<Vec<(MachineId, f64, f64)>> {

@@ -15,7 +15,7 @@
 //! hands them to `Kpis::compute`, the one definition of every KPI.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use aifactory_core::{EventKind, KpiInputs, Kpis, PlantEvent, Timestamp};
@@ -40,8 +40,13 @@ pub struct Arrival {
 pub struct ProjectionConfig {
     /// Events are applied once the newest event seen is this much later (plant milliseconds).
     pub reorder_window_ms: u64,
-    /// Ids are remembered this long after their event is applied (plant milliseconds).
+    /// Ids are remembered this long after their event is applied (plant milliseconds); an
+    /// event older than this behind the applied time is refused, since its duplicate could no
+    /// longer be recognised. Finished orders are forgotten after the same horizon.
     pub dedup_horizon_ms: u64,
+    /// With [`Projection::offer_received`], an event stamped further ahead of its receive time
+    /// than this is refused (a wrong clock, microseconds sent as milliseconds).
+    pub max_ahead_ms: u64,
 }
 
 impl Default for ProjectionConfig {
@@ -49,6 +54,7 @@ impl Default for ProjectionConfig {
         ProjectionConfig {
             reorder_window_ms: 60_000,
             dedup_horizon_ms: 86_400_000,
+            max_ahead_ms: 300_000,
         }
     }
 }
@@ -80,6 +86,21 @@ pub enum ProjectionError {
         kind: &'static str,
         field: &'static str,
         problem: &'static str,
+    },
+    #[error(
+        "event {id} ({kind}): {behind_ms} ms behind what is applied, past the dedup horizon: \
+         a duplicate could not be told apart"
+    )]
+    PastHorizon {
+        id: String,
+        kind: &'static str,
+        behind_ms: u64,
+    },
+    #[error("event {id} ({kind}): stamped {ahead_ms} ms after it was received")]
+    AheadOfReceipt {
+        id: String,
+        kind: &'static str,
+        ahead_ms: u64,
     },
     #[error("event {id} ({kind}): at {at} ms is before the plant's start")]
     BeforeStart {
@@ -120,6 +141,8 @@ pub enum DecisionPoint {
 pub enum StateCode {
     /// 10000: producing.
     Running,
+    /// 40000: an unplanned stop that is not an equipment failure.
+    UnspecifiedStop,
     /// 100000: changeover (set-up between products).
     Changeover,
     /// 170000: no order to run.
@@ -135,6 +158,7 @@ impl StateCode {
     pub fn code(self) -> u32 {
         match self {
             StateCode::Running => 10_000,
+            StateCode::UnspecifiedStop => 40_000,
             StateCode::Changeover => 100_000,
             StateCode::NoOrder => 170_000,
             StateCode::EquipmentFailure => 180_000,
@@ -157,6 +181,9 @@ enum Status {
     Busy,
     /// Set-up as the machine reported it, with or without a known operation.
     Setup,
+    /// An unplanned stop that is not a failure (unspecified, material, operator away,
+    /// external): downtime in the KPI time model, not a failure.
+    Stopped,
     Down,
     Maintenance,
 }
@@ -212,11 +239,13 @@ pub struct WorkOrder {
     pub running_on: Option<MachineId>,
     /// Held for material since this time.
     pub waiting_for_material: bool,
+    /// When its last step ended (or its units were all scrapped).
+    pub finished: Option<PlantTime>,
 }
 
 impl WorkOrder {
     pub fn done(&self, master: &MasterData) -> bool {
-        self.next_step >= master.routing(self.product).len() || self.quantity == 0
+        self.next_step >= master.steps(self.product) || self.quantity == 0
     }
 }
 
@@ -335,15 +364,19 @@ pub struct Projection {
     /// Newest event time offered, and everything at or before `applied_to` is applied.
     newest: u64,
     applied_to: u64,
-    /// Ids seen, with their event time, forgotten after the dedup horizon.
+    /// Ids seen, with their event time, forgotten after the dedup horizon (`seen_order` keeps
+    /// them in arrival order so forgetting costs nothing per event).
     seen: HashMap<String, u64>,
+    seen_order: VecDeque<(u64, String)>,
+    /// Plant time of the last sweep of finished orders and counting sources.
+    swept_at: u64,
     machines: Vec<MachineTrack>,
     work_orders: BTreeMap<String, WorkOrder>,
     sales_orders: BTreeMap<String, SalesOrder>,
     on_order: Vec<f64>,
     received: Vec<f64>,
-    /// Which source counts the units of (work order, step).
-    counting: HashMap<(String, usize), String>,
+    /// Which source counts the units of (work order, step, machine), and when it first did.
+    counting: HashMap<(String, usize, MachineId), (String, u64)>,
     /// The ideal time of all units made, summed in the order they were made.
     ideal_run_s: f64,
     intake: Intake,
@@ -402,8 +435,13 @@ fn field_f64(
         })
 }
 
-/// Seconds to whole milliseconds, rounding half up (as the twin does).
-fn ms(seconds: f64) -> u64 {
+/// The longest duration an event may state (a year): beyond it a sum could run to infinity.
+const MAX_SECONDS: f64 = 366.0 * 86_400.0;
+
+/// Seconds to whole milliseconds, rounding half up (`f64::round` is a libm call on the twin's
+/// hot path); the twin and the projection round the same way.
+#[inline]
+pub fn ms(seconds: f64) -> u64 {
     (seconds.max(0.0) * 1000.0 + 0.5) as u64
 }
 
@@ -428,6 +466,8 @@ impl Projection {
             newest: 0,
             applied_to: 0,
             seen: HashMap::new(),
+            seen_order: VecDeque::new(),
+            swept_at: 0,
             machines,
             work_orders: BTreeMap::new(),
             sales_orders: BTreeMap::new(),
@@ -445,7 +485,9 @@ impl Projection {
     }
 
     /// Checks an event and holds it for the reorder window; returns the decision points of the
-    /// events this one's time lets through. A refused event changes nothing.
+    /// events this one's time lets through. A refused event changes nothing. The host ticks
+    /// [`Projection::advance_to`] as its clock moves, so that a quiet plant's last events are
+    /// applied within one window.
     pub fn offer(
         &mut self,
         arrival: Arrival,
@@ -463,8 +505,17 @@ impl Projection {
             self.intake.duplicates += 1;
             return Ok((Offered::Duplicate, Vec::new()));
         }
+        let behind_ms = self.applied_to.saturating_sub(at);
+        if behind_ms > self.config.dedup_horizon_ms {
+            return Err(ProjectionError::PastHorizon {
+                id: arrival.id,
+                kind,
+                behind_ms,
+            });
+        }
         let fact = self.check(&arrival)?;
         self.seen.insert(arrival.id.clone(), at);
+        self.seen_order.push_back((at, arrival.id.clone()));
         let held = Held {
             at,
             source: arrival.source,
@@ -486,6 +537,26 @@ impl Projection {
         Ok((Offered::Accepted, points))
     }
 
+    /// [`Projection::offer`] for an event the host received at `received` (its own clock in
+    /// plant time): an event stamped more than `max_ahead_ms` after its receipt is refused, so
+    /// one wrong clock cannot push the projection's time ahead of the plant's.
+    pub fn offer_received(
+        &mut self,
+        arrival: Arrival,
+        received: PlantTime,
+    ) -> Result<(Offered, Vec<DecisionPoint>), ProjectionError> {
+        let at = PlantTime::since(self.start, arrival.event.at).0;
+        let ahead_ms = at.saturating_sub(received.0);
+        if ahead_ms > self.config.max_ahead_ms {
+            return Err(ProjectionError::AheadOfReceipt {
+                kind: arrival.event.kind.as_str(),
+                id: arrival.id,
+                ahead_ms,
+            });
+        }
+        self.offer(arrival)
+    }
+
     /// Applies every held event up to `until` and brings every machine's time to it (the end
     /// of a horizon, or the source saying nothing more is coming up to then).
     pub fn advance_to(&mut self, until: PlantTime) -> Vec<DecisionPoint> {
@@ -505,12 +576,35 @@ impl Projection {
             }
         }
         self.applied_to = self.applied_to.max(until);
-        let horizon = self.config.dedup_horizon_ms;
-        if self.seen.len() > 4096 {
-            let keep_from = self.applied_to.saturating_sub(horizon);
-            self.seen.retain(|_, at| *at >= keep_from);
-        }
+        self.forget();
         points
+    }
+
+    /// Forgets what the dedup horizon no longer needs: ids, counting sources, and orders
+    /// finished before it. Memory follows the plant's rate times the horizon, not its age.
+    fn forget(&mut self) {
+        let keep_from = self.applied_to.saturating_sub(self.config.dedup_horizon_ms);
+        while self
+            .seen_order
+            .front()
+            .is_some_and(|(at, _)| *at < keep_from)
+        {
+            if let Some((at, id)) = self.seen_order.pop_front()
+                && self.seen.get(&id) == Some(&at)
+            {
+                self.seen.remove(&id);
+            }
+        }
+        // The rest is swept once an hour of plant time: a pass over the open orders.
+        if self.applied_to < self.swept_at.saturating_add(3_600_000) {
+            return;
+        }
+        self.swept_at = self.applied_to;
+        self.counting.retain(|_, (_, at)| *at >= keep_from);
+        self.work_orders
+            .retain(|_, w| w.finished.is_none_or(|t| t.0 >= keep_from));
+        self.sales_orders
+            .retain(|_, o| o.completed.is_none_or(|t| t.0 >= keep_from));
     }
 
     fn machine(&self, a: &Arrival, kind: &'static str) -> Result<MachineId, ProjectionError> {
@@ -631,6 +725,14 @@ impl Projection {
                     None => 0.0,
                     Some(_) => field_f64(e, &a.id, kind, "setup_s")?,
                 };
+                if setup_s > MAX_SECONDS {
+                    return Err(ProjectionError::Field {
+                        id: a.id.clone(),
+                        kind,
+                        field: "setup_s",
+                        problem: "is over a year of seconds",
+                    });
+                }
                 Fact::OperationStarted {
                     machine: self.machine(a, kind)?,
                     work_order: Self::order(a, kind)?,
@@ -649,6 +751,14 @@ impl Projection {
                     None => None,
                     Some(_) => Some(field_f64(e, &a.id, kind, "ideal_s")?),
                 };
+                if ideal_s.is_some_and(|s| s > MAX_SECONDS) {
+                    return Err(ProjectionError::Field {
+                        id: a.id.clone(),
+                        kind,
+                        field: "ideal_s",
+                        problem: "is over a year of seconds",
+                    });
+                }
                 Fact::OperationCompleted {
                     machine: self.machine(a, kind)?,
                     work_order: Self::order(a, kind)?,
@@ -679,12 +789,12 @@ impl Projection {
             EventKind::UnitsScrapped => Fact::UnitsScrapped,
             EventKind::MachineState => {
                 let code = field_u32(e, &a.id, kind, "code")?;
-                if code < 10_000 || code % 10_000 != 0 || code > 990_000 {
+                if !(10_000..=220_000).contains(&code) || code % 10_000 != 0 {
                     return Err(ProjectionError::Field {
                         id: a.id.clone(),
                         kind,
                         field: "code",
-                        problem: "is not a state code (10000, 20000, … 990000)",
+                        problem: "is not a UMH state code (10000, 20000, … 220000)",
                     });
                 }
                 let raw = match e.detail.get("raw") {
@@ -716,7 +826,15 @@ impl Projection {
             Status::Idle => t.idle_ms += elapsed,
             Status::Down => t.breakdown_ms += elapsed,
             Status::Maintenance => t.maintenance_ms += elapsed,
-            Status::Setup => t.setup_ms += elapsed,
+            Status::Stopped => t.breakdown_ms += elapsed,
+            Status::Setup => {
+                // Reported set-up is the running operation's set-up: it is not counted again
+                // when the machine reports running.
+                t.setup_ms += elapsed;
+                if let Some(r) = track.running.as_mut() {
+                    r.setup_left_ms = r.setup_left_ms.saturating_sub(elapsed);
+                }
+            }
             Status::Busy => {
                 let setup_left = track.running.as_ref().map_or(0, |r| r.setup_left_ms);
                 let setup = elapsed.min(setup_left);
@@ -780,17 +898,33 @@ impl Projection {
                 quantity,
                 setup_ms,
             } => {
-                self.set_status(machine, now, Status::Busy);
-                if let Some(track) = self.machines.get_mut(machine) {
-                    track.running = Some(RunningOp {
-                        work_order: work_order.clone(),
-                        product,
-                        step,
-                        quantity,
-                        started: at,
-                        setup_left_ms: setup_ms,
-                    });
+                let replaced = self.machines[machine].running.as_ref().map(|r| {
+                    (
+                        r.work_order == work_order && r.step == step,
+                        r.work_order.clone(),
+                    )
+                });
+                if let Some((true, _)) = replaced {
+                    // The operation already running here, reported again (a second source, or
+                    // after a repair): its set-up is not started over.
+                    return;
                 }
+                if let Some((false, other)) = replaced
+                    && let Some(w) = self.work_orders.get_mut(&other)
+                {
+                    w.running_on = None;
+                }
+                // The time so far belongs to what the machine was doing before.
+                self.settle(machine, now);
+                self.machines[machine].running = Some(RunningOp {
+                    work_order: work_order.clone(),
+                    product,
+                    step,
+                    quantity,
+                    started: at,
+                    setup_left_ms: setup_ms,
+                });
+                self.enter(machine, now, Status::Busy, points);
                 let wo = self
                     .work_orders
                     .entry(work_order)
@@ -800,6 +934,7 @@ impl Projection {
                         next_step: step,
                         running_on: None,
                         waiting_for_material: false,
+                        finished: None,
                     });
                 wo.next_step = wo.next_step.max(step);
                 wo.running_on = Some(machine);
@@ -813,11 +948,10 @@ impl Projection {
                 scrapped,
                 ideal_s,
             } => {
-                let ran_here = self.machines.get(machine).is_some_and(|t| {
-                    t.running
-                        .as_ref()
-                        .is_some_and(|r| r.work_order == work_order && r.step == step)
-                });
+                let ran_here = self.machines[machine]
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.work_order == work_order && r.step == step);
                 let product = self.machines[machine]
                     .running
                     .as_ref()
@@ -825,16 +959,16 @@ impl Projection {
                     .map(|r| r.product)
                     .or_else(|| self.work_orders.get(&work_order).map(|w| w.product));
                 // Whoever reports the end first frees the machine; only the source that first
-                // reported this step's end counts its units.
+                // reported this step's end on this machine counts its units.
                 if ran_here {
-                    self.set_status(machine, now, Status::Idle);
+                    self.settle(machine, now);
                     self.machines[machine].running = None;
-                    points.push(DecisionPoint::MachineFree { machine, at });
+                    self.enter(machine, now, Status::Idle, points);
                 }
-                let counter = self
+                let (counter, _) = self
                     .counting
-                    .entry((work_order.clone(), step))
-                    .or_insert_with(|| h.source.clone());
+                    .entry((work_order.clone(), step, machine))
+                    .or_insert_with(|| (h.source.clone(), now));
                 if *counter != h.source {
                     self.intake.double_reports += 1;
                     return;
@@ -844,8 +978,8 @@ impl Projection {
                 // else the routing's standard time on this machine.
                 let ideal = ideal_s.unwrap_or_else(|| {
                     product
-                        .and_then(|p| self.master.routing(p).get(step).cloned())
-                        .and_then(|alts| alts.into_iter().find(|(m, _, _)| *m == machine))
+                        .and_then(|p| self.master.step(p, step))
+                        .and_then(|alts| alts.iter().find(|(m, _, _)| *m == machine))
                         .map_or(0.0, |(_, _, unit_s)| unit_s * processed as f64)
                 });
                 self.ideal_run_s += ideal;
@@ -853,34 +987,28 @@ impl Projection {
                 t.units_processed += processed;
                 t.units_good += u64::from(good);
                 t.ideal_run_s += ideal;
+                let steps = product.map_or(0, |p| self.master.steps(p));
                 if let Some(wo) = self.work_orders.get_mut(&work_order) {
                     wo.quantity = good;
                     wo.next_step = wo.next_step.max(step + 1);
                     wo.running_on = None;
+                    if wo.next_step >= steps || good == 0 {
+                        wo.finished.get_or_insert(at);
+                    }
                 }
             }
-            Fact::MachineFailed(m) => {
-                self.set_status(m, now, Status::Down);
-                self.machines[m].totals.failures += 1;
-                points.push(DecisionPoint::Breakdown { machine: m, at });
-            }
+            Fact::MachineFailed(m) => self.enter(m, now, Status::Down, points),
             Fact::RepairCompleted(m) => {
-                let busy = self.machines[m].running.is_some();
-                self.set_status(m, now, if busy { Status::Busy } else { Status::Idle });
-                points.push(DecisionPoint::Repaired { machine: m, at });
-                if !busy {
-                    points.push(DecisionPoint::MachineFree { machine: m, at });
+                if matches!(self.machines[m].status, Status::Down | Status::Stopped) {
+                    let back = self.back_to_work(m);
+                    self.enter(m, now, back, points);
                 }
             }
-            Fact::MaintenanceStarted(m) => {
-                self.set_status(m, now, Status::Maintenance);
-                self.machines[m].totals.services += 1;
-            }
+            Fact::MaintenanceStarted(m) => self.enter(m, now, Status::Maintenance, points),
             Fact::MaintenanceCompleted(m) => {
-                let busy = self.machines[m].running.is_some();
-                self.set_status(m, now, if busy { Status::Busy } else { Status::Idle });
-                if !busy {
-                    points.push(DecisionPoint::MachineFree { machine: m, at });
+                if self.machines[m].status == Status::Maintenance {
+                    let back = self.back_to_work(m);
+                    self.enter(m, now, back, points);
                 }
             }
             Fact::Stockout { work_order } => {
@@ -899,31 +1027,62 @@ impl Projection {
             }
             Fact::UnitsScrapped => {}
             Fact::MachineState { machine, code, raw } => {
+                let was = self.machines[machine].status;
                 // Running, reduced speed and micro-stops are running time; changeover, cleaning,
-                // emptying and setting up are set-up; failures are breakdowns; the rest idles.
+                // emptying and setting up are set-up; an equipment failure is a breakdown;
+                // other unplanned stops are downtime; breaks, no shift and no order are not
+                // loading time. "No data" changes nothing, and "no shift" does not end a stop
+                // that began inside the shift.
                 let status = match code {
+                    30_000 => was,
+                    160_000 if matches!(was, Status::Down | Status::Stopped) => was,
                     10_000 | 20_000 | 50_000 => Status::Busy,
                     100_000..=130_000 => Status::Setup,
-                    180_000..=200_000 | 220_000 => Status::Down,
+                    180_000 => Status::Down,
                     210_000 => Status::Maintenance,
+                    40_000 | 60_000..=90_000 | 140_000 | 190_000..=200_000 | 220_000 => {
+                        Status::Stopped
+                    }
                     _ => Status::Idle,
                 };
-                let was = self.machines[machine].status;
-                self.set_status(machine, now, status);
+                self.enter(machine, now, status, points);
                 self.machines[machine].reported = Some(MachineState { code, raw });
-                match (was, status) {
-                    (Status::Down, Status::Down) => {}
-                    (_, Status::Down) => {
-                        self.machines[machine].totals.failures += 1;
-                        points.push(DecisionPoint::Breakdown { machine, at });
-                    }
-                    (Status::Down, _) => points.push(DecisionPoint::Repaired { machine, at }),
-                    _ => {}
-                }
-                if status == Status::Idle && was != Status::Idle {
-                    points.push(DecisionPoint::MachineFree { machine, at });
-                }
             }
+        }
+    }
+
+    /// Where a machine goes after a repair or a service: back to its operation, or idle.
+    fn back_to_work(&self, m: MachineId) -> Status {
+        if self.machines[m].running.is_some() {
+            Status::Busy
+        } else {
+            Status::Idle
+        }
+    }
+
+    /// Moves a machine to `status` at `now`, counting a failure or a service and saying which
+    /// decision is due only when the state really changes.
+    fn enter(&mut self, m: MachineId, now: u64, status: Status, points: &mut Vec<DecisionPoint>) {
+        let was = self.machines[m].status;
+        self.set_status(m, now, status);
+        let at = PlantTime(now);
+        if was == status {
+            return;
+        }
+        let totals = &mut self.machines[m].totals;
+        match status {
+            Status::Down => {
+                totals.failures += 1;
+                points.push(DecisionPoint::Breakdown { machine: m, at });
+            }
+            Status::Maintenance => totals.services += 1,
+            _ => {}
+        }
+        if was == Status::Down {
+            points.push(DecisionPoint::Repaired { machine: m, at });
+        }
+        if status == Status::Idle && self.machines[m].running.is_none() {
+            points.push(DecisionPoint::MachineFree { machine: m, at });
         }
     }
 
@@ -958,6 +1117,7 @@ impl Projection {
             Status::Down => StateCode::EquipmentFailure,
             Status::Maintenance => StateCode::PreventiveMaintenance,
             Status::Setup => StateCode::Changeover,
+            Status::Stopped => StateCode::UnspecifiedStop,
             Status::Busy if t.running.as_ref().is_some_and(|r| r.setup_left_ms > 0) => {
                 StateCode::Changeover
             }

@@ -256,13 +256,14 @@ proptest! {
     #[test]
     fn arbitrary_events_never_panic(
         events in prop::collection::vec(
-            (0usize..14, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("[a-z_]{1,9}", prop_oneof![
+            (0usize..14, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("product|step|quantity|good|scrapped|setup_s|ideal_s|code|raw|material|due|[a-z_]{1,9}", prop_oneof![
                 any::<i64>().prop_map(|v| json!(v)),
                 any::<f64>().prop_map(|v| json!(v)),
                 "[A-Z0-9-]{0,8}".prop_map(|v| json!(v)),
                 Just(json!(null)),
                 Just(json!("P-SHAFT-IN")),
-                (1u32..100).prop_map(|c| json!(c * 10_000)),
+                (1u32..24).prop_map(|c| json!(c * 10_000)),
+                (0u32..5).prop_map(|c| json!(c)),
             ]), 0..6)),
             0..60,
         )
@@ -285,7 +286,8 @@ proptest! {
                 source: "fuzz".to_owned(),
                 seq: i as u64,
                 event: PlantEvent {
-                    at: Timestamp(start().0.saturating_add(at % 10_000_000_000)),
+                    // Mostly within a few hours, now and then anywhere up to centuries ahead.
+                    at: Timestamp(start().0.saturating_add(if at % 7 == 0 { at } else { at % 10_000_000 })),
                     kind: kinds[kind],
                     machine,
                     order,
@@ -564,8 +566,229 @@ fn a_reported_state_keeps_its_source_words_and_drives_the_time_model() {
     assert_eq!(
         refused.map(|_| ()).map_err(|e| e.to_string()),
         Err(
-            "event bad (machine_state): code is not a state code (10000, 20000, … 990000)"
+            "event bad (machine_state): code is not a UMH state code (10000, 20000, … 220000)"
                 .to_owned()
         )
     );
+}
+
+fn arrival(id: &str, source: &str, seq: u64, e: PlantEvent) -> Arrival {
+    Arrival {
+        id: id.to_owned(),
+        source: source.to_owned(),
+        seq,
+        event: e,
+    }
+}
+
+#[test]
+fn events_past_the_dedup_horizon_or_ahead_of_their_receipt_are_refused() {
+    let mut p = Projection::new(
+        master(),
+        ProjectionConfig {
+            reorder_window_ms: WINDOW_MS,
+            dedup_horizon_ms: 3_600_000,
+            max_ahead_ms: 60_000,
+        },
+    );
+    let failed = |at| event(at, EventKind::MachineFailed, "TURN-01", "", json!({}));
+    p.offer(arrival("a", "plc", 0, failed(10_000_000)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    p.advance_to(PlantTime(10_000_000));
+    let old = p.offer(arrival("b", "plc", 1, failed(10_000_000 - 3_600_001)));
+    assert_eq!(
+        old.map(|_| ()).map_err(|e| e.to_string()),
+        Err("event b (machine_failed): 3600001 ms behind what is applied, past the dedup horizon: a duplicate could not be told apart".to_owned())
+    );
+    // A clock a day fast is refused against the host's receive time, and changes nothing.
+    let fast = p.offer_received(
+        arrival("c", "plc", 2, failed(96_400_000)),
+        PlantTime(10_000_000),
+    );
+    assert!(
+        matches!(
+            fast,
+            Err(ProjectionError::AheadOfReceipt {
+                ahead_ms: 86_400_000,
+                ..
+            })
+        ),
+        "{fast:?}"
+    );
+    assert_eq!(p.applied_to(), PlantTime(10_000_000));
+    let on_time = p.offer_received(
+        arrival("d", "plc", 3, failed(10_030_000)),
+        PlantTime(10_000_000),
+    );
+    assert!(matches!(on_time, Ok((Offered::Accepted, _))), "{on_time:?}");
+}
+
+#[test]
+fn one_failure_reported_twice_or_by_two_paths_is_one_failure() {
+    let mut p = projection();
+    let turn = master().machine_index("TURN-01").expect("TURN-01");
+    let events = [
+        (
+            "plc",
+            event(
+                1_000,
+                EventKind::MachineState,
+                "TURN-01",
+                "",
+                json!({"code": 180_000, "raw": "alarm"}),
+            ),
+        ),
+        (
+            "mes",
+            event(2_000, EventKind::MachineFailed, "TURN-01", "", json!({})),
+        ),
+        (
+            "plc",
+            event(3_000, EventKind::MachineFailed, "TURN-01", "", json!({})),
+        ),
+        (
+            "mes",
+            event(60_000, EventKind::RepairCompleted, "TURN-01", "", json!({})),
+        ),
+        (
+            "plc",
+            event(61_000, EventKind::RepairCompleted, "TURN-01", "", json!({})),
+        ),
+        (
+            "mes",
+            event(
+                62_000,
+                EventKind::MaintenanceCompleted,
+                "TURN-01",
+                "",
+                json!({}),
+            ),
+        ),
+    ];
+    let mut points = Vec::new();
+    for (i, (source, e)) in events.into_iter().enumerate() {
+        points.append(
+            &mut p
+                .offer(arrival(&format!("f{i}"), source, i as u64, e))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .1,
+        );
+    }
+    points.append(&mut p.advance_to(PlantTime(100_000)));
+    let t = p.totals(turn).expect("TURN-01");
+    assert_eq!((t.failures, t.breakdown_ms, t.services), (1, 59_000, 0));
+    let count = |f: fn(&DecisionPoint) -> bool| points.iter().filter(|d| f(d)).count();
+    assert_eq!(count(|d| matches!(d, DecisionPoint::Breakdown { .. })), 1);
+    assert_eq!(count(|d| matches!(d, DecisionPoint::Repaired { .. })), 1);
+    assert_eq!(count(|d| matches!(d, DecisionPoint::MachineFree { .. })), 1);
+}
+
+#[test]
+fn no_shift_does_not_end_a_stop_and_a_start_reported_twice_is_set_up_once() {
+    let mut p = projection();
+    let turn = master().machine_index("TURN-01").expect("TURN-01");
+    let product = master().plant().products[0].id.clone();
+    let start = json!({"product": product, "step": 0, "quantity": 5, "setup_s": 100});
+    let events = [
+        (
+            "plc",
+            event(
+                0,
+                EventKind::MachineState,
+                "TURN-01",
+                "",
+                json!({"code": 60_000, "raw": "starved"}),
+            ),
+        ),
+        (
+            "plc",
+            event(
+                10_000,
+                EventKind::MachineState,
+                "TURN-01",
+                "",
+                json!({"code": 160_000, "raw": "no shift"}),
+            ),
+        ),
+        (
+            "mes",
+            event(
+                20_000,
+                EventKind::OperationStarted,
+                "TURN-01",
+                "WO-9",
+                start.clone(),
+            ),
+        ),
+        (
+            "terminal",
+            event(
+                50_000,
+                EventKind::OperationStarted,
+                "TURN-01",
+                "WO-9",
+                start,
+            ),
+        ),
+    ];
+    for (i, (source, e)) in events.into_iter().enumerate() {
+        p.offer(arrival(&format!("n{i}"), source, i as u64, e))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    p.advance_to(PlantTime(220_000));
+    let t = p.totals(turn).expect("TURN-01");
+    // 20 s stopped (the stop outlives "no shift"), then 100 s of set-up, once, then running.
+    assert_eq!(
+        (t.breakdown_ms, t.setup_ms, t.run_ms, t.idle_ms),
+        (20_000, 100_000, 100_000, 0)
+    );
+    assert_eq!(t.failures, 0);
+}
+
+#[test]
+fn finished_orders_and_old_ids_are_forgotten_after_the_horizon() {
+    let mut p = Projection::new(
+        master(),
+        ProjectionConfig {
+            reorder_window_ms: WINDOW_MS,
+            dedup_horizon_ms: 3_600_000,
+            max_ahead_ms: 60_000,
+        },
+    );
+    let turn = master().machine_index("TURN-01").expect("TURN-01");
+    let product = master().plant().products[0].id.clone();
+    // 500 work orders, each ending with its lot scrapped at the first step, 10 minutes apart.
+    for n in 0..500u64 {
+        let t = n * 600_000;
+        let wo = format!("WO-{n}");
+        let events = [
+            event(
+                t,
+                EventKind::OperationStarted,
+                "TURN-01",
+                &wo,
+                json!({"product": product, "step": 0, "quantity": 1}),
+            ),
+            event(
+                t + 300_000,
+                EventKind::OperationCompleted,
+                "TURN-01",
+                &wo,
+                json!({"product": product, "step": 0, "good": 0, "scrapped": 1}),
+            ),
+        ];
+        for (i, e) in events.into_iter().enumerate() {
+            p.offer(arrival(&format!("{wo}/{i}"), "mes", 2 * n + i as u64, e))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    p.advance_to(PlantTime(500 * 600_000));
+    // 83 hours went by: only orders finished within the last hour (and the sweep's hour) stay.
+    assert!(
+        p.work_orders().len() <= 13,
+        "{} work orders kept",
+        p.work_orders().len()
+    );
+    assert!(p.work_orders().values().all(|w| w.finished.is_some()));
+    assert_eq!(p.totals(turn).map(|t| t.units_processed), Some(500));
 }

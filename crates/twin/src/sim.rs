@@ -19,10 +19,7 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-/// Seconds to whole milliseconds, rounding half up (`f64::round` is a libm call on the hot path).
-fn ms(seconds: f64) -> u64 {
-    (seconds.max(0.0) * 1000.0 + 0.5) as u64
-}
+use aifactory_plant::projection::ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ev {
