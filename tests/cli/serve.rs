@@ -144,6 +144,23 @@ fn serve_prints_where_and_how_to_log_in_and_runs_a_live_plant() {
     });
     assert_eq!(plant["plant"]["id"], "hz-auto-parts");
     assert_eq!(plant["machines"].as_array().map(Vec::len), Some(15));
+    // Each machine's standard state code, projected from the twin's events as a real plant's
+    // would be, agrees with the twin's own state.
+    for m in plant["machines"].as_array().into_iter().flatten() {
+        let allowed: &[u64] = match m["state"].as_str() {
+            Some("idle") => &[170_000],
+            Some("busy") => &[10_000, 100_000],
+            Some("down") => &[180_000],
+            Some("maintenance") => &[210_000],
+            _ => &[],
+        };
+        assert!(
+            m["state_code"]
+                .as_u64()
+                .is_some_and(|c| allowed.contains(&c)),
+            "{m}"
+        );
+    }
     let schedule = wait_for(
         &agent,
         &format!("{base}/api/v1/schedule"),

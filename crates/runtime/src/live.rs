@@ -11,6 +11,7 @@ use crate::run::{RunSpec, records_on_file, twin_trials};
 use aifactory_connect::mqtt::{BrokerAddress, MqttError, PublishStats};
 use aifactory_coordinator::CoordinatorError;
 use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading, Timestamp};
+use aifactory_plant::projection::{Arrival, Projection, ProjectionConfig};
 use aifactory_server::live::{
     AnomalyMark, CommandSink, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts,
     OrderNow, ParamRange, Plan, PlanJob, PlantCommand, PlantId, PlantNow, ProductForecast,
@@ -261,6 +262,12 @@ struct Watcher {
     /// Units ordered per product per twin day (day 0 is the run's first).
     ordered: BTreeMap<String, BTreeMap<i64, f64>>,
     start: Timestamp,
+    /// The plant's state projected from its events, as a real plant's would be: the machines'
+    /// standard state codes come from here, not from the twin's insides.
+    projection: Projection,
+    /// Events offered to the projection so far (their sequence) and those it refused.
+    offered: u64,
+    refused: u64,
 }
 
 impl Watcher {
@@ -378,6 +385,16 @@ impl Observer for Watcher {
     }
 
     fn event(&mut self, event: PlantEvent) {
+        self.offered += 1;
+        let arrival = Arrival {
+            id: format!("twin-{}", self.offered),
+            source: "twin".to_owned(),
+            seq: self.offered,
+            event: event.clone(),
+        };
+        if self.projection.offer(arrival).is_err() {
+            self.refused += 1;
+        }
         if event.kind == EventKind::OrderReceived
             && let (Some(product), Some(quantity)) = (
                 event.detail.get("product").and_then(|p| p.as_str()),
@@ -591,6 +608,8 @@ impl Runner {
     fn publish(&mut self, running: bool) {
         self.refresh_forecasts();
         let view = self.sim.live();
+        self.watcher.projection.advance_to(view.sim_time);
+        let projection = &self.watcher.projection;
         let start = self.watcher.start;
         let elapsed_h = (view.sim_time.0 as f64 / 3_600_000.0).max(1e-9);
         let board = self.board.as_ref().map(|b| b.lock());
@@ -626,6 +645,7 @@ impl Runner {
                 name: m.name.clone(),
                 group: m.work_centre.clone(),
                 state: m.state.to_owned(),
+                state_code: projection.state(i).map_or(30_000, |s| s.code),
                 order: m.work_order.clone(),
                 operation: m.step,
                 queue: m.queue,
@@ -934,6 +954,12 @@ pub async fn start(
             cutting_from: HashMap::new(),
             ordered: BTreeMap::new(),
             start,
+            projection: Projection::new(
+                Arc::new(model.master().clone()),
+                ProjectionConfig::default(),
+            ),
+            offered: 0,
+            refused: 0,
         },
         log,
         board: configured.board,

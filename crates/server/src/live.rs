@@ -33,6 +33,10 @@ pub struct MachineNow {
     pub group: String,
     /// `idle`, `busy`, `down` or `maintenance`.
     pub state: String,
+    /// The standard state code from the plant-state projection (UMH: 10000 running, 40000
+    /// unplanned stop, 100000 changeover, 170000 no order, 180000 equipment failure, 210000
+    /// preventive maintenance; 30000 no data yet), the same for the twin and a real plant.
+    pub state_code: u32,
     /// The work order running on it.
     pub order: Option<String>,
     /// The routing step running.

@@ -35,6 +35,7 @@ fn machine(id: &str, name: &str) -> MachineNow {
         name: name.into(),
         group: "WC-TURN".into(),
         state: "busy".into(),
+        state_code: 170_000,
         order: None,
         operation: None,
         queue: 1,

@@ -27,6 +27,7 @@ fn machine(id: &str, state: &str) -> MachineNow {
         name: format!("{id} name"),
         group: "turning".into(),
         state: state.into(),
+        state_code: 170_000,
         order: None,
         operation: None,
         queue: 0,

@@ -34,6 +34,7 @@ fn machine(id: &str) -> MachineNow {
         name: format!("{id} name"),
         group: "turning".into(),
         state: "busy".into(),
+        state_code: 170_000,
         order: None,
         operation: None,
         queue: 0,
