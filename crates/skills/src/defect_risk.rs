@@ -518,35 +518,4 @@ mod tests {
         assert_eq!(d.stage, LifecycleStage::Testing);
         assert_eq!(d.output["inspect_fraction"], 1.0);
     }
-
-    #[test]
-    fn the_recorder_builds_rows_from_the_twins_events() {
-        use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, Simulation};
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../plants/hangzhou-auto-parts.toml");
-        let plant = Plant::load(&path).unwrap();
-        let mut recorder = DefectRecorder::new(&plant);
-        let model = std::sync::Arc::new(PlantModel::new(plant));
-        let mut sim = Simulation::new(model, 9, Box::new(BaselinePolicy::default()), None);
-        sim.run_until(PlantTime::from_days(40.0), &mut recorder);
-        let kpis = sim.finish().kpis;
-        assert!(recorder.rows.len() > 100);
-        for r in &recorder.rows {
-            assert!(r.processed > 0 && r.scrapped <= r.processed, "{r:?}");
-            assert!(r.run_h >= 0.0 && r.params.iter().all(|x| (0.0..=1.0).contains(x)));
-        }
-        // Services reset the running hours: some machine's hours fall back between operations.
-        assert!(kpis.preventive_maintenance + kpis.failures > 0);
-        let mut last: HashMap<&str, f64> = HashMap::new();
-        let mut resets = 0;
-        for r in &recorder.rows {
-            if last
-                .insert(&r.machine, r.run_h)
-                .is_some_and(|h| r.run_h < h)
-            {
-                resets += 1;
-            }
-        }
-        assert!(resets > 0);
-    }
 }

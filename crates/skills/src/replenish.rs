@@ -582,9 +582,8 @@ impl<P: Policy> aifactory_plant::Layer for ForecastReplenishment<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aifactory_twin::{BaselinePolicy, PlantModel, Simulation};
+    use aifactory_plant::BaselinePolicy;
     use rand::{Rng, SeedableRng};
-    use std::sync::Arc;
 
     fn reference() -> Plant {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -682,27 +681,6 @@ mod tests {
             ),
             Err(ReplenishError::Bom(_))
         ));
-    }
-
-    #[test]
-    fn without_history_it_buys_exactly_as_the_inner_policy() {
-        let plant = reference();
-        let model = Arc::new(PlantModel::new(plant.clone()));
-        let run = |policy: Box<dyn Policy + Send>| {
-            let mut sim = Simulation::new(Arc::clone(&model), 3, policy, None);
-            sim.run_until(PlantTime::from_days(20.0), &mut ());
-            sim.finish().kpis
-        };
-        let skill = ForecastReplenishment::new(
-            BaselinePolicy::default(),
-            &plant,
-            ReplenishConfig::default(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
-        assert!(skill.plans().all(|p| p.is_none()));
-        let tier0: Box<dyn Policy + Send> = Box::new(BaselinePolicy::default());
-        assert_eq!(run(Box::new(skill)), run(tier0));
     }
 
     #[test]

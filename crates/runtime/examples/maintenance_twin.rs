@@ -1,5 +1,5 @@
 //! Tier 0 (fixed-interval service) against the predictive-maintenance skill on the reference
-//! plant: `cargo run --release -p aifactory-skills --example maintenance_twin -- [DAYS] [SEEDS]`.
+//! plant: `cargo run --release -p aifactory-runtime --example maintenance_twin -- [DAYS] [SEEDS]`.
 
 use aifactory_core::plant::Plant;
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance};

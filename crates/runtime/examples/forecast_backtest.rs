@@ -1,5 +1,5 @@
 //! Rolling-origin backtest of the demand forecasting skill on the twin's sales orders:
-//! `cargo run --release -p aifactory-skills --example forecast_backtest [-- PLANT_FILE]`.
+//! `cargo run --release -p aifactory-runtime --example forecast_backtest [-- PLANT_FILE]`.
 //!
 //! ```text
 //!  plant file ─► twin (seeds 1..=10, 240 days) ─► order_received events ─► units/day per product

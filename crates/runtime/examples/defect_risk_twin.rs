@@ -1,7 +1,7 @@
 //! Defect risk on the reference plant under tier 0 with settings varied by ±SPREAD of their
 //! range: learn on the first half of each run, score the second half against each step's
 //! observed scrap rate:
-//! `cargo run --release -p aifactory-skills --example defect_risk_twin -- [DAYS] [SEEDS] [SPREAD]`.
+//! `cargo run --release -p aifactory-runtime --example defect_risk_twin -- [DAYS] [SEEDS] [SPREAD]`.
 
 use aifactory_core::plant::Plant;
 use aifactory_skills::defect_risk::{

@@ -1,6 +1,6 @@
 //! Tier 0 (fixed reorder point) against the replenishment skill on the reference plant, tuning
 //! seeds 1..=SEEDS (the `eval twin` seeds start at 11):
-//! `cargo run --release -p aifactory-skills --example replenish_twin -- [DAYS] [SEEDS] [SERVICE] [WINDOW]`.
+//! `cargo run --release -p aifactory-runtime --example replenish_twin -- [DAYS] [SEEDS] [SERVICE] [WINDOW]`.
 
 use aifactory_core::plant::Plant;
 use aifactory_skills::forecast::DemandRecorder;
