@@ -229,9 +229,9 @@ impl Embedded {
         let store = aifactory_store::Store::open(&db)
             .await
             .with_context(|| format!("opening the store {db}"))?;
-        let inbox = aifactory_twin::CommandInbox::new();
-        let (live, publisher) =
-            aifactory_server::live::Live::new(Some(aifactory_runtime::live::command_sink(&inbox)));
+        let commands =
+            aifactory_runtime::live::TwinCommands::new(aifactory_twin::CommandInbox::new());
+        let (live, publisher) = aifactory_server::live::Live::new(Some(Arc::new(commands.clone())));
         let spec = aifactory_runtime::live::LiveSpec {
             plant: file,
             seed: plant.seed,
@@ -240,7 +240,7 @@ impl Embedded {
             mqtt: None,
             clock: aifactory_runtime::Clock::system(),
         };
-        let twin = aifactory_runtime::live::start(spec, store.clone(), publisher, inbox)
+        let twin = aifactory_runtime::live::start(spec, store.clone(), publisher, commands)
             .await
             .context("starting the twin")?;
         twin.warmed_up().await;

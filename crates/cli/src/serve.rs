@@ -85,12 +85,13 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
             .await
             .with_context(|| format!("opening the store {db}"))?;
         let (accounts, admin_password) = accounts(&store, args.admin_password.as_deref()).await?;
-        let inbox = aifactory_twin::CommandInbox::new();
+        let commands =
+            aifactory_runtime::live::TwinCommands::new(aifactory_twin::CommandInbox::new());
         let (live, twin) = match plant {
             None => (aifactory_server::live::Live::none(), None),
             Some(plant) => {
                 let (live, publisher) =
-                    aifactory_server::live::Live::new(Some(aifactory_runtime::live::command_sink(&inbox)));
+                    aifactory_server::live::Live::new(Some(Arc::new(commands.clone())));
                 let spec = aifactory_runtime::live::LiveSpec {
                     plant,
                     seed: args.seed,
@@ -99,7 +100,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                     mqtt: mqtt.clone(),
                     clock: aifactory_runtime::Clock::system(),
                 };
-                let twin = aifactory_runtime::live::start(spec, store.clone(), publisher, inbox)
+                let twin = aifactory_runtime::live::start(spec, store.clone(), publisher, commands)
                     .await
                     .context("starting the live twin")?;
                 (live, Some(twin))

@@ -23,6 +23,9 @@ pub enum EventKind {
     /// A machine's state as its controller or MES reports it: `{"code": UMH state code,
     /// "raw": the source's own state}` (the twin's state follows from its other events).
     MachineState,
+    /// A command's acknowledgement: `{"command", "status", "decision", "action", "reason",
+    /// "read_back"}`; the settling one is the outcome of the decision the command executes.
+    CommandAck,
 }
 
 impl EventKind {
@@ -42,6 +45,7 @@ impl EventKind {
             EventKind::PurchaseReceived => "purchase_received",
             EventKind::UnitsScrapped => "units_scrapped",
             EventKind::MachineState => "machine_state",
+            EventKind::CommandAck => "command_ack",
         }
     }
 }

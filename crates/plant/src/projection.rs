@@ -319,6 +319,8 @@ enum Fact {
     },
     /// Carried by the completion's count; nothing to apply.
     UnitsScrapped,
+    /// Not about the floor's state (a command's acknowledgement): it changes nothing here.
+    NotFloor,
     MachineState {
         machine: MachineId,
         code: u32,
@@ -787,6 +789,7 @@ impl Projection {
                 quantity: field_f64(e, &a.id, kind, "quantity")?,
             },
             EventKind::UnitsScrapped => Fact::UnitsScrapped,
+            EventKind::CommandAck => Fact::NotFloor,
             EventKind::MachineState => {
                 let code = field_u32(e, &a.id, kind, "code")?;
                 if !(10_000..=220_000).contains(&code) || code % 10_000 != 0 {
@@ -1025,7 +1028,7 @@ impl Projection {
                 self.received[material] += quantity;
                 points.push(DecisionPoint::MaterialReceived { material, at });
             }
-            Fact::UnitsScrapped => {}
+            Fact::UnitsScrapped | Fact::NotFloor => {}
             Fact::MachineState { machine, code, raw } => {
                 let was = self.machines[machine].status;
                 // Running, reduced speed and micro-stops are running time; changeover, cleaning,

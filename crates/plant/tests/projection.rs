@@ -256,7 +256,7 @@ proptest! {
     #[test]
     fn arbitrary_events_never_panic(
         events in prop::collection::vec(
-            (0usize..14, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("product|step|quantity|good|scrapped|setup_s|ideal_s|code|raw|material|due|[a-z_]{1,9}", prop_oneof![
+            (0usize..15, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("product|step|quantity|good|scrapped|setup_s|ideal_s|code|raw|material|due|[a-z_]{1,9}", prop_oneof![
                 any::<i64>().prop_map(|v| json!(v)),
                 any::<f64>().prop_map(|v| json!(v)),
                 "[A-Z0-9-]{0,8}".prop_map(|v| json!(v)),
@@ -274,6 +274,7 @@ proptest! {
             EventKind::RepairCompleted, EventKind::MaintenanceStarted,
             EventKind::MaintenanceCompleted, EventKind::Stockout, EventKind::PurchasePlaced,
             EventKind::PurchaseReceived, EventKind::UnitsScrapped, EventKind::MachineState,
+            EventKind::CommandAck,
         ];
         let mut p = projection();
         for (i, (kind, machine, order, at, fields)) in events.into_iter().enumerate() {

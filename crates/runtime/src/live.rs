@@ -2,7 +2,9 @@
 //! multiple of real time on a thread of its own. It writes to the store what a real plant's
 //! data path would — events, telemetry through the ingest path, the skills' decisions — and
 //! publishes a live view (machine states, KPIs so far, the plan, control charts, forecasts,
-//! anomalies) for the server, which takes commands back through the twin's command inbox.
+//! anomalies) for the server. Commands come back through [`TwinCommands`], which tracks each
+//! one's acknowledgements and writes them to the store, the settling one as its decision's
+//! outcome.
 
 use crate::clock::Clock;
 use crate::ingest::{IngestError, IngestTask};
@@ -11,20 +13,23 @@ use crate::run::{RunSpec, records_on_file, twin_trials};
 use aifactory_connect::mqtt::{BrokerAddress, MqttError, PublishStats};
 use aifactory_coordinator::CoordinatorError;
 use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading, Timestamp};
+use aifactory_plant::command::{AckEffect, AckError};
 use aifactory_plant::projection::{Arrival, Projection, ProjectionConfig};
+use aifactory_plant::{Ack, AckTracker, Command, CommandSink, SendError};
 use aifactory_server::live::{
-    AnomalyMark, CommandSink, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts,
-    OrderNow, ParamRange, Plan, PlanJob, PlantCommand, PlantId, PlantNow, ProductForecast,
-    ProductInfo, Publisher, Snapshot, SpcChart, SpcPoint, StepInfo,
+    AnomalyMark, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts, OrderNow,
+    ParamRange, Plan, PlanJob, PlantId, PlantNow, ProductForecast, ProductInfo, Publisher,
+    Snapshot, SpcChart, SpcPoint, StepInfo,
 };
 use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
 use aifactory_skills::spc::{Dispersion, IndividualsChart, RuleSet, XbarChart};
 use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample, SeriesName};
 use aifactory_store::{RunInfo, Store, StoreError};
-use aifactory_twin::{Command, CommandInbox, Observer, PlantModel, PlantTime, Simulation};
+use aifactory_twin::{CommandInbox, Observer, PlantModel, PlantTime, Simulation};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -192,25 +197,108 @@ fn product_infos(plant: &aifactory_core::Plant) -> Vec<ProductInfo> {
         .collect()
 }
 
-/// Where approved changes go: the twin's command inbox.
-pub fn command_sink(inbox: &CommandInbox) -> CommandSink {
-    let inbox = inbox.clone();
-    Arc::new(move |command| match command {
-        PlantCommand::StartMaintenance { machine } => {
-            inbox.send(Command::StartMaintenance { machine });
+/// The twin as a command sink, as a connector to a real plant would be: each command is tracked
+/// from the moment it leaves until its acknowledgements settle it. Clones share one tracker.
+#[derive(Debug, Clone)]
+pub struct TwinCommands {
+    inbox: CommandInbox,
+    tracker: Arc<Mutex<AckTracker>>,
+    /// The plant's time (ms since the epoch) as the runner last advanced it: when a command
+    /// is sent.
+    now_ms: Arc<AtomicI64>,
+}
+
+impl TwinCommands {
+    pub fn new(inbox: CommandInbox) -> TwinCommands {
+        TwinCommands {
+            inbox,
+            tracker: Arc::default(),
+            now_ms: Arc::default(),
         }
-        PlantCommand::SetPoint {
-            machine,
-            param,
-            value,
-        } => {
-            inbox.send(Command::SetPoint {
-                machine,
-                param,
-                value,
-            });
+    }
+
+    /// The twin's inbox, for host commands that arrive by another path (a Sparkplug DCMD).
+    pub fn inbox(&self) -> &CommandInbox {
+        &self.inbox
+    }
+
+    fn tracker(&self) -> std::sync::MutexGuard<'_, AckTracker> {
+        self.tracker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies the twin's acknowledgements so far and expires what is overdue at `now`; answers
+    /// each acknowledgement as a plant event for the store (the settling one marked as its
+    /// decision's outcome).
+    fn settle(&self, now: Timestamp) -> Vec<PlantEvent> {
+        self.now_ms.store(now.0, Ordering::Relaxed);
+        let acks = self.inbox.take_acks();
+        let mut tracker = self.tracker();
+        let mut events = Vec::with_capacity(acks.len());
+        for ack in acks {
+            let known = tracker.command(&ack.command).cloned();
+            let event = match tracker.ack(ack.clone()) {
+                Ok(AckEffect::Settled(settled)) => {
+                    ack_event(&settled.ack, Some(&settled.command), true, None)
+                }
+                Ok(AckEffect::Progressed(_) | AckEffect::Stale) => {
+                    ack_event(&ack, known.as_ref(), false, None)
+                }
+                // A host application's own command (a DCMD), sent past the tracker.
+                Err(AckError::UnknownCommand(_)) => ack_event(&ack, None, false, None),
+                Err(e) => ack_event(&ack, known.as_ref(), false, Some(e.to_string())),
+            };
+            events.push(event);
         }
-    })
+        for settled in tracker.expire(now) {
+            events.push(ack_event(&settled.ack, Some(&settled.command), true, None));
+        }
+        events
+    }
+}
+
+impl CommandSink for TwinCommands {
+    fn send(&self, command: Command) -> Result<(), SendError> {
+        self.tracker()
+            .sent(&command, Timestamp(self.now_ms.load(Ordering::Relaxed)))?;
+        self.inbox.send(command);
+        Ok(())
+    }
+}
+
+/// An acknowledgement as a plant event; `outcome` marks the one that settled its command.
+fn ack_event(
+    ack: &Ack,
+    command: Option<&Command>,
+    outcome: bool,
+    contradiction: Option<String>,
+) -> PlantEvent {
+    let mut detail = serde_json::json!({
+        "command": ack.command,
+        "status": ack.status.as_str(),
+        "outcome": outcome,
+    });
+    if let Some(c) = command {
+        detail["decision"] = serde_json::json!(c.decision);
+        detail["action"] = serde_json::to_value(&c.action).unwrap_or_default();
+    }
+    if let Some(reason) = &ack.reason {
+        detail["reason"] = serde_json::json!(reason);
+    }
+    if let Some(v) = ack.read_back {
+        detail["read_back"] = serde_json::json!(v);
+    }
+    if let Some(c) = contradiction {
+        detail["contradiction"] = serde_json::json!(c);
+    }
+    PlantEvent {
+        at: ack.at,
+        kind: EventKind::CommandAck,
+        machine: command.map(|c| c.action.machine().to_owned()),
+        order: None,
+        detail,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -514,6 +602,8 @@ impl Observer for Watcher {
 /// Everything the twin thread owns.
 struct Runner {
     sim: Simulation,
+    /// Commands sent to the twin and their acknowledgements.
+    commands: TwinCommands,
     model: Arc<PlantModel>,
     watcher: Watcher,
     log: aifactory_core::DecisionLog,
@@ -541,6 +631,14 @@ const HEALTH_HORIZON_H: f64 = 24.0;
 impl Runner {
     fn advance(&mut self, until: PlantTime) {
         self.sim.run_until(until, &mut self.watcher);
+        let now = Timestamp(self.watcher.start.0 + self.sim.now().0 as i64);
+        for event in self.commands.settle(now) {
+            self.watcher
+                .recent
+                .push_front(EventNow::from(event.clone()));
+            self.watcher.pending.events.push(event);
+        }
+        self.watcher.recent.truncate(RECENT_EVENTS);
         // The skills' decisions go with the batch that holds the events they caused.
         let scope = self.scope.clone();
         self.watcher
@@ -803,8 +901,9 @@ pub async fn start(
     spec: LiveSpec,
     store: Store,
     publisher: Publisher,
-    inbox: CommandInbox,
+    commands: TwinCommands,
 ) -> Result<LiveTwin, LiveError> {
+    let inbox = commands.inbox().clone();
     store
         .save_plant(&spec.plant)
         .await
@@ -938,6 +1037,7 @@ pub async fn start(
     let sim = Simulation::new(Arc::clone(&model), spec.seed, policy, None);
     let mut runner = Runner {
         sim,
+        commands,
         model: Arc::clone(&model),
         watcher: Watcher {
             site: spec.plant.plant.id.clone(),

@@ -255,11 +255,16 @@ pub async fn simulate_and_serve(
         let inbox = inbox.clone();
         tokio::spawn(async move {
             while let Some(w) = writes.recv().await {
-                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                inbox.send(aifactory_twin::Command::SetPoint {
-                    machine: w.machine,
-                    param: w.setpoint,
-                    value: w.value,
+                let number = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                inbox.send(aifactory_plant::Command {
+                    id: format!("opcua-write-{number}"),
+                    decision: None,
+                    expires: None,
+                    action: aifactory_plant::Action::SetPoint {
+                        machine: w.machine,
+                        param: w.setpoint,
+                        value: w.value,
+                    },
                 });
             }
         });

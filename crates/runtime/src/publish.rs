@@ -181,9 +181,17 @@ pub fn edge_publisher(
     let commands = spec.commands.clone().map(|inbox| {
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
+            // Sparkplug B has no command ids: each metric of a DCMD is one host command.
+            let mut number = 0u64;
             while let Some(m) = cmd_rx.recv().await {
-                for command in commands_of(&m) {
-                    inbox.send(command);
+                for action in commands_of(&m) {
+                    number += 1;
+                    inbox.send(aifactory_plant::Command {
+                        id: format!("dcmd-{number}"),
+                        decision: None,
+                        expires: None,
+                        action,
+                    });
                 }
             }
         });
@@ -234,8 +242,8 @@ pub async fn simulate_and_publish(
     Ok((result, stats))
 }
 
-/// The twin commands a DCMD carries; malformed ones and unknown metrics carry none.
-fn commands_of(m: &Message) -> Vec<aifactory_twin::Command> {
+/// The actions a DCMD carries; malformed ones and unknown metrics carry none.
+fn commands_of(m: &Message) -> Vec<aifactory_plant::Action> {
     let Ok(dcmd) = aifactory_connect::sparkplug::device_command(&m.topic, &m.payload) else {
         return Vec::new();
     };
@@ -243,12 +251,12 @@ fn commands_of(m: &Message) -> Vec<aifactory_twin::Command> {
         .iter()
         .filter_map(|(name, value)| match (name.as_str(), value) {
             ("Maintenance/Start", Value::Bool(true)) => {
-                Some(aifactory_twin::Command::StartMaintenance {
+                Some(aifactory_plant::Action::StartMaintenance {
                     machine: dcmd.device.clone(),
                 })
             }
             (name, v) => name.strip_prefix("Setpoint/").and_then(|param| {
-                v.as_f64().map(|value| aifactory_twin::Command::SetPoint {
+                v.as_f64().map(|value| aifactory_plant::Action::SetPoint {
                     machine: dcmd.device.clone(),
                     param: param.to_owned(),
                     value,

@@ -798,7 +798,7 @@ async fn execute(
             (
                 "maintenance_work_order",
                 json!({ "machine": a.machine, "action": "maintenance", "kind": kind, "reason": a.reason }),
-                crate::live::PlantCommand::StartMaintenance {
+                aifactory_plant::Action::StartMaintenance {
                     machine: a.machine.clone(),
                 },
                 format!(
@@ -825,7 +825,7 @@ async fn execute(
             (
                 "set_point_change",
                 json!({ "machine": a.machine, "param": a.param, "value": a.value, "unit": range.unit, "reason": a.reason }),
-                crate::live::PlantCommand::SetPoint {
+                aifactory_plant::Action::SetPoint {
                     machine: a.machine.clone(),
                     param: a.param.clone(),
                     value: a.value,
@@ -860,10 +860,11 @@ async fn execute(
         .record_decision(&decision)
         .await
         .map_err(store_failure)?;
-    let sent = state.live.command(command);
+    let sent = state.live.command(&decision, command);
     state.live.announce(decision.clone());
     Ok(json!({
-        "decision": decision.id, "sent_to_plant": sent,
+        "decision": decision.id, "sent_to_plant": sent.is_ok(), "command": sent.as_ref().ok(),
+        "command_error": sent.err().map(|e| e.to_string()),
         "summary": say(format!("{en} Ledger entry {}.", decision.id), format!("{zh}台账记录 {}。", decision.id)),
     }))
 }

@@ -6,6 +6,7 @@
 //! routes serve a simulated plant and a real one.
 
 use aifactory_core::{Decision, Kpis, PlantEvent, Timestamp};
+use aifactory_plant::{Action, Command, SendError};
 use aifactory_schedule::{Objective, Problem, Schedule, SolveOptions};
 use serde::{Serialize, Serializer};
 use std::sync::Arc;
@@ -193,21 +194,13 @@ pub struct Plan {
     pub jobs: Vec<PlanJob>,
 }
 
-/// A command an approved proposal sends to the plant.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PlantCommand {
-    /// Take the machine out for preventive maintenance as soon as it is free.
-    StartMaintenance { machine: String },
-    /// Run process parameter `param` at `value` on the machine from its next operation on.
-    SetPoint {
-        machine: String,
-        param: String,
-        value: f64,
-    },
-}
+/// How long a command from an approval may wait for the plant to carry it out (plant time):
+/// maintenance waits for the machine to be free, a set-point for its next operation.
+pub const COMMAND_TTL_MS: i64 = 24 * 3_600_000;
 
-/// Where commands go; the plant's runner decides how to carry them out.
-pub type CommandSink = Arc<dyn Fn(PlantCommand) + Send + Sync>;
+/// Where commands go; the plant's runner decides how to carry them out and reports their
+/// acknowledgements.
+pub type CommandSink = Arc<dyn aifactory_plant::CommandSink>;
 
 /// What a live plant publishes, all at once.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,15 +426,19 @@ impl Live {
         let _ = self.decisions.send(Arc::new(decision));
     }
 
-    /// Sends `command` to the plant; `false` if this plant takes none.
-    pub fn command(&self, command: PlantCommand) -> bool {
-        match &self.commands {
-            Some(sink) => {
-                sink(command);
-                true
-            }
-            None => false,
-        }
+    /// Sends `action` to the plant as the command that executes `decision`, which must already
+    /// be in the ledger; answers the command's id (its acknowledgements name it).
+    pub fn command(&self, decision: &Decision, action: Action) -> Result<String, SendError> {
+        let sink = self.commands.as_ref().ok_or(SendError::NotAccepted)?;
+        let command = Command {
+            id: format!("C-{}", decision.id),
+            decision: Some(decision.id.clone()),
+            expires: Some(Timestamp(decision.at.0 + COMMAND_TTL_MS)),
+            action,
+        };
+        let id = command.id.clone();
+        sink.send(command)?;
+        Ok(id)
     }
 }
 

@@ -2,9 +2,10 @@
 //! proposals and their approval, telemetry ranges, control charts, forecasts and the live
 //! event stream.
 
-use crate::live::{Bar, MachineNow, PlanScore, PlantCommand, Snapshot};
+use crate::live::{Bar, MachineNow, PlanScore, Snapshot};
 use crate::{ApiError, AppState};
 use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Timestamp};
+use aifactory_plant::Action;
 use aifactory_store::ingest::{Resolution, SeriesName};
 use aifactory_store::{NewProposal, StoredProposal};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -494,15 +495,20 @@ async fn decide(
             .await;
         return Err(e.into());
     }
-    let sent = state.live.command(PlantCommand::StartMaintenance {
-        machine: proposal.machine.clone(),
-    });
+    let sent = state.live.command(
+        &decision,
+        Action::StartMaintenance {
+            machine: proposal.machine.clone(),
+        },
+    );
     state.live.announce(decision.clone());
     let proposal = state.store.proposal(seq).await?.ok_or_else(not_found)?;
     Ok(Json(serde_json::json!({
         "proposal": Proposal::of(proposal),
         "decision": decision.id,
-        "sent_to_plant": sent,
+        "sent_to_plant": sent.is_ok(),
+        "command": sent.as_ref().ok(),
+        "command_error": sent.err().map(|e| e.to_string()),
     })))
 }
 

@@ -13,8 +13,8 @@ use aifactory_server::auth::{Accounts, Role, TokenKind};
 
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 use aifactory_server::live::{
-    Live, MachineNow, OrderCounts, OrderNow, ParamRange, Plan, PlanJob, PlantCommand, PlantId,
-    PlantNow, ProductInfo, Publisher, Snapshot, StepInfo,
+    Live, MachineNow, OrderCounts, OrderNow, ParamRange, Plan, PlanJob, PlantId, PlantNow,
+    ProductInfo, Publisher, Snapshot, StepInfo,
 };
 use aifactory_server::{AppState, router};
 use aifactory_store::Store;
@@ -288,7 +288,7 @@ struct Plant {
     app: axum::Router,
     store: Store,
     state: Arc<AppState>,
-    commands: Arc<Mutex<Vec<PlantCommand>>>,
+    commands: Arc<Mutex<Vec<aifactory_plant::Command>>>,
     tokens: Vec<(Role, String)>,
     _publisher: Publisher,
 }
@@ -349,7 +349,10 @@ async fn plant(options: Options) -> Plant {
         .collect();
     let commands = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&commands);
-    let (live, publisher) = Live::new(Some(Arc::new(move |c| sink.lock().expect("sink").push(c))));
+    let (live, publisher) = Live::new(Some(Arc::new(move |c: aifactory_plant::Command| {
+        sink.lock().expect("sink").push(c);
+        Ok(())
+    })));
     publisher.snapshot(snapshot(&options.second_name));
     let state = AppState::new(
         store.clone(),
@@ -712,8 +715,13 @@ async fn an_act_tool_a_model_chose_is_held_and_runs_only_when_a_person_approves(
     assert_eq!(body["action"]["status"], "executed");
     assert_eq!(body["action"]["decided_by"], "operator");
     assert_eq!(
-        *p.commands.lock().expect("commands"),
-        vec![PlantCommand::StartMaintenance {
+        p.commands
+            .lock()
+            .expect("commands")
+            .iter()
+            .map(|c| c.action.clone())
+            .collect::<Vec<_>>(),
+        vec![aifactory_plant::Action::StartMaintenance {
             machine: "TURN-01".into()
         }]
     );

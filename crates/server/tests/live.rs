@@ -8,8 +8,7 @@ use aifactory_server::auth::{Accounts, Role, TokenKind};
 
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 use aifactory_server::live::{
-    Live, MachineNow, OrderCounts, OrderNow, Plan, PlanJob, PlantCommand, PlantId, PlantNow,
-    Publisher, Snapshot,
+    Live, MachineNow, OrderCounts, OrderNow, Plan, PlanJob, PlantId, PlantNow, Publisher, Snapshot,
 };
 use aifactory_server::{AppState, router};
 use aifactory_store::Store;
@@ -151,7 +150,7 @@ fn snapshot() -> Snapshot {
 struct Server {
     app: axum::Router,
     store: Store,
-    commands: Arc<Mutex<Vec<PlantCommand>>>,
+    commands: Arc<Mutex<Vec<aifactory_plant::Command>>>,
     // Kept so the feed stays open for the event stream.
     _publisher: Publisher,
 }
@@ -175,8 +174,9 @@ async fn server() -> (Server, Vec<(Role, String)>) {
         .collect();
     let commands = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&commands);
-    let (live, publisher) = Live::new(Some(Arc::new(move |c| {
+    let (live, publisher) = Live::new(Some(Arc::new(move |c: aifactory_plant::Command| {
         sink.lock().expect("sink").push(c);
+        Ok(())
     })));
     publisher.snapshot(snapshot());
     let state = AppState::new(
@@ -334,10 +334,26 @@ async fn a_what_if_becomes_a_proposal_an_operator_approves_into_the_ledger() {
     assert_eq!(stored.executed_by, aifactory_core::ExecutedBy::Human);
     assert!(stored.inputs_ref.contains("decision:D-1"), "{stored:?}");
     assert_eq!(
-        *s.commands.lock().expect("commands"),
-        vec![PlantCommand::StartMaintenance {
+        s.commands
+            .lock()
+            .expect("commands")
+            .iter()
+            .map(|c| c.action.clone())
+            .collect::<Vec<_>>(),
+        vec![aifactory_plant::Action::StartMaintenance {
             machine: "TURN-01".into()
         }]
+    );
+    let sent = s.commands.lock().expect("commands")[0].clone();
+    assert_eq!(
+        sent.decision.as_deref(),
+        Some(decision),
+        "the command names the ledger decision it executes"
+    );
+    assert_eq!(approved["command"], sent.id.as_str());
+    assert!(
+        sent.expires.is_some_and(|e| e > stored.at),
+        "the command expires after it was decided: {sent:?}"
     );
     let (status, human) = get(
         &s.app,

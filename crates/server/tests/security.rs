@@ -8,8 +8,7 @@ use aifactory_core::{Kpis, Timestamp};
 use aifactory_schedule::{Alternative, Job, Operation, Problem, Schedule, SolveOptions};
 use aifactory_server::auth::{Accounts, Role, TokenKind};
 use aifactory_server::live::{
-    Live, MachineNow, OrderCounts, Plan, PlanJob, PlantCommand, PlantId, PlantNow, Publisher,
-    Snapshot,
+    Live, MachineNow, OrderCounts, Plan, PlanJob, PlantId, PlantNow, Publisher, Snapshot,
 };
 use aifactory_server::{AppState, router};
 use aifactory_store::Store;
@@ -131,7 +130,7 @@ struct Server {
     app: axum::Router,
     state: Arc<AppState>,
     store: Store,
-    commands: Arc<Mutex<Vec<PlantCommand>>>,
+    commands: Arc<Mutex<Vec<aifactory_plant::Command>>>,
     /// Seconds the server's clock reads.
     clock: Arc<AtomicU64>,
     tokens: Vec<(Role, String)>,
@@ -175,7 +174,10 @@ async fn server_on(store: Store) -> Server {
         .collect();
     let commands = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&commands);
-    let (live, publisher) = Live::new(Some(Arc::new(move |c| sink.lock().expect("sink").push(c))));
+    let (live, publisher) = Live::new(Some(Arc::new(move |c: aifactory_plant::Command| {
+        sink.lock().expect("sink").push(c);
+        Ok(())
+    })));
     publisher.snapshot(snapshot());
     let clock = Arc::new(AtomicU64::new(1_000));
     let ticks = Arc::clone(&clock);
@@ -321,8 +323,13 @@ async fn finding_1_approving_a_proposal_never_approves_another_past_a_thousand()
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["proposal"]["machine"], "TURN-02", "{approved}");
     assert_eq!(
-        *s.commands.lock().expect("commands"),
-        vec![PlantCommand::StartMaintenance {
+        s.commands
+            .lock()
+            .expect("commands")
+            .iter()
+            .map(|c| c.action.clone())
+            .collect::<Vec<_>>(),
+        vec![aifactory_plant::Action::StartMaintenance {
             machine: "TURN-02".into()
         }],
         "only the approved proposal reaches the plant"

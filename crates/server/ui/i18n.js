@@ -99,7 +99,8 @@ const DICT = {
     'event.repair_completed': 'repair completed', 'event.maintenance_started': 'maintenance started',
     'event.maintenance_completed': 'maintenance completed', 'event.stockout': 'stock-out',
     'event.purchase_placed': 'purchase placed', 'event.purchase_received': 'purchase received',
-    'event.units_scrapped': 'units scrapped',
+    'event.units_scrapped': 'units scrapped', 'event.machine_state': 'machine state',
+    'event.command_ack': 'command acknowledged',
 
     'kpi.oee': 'OEE',
     'kpi.availability': 'Availability',
@@ -377,7 +378,8 @@ const DICT = {
     'event.repair_completed': '维修完成', 'event.maintenance_started': '维护开始',
     'event.maintenance_completed': '维护完成', 'event.stockout': '缺料',
     'event.purchase_placed': '下达采购', 'event.purchase_received': '采购到货',
-    'event.units_scrapped': '产品报废',
+    'event.units_scrapped': '产品报废', 'event.machine_state': '设备状态',
+    'event.command_ack': '指令回执',
 
     'kpi.oee': '总体设备效率 OEE',
     'kpi.availability': '时间开动率',

@@ -3,26 +3,17 @@
 //! would: maintenance starts when the machine is next free, a set-point holds from the next
 //! operation on (the twin clamps it into the parameter's range, as for any policy).
 //!
+//! Each command is acknowledged on the inbox (see [`Commanded`]) for the runtime to settle.
+//!
 //! Commands arrive when they arrive: a run that takes commands is only as repeatable as their
 //! timing. Runs without an inbox stay deterministic from (plant, seed, policy).
 
 use crate::model::PlantModel;
-use aifactory_plant::MachineId;
-use aifactory_plant::{MachineView, ParamSpec, Policy};
-use std::collections::{HashMap, HashSet};
+use aifactory_core::Timestamp;
+use aifactory_plant::{Ack, AckStatus, Action, Command, CommandSink, SendError};
+use aifactory_plant::{MachineId, MachineView, MasterData, ParamSpec, PlantTime, Policy, QueuedOp};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Start preventive maintenance on the machine as soon as it is free.
-    StartMaintenance { machine: String },
-    /// Run process parameter `param` at `value` on the machine from its next operation on.
-    SetPoint {
-        machine: String,
-        param: String,
-        value: f64,
-    },
-}
 
 /// What became of the commands sent so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,15 +23,24 @@ pub struct CommandCounts {
     pub obeyed: u64,
     /// Naming a machine or parameter the plant does not have, or a value that is not finite.
     pub refused: u64,
+    /// Sent again under an id already received: carried out once.
+    pub duplicates: u64,
 }
+
+/// Ids of commands remembered for idempotency.
+const SEEN_KEPT: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct Inbox {
     waiting: Vec<Command>,
+    acks: Vec<Ack>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
     counts: CommandCounts,
 }
 
-/// Where commands wait for the twin; clones share one queue.
+/// Where commands wait for the twin and its acknowledgements wait for the runtime; clones share
+/// one queue.
 #[derive(Debug, Clone, Default)]
 pub struct CommandInbox(Arc<Mutex<Inbox>>);
 
@@ -53,14 +53,30 @@ impl CommandInbox {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Hands a command to the twin; one under an id already received is counted and dropped.
     pub fn send(&self, command: Command) {
         let mut inbox = self.inbox();
+        if !inbox.seen.insert(command.id.clone()) {
+            inbox.counts.duplicates += 1;
+            return;
+        }
+        inbox.seen_order.push_back(command.id.clone());
+        while inbox.seen_order.len() > SEEN_KEPT {
+            if let Some(old) = inbox.seen_order.pop_front() {
+                inbox.seen.remove(&old);
+            }
+        }
         inbox.counts.received += 1;
         inbox.waiting.push(command);
     }
 
     pub fn counts(&self) -> CommandCounts {
         self.inbox().counts
+    }
+
+    /// The acknowledgements the twin gave since the last call, oldest first.
+    pub fn take_acks(&self) -> Vec<Ack> {
+        std::mem::take(&mut self.inbox().acks)
     }
 
     fn take(&self) -> Vec<Command> {
@@ -70,17 +86,44 @@ impl CommandInbox {
     fn count(&self, f: impl FnOnce(&mut CommandCounts)) {
         f(&mut self.inbox().counts);
     }
+
+    fn ack(&self, ack: Ack) {
+        self.inbox().acks.push(ack);
+    }
 }
 
-/// A policy that obeys commands and otherwise leaves every decision to `inner`.
+impl CommandSink for CommandInbox {
+    fn send(&self, command: Command) -> Result<(), SendError> {
+        CommandInbox::send(self, command);
+        Ok(())
+    }
+}
+
+/// A command accepted and not yet carried out.
+#[derive(Debug, Clone)]
+struct Waiting {
+    id: String,
+    expires: Option<Timestamp>,
+}
+
+/// A policy that obeys commands and otherwise leaves every decision to `inner`. It acknowledges
+/// each command as a controller would: received and accepted (or rejected, with the reason) at
+/// the next decision, completed when maintenance starts or the set-point is first used (with
+/// the value used read back), expired when its time passed before that.
 pub struct Commanded<P> {
     inner: P,
     inbox: CommandInbox,
-    machines: HashMap<String, MachineId>,
+    master: MasterData,
+    /// The plant's start, for acknowledgement times and expiries.
+    start: Timestamp,
+    /// The latest plant time a decision was asked at.
+    now: PlantTime,
     /// Parameter names per product and routing step, in the order of their specs.
     params: Vec<Vec<Vec<String>>>,
-    maintenance: HashSet<MachineId>,
+    maintenance: HashMap<MachineId, Vec<Waiting>>,
     set_points: HashMap<(MachineId, String), f64>,
+    /// Set-point commands not yet used in an operation.
+    set_points_waiting: HashMap<(MachineId, String), Waiting>,
 }
 
 impl<P> std::fmt::Debug for Commanded<P> {
@@ -97,12 +140,9 @@ impl<P: Policy> Commanded<P> {
         Commanded {
             inner,
             inbox,
-            machines: model
-                .machines
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (m.id.clone(), i))
-                .collect(),
+            master: model.master().clone(),
+            start: model.plant().start().0,
+            now: PlantTime(0),
             params: model
                 .products
                 .iter()
@@ -113,39 +153,66 @@ impl<P: Policy> Commanded<P> {
                         .collect()
                 })
                 .collect(),
-            maintenance: HashSet::new(),
+            maintenance: HashMap::new(),
             set_points: HashMap::new(),
+            set_points_waiting: HashMap::new(),
         }
+    }
+
+    fn at(&self) -> Timestamp {
+        Timestamp(self.start.0 + self.now.0 as i64)
+    }
+
+    fn expired(&self, expires: Option<Timestamp>) -> bool {
+        expires.is_some_and(|e| e < self.at())
+    }
+
+    fn ack(&self, id: &str, status: AckStatus) -> Ack {
+        Ack::new(id, status, self.at())
     }
 
     /// Takes in what arrived since the last decision.
     fn collect(&mut self) {
         for command in self.inbox.take() {
-            let accepted = match command {
-                Command::StartMaintenance { machine } => match self.machines.get(&machine) {
-                    Some(&m) => {
-                        self.maintenance.insert(m);
-                        true
-                    }
-                    None => false,
-                },
-                Command::SetPoint {
-                    machine,
-                    param,
-                    value,
-                } => {
-                    let known_param = self.params.iter().flatten().flatten().any(|p| *p == param);
-                    match self.machines.get(&machine) {
-                        Some(&m) if known_param && value.is_finite() => {
-                            self.set_points.insert((m, param), value);
-                            true
-                        }
-                        _ => false,
-                    }
-                }
-            };
-            if !accepted {
+            self.inbox.ack(self.ack(&command.id, AckStatus::Received));
+            if self.expired(command.expires) {
+                self.inbox.ack(
+                    self.ack(&command.id, AckStatus::Expired)
+                        .because("it expired before the plant received it"),
+                );
+                continue;
+            }
+            if let Some(reason) = command.action.refusal(&self.master) {
                 self.inbox.count(|c| c.refused += 1);
+                self.inbox
+                    .ack(self.ack(&command.id, AckStatus::Rejected).because(reason));
+                continue;
+            }
+            let Some(machine) = self.master.machine_index(command.action.machine()) else {
+                continue;
+            };
+            self.inbox.ack(self.ack(&command.id, AckStatus::Accepted));
+            let waiting = Waiting {
+                id: command.id,
+                expires: command.expires,
+            };
+            match command.action {
+                Action::StartMaintenance { .. } => {
+                    self.maintenance.entry(machine).or_default().push(waiting);
+                }
+                Action::SetPoint { param, value, .. } => {
+                    if let Some(older) = self
+                        .set_points_waiting
+                        .insert((machine, param.clone()), waiting.clone())
+                    {
+                        self.inbox
+                            .ack(self.ack(&older.id, AckStatus::Failed).because(format!(
+                                "superseded by command `{}` before it was used",
+                                waiting.id
+                            )));
+                    }
+                    self.set_points.insert((machine, param), value);
+                }
             }
         }
     }
@@ -163,9 +230,29 @@ impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
         "commands"
     }
 
-    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        self.now = now;
         self.collect();
-        if self.maintenance.remove(&view.machine) {
+        self.inner.dispatch(now, machine, candidates)
+    }
+
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        self.now = view.now;
+        self.collect();
+        let waiting = self.maintenance.remove(&view.machine).unwrap_or_default();
+        let mut obeyed = false;
+        for w in waiting {
+            if self.expired(w.expires) {
+                self.inbox.ack(
+                    self.ack(&w.id, AckStatus::Expired)
+                        .because("the machine was not free before it expired"),
+                );
+            } else {
+                self.inbox.ack(self.ack(&w.id, AckStatus::Completed));
+                obeyed = true;
+            }
+        }
+        if obeyed {
             self.inbox.count(|c| c.obeyed += 1);
             return true;
         }
@@ -188,12 +275,29 @@ impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
             .cloned()
             .unwrap_or_default();
         for (i, name) in names.iter().enumerate() {
-            if let (Some(v), Some(&set)) = (
-                values.get_mut(i),
-                self.set_points.get(&(machine, name.clone())),
-            ) {
-                *v = set;
+            let key = (machine, name.clone());
+            if let Some(w) = self.set_points_waiting.get(&key)
+                && self.expired(w.expires)
+            {
+                let ack = self
+                    .ack(&w.id, AckStatus::Expired)
+                    .because("no operation used it before it expired");
+                self.inbox.ack(ack);
+                self.set_points_waiting.remove(&key);
+                self.set_points.remove(&key);
+            }
+            if let (Some(v), Some(&set)) = (values.get_mut(i), self.set_points.get(&key)) {
+                // The twin runs a value clamped into the step's range, as a controller would.
+                *v = match specs.get(i) {
+                    Some(spec) => set.clamp(spec.min, spec.max),
+                    None => set,
+                };
                 self.inbox.count(|c| c.obeyed += 1);
+                if let Some(w) = self.set_points_waiting.remove(&key) {
+                    let mut ack = self.ack(&w.id, AckStatus::Completed);
+                    ack.read_back = Some(*v);
+                    self.inbox.ack(ack);
+                }
             }
         }
         values
@@ -205,7 +309,6 @@ mod tests {
     use super::*;
     use aifactory_core::Plant;
     use aifactory_plant::BaselinePolicy;
-    use aifactory_plant::PlantTime;
     use std::path::Path;
 
     fn model() -> PlantModel {
@@ -215,10 +318,10 @@ mod tests {
         PlantModel::new(plant)
     }
 
-    fn view(machine: MachineId) -> MachineView {
+    fn view(machine: MachineId, hours: u64) -> MachineView {
         MachineView {
             machine,
-            now: PlantTime(0),
+            now: PlantTime(hours * 3_600_000),
             run_h_since_maintenance: 0.0,
             recommended_interval_h: 1000.0,
             last_vibration_mm_s: 0.0,
@@ -226,6 +329,44 @@ mod tests {
             last_current_a: 0.0,
             queue_len: 0,
         }
+    }
+
+    fn command(id: &str, action: Action) -> Command {
+        Command {
+            id: id.to_owned(),
+            decision: None,
+            expires: None,
+            action,
+        }
+    }
+
+    fn maintenance(id: &str, machine: &str) -> Command {
+        command(
+            id,
+            Action::StartMaintenance {
+                machine: machine.into(),
+            },
+        )
+    }
+
+    fn set_point(id: &str, machine: &str, param: &str, value: f64) -> Command {
+        command(
+            id,
+            Action::SetPoint {
+                machine: machine.into(),
+                param: param.into(),
+                value,
+            },
+        )
+    }
+
+    /// The statuses acknowledged per command, in order.
+    fn statuses(inbox: &CommandInbox) -> HashMap<String, Vec<AckStatus>> {
+        let mut by_command: HashMap<String, Vec<AckStatus>> = HashMap::new();
+        for ack in inbox.take_acks() {
+            by_command.entry(ack.command).or_default().push(ack.status);
+        }
+        by_command
     }
 
     #[test]
@@ -240,28 +381,82 @@ mod tests {
         let turn = model.master().machine_ids().position(|m| m == "TURN-01");
         let turn = turn.unwrap_or_else(|| panic!("no TURN-01"));
         assert!(
-            !policy.start_maintenance(&view(turn)),
+            !policy.start_maintenance(&view(turn, 0)),
             "run to failure by itself"
         );
-        inbox.send(Command::StartMaintenance {
-            machine: "TURN-01".into(),
-        });
-        inbox.send(Command::StartMaintenance {
-            machine: "LATHE-99".into(),
-        });
+        inbox.send(maintenance("C1", "TURN-01"));
+        inbox.send(maintenance("C2", "LATHE-99"));
+        inbox.send(maintenance("C1", "TURN-01"));
         assert!(
-            !policy.start_maintenance(&view(turn + 1)),
+            !policy.start_maintenance(&view(turn + 1, 1)),
             "not another machine"
         );
-        assert!(policy.start_maintenance(&view(turn)));
-        assert!(!policy.start_maintenance(&view(turn)), "once per command");
+        assert!(policy.start_maintenance(&view(turn, 2)));
+        assert!(
+            !policy.start_maintenance(&view(turn, 3)),
+            "once per command"
+        );
         assert_eq!(
             inbox.counts(),
             CommandCounts {
                 received: 2,
                 obeyed: 1,
-                refused: 1
+                refused: 1,
+                duplicates: 1,
             }
+        );
+        let acks = inbox.take_acks();
+        let of = |id: &str| -> Vec<(AckStatus, i64)> {
+            acks.iter()
+                .filter(|a| a.command == id)
+                .map(|a| (a.status, a.at.0))
+                .collect()
+        };
+        let start = model.plant().start().0.0;
+        assert_eq!(
+            of("C1"),
+            vec![
+                (AckStatus::Received, start + 3_600_000),
+                (AckStatus::Accepted, start + 3_600_000),
+                (AckStatus::Completed, start + 7_200_000),
+            ],
+            "completed when the machine was next free"
+        );
+        assert_eq!(
+            of("C2").iter().map(|a| a.0).collect::<Vec<_>>(),
+            vec![AckStatus::Received, AckStatus::Rejected]
+        );
+        assert!(
+            acks.iter().any(|a| a.command == "C2"
+                && a.reason.as_deref().is_some_and(|r| r.contains("LATHE-99"))),
+            "the rejection names the machine: {acks:?}"
+        );
+    }
+
+    #[test]
+    fn expired_commands_are_not_carried_out() {
+        let model = model();
+        let inbox = CommandInbox::new();
+        let mut policy = Commanded::new(BaselinePolicy::default(), &model, inbox.clone());
+        let start = model.plant().start().0;
+        let mut late = maintenance("C1", "TURN-01");
+        late.expires = Some(Timestamp(start.0 + 3_600_000));
+        inbox.send(late);
+        let turn = model.master().machine_index("TURN-01").unwrap_or_default();
+        // Received in time (at 0 h), but the machine is free only at 2 h.
+        policy.dispatch(PlantTime(0), turn, &[]);
+        let view = MachineView {
+            run_h_since_maintenance: 0.0,
+            ..view(turn, 2)
+        };
+        assert!(!policy.start_maintenance(&view), "expired: not started");
+        assert_eq!(
+            statuses(&inbox).get("C1"),
+            Some(&vec![
+                AckStatus::Received,
+                AckStatus::Accepted,
+                AckStatus::Expired
+            ])
         );
     }
 
@@ -283,21 +478,9 @@ mod tests {
             .next()
             .unwrap_or_default()
             .to_owned();
-        inbox.send(Command::SetPoint {
-            machine: machine.clone(),
-            param: "cutting_speed".into(),
-            value: 205.0,
-        });
-        inbox.send(Command::SetPoint {
-            machine: machine.clone(),
-            param: "no_such_param".into(),
-            value: 1.0,
-        });
-        inbox.send(Command::SetPoint {
-            machine,
-            param: "cutting_speed".into(),
-            value: f64::NAN,
-        });
+        inbox.send(set_point("S1", &machine, "cutting_speed", 205.0));
+        inbox.send(set_point("S2", &machine, "no_such_param", 1.0));
+        inbox.send(set_point("S3", &machine, "cutting_speed", f64::NAN));
         assert_eq!(policy.process_params(0, 0, 0, &specs), vec![205.0]);
         assert_eq!(
             policy.process_params(0, 0, 0, &specs),
@@ -314,8 +497,26 @@ mod tests {
             CommandCounts {
                 received: 3,
                 obeyed: 2,
-                refused: 2
+                refused: 2,
+                duplicates: 0,
             }
+        );
+        let acks = inbox.take_acks();
+        let completed: Vec<&Ack> = acks
+            .iter()
+            .filter(|a| a.status == AckStatus::Completed)
+            .collect();
+        assert_eq!(completed.len(), 1, "completed once, at first use: {acks:?}");
+        assert_eq!(completed[0].command, "S1");
+        assert_eq!(completed[0].read_back, Some(205.0));
+        // Out of range: the controller clamps and reads the clamped value back.
+        inbox.send(set_point("S4", &machine, "cutting_speed", 900.0));
+        assert_eq!(policy.process_params(0, 0, 0, &specs), vec![260.0]);
+        assert!(
+            inbox
+                .take_acks()
+                .iter()
+                .any(|a| a.command == "S4" && a.read_back == Some(260.0))
         );
     }
 }

@@ -28,7 +28,7 @@ pub use aifactory_plant::{
     MachineId, MachineView, MaintenanceRule, MasterData, MaterialView, Observer, OrderView,
     ParamSpec, PlantTime, Policy, PurchaseRequest, PurchasingRule, QueuedOp, RuleError,
 };
-pub use commands::{Command, CommandCounts, CommandInbox, Commanded};
+pub use commands::{CommandCounts, CommandInbox, Commanded};
 pub use model::PlantModel;
 pub use sim::{
     EnergyByPeriod, LiveMachine, LiveOrder, LiveView, MachineSummary, SimResult, Simulation,

@@ -1,0 +1,544 @@
+//! Commands a plant accepts and the acknowledgements it returns, and the pure bookkeeping that
+//! turns a command's acknowledgements into its decision's outcome.
+//!
+//! A command carries the ledger decision it executes (written before the command leaves), an
+//! id that makes a resend harmless, and an expiry after which the plant must not act on it. A
+//! plant answers with acknowledgements in the order received → accepted → completed (or
+//! rejected after received, failed after accepted, expired before completion); the last one
+//! settles the command. Acknowledgements travel over networks: repeats and stale ones are
+//! normal and are told apart from contradictions, which are refused with the reason.
+
+use crate::MasterData;
+use aifactory_core::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// What a command asks the plant to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Take the machine out for preventive maintenance as soon as it is free.
+    StartMaintenance { machine: String },
+    /// Run process parameter `param` at `value` on the machine from its next operation on.
+    SetPoint {
+        machine: String,
+        param: String,
+        value: f64,
+    },
+}
+
+impl Action {
+    pub fn machine(&self) -> &str {
+        match self {
+            Action::StartMaintenance { machine } | Action::SetPoint { machine, .. } => machine,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::StartMaintenance { .. } => "start_maintenance",
+            Action::SetPoint { .. } => "set_point",
+        }
+    }
+
+    /// Why the plant described by `master` cannot carry this out, if it cannot: a machine or
+    /// parameter it does not have, or a value that is not finite.
+    pub fn refusal(&self, master: &MasterData) -> Option<String> {
+        if master.machine_index(self.machine()).is_none() {
+            return Some(format!("machine `{}` is not in the plant", self.machine()));
+        }
+        if let Action::SetPoint { param, value, .. } = self {
+            let known = master.plant().products.iter().any(|p| {
+                p.routing
+                    .iter()
+                    .any(|s| s.params.iter().any(|q| q.name == *param))
+            });
+            if !known {
+                return Some(format!("no routing step has parameter `{param}`"));
+            }
+            if !value.is_finite() {
+                return Some(format!("value {value} of `{param}` is not a finite number"));
+            }
+        }
+        None
+    }
+}
+
+/// One command to a plant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Unique per plant; a command received twice under one id is carried out once.
+    pub id: String,
+    /// The ledger decision this command executes; `None` for a host application's own command
+    /// (a Sparkplug DCMD, an OPC UA write) that no decision of ours made.
+    pub decision: Option<String>,
+    /// After this plant time the plant must not act on it; `None`: it never expires.
+    pub expires: Option<Timestamp>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// How far a command got, as the plant (or, for expiry, the runtime) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    Received,
+    Accepted,
+    Rejected,
+    Completed,
+    Failed,
+    Expired,
+}
+
+impl AckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckStatus::Received => "received",
+            AckStatus::Accepted => "accepted",
+            AckStatus::Rejected => "rejected",
+            AckStatus::Completed => "completed",
+            AckStatus::Failed => "failed",
+            AckStatus::Expired => "expired",
+        }
+    }
+
+    /// Whether this status settles the command: nothing after it changes the outcome.
+    pub fn is_final(self) -> bool {
+        !matches!(self, AckStatus::Received | AckStatus::Accepted)
+    }
+
+    /// Whether the command did what it asked.
+    pub fn succeeded(self) -> bool {
+        self == AckStatus::Completed
+    }
+}
+
+/// One acknowledgement of a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub command: String,
+    pub status: AckStatus,
+    pub at: Timestamp,
+    /// Why it was rejected, failed or expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a set-point: the value the plant runs at, read back after the write (a controller
+    /// may clamp it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back: Option<f64>,
+}
+
+impl Ack {
+    pub fn new(command: &str, status: AckStatus, at: Timestamp) -> Ack {
+        Ack {
+            command: command.to_owned(),
+            status,
+            at,
+            reason: None,
+            read_back: None,
+        }
+    }
+
+    pub fn because(mut self, reason: impl Into<String>) -> Ack {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// Why a command did not leave.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    #[error("this plant takes no commands")]
+    NotAccepted,
+    #[error("the plant's command channel is closed: {0}")]
+    Closed(String),
+    #[error("command `{0}` was already sent")]
+    Duplicate(String),
+}
+
+/// Where commands to a plant go: the twin's inbox, or a connector to a real plant. Sending only
+/// hands the command over; what became of it comes back as acknowledgements.
+pub trait CommandSink: Send + Sync {
+    fn send(&self, command: Command) -> Result<(), SendError>;
+}
+
+/// A function is a sink: for tests and for adapters that only forward.
+impl<F> CommandSink for F
+where
+    F: Fn(Command) -> Result<(), SendError> + Send + Sync,
+{
+    fn send(&self, command: Command) -> Result<(), SendError> {
+        self(command)
+    }
+}
+
+/// An acknowledgement that cannot be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AckError {
+    #[error("acknowledgement for command `{0}`, which was never sent (or was long settled)")]
+    UnknownCommand(String),
+    #[error("command `{command}` was already settled as {settled}; `{got}` came after")]
+    AfterSettled {
+        command: String,
+        settled: &'static str,
+        got: &'static str,
+    },
+    #[error("command `{command}` cannot be {got} after it was {was}")]
+    Contradicts {
+        command: String,
+        was: &'static str,
+        got: &'static str,
+    },
+}
+
+/// A command's last word: its decision's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settled {
+    pub command: Command,
+    pub ack: Ack,
+    /// When it was handed to the sink.
+    pub sent: Timestamp,
+}
+
+/// What one acknowledgement did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckEffect {
+    /// The command moved on to this (not final) status.
+    Progressed(AckStatus),
+    /// The command is settled.
+    Settled(Box<Settled>),
+    /// A repeat, or a status the command is already past (networks reorder): nothing changes.
+    Stale,
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    command: Command,
+    sent: Timestamp,
+    status: Option<AckStatus>,
+}
+
+/// Commands sent and not yet settled, and the final status of the most recent settled ones (so a
+/// late acknowledgement is told apart from one for a command never sent).
+#[derive(Debug, Clone, Default)]
+pub struct AckTracker {
+    open: BTreeMap<String, Open>,
+    settled: BTreeMap<String, (AckStatus, Command)>,
+    settled_order: VecDeque<String>,
+}
+
+/// Settled commands remembered for telling late acknowledgements apart.
+const SETTLED_KEPT: usize = 10_000;
+
+impl AckTracker {
+    pub fn new() -> AckTracker {
+        AckTracker::default()
+    }
+
+    /// Records that `command` left at `at`; an id already in use is refused.
+    pub fn sent(&mut self, command: &Command, at: Timestamp) -> Result<(), SendError> {
+        if self.open.contains_key(&command.id) || self.settled.contains_key(&command.id) {
+            return Err(SendError::Duplicate(command.id.clone()));
+        }
+        self.open.insert(
+            command.id.clone(),
+            Open {
+                command: command.clone(),
+                sent: at,
+                status: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Applies one acknowledgement.
+    pub fn ack(&mut self, ack: Ack) -> Result<AckEffect, AckError> {
+        if let Some(&(settled, _)) = self.settled.get(&ack.command) {
+            return if settled == ack.status {
+                Ok(AckEffect::Stale)
+            } else if !ack.status.is_final() {
+                // Received or accepted arriving after the last word: the network reordered.
+                Ok(AckEffect::Stale)
+            } else {
+                Err(AckError::AfterSettled {
+                    command: ack.command,
+                    settled: settled.as_str(),
+                    got: ack.status.as_str(),
+                })
+            };
+        }
+        let Some(open) = self.open.get_mut(&ack.command) else {
+            return Err(AckError::UnknownCommand(ack.command));
+        };
+        let was = open.status;
+        match (was, ack.status) {
+            (Some(w), s) if !s.is_final() && s <= w => return Ok(AckEffect::Stale),
+            // A controller that refused a command after accepting it failed to carry it out.
+            (Some(AckStatus::Accepted), AckStatus::Rejected) => {
+                return Err(AckError::Contradicts {
+                    command: ack.command,
+                    was: AckStatus::Accepted.as_str(),
+                    got: AckStatus::Rejected.as_str(),
+                });
+            }
+            _ => {}
+        }
+        if !ack.status.is_final() {
+            open.status = Some(ack.status);
+            return Ok(AckEffect::Progressed(ack.status));
+        }
+        let Some(open) = self.open.remove(&ack.command) else {
+            return Err(AckError::UnknownCommand(ack.command));
+        };
+        self.remember(&open.command, ack.status);
+        Ok(AckEffect::Settled(Box::new(Settled {
+            command: open.command,
+            sent: open.sent,
+            ack,
+        })))
+    }
+
+    /// Settles as expired every open command whose expiry is before `now`.
+    pub fn expire(&mut self, now: Timestamp) -> Vec<Settled> {
+        let due: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.command.expires.is_some_and(|e| e < now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|id| {
+                let open = self.open.remove(&id)?;
+                self.remember(&open.command, AckStatus::Expired);
+                let reason = match open.status {
+                    Some(s) => format!("not completed before it expired (last: {})", s.as_str()),
+                    None => "no acknowledgement before it expired".to_owned(),
+                };
+                Some(Settled {
+                    ack: Ack::new(&id, AckStatus::Expired, now).because(reason),
+                    command: open.command,
+                    sent: open.sent,
+                })
+            })
+            .collect()
+    }
+
+    /// The command `id`, while it is open.
+    pub fn open(&self, id: &str) -> Option<&Command> {
+        self.open.get(id).map(|o| &o.command)
+    }
+
+    /// The command `id`, open or among the recently settled.
+    pub fn command(&self, id: &str) -> Option<&Command> {
+        self.open(id)
+            .or_else(|| self.settled.get(id).map(|(_, c)| c))
+    }
+
+    /// Open commands with their latest status (`None`: nothing heard yet).
+    pub fn pending(&self) -> impl Iterator<Item = (&Command, Option<AckStatus>)> {
+        self.open.values().map(|o| (&o.command, o.status))
+    }
+
+    fn remember(&mut self, command: &Command, status: AckStatus) {
+        self.settled
+            .insert(command.id.clone(), (status, command.clone()));
+        self.settled_order.push_back(command.id.clone());
+        while self.settled_order.len() > SETTLED_KEPT {
+            if let Some(old) = self.settled_order.pop_front() {
+                self.settled.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(id: &str, expires: Option<i64>) -> Command {
+        Command {
+            id: id.to_owned(),
+            decision: Some(format!("D-{id}")),
+            expires: expires.map(Timestamp),
+            action: Action::StartMaintenance {
+                machine: "TURN-01".to_owned(),
+            },
+        }
+    }
+
+    fn ack(id: &str, status: AckStatus, at: i64) -> Ack {
+        Ack::new(id, status, Timestamp(at))
+    }
+
+    #[test]
+    fn a_command_settles_on_its_last_word_and_repeats_are_stale() {
+        let mut t = AckTracker::new();
+        t.sent(&command("C1", None), Timestamp(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.ack(ack("C1", AckStatus::Received, 1)),
+            Ok(AckEffect::Progressed(AckStatus::Received))
+        );
+        assert_eq!(
+            t.ack(ack("C1", AckStatus::Accepted, 2)),
+            Ok(AckEffect::Progressed(AckStatus::Accepted))
+        );
+        assert_eq!(
+            t.ack(ack("C1", AckStatus::Received, 3)),
+            Ok(AckEffect::Stale)
+        );
+        match t.ack(ack("C1", AckStatus::Completed, 4)) {
+            Ok(AckEffect::Settled(s)) => {
+                assert_eq!(s.ack.status, AckStatus::Completed);
+                assert_eq!(s.command.decision.as_deref(), Some("D-C1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            t.ack(ack("C1", AckStatus::Completed, 5)),
+            Ok(AckEffect::Stale)
+        );
+        assert_eq!(
+            t.ack(ack("C1", AckStatus::Accepted, 5)),
+            Ok(AckEffect::Stale)
+        );
+        assert!(matches!(
+            t.ack(ack("C1", AckStatus::Failed, 6)),
+            Err(AckError::AfterSettled { .. })
+        ));
+        assert_eq!(t.pending().count(), 0);
+    }
+
+    #[test]
+    fn unknown_commands_duplicates_and_contradictions_are_refused() {
+        let mut t = AckTracker::new();
+        assert!(matches!(
+            t.ack(ack("nope", AckStatus::Accepted, 1)),
+            Err(AckError::UnknownCommand(id)) if id == "nope"
+        ));
+        t.sent(&command("C1", None), Timestamp(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.sent(&command("C1", None), Timestamp(0)),
+            Err(SendError::Duplicate("C1".into()))
+        );
+        t.ack(ack("C1", AckStatus::Accepted, 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = t.ack(ack("C1", AckStatus::Rejected, 2));
+        assert!(
+            matches!(refused, Err(AckError::Contradicts { .. })),
+            "{refused:?}"
+        );
+        // Rejected straight after received is the normal refusal.
+        t.sent(&command("C2", None), Timestamp(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.ack(ack("C2", AckStatus::Received, 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            t.ack(ack("C2", AckStatus::Rejected, 2).because("interlock")),
+            Ok(AckEffect::Settled(s)) if s.ack.reason.as_deref() == Some("interlock")
+        ));
+    }
+
+    #[test]
+    fn commands_past_their_expiry_settle_as_expired_once() {
+        let mut t = AckTracker::new();
+        t.sent(&command("C1", Some(100)), Timestamp(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.sent(&command("C2", None), Timestamp(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.sent(&command("C3", Some(500)), Timestamp(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.ack(ack("C1", AckStatus::Accepted, 10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.expire(Timestamp(100)).is_empty(), "not before its time");
+        let expired = t.expire(Timestamp(101));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].command.id, "C1");
+        assert_eq!(expired[0].ack.status, AckStatus::Expired);
+        assert!(
+            expired[0]
+                .ack
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("accepted"))
+        );
+        assert!(t.expire(Timestamp(101)).is_empty(), "once");
+        // A completion that arrives after the runtime gave up contradicts the record.
+        assert!(matches!(
+            t.ack(ack("C1", AckStatus::Completed, 102)),
+            Err(AckError::AfterSettled { .. })
+        ));
+        assert_eq!(t.pending().count(), 2);
+    }
+
+    #[test]
+    fn commands_travel_as_json_with_their_action_flattened() {
+        let c = Command {
+            id: "C-7".into(),
+            decision: Some("H-1".into()),
+            expires: Some(Timestamp(1_000)),
+            action: Action::SetPoint {
+                machine: "TURN-01".into(),
+                param: "cutting_speed".into(),
+                value: 205.0,
+            },
+        };
+        let json = serde_json::to_value(&c).unwrap_or_default();
+        assert_eq!(json["action"], "set_point");
+        assert_eq!(json["param"], "cutting_speed");
+        let back: Command = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, c);
+    }
+
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn status() -> impl Strategy<Value = AckStatus> {
+            prop_oneof![
+                Just(AckStatus::Received),
+                Just(AckStatus::Accepted),
+                Just(AckStatus::Rejected),
+                Just(AckStatus::Completed),
+                Just(AckStatus::Failed),
+                Just(AckStatus::Expired),
+            ]
+        }
+
+        proptest! {
+            /// Whatever acknowledgements arrive, in whatever order, each sent command settles at
+            /// most once, and a settled one never reopens.
+            #[test]
+            fn a_command_settles_at_most_once(
+                acks in prop::collection::vec((0usize..4, status()), 0..40),
+                expire_at in prop::option::of(0i64..50),
+            ) {
+                let mut t = AckTracker::new();
+                for i in 0..3 {
+                    t.sent(&command(&format!("C{i}"), Some(25)), Timestamp(0))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+                let mut settled = std::collections::BTreeMap::<String, usize>::new();
+                for (n, (i, s)) in acks.into_iter().enumerate() {
+                    if expire_at == Some(n as i64) {
+                        for s in t.expire(Timestamp(n as i64)) {
+                            *settled.entry(s.command.id).or_default() += 1;
+                        }
+                    }
+                    if let Ok(AckEffect::Settled(s)) = t.ack(ack(&format!("C{i}"), s, n as i64)) {
+                        *settled.entry(s.command.id.clone()).or_default() += 1;
+                    }
+                }
+                for (id, times) in &settled {
+                    prop_assert_eq!(*times, 1, "{} settled {} times", id, times);
+                    prop_assert!(t.open(id).is_none());
+                }
+                prop_assert!(!settled.contains_key("C3"), "never sent, never settled");
+                for i in 0..3 {
+                    prop_assert!(t.command(&format!("C{i}")).is_some(), "still known");
+                }
+            }
+        }
+    }
+}
