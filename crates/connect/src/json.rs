@@ -8,7 +8,7 @@
 //!   for many signals of one machine at once.
 
 use crate::quarantine::check_timestamp;
-use crate::{MAX_PAYLOAD_BYTES, Point, Reason, SeriesKey, Value};
+use crate::{MAX_PAYLOAD_BYTES, Point, Reason, SeriesName, Value};
 use serde_json::Map;
 
 /// The first topic level of every aifactory JSON topic.
@@ -34,10 +34,10 @@ pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Decoded, 
     let (site, machine, signal) = parse_topic(topic)?;
     let body: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| Reason::JsonSyntax(e.to_string()))?;
-    let key = |metric: &str| SeriesKey {
+    let key = |metric: &str| SeriesName {
         site: site.to_owned(),
         node: machine.to_owned(),
-        device: None,
+        device: String::new(),
         metric: metric.to_owned(),
     };
     match signal {

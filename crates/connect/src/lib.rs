@@ -17,7 +17,7 @@ mod point;
 mod quarantine;
 pub mod sparkplug;
 
-pub use point::{Point, SeriesKey, Value};
+pub use point::{Point, SeriesName, Value};
 pub use quarantine::{Quarantine, Reason};
 
 /// Payloads larger than this are refused before decoding (a gateway bug, not telemetry).

@@ -7,7 +7,7 @@
 //! tests; signed and encrypted endpoints need certificates and are the next step. Neither side
 //! needs certificate files; each keeps its (empty) PKI folder in the system's temporary folder.
 
-use crate::{Point, SeriesKey, Value};
+use crate::{Point, SeriesName, Value};
 use opcua::client::{ClientBuilder, DataChangeCallback, IdentityToken, MonitoredItem, Session};
 use opcua::crypto::SecurityPolicy;
 use opcua::server::address_space::{AddressSpace, ObjectBuilder, VariableBuilder};
@@ -352,11 +352,11 @@ impl Change {
             .split_once(";s=")
             .map_or(self.node_id.as_str(), |(_, s)| s);
         let (device, metric) = match id.split_once('.') {
-            Some((d, m)) => (Some(d.to_owned()), m.to_owned()),
-            None => (None, id.to_owned()),
+            Some((d, m)) => (d.to_owned(), m.to_owned()),
+            None => (String::new(), id.to_owned()),
         };
         Point {
-            series: SeriesKey {
+            series: SeriesName {
                 site: site.to_owned(),
                 node: "opcua".to_owned(),
                 device,

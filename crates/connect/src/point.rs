@@ -2,15 +2,10 @@
 
 use serde::Serialize;
 
-/// Which signal a value belongs to. Sparkplug: group → `site`, edge node → `node`, device →
-/// `device`; JSON topics: `aifactory/{site}/{machine}/{signal}` → site, node = machine, no device.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct SeriesKey {
-    pub site: String,
-    pub node: String,
-    pub device: Option<String>,
-    pub metric: String,
-}
+/// Which signal a value belongs to: the one series name from the plant to the store. Sparkplug:
+/// group → `site`, edge node → `node`, device → `device` (empty for node metrics); JSON topics:
+/// `aifactory/{site}/{machine}/{signal}` → site, node = machine, no device.
+pub use aifactory_core::SeriesName;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -38,7 +33,7 @@ impl Value {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
-    pub series: SeriesKey,
+    pub series: SeriesName,
     /// Milliseconds since the Unix epoch, from the source (acquisition time).
     pub timestamp_ms: i64,
     pub value: Value,

@@ -86,11 +86,11 @@ async fn a_client_browses_subscribes_and_writes_set_points() {
     let point = got.to_point("hz");
     assert_eq!(
         (
-            point.series.device.as_deref(),
+            point.series.device.as_str(),
             point.series.metric.as_str(),
             point.series.node.as_str()
         ),
-        (Some("TURN-01"), "temperature_c", "opcua")
+        ("TURN-01", "temperature_c", "opcua")
     );
 
     let setpoint = variables

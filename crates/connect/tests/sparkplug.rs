@@ -67,7 +67,7 @@ fn births_and_data_by_alias_come_back_named() {
     );
     let a = expect_ok(&mut host, &m);
     assert_eq!(a.gap, None);
-    let got: Vec<(String, Option<String>, Value, i64)> = a
+    let got: Vec<(String, String, Value, i64)> = a
         .points
         .iter()
         .map(|p| {
@@ -85,11 +85,11 @@ fn births_and_data_by_alias_come_back_named() {
         vec![
             (
                 "vibration_mm_s".into(),
-                Some("cnc-1".into()),
+                "cnc-1".into(),
                 Value::Float(3.25),
                 t
             ),
-            ("parts".into(), Some("cnc-1".into()), Value::UInt(11), t),
+            ("parts".into(), "cnc-1".into(), Value::UInt(11), t),
         ]
     );
     assert!(

@@ -10,6 +10,10 @@ pub enum EventKind {
     OrderReceived,
     OrderReleased,
     OrderCompleted,
+    /// A work order released to the floor, ready for its first step: `{"product", "quantity",
+    /// "sales_order" (the customer order it delivers to, if any), "parent" (the work order it
+    /// makes a component for, if any)}`.
+    WorkOrderReleased,
     OperationStarted,
     OperationCompleted,
     MachineFailed,
@@ -34,6 +38,7 @@ impl EventKind {
             EventKind::OrderReceived => "order_received",
             EventKind::OrderReleased => "order_released",
             EventKind::OrderCompleted => "order_completed",
+            EventKind::WorkOrderReleased => "work_order_released",
             EventKind::OperationStarted => "operation_started",
             EventKind::OperationCompleted => "operation_completed",
             EventKind::MachineFailed => "machine_failed",
@@ -71,4 +76,30 @@ pub struct TelemetryReading {
     /// Signal name, e.g. `vibration_mm_s`, `temperature_c`, `current_a`.
     pub signal: String,
     pub value: f64,
+}
+
+/// The name of one time series, from the plant to the store: Sparkplug group / edge node /
+/// device / metric, for JSON topics site / machine / "" / signal, for OPC UA site / `opcua` /
+/// object / variable. Every adapter produces it and the store keeps it as is: a reading is
+/// named once, where it enters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesName {
+    pub site: String,
+    pub node: String,
+    /// Empty for node-level metrics.
+    pub device: String,
+    pub metric: String,
+}
+
+impl TelemetryReading {
+    /// The series this reading belongs to when `node` at `site` publishes it: the machine is
+    /// the device and the signal the metric, as a Sparkplug edge node would name them.
+    pub fn series(&self, site: &str, node: &str) -> SeriesName {
+        SeriesName {
+            site: site.to_owned(),
+            node: node.to_owned(),
+            device: self.machine.clone(),
+            metric: self.signal.clone(),
+        }
+    }
 }

@@ -15,7 +15,7 @@ pub mod plant;
 pub mod time;
 
 pub use decision::{Decision, DecisionLog, ExecutedBy, LedgerRecord, LifecycleStage, Outcome};
-pub use event::{EventKind, PlantEvent, TelemetryReading};
+pub use event::{EventKind, PlantEvent, SeriesName, TelemetryReading};
 pub use kpi::{KpiInputs, Kpis};
 pub use plant::{Plant, PlantFileError};
 pub use time::Timestamp;

@@ -167,6 +167,18 @@ impl StateCode {
     }
 }
 
+/// The few words a dashboard shows for a standard state code: `busy` (producing or changing
+/// over), `idle` (no order), `down` (failed), `maintenance`, or `stopped` (any other stop).
+pub fn state_word(code: u32) -> &'static str {
+    match code {
+        10_000 | 20_000 | 50_000 | 100_000..=130_000 => "busy",
+        170_000 | 150_000 => "idle",
+        180_000 => "down",
+        210_000 => "maintenance",
+        _ => "stopped",
+    }
+}
+
 /// A machine's state as the floor shows it: a standard code (UMH) and, where the source said
 /// more, its own words (a PackML state, an MTConnect execution value, a vendor code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -241,6 +253,10 @@ pub struct WorkOrder {
     pub waiting_for_material: bool,
     /// When its last step ended (or its units were all scrapped).
     pub finished: Option<PlantTime>,
+    /// The customer order it delivers to, when its release said so.
+    pub sales_order: Option<String>,
+    /// The work order it makes a component for: its units go there, not to the customer.
+    pub parent: Option<String>,
 }
 
 impl WorkOrder {
@@ -258,6 +274,8 @@ pub struct SalesOrder {
     pub due: Option<PlantTime>,
     pub released: bool,
     pub completed: Option<PlantTime>,
+    /// Good units delivered by its finished work orders.
+    pub delivered: u32,
 }
 
 /// Counts of what the projection did with what it was offered.
@@ -285,6 +303,13 @@ enum Fact {
     },
     OrderCompleted {
         order: String,
+    },
+    WorkOrderReleased {
+        work_order: String,
+        product: usize,
+        quantity: u32,
+        sales_order: Option<String>,
+        parent: Option<String>,
     },
     OperationStarted {
         machine: MachineId,
@@ -721,6 +746,19 @@ impl Projection {
             EventKind::OrderCompleted => Fact::OrderCompleted {
                 order: Self::order(a, kind)?,
             },
+            EventKind::WorkOrderReleased => {
+                let optional_text = |field: &'static str| match e.detail.get(field) {
+                    None | Some(serde_json::Value::Null) => Ok(None),
+                    Some(_) => field_str(e, &a.id, kind, field).map(|v| Some(v.to_owned())),
+                };
+                Fact::WorkOrderReleased {
+                    work_order: Self::order(a, kind)?,
+                    product: self.product(a, kind)?,
+                    quantity: field_u32(e, &a.id, kind, "quantity")?,
+                    sales_order: optional_text("sales_order")?,
+                    parent: optional_text("parent")?,
+                }
+            }
             EventKind::OperationStarted => {
                 let product = self.product(a, kind)?;
                 let setup_s = match e.detail.get("setup_s") {
@@ -878,6 +916,7 @@ impl Projection {
                         due,
                         released: false,
                         completed: None,
+                        delivered: 0,
                     },
                 );
                 points.push(DecisionPoint::OrderReceived { order, at });
@@ -892,6 +931,27 @@ impl Projection {
                 if let Some(o) = self.sales_orders.get_mut(&order) {
                     o.completed.get_or_insert(at);
                 }
+            }
+            Fact::WorkOrderReleased {
+                work_order,
+                product,
+                quantity,
+                sales_order,
+                parent,
+            } => {
+                // Reported again (or after its first step): what is known stays.
+                self.work_orders
+                    .entry(work_order)
+                    .or_insert_with(|| WorkOrder {
+                        product,
+                        quantity,
+                        next_step: 0,
+                        running_on: None,
+                        waiting_for_material: false,
+                        finished: None,
+                        sales_order,
+                        parent,
+                    });
             }
             Fact::OperationStarted {
                 machine,
@@ -938,6 +998,8 @@ impl Projection {
                         running_on: None,
                         waiting_for_material: false,
                         finished: None,
+                        sales_order: None,
+                        parent: None,
                     });
                 wo.next_step = wo.next_step.max(step);
                 wo.running_on = Some(machine);
@@ -991,13 +1053,22 @@ impl Projection {
                 t.units_good += u64::from(good);
                 t.ideal_run_s += ideal;
                 let steps = product.map_or(0, |p| self.master.steps(p));
+                let mut delivered = None;
                 if let Some(wo) = self.work_orders.get_mut(&work_order) {
                     wo.quantity = good;
                     wo.next_step = wo.next_step.max(step + 1);
                     wo.running_on = None;
-                    if wo.next_step >= steps || good == 0 {
-                        wo.finished.get_or_insert(at);
+                    if (wo.next_step >= steps || good == 0) && wo.finished.is_none() {
+                        wo.finished = Some(at);
+                        if wo.parent.is_none() {
+                            delivered = wo.sales_order.clone().map(|so| (so, good));
+                        }
                     }
+                }
+                if let Some((so, good)) = delivered
+                    && let Some(o) = self.sales_orders.get_mut(&so)
+                {
+                    o.delivered = o.delivered.saturating_add(good);
                 }
             }
             Fact::MachineFailed(m) => self.enter(m, now, Status::Down, points),
@@ -1126,6 +1197,20 @@ impl Projection {
             }
             Status::Busy => StateCode::Running,
         })
+    }
+
+    /// Work orders waiting for a step this machine can run (held for material or not): the
+    /// machine's queue, as a dispatcher sees it.
+    pub fn queue(&self, machine: MachineId) -> usize {
+        self.work_orders
+            .values()
+            .filter(|w| w.finished.is_none() && w.running_on.is_none())
+            .filter(|w| {
+                self.master
+                    .step(w.product, w.next_step)
+                    .is_some_and(|alts| alts.iter().any(|(m, _, _)| *m == machine))
+            })
+            .count()
     }
 
     /// The operation on a machine (running, or interrupted by a failure).

@@ -9,7 +9,7 @@ use aifactory_connect::mqtt::{
 };
 use aifactory_store::Store;
 use aifactory_store::ingest::{
-    IngestBatch, IngestMessage, OtherSample, OtherValue, QuarantineRow, Sample, SeriesName,
+    IngestBatch, IngestMessage, OtherSample, OtherValue, QuarantineRow, Sample,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,12 +49,7 @@ pub fn to_store(batch: Batch) -> IngestBatch {
             };
             for p in m.points {
                 let number = p.value.as_f64();
-                let series = SeriesName {
-                    site: p.series.site,
-                    node: p.series.node,
-                    device: p.series.device.unwrap_or_default(),
-                    metric: p.series.metric,
-                };
+                let series = p.series;
                 let at_ms = p.timestamp_ms;
                 match (p.value, number) {
                     (_, Some(value)) => message.samples.push(Sample {

@@ -14,7 +14,7 @@ use aifactory_connect::mqtt::{BrokerAddress, MqttError, PublishStats};
 use aifactory_coordinator::CoordinatorError;
 use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading, Timestamp};
 use aifactory_plant::command::{AckEffect, AckError};
-use aifactory_plant::projection::{Arrival, Projection, ProjectionConfig};
+use aifactory_plant::projection::{Arrival, Projection, ProjectionConfig, state_word};
 use aifactory_plant::{Ack, AckTracker, Command, CommandSink, SendError};
 use aifactory_server::live::{
     AnomalyMark, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts, OrderNow,
@@ -23,7 +23,7 @@ use aifactory_server::live::{
 };
 use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
 use aifactory_skills::spc::{Dispersion, IndividualsChart, RuleSet, XbarChart};
-use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample, SeriesName};
+use aifactory_store::ingest::{IngestBatch, IngestMessage, Sample};
 use aifactory_store::{RunInfo, Store, StoreError};
 use aifactory_twin::{CommandInbox, Observer, PlantModel, PlantTime, Simulation};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -567,12 +567,7 @@ impl Observer for Watcher {
                 self.chart(&r.machine, &r.signal, r.at, r.value);
             }
             samples.push(Sample {
-                series: SeriesName {
-                    site: self.site.clone(),
-                    node: NODE.to_owned(),
-                    device: r.machine.clone(),
-                    metric: r.signal.clone(),
-                },
+                series: r.series(&self.site, NODE),
                 at_ms: r.at.0,
                 value: r.value,
             });
@@ -623,6 +618,8 @@ struct Runner {
     survival: Vec<Option<aifactory_skills::maintenance::Survival>>,
     /// Per machine: renewals seen and its running hours at the last one.
     renewed: Vec<(u64, f64)>,
+    /// Every customer order of the run by id, as last projected.
+    orders: BTreeMap<String, OrderNow>,
 }
 
 /// The horizon of the health figure, in running hours.
@@ -705,11 +702,14 @@ impl Runner {
 
     fn publish(&mut self, running: bool) {
         self.refresh_forecasts();
-        let view = self.sim.live();
-        self.watcher.projection.advance_to(view.sim_time);
-        let projection = &self.watcher.projection;
+        // Everything below comes from the plant's events (the projection) and its master data,
+        // as it would for a real plant: the twin is asked only what time it is.
+        let sim_time = self.sim.now();
         let start = self.watcher.start;
-        let elapsed_h = (view.sim_time.0 as f64 / 3_600_000.0).max(1e-9);
+        let now = Timestamp(start.0 + sim_time.0 as i64);
+        self.watcher.projection.advance_to(sim_time);
+        let projection = &self.watcher.projection;
+        let elapsed_h = (sim_time.0 as f64 / 3_600_000.0).max(1e-9);
         let board = self.board.as_ref().map(|b| b.lock());
         let next_service = |machine: usize| {
             board
@@ -718,73 +718,77 @@ impl Runner {
                 .and_then(|w| w.planned_start)
                 .map(|t| Timestamp(start.0 + t.0 as i64))
         };
-        for (i, totals) in view.result.machines.iter().enumerate() {
-            let renewals = totals.failures + totals.preventive_maintenance;
+        let plant_file = self.model.plant();
+        let mut machines = Vec::with_capacity(plant_file.machines.len());
+        for (i, spec) in plant_file.machines.iter().enumerate() {
+            let totals = projection.totals(i).cloned().unwrap_or_default();
+            let run_h = totals.run_ms as f64 / 3_600_000.0;
+            let renewals = totals.failures + totals.services;
             if let Some(r) = self.renewed.get_mut(i)
                 && r.0 != renewals
             {
-                *r = (renewals, totals.run_h);
+                *r = (renewals, run_h);
             }
-        }
-        let renewed = &self.renewed;
-        let survival = &self.survival;
-        let machines: Vec<MachineNow> = view
-            .machines
-            .iter()
-            .zip(&view.result.machines)
-            .enumerate()
-            .map(|(i, (m, totals))| {
-                let age_h = (totals.run_h - renewed.get(i).map_or(0.0, |r| r.1)).max(0.0);
-                let survival = survival.get(i).and_then(Option::as_ref);
-                (i, m, totals, age_h, survival)
-            })
-            .map(|(i, m, totals, age_h, survival)| MachineNow {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                group: m.work_centre.clone(),
-                state: m.state.to_owned(),
-                state_code: projection.state(i).map_or(30_000, |s| s.code),
-                order: m.work_order.clone(),
-                operation: m.step,
-                queue: m.queue,
-                utilisation: (totals.run_h / elapsed_h).clamp(0.0, 1.0),
-                anomaly_score: self.watcher.scores.get(&m.id).copied(),
-                anomaly: self.watcher.alarms.get(&m.id).copied().unwrap_or(false),
+            let age_h = (run_h - self.renewed.get(i).map_or(0.0, |r| r.1)).max(0.0);
+            let survival = self.survival.get(i).and_then(Option::as_ref);
+            let code = projection.state(i).map_or(30_000, |s| s.code);
+            let running_op = projection.running(i);
+            machines.push(MachineNow {
+                id: spec.id.clone(),
+                name: spec.name.clone(),
+                group: spec.work_centre.clone(),
+                state: state_word(code).to_owned(),
+                state_code: code,
+                order: running_op.map(|r| r.work_order.clone()),
+                operation: running_op.map(|r| r.step),
+                queue: projection.queue(i),
+                utilisation: (run_h / elapsed_h).clamp(0.0, 1.0),
+                anomaly_score: self.watcher.scores.get(&spec.id).copied(),
+                anomaly: self.watcher.alarms.get(&spec.id).copied().unwrap_or(false),
                 failures: totals.failures,
-                maintenances: totals.preventive_maintenance,
+                maintenances: totals.services,
                 age_h,
                 health: survival.and_then(|s| s.conditional(age_h, HEALTH_HORIZON_H)),
                 rul_h: survival.and_then(|s| s.median_residual(age_h)),
                 next_service: next_service(i),
-            })
-            .collect();
-        let orders: Vec<OrderNow> = view
-            .orders
-            .iter()
-            .map(|o| {
-                let late = match o.completed {
-                    Some(done) => done > o.due,
-                    None => view.now > o.due,
-                };
+            });
+        }
+        // Orders the projection has forgotten (completed before its dedup horizon) keep their
+        // last state here, so the list covers the whole run.
+        let master = projection.master();
+        for (id, o) in projection.sales_orders() {
+            let at = |t: PlantTime| Timestamp(start.0 + t.0 as i64);
+            let received = at(o.received);
+            let due = o.due.map_or(received, at);
+            let completed = o.completed.map(at);
+            self.orders.insert(
+                id.clone(),
                 OrderNow {
-                    id: o.id.clone(),
-                    product: o.product.clone(),
+                    id: id.clone(),
+                    product: master
+                        .plant()
+                        .products
+                        .get(o.product)
+                        .map(|p| p.id.clone())
+                        .unwrap_or_default(),
                     quantity: o.quantity,
-                    delivered: o.delivered,
-                    received: o.received,
-                    due: o.due,
+                    delivered: o.delivered.min(o.quantity),
+                    received,
+                    due,
                     released: o.released,
-                    completed: o.completed,
-                    status: match (o.completed, o.released) {
+                    completed,
+                    status: match (completed, o.released) {
                         (Some(_), _) => "completed",
                         (None, true) => "in_progress",
                         (None, false) => "waiting",
                     }
                     .to_owned(),
-                    late,
-                }
-            })
-            .collect();
+                    late: o.due.is_some() && completed.unwrap_or(now) > due,
+                },
+            );
+        }
+        let orders: Vec<OrderNow> = self.orders.values().cloned().collect();
+        let kpis = projection.kpis();
         let machine_ids: Vec<String> = self
             .model
             .master()
@@ -838,11 +842,11 @@ impl Runner {
                 },
                 tier: 2,
                 speed: self.speed,
-                sim_time: view.now,
+                sim_time: now,
                 running,
                 machines,
                 orders: OrderCounts::of(&orders),
-                kpis: view.result.kpis,
+                kpis,
                 recent_events: self.watcher.recent.iter().take(50).cloned().collect(),
             },
             orders,
@@ -1072,6 +1076,7 @@ pub async fn start(
         scope: (run_id.0 > 1).then(|| format!("R{}", run_id.0)),
         survival,
         renewed: vec![(0, 0.0); machine_count],
+        orders: BTreeMap::new(),
     };
     let warm_up = PlantTime::from_days(spec.warm_up_days);
     let warm = Arc::new(AtomicBool::new(false));

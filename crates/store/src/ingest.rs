@@ -112,16 +112,8 @@ pub(crate) fn fresh_messages<'a>(
     fresh
 }
 
-/// One signal of one machine: Sparkplug group / edge node / device / metric, or for JSON topics
-/// site / machine / "" / signal.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesName {
-    pub site: String,
-    pub node: String,
-    /// Empty for node-level metrics.
-    pub device: String,
-    pub metric: String,
-}
+/// One signal of one machine, named as it entered (see [`aifactory_core::SeriesName`]).
+pub use aifactory_core::SeriesName;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {

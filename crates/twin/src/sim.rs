@@ -775,6 +775,23 @@ impl State {
 
     /// Puts a job's current operation in the queue of every eligible machine.
     fn make_ready(&mut self, model: &PlantModel, job: usize, observer: &mut dyn Observer) {
+        if self.jobs[job].step == 0 && observer.wants_events() {
+            let j = &self.jobs[job];
+            let parent = j.parent.and_then(|p| self.jobs.get(p)).map(|p| p.number);
+            self.emit(
+                model,
+                observer,
+                EventKind::WorkOrderReleased,
+                None,
+                Some(format!("WO-{:06}", j.number)),
+                json!({
+                    "product": model.products[j.product].id,
+                    "quantity": j.quantity,
+                    "sales_order": j.sales_order.map(|o| format!("SO-{:06}", o + 1)),
+                    "parent": parent.map(|n| format!("WO-{n:06}")),
+                }),
+            );
+        }
         let j = &mut self.jobs[job];
         j.ready_since = self.now;
         let step = &model.products[j.product].steps[j.step];

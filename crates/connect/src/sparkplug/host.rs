@@ -12,7 +12,7 @@ use super::proto::payload::Metric;
 use super::value::{DataType, metric_value};
 use super::{MessageType, Topic, decode_payload};
 use crate::quarantine::check_timestamp;
-use crate::{Point, Reason, SeriesKey, Value};
+use crate::{Point, Reason, SeriesName, Value};
 use std::collections::HashMap;
 
 /// A message the session took.
@@ -232,10 +232,10 @@ fn point(
     index: usize,
 ) -> Result<Point, Reason> {
     Ok(Point {
-        series: SeriesKey {
+        series: SeriesName {
             site: topic.group.clone(),
             node: topic.node.clone(),
-            device: topic.device.clone(),
+            device: topic.device.clone().unwrap_or_default(),
             metric: name.to_owned(),
         },
         timestamp_ms: timestamp(payload, metric, label, index)?,
