@@ -11,7 +11,8 @@
 //! scored on NASA C-MAPSS), condition-based [`maintenance`], OEE losses ([`oee`]); testing —
 //! [`spc`] and adaptive inspection; design — Bayesian optimisation ([`bo`], [`quality`]);
 //! sales — demand [`forecast`]s and capable-to-promise ([`ctp`]); management — [`bom`]
-//! explosion and [`replenish`]ment from forecasts.
+//! explosion and [`replenish`]ment from forecasts. The layers that turn them into a plant's
+//! decisions are in [`policy`].
 
 pub mod anomaly;
 pub mod bo;
@@ -24,10 +25,10 @@ pub mod log;
 pub mod maintenance;
 pub mod nab;
 pub mod oee;
+pub mod policy;
 pub mod quality;
 pub mod replenish;
 pub mod rul;
-mod scheduling;
 pub mod spc;
 
-pub use scheduling::{ApsConfig, ApsPolicy};
+pub use policy::scheduling::{ApsConfig, ApsPolicy};
