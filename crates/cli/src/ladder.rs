@@ -6,12 +6,9 @@
 //! of the shared plan, to measure what it is worth and to see the assessment notice.
 
 use crate::bench_policies::{Interval, interval};
-use aifactory_assess::ledger::Record;
-use aifactory_assess::{Coverage, Ledger};
-use aifactory_coordinator::{Links, Setup, Tier};
-use aifactory_core::{DecisionLog, Kpis};
-use aifactory_runtime::run::{records_on_file, twin_trials};
-use aifactory_twin::{PlantModel, PlantTime, Simulation};
+use aifactory_coordinator::{Links, Tier};
+use aifactory_core::Kpis;
+use aifactory_twin::PlantModel;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,8 +84,6 @@ fn describe(tier: u8) -> &'static str {
 #[derive(Debug, Clone)]
 struct RunResult {
     seed: u64,
-    /// The head of the run's hash-chained ledger: a SHA-256 over every record in order, so two
-    /// runs with the same head wrote the same ledger.
     ledger_sha256: String,
     kpis: Kpis,
     assessed_tier: u8,
@@ -96,7 +91,6 @@ struct RunResult {
     missing: Vec<String>,
     /// Per lifecycle stage: depth and what it lacks for the next.
     stages: Vec<StageDepth>,
-    /// The closed loop's work (tier 3): outcomes measured, model updates, rollbacks.
     closed_loop: Option<aifactory_coordinator::LoopCounts>,
 }
 
@@ -114,52 +108,17 @@ fn run_one(
     seed: u64,
     days: f64,
 ) -> anyhow::Result<RunResult> {
-    let log = DecisionLog::new();
-    let mut trials = twin_trials(model, seed);
-    let (order_book, records) = records_on_file(model, seed);
-    let setup = Setup {
-        master: model.master(),
-        tier: Tier::from_number(tier)?,
-        links,
-        log: Some(&log),
-        seed,
-        order_book: &order_book,
-        maintenance_records: &records,
-    };
-    let configured = aifactory_coordinator::build(&setup, Some(&mut trials))?;
-    let closed_loop = configured.closed_loop.clone();
-    let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
-    match configured.observer {
-        Some(mut observer) => sim.run_until(PlantTime::from_days(days), &mut observer),
-        None => sim.run_until(PlantTime::from_days(days), &mut ()),
-    }
-    let kpis = sim.finish().kpis;
-    let records = log.drain();
-    let count = records
-        .iter()
-        .filter(|r| matches!(r, Record::Decision(_)))
-        .count();
-    let mut ledger = Ledger::new();
-    for r in records {
-        ledger.append(r).context("encoding a ledger record")?;
-    }
-    // The twin streams every machine's sensors.
-    let machines = u32::try_from(model.master().machine_ids().count()).unwrap_or(u32::MAX);
-    let coverage = Coverage {
-        machines,
-        machines_streaming: machines,
-        days,
-    };
-    let assessment = aifactory_assess::assess(ledger.entries(), &coverage);
+    let run = aifactory_runtime::ladder::run_rung(model, tier, links, seed, days)?;
     Ok(RunResult {
-        seed,
-        ledger_sha256: ledger.head().to_owned(),
-        kpis,
-        assessed_tier: assessment.tier,
-        decisions: count,
-        missing: assessment.missing_for_next_tier,
-        closed_loop: closed_loop.map(|c| c.counts()),
-        stages: assessment
+        seed: run.seed,
+        ledger_sha256: run.ledger_sha256,
+        kpis: run.kpis,
+        assessed_tier: run.assessment.tier,
+        decisions: run.decisions,
+        missing: run.assessment.missing_for_next_tier,
+        closed_loop: run.closed_loop,
+        stages: run
+            .assessment
             .stages
             .iter()
             .map(|s| StageDepth {

@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod ingest;
+pub mod ladder;
 pub mod live;
 #[cfg(feature = "opcua")]
 pub mod opcua;
