@@ -256,7 +256,7 @@ proptest! {
     #[test]
     fn arbitrary_events_never_panic(
         events in prop::collection::vec(
-            (0usize..15, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("product|step|quantity|good|scrapped|setup_s|ideal_s|code|raw|material|due|[a-z_]{1,9}", prop_oneof![
+            (0usize..16, prop::option::of("[A-Z]{4}-0[0-9]|TURN-01|MILL-01|[a-z]{0,3}"), prop::option::of("[A-Z]{2}-[0-9]{1,3}"), any::<i64>(), prop::collection::vec(("product|step|quantity|good|scrapped|setup_s|ideal_s|code|raw|material|due|[a-z_]{1,9}", prop_oneof![
                 any::<i64>().prop_map(|v| json!(v)),
                 any::<f64>().prop_map(|v| json!(v)),
                 "[A-Z0-9-]{0,8}".prop_map(|v| json!(v)),
@@ -274,7 +274,7 @@ proptest! {
             EventKind::RepairCompleted, EventKind::MaintenanceStarted,
             EventKind::MaintenanceCompleted, EventKind::Stockout, EventKind::PurchasePlaced,
             EventKind::PurchaseReceived, EventKind::UnitsScrapped, EventKind::MachineState,
-            EventKind::CommandAck,
+            EventKind::CommandAck, EventKind::WorkOrderReleased,
         ];
         let mut p = projection();
         for (i, (kind, machine, order, at, fields)) in events.into_iter().enumerate() {
@@ -376,6 +376,36 @@ fn refusals_name_the_event_and_what_is_wrong() {
                 json!({"material": "UNOBTAINIUM", "quantity": 5}),
             ),
             "event r (purchase_received): material `UNOBTAINIUM` is not in the plant file",
+        ),
+        (
+            event(
+                0,
+                EventKind::WorkOrderReleased,
+                "",
+                "WO-1",
+                json!({"product": "P-SHAFT-IN"}),
+            ),
+            "event r (work_order_released): quantity is missing or not a whole number of at most 4294967295",
+        ),
+        (
+            event(
+                0,
+                EventKind::WorkOrderReleased,
+                "",
+                "WO-1",
+                json!({"product": "P-SHAFT-IN", "quantity": 5, "sales_order": 7}),
+            ),
+            "event r (work_order_released): sales_order is missing or not text",
+        ),
+        (
+            event(
+                0,
+                EventKind::WorkOrderReleased,
+                "",
+                "",
+                json!({"product": "P-SHAFT-IN", "quantity": 5}),
+            ),
+            "event r (work_order_released): order is missing",
         ),
     ];
     for (e, expected) in cases {
@@ -792,4 +822,100 @@ fn finished_orders_and_old_ids_are_forgotten_after_the_horizon() {
     );
     assert!(p.work_orders().values().all(|w| w.finished.is_some()));
     assert_eq!(p.totals(turn).map(|t| t.units_processed), Some(500));
+}
+
+/// A work order released to the floor waits in the queue of every machine that can run its next
+/// step until it starts; finished, its good units count as delivered to its customer order (and a
+/// component's units do not).
+#[test]
+fn a_released_work_order_queues_then_delivers_to_its_customer_order() {
+    let master = master();
+    let product = master.plant().products[0].id.clone();
+    let steps = master.steps(0);
+    let eligible = |step: usize| -> Vec<usize> {
+        master
+            .step(0, step)
+            .map(|alts| alts.iter().map(|(m, _, _)| *m).collect())
+            .unwrap_or_default()
+    };
+    let mut p = projection();
+    let mut seq = 0;
+    let mut offer = |p: &mut Projection, e: PlantEvent| {
+        seq += 1;
+        p.offer(arrival(&format!("e{seq}"), "mes", seq, e))
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    offer(
+        &mut p,
+        event(
+            0,
+            EventKind::OrderReceived,
+            "",
+            "SO-1",
+            json!({"product": product, "quantity": 10}),
+        ),
+    );
+    offer(
+        &mut p,
+        event(
+            1_000,
+            EventKind::WorkOrderReleased,
+            "",
+            "WO-1",
+            json!({"product": product, "quantity": 10, "sales_order": "SO-1"}),
+        ),
+    );
+    offer(
+        &mut p,
+        event(
+            1_000,
+            EventKind::WorkOrderReleased,
+            "",
+            "WO-2",
+            json!({"product": product, "quantity": 4, "sales_order": "SO-1", "parent": "WO-1"}),
+        ),
+    );
+    p.advance_to(PlantTime(2 * WINDOW_MS));
+    let first = eligible(0);
+    assert!(!first.is_empty());
+    for &m in &first {
+        assert_eq!(p.queue(m), 2, "both wait at machine {m}");
+    }
+    // WO-1 runs every step on the first eligible machine; WO-2 (a component) finishes too.
+    let mut t = 2 * WINDOW_MS;
+    for step in 0..steps {
+        let m = eligible(step)[0];
+        let id = master.machine_id(m).unwrap_or_default().to_owned();
+        for wo in ["WO-1", "WO-2"] {
+            t += 1_000;
+            offer(
+                &mut p,
+                event(
+                    t,
+                    EventKind::OperationStarted,
+                    &id,
+                    wo,
+                    json!({"product": product, "step": step, "quantity": 10}),
+                ),
+            );
+            t += 1_000;
+            offer(
+                &mut p,
+                event(
+                    t,
+                    EventKind::OperationCompleted,
+                    &id,
+                    wo,
+                    json!({"step": step, "good": 9, "scrapped": 1}),
+                ),
+            );
+        }
+    }
+    p.advance_to(PlantTime(t + 2 * WINDOW_MS));
+    for m in 0..master.machine_ids().count() {
+        assert_eq!(p.queue(m), 0, "nothing waits at machine {m}");
+    }
+    let order = &p.sales_orders()["SO-1"];
+    assert_eq!(order.delivered, 9, "WO-1's good units; WO-2 is a component");
+    assert!(p.work_orders()["WO-1"].finished.is_some());
 }
