@@ -1,5 +1,6 @@
 //! connect: the protocol adapters between plants and the platform — Sparkplug B 3.0 and plain
-//! JSON over MQTT — as pure codecs and session state machines: bytes and topics in, typed
+//! JSON over MQTT, and the plant contract's envelope for events, commands and acknowledgements —
+//! as pure codecs and session state machines: bytes and topics in, typed
 //! [`Point`]s or a [`Quarantine`] reason out, and the messages an edge node or a host sends.
 //!
 //! It must never panic or give up on input from the wire: every malformed, unknown or
@@ -9,6 +10,7 @@
 
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
+pub mod envelope;
 pub mod json;
 pub mod mqtt;
 #[cfg(feature = "opcua")]

@@ -71,6 +71,9 @@ pub enum Reason {
     NonFiniteValue { field: String, value: String },
     #[error("{field}: timestamp {value} ms is outside 1970..=9999")]
     TimestampOutOfRange { field: String, value: String },
+    /// A plant-contract envelope with a field missing or wrong (`docs/PLANT-CONTRACT.md`).
+    #[error("envelope {field}: {problem}")]
+    Envelope { field: String, problem: String },
 }
 
 impl Reason {
@@ -96,6 +99,7 @@ impl Reason {
             Reason::JsonShape(_) => "json_shape",
             Reason::NonFiniteValue { .. } => "non_finite_value",
             Reason::TimestampOutOfRange { .. } => "timestamp_out_of_range",
+            Reason::Envelope { .. } => "envelope",
         }
     }
 }

@@ -1,0 +1,487 @@
+//! The plant contract's envelope (`docs/PLANT-CONTRACT.md`) on MQTT: events a plant publishes on
+//! `aifactory/{site}/_events`, acknowledgements on `aifactory/{site}/_acks`, and the commands
+//! aifactory publishes on `aifactory/{site}/_commands/{machine}`.
+//!
+//! Decoding checks the envelope only — spec version, ids, source, time, sequence, the kind's
+//! name — and hands the event to the plant-state projection, which checks its fields against
+//! the master data. Every refusal is a [`Reason`] naming the field and what is wrong with it.
+
+use crate::json::ROOT;
+use crate::{MAX_PAYLOAD_BYTES, Reason};
+use aifactory_core::{EventKind, PlantEvent, Timestamp};
+use aifactory_plant::projection::Arrival;
+use aifactory_plant::{Ack, AckStatus, Command};
+use serde_json::{Map, Value};
+
+/// The contract version this side speaks.
+pub const SPEC: &str = "aifactory/1";
+/// The longest id, source or correlation accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 200;
+/// The latest time accepted: the end of year 9999, in ms since the epoch.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Where a command for `machine` at `site` is published (`_plant` for plant-wide commands).
+pub fn command_topic(site: &str, machine: Option<&str>) -> String {
+    format!("{ROOT}/{site}/_commands/{}", machine.unwrap_or("_plant"))
+}
+
+/// The topics a runtime subscribes to for one site's events and acknowledgements.
+pub fn plant_topics(site: &str) -> [String; 2] {
+    [
+        format!("{ROOT}/{site}/_events"),
+        format!("{ROOT}/{site}/_acks"),
+    ]
+}
+
+/// An acknowledgement as it came, with its envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedAck {
+    pub id: String,
+    pub source: String,
+    pub seq: u64,
+    pub ack: Ack,
+}
+
+/// One contract message from a plant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// An event, ready to offer to the projection (its id is qualified by its source: ids are
+    /// unique per source).
+    Event(Arrival),
+    Ack(ReceivedAck),
+}
+
+/// The command as aifactory publishes it: the envelope's fields around the command's own.
+pub fn encode_command(command: &Command, source: &str, seq: u64) -> Vec<u8> {
+    let mut body = match serde_json::to_value(command) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    body.insert("spec".into(), Value::from(SPEC));
+    body.insert("type".into(), Value::from("command"));
+    body.insert("source".into(), Value::from(source));
+    body.insert("seq".into(), Value::from(seq));
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+fn bad(field: &str, problem: impl Into<String>) -> Reason {
+    Reason::Envelope {
+        field: field.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, Reason> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Err(bad(field, "is empty")),
+        Some(Value::String(s)) if s.len() > MAX_ID_BYTES => Err(bad(
+            field,
+            format!("is {} bytes; at most {MAX_ID_BYTES}", s.len()),
+        )),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(bad(field, format!("is {other}, not text"))),
+    }
+}
+
+fn required<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, Reason> {
+    text(body, field)?.ok_or_else(|| bad(field, "is missing"))
+}
+
+/// `time`: milliseconds since the epoch, or an RFC 3339 string.
+fn time(body: &Map<String, Value>) -> Result<Timestamp, Reason> {
+    let ms = match body.get("time") {
+        None | Some(Value::Null) => return Err(bad("time", "is missing")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| bad("time", format!("{n} is not a whole number of milliseconds")))?,
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|_| bad("time", format!("`{s}` is not an RFC 3339 time")))?
+            .timestamp_millis(),
+        Some(other) => return Err(bad("time", format!("is {other}, not a time"))),
+    };
+    if !(0..=MAX_TIME_MS).contains(&ms) {
+        return Err(bad("time", format!("{ms} ms is outside 1970..=9999")));
+    }
+    Ok(Timestamp(ms))
+}
+
+fn seq(body: &Map<String, Value>) -> Result<u64, Reason> {
+    match body.get("seq") {
+        None | Some(Value::Null) => Err(bad("seq", "is missing")),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| bad("seq", format!("{v} is not a whole number ≥ 0"))),
+    }
+}
+
+fn status(body: &Map<String, Value>) -> Result<AckStatus, Reason> {
+    let given = required(body, "status")?;
+    serde_json::from_value(Value::from(given)).map_err(|_| {
+        bad(
+            "status",
+            format!(
+                "`{given}` is not one of received, accepted, rejected, completed, failed, expired"
+            ),
+        )
+    })
+}
+
+/// Decodes one message published on a site's `_events` or `_acks` topic.
+pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Reason> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Reason::PayloadTooLarge {
+            bytes: payload.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let channel = match topic.split('/').collect::<Vec<_>>().as_slice() {
+        [root, site, channel] if *root == ROOT && !site.is_empty() => *channel,
+        _ => {
+            return Err(Reason::JsonTopic {
+                topic: topic.to_owned(),
+                why: "expected aifactory/{site}/_events or aifactory/{site}/_acks".to_owned(),
+            });
+        }
+    };
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| Reason::JsonSyntax(e.to_string()))?;
+    let Value::Object(body) = value else {
+        return Err(Reason::JsonShape("an envelope is a JSON object".to_owned()));
+    };
+    let spec = required(&body, "spec")?;
+    if spec != SPEC {
+        return Err(bad("spec", format!("`{spec}` is not {SPEC}")));
+    }
+    let id = required(&body, "id")?;
+    let source = required(&body, "source")?;
+    let kind = required(&body, "type")?;
+    let seq = seq(&body)?;
+    let at = time(&body)?;
+    match (channel, kind) {
+        ("_acks", "ack") => {
+            let command = text(&body, "correlation")?
+                .ok_or_else(|| bad("correlation", "is missing: it names the command"))?;
+            let status = status(&body)?;
+            let reason = text(&body, "reason")?.map(str::to_owned);
+            if status == AckStatus::Rejected && reason.is_none() {
+                return Err(bad("reason", "is missing: a rejection says why"));
+            }
+            let read_back = match body.get("read_back") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_f64()
+                        .filter(|x| x.is_finite())
+                        .ok_or_else(|| bad("read_back", format!("{v} is not a finite number")))?,
+                ),
+            };
+            Ok(Message::Ack(ReceivedAck {
+                id: id.to_owned(),
+                source: source.to_owned(),
+                seq,
+                ack: Ack {
+                    command: command.to_owned(),
+                    status,
+                    at,
+                    reason,
+                    read_back,
+                },
+            }))
+        }
+        ("_acks", other) => Err(bad(
+            "type",
+            format!("`{other}` on an _acks topic; acknowledgements have type `ack`"),
+        )),
+        ("_events", "ack" | "command" | "command_ack") => Err(bad(
+            "type",
+            format!("`{kind}` is not an event; acknowledgements go to _acks with type `ack`"),
+        )),
+        ("_events", name) => {
+            let kind: EventKind = serde_json::from_value(Value::from(name)).map_err(|_| {
+                bad(
+                    "type",
+                    format!("`{name}` is not an event kind of the contract"),
+                )
+            })?;
+            let data = match body.get("data") {
+                None | Some(Value::Null) => Value::Object(Map::new()),
+                Some(Value::Object(m)) => Value::Object(m.clone()),
+                Some(other) => return Err(bad("data", format!("is {other}, not an object"))),
+            };
+            Ok(Message::Event(Arrival {
+                id: format!("{source}/{id}"),
+                source: source.to_owned(),
+                seq,
+                event: PlantEvent {
+                    at,
+                    kind,
+                    machine: text(&body, "machine")?.map(str::to_owned),
+                    order: text(&body, "order")?.map(str::to_owned),
+                    detail: data,
+                },
+            }))
+        }
+        (other, _) => Err(Reason::JsonTopic {
+            topic: topic.to_owned(),
+            why: format!("`{other}` is not a channel of the plant contract (_events, _acks)"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aifactory_plant::Action;
+    use serde_json::json;
+
+    const EVENTS: &str = "aifactory/hz/_events";
+    const ACKS: &str = "aifactory/hz/_acks";
+
+    fn envelope(extra: Value) -> Vec<u8> {
+        let mut base = json!({
+            "spec": "aifactory/1", "id": "e1", "source": "mes-1", "seq": 1,
+            "time": 1_767_229_200_000i64,
+        });
+        if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
+            b.extend(e);
+        }
+        serde_json::to_vec(&base).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_event_becomes_an_arrival_for_the_projection() {
+        let m = decode(
+            EVENTS,
+            &envelope(json!({
+                "type": "operation_completed", "machine": "TURN-01", "order": "WO-1",
+                "data": {"step": 0, "good": 38, "scrapped": 2},
+            })),
+        );
+        let Ok(Message::Event(a)) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(a.id, "mes-1/e1");
+        assert_eq!(a.source, "mes-1");
+        assert_eq!(a.seq, 1);
+        assert_eq!(a.event.kind, EventKind::OperationCompleted);
+        assert_eq!(a.event.at, Timestamp(1_767_229_200_000));
+        assert_eq!(a.event.machine.as_deref(), Some("TURN-01"));
+        assert_eq!(a.event.detail["good"], 38);
+        // An RFC 3339 time is the same instant.
+        let m = decode(
+            EVENTS,
+            &envelope(json!({"type": "machine_failed", "time": "2026-01-01T01:00:00Z"})),
+        );
+        assert!(
+            matches!(&m, Ok(Message::Event(a)) if a.event.at == Timestamp(1_767_229_200_000)),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn an_ack_names_its_command_and_carries_the_read_back() {
+        let m = decode(
+            ACKS,
+            &envelope(json!({
+                "type": "ack", "correlation": "C-H-1", "status": "completed", "read_back": 205.0,
+            })),
+        );
+        let Ok(Message::Ack(r)) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(r.ack.command, "C-H-1");
+        assert_eq!(r.ack.status, AckStatus::Completed);
+        assert_eq!(r.ack.read_back, Some(205.0));
+    }
+
+    #[test]
+    fn bad_envelopes_are_refused_naming_the_field() {
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                EVENTS,
+                b"{not json".to_vec(),
+                "JSON payload is not valid JSON",
+            ),
+            (EVENTS, b"[1,2]".to_vec(), "an envelope is a JSON object"),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "spec": "aifactory/2"})),
+                "spec: `aifactory/2` is not aifactory/1",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "id": ""})),
+                "id: is empty",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "id": 7})),
+                "id: is 7, not text",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "source": null})),
+                "source: is missing",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "seq": -1})),
+                "seq: -1 is not a whole number ≥ 0",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "time": "yesterday"})),
+                "time: `yesterday` is not an RFC 3339 time",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "time": -5})),
+                "time: -5 ms is outside 1970..=9999",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "time": 1.5})),
+                "time: 1.5 is not a whole number of milliseconds",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_exploded"})),
+                "type: `machine_exploded` is not an event kind of the contract",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "command_ack"})),
+                "type: `command_ack` is not an event",
+            ),
+            (
+                EVENTS,
+                envelope(json!({"type": "machine_failed", "data": [1]})),
+                "data: is [1], not an object",
+            ),
+            (
+                ACKS,
+                envelope(json!({"type": "machine_failed"})),
+                "type: `machine_failed` on an _acks topic",
+            ),
+            (
+                ACKS,
+                envelope(json!({"type": "ack", "status": "completed"})),
+                "correlation: is missing",
+            ),
+            (
+                ACKS,
+                envelope(json!({"type": "ack", "correlation": "C-1", "status": "done"})),
+                "status: `done` is not one of",
+            ),
+            (
+                ACKS,
+                envelope(json!({"type": "ack", "correlation": "C-1", "status": "rejected"})),
+                "reason: is missing: a rejection says why",
+            ),
+            (
+                ACKS,
+                envelope(
+                    json!({"type": "ack", "correlation": "C-1", "status": "completed", "read_back": "high"}),
+                ),
+                "read_back: \"high\" is not a finite number",
+            ),
+            (
+                "aifactory/hz/_orders",
+                envelope(json!({"type": "machine_failed"})),
+                "is not a channel of the plant contract",
+            ),
+            (
+                "spBv1.0/hz/DDATA/n",
+                envelope(json!({"type": "machine_failed"})),
+                "expected aifactory/{site}/_events",
+            ),
+        ];
+        for (topic, payload, expected) in cases {
+            let got = decode(topic, &payload);
+            let message = match &got {
+                Err(e) => e.to_string(),
+                Ok(m) => format!("accepted {m:?}"),
+            };
+            assert!(
+                message.contains(expected),
+                "{topic} {}: {message} (expected `{expected}`)",
+                String::from_utf8_lossy(&payload)
+            );
+        }
+    }
+
+    #[test]
+    fn a_command_goes_out_in_the_envelope_with_its_action_flat() {
+        let command = Command {
+            id: "C-H-1".into(),
+            decision: Some("H-1".into()),
+            expires: Some(Timestamp(1_767_312_000_000)),
+            action: Action::SetPoint {
+                machine: "TURN-01".into(),
+                param: "cutting_speed".into(),
+                value: 205.0,
+            },
+        };
+        let bytes = encode_command(&command, "aifactory-runtime", 3);
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(v["spec"], SPEC);
+        assert_eq!(v["type"], "command");
+        assert_eq!(v["id"], "C-H-1");
+        assert_eq!(v["decision"], "H-1");
+        assert_eq!(v["expires"], 1_767_312_000_000i64);
+        assert_eq!(v["action"], "set_point");
+        assert_eq!(v["value"], 205.0);
+        assert_eq!(v["seq"], 3);
+        assert_eq!(
+            command_topic("hz", Some("TURN-01")),
+            "aifactory/hz/_commands/TURN-01"
+        );
+        assert_eq!(plant_topics("hz")[1], "aifactory/hz/_acks");
+    }
+
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any bytes on either channel decode or are refused; none panic.
+            #[test]
+            fn arbitrary_payloads_never_panic(payload in prop::collection::vec(any::<u8>(), 0..300), acks in any::<bool>()) {
+                let _ = decode(if acks { ACKS } else { EVENTS }, &payload);
+            }
+
+            /// Any JSON object with envelope-like fields decodes or is refused; none panic.
+            #[test]
+            fn arbitrary_envelopes_never_panic(
+                fields in prop::collection::vec((
+                    "spec|id|source|type|seq|time|machine|order|data|status|correlation|read_back|reason",
+                    prop_oneof![
+                        any::<i64>().prop_map(Value::from),
+                        any::<f64>().prop_map(|f| json!(f)),
+                        "[a-z_/0-9]{0,12}".prop_map(Value::from),
+                        Just(Value::Null),
+                        Just(json!({})),
+                        Just(Value::from("aifactory/1")),
+                    ],
+                ), 0..12),
+                acks in any::<bool>(),
+            ) {
+                let body: Map<String, Value> = fields.into_iter().collect();
+                let bytes = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+                match decode(if acks { ACKS } else { EVENTS }, &bytes) {
+                    Ok(Message::Event(a)) => {
+                        prop_assert!(!acks, "an event only from _events");
+                        let prefix = format!("{}/", a.source);
+                        prop_assert!(a.id.starts_with(&prefix), "id {} of source {}", a.id, a.source);
+                    }
+                    Ok(Message::Ack(r)) => {
+                        prop_assert!(acks, "an acknowledgement only from _acks");
+                        let explained = r.ack.status != AckStatus::Rejected || r.ack.reason.is_some();
+                        prop_assert!(explained, "a rejection without a reason");
+                    }
+                    Err(e) => prop_assert!(!e.to_string().is_empty()),
+                }
+            }
+        }
+    }
+}
