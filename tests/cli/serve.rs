@@ -229,14 +229,21 @@ fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    // A plant id of its own: other tests publish the reference plant's Sparkplug group on the
-    // same broker at the same time, and a host cannot tell two edge nodes of one name apart.
+    // A plant id of its own, new on every run: other tests publish the reference plant's
+    // Sparkplug group on the same broker at the same time, and a host cannot tell two edge nodes
+    // of one name apart. Per run, because ingest's MQTT session is persistent and named after the
+    // plant: a broker that outlived an earlier run would hand this run the old session's queue
+    // (data of another edge node's births), overflow it and lose this run's births.
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let plant_id = format!("hz-serve-mqtt-{}-{unique}", std::process::id());
     let plant = dir.path().join("plant.toml");
     let reference = std::fs::read_to_string(super::repo_file("plants/hangzhou-auto-parts.toml"))
         .expect("the reference plant");
     std::fs::write(
         &plant,
-        reference.replacen("id = \"hz-auto-parts\"", "id = \"hz-serve-mqtt-test\"", 1),
+        reference.replacen("id = \"hz-auto-parts\"", &format!("id = \"{plant_id}\""), 1),
     )
     .expect("plant file");
     let plant = plant.to_str().expect("path");
