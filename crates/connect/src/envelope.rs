@@ -42,6 +42,17 @@ pub struct ReceivedAck {
     pub ack: Ack,
 }
 
+/// A source saying what time it is; with `answer`, a lockstep plant waiting for aifactory's
+/// decisions up to that time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    pub id: String,
+    pub source: String,
+    pub seq: u64,
+    pub at: Timestamp,
+    pub answer: bool,
+}
+
 /// One contract message from a plant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -49,6 +60,33 @@ pub enum Message {
     /// unique per source).
     Event(Arrival),
     Ack(ReceivedAck),
+    Heartbeat(Heartbeat),
+}
+
+/// Where aifactory answers a lockstep heartbeat.
+pub fn sync_topic(site: &str) -> String {
+    format!("{ROOT}/{site}/_sync")
+}
+
+/// The answer to a lockstep heartbeat: every command decided up to its time has been published,
+/// and these are their ids.
+pub fn encode_answer(
+    heartbeat: &Heartbeat,
+    source: &str,
+    seq: u64,
+    commands: &[String],
+) -> Vec<u8> {
+    let body = serde_json::json!({
+        "spec": SPEC,
+        "type": "answered",
+        "id": format!("{source}-{seq}"),
+        "source": source,
+        "seq": seq,
+        "time": heartbeat.at.0,
+        "correlation": heartbeat.id,
+        "commands": commands,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The command as aifactory publishes it: the envelope's fields around the command's own.
@@ -192,6 +230,22 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Reason> {
             "type",
             format!("`{other}` on an _acks topic; acknowledgements have type `ack`"),
         )),
+        ("_events", "heartbeat") => {
+            let answer = match body.get("data").and_then(|d| d.get("answer")) {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(bad("data.answer", format!("is {other}, not true or false")));
+                }
+            };
+            Ok(Message::Heartbeat(Heartbeat {
+                id: id.to_owned(),
+                source: source.to_owned(),
+                seq,
+                at,
+                answer,
+            }))
+        }
         ("_events", "ack" | "command" | "command_ack") => Err(bad(
             "type",
             format!("`{kind}` is not an event; acknowledgements go to _acks with type `ack`"),
@@ -203,11 +257,17 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Reason> {
                     format!("`{name}` is not an event kind of the contract"),
                 )
             })?;
-            let data = match body.get("data") {
-                None | Some(Value::Null) => Value::Object(Map::new()),
-                Some(Value::Object(m)) => Value::Object(m.clone()),
+            let mut data = match body.get("data") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => m.clone(),
                 Some(other) => return Err(bad("data", format!("is {other}, not an object"))),
             };
+            // The command that caused it stays with the event, for the decision's outcome.
+            if let Some(c) = text(&body, "correlation")? {
+                data.entry("correlation")
+                    .or_insert_with(|| Value::from(c.to_owned()));
+            }
+            let data = Value::Object(data);
             Ok(Message::Event(Arrival {
                 id: format!("{source}/{id}"),
                 source: source.to_owned(),
@@ -439,6 +499,74 @@ mod tests {
         assert_eq!(plant_topics("hz")[1], "aifactory/hz/_acks");
     }
 
+    #[test]
+    fn a_heartbeat_asks_for_an_answer_and_the_answer_lists_the_commands() {
+        let m = decode(
+            EVENTS,
+            &envelope(json!({"type": "heartbeat", "data": {"answer": true}})),
+        );
+        let Ok(Message::Heartbeat(h)) = m else {
+            panic!("expected a heartbeat, got {m:?}");
+        };
+        assert!(h.answer);
+        assert_eq!((h.id.as_str(), h.seq), ("e1", 1));
+        let plain = decode(EVENTS, &envelope(json!({"type": "heartbeat"})));
+        assert!(matches!(
+            plain,
+            Ok(Message::Heartbeat(Heartbeat { answer: false, .. }))
+        ));
+        let wrong = decode(
+            EVENTS,
+            &envelope(json!({"type": "heartbeat", "data": {"answer": "yes"}})),
+        );
+        assert!(
+            matches!(&wrong, Err(Reason::Envelope { field, .. }) if field == "data.answer"),
+            "{wrong:?}"
+        );
+        let answer = encode_answer(&h, "aifactory", 9, &["C-1".to_owned(), "C-2".to_owned()]);
+        let v: Value = serde_json::from_slice(&answer).unwrap_or_default();
+        assert_eq!(v["type"], "answered");
+        assert_eq!(v["correlation"], "e1");
+        assert_eq!(v["time"], 1_767_229_200_000i64);
+        assert_eq!(v["commands"], json!(["C-1", "C-2"]));
+        assert_eq!(sync_topic("hz"), "aifactory/hz/_sync");
+    }
+
+    #[test]
+    fn an_event_keeps_the_command_it_answers() {
+        let m = decode(
+            EVENTS,
+            &envelope(json!({
+                "type": "maintenance_started", "machine": "TURN-01", "correlation": "C-7",
+            })),
+        );
+        let Ok(Message::Event(a)) = m else {
+            panic!("expected an event, got {m:?}");
+        };
+        assert_eq!(a.event.detail["correlation"], "C-7");
+    }
+
+    #[test]
+    fn a_dispatch_list_goes_out_with_its_jobs() {
+        let command = Command {
+            id: "C-D-1".into(),
+            decision: Some("D-1".into()),
+            expires: None,
+            action: Action::DispatchList {
+                machine: "MILL-01".into(),
+                jobs: vec![aifactory_plant::DispatchJob {
+                    order: "WO-000003".into(),
+                    step: 1,
+                }],
+            },
+        };
+        let v: Value =
+            serde_json::from_slice(&encode_command(&command, "aifactory", 1)).unwrap_or_default();
+        assert_eq!(v["action"], "dispatch_list");
+        assert_eq!(v["machine"], "MILL-01");
+        assert_eq!(v["jobs"], json!([{"order": "WO-000003", "step": 1}]));
+    }
+
     mod property {
         use super::*;
         use proptest::prelude::*;
@@ -478,6 +606,10 @@ mod tests {
                         prop_assert!(acks, "an acknowledgement only from _acks");
                         let explained = r.ack.status != AckStatus::Rejected || r.ack.reason.is_some();
                         prop_assert!(explained, "a rejection without a reason");
+                    }
+                    Ok(Message::Heartbeat(h)) => {
+                        prop_assert!(!acks, "a heartbeat only from _events");
+                        prop_assert!(!h.id.is_empty() && !h.source.is_empty());
                     }
                     Err(e) => prop_assert!(!e.to_string().is_empty()),
                 }

@@ -23,6 +23,9 @@ pub struct Decoded {
     pub timestamped: bool,
 }
 
+/// The node level of every series that comes in over plain JSON topics.
+pub const NODE: &str = "mqtt";
+
 /// Decodes one JSON message into points. `received_ms` stands in for a missing `ts`.
 pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Decoded, Reason> {
     if payload.len() > MAX_PAYLOAD_BYTES {
@@ -34,10 +37,12 @@ pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Decoded, 
     let (site, machine, signal) = parse_topic(topic)?;
     let body: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| Reason::JsonSyntax(e.to_string()))?;
+    // Named by the plant's own names — machine and signal — as every path names them; the
+    // node says only which path brought them.
     let key = |metric: &str| SeriesName {
         site: site.to_owned(),
-        node: machine.to_owned(),
-        device: String::new(),
+        node: NODE.to_owned(),
+        device: machine.to_owned(),
         metric: metric.to_owned(),
     };
     match signal {
@@ -128,6 +133,12 @@ fn parse_topic(topic: &str) -> Result<(&str, &str, Option<&str>), Reason> {
     for part in &parts[1..] {
         check_segment(part).map_err(err)?;
     }
+    if parts[2].starts_with('_') {
+        return Err(err(format!(
+            "`{}` is a channel of the plant contract (docs/PLANT-CONTRACT.md), not a machine",
+            parts[2]
+        )));
+    }
     Ok((parts[1], parts[2], parts.get(3).copied()))
 }
 
@@ -207,7 +218,8 @@ mod tests {
         assert!(!decoded.timestamped);
         let points = decoded.points;
         assert_eq!(points.len(), 1);
-        assert_eq!(points[0].series.node, "cnc-1");
+        assert_eq!(points[0].series.node, NODE);
+        assert_eq!(points[0].series.device, "cnc-1");
         assert_eq!(points[0].series.metric, "spindle_temp");
         assert_eq!(points[0].value, Value::Float(71.5));
         assert_eq!(points[0].timestamp_ms, 1000);

@@ -609,6 +609,123 @@ pub async fn publish_stream_with_commands(
     result.map(|()| stats)
 }
 
+/// One message from a [`Link`]'s subscriptions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// A two-way MQTT connection for the plant contract: what is published on its filters comes
+/// out of the receiver [`Link::connect`] returns, in the broker's order, and
+/// [`Link::publish`] queues a QoS 1 message without waiting. It reconnects (and subscribes
+/// again) by itself after the broker goes away.
+#[derive(Debug)]
+pub struct Link {
+    client: AsyncClient,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+/// Messages queued for the broker before [`Link::publish`] refuses more.
+const LINK_QUEUE: usize = 10_000;
+
+impl Link {
+    /// Connects, subscribes to `filters` at QoS 1 and waits (at most 10 s) for the broker to
+    /// accept the connection. A `persistent` session keeps what arrives while this client is
+    /// away, for when it comes back under the same id.
+    pub async fn connect(
+        broker: &BrokerAddress,
+        client_id: &str,
+        filters: &[String],
+        persistent: bool,
+    ) -> Result<(Link, mpsc::Receiver<Incoming>), MqttError> {
+        let mut mqtt = MqttOptions::new(client_id, &broker.host, broker.port);
+        mqtt.set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(!persistent)
+            .set_max_packet_size(
+                crate::MAX_PAYLOAD_BYTES + 4096,
+                crate::MAX_PAYLOAD_BYTES + 4096,
+            );
+        let (client, mut eventloop) = AsyncClient::new(mqtt, LINK_QUEUE);
+        // A lockstep answer is one small packet the plant waits for: Nagle's algorithm would
+        // hold it for the previous packet's acknowledgement (tens of ms per step).
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        let (up_tx, mut up_rx) = tokio::sync::watch::channel(None::<Result<(), String>>);
+        let resubscribe = client.clone();
+        let filters = filters.to_vec();
+        let pump = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        for f in &filters {
+                            let _ = resubscribe.try_subscribe(f.clone(), QoS::AtLeastOnce);
+                        }
+                        let _ = up_tx.send(Some(Ok(())));
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let incoming = Incoming {
+                            topic: p.topic.clone(),
+                            payload: p.payload.to_vec(),
+                        };
+                        if tx.send(incoming).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if up_tx.borrow().is_none() {
+                            let _ = up_tx.send(Some(Err(e.to_string())));
+                        }
+                        // rumqttc reconnects on the next poll; do not spin while it is down.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        let up = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(state) = up_rx.borrow().clone() {
+                    return state;
+                }
+                if up_rx.changed().await.is_err() {
+                    return Err("the connection task stopped".to_owned());
+                }
+            }
+        })
+        .await;
+        match up {
+            Ok(Ok(())) => Ok((Link { client, pump }, rx)),
+            Ok(Err(e)) => {
+                pump.abort();
+                Err(MqttError::Connection(e))
+            }
+            Err(_) => {
+                pump.abort();
+                Err(MqttError::Connection(format!(
+                    "no answer from mqtt://{}:{} within 10 s",
+                    broker.host, broker.port
+                )))
+            }
+        }
+    }
+
+    /// Queues one QoS 1 message; fails only when the queue to the broker is full or closed.
+    pub fn publish(&self, topic: String, payload: Vec<u8>, retain: bool) -> Result<(), MqttError> {
+        self.client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            .map_err(MqttError::Client)
+    }
+
+    /// Disconnects after what was queued has gone out (at most 2 s).
+    pub async fn close(self) {
+        let _ = self.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.pump).await;
+    }
+}
+
 fn node_of(topic: &str) -> Option<(String, String)> {
     Topic::parse(topic)
         .ok()

@@ -25,12 +25,27 @@ pub enum Action {
         param: String,
         value: f64,
     },
+    /// The order in which the machine should take the work waiting for it: the next time it
+    /// is free, it starts the first of `jobs` that waits there and can start.
+    DispatchList {
+        machine: String,
+        jobs: Vec<DispatchJob>,
+    },
+}
+
+/// One entry of a dispatch list: a work order's routing step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchJob {
+    pub order: String,
+    pub step: usize,
 }
 
 impl Action {
     pub fn machine(&self) -> &str {
         match self {
-            Action::StartMaintenance { machine } | Action::SetPoint { machine, .. } => machine,
+            Action::StartMaintenance { machine }
+            | Action::SetPoint { machine, .. }
+            | Action::DispatchList { machine, .. } => machine,
         }
     }
 
@@ -38,6 +53,7 @@ impl Action {
         match self {
             Action::StartMaintenance { .. } => "start_maintenance",
             Action::SetPoint { .. } => "set_point",
+            Action::DispatchList { .. } => "dispatch_list",
         }
     }
 
@@ -59,6 +75,11 @@ impl Action {
             if !value.is_finite() {
                 return Some(format!("value {value} of `{param}` is not a finite number"));
             }
+        }
+        if let Action::DispatchList { jobs, .. } = self
+            && jobs.is_empty()
+        {
+            return Some("the dispatch list is empty".to_owned());
         }
         None
     }

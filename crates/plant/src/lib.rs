@@ -7,16 +7,20 @@
 //! [`Policy`] trait, its [`Layer`]s and the tier-0 rules in [`BaselinePolicy`]), and the
 //! [`Observer`] that receives a plant's events and telemetry (the shapes in `aifactory-core`).
 //! Skills and the coordinator depend on this crate and never on the twin; the twin implements
-//! the other side. Commands to a plant and the acknowledgements it returns are in [`command`].
+//! the other side. Commands to a plant and the acknowledgements it returns are in [`command`];
+//! [`drive`] asks a policy from a plant's projected state and turns its answers into commands.
 //! It never simulates, reads a clock, the network or a database.
 
 pub mod command;
+pub mod drive;
 mod master;
 mod policy;
 pub mod projection;
 mod time;
 
-pub use command::{Ack, AckStatus, AckTracker, Action, Command, CommandSink, SendError};
+pub use command::{
+    Ack, AckStatus, AckTracker, Action, Command, CommandSink, DispatchJob, SendError,
+};
 pub use master::{MachineId, MasterData};
 pub use policy::{
     BaselinePolicy, Boxed, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,

@@ -126,12 +126,37 @@ pub enum Offered {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecisionPoint {
-    MachineFree { machine: MachineId, at: PlantTime },
-    OrderReceived { order: String, at: PlantTime },
-    OrderReleased { order: String, at: PlantTime },
-    Breakdown { machine: MachineId, at: PlantTime },
-    Repaired { machine: MachineId, at: PlantTime },
-    MaterialReceived { material: usize, at: PlantTime },
+    MachineFree {
+        machine: MachineId,
+        at: PlantTime,
+    },
+    OrderReceived {
+        order: String,
+        at: PlantTime,
+    },
+    OrderReleased {
+        order: String,
+        at: PlantTime,
+    },
+    Breakdown {
+        machine: MachineId,
+        at: PlantTime,
+    },
+    Repaired {
+        machine: MachineId,
+        at: PlantTime,
+    },
+    MaterialReceived {
+        material: usize,
+        at: PlantTime,
+    },
+    /// A work order is ready for its next step (released, or its last step ended): the
+    /// machines that can run that step have one more job waiting.
+    WorkReady {
+        work_order: String,
+        step: usize,
+        at: PlantTime,
+    },
 }
 
 /// A machine's state: a standard code integrators know (the UMH codes, mapped from PackML,
@@ -237,6 +262,10 @@ struct MachineTrack {
     totals: MachineTotals,
     /// What the machine itself last said, until another event changes its state.
     reported: Option<MachineState>,
+    /// The product of the last operation started here: what the machine is set up for.
+    last_product: Option<usize>,
+    /// When it entered its current status.
+    entered: u64,
 }
 
 /// A work order as the floor has reported it.
@@ -257,6 +286,11 @@ pub struct WorkOrder {
     pub sales_order: Option<String>,
     /// The work order it makes a component for: its units go there, not to the customer.
     pub parent: Option<String>,
+    /// When it was released, and when it became ready for its next step.
+    pub released: PlantTime,
+    pub ready_since: PlantTime,
+    /// Its customer order's due date, when the release named one that was known.
+    pub due: Option<PlantTime>,
 }
 
 impl WorkOrder {
@@ -462,6 +496,9 @@ fn field_f64(
         })
 }
 
+/// The latest time an event may name: the end of year 9999, in ms since the epoch.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 /// The longest duration an event may state (a year): beyond it a sum could run to infinity.
 const MAX_SECONDS: f64 = 366.0 * 86_400.0;
 
@@ -483,6 +520,8 @@ impl Projection {
                 running: None,
                 totals: MachineTotals::default(),
                 reported: None,
+                last_product: None,
+                entered: 0,
             })
             .collect();
         let materials = master.plant().materials.len();
@@ -710,29 +749,30 @@ impl Projection {
         let e = &a.event;
         Ok(match e.kind {
             EventKind::OrderReceived => {
-                let due = match e.detail.get("due") {
+                // The contract's times: milliseconds since the epoch, or RFC 3339 text.
+                let field = |problem| ProjectionError::Field {
+                    id: a.id.clone(),
+                    kind,
+                    field: "due",
+                    problem,
+                };
+                let due_ms = match e.detail.get("due") {
                     None | Some(serde_json::Value::Null) => None,
-                    Some(v) => {
-                        let text = v.as_str().ok_or_else(|| ProjectionError::Field {
-                            id: a.id.clone(),
-                            kind,
-                            field: "due",
-                            problem: "is not text",
-                        })?;
-                        let due = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
-                            ProjectionError::Field {
-                                id: a.id.clone(),
-                                kind,
-                                field: "due",
-                                problem: "is not an RFC 3339 time",
-                            }
-                        })?;
-                        Some(PlantTime::since(
-                            self.start,
-                            Timestamp(due.timestamp_millis()),
-                        ))
+                    Some(serde_json::Value::Number(n)) => Some(
+                        n.as_i64()
+                            .filter(|ms| (0..=MAX_TIME_MS).contains(ms))
+                            .ok_or_else(|| field("is not a whole number of ms in 1970..=9999"))?,
+                    ),
+                    Some(serde_json::Value::String(text)) => Some(
+                        chrono::DateTime::parse_from_rfc3339(text)
+                            .map_err(|_| field("is not an RFC 3339 time"))?
+                            .timestamp_millis(),
+                    ),
+                    Some(_) => {
+                        return Err(field("is neither ms since the epoch nor RFC 3339 text"));
                     }
                 };
+                let due = due_ms.map(|ms| PlantTime::since(self.start, Timestamp(ms)));
                 Fact::OrderReceived {
                     order: Self::order(a, kind)?,
                     product: self.product(a, kind)?,
@@ -891,6 +931,9 @@ impl Projection {
     fn set_status(&mut self, m: MachineId, now: u64, status: Status) {
         self.settle(m, now);
         if let Some(track) = self.machines.get_mut(m) {
+            if track.status != status {
+                track.entered = now;
+            }
             track.status = status;
             track.reported = None;
         }
@@ -940,9 +983,16 @@ impl Projection {
                 parent,
             } => {
                 // Reported again (or after its first step): what is known stays.
-                self.work_orders
-                    .entry(work_order)
-                    .or_insert_with(|| WorkOrder {
+                if self.work_orders.contains_key(&work_order) {
+                    return;
+                }
+                let due = sales_order
+                    .as_ref()
+                    .and_then(|so| self.sales_orders.get(so))
+                    .and_then(|o| o.due);
+                self.work_orders.insert(
+                    work_order.clone(),
+                    WorkOrder {
                         product,
                         quantity,
                         next_step: 0,
@@ -951,7 +1001,16 @@ impl Projection {
                         finished: None,
                         sales_order,
                         parent,
-                    });
+                        released: at,
+                        ready_since: at,
+                        due,
+                    },
+                );
+                points.push(DecisionPoint::WorkReady {
+                    work_order,
+                    step: 0,
+                    at,
+                });
             }
             Fact::OperationStarted {
                 machine,
@@ -979,6 +1038,7 @@ impl Projection {
                 }
                 // The time so far belongs to what the machine was doing before.
                 self.settle(machine, now);
+                self.machines[machine].last_product = Some(product);
                 self.machines[machine].running = Some(RunningOp {
                     work_order: work_order.clone(),
                     product,
@@ -1000,6 +1060,9 @@ impl Projection {
                         finished: None,
                         sales_order: None,
                         parent: None,
+                        released: at,
+                        ready_since: at,
+                        due: None,
                     });
                 wo.next_step = wo.next_step.max(step);
                 wo.running_on = Some(machine);
@@ -1063,6 +1126,13 @@ impl Projection {
                         if wo.parent.is_none() {
                             delivered = wo.sales_order.clone().map(|so| (so, good));
                         }
+                    } else if wo.finished.is_none() {
+                        wo.ready_since = at;
+                        points.push(DecisionPoint::WorkReady {
+                            work_order: work_order.clone(),
+                            step: wo.next_step,
+                            at,
+                        });
                     }
                 }
                 if let Some((so, good)) = delivered
@@ -1211,6 +1281,54 @@ impl Projection {
                     .is_some_and(|alts| alts.iter().any(|(m, _, _)| *m == machine))
             })
             .count()
+    }
+
+    /// Work orders waiting for a step this machine can run and not held for material, earliest
+    /// ready first: what a dispatcher may choose from when the machine is free.
+    pub fn waiting_for(&self, machine: MachineId) -> Vec<(&str, &WorkOrder)> {
+        let mut waiting: Vec<(&str, &WorkOrder)> = self
+            .work_orders
+            .iter()
+            .filter(|(_, w)| {
+                w.finished.is_none() && w.running_on.is_none() && !w.waiting_for_material
+            })
+            .filter(|(_, w)| {
+                self.master
+                    .step(w.product, w.next_step)
+                    .is_some_and(|alts| alts.iter().any(|(m, _, _)| *m == machine))
+            })
+            .map(|(id, w)| (id.as_str(), w))
+            .collect();
+        waiting.sort_by_key(|(id, w)| (w.ready_since, w.released, *id));
+        waiting
+    }
+
+    /// Whether the machine can take work now: idle, with no operation on it.
+    pub fn is_free(&self, machine: MachineId) -> bool {
+        self.machines
+            .get(machine)
+            .is_some_and(|t| t.status == Status::Idle && t.running.is_none())
+    }
+
+    /// How long (ms) the machine has been in its current state, at the applied time.
+    pub fn in_state_for_ms(&self, machine: MachineId) -> u64 {
+        self.machines
+            .get(machine)
+            .map_or(0, |t| self.applied_to.saturating_sub(t.entered))
+    }
+
+    /// Whether the machine is down (a failure) or in maintenance.
+    pub fn out_of_service(&self, machine: MachineId) -> Option<bool> {
+        match self.machines.get(machine)?.status {
+            Status::Down => Some(true),
+            Status::Maintenance => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The product the machine last started an operation of: its set-up.
+    pub fn last_product(&self, machine: MachineId) -> Option<usize> {
+        self.machines.get(machine)?.last_product
     }
 
     /// The operation on a machine (running, or interrupted by a failure).

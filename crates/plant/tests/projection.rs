@@ -509,11 +509,20 @@ fn decision_points_follow_the_floor() {
             DecisionPoint::Repaired { .. } => "repaired",
             DecisionPoint::MachineFree { .. } => "free",
             DecisionPoint::MaterialReceived { .. } => "material",
+            DecisionPoint::WorkReady { .. } => "ready",
         })
         .collect();
+    // The operation's end frees the machine and readies the work order's next step.
     assert_eq!(
         kinds,
-        ["received", "released", "breakdown", "repaired", "free"]
+        [
+            "received",
+            "released",
+            "breakdown",
+            "repaired",
+            "free",
+            "ready"
+        ]
     );
     let totals = p.totals(turn).expect("TURN-01");
     assert_eq!(totals.setup_ms, 60_000);
@@ -918,4 +927,168 @@ fn a_released_work_order_queues_then_delivers_to_its_customer_order() {
     let order = &p.sales_orders()["SO-1"];
     assert_eq!(order.delivered, 9, "WO-1's good units; WO-2 is a component");
     assert!(p.work_orders()["WO-1"].finished.is_some());
+}
+
+#[test]
+fn a_due_date_in_milliseconds_is_the_same_as_in_rfc_3339() {
+    let product = master().plant().products[0].id.clone();
+    let due = Timestamp(start().0 + 86_400_000);
+    let mut by_ms = projection();
+    let mut by_text = projection();
+    for (p, value) in [
+        (&mut by_ms, json!(due.0)),
+        (&mut by_text, json!(due.to_rfc3339())),
+    ] {
+        p.offer(arrival(
+            "o",
+            "erp",
+            1,
+            event(
+                0,
+                EventKind::OrderReceived,
+                "",
+                "SO-1",
+                json!({"product": product, "quantity": 3, "due": value}),
+            ),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        p.advance_to(PlantTime(2 * WINDOW_MS));
+    }
+    assert_eq!(
+        by_ms.sales_orders()["SO-1"].due,
+        Some(PlantTime(86_400_000))
+    );
+    assert_eq!(by_ms.sales_orders(), by_text.sales_orders());
+    let mut p = projection();
+    for bad in [json!(-5), json!(1.5), json!(true)] {
+        let refused = p.offer(arrival(
+            "b",
+            "erp",
+            1,
+            event(
+                0,
+                EventKind::OrderReceived,
+                "",
+                "SO-2",
+                json!({"product": product, "quantity": 3, "due": bad}),
+            ),
+        ));
+        assert!(
+            matches!(&refused, Err(ProjectionError::Field { field: "due", .. })),
+            "{bad}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn released_and_advanced_work_waits_where_its_next_step_can_run() {
+    let master = master();
+    let product = master.plant().products[0].id.clone();
+    let eligible = |step: usize| -> Vec<usize> {
+        master
+            .step(0, step)
+            .map(|alts| alts.iter().map(|(m, _, _)| *m).collect())
+            .unwrap_or_default()
+    };
+    let due = Timestamp(start().0 + 7_200_000);
+    let mut p = projection();
+    let mut points = Vec::new();
+    let mut seq = 0;
+    let mut offer = |p: &mut Projection, e: PlantEvent, points: &mut Vec<DecisionPoint>| {
+        seq += 1;
+        let (_, got) = p
+            .offer(arrival(&format!("e{seq}"), "mes", seq, e))
+            .unwrap_or_else(|e| panic!("{e}"));
+        points.extend(got);
+    };
+    offer(
+        &mut p,
+        event(
+            0,
+            EventKind::OrderReceived,
+            "",
+            "SO-1",
+            json!({"product": product, "quantity": 10, "due": due.0}),
+        ),
+        &mut points,
+    );
+    offer(
+        &mut p,
+        event(
+            1_000,
+            EventKind::WorkOrderReleased,
+            "",
+            "WO-7",
+            json!({"product": product, "quantity": 10, "sales_order": "SO-1"}),
+        ),
+        &mut points,
+    );
+    points.extend(p.advance_to(PlantTime(2 * WINDOW_MS)));
+    assert!(
+        points.contains(&DecisionPoint::WorkReady {
+            work_order: "WO-7".into(),
+            step: 0,
+            at: PlantTime(1_000),
+        }),
+        "{points:?}"
+    );
+    let m0 = eligible(0)[0];
+    let waiting = p.waiting_for(m0);
+    assert_eq!(waiting.len(), 1);
+    let (id, wo) = waiting[0];
+    assert_eq!(id, "WO-7");
+    assert_eq!(
+        wo.due,
+        Some(PlantTime(7_200_000)),
+        "the customer order's due date"
+    );
+    assert_eq!(
+        (wo.released, wo.ready_since),
+        (PlantTime(1_000), PlantTime(1_000))
+    );
+    assert!(p.is_free(m0));
+    assert_eq!(p.last_product(m0), None);
+    // Its first step runs and ends: it is ready for step 1 where that step can run.
+    let machine = master.machine_id(m0).unwrap_or_default().to_owned();
+    let t = 3 * WINDOW_MS;
+    offer(
+        &mut p,
+        event(
+            t,
+            EventKind::OperationStarted,
+            &machine,
+            "WO-7",
+            json!({"product": product, "step": 0, "quantity": 10}),
+        ),
+        &mut points,
+    );
+    points.clear();
+    offer(
+        &mut p,
+        event(
+            t + 60_000,
+            EventKind::OperationCompleted,
+            &machine,
+            "WO-7",
+            json!({"step": 0, "good": 10}),
+        ),
+        &mut points,
+    );
+    points.extend(p.advance_to(PlantTime(t + 60_000 + 2 * WINDOW_MS)));
+    assert_eq!(p.last_product(m0), Some(0));
+    if master.steps(0) > 1 {
+        assert!(
+            points.contains(&DecisionPoint::WorkReady {
+                work_order: "WO-7".into(),
+                step: 1,
+                at: PlantTime(t + 60_000),
+            }),
+            "{points:?}"
+        );
+        let m1 = eligible(1)[0];
+        let waiting = p.waiting_for(m1);
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].1.ready_since, PlantTime(t + 60_000));
+        assert_eq!(waiting[0].1.next_step, 1);
+    }
 }

@@ -7,6 +7,7 @@
 //! coordinator do, this crate only carries their decisions to the plant and the ledger.
 
 pub mod clock;
+pub mod feed;
 pub mod ingest;
 pub mod ladder;
 pub mod live;
@@ -15,6 +16,7 @@ pub mod opcua;
 pub mod publish;
 pub mod record;
 pub mod run;
+mod view;
 
 pub use clock::Clock;
 pub use run::{Progress, RunError, RunSpec, simulate};

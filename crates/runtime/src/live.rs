@@ -14,12 +14,11 @@ use aifactory_connect::mqtt::{BrokerAddress, MqttError, PublishStats};
 use aifactory_coordinator::CoordinatorError;
 use aifactory_core::{EventKind, Plant, PlantEvent, TelemetryReading, Timestamp};
 use aifactory_plant::command::{AckEffect, AckError};
-use aifactory_plant::projection::{Arrival, Projection, ProjectionConfig, state_word};
-use aifactory_plant::{Ack, AckTracker, Command, CommandSink, SendError};
+use aifactory_plant::projection::{Arrival, Projection, ProjectionConfig};
+use aifactory_plant::{AckTracker, Command, CommandSink, SendError};
 use aifactory_server::live::{
-    AnomalyMark, DayForecast, DayQuantity, EventNow, Limits, MachineNow, OrderCounts, OrderNow,
-    ParamRange, Plan, PlanJob, PlantId, PlantNow, ProductForecast, ProductInfo, Publisher,
-    Snapshot, SpcChart, SpcPoint, StepInfo,
+    AnomalyMark, DayForecast, DayQuantity, EventNow, Limits, OrderCounts, OrderNow, Plan, PlanJob,
+    PlantId, PlantNow, ProductForecast, ProductInfo, Publisher, Snapshot, SpcChart, SpcPoint,
 };
 use aifactory_skills::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
 use aifactory_skills::spc::{Dispersion, IndividualsChart, RuleSet, XbarChart};
@@ -164,39 +163,6 @@ fn scoped(scope: &Option<String>, id: &str) -> String {
     }
 }
 
-/// The plant's products as the live view carries them.
-fn product_infos(plant: &aifactory_core::Plant) -> Vec<ProductInfo> {
-    plant
-        .products
-        .iter()
-        .map(|p| ProductInfo {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            name_zh: p.name_zh.clone(),
-            steps: p
-                .routing
-                .iter()
-                .map(|s| StepInfo {
-                    name: s.name.clone(),
-                    minutes_per_unit: s.times.iter().map(|(m, t)| (m.clone(), *t)).collect(),
-                    setup_min: s.setup_min,
-                    params: s
-                        .params
-                        .iter()
-                        .map(|q| ParamRange {
-                            name: q.name.clone(),
-                            unit: q.unit.clone(),
-                            min: q.min,
-                            max: q.max,
-                            default: q.default,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
 /// The twin as a command sink, as a connector to a real plant would be: each command is tracked
 /// from the moment it leaves until its acknowledgements settle it. Clones share one tracker.
 #[derive(Debug, Clone)]
@@ -240,19 +206,24 @@ impl TwinCommands {
             let known = tracker.command(&ack.command).cloned();
             let event = match tracker.ack(ack.clone()) {
                 Ok(AckEffect::Settled(settled)) => {
-                    ack_event(&settled.ack, Some(&settled.command), true, None)
+                    crate::view::ack_event(&settled.ack, Some(&settled.command), true, None)
                 }
                 Ok(AckEffect::Progressed(_) | AckEffect::Stale) => {
-                    ack_event(&ack, known.as_ref(), false, None)
+                    crate::view::ack_event(&ack, known.as_ref(), false, None)
                 }
                 // A host application's own command (a DCMD), sent past the tracker.
-                Err(AckError::UnknownCommand(_)) => ack_event(&ack, None, false, None),
-                Err(e) => ack_event(&ack, known.as_ref(), false, Some(e.to_string())),
+                Err(AckError::UnknownCommand(_)) => crate::view::ack_event(&ack, None, false, None),
+                Err(e) => crate::view::ack_event(&ack, known.as_ref(), false, Some(e.to_string())),
             };
             events.push(event);
         }
         for settled in tracker.expire(now) {
-            events.push(ack_event(&settled.ack, Some(&settled.command), true, None));
+            events.push(crate::view::ack_event(
+                &settled.ack,
+                Some(&settled.command),
+                true,
+                None,
+            ));
         }
         events
     }
@@ -264,40 +235,6 @@ impl CommandSink for TwinCommands {
             .sent(&command, Timestamp(self.now_ms.load(Ordering::Relaxed)))?;
         self.inbox.send(command);
         Ok(())
-    }
-}
-
-/// An acknowledgement as a plant event; `outcome` marks the one that settled its command.
-fn ack_event(
-    ack: &Ack,
-    command: Option<&Command>,
-    outcome: bool,
-    contradiction: Option<String>,
-) -> PlantEvent {
-    let mut detail = serde_json::json!({
-        "command": ack.command,
-        "status": ack.status.as_str(),
-        "outcome": outcome,
-    });
-    if let Some(c) = command {
-        detail["decision"] = serde_json::json!(c.decision);
-        detail["action"] = serde_json::to_value(&c.action).unwrap_or_default();
-    }
-    if let Some(reason) = &ack.reason {
-        detail["reason"] = serde_json::json!(reason);
-    }
-    if let Some(v) = ack.read_back {
-        detail["read_back"] = serde_json::json!(v);
-    }
-    if let Some(c) = contradiction {
-        detail["contradiction"] = serde_json::json!(c);
-    }
-    PlantEvent {
-        at: ack.at,
-        kind: EventKind::CommandAck,
-        machine: command.map(|c| c.action.machine().to_owned()),
-        order: None,
-        detail,
     }
 }
 
@@ -718,12 +655,12 @@ impl Runner {
                 .and_then(|w| w.planned_start)
                 .map(|t| Timestamp(start.0 + t.0 as i64))
         };
-        let plant_file = self.model.plant();
-        let mut machines = Vec::with_capacity(plant_file.machines.len());
-        for (i, spec) in plant_file.machines.iter().enumerate() {
-            let totals = projection.totals(i).cloned().unwrap_or_default();
-            let run_h = totals.run_ms as f64 / 3_600_000.0;
-            let renewals = totals.failures + totals.services;
+        let mut machines = crate::view::machines_now(projection, elapsed_h);
+        for (i, m) in machines.iter_mut().enumerate() {
+            let run_h = projection
+                .totals(i)
+                .map_or(0.0, |t| t.run_ms as f64 / 3_600_000.0);
+            let renewals = m.failures + m.maintenances;
             if let Some(r) = self.renewed.get_mut(i)
                 && r.0 != renewals
             {
@@ -731,62 +668,14 @@ impl Runner {
             }
             let age_h = (run_h - self.renewed.get(i).map_or(0.0, |r| r.1)).max(0.0);
             let survival = self.survival.get(i).and_then(Option::as_ref);
-            let code = projection.state(i).map_or(30_000, |s| s.code);
-            let running_op = projection.running(i);
-            machines.push(MachineNow {
-                id: spec.id.clone(),
-                name: spec.name.clone(),
-                group: spec.work_centre.clone(),
-                state: state_word(code).to_owned(),
-                state_code: code,
-                order: running_op.map(|r| r.work_order.clone()),
-                operation: running_op.map(|r| r.step),
-                queue: projection.queue(i),
-                utilisation: (run_h / elapsed_h).clamp(0.0, 1.0),
-                anomaly_score: self.watcher.scores.get(&spec.id).copied(),
-                anomaly: self.watcher.alarms.get(&spec.id).copied().unwrap_or(false),
-                failures: totals.failures,
-                maintenances: totals.services,
-                age_h,
-                health: survival.and_then(|s| s.conditional(age_h, HEALTH_HORIZON_H)),
-                rul_h: survival.and_then(|s| s.median_residual(age_h)),
-                next_service: next_service(i),
-            });
+            m.anomaly_score = self.watcher.scores.get(&m.id).copied();
+            m.anomaly = self.watcher.alarms.get(&m.id).copied().unwrap_or(false);
+            m.age_h = age_h;
+            m.health = survival.and_then(|s| s.conditional(age_h, HEALTH_HORIZON_H));
+            m.rul_h = survival.and_then(|s| s.median_residual(age_h));
+            m.next_service = next_service(i);
         }
-        // Orders the projection has forgotten (completed before its dedup horizon) keep their
-        // last state here, so the list covers the whole run.
-        let master = projection.master();
-        for (id, o) in projection.sales_orders() {
-            let at = |t: PlantTime| Timestamp(start.0 + t.0 as i64);
-            let received = at(o.received);
-            let due = o.due.map_or(received, at);
-            let completed = o.completed.map(at);
-            self.orders.insert(
-                id.clone(),
-                OrderNow {
-                    id: id.clone(),
-                    product: master
-                        .plant()
-                        .products
-                        .get(o.product)
-                        .map(|p| p.id.clone())
-                        .unwrap_or_default(),
-                    quantity: o.quantity,
-                    delivered: o.delivered.min(o.quantity),
-                    received,
-                    due,
-                    released: o.released,
-                    completed,
-                    status: match (completed, o.released) {
-                        (Some(_), _) => "completed",
-                        (None, true) => "in_progress",
-                        (None, false) => "waiting",
-                    }
-                    .to_owned(),
-                    late: o.due.is_some() && completed.unwrap_or(now) > due,
-                },
-            );
-        }
+        crate::view::update_orders(projection, start, now, &mut self.orders);
         let orders: Vec<OrderNow> = self.orders.values().cloned().collect();
         let kpis = projection.kpis();
         let machine_ids: Vec<String> = self
@@ -1072,7 +961,7 @@ pub async fn start(
         order_book,
         forecasts: Vec::new(),
         forecast_day: None,
-        products: product_infos(&spec.plant),
+        products: crate::view::product_infos(&spec.plant),
         scope: (run_id.0 > 1).then(|| format!("R{}", run_id.0)),
         survival,
         renewed: vec![(0, 0.0); machine_count],

@@ -124,6 +124,13 @@ pub struct Commanded<P> {
     set_points: HashMap<(MachineId, String), f64>,
     /// Set-point commands not yet used in an operation.
     set_points_waiting: HashMap<(MachineId, String), Waiting>,
+    /// Per machine, the dispatch list it takes its next job from: (work-order number, step).
+    dispatch_lists: HashMap<MachineId, (Waiting, Vec<(u32, usize)>)>,
+}
+
+/// The twin's work-order number in an id such as `WO-000017`.
+fn work_order_number(id: &str) -> Option<u32> {
+    id.strip_prefix("WO-")?.parse().ok()
 }
 
 impl<P> std::fmt::Debug for Commanded<P> {
@@ -156,6 +163,7 @@ impl<P: Policy> Commanded<P> {
             maintenance: HashMap::new(),
             set_points: HashMap::new(),
             set_points_waiting: HashMap::new(),
+            dispatch_lists: HashMap::new(),
         }
     }
 
@@ -213,6 +221,21 @@ impl<P: Policy> Commanded<P> {
                     }
                     self.set_points.insert((machine, param), value);
                 }
+                Action::DispatchList { jobs, .. } => {
+                    // An order the twin did not issue matches no candidate, so it is skipped.
+                    let jobs = jobs
+                        .iter()
+                        .map(|j| (work_order_number(&j.order).unwrap_or(0), j.step))
+                        .collect();
+                    if let Some((older, _)) =
+                        self.dispatch_lists.insert(machine, (waiting.clone(), jobs))
+                    {
+                        self.inbox.ack(
+                            self.ack(&older.id, AckStatus::Failed)
+                                .because(format!("superseded by command `{}`", waiting.id)),
+                        );
+                    }
+                }
             }
         }
     }
@@ -233,6 +256,27 @@ impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
     fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
         self.now = now;
         self.collect();
+        if let Some((w, jobs)) = self.dispatch_lists.remove(&machine) {
+            if self.expired(w.expires) {
+                self.inbox.ack(
+                    self.ack(&w.id, AckStatus::Expired)
+                        .because("the machine was not free before it expired"),
+                );
+            } else if let Some(pick) = jobs.iter().find_map(|&(job, step)| {
+                candidates
+                    .iter()
+                    .position(|c| c.job == job && c.step == step)
+            }) {
+                self.inbox.ack(self.ack(&w.id, AckStatus::Completed));
+                self.inbox.count(|c| c.obeyed += 1);
+                return pick;
+            } else {
+                self.inbox.ack(
+                    self.ack(&w.id, AckStatus::Failed)
+                        .because("none of the listed jobs waits at this machine"),
+                );
+            }
+        }
         self.inner.dispatch(now, machine, candidates)
     }
 
@@ -367,6 +411,77 @@ mod tests {
             by_command.entry(ack.command).or_default().push(ack.status);
         }
         by_command
+    }
+
+    fn queued(job: u32, step: usize) -> QueuedOp {
+        QueuedOp {
+            job,
+            product: 0,
+            step,
+            quantity: 10,
+            due: PlantTime(86_400_000),
+            released: PlantTime(0),
+            ready_since: PlantTime(0),
+            processing_s: 600.0,
+        }
+    }
+
+    fn dispatch_list(id: &str, machine: &str, jobs: &[(&str, usize)]) -> Command {
+        command(
+            id,
+            Action::DispatchList {
+                machine: machine.into(),
+                jobs: jobs
+                    .iter()
+                    .map(|(order, step)| aifactory_plant::DispatchJob {
+                        order: (*order).to_owned(),
+                        step: *step,
+                    })
+                    .collect(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_dispatch_list_picks_the_first_listed_job_that_waits_here() {
+        let model = model();
+        let inbox = CommandInbox::new();
+        let fifo = BaselinePolicy {
+            dispatch: "fifo".parse().unwrap_or_else(|e| panic!("{e}")),
+            ..BaselinePolicy::default()
+        };
+        let mut policy = Commanded::new(fifo, &model, inbox.clone());
+        let turn = model.master().machine_index("TURN-01");
+        let turn = turn.unwrap_or_else(|| panic!("no TURN-01"));
+        let candidates = [queued(1, 0), queued(2, 0), queued(3, 1)];
+        // WO-000009 does not wait here; WO-000003 waits at step 1, not 0; WO-000002 at step 0.
+        inbox.send(dispatch_list(
+            "L1",
+            "TURN-01",
+            &[("WO-000009", 0), ("WO-000003", 0), ("WO-000002", 0)],
+        ));
+        assert_eq!(policy.dispatch(PlantTime(1_000), turn, &candidates), 1);
+        assert_eq!(
+            policy.dispatch(PlantTime(2_000), turn, &candidates),
+            0,
+            "used once: the rule decides again"
+        );
+        // A newer list replaces one not yet used; one whose jobs are all elsewhere fails.
+        inbox.send(dispatch_list("L2", "TURN-01", &[("WO-000003", 1)]));
+        inbox.send(dispatch_list("L3", "TURN-01", &[("WO-000042", 0)]));
+        assert_eq!(policy.dispatch(PlantTime(3_000), turn, &candidates), 0);
+        inbox.send(dispatch_list("L4", "TURN-01", &[]));
+        assert_eq!(policy.dispatch(PlantTime(4_000), turn, &candidates), 0);
+        let acks = statuses(&inbox);
+        use AckStatus::*;
+        assert_eq!(acks["L1"], vec![Received, Accepted, Completed]);
+        assert_eq!(acks["L2"], vec![Received, Accepted, Failed], "superseded");
+        assert_eq!(
+            acks["L3"],
+            vec![Received, Accepted, Failed],
+            "nothing listed waits here"
+        );
+        assert_eq!(acks["L4"], vec![Received, Rejected], "an empty list");
     }
 
     #[test]

@@ -1,0 +1,382 @@
+//! Decisions for a plant seen only through its events: at each decision point the policy is asked
+//! with views built from the [`Projection`] and the plant's master data — never from a
+//! simulator's insides — and its answers become [`Action`]s to send as commands.
+//!
+//! This is the other side of the twin's own loop: the twin asks its policy directly; a plant
+//! behind a wire (or the twin behind one) is driven by a [`Driver`] in the runtime. A free
+//! machine is offered preventive maintenance first, then the work waiting for it; the answer
+//! goes out as a `start_maintenance` or a `dispatch_list` (the policy's pick first, the rest in
+//! the order they became ready). A planning policy is handed the whole floor when work is
+//! released, a machine fails or comes back.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::command::{Action, DispatchJob};
+use crate::policy::{Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, QueuedOp};
+use crate::projection::{DecisionPoint, Projection, WorkOrder};
+use crate::{MachineId, PlantTime, Policy};
+
+/// Where a work order that names no due date is assumed due: far enough to rank last.
+const NO_DUE_MS: u64 = 365 * 86_400_000;
+/// Work-order numbers handed to ids that do not carry one (`WO-000017` carries 17).
+const FIRST_FREE_NUMBER: u32 = 1_000_000_000;
+
+/// One decision taken, with what brought it about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    pub action: Action,
+    /// When it was decided (the projection's applied time).
+    pub at: PlantTime,
+    /// The decision point that asked for it, e.g. `machine_free`.
+    pub trigger: &'static str,
+    /// The work that was waiting for the machine, as the policy saw it (empty for maintenance).
+    pub waiting: Vec<DispatchJob>,
+    /// Running hours since the machine's last failure or service, as the policy saw them.
+    pub run_h_since_renewal: f64,
+}
+
+/// Drives a policy from a plant's projected state.
+pub struct Driver {
+    policy: Box<dyn Policy + Send>,
+    /// Last sensor readings per machine: vibration mm/s, temperature °C, current A.
+    readings: Vec<[f64; 3]>,
+    /// Work-order numbers as policies see them ([`QueuedOp::job`]), and back.
+    numbers: HashMap<String, u32>,
+    ids: HashMap<u32, String>,
+    next_free: u32,
+    /// Per machine: failures plus services seen, and its running ms at the last change.
+    renewed: Vec<(u64, u64)>,
+    /// Per machine: the dispatch list sent while it is free (not sent again unchanged).
+    sent_list: Vec<Option<Vec<DispatchJob>>>,
+    /// Per machine: maintenance ordered and not yet begun (not ordered twice).
+    maintenance_ordered: Vec<Option<u64>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("policy", &self.policy.name())
+            .field("readings", &self.readings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// A driver for a plant of `machines` machines.
+    pub fn new(policy: Box<dyn Policy + Send>, machines: usize) -> Driver {
+        Driver {
+            policy,
+            readings: vec![[0.0; 3]; machines],
+            numbers: HashMap::new(),
+            ids: HashMap::new(),
+            next_free: FIRST_FREE_NUMBER,
+            renewed: vec![(0, 0); machines],
+            sent_list: vec![None; machines],
+            maintenance_ordered: vec![None; machines],
+        }
+    }
+
+    /// The policy's name, for the ledger.
+    pub fn policy_name(&self) -> String {
+        self.policy.name()
+    }
+
+    /// A sensor reading: signals whose names say vibration, temperature or current feed the
+    /// machine's view (the twin's `vibration_mm_s`, a plant's `vibration`); others are ignored.
+    pub fn reading(&mut self, machine: MachineId, signal: &str, value: f64) {
+        let Some(r) = self.readings.get_mut(machine) else {
+            return;
+        };
+        let signal = signal.to_ascii_lowercase();
+        let slot = if signal.starts_with("vib") {
+            0
+        } else if signal.starts_with("temp") {
+            1
+        } else if signal.starts_with("current") {
+            2
+        } else {
+            return;
+        };
+        if value.is_finite() {
+            r[slot] = value;
+        }
+    }
+
+    /// The number a policy knows the work order by.
+    fn number(&mut self, id: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(id) {
+            return n;
+        }
+        let carried = id
+            .strip_prefix("WO-")
+            .and_then(|d| d.parse::<u32>().ok())
+            .filter(|n| *n < FIRST_FREE_NUMBER && !self.ids.contains_key(n));
+        let n = carried.unwrap_or_else(|| {
+            while self.ids.contains_key(&self.next_free) {
+                self.next_free = self.next_free.wrapping_add(1);
+            }
+            self.next_free
+        });
+        self.numbers.insert(id.to_owned(), n);
+        self.ids.insert(n, id.to_owned());
+        n
+    }
+
+    /// What the decision points ask: maintenance orders and dispatch lists for the machines
+    /// they concern, after handing a planning policy the floor where it changed.
+    pub fn decide(&mut self, projection: &Projection, points: &[DecisionPoint]) -> Vec<Decided> {
+        let master = projection.master();
+        let machines = self.readings.len();
+        for m in 0..machines {
+            let Some(t) = projection.totals(m) else {
+                continue;
+            };
+            let count = t.failures + t.services;
+            if self.renewed[m].0 != count {
+                self.renewed[m] = (count, t.run_ms);
+                self.maintenance_ordered[m] = None;
+            }
+            if !projection.is_free(m) {
+                self.sent_list[m] = None;
+            }
+            // An order the plant did not carry out before the machine took other work is dead.
+            if projection.running(m).is_some() {
+                self.maintenance_ordered[m] = None;
+            }
+        }
+        let replan = points.iter().any(|p| {
+            matches!(
+                p,
+                DecisionPoint::OrderReleased { .. }
+                    | DecisionPoint::WorkReady { step: 0, .. }
+                    | DecisionPoint::Breakdown { .. }
+                    | DecisionPoint::Repaired { .. }
+            )
+        });
+        if replan && self.policy.wants_floor() {
+            let floor = self.floor(projection);
+            self.policy.plan(&floor);
+        }
+        // The machines each point concerns, with the first point's kind.
+        let mut concerned: Vec<(MachineId, &'static str)> = Vec::new();
+        let mut add = |m: MachineId, why: &'static str| {
+            if !concerned.iter().any(|(c, _)| *c == m) {
+                concerned.push((m, why));
+            }
+        };
+        for p in points {
+            match p {
+                DecisionPoint::MachineFree { machine, .. } => add(*machine, "machine_free"),
+                DecisionPoint::Repaired { machine, .. } => add(*machine, "repaired"),
+                DecisionPoint::WorkReady {
+                    work_order, step, ..
+                } => {
+                    let product = projection.work_orders().get(work_order).map(|w| w.product);
+                    if let Some(alts) = product.and_then(|p| master.step(p, *step)) {
+                        for (m, _, _) in alts {
+                            add(*m, "work_ready");
+                        }
+                    }
+                }
+                DecisionPoint::MaterialReceived { .. } => {
+                    for m in 0..machines {
+                        add(m, "material_received");
+                    }
+                }
+                DecisionPoint::OrderReceived { .. }
+                | DecisionPoint::OrderReleased { .. }
+                | DecisionPoint::Breakdown { .. } => {}
+            }
+        }
+        let now = projection.applied_to();
+        let mut decided = Vec::new();
+        for (m, trigger) in concerned {
+            if m >= machines || !projection.is_free(m) || self.maintenance_ordered[m].is_some() {
+                continue;
+            }
+            let Some(machine_id) = master.machine_id(m).map(str::to_owned) else {
+                continue;
+            };
+            let run_ms = projection.totals(m).map_or(0, |t| t.run_ms);
+            let run_h = run_ms.saturating_sub(self.renewed[m].1) as f64 / 3_600_000.0;
+            let view = MachineView {
+                machine: m,
+                now,
+                run_h_since_maintenance: run_h,
+                recommended_interval_h: master
+                    .machine_maintenance()
+                    .get(m)
+                    .map_or(f64::INFINITY, |(_, mm)| mm.pm_interval_run_h),
+                last_vibration_mm_s: self.readings[m][0],
+                last_temperature_c: self.readings[m][1],
+                last_current_a: self.readings[m][2],
+                queue_len: projection.queue(m),
+            };
+            if self.policy.start_maintenance(&view) {
+                self.maintenance_ordered[m] = Some(now.0);
+                self.sent_list[m] = None;
+                decided.push(Decided {
+                    action: Action::StartMaintenance {
+                        machine: machine_id,
+                    },
+                    at: now,
+                    trigger,
+                    waiting: Vec::new(),
+                    run_h_since_renewal: run_h,
+                });
+                continue;
+            }
+            let waiting = projection.waiting_for(m);
+            if waiting.is_empty() {
+                continue;
+            }
+            let candidates: Vec<QueuedOp> = waiting
+                .iter()
+                .map(|(id, w)| self.queued(projection, m, id, w))
+                .collect();
+            let jobs: Vec<DispatchJob> = waiting
+                .iter()
+                .map(|(id, w)| DispatchJob {
+                    order: (*id).to_owned(),
+                    step: w.next_step,
+                })
+                .collect();
+            let pick = self
+                .policy
+                .dispatch(now, m, &candidates)
+                .min(candidates.len() - 1);
+            let mut list = jobs.clone();
+            let first = list.remove(pick);
+            list.insert(0, first);
+            if self.sent_list[m].as_ref() == Some(&list) {
+                continue;
+            }
+            self.sent_list[m] = Some(list.clone());
+            decided.push(Decided {
+                action: Action::DispatchList {
+                    machine: machine_id,
+                    jobs: list,
+                },
+                at: now,
+                trigger,
+                waiting: jobs,
+                run_h_since_renewal: run_h,
+            });
+        }
+        decided
+    }
+
+    /// A waiting work order as a dispatcher sees it on machine `m`.
+    fn queued(
+        &mut self,
+        projection: &Projection,
+        m: MachineId,
+        id: &str,
+        w: &WorkOrder,
+    ) -> QueuedOp {
+        let (setup_s, unit_s) = projection
+            .master()
+            .step(w.product, w.next_step)
+            .and_then(|alts| alts.iter().find(|(mm, _, _)| *mm == m))
+            .map_or((0.0, 0.0), |(_, setup, unit)| (*setup, *unit));
+        let setup = if projection.last_product(m) == Some(w.product) {
+            0.0
+        } else {
+            setup_s
+        };
+        QueuedOp {
+            job: self.number(id),
+            product: w.product,
+            step: w.next_step,
+            quantity: w.quantity,
+            due: w.due.unwrap_or(PlantTime(w.released.0 + NO_DUE_MS)),
+            released: w.released,
+            ready_since: w.ready_since,
+            processing_s: setup + unit_s * f64::from(w.quantity),
+        }
+    }
+
+    /// The whole floor for a planning policy: open work orders in number order, each machine's
+    /// expected time out of service from the master data's mean repair and service times.
+    fn floor(&mut self, projection: &Projection) -> Floor {
+        let master = projection.master();
+        let now = projection.applied_to();
+        let open: Vec<(String, WorkOrder)> = projection
+            .work_orders()
+            .iter()
+            .filter(|(_, w)| w.finished.is_none() && !w.done(master))
+            .map(|(id, w)| (id.clone(), w.clone()))
+            .collect();
+        let parents: BTreeSet<&str> = open
+            .iter()
+            .filter_map(|(_, w)| w.parent.as_deref())
+            .collect();
+        let mut jobs = Vec::with_capacity(open.len());
+        for (id, w) in &open {
+            let routing = master.routing(w.product);
+            let operations: Vec<Vec<FloorAlternative>> = routing
+                .iter()
+                .skip(w.next_step)
+                .map(|alts| {
+                    alts.iter()
+                        .map(|&(machine, setup_s, unit_s)| FloorAlternative {
+                            machine,
+                            setup_s,
+                            run_s: unit_s * f64::from(w.quantity),
+                        })
+                        .collect()
+                })
+                .collect();
+            let running = w.running_on.map(|m| {
+                let op = projection.running(m);
+                let planned = routing
+                    .get(w.next_step)
+                    .and_then(|alts| alts.iter().find(|(mm, _, _)| *mm == m))
+                    .map_or(0.0, |(_, setup, unit)| {
+                        let setup = op.map_or(*setup, |r| r.setup_left_ms as f64 / 1000.0);
+                        setup + unit * f64::from(w.quantity)
+                    });
+                let elapsed_s = op.map_or(0.0, |r| {
+                    now.0.saturating_sub(r.started.0) as f64 / 1000.0
+                        - r.setup_left_ms as f64 / 1000.0
+                });
+                (m, (planned - elapsed_s.max(0.0)).max(0.0))
+            });
+            jobs.push(FloorJob {
+                job: self.number(id),
+                product: w.product,
+                quantity: w.quantity,
+                due: w.due.unwrap_or(PlantTime(w.released.0 + NO_DUE_MS)),
+                next_step: w.next_step,
+                operations,
+                running,
+                waiting: w.waiting_for_material || parents.contains(id.as_str()),
+            });
+        }
+        jobs.sort_by_key(|j| j.job);
+        let maintenance = master.machine_maintenance();
+        let machines = (0..self.readings.len())
+            .map(|m| {
+                let expected_h = match projection.out_of_service(m) {
+                    Some(true) => maintenance.get(m).map_or(0.0, |(_, mm)| mm.corrective_h),
+                    Some(false) => maintenance.get(m).map_or(0.0, |(_, mm)| mm.preventive_h),
+                    None => 0.0,
+                };
+                FloorMachine {
+                    unavailable_for_s: (expected_h * 3600.0
+                        - projection.in_state_for_ms(m) as f64 / 1000.0)
+                        .max(0.0),
+                    last_product: projection
+                        .running(m)
+                        .map(|r| r.product)
+                        .or(projection.last_product(m)),
+                }
+            })
+            .collect();
+        Floor {
+            now,
+            jobs,
+            machines,
+        }
+    }
+}

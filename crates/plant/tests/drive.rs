@@ -1,0 +1,315 @@
+//! The driver asks a policy from a plant's projected state: dispatch lists with the policy's
+//! pick first, maintenance when the rules say so (never twice for one need), the floor for a
+//! planning policy, and sensor readings in the machine's view.
+
+use aifactory_core::{EventKind, Plant, PlantEvent, Timestamp};
+use aifactory_plant::drive::Driver;
+use aifactory_plant::projection::{Arrival, DecisionPoint, Projection, ProjectionConfig};
+use aifactory_plant::{
+    Action, BaselinePolicy, Floor, MachineId, MachineView, MasterData, MaterialView, PlantTime,
+    Policy, PurchaseRequest, QueuedOp,
+};
+use serde_json::json;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+fn master() -> Arc<MasterData> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plants/hangzhou-auto-parts.toml");
+    Arc::new(MasterData::new(
+        Plant::load(&path).unwrap_or_else(|e| panic!("{e}")),
+    ))
+}
+
+/// A plant fed by hand: events in, decision points out.
+struct Floorplan {
+    projection: Projection,
+    seq: u64,
+    start: Timestamp,
+}
+
+impl Floorplan {
+    fn new() -> Floorplan {
+        let master = master();
+        let start = master.plant().start().0;
+        Floorplan {
+            projection: Projection::new(master, ProjectionConfig::default()),
+            seq: 0,
+            start,
+        }
+    }
+
+    fn event(
+        &mut self,
+        at_ms: u64,
+        kind: EventKind,
+        machine: Option<&str>,
+        order: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Vec<DecisionPoint> {
+        self.seq += 1;
+        let arrival = Arrival {
+            id: format!("e{}", self.seq),
+            source: "mes".into(),
+            seq: self.seq,
+            event: PlantEvent {
+                at: Timestamp(self.start.0 + at_ms as i64),
+                kind,
+                machine: machine.map(str::to_owned),
+                order: order.map(str::to_owned),
+                detail,
+            },
+        };
+        let (_, mut points) = self
+            .projection
+            .offer(arrival)
+            .unwrap_or_else(|e| panic!("{e}"));
+        points.extend(self.projection.advance_to(PlantTime(at_ms)));
+        points
+    }
+
+    /// An order with its one work order, released at `at_ms`.
+    fn release(&mut self, at_ms: u64, n: u32, due_ms: u64) -> Vec<DecisionPoint> {
+        let product = self.projection.master().plant().products[0].id.clone();
+        let so = format!("SO-{n:06}");
+        let due = self.start.0 + due_ms as i64;
+        let mut points = self.event(
+            at_ms,
+            EventKind::OrderReceived,
+            None,
+            Some(&so),
+            json!({"product": product, "quantity": 5, "due": due}),
+        );
+        points.extend(self.event(
+            at_ms,
+            EventKind::WorkOrderReleased,
+            None,
+            Some(&format!("WO-{n:06}")),
+            json!({"product": product, "quantity": 5, "sales_order": so}),
+        ));
+        points
+    }
+}
+
+fn first_step_machine(master: &MasterData) -> (MachineId, String) {
+    let m = master.step(0, 0).map(|alts| alts[0].0).unwrap_or(0);
+    (m, master.machine_id(m).unwrap_or_default().to_owned())
+}
+
+fn rtf() -> BaselinePolicy {
+    BaselinePolicy {
+        maintenance: "rtf".parse().unwrap_or_else(|e| panic!("{e}")),
+        ..BaselinePolicy::default()
+    }
+}
+
+#[test]
+fn a_free_machine_gets_a_dispatch_list_with_the_policys_pick_first_and_only_once() {
+    let mut plant = Floorplan::new();
+    let master = Arc::new(plant.projection.master().clone());
+    let (m, machine) = first_step_machine(&master);
+    let mut driver = Driver::new(Box::new(rtf()), master.machine_ids().count());
+    // WO-1 is released first but due later; earliest due date first puts WO-2 first.
+    let mut points = plant.release(1_000, 1, 3 * 86_400_000);
+    points.extend(plant.release(2_000, 2, 86_400_000));
+    let decided = driver.decide(&plant.projection, &points);
+    let lists: Vec<&Action> = decided
+        .iter()
+        .map(|d| &d.action)
+        .filter(|a| a.machine() == machine)
+        .collect();
+    let Some(Action::DispatchList { jobs, .. }) = lists.first() else {
+        panic!("no dispatch list for {machine}: {decided:?}");
+    };
+    let orders: Vec<&str> = jobs.iter().map(|j| j.order.as_str()).collect();
+    assert_eq!(orders, ["WO-000002", "WO-000001"]);
+    assert!(jobs.iter().all(|j| j.step == 0));
+    let d = decided
+        .iter()
+        .find(|d| d.action.machine() == machine)
+        .unwrap_or_else(|| panic!("{decided:?}"));
+    assert_eq!(
+        d.waiting.len(),
+        2,
+        "what was waiting, in the order it became ready"
+    );
+    assert_eq!(d.waiting[0].order, "WO-000001");
+    // Asked again with nothing changed: the same list is not sent twice.
+    let again = driver.decide(
+        &plant.projection,
+        &[DecisionPoint::MachineFree {
+            machine: m,
+            at: PlantTime(2_000),
+        }],
+    );
+    assert!(again.is_empty(), "{again:?}");
+    // Once the machine takes work, it is no longer offered any.
+    let product = master.plant().products[0].id.clone();
+    let points = plant.event(
+        3_000,
+        EventKind::OperationStarted,
+        Some(&machine),
+        Some("WO-000002"),
+        json!({"product": product, "step": 0, "quantity": 5}),
+    );
+    let busy = driver.decide(&plant.projection, &points);
+    assert!(
+        busy.iter().all(|d| d.action.machine() != machine),
+        "{busy:?}"
+    );
+}
+
+#[test]
+fn maintenance_is_ordered_when_due_and_not_again_until_the_machine_moves_on() {
+    let mut plant = Floorplan::new();
+    let master = Arc::new(plant.projection.master().clone());
+    let (m, machine) = first_step_machine(&master);
+    let interval_h = master
+        .machine_maintenance()
+        .get(m)
+        .map(|(_, mm)| mm.pm_interval_run_h)
+        .unwrap_or(0.0);
+    // Fixed-interval service by the tier-0 rules.
+    let mut driver = Driver::new(
+        Box::new(BaselinePolicy::default()),
+        master.machine_ids().count(),
+    );
+    let product = master.plant().products[0].id.clone();
+    let run_ms = ((interval_h + 1.0) * 3_600_000.0) as u64;
+    plant.release(1_000, 1, 86_400_000);
+    plant.event(
+        2_000,
+        EventKind::OperationStarted,
+        Some(&machine),
+        Some("WO-000001"),
+        json!({"product": product, "step": 0, "quantity": 5}),
+    );
+    let points = plant.event(
+        2_000 + run_ms,
+        EventKind::OperationCompleted,
+        Some(&machine),
+        Some("WO-000001"),
+        json!({"step": 0, "good": 5}),
+    );
+    let decided = driver.decide(&plant.projection, &points);
+    let service = decided
+        .iter()
+        .find(|d| {
+            d.action
+                == Action::StartMaintenance {
+                    machine: machine.clone(),
+                }
+        })
+        .unwrap_or_else(|| panic!("no maintenance after {interval_h} h: {decided:?}"));
+    assert!(service.run_h_since_renewal > interval_h);
+    let again = driver.decide(
+        &plant.projection,
+        &[DecisionPoint::MachineFree {
+            machine: m,
+            at: PlantTime(3_000 + run_ms),
+        }],
+    );
+    assert!(again.is_empty(), "ordered once: {again:?}");
+    // The service happens: the running hours start again and nothing more is due.
+    plant.event(
+        4_000 + run_ms,
+        EventKind::MaintenanceStarted,
+        Some(&machine),
+        None,
+        json!({}),
+    );
+    let points = plant.event(
+        5_000 + run_ms,
+        EventKind::MaintenanceCompleted,
+        Some(&machine),
+        None,
+        json!({}),
+    );
+    let after = driver.decide(&plant.projection, &points);
+    assert!(
+        after
+            .iter()
+            .all(|d| !matches!(d.action, Action::StartMaintenance { .. })),
+        "{after:?}"
+    );
+}
+
+/// A policy that records what it was shown.
+#[derive(Default, Clone)]
+struct Recorder {
+    floors: Arc<Mutex<Vec<Floor>>>,
+    views: Arc<Mutex<Vec<MachineView>>>,
+}
+
+impl Policy for Recorder {
+    fn name(&self) -> String {
+        "recorder".into()
+    }
+    fn dispatch(&mut self, _now: PlantTime, _m: MachineId, _c: &[QueuedOp]) -> usize {
+        0
+    }
+    fn start_maintenance(&mut self, view: &MachineView) -> bool {
+        self.views
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(*view);
+        false
+    }
+    fn purchase(&mut self, _now: PlantTime, _stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        Vec::new()
+    }
+    fn wants_floor(&self) -> bool {
+        true
+    }
+    fn plan(&mut self, floor: &Floor) {
+        self.floors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(floor.clone());
+    }
+}
+
+#[test]
+fn a_planning_policy_sees_the_floor_and_views_carry_the_latest_readings() {
+    let mut plant = Floorplan::new();
+    let master = Arc::new(plant.projection.master().clone());
+    let (m, _) = first_step_machine(&master);
+    let recorder = Recorder::default();
+    let mut driver = Driver::new(Box::new(recorder.clone()), master.machine_ids().count());
+    driver.reading(m, "vibration_mm_s", 4.5);
+    driver.reading(m, "Temperature", 61.0);
+    driver.reading(m, "current", f64::NAN);
+    driver.reading(m, "spindle_speed", 3000.0);
+    let points = plant.release(1_000, 7, 86_400_000);
+    driver.decide(&plant.projection, &points);
+    let floors = recorder
+        .floors
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let floor = floors.last().unwrap_or_else(|| panic!("no floor planned"));
+    assert_eq!(floor.jobs.len(), 1);
+    assert_eq!(floor.jobs[0].job, 7, "the number in WO-000007");
+    assert_eq!(floor.jobs[0].operations.len(), master.steps(0));
+    assert_eq!(floor.jobs[0].due, PlantTime(86_400_000));
+    assert!(!floor.jobs[0].waiting);
+    assert_eq!(floor.machines.len(), master.machine_ids().count());
+    let views = recorder
+        .views
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let view = views
+        .iter()
+        .find(|v| v.machine == m)
+        .unwrap_or_else(|| panic!("machine {m} was not asked"));
+    assert_eq!(
+        (
+            view.last_vibration_mm_s,
+            view.last_temperature_c,
+            view.last_current_a
+        ),
+        (4.5, 61.0, 0.0),
+        "a reading that is not a number is not taken"
+    );
+    assert_eq!(view.queue_len, 1);
+}

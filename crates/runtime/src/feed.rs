@@ -1,0 +1,710 @@
+//! A plant on the wire (`docs/PLANT-CONTRACT.md`): its events, acknowledgements and telemetry
+//! come in over MQTT, the plant-state projection keeps its state, a [`Driver`] asks the policy at
+//! each decision point, and the answers go out as commands — each written to the ledger first,
+//! then tracked until the plant's acknowledgements (or its expiry) settle it as the decision's
+//! outcome. Nothing here knows whether the plant is the twin in another process, an emulator or
+//! a factory.
+//!
+//! What cannot be used is kept: a malformed envelope, an event the projection refuses, an
+//! acknowledgement for a command never sent and a bad telemetry message go to the quarantine
+//! with the reason, and are counted.
+
+use crate::clock::Clock;
+use crate::ingest::to_store;
+use crate::view::{ack_event, machines_now, product_infos, update_orders};
+use aifactory_connect::envelope::{self, Heartbeat, Message, ReceivedAck};
+use aifactory_connect::mqtt::{Batch, BrokerAddress, Incoming, Link, MqttError, Received};
+use aifactory_connect::{Quarantine, json};
+use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Outcome, Plant, PlantEvent, Timestamp};
+use aifactory_plant::command::{AckEffect, AckError, Settled};
+use aifactory_plant::drive::{Decided, Driver};
+use aifactory_plant::projection::{DecisionPoint, Offered, Projection, ProjectionConfig};
+use aifactory_plant::{
+    AckTracker, Action, Command, CommandSink, MasterData, PlantTime, Policy, SendError,
+};
+use aifactory_server::live::{
+    EventNow, OrderCounts, OrderNow, PlantId, PlantNow, ProductInfo, Publisher, Snapshot,
+};
+use aifactory_store::ingest::QuarantineRow;
+use aifactory_store::{RunId, RunInfo, Store, StoreError};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// The `source` of everything aifactory publishes to a plant.
+pub const SOURCE: &str = "aifactory";
+/// How long a command the driver sends stays valid, in plant time: a dispatch list is stale
+/// once the machine has long taken other work, a maintenance order once its window passed.
+pub const COMMAND_TTL_MS: i64 = 3_600_000;
+/// Recent events kept for the live view.
+const RECENT_EVENTS: usize = 200;
+/// Telemetry messages held before they are committed (they are also committed every second).
+const BATCH_MESSAGES: usize = 2_000;
+
+/// What to connect to and how to decide.
+pub struct FeedSpec {
+    /// The plant file: the contract's vocabulary (machine, product and material ids).
+    pub plant: Plant,
+    pub broker: BrokerAddress,
+    /// The MQTT client id; the session is persistent under it, so what the plant publishes
+    /// while the runtime restarts is delivered when it is back.
+    pub client_id: String,
+    /// What decides. Its name goes into every decision's `model`.
+    pub policy: Box<dyn Policy + Send>,
+    /// The tier the policy is built to reach (shown in the live view).
+    pub tier: u8,
+    /// Plant milliseconds a command stays valid.
+    pub command_ttl_ms: i64,
+    /// The wall clock: receive times of telemetry without its own, and the view's refresh.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for FeedSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedSpec")
+            .field("plant", &self.plant.plant.id)
+            .field("broker", &self.broker)
+            .field("policy", &self.policy.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the feed did so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FeedReport {
+    /// Events the projection took, duplicates it dropped, events it refused (quarantined).
+    pub events: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+    pub heartbeats: u64,
+    /// Lockstep heartbeats answered.
+    pub answered: u64,
+    pub telemetry_points: u64,
+    /// Messages put in the quarantine, for any reason.
+    pub quarantined: u64,
+    pub decisions: u64,
+    pub commands: u64,
+    pub acks: u64,
+    /// Acknowledgements refused: for commands never sent, or contradicting a settled one.
+    pub acks_refused: u64,
+    /// Commands settled, by their last word (completed, rejected, failed, expired).
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+/// Why the feed did not start, or how it stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("connecting to mqtt://{host}:{port}")]
+    Connect {
+        host: String,
+        port: u16,
+        #[source]
+        source: MqttError,
+    },
+    #[error("saving the plant's master data")]
+    SavePlant(#[source] StoreError),
+    #[error("registering the run")]
+    RegisterRun(#[source] StoreError),
+    #[error("writing decision {id} to the ledger")]
+    WriteDecision {
+        id: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("writing the outcome of decision {id}")]
+    WriteOutcome {
+        id: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("writing events")]
+    WriteEvents(#[source] StoreError),
+    #[error("writing telemetry and quarantined messages")]
+    WriteIngest(#[source] StoreError),
+    #[error("publishing to the broker")]
+    Publish(#[source] MqttError),
+    #[error("the feed task stopped")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Commands to the plant through the broker, each tracked until its acknowledgements settle
+/// it. Clones share one tracker; the server's approvals and the feed's own decisions go out
+/// the same way.
+#[derive(Debug, Clone)]
+pub struct WireCommands {
+    link: Arc<Link>,
+    site: String,
+    tracker: Arc<Mutex<AckTracker>>,
+    /// Plant time (ms since the epoch) as the feed last saw it: when a command is sent.
+    now_ms: Arc<AtomicI64>,
+    seq: Arc<AtomicU64>,
+    /// Ids sent since the last lockstep answer.
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl WireCommands {
+    fn take_sent(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.sent))
+    }
+}
+
+impl CommandSink for WireCommands {
+    fn send(&self, command: Command) -> Result<(), SendError> {
+        let now = Timestamp(self.now_ms.load(Ordering::Relaxed));
+        lock(&self.tracker).sent(&command, now)?;
+        let topic = envelope::command_topic(&self.site, Some(command.action.machine()));
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let payload = envelope::encode_command(&command, SOURCE, seq);
+        self.link
+            .publish(topic, payload, false)
+            .map_err(|e| SendError::Closed(e.to_string()))?;
+        lock(&self.sent).push(command.id);
+        Ok(())
+    }
+}
+
+/// A feed connected to its broker, not yet running: its [`WireCommands`] can be handed to the
+/// server before [`Connected::run`] starts it.
+#[derive(Debug)]
+pub struct Connected {
+    spec: FeedSpec,
+    commands: WireCommands,
+    incoming: mpsc::Receiver<Incoming>,
+}
+
+impl Connected {
+    pub fn commands(&self) -> WireCommands {
+        self.commands.clone()
+    }
+
+    /// Saves the plant, registers a run and starts taking the plant's messages.
+    pub async fn run(
+        self,
+        store: Store,
+        publisher: Option<Publisher>,
+    ) -> Result<PlantFeed, FeedError> {
+        let Connected {
+            spec,
+            commands,
+            incoming,
+        } = self;
+        store
+            .save_plant(&spec.plant)
+            .await
+            .map_err(FeedError::SavePlant)?;
+        let (start, _) = spec.plant.start();
+        let run = store
+            .start_run(&RunInfo {
+                plant_id: spec.plant.plant.id.clone(),
+                seed: 0,
+                policy: format!("plant feed: {}", spec.policy.name()),
+                sim_days: 0.0,
+                started_at: Timestamp(spec.clock.epoch_ms()),
+            })
+            .await
+            .map_err(FeedError::RegisterRun)?;
+        let master = Arc::new(MasterData::new(spec.plant.clone()));
+        let machines = master.plant().machines.len();
+        let (report_tx, report_rx) = watch::channel(FeedReport::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = FeedState {
+            site: spec.plant.plant.id.clone(),
+            name: spec.plant.plant.name.clone(),
+            products: product_infos(&spec.plant),
+            projection: Projection::new(Arc::clone(&master), ProjectionConfig::default()),
+            driver: Driver::new(spec.policy, machines),
+            commands: commands.clone(),
+            store,
+            run,
+            publisher,
+            tier: spec.tier,
+            ttl_ms: spec.command_ttl_ms,
+            clock: spec.clock,
+            start,
+            now: start,
+            decisions: 0,
+            report: FeedReport::default(),
+            report_tx,
+            events: Vec::new(),
+            ingest: Batch::default(),
+            refused_rows: Vec::new(),
+            recent: VecDeque::new(),
+            orders: BTreeMap::new(),
+        };
+        let task = tokio::spawn(state.run(incoming, stop_rx));
+        Ok(PlantFeed {
+            stop: stop_tx,
+            report: report_rx,
+            task,
+            commands,
+        })
+    }
+}
+
+/// Connects to the broker and subscribes to everything under the plant's site.
+pub async fn connect(spec: FeedSpec) -> Result<Connected, FeedError> {
+    let site = spec.plant.plant.id.clone();
+    let filters = [format!("{}/{site}/#", json::ROOT)];
+    let (link, incoming) = Link::connect(&spec.broker, &spec.client_id, &filters, true)
+        .await
+        .map_err(|source| FeedError::Connect {
+            host: spec.broker.host.clone(),
+            port: spec.broker.port,
+            source,
+        })?;
+    let (start, _) = spec.plant.start();
+    let commands = WireCommands {
+        link: Arc::new(link),
+        site,
+        tracker: Arc::default(),
+        now_ms: Arc::new(AtomicI64::new(start.0)),
+        seq: Arc::default(),
+        sent: Arc::default(),
+    };
+    Ok(Connected {
+        spec,
+        commands,
+        incoming,
+    })
+}
+
+/// A running feed; [`PlantFeed::stop`] ends it and returns what it did.
+#[derive(Debug)]
+pub struct PlantFeed {
+    stop: watch::Sender<bool>,
+    report: watch::Receiver<FeedReport>,
+    task: tokio::task::JoinHandle<Result<FeedReport, FeedError>>,
+    commands: WireCommands,
+}
+
+impl PlantFeed {
+    /// What it did so far (refreshed after every message).
+    pub fn report(&self) -> FeedReport {
+        self.report.borrow().clone()
+    }
+
+    /// Waits until `done` holds for the report, or `timeout` passes; answers the last report.
+    pub async fn wait_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&FeedReport) -> bool,
+    ) -> FeedReport {
+        let _ = tokio::time::timeout(timeout, self.report.wait_for(|r| done(r))).await;
+        self.report()
+    }
+
+    /// Commits what is held, disconnects and answers the final report.
+    pub async fn stop(self) -> Result<FeedReport, FeedError> {
+        let _ = self.stop.send(true);
+        let report = self.task.await.map_err(FeedError::Task)?;
+        if let Ok(link) = Arc::try_unwrap(self.commands.link) {
+            link.close().await;
+        }
+        report
+    }
+}
+
+/// Everything the feed task owns.
+struct FeedState {
+    site: String,
+    name: String,
+    products: Vec<ProductInfo>,
+    projection: Projection,
+    driver: Driver,
+    commands: WireCommands,
+    store: Store,
+    run: RunId,
+    publisher: Option<Publisher>,
+    tier: u8,
+    ttl_ms: i64,
+    clock: Clock,
+    /// The plant file's start, and the plant's time as its messages say.
+    start: Timestamp,
+    now: Timestamp,
+    decisions: u64,
+    report: FeedReport,
+    report_tx: watch::Sender<FeedReport>,
+    /// Held until the next commit: events, telemetry and envelope-level quarantine, and the
+    /// messages refused past the envelope.
+    events: Vec<PlantEvent>,
+    ingest: Batch,
+    refused_rows: Vec<QuarantineRow>,
+    recent: VecDeque<EventNow>,
+    orders: BTreeMap<String, OrderNow>,
+}
+
+impl FeedState {
+    async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<FeedReport, FeedError> {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                message = incoming.recv() => match message {
+                    Some(m) => {
+                        self.message(m).await?;
+                        if self.ingest.messages.len() >= BATCH_MESSAGES {
+                            self.commit().await?;
+                        }
+                        let _ = self.report_tx.send(self.report.clone());
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.commit().await?;
+                    self.publish_view(true);
+                }
+            }
+        }
+        self.commit().await?;
+        self.publish_view(false);
+        let _ = self.report_tx.send(self.report.clone());
+        Ok(self.report)
+    }
+
+    async fn message(&mut self, m: Incoming) -> Result<(), FeedError> {
+        let channel = m.topic.split('/').nth(2).unwrap_or_default().to_owned();
+        match channel.as_str() {
+            "_events" | "_acks" => match envelope::decode(&m.topic, &m.payload) {
+                Ok(Message::Event(arrival)) => self.event(arrival, m).await,
+                Ok(Message::Ack(ack)) => self.ack(ack, m).await,
+                Ok(Message::Heartbeat(h)) => self.heartbeat(h).await,
+                Err(reason) => {
+                    self.quarantine(m, reason);
+                    Ok(())
+                }
+            },
+            // What aifactory itself publishes comes back on the site's wildcard.
+            "_commands" | "_sync" | "_dispatch" => Ok(()),
+            _ => {
+                self.telemetry(m);
+                Ok(())
+            }
+        }
+    }
+
+    fn quarantine(&mut self, m: Incoming, reason: aifactory_connect::Reason) {
+        self.report.quarantined += 1;
+        self.ingest.quarantined.push(Quarantine {
+            topic: m.topic,
+            received_ms: self.clock.epoch_ms(),
+            payload: m.payload,
+            reason,
+        });
+    }
+
+    fn refuse(&mut self, m: Incoming, kind: &str, reason: String) {
+        self.report.quarantined += 1;
+        self.refused_rows.push(QuarantineRow {
+            received_ms: self.clock.epoch_ms(),
+            topic: m.topic,
+            reason_kind: kind.to_owned(),
+            reason,
+            payload: m.payload,
+        });
+    }
+
+    fn telemetry(&mut self, m: Incoming) {
+        let received = self.clock.epoch_ms();
+        match json::decode(&m.topic, &m.payload, received) {
+            Ok(decoded) => {
+                for p in &decoded.points {
+                    if let (Some(machine), Some(v)) = (
+                        self.projection.master().machine_index(&p.series.device),
+                        p.value.as_f64(),
+                    ) {
+                        self.driver.reading(machine, &p.series.metric, v);
+                    }
+                }
+                self.report.telemetry_points += decoded.points.len() as u64;
+                let key = decoded
+                    .timestamped
+                    .then(|| aifactory_connect::mqtt::message_key(&m.topic, &m.payload));
+                self.ingest.messages.push(Received {
+                    key,
+                    points: decoded.points,
+                });
+            }
+            Err(reason) => self.quarantine(m, reason),
+        }
+    }
+
+    async fn event(
+        &mut self,
+        arrival: aifactory_plant::Arrival,
+        m: Incoming,
+    ) -> Result<(), FeedError> {
+        let event = arrival.event.clone();
+        match self.projection.offer(arrival) {
+            Err(e) => {
+                self.report.refused += 1;
+                self.refuse(m, "event_refused", e.to_string());
+                Ok(())
+            }
+            Ok((Offered::Duplicate, _)) => {
+                self.report.duplicates += 1;
+                Ok(())
+            }
+            Ok((_, points)) => {
+                self.report.events += 1;
+                self.recent.push_front(EventNow::from(event.clone()));
+                self.recent.truncate(RECENT_EVENTS);
+                let at = event.at;
+                self.events.push(event);
+                self.clock_to(at).await?;
+                self.decide(&points).await
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self, h: Heartbeat) -> Result<(), FeedError> {
+        self.report.heartbeats += 1;
+        self.clock_to(h.at).await?;
+        let at = PlantTime::since(self.start, h.at);
+        // A lockstep source promises nothing earlier follows; another source may still lag
+        // by the reorder window.
+        let until = if h.answer {
+            at
+        } else {
+            PlantTime(at.0.saturating_sub(ProjectionConfig::default().reorder_window_ms))
+        };
+        let points = self.projection.advance_to(until);
+        self.decide(&points).await?;
+        if h.answer {
+            let commands = self.commands.take_sent();
+            let seq = self.commands.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let payload = envelope::encode_answer(&h, SOURCE, seq, &commands);
+            self.commands
+                .link
+                .publish(envelope::sync_topic(&self.site), payload, false)
+                .map_err(FeedError::Publish)?;
+            self.report.answered += 1;
+        }
+        Ok(())
+    }
+
+    /// Moves the feed's plant time forward and expires the commands that ran out.
+    async fn clock_to(&mut self, at: Timestamp) -> Result<(), FeedError> {
+        if at <= self.now {
+            return Ok(());
+        }
+        self.now = at;
+        self.commands.now_ms.store(at.0, Ordering::Relaxed);
+        let expired = lock(&self.commands.tracker).expire(at);
+        for settled in expired {
+            self.settled(settled).await?;
+        }
+        Ok(())
+    }
+
+    async fn ack(&mut self, received: ReceivedAck, m: Incoming) -> Result<(), FeedError> {
+        self.report.acks += 1;
+        let ack = received.ack;
+        let (known, effect) = {
+            let mut tracker = lock(&self.commands.tracker);
+            let known = tracker.command(&ack.command).cloned();
+            (known, tracker.ack(ack.clone()))
+        };
+        match effect {
+            Ok(AckEffect::Settled(settled)) => self.settled(*settled).await?,
+            Ok(AckEffect::Progressed(_) | AckEffect::Stale) => {
+                self.events
+                    .push(ack_event(&ack, known.as_ref(), false, None));
+            }
+            Err(e @ AckError::UnknownCommand(_)) => {
+                self.report.acks_refused += 1;
+                self.refuse(m, "unknown_command", e.to_string());
+            }
+            Err(e) => {
+                self.report.acks_refused += 1;
+                self.events
+                    .push(ack_event(&ack, known.as_ref(), false, Some(e.to_string())));
+            }
+        }
+        Ok(())
+    }
+
+    /// A command's last word: stored as an event and as its decision's outcome.
+    async fn settled(&mut self, settled: Settled) -> Result<(), FeedError> {
+        let status = settled.ack.status;
+        *self
+            .report
+            .outcomes
+            .entry(status.as_str().to_owned())
+            .or_default() += 1;
+        let event = ack_event(&settled.ack, Some(&settled.command), true, None);
+        self.recent.push_front(EventNow::from(event.clone()));
+        self.events.push(event);
+        if let Some(decision) = &settled.command.decision {
+            let mut measured = serde_json::json!({
+                "command": settled.command.id,
+                "status": status.as_str(),
+            });
+            if let Some(r) = &settled.ack.reason {
+                measured["reason"] = serde_json::json!(r);
+            }
+            if let Some(v) = settled.ack.read_back {
+                measured["read_back"] = serde_json::json!(v);
+            }
+            let outcome = Outcome {
+                measured_at: settled.ack.at,
+                measured,
+                success: Some(status.succeeded()),
+            };
+            self.store
+                .record_outcome(decision, &outcome)
+                .await
+                .map_err(|source| FeedError::WriteOutcome {
+                    id: decision.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Asks the driver what the decision points call for; each answer is written to the
+    /// ledger, then sent.
+    async fn decide(&mut self, points: &[DecisionPoint]) -> Result<(), FeedError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let decided = self.driver.decide(&self.projection, points);
+        for d in decided {
+            let decision = self.decision(&d);
+            self.store
+                .record_decision(&decision)
+                .await
+                .map_err(|source| FeedError::WriteDecision {
+                    id: decision.id.clone(),
+                    source,
+                })?;
+            self.report.decisions += 1;
+            if let Some(p) = &self.publisher {
+                p.announcer().decision(decision.clone());
+            }
+            let command = Command {
+                id: format!("C-{}", decision.id),
+                decision: Some(decision.id.clone()),
+                expires: Some(Timestamp(decision.at.0 + self.ttl_ms)),
+                action: d.action,
+            };
+            match self.commands.send(command.clone()) {
+                Ok(()) => self.report.commands += 1,
+                // Recorded as not executed, never lost: the decision's outcome says why.
+                Err(e) => {
+                    let ack = aifactory_plant::Ack::new(
+                        &command.id,
+                        aifactory_plant::AckStatus::Failed,
+                        decision.at,
+                    )
+                    .because(format!("not sent: {e}"));
+                    self.settled(Settled {
+                        command,
+                        ack,
+                        sent: decision.at,
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decision(&mut self, d: &Decided) -> Decision {
+        self.decisions += 1;
+        let skill = match d.action {
+            Action::StartMaintenance { .. } => "maintenance",
+            Action::DispatchList { .. } => "dispatching",
+            Action::SetPoint { .. } => "process",
+        };
+        Decision {
+            id: format!("D-R{}-{:06}", self.run.0, self.decisions),
+            at: Timestamp(self.start.0 + d.at.0 as i64),
+            skill: skill.to_owned(),
+            stage: LifecycleStage::Production,
+            inputs_ref: format!("plant-state@{} ({})", d.at.0, d.trigger),
+            model: self.driver.policy_name(),
+            model_version: "1".to_owned(),
+            output: serde_json::json!({
+                "command": serde_json::to_value(&d.action).unwrap_or_default(),
+                "trigger": d.trigger,
+                "waiting": d.waiting,
+                "run_h_since_renewal": d.run_h_since_renewal,
+            }),
+            confidence: None,
+            executed_by: ExecutedBy::Auto,
+            outcome: None,
+        }
+    }
+
+    /// Writes what is held: events, telemetry and the quarantine.
+    async fn commit(&mut self) -> Result<(), FeedError> {
+        if !self.events.is_empty() {
+            let events = std::mem::take(&mut self.events);
+            self.store
+                .append_events(Some(self.run), &events)
+                .await
+                .map_err(FeedError::WriteEvents)?;
+        }
+        if !self.ingest.messages.is_empty()
+            || !self.ingest.quarantined.is_empty()
+            || !self.refused_rows.is_empty()
+        {
+            let mut batch = to_store(std::mem::take(&mut self.ingest));
+            batch.quarantined.append(&mut self.refused_rows);
+            self.store
+                .commit_ingest(&batch, self.clock.epoch_ms())
+                .await
+                .map_err(FeedError::WriteIngest)?;
+        }
+        Ok(())
+    }
+
+    /// The live view, from the projection alone.
+    fn publish_view(&mut self, running: bool) {
+        let Some(publisher) = &self.publisher else {
+            return;
+        };
+        let applied = self.projection.applied_to();
+        let now = Timestamp(self.start.0 + applied.0 as i64);
+        let machines = machines_now(&self.projection, applied.0 as f64 / 3_600_000.0);
+        update_orders(&self.projection, self.start, now, &mut self.orders);
+        let orders: Vec<OrderNow> = self.orders.values().cloned().collect();
+        publisher.snapshot(Snapshot {
+            plant: PlantNow {
+                plant: PlantId {
+                    id: self.site.clone(),
+                    name: self.name.clone(),
+                },
+                tier: self.tier,
+                speed: 1.0,
+                sim_time: now,
+                running,
+                machines,
+                orders: OrderCounts::of(&orders),
+                kpis: self.projection.kpis(),
+                recent_events: self.recent.iter().take(50).cloned().collect(),
+            },
+            orders,
+            plan: None,
+            series_site: self.site.clone(),
+            series_node: json::NODE.to_owned(),
+            spc: Vec::new(),
+            forecasts: Vec::new(),
+            anomalies: Vec::new(),
+            products: self.products.clone(),
+        });
+    }
+}
