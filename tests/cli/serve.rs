@@ -297,8 +297,31 @@ fn serve_with_mqtt_takes_the_twin_in_through_a_real_broker() {
 
 #[test]
 fn serve_refuses_bad_options_before_it_listens() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["serve", "--speed", "0"], "--speed"),
+        (
+            &["serve", "--plant-feed", "ftp://somewhere"],
+            "--plant-feed ftp://somewhere",
+        ),
+        (
+            &[
+                "serve",
+                "--plant-feed",
+                "mqtt://127.0.0.1:1883",
+                "--tier",
+                "3",
+            ],
+            "--tier",
+        ),
+        (
+            &[
+                "serve",
+                "--no-twin",
+                "--plant-feed",
+                "mqtt://127.0.0.1:1883",
+            ],
+            "--no-twin",
+        ),
         (&["serve", "--warm-up-days", "400"], "--warm-up-days"),
         (
             &["serve", "--mqtt", "ftp://somewhere"],
@@ -424,6 +447,127 @@ fn an_admin_issues_lists_and_revokes_tokens_from_the_cli_and_revoked_stays_revok
         get(&agent, &format!("{base}/api/v1/me"), &dashboard).0,
         401,
         "revoked before the restart, revoked after"
+    );
+    drop(serve);
+}
+
+#[test]
+fn serve_runs_a_real_plant_on_its_feed_and_shows_its_machines_and_telemetry() {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set (e.g. mqtt://127.0.0.1:1883)");
+        return;
+    };
+    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
+        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A site of its own per run: the feed's MQTT session is persistent, and a broker that
+    // outlived an earlier run would hand it that run's messages.
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let site = format!("emu-serve-{}-{unique}", std::process::id());
+    let shop = std::fs::read_to_string(super::repo_file("tests/plant-emulator/job-shop.toml"))
+        .expect("the emulator's plant file");
+    let plant = dir.path().join("shop.toml");
+    std::fs::write(
+        &plant,
+        shop.replacen("id = \"emu-shop\"", &format!("id = \"{site}\""), 1),
+    )
+    .expect("plant file");
+    let plant = plant.to_str().expect("path");
+    let (serve, base, password) = start(
+        &dir.path().join("serve.sqlite"),
+        &["--plant-feed", &url, "--plant", plant, "--tier", "2"],
+    );
+    // The plant: half a day of the emulated shop in lockstep with the feed.
+    let emulator = Command::new(&python)
+        .current_dir(super::repo_file(""))
+        .args([
+            "tests/plant-emulator/emulator.py",
+            "--broker",
+            &url,
+            "--plant",
+            plant,
+        ])
+        .args([
+            "--hours",
+            "12",
+            "--seed",
+            "3",
+            "--lockstep",
+            "--answer-timeout",
+            "60",
+        ])
+        .args(["--client-id", &format!("{site}-plant")])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        emulator.status.success(),
+        "{}",
+        String::from_utf8_lossy(&emulator.stderr)
+    );
+    let agent = agent();
+    let token = login(&agent, &base, &password);
+    // The live view comes from the plant's events: its machines, their states and work.
+    let plant_now = wait_for(&agent, &format!("{base}/api/v1/plant"), &token, |s, b| {
+        s == 200
+            && b["plant"]["id"] == site.as_str()
+            && b["machines"].as_array().is_some_and(|m| {
+                m.len() == 4
+                    && m.iter()
+                        .all(|x| x["utilisation"].as_f64().is_some_and(|u| u > 0.0))
+            })
+    });
+    let machines = plant_now["machines"].as_array().expect("machines");
+    let ids: Vec<&str> = machines.iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, ["SAW-01", "MILL-01", "MILL-02", "DRILL-01"]);
+    assert!(
+        machines
+            .iter()
+            .all(|m| m["state_code"].as_u64().is_some_and(|c| c != 30_000)),
+        "every machine's state is known: {plant_now}"
+    );
+    assert_eq!(plant_now["tier"], 2);
+    // Its telemetry, found by the plant's own names.
+    let raw = wait_for(
+        &agent,
+        &format!(
+            "{base}/api/v1/telemetry?machine=MILL-01&signal=vibration&from=2026-03-01T16:00:00Z&to=2026-03-02T16:00:00Z"
+        ),
+        &token,
+        |s, b| s == 200 && b["points"].as_array().is_some_and(|p| p.len() > 60),
+    );
+    assert!(raw["points"][0][1].as_f64().is_some(), "{raw}");
+    let (status, detail) = get(&agent, &format!("{base}/api/v1/machines/MILL-01"), &token);
+    assert_eq!(status, 200, "{detail}");
+    assert!(
+        detail["signals"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x == "vibration")),
+        "{detail}"
+    );
+    // The ledger: the dispatch lists the coordinator sent, each settled by the plant.
+    let decisions = wait_for(
+        &agent,
+        &format!("{base}/api/v1/decisions?skill=dispatching&limit=1000"),
+        &token,
+        |s, b| {
+            s == 200
+                && b["decisions"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .filter(|x| x["outcome"]["measured"]["status"].is_string())
+                        .count()
+                        >= 4
+                })
+        },
+    );
+    assert!(
+        decisions["decisions"].as_array().is_some_and(|d| d
+            .iter()
+            .any(|x| x["outcome"]["measured"]["status"] == "completed")),
+        "{decisions}"
     );
     drop(serve);
 }

@@ -1,5 +1,5 @@
-//! `aifactory serve`: the web UI and the HTTP API over a store, with a live twin of a plant
-//! running accelerated behind them, until Ctrl-C.
+//! `aifactory serve`: the web UI and the HTTP API over a store, with a plant behind them until
+//! Ctrl-C — the live twin running accelerated, or a real plant's feed over MQTT.
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -31,8 +31,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Serve the store only, without a live twin (for a store a real plant's ingest fills).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "plant_feed")]
     no_twin: bool,
+    /// Run a real plant instead of the twin: its events, acknowledgements and telemetry come in
+    /// through this MQTT broker as docs/PLANT-CONTRACT.md says, and the AI's commands go back
+    /// the same way (e.g. mqtt://127.0.0.1:1883). --plant names its machines and products.
+    #[arg(long, value_name = "URL", conflicts_with = "mqtt")]
+    plant_feed: Option<String>,
+    /// What decides on a plant feed: 0 the plant's own rules (earliest due date, fixed-interval
+    /// service), 1 the AI skills, 2 the skills coordinated on one plan.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    tier: u8,
     /// Send the twin's telemetry through this MQTT broker as a Sparkplug B edge node, taken in
     /// by ingest, as a plant's would arrive (e.g. mqtt://127.0.0.1:1883); host applications'
     /// DCMDs reach the twin too. Default: straight into the store.
@@ -59,12 +68,21 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         Some(url) => Some(url.parse().with_context(|| format!("--mqtt {url}"))?),
         None => None,
     };
+    let feed: Option<aifactory_connect::mqtt::BrokerAddress> = match &args.plant_feed {
+        Some(url) => Some(url.parse().with_context(|| format!("--plant-feed {url}"))?),
+        None => None,
+    };
     let plant = match args.no_twin {
         true => None,
         false => Some(crate::setup::plant_or_reference(args.plant.as_deref())?),
     };
+    let site = plant
+        .as_ref()
+        .map(|p| p.plant.id.clone())
+        .unwrap_or_default();
     let db = args
         .db
+        .clone()
         .unwrap_or_else(|| config.data.dir.join("serve.sqlite").display().to_string());
     if !db.starts_with("postgres")
         && let Some(dir) = PathBuf::from(&db)
@@ -87,9 +105,13 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         let (accounts, admin_password) = accounts(&store, args.admin_password.as_deref()).await?;
         let commands =
             aifactory_runtime::live::TwinCommands::new(aifactory_twin::CommandInbox::new());
-        let (live, twin) = match plant {
-            None => (aifactory_server::live::Live::none(), None),
-            Some(plant) => {
+        let (live, twin) = match (plant, feed) {
+            (None, _) => (aifactory_server::live::Live::none(), None),
+            (Some(plant), Some(broker)) => {
+                let (live, feed) = start_feed(plant, broker, &args, &store).await?;
+                (live, Some(Running::Feed(feed)))
+            }
+            (Some(plant), None) => {
                 let (live, publisher) =
                     aifactory_server::live::Live::new(Some(Arc::new(commands.clone())));
                 let spec = aifactory_runtime::live::LiveSpec {
@@ -103,7 +125,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                 let twin = aifactory_runtime::live::start(spec, store.clone(), publisher, commands)
                     .await
                     .context("starting the live twin")?;
-                (live, Some(twin))
+                (live, Some(Running::Twin(twin)))
             }
         };
         let started = std::time::Instant::now();
@@ -125,7 +147,17 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr().unwrap_or(args.listen);
         println!("aifactory on http://{address} (store {db})");
-        if twin.is_some() {
+        if let Some(Running::Feed(_)) = &twin {
+            println!(
+                "plant feed: {} through {} at tier {}; publish its events to aifactory/{}/_events (docs/PLANT-CONTRACT.md)",
+                args.plant
+                    .as_deref()
+                    .map_or_else(|| "the reference plant".to_owned(), |p| p.display().to_string()),
+                args.plant_feed.as_deref().unwrap_or_default(),
+                args.tier,
+                site,
+            );
+        } else if twin.is_some() {
             println!(
                 "live twin: {} at {}x real time, after {} day(s) of warm-up",
                 args.plant
@@ -155,7 +187,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         let stopper = tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
             let reached = match twin {
-                Some(twin) => Some(twin.stop().await),
+                Some(running) => Some(running.stop().await),
                 None => None,
             };
             let _ = stopped_tx.send(());
@@ -166,12 +198,79 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         })
         .await
         .context("serving HTTP")?;
-        if let Some(reached) = stopper.await.context("the shutdown task failed")? {
-            println!("live twin stopped at day {:.2}", reached?.days());
+        if let Some(stopped) = stopper.await.context("the shutdown task failed")? {
+            println!("{}", stopped?);
         }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What runs behind the server.
+enum Running {
+    Twin(aifactory_runtime::live::LiveTwin),
+    Feed(aifactory_runtime::feed::PlantFeed),
+}
+
+impl Running {
+    /// Stops it and says how far it got.
+    async fn stop(self) -> anyhow::Result<String> {
+        Ok(match self {
+            Running::Twin(twin) => format!(
+                "live twin stopped at day {:.2}",
+                twin.stop().await.context("stopping the live twin")?.days()
+            ),
+            Running::Feed(feed) => {
+                let r = feed.stop().await.context("stopping the plant feed")?;
+                format!(
+                    "plant feed stopped: {} events ({} refused, {} duplicates), {} telemetry points, {} decisions, {} commands, outcomes {:?}",
+                    r.events,
+                    r.refused,
+                    r.duplicates,
+                    r.telemetry_points,
+                    r.decisions,
+                    r.commands,
+                    r.outcomes
+                )
+            }
+        })
+    }
+}
+
+/// Connects to a real plant's broker and starts its feed under the coordinator of `--tier`.
+async fn start_feed(
+    plant: aifactory_core::Plant,
+    broker: aifactory_connect::mqtt::BrokerAddress,
+    args: &ServeArgs,
+    store: &aifactory_store::Store,
+) -> anyhow::Result<(
+    aifactory_server::live::Live,
+    aifactory_runtime::feed::PlantFeed,
+)> {
+    use aifactory_runtime::feed;
+    let log = aifactory_core::DecisionLog::new();
+    let policy = feed::coordinator_for(&plant, args.tier, args.seed, &log)
+        .with_context(|| format!("--tier {}", args.tier))?;
+    let client_id = format!("aifactory-serve-feed-{}", plant.plant.id);
+    let spec = feed::FeedSpec {
+        plant,
+        broker,
+        client_id,
+        policy,
+        log: Some(log),
+        tier: args.tier,
+        command_ttl_ms: feed::COMMAND_TTL_MS,
+        clock: aifactory_runtime::Clock::system(),
+    };
+    let connected = feed::connect(spec)
+        .await
+        .context("connecting the plant feed")?;
+    let (live, publisher) = aifactory_server::live::Live::new(Some(Arc::new(connected.commands())));
+    let running = connected
+        .run(store.clone(), Some(publisher))
+        .await
+        .context("starting the plant feed")?;
+    Ok((live, running))
 }
 
 /// Where the admin's password came from this start.

@@ -223,7 +223,8 @@ pub struct Configured {
 }
 
 /// Builds the configuration of `setup.tier`. `trial` runs trial batches for the quality link
-/// (tier 2 and up with that link on); without it such a configuration is refused.
+/// (tier 2 and up); without it, tier 2 with that link cut keeps the plant's own set-points and
+/// any other configuration that needs them is refused.
 pub fn build(
     setup: &Setup<'_>,
     trial: Option<TrialFn<'_>>,
@@ -322,21 +323,28 @@ fn shared_plan(
     stack = Boxed(Box::new(tariff));
     // Quality: set-points tuned where trial batches show risk (cut: tuned everywhere, blind);
     // in the closed loop through the guard, with a control group.
-    let trial = trial.ok_or(CoordinatorError::NoTrials)?;
-    let quality = quality::plan_quality(
-        master,
-        trial,
-        links.quality_to_process,
-        setup.seed,
-        setup.log.map(|l| (l, start)),
-        closed_loop.as_ref(),
-    )?;
-    stack = match &closed_loop {
-        Some(closed) => Boxed(Box::new(closed_loop::GuardedSettings::new(
-            stack,
-            closed.clone(),
-        ))),
-        None => Boxed(Box::new(ProcessSettings::new(stack, quality.settings))),
+    // A plant with no trial batches to offer (a real one behind a feed) and the link cut keeps
+    // its own set-points: there is nothing to tune them on.
+    stack = match trial {
+        None if !links.quality_to_process && closed_loop.is_none() => stack,
+        None => return Err(CoordinatorError::NoTrials),
+        Some(trial) => {
+            let quality = quality::plan_quality(
+                master,
+                trial,
+                links.quality_to_process,
+                setup.seed,
+                setup.log.map(|l| (l, start)),
+                closed_loop.as_ref(),
+            )?;
+            match &closed_loop {
+                Some(closed) => Boxed(Box::new(closed_loop::GuardedSettings::new(
+                    stack,
+                    closed.clone(),
+                ))),
+                None => Boxed(Box::new(ProcessSettings::new(stack, quality.settings))),
+            }
+        }
     };
     // Maintenance: windows on the board for the plan to place (cut: stops on its own).
     let mut maintenance = PredictiveMaintenance::new(stack, MaintenanceConfig::default());

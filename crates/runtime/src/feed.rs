@@ -15,7 +15,10 @@ use crate::view::{ack_event, machines_now, product_infos, update_orders};
 use aifactory_connect::envelope::{self, Heartbeat, Message, ReceivedAck};
 use aifactory_connect::mqtt::{Batch, BrokerAddress, Incoming, Link, MqttError, Received};
 use aifactory_connect::{Quarantine, json};
-use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Outcome, Plant, PlantEvent, Timestamp};
+use aifactory_coordinator::{CoordinatorError, Links, Setup, Tier};
+use aifactory_core::{
+    Decision, DecisionLog, ExecutedBy, LifecycleStage, Outcome, Plant, PlantEvent, Timestamp,
+};
 use aifactory_plant::command::{AckEffect, AckError, Settled};
 use aifactory_plant::drive::{Decided, Driver};
 use aifactory_plant::projection::{DecisionPoint, Offered, Projection, ProjectionConfig};
@@ -54,6 +57,9 @@ pub struct FeedSpec {
     pub client_id: String,
     /// What decides. Its name goes into every decision's `model`.
     pub policy: Box<dyn Policy + Send>,
+    /// Where the policy's skills write their own decisions (plans, forecasts); the feed
+    /// records them in the store with the commands' decisions.
+    pub log: Option<DecisionLog>,
     /// The tier the policy is built to reach (shown in the live view).
     pub tier: u8,
     /// Plant milliseconds a command stays valid.
@@ -97,6 +103,10 @@ pub struct FeedReport {
 /// Why the feed did not start, or how it stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
+    #[error("setting up the coordinator")]
+    Coordinator(#[source] CoordinatorError),
+    #[error("tier 3 (the closed loop) does not run on a plant feed yet; choose tier 0, 1 or 2")]
+    TierThree,
     #[error("connecting to mqtt://{host}:{port}")]
     Connect {
         host: String,
@@ -218,6 +228,8 @@ impl Connected {
             site: spec.plant.plant.id.clone(),
             name: spec.plant.plant.name.clone(),
             products: product_infos(&spec.plant),
+            log: spec.log,
+            scope: (run.0 > 1).then(|| format!("R{}", run.0)),
             projection: Projection::new(Arc::clone(&master), ProjectionConfig::default()),
             driver: Driver::new(spec.policy, machines),
             commands: commands.clone(),
@@ -246,6 +258,37 @@ impl Connected {
             commands,
         })
     }
+}
+
+/// The coordinator of `tier` for a plant that only shows its events: no twin to run trial
+/// batches on, so at tier 2 the quality-to-process link (which needs them) is cut; no order
+/// book or maintenance records before the feed starts, so the skills learn from the plant.
+pub fn coordinator_for(
+    plant: &Plant,
+    tier: u8,
+    seed: u64,
+    log: &DecisionLog,
+) -> Result<Box<dyn Policy + Send>, FeedError> {
+    let tier = Tier::from_number(tier).map_err(FeedError::Coordinator)?;
+    if tier == Tier::Three {
+        return Err(FeedError::TierThree);
+    }
+    let master = MasterData::new(plant.clone());
+    let order_book = BTreeMap::new();
+    let setup = Setup {
+        master: &master,
+        tier,
+        links: Links::ALL
+            .without("quality-to-process")
+            .map_err(FeedError::Coordinator)?,
+        log: Some(log),
+        seed,
+        order_book: &order_book,
+        maintenance_records: &[],
+    };
+    Ok(aifactory_coordinator::build(&setup, None)
+        .map_err(FeedError::Coordinator)?
+        .policy)
 }
 
 /// Connects to the broker and subscribes to everything under the plant's site.
@@ -316,6 +359,10 @@ struct FeedState {
     site: String,
     name: String,
     products: Vec<ProductInfo>,
+    log: Option<DecisionLog>,
+    /// A later run on the same store suffixes its skills' decision ids (`@R2`): they number
+    /// from 1 in every run, and the ledger keeps each id once.
+    scope: Option<String>,
     projection: Projection,
     driver: Driver,
     commands: WireCommands,
@@ -581,19 +628,20 @@ impl FeedState {
             return Ok(());
         }
         let decided = self.driver.decide(&self.projection, points);
+        let skills = self
+            .log
+            .as_ref()
+            .map(DecisionLog::drain_decisions)
+            .unwrap_or_default();
+        for mut d in skills {
+            if let Some(scope) = &self.scope {
+                d.id = format!("{}@{scope}", d.id);
+            }
+            self.record(&d).await?;
+        }
         for d in decided {
             let decision = self.decision(&d);
-            self.store
-                .record_decision(&decision)
-                .await
-                .map_err(|source| FeedError::WriteDecision {
-                    id: decision.id.clone(),
-                    source,
-                })?;
-            self.report.decisions += 1;
-            if let Some(p) = &self.publisher {
-                p.announcer().decision(decision.clone());
-            }
+            self.record(&decision).await?;
             let command = Command {
                 id: format!("C-{}", decision.id),
                 decision: Some(decision.id.clone()),
@@ -618,6 +666,21 @@ impl FeedState {
                     .await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    async fn record(&mut self, decision: &Decision) -> Result<(), FeedError> {
+        self.store
+            .record_decision(decision)
+            .await
+            .map_err(|source| FeedError::WriteDecision {
+                id: decision.id.clone(),
+                source,
+            })?;
+        self.report.decisions += 1;
+        if let Some(p) = &self.publisher {
+            p.announcer().decision(decision.clone());
         }
         Ok(())
     }
@@ -706,5 +769,50 @@ impl FeedState {
             anomalies: Vec::new(),
             products: self.products.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> Plant {
+        let text = include_str!("../../../plants/hangzhou-auto-parts.toml");
+        Plant::parse(text, std::path::Path::new("hangzhou-auto-parts.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_plant_feed_runs_tiers_0_to_2_without_trial_batches_and_refuses_3() {
+        let plant = reference();
+        let log = DecisionLog::new();
+        for tier in 0..=2 {
+            let policy = coordinator_for(&plant, tier, 1, &log);
+            assert!(policy.is_ok(), "tier {tier}: {:?}", policy.err());
+        }
+        assert!(matches!(
+            coordinator_for(&plant, 3, 1, &log),
+            Err(FeedError::TierThree)
+        ));
+        assert!(matches!(
+            coordinator_for(&plant, 7, 1, &log),
+            Err(FeedError::Coordinator(CoordinatorError::Tier(7)))
+        ));
+        // With the quality link on, tier 2 still needs trial batches.
+        let master = MasterData::new(plant);
+        let order_book = BTreeMap::new();
+        let setup = Setup {
+            master: &master,
+            tier: Tier::Two,
+            links: Links::ALL,
+            log: None,
+            seed: 1,
+            order_book: &order_book,
+            maintenance_records: &[],
+        };
+        assert!(matches!(
+            aifactory_coordinator::build(&setup, None),
+            Err(CoordinatorError::NoTrials)
+        ));
     }
 }

@@ -20,16 +20,16 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn services() -> Option<String> {
+fn services() -> Option<(String, String)> {
     let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
         eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
         return None;
     };
-    if std::env::var("AIFACTORY_TEST_EMULATOR").as_deref() != Ok("1") {
-        eprintln!("skipped: AIFACTORY_TEST_EMULATOR is not 1 (python3 with paho-mqtt)");
+    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
+        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt)");
         return None;
-    }
-    Some(url)
+    };
+    Some((url, python))
 }
 
 fn unique() -> String {
@@ -41,12 +41,20 @@ fn unique() -> String {
 
 #[test]
 fn the_runtime_schedules_a_plant_it_did_not_write() {
-    let Some(url) = services() else {
+    let Some((url, python)) = services() else {
         return;
     };
     let root = workspace();
-    let plant_path = root.join("tests/plant-emulator/job-shop.toml");
-    let text = std::fs::read_to_string(&plant_path).unwrap_or_else(|e| panic!("{e}"));
+    // A site of its own per run, so that no other run's messages on a long-lived broker mix in.
+    let text = std::fs::read_to_string(root.join("tests/plant-emulator/job-shop.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = text.replacen(
+        "id = \"emu-shop\"",
+        &format!("id = \"emu-{}\"", unique()),
+        1,
+    );
+    let plant_path = std::env::temp_dir().join(format!("emulator-shop-{}.toml", unique()));
+    std::fs::write(&plant_path, &text).unwrap_or_else(|e| panic!("{e}"));
     let plant = Plant::parse(&text, &plant_path).unwrap_or_else(|e| panic!("{e}"));
     let site = plant.plant.id.clone();
     let summary_path = std::env::temp_dir().join(format!("emulator-summary-{}.json", unique()));
@@ -64,6 +72,7 @@ fn the_runtime_schedules_a_plant_it_did_not_write() {
             broker: url.parse().unwrap_or_else(|e| panic!("{e}")),
             client_id: format!("aifactory-test-feed-{}", unique()),
             policy: Box::new(BaselinePolicy::default()),
+            log: None,
             tier: 0,
             command_ttl_ms: COMMAND_TTL_MS,
             clock: Clock::system(),
@@ -78,15 +87,19 @@ fn the_runtime_schedules_a_plant_it_did_not_write() {
             let root = root.clone();
             let summary = summary_path.clone();
             let url = url.clone();
+            let plant_file = plant_path.clone();
+            let python = python.clone();
             tokio::task::spawn_blocking(move || {
-                std::process::Command::new("python3")
+                std::process::Command::new(&python)
                     .current_dir(&root)
                     .args([
                         "tests/plant-emulator/emulator.py",
                         "--broker",
                         &url,
                         "--plant",
-                        "tests/plant-emulator/job-shop.toml",
+                    ])
+                    .arg(&plant_file)
+                    .args([
                         "--hours",
                         "24",
                         "--seed",
@@ -109,7 +122,8 @@ fn the_runtime_schedules_a_plant_it_did_not_write() {
         let output = emulator
             .await
             .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("running python3: {e}"));
+            .unwrap_or_else(|e| panic!("running {python}: {e}"));
+        let _ = std::fs::remove_file(&plant_path);
         assert!(
             output.status.success(),
             "the emulator failed ({}):\n{}",
@@ -162,7 +176,10 @@ fn the_runtime_schedules_a_plant_it_did_not_write() {
         let dispatch_lists = summary["commands"]["dispatch_list"].as_u64().unwrap_or(0);
         assert!(dispatch_lists >= 4, "{summary}");
         assert!(summary["commands"]["start_maintenance"].as_u64() >= Some(1));
-        assert_eq!(report.commands, report.decisions);
+        assert_eq!(
+            report.commands, report.decisions,
+            "tier 0: every decision is a command"
+        );
         assert!(report.outcomes.get("completed") >= Some(&3), "{report:?}");
         assert_eq!(report.outcomes.get("rejected"), Some(&1), "{report:?}");
         assert_eq!(report.outcomes.get("expired"), Some(&1), "{report:?}");
