@@ -252,6 +252,7 @@ impl Connected {
         };
         let task = tokio::spawn(state.run(incoming, stop_rx));
         Ok(PlantFeed {
+            run,
             stop: stop_tx,
             report: report_rx,
             task,
@@ -321,6 +322,7 @@ pub async fn connect(spec: FeedSpec) -> Result<Connected, FeedError> {
 /// A running feed; [`PlantFeed::stop`] ends it and returns what it did.
 #[derive(Debug)]
 pub struct PlantFeed {
+    run: RunId,
     stop: watch::Sender<bool>,
     report: watch::Receiver<FeedReport>,
     task: tokio::task::JoinHandle<Result<FeedReport, FeedError>>,
@@ -328,6 +330,11 @@ pub struct PlantFeed {
 }
 
 impl PlantFeed {
+    /// The run the feed's events are stored under.
+    pub fn run(&self) -> RunId {
+        self.run
+    }
+
     /// What it did so far (refreshed after every message).
     pub fn report(&self) -> FeedReport {
         self.report.borrow().clone()
