@@ -89,8 +89,9 @@ pub fn encode_answer(
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// The command as aifactory publishes it: the envelope's fields around the command's own.
-pub fn encode_command(command: &Command, source: &str, seq: u64) -> Vec<u8> {
+/// The command as aifactory publishes it at plant time `at`: the envelope's fields around the
+/// command's own.
+pub fn encode_command(command: &Command, source: &str, seq: u64, at: Timestamp) -> Vec<u8> {
     let mut body = match serde_json::to_value(command) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -99,6 +100,7 @@ pub fn encode_command(command: &Command, source: &str, seq: u64) -> Vec<u8> {
     body.insert("type".into(), Value::from("command"));
     body.insert("source".into(), Value::from(source));
     body.insert("seq".into(), Value::from(seq));
+    body.insert("time".into(), Value::from(at.0));
     serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
 }
 
@@ -482,7 +484,12 @@ mod tests {
                 value: 205.0,
             },
         };
-        let bytes = encode_command(&command, "aifactory-runtime", 3);
+        let bytes = encode_command(
+            &command,
+            "aifactory-runtime",
+            3,
+            Timestamp(1_767_225_600_000),
+        );
         let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
         assert_eq!(v["spec"], SPEC);
         assert_eq!(v["type"], "command");
@@ -492,6 +499,7 @@ mod tests {
         assert_eq!(v["action"], "set_point");
         assert_eq!(v["value"], 205.0);
         assert_eq!(v["seq"], 3);
+        assert_eq!(v["time"], 1_767_225_600_000i64);
         assert_eq!(
             command_topic("hz", Some("TURN-01")),
             "aifactory/hz/_commands/TURN-01"
@@ -561,7 +569,8 @@ mod tests {
             },
         };
         let v: Value =
-            serde_json::from_slice(&encode_command(&command, "aifactory", 1)).unwrap_or_default();
+            serde_json::from_slice(&encode_command(&command, "aifactory", 1, Timestamp(0)))
+                .unwrap_or_default();
         assert_eq!(v["action"], "dispatch_list");
         assert_eq!(v["machine"], "MILL-01");
         assert_eq!(v["jobs"], json!([{"order": "WO-000003", "step": 1}]));

@@ -171,7 +171,7 @@ impl CommandSink for WireCommands {
         lock(&self.tracker).sent(&command, now)?;
         let topic = envelope::command_topic(&self.site, Some(command.action.machine()));
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let payload = envelope::encode_command(&command, SOURCE, seq);
+        let payload = envelope::encode_command(&command, SOURCE, seq, now);
         self.link
             .publish(topic, payload, false)
             .map_err(|e| SendError::Closed(e.to_string()))?;
