@@ -7,6 +7,7 @@
 mod agent;
 mod assess;
 mod bench_agent;
+mod bench_feed;
 mod bench_ingest;
 mod bench_login;
 mod bench_policies;
@@ -124,6 +125,13 @@ enum BenchCommand {
     /// Uses the embedded broker, and with --mqtt an external one too; stores into fresh SQLite
     /// files in a temporary folder unless --db names a PostgreSQL database.
     Ingest(bench_ingest::IngestBenchArgs),
+    /// A plant's feed through a broker into the runtime: messages per second broker to
+    /// decision, and decision latency per decision-point kind paced at --speedup.
+    ///
+    /// The twin records --days of a plant (tier-0 rules); a publisher replays its events and
+    /// telemetry in the plant contract, once as fast as the runtime takes them and once paced,
+    /// with a lockstep heartbeat after every moment with events. Embedded broker unless --mqtt.
+    Feed(bench_feed::FeedBenchArgs),
     /// The agent: the offline planner's tool choice on 50 plant questions (English and
     /// Chinese), end-to-end latency on a live twin, and the runtime's overhead per tool step.
     Agent(bench_agent::AgentBenchArgs),
@@ -224,6 +232,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Opcua(OpcuaCommand::Browse { url, json }) => opcua::browse(&url, json),
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(&args),
+        Command::Bench(BenchCommand::Feed(args)) => bench_feed::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&config, &args),
         Command::Bench(BenchCommand::Login(args)) => bench_login::run(&args),
         Command::Bench(BenchCommand::Portal(args)) => portal::bench(&args),

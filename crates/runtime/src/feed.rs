@@ -98,6 +98,40 @@ pub struct FeedReport {
     pub acks_refused: u64,
     /// Commands settled, by their last word (completed, rejected, failed, expired).
     pub outcomes: BTreeMap<String, u64>,
+    /// Per decision-point kind (`machine_free`, `work_ready`, …): wall time from the message
+    /// that brought the decision point in to its command handed to the broker, ledger write
+    /// included. Filled in the report [`PlantFeed::stop`] returns.
+    pub latency: BTreeMap<String, Latency>,
+}
+
+/// A latency distribution, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Latencies kept per kind: the most recent, enough for a p99.
+const LATENCIES_KEPT: usize = 20_000;
+
+impl Latency {
+    fn of(samples: &VecDeque<Duration>, count: u64) -> Latency {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            ms.get(((ms.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Latency {
+            count,
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            max_ms: ms.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 /// Why the feed did not start, or how it stopped.
@@ -249,6 +283,8 @@ impl Connected {
             refused_rows: Vec::new(),
             recent: VecDeque::new(),
             orders: BTreeMap::new(),
+            received: Duration::ZERO,
+            latencies: BTreeMap::new(),
         };
         let task = tokio::spawn(state.run(incoming, stop_rx));
         Ok(PlantFeed {
@@ -392,6 +428,9 @@ struct FeedState {
     refused_rows: Vec<QuarantineRow>,
     recent: VecDeque<EventNow>,
     orders: BTreeMap<String, OrderNow>,
+    /// When the message being handled arrived (the feed's clock), and the latencies so far.
+    received: Duration,
+    latencies: BTreeMap<&'static str, (u64, VecDeque<Duration>)>,
 }
 
 impl FeedState {
@@ -424,11 +463,17 @@ impl FeedState {
         }
         self.commit().await?;
         self.publish_view(false);
+        self.report.latency = self
+            .latencies
+            .iter()
+            .map(|(kind, (count, samples))| ((*kind).to_owned(), Latency::of(samples, *count)))
+            .collect();
         let _ = self.report_tx.send(self.report.clone());
         Ok(self.report)
     }
 
     async fn message(&mut self, m: Incoming) -> Result<(), FeedError> {
+        self.received = self.clock.elapsed();
         let channel = m.topic.split('/').nth(2).unwrap_or_default().to_owned();
         match channel.as_str() {
             "_events" | "_acks" => match envelope::decode(&m.topic, &m.payload) {
@@ -656,7 +701,16 @@ impl FeedState {
                 action: d.action,
             };
             match self.commands.send(command.clone()) {
-                Ok(()) => self.report.commands += 1,
+                Ok(()) => {
+                    self.report.commands += 1;
+                    let took = self.clock.elapsed().saturating_sub(self.received);
+                    let (count, kept) = self.latencies.entry(d.trigger).or_default();
+                    *count += 1;
+                    kept.push_back(took);
+                    if kept.len() > LATENCIES_KEPT {
+                        kept.pop_front();
+                    }
+                }
                 // Recorded as not executed, never lost: the decision's outcome says why.
                 Err(e) => {
                     let ack = aifactory_plant::Ack::new(
