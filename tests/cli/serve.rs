@@ -571,3 +571,170 @@ fn serve_runs_a_real_plant_on_its_feed_and_shows_its_machines_and_telemetry() {
     );
     drop(serve);
 }
+
+#[test]
+fn a_plant_feed_killed_mid_run_takes_up_where_it_was() {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set (e.g. mqtt://127.0.0.1:1883)");
+        return;
+    };
+    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
+        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let site = format!("emu-kill-{}-{unique}", std::process::id());
+    let shop = std::fs::read_to_string(super::repo_file("tests/plant-emulator/job-shop.toml"))
+        .expect("the emulator's plant file");
+    let plant = dir.path().join("shop.toml");
+    std::fs::write(
+        &plant,
+        shop.replacen("id = \"emu-shop\"", &format!("id = \"{site}\""), 1),
+    )
+    .expect("plant file");
+    let plant = plant.to_str().expect("path");
+    let db = dir.path().join("serve.sqlite");
+    let args = ["--plant-feed", &url, "--plant", plant, "--tier", "0"];
+    let (first, _, password) = start(&db, &args);
+    // The plant runs paced, a day in 48 s; a free machine waits up to ten plant minutes (a third
+    // of a second) for its dispatch list, then takes first come, first served. It never answers
+    // the third dispatch list: the feed is killed just after that one left, while it is open.
+    let summary = dir.path().join("summary.json");
+    let mut emulator = Command::new(&python)
+        .current_dir(super::repo_file(""))
+        .args([
+            "tests/plant-emulator/emulator.py",
+            "--broker",
+            &url,
+            "--plant",
+            plant,
+        ])
+        .args([
+            "--hours",
+            "24",
+            "--seed",
+            "5",
+            "--speed",
+            "1800",
+            "--dispatch-wait",
+            "10",
+            "--ignore",
+            "3",
+        ])
+        .args(["--client-id", &format!("{site}-plant"), "--summary"])
+        .arg(&summary)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let stderr = emulator.stderr.take().expect("stderr");
+    let (ignored_tx, ignored_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut said = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("--ignore: ignoring") {
+                let _ = ignored_tx.send(());
+            }
+            said.push(line);
+        }
+        said
+    });
+    ignored_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the plant ignores its third dispatch list");
+    drop(first); // SIGKILL, mid-run, with a command open
+    std::thread::sleep(Duration::from_secs(1));
+    let (second, base, kept) = start_kept(&db, &args);
+    assert!(kept.is_none(), "the store kept its admin");
+    let status = emulator.wait().expect("the emulator ends");
+    let said = reader.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "the emulator failed: {status}\n{}",
+        said.join("\n")
+    );
+    let agent = agent();
+    let token = login(&agent, &base, &password);
+    // Let the restarted feed take the plant's last messages and expire what is overdue.
+    let decisions = wait_within(
+        &agent,
+        &format!("{base}/api/v1/decisions?limit=10000"),
+        &token,
+        Duration::from_secs(60),
+        |s, b| {
+            s == 200
+                && b["decisions"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .any(|x| x["id"].as_str().is_some_and(|i| i.starts_with("D-R2-")))
+                })
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    drop(second);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).expect("summary")).expect("json");
+    assert_eq!(
+        summary["duplicates"], 0,
+        "no command arrived twice: {summary}"
+    );
+    assert_eq!(summary["orders"]["completed"], 12, "{summary}");
+    let decided = decisions["decisions"].as_array().expect("decisions").len();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = aifactory_store::Store::open(db.to_str().expect("path"))
+            .await
+            .expect("the store opens");
+        let runs = store.runs(&site).await.expect("runs");
+        assert_eq!(runs.len(), 2, "one run before the kill, one after");
+        // Every event kept once: the restarted feed knew what the first had kept, and what the
+        // broker delivered again is dropped as a duplicate.
+        let mut ids = std::collections::BTreeSet::new();
+        let mut kept = 0;
+        for (run, _) in &runs {
+            for e in store.events(Some(*run)).await.expect("events") {
+                if let Some(id) = e.detail["envelope"]["id"].as_str() {
+                    kept += 1;
+                    assert!(ids.insert(id.to_owned()), "event {id} kept twice");
+                }
+            }
+        }
+        let published: u64 = summary["events"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "heartbeat")
+                    .filter_map(|(_, v)| v.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        assert_eq!(kept, published, "every event the plant published is kept");
+        // The first run's commands were settled after the restart, none lost.
+        let all = store.decisions(10_000).await.expect("decisions");
+        assert_eq!(all.len(), decided);
+        let first_run: Vec<_> = all.iter().filter(|d| d.id.starts_with("D-R1-")).collect();
+        assert!(first_run.len() >= 3, "the first run decided");
+        for d in &first_run {
+            let outcome = d
+                .outcome
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} never settled", d.id));
+            assert!(outcome.measured["status"].is_string(), "{outcome:?}");
+        }
+        // The ignored one was open at the kill: the restarted feed took it up and expired it.
+        let ignored = summary["ignored"][0].as_str().expect("an ignored command");
+        let decision = ignored.strip_prefix("C-").expect("a command id");
+        let expired = first_run
+            .iter()
+            .find(|d| d.id == decision)
+            .and_then(|d| d.outcome.as_ref())
+            .map(|o| o.measured["status"].clone());
+        assert_eq!(expired, Some(serde_json::json!("expired")), "{ignored}");
+        store.close().await;
+    });
+}

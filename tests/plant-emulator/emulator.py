@@ -260,6 +260,7 @@ class Machine:
     dispatch: dict = None    # the current dispatch_list command
     maint: dict = None       # an accepted start_maintenance command, waiting for the machine
     resume: tuple = None     # (set-up ms, run ms) left of the op a failure interrupted
+    idle_since: int = None   # when it was last seen free with nothing started
     setpoints: dict = field(default_factory=dict)
     temp: float = AMBIENT_C
     tel_seq: int = 0
@@ -268,7 +269,7 @@ class Machine:
 class Shop:
     """The plant's state and rules; every change it makes is published as a contract event."""
 
-    def __init__(self, plant, wire, seed, reject_k=None, ignore_k=None):
+    def __init__(self, plant, wire, seed, reject_k=None, ignore_k=None, dispatch_wait_min=0.0):
         self.plant, self.wire = plant, wire
         self.rng = random.Random(seed)                 # the shop: arrivals and scrap
         self.noise = random.Random(seed + 1_000_003)   # sensor noise, kept apart so telemetry never
@@ -278,6 +279,7 @@ class Shop:
         self.work_orders = {}
         self.sales_due = {}
         self.reject_k, self.ignore_k = reject_k, ignore_k
+        self.dispatch_wait_ms = int(dispatch_wait_min * 60_000)
         self.seq = 0
         self.dirty = False               # published events or acks since the last answered heartbeat
         self.given = {}                  # command id -> ack envelopes given for it (for duplicates)
@@ -583,16 +585,22 @@ class Shop:
                         self.ack(cmd["id"], "failed", T,
                                  reason=f"none of the {len(cmd['jobs'])} jobs on the list waits at its step for {m.id}")
                         cmd = None
+            if m.idle_since is None:
+                m.idle_since = T
+            if wo is None and T - m.idle_since < self.dispatch_wait_ms:
+                continue                              # an MES-run machine waits for its list a while
             if wo is None:
                 waiting = [w for w in self.work_orders.values() if self.waits_here(w, w.step, m)]
                 wo = min(waiting, key=lambda w: (w.ready, w.id), default=None)
             if wo is not None:
+                m.idle_since = None
                 self.start_op(m, wo, T, cmd["id"] if cmd else None)
                 if cmd:
                     self.ack(cmd["id"], "completed", T)
 
     def start_maintenance(self, m, cmd, T):
         """Preventive maintenance begins; it lasts the machine type's preventive_h."""
+        m.idle_since = None
         m.phase = "maint"
         m.until = T + int(m.mtype["maintenance"]["preventive_h"] * 3_600_000)
         self.event("maintenance_started", T, machine=m.id, correlation=cmd["id"], data={"reason": "preventive"})
@@ -648,6 +656,9 @@ def parse_args(argv):
     mode.add_argument("--speed", type=float, help="paced: N plant seconds per wall second, never waits")
     ap.add_argument("--reject", type=int, metavar="K", help="reject the K-th dispatch_list (manual mode)")
     ap.add_argument("--ignore", type=int, metavar="K", help="never acknowledge the K-th dispatch_list")
+    ap.add_argument("--dispatch-wait", type=float, default=0.0, metavar="MIN",
+                    help="a free machine waits up to MIN plant minutes for its dispatch list before "
+                         "taking first come, first served (default 0)")
     ap.add_argument("--answer-timeout", type=float, default=30.0, help="lockstep: wall seconds to wait (default 30)")
     ap.add_argument("--summary", metavar="FILE", help="also write the JSON summary to FILE")
     ap.add_argument("--client-id", help="MQTT client id (default <site>-1)")
@@ -671,7 +682,7 @@ def main(argv=None):
     except (OSError, ValueError, ConnectionError) as e:
         log(f"cannot connect to {args.broker}: {e}")
         return 2
-    shop = Shop(plant, wire, args.seed, args.reject, args.ignore)
+    shop = Shop(plant, wire, args.seed, args.reject, args.ignore, args.dispatch_wait)
     steps = int(args.hours * 3600 * 1000 // STEP_MS)
     log(f"site {plant.site}: {len(plant.machines)} machines, {steps} steps from {plant.clock(plant.start_ms)}, "
         + ("lockstep" if lockstep else f"paced at {args.speed:g}x"))

@@ -614,12 +614,19 @@ pub async fn publish_stream_with_commands(
 pub struct Incoming {
     pub topic: String,
     pub payload: Vec<u8>,
+    /// On a persistent link: what [`Link::ack`] takes once the message is safely kept.
+    pub delivery: Option<Delivery>,
 }
+
+/// A message the broker delivered and will deliver again until it is acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery(Publish);
 
 /// A two-way MQTT connection for the plant contract: what is published on its filters comes
 /// out of the receiver [`Link::connect`] returns, in the broker's order, and
 /// [`Link::publish`] queues a QoS 1 message without waiting. It reconnects (and subscribes
-/// again) by itself after the broker goes away.
+/// again) by itself after the broker goes away. A persistent link acknowledges a message only
+/// when told ([`Link::ack`], after it is kept): what a crash interrupts comes again.
 #[derive(Debug)]
 pub struct Link {
     client: AsyncClient,
@@ -642,6 +649,7 @@ impl Link {
         let mut mqtt = MqttOptions::new(client_id, &broker.host, broker.port);
         mqtt.set_keep_alive(Duration::from_secs(30))
             .set_clean_session(!persistent)
+            .set_manual_acks(persistent)
             .set_max_packet_size(
                 crate::MAX_PAYLOAD_BYTES + 4096,
                 crate::MAX_PAYLOAD_BYTES + 4096,
@@ -669,6 +677,7 @@ impl Link {
                         let incoming = Incoming {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
+                            delivery: persistent.then(|| Delivery(p.clone())),
                         };
                         if tx.send(incoming).await.is_err() {
                             break;
@@ -717,6 +726,11 @@ impl Link {
         self.client
             .try_publish(topic, QoS::AtLeastOnce, retain, payload)
             .map_err(MqttError::Client)
+    }
+
+    /// Acknowledges a delivered message to the broker: it will not come again.
+    pub fn ack(&self, delivery: &Delivery) -> Result<(), MqttError> {
+        self.client.try_ack(&delivery.0).map_err(MqttError::Client)
     }
 
     /// Disconnects after what was queued has gone out (at most 2 s).

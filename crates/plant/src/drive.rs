@@ -44,8 +44,8 @@ pub struct Driver {
     numbers: HashMap<String, u32>,
     ids: HashMap<u32, String>,
     next_free: u32,
-    /// Per machine: failures plus services seen, and its running ms at the last change.
-    renewed: Vec<(u64, u64)>,
+    /// Per machine: failures plus services seen (a renewal cancels a maintenance order).
+    renewals: Vec<u64>,
     /// Per machine: the dispatch list sent while it is free (not sent again unchanged).
     sent_list: Vec<Option<Vec<DispatchJob>>>,
     /// Per machine: maintenance ordered and not yet begun (not ordered twice).
@@ -70,7 +70,7 @@ impl Driver {
             numbers: HashMap::new(),
             ids: HashMap::new(),
             next_free: FIRST_FREE_NUMBER,
-            renewed: vec![(0, 0); machines],
+            renewals: vec![0; machines],
             sent_list: vec![None; machines],
             maintenance_ordered: vec![None; machines],
         }
@@ -99,6 +99,26 @@ impl Driver {
         };
         if value.is_finite() {
             r[slot] = value;
+        }
+    }
+
+    /// Takes up a command sent before a restart and not yet settled: its machine is not offered
+    /// the same again while it stands.
+    pub fn resume(&mut self, projection: &Projection, action: &Action) {
+        let Some(m) = projection.master().machine_index(action.machine()) else {
+            return;
+        };
+        if let Some(t) = projection.totals(m) {
+            self.renewals[m] = t.failures + t.services;
+        }
+        match action {
+            Action::DispatchList { jobs, .. } if projection.is_free(m) => {
+                self.sent_list[m] = Some(jobs.clone());
+            }
+            Action::StartMaintenance { .. } => {
+                self.maintenance_ordered[m] = Some(projection.applied_to().0);
+            }
+            _ => {}
         }
     }
 
@@ -132,8 +152,8 @@ impl Driver {
                 continue;
             };
             let count = t.failures + t.services;
-            if self.renewed[m].0 != count {
-                self.renewed[m] = (count, t.run_ms);
+            if self.renewals[m] != count {
+                self.renewals[m] = count;
                 self.maintenance_ordered[m] = None;
             }
             if !projection.is_free(m) {
@@ -197,8 +217,9 @@ impl Driver {
             let Some(machine_id) = master.machine_id(m).map(str::to_owned) else {
                 continue;
             };
-            let run_ms = projection.totals(m).map_or(0, |t| t.run_ms);
-            let run_h = run_ms.saturating_sub(self.renewed[m].1) as f64 / 3_600_000.0;
+            let run_h = projection.totals(m).map_or(0.0, |t| {
+                t.run_ms.saturating_sub(t.run_ms_at_renewal) as f64 / 3_600_000.0
+            });
             let view = MachineView {
                 machine: m,
                 now,

@@ -252,6 +252,9 @@ pub struct MachineTotals {
     pub units_good: u64,
     pub failures: u64,
     pub services: u64,
+    /// `run_ms` when the machine last failed or went into service: its running time since is
+    /// the age a maintenance policy looks at.
+    pub run_ms_at_renewal: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1217,9 +1220,13 @@ impl Projection {
         match status {
             Status::Down => {
                 totals.failures += 1;
+                totals.run_ms_at_renewal = totals.run_ms;
                 points.push(DecisionPoint::Breakdown { machine: m, at });
             }
-            Status::Maintenance => totals.services += 1,
+            Status::Maintenance => {
+                totals.services += 1;
+                totals.run_ms_at_renewal = totals.run_ms;
+            }
             _ => {}
         }
         if was == Status::Down {

@@ -42,10 +42,15 @@ pub const SOURCE: &str = "aifactory";
 /// How long a command the driver sends stays valid, in plant time: a dispatch list is stale
 /// once the machine has long taken other work, a maintenance order once its window passed.
 pub const COMMAND_TTL_MS: i64 = 3_600_000;
+/// How a feed's runs are named in the store (`policy`), so a restart finds the ones before.
+const FEED_RUN: &str = "plant feed: ";
 /// Recent events kept for the live view.
 const RECENT_EVENTS: usize = 200;
 /// Telemetry messages held before they are committed (they are also committed every second).
 const BATCH_MESSAGES: usize = 2_000;
+/// Messages taken but not yet acknowledged to the broker before a commit: under the in-flight
+/// window brokers grant a client (Mosquitto: 20), which stops delivering when it is full.
+const ACK_WINDOW: usize = 16;
 
 /// What to connect to and how to decide.
 pub struct FeedSpec {
@@ -98,6 +103,10 @@ pub struct FeedReport {
     pub acks_refused: u64,
     /// Commands settled, by their last word (completed, rejected, failed, expired).
     pub outcomes: BTreeMap<String, u64>,
+    /// Events of earlier runs of this feed replayed into the plant's state at the start, and
+    /// their commands still open (taken up again, to be settled by their acknowledgements).
+    pub restored_events: u64,
+    pub restored_commands: u64,
     /// Per decision-point kind (`machine_free`, `work_ready`, …): wall time from the message
     /// that brought the decision point in to its command handed to the broker, ledger write
     /// included. Filled in the report [`PlantFeed::stop`] returns.
@@ -152,6 +161,8 @@ pub enum FeedError {
     SavePlant(#[source] StoreError),
     #[error("registering the run")]
     RegisterRun(#[source] StoreError),
+    #[error("reading what the feed kept before this start")]
+    Restore(#[source] StoreError),
     #[error("writing decision {id} to the ledger")]
     WriteDecision {
         id: String,
@@ -244,11 +255,20 @@ impl Connected {
             .await
             .map_err(FeedError::SavePlant)?;
         let (start, _) = spec.plant.start();
+        // The runs of this plant's feed before this one: a restart takes up where they ended.
+        let earlier: Vec<RunId> = store
+            .runs(&spec.plant.plant.id)
+            .await
+            .map_err(FeedError::Restore)?
+            .into_iter()
+            .filter(|(_, info)| info.policy.starts_with(FEED_RUN))
+            .map(|(id, _)| id)
+            .collect();
         let run = store
             .start_run(&RunInfo {
                 plant_id: spec.plant.plant.id.clone(),
                 seed: 0,
-                policy: format!("plant feed: {}", spec.policy.name()),
+                policy: format!("{FEED_RUN}{}", spec.policy.name()),
                 sim_days: 0.0,
                 started_at: Timestamp(spec.clock.epoch_ms()),
             })
@@ -258,7 +278,7 @@ impl Connected {
         let machines = master.plant().machines.len();
         let (report_tx, report_rx) = watch::channel(FeedReport::default());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let state = FeedState {
+        let mut state = FeedState {
             site: spec.plant.plant.id.clone(),
             name: spec.plant.plant.name.clone(),
             products: product_infos(&spec.plant),
@@ -283,9 +303,11 @@ impl Connected {
             refused_rows: Vec::new(),
             recent: VecDeque::new(),
             orders: BTreeMap::new(),
+            unacked: Vec::new(),
             received: Duration::ZERO,
             latencies: BTreeMap::new(),
         };
+        state.restore(&earlier).await?;
         let task = tokio::spawn(state.run(incoming, stop_rx));
         Ok(PlantFeed {
             run,
@@ -428,12 +450,89 @@ struct FeedState {
     refused_rows: Vec<QuarantineRow>,
     recent: VecDeque<EventNow>,
     orders: BTreeMap<String, OrderNow>,
+    /// Messages taken and not yet acknowledged to the broker (until the next commit).
+    unacked: Vec<aifactory_connect::mqtt::Delivery>,
     /// When the message being handled arrived (the feed's clock), and the latencies so far.
     received: Duration,
     latencies: BTreeMap<&'static str, (u64, VecDeque<Duration>)>,
 }
 
+/// Where a stored event keeps its envelope's id, source and sequence.
+const ENVELOPE: &str = "envelope";
+
 impl FeedState {
+    /// Rebuilds the plant's state from the events the feed's earlier runs kept, and takes up
+    /// their commands that were sent and never settled: their acknowledgements still count, and
+    /// they are not sent again.
+    async fn restore(&mut self, earlier: &[RunId]) -> Result<(), FeedError> {
+        let mut last: Option<Timestamp> = None;
+        for run in earlier {
+            let events = self
+                .store
+                .events(Some(*run))
+                .await
+                .map_err(FeedError::Restore)?;
+            for (i, event) in events.into_iter().enumerate() {
+                if event.kind == aifactory_core::EventKind::CommandAck {
+                    continue;
+                }
+                let identity = event.detail.get(ENVELOPE);
+                let text = |k: &str| identity.and_then(|e| e.get(k)).and_then(|v| v.as_str());
+                let id = text("id").map_or_else(|| format!("R{}-{i}", run.0), str::to_owned);
+                let source = text("source").unwrap_or("restored").to_owned();
+                let seq = identity
+                    .and_then(|e| e.get("seq"))
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(i as u64);
+                last = last.max(Some(event.at));
+                // Taken once already: a refusal now (past the horizon) only means it is old.
+                if self
+                    .projection
+                    .offer(aifactory_plant::Arrival {
+                        id,
+                        source,
+                        seq,
+                        event,
+                    })
+                    .is_ok()
+                {
+                    self.report.restored_events += 1;
+                }
+            }
+        }
+        if let Some(at) = last {
+            self.projection.advance_to(PlantTime::since(self.start, at));
+            self.now = at;
+            self.commands.now_ms.store(at.0, Ordering::Relaxed);
+        }
+        let prefixes: Vec<String> = earlier.iter().map(|r| format!("D-R{}-", r.0)).collect();
+        let decisions = self
+            .store
+            .decisions(10_000)
+            .await
+            .map_err(FeedError::Restore)?;
+        for d in decisions {
+            if d.outcome.is_some() || !prefixes.iter().any(|p| d.id.starts_with(p.as_str())) {
+                continue;
+            }
+            let Ok(action) = serde_json::from_value::<Action>(d.output["command"].clone()) else {
+                continue;
+            };
+            let command = Command {
+                id: format!("C-{}", d.id),
+                decision: Some(d.id.clone()),
+                expires: Some(Timestamp(d.at.0 + self.ttl_ms)),
+                action,
+            };
+            if lock(&self.commands.tracker).sent(&command, d.at).is_ok() {
+                self.driver.resume(&self.projection, &command.action);
+                self.report.restored_commands += 1;
+            }
+        }
+        let _ = self.report_tx.send(self.report.clone());
+        Ok(())
+    }
+
     async fn run(
         mut self,
         mut incoming: mpsc::Receiver<Incoming>,
@@ -446,9 +545,14 @@ impl FeedState {
                 biased;
                 _ = stop.changed() => break,
                 message = incoming.recv() => match message {
-                    Some(m) => {
+                    Some(mut m) => {
+                        let delivery = m.delivery.take();
                         self.message(m).await?;
-                        if self.ingest.messages.len() >= BATCH_MESSAGES {
+                        self.unacked.extend(delivery);
+                        // Acknowledged only once kept: a crash before then brings it again.
+                        if self.ingest.messages.len() >= BATCH_MESSAGES
+                            || self.unacked.len() >= ACK_WINDOW
+                        {
                             self.commit().await?;
                         }
                         let _ = self.report_tx.send(self.report.clone());
@@ -545,7 +649,15 @@ impl FeedState {
         arrival: aifactory_plant::Arrival,
         m: Incoming,
     ) -> Result<(), FeedError> {
-        let event = arrival.event.clone();
+        // Kept with the envelope's identity, so that after a restart the replayed event and a
+        // redelivery of it are one.
+        let mut event = arrival.event.clone();
+        if let Some(detail) = event.detail.as_object_mut() {
+            detail.insert(
+                ENVELOPE.to_owned(),
+                serde_json::json!({"id": arrival.id, "source": arrival.source, "seq": arrival.seq}),
+            );
+        }
         match self.projection.offer(arrival) {
             Err(e) => {
                 self.report.refused += 1;
@@ -582,6 +694,8 @@ impl FeedState {
         let points = self.projection.advance_to(until);
         self.decide(&points).await?;
         if h.answer {
+            // What the answer covers is kept before it goes out.
+            self.commit().await?;
             let commands = self.commands.take_sent();
             let seq = self.commands.seq.fetch_add(1, Ordering::Relaxed) + 1;
             let payload = envelope::encode_answer(&h, SOURCE, seq, &commands);
@@ -792,6 +906,12 @@ impl FeedState {
                 .commit_ingest(&batch, self.clock.epoch_ms())
                 .await
                 .map_err(FeedError::WriteIngest)?;
+        }
+        for delivery in self.unacked.drain(..) {
+            self.commands
+                .link
+                .ack(&delivery)
+                .map_err(FeedError::Publish)?;
         }
         Ok(())
     }

@@ -339,6 +339,34 @@ impl SqliteStore {
         Ok(RunId(id))
     }
 
+    /// Every run of a plant, oldest first.
+    pub async fn runs(&self, plant_id: &str) -> Result<Vec<(RunId, RunInfo)>, StoreError> {
+        const WHAT: &str = "runs";
+        let rows = sqlx::query(
+            "SELECT id, site_id, seed, policy, sim_days, started_at FROM runs \
+             WHERE site_id = ? ORDER BY id",
+        )
+        .bind(plant_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read(WHAT))?;
+        rows.iter()
+            .map(|row| {
+                let seed: i64 = get(row, 2, WHAT)?;
+                Ok((
+                    RunId(get(row, 0, WHAT)?),
+                    RunInfo {
+                        plant_id: get(row, 1, WHAT)?,
+                        seed: seed.cast_unsigned(),
+                        policy: get(row, 3, WHAT)?,
+                        sim_days: get(row, 4, WHAT)?,
+                        started_at: Timestamp(get(row, 5, WHAT)?),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// What a run was started with, or `None` for an unknown run.
     pub async fn run(&self, run: RunId) -> Result<Option<RunInfo>, StoreError> {
         const WHAT: &str = "run";

@@ -78,6 +78,11 @@ impl Store {
         forward!(self, s => s.start_run(run).await)
     }
 
+    /// See [`SqliteStore::runs`].
+    pub async fn runs(&self, plant_id: &str) -> Result<Vec<(RunId, RunInfo)>, StoreError> {
+        forward!(self, s => s.runs(plant_id).await)
+    }
+
     /// See [`SqliteStore::run`].
     pub async fn run(&self, run: RunId) -> Result<Option<RunInfo>, StoreError> {
         forward!(self, s => s.run(run).await)

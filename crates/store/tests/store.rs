@@ -863,6 +863,29 @@ conformance! {
         Ok(())
     }
 
+    async fn a_plants_runs_are_listed_oldest_first(db) {
+        let store = db.open().await;
+        assert!(store.runs("SITE-1").await?.is_empty());
+        store.save_plant(&plant()).await?;
+        let first = store.start_run(&run_info()).await?;
+        let second = store
+            .start_run(&RunInfo {
+                policy: "plant feed: edd".into(),
+                ..run_info()
+            })
+            .await?;
+        let runs = store.runs("SITE-1").await?;
+        assert_eq!(
+            runs.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [first, second]
+        );
+        assert_eq!(runs[1].1.policy, "plant feed: edd");
+        assert_eq!(runs[0].1, run_info());
+        assert!(store.runs("SITE-2").await?.is_empty());
+        store.close().await;
+        Ok(())
+    }
+
     async fn a_run_needs_a_saved_plant(db) {
         let store = db.open().await;
         match store.start_run(&run_info()).await {
