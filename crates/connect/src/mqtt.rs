@@ -728,6 +728,19 @@ impl Link {
             .map_err(MqttError::Client)
     }
 
+    /// Queues one QoS 1 message, waiting while the queue to the broker is full.
+    pub async fn publish_waiting(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), MqttError> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .map_err(MqttError::Client)
+    }
+
     /// Acknowledges a delivered message to the broker: it will not come again.
     pub fn ack(&self, delivery: &Delivery) -> Result<(), MqttError> {
         self.client.try_ack(&delivery.0).map_err(MqttError::Client)
