@@ -451,6 +451,24 @@ fn an_admin_issues_lists_and_revokes_tokens_from_the_cli_and_revoked_stays_revok
     drop(serve);
 }
 
+/// The emulator's job shop under a site of its own, new on every run: the feed's MQTT session is
+/// persistent, and a broker that outlived an earlier run would hand it that run's messages.
+fn emulated_shop(dir: &std::path::Path, name: &str) -> (String, String) {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let site = format!("{name}-{}-{unique}", std::process::id());
+    let shop = std::fs::read_to_string(super::repo_file("tests/plant-emulator/job-shop.toml"))
+        .expect("the emulator's plant file");
+    let plant = dir.join("shop.toml");
+    std::fs::write(
+        &plant,
+        shop.replacen("id = \"emu-shop\"", &format!("id = \"{site}\""), 1),
+    )
+    .expect("plant file");
+    (site, plant.to_str().expect("path").to_owned())
+}
+
 #[test]
 fn serve_runs_a_real_plant_on_its_feed_and_shows_its_machines_and_telemetry() {
     let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
@@ -462,21 +480,8 @@ fn serve_runs_a_real_plant_on_its_feed_and_shows_its_machines_and_telemetry() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    // A site of its own per run: the feed's MQTT session is persistent, and a broker that
-    // outlived an earlier run would hand it that run's messages.
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let site = format!("emu-serve-{}-{unique}", std::process::id());
-    let shop = std::fs::read_to_string(super::repo_file("tests/plant-emulator/job-shop.toml"))
-        .expect("the emulator's plant file");
-    let plant = dir.path().join("shop.toml");
-    std::fs::write(
-        &plant,
-        shop.replacen("id = \"emu-shop\"", &format!("id = \"{site}\""), 1),
-    )
-    .expect("plant file");
-    let plant = plant.to_str().expect("path");
+    let (site, plant) = emulated_shop(dir.path(), "emu-serve");
+    let plant = plant.as_str();
     let (serve, base, password) = start(
         &dir.path().join("serve.sqlite"),
         &["--plant-feed", &url, "--plant", plant, "--tier", "2"],
@@ -583,19 +588,8 @@ fn a_plant_feed_killed_mid_run_takes_up_where_it_was() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let site = format!("emu-kill-{}-{unique}", std::process::id());
-    let shop = std::fs::read_to_string(super::repo_file("tests/plant-emulator/job-shop.toml"))
-        .expect("the emulator's plant file");
-    let plant = dir.path().join("shop.toml");
-    std::fs::write(
-        &plant,
-        shop.replacen("id = \"emu-shop\"", &format!("id = \"{site}\""), 1),
-    )
-    .expect("plant file");
-    let plant = plant.to_str().expect("path");
+    let (site, plant) = emulated_shop(dir.path(), "emu-kill");
+    let plant = plant.as_str();
     let db = dir.path().join("serve.sqlite");
     let args = ["--plant-feed", &url, "--plant", plant, "--tier", "0"];
     let (first, _, password) = start(&db, &args);

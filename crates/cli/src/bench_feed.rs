@@ -339,7 +339,7 @@ async fn replay(
         wall_s: wall,
         messages_per_s: messages as f64 / wall,
         events_per_s: events as f64 / wall,
-        round_trip: speedup.map(|_| latency(&round_trips)),
+        round_trip: speedup.map(|_| Latency::of(&round_trips, round_trips.len() as u64)),
         feed: report,
     })
 }
@@ -395,22 +395,6 @@ fn note_answer(
         .and_then(|id| sent_at.remove(id))
     {
         round_trips.push(sent.elapsed());
-    }
-}
-
-fn latency(samples: &[Duration]) -> Latency {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    ms.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        ms.get(((ms.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    Latency {
-        count: ms.len() as u64,
-        p50_ms: at(0.5),
-        p99_ms: at(0.99),
-        max_ms: ms.last().copied().unwrap_or(0.0),
     }
 }
 

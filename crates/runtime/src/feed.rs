@@ -128,8 +128,13 @@ pub struct Latency {
 const LATENCIES_KEPT: usize = 20_000;
 
 impl Latency {
-    fn of(samples: &VecDeque<Duration>, count: u64) -> Latency {
-        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    /// The distribution of `samples`, out of `count` seen in all (the samples may be the most
+    /// recent of them).
+    pub fn of<'a>(samples: impl IntoIterator<Item = &'a Duration>, count: u64) -> Latency {
+        let mut ms: Vec<f64> = samples
+            .into_iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
         ms.sort_by(f64::total_cmp);
         let at = |q: f64| {
             ms.get(((ms.len() as f64 * q).ceil() as usize).saturating_sub(1))
