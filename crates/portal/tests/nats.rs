@@ -161,3 +161,49 @@ async fn run(url: String, channel: EvidenceChannel) {
     assert_eq!(keyless.ledger_entries, 0);
     portal.close().await;
 }
+
+/// Plants publishing their first bundles at once, and the portal's consumer starting meanwhile,
+/// all create the stream if it is not there: none of them may fail because another got there
+/// first (seen in CI as "subjects overlap with an existing stream").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_creating_the_stream_at_once_all_succeed() {
+    let Ok(nats_url) = std::env::var("AIFACTORY_TEST_NATS_URL") else {
+        println!("skipped: needs AIFACTORY_TEST_NATS_URL");
+        return;
+    };
+    let mut failures = Vec::new();
+    for round in 0..10 {
+        let id = format!(
+            "{}_{round}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let channel = EvidenceChannel {
+            url: nats_url.clone(),
+            stream: format!("AIFACTORY_EVIDENCE_RACE_{id}"),
+            prefix: format!("aifactory_race_{id}.evidence"),
+        };
+        let publishers: Vec<_> = (0..8)
+            .map(|p| {
+                let channel = channel.clone();
+                tokio::spawn(async move {
+                    nats::publish_bundle(
+                        &channel,
+                        &format!("P{p}"),
+                        format!("{{\"p\":{p}}}").into_bytes(),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for p in publishers {
+            if let Err(e) = p.await.expect("publisher task") {
+                failures.push(e.to_string());
+            }
+        }
+        let _ = nats::delete_stream(&channel).await;
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
