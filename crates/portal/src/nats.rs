@@ -72,20 +72,30 @@ async fn evidence_stream(
     js: &jetstream::Context,
     channel: &EvidenceChannel,
 ) -> Result<stream::Stream, NatsError> {
-    js.get_or_create_stream(stream::Config {
-        name: channel.stream.clone(),
-        subjects: vec![channel.subjects()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: stream::StorageType::File,
-        // Resends of one bundle within a day are one message.
-        duplicate_window: Duration::from_secs(86_400),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| NatsError::Stream {
-        stream: channel.stream.clone(),
-        reason: e.to_string(),
-    })
+    let created = js
+        .get_or_create_stream(stream::Config {
+            name: channel.stream.clone(),
+            subjects: vec![channel.subjects()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            // Resends of one bundle within a day are one message.
+            duplicate_window: Duration::from_secs(86_400),
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(stream) => Ok(stream),
+        // Another party (a plant's first publish, the portal's consumer starting) may have
+        // created it between this one's look and its create, and the server then refuses the
+        // create ("subjects overlap"): the stream that is there now is the one wanted.
+        Err(first) => js
+            .get_stream(&channel.stream)
+            .await
+            .map_err(|_| NatsError::Stream {
+                stream: channel.stream.clone(),
+                reason: first.to_string(),
+            }),
+    }
 }
 
 /// Publishes a plant's bundle and waits for JetStream to store it.
