@@ -451,6 +451,19 @@ fn an_admin_issues_lists_and_revokes_tokens_from_the_cli_and_revoked_stays_revok
     drop(serve);
 }
 
+/// The broker and the Python with paho-mqtt the emulator tests need, or `None` (they skip).
+fn emulator_services() -> Option<(String, String)> {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set (e.g. mqtt://127.0.0.1:1883)");
+        return None;
+    };
+    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
+        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt)");
+        return None;
+    };
+    Some((url, python))
+}
+
 /// The emulator's job shop under a site of its own, new on every run: the feed's MQTT session is
 /// persistent, and a broker that outlived an earlier run would hand it that run's messages.
 fn emulated_shop(dir: &std::path::Path, name: &str) -> (String, String) {
@@ -471,12 +484,7 @@ fn emulated_shop(dir: &std::path::Path, name: &str) -> (String, String) {
 
 #[test]
 fn serve_runs_a_real_plant_on_its_feed_and_shows_its_machines_and_telemetry() {
-    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
-        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set (e.g. mqtt://127.0.0.1:1883)");
-        return;
-    };
-    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
-        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt)");
+    let Some((url, python)) = emulator_services() else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -579,12 +587,7 @@ fn serve_runs_a_real_plant_on_its_feed_and_shows_its_machines_and_telemetry() {
 
 #[test]
 fn a_plant_feed_killed_mid_run_takes_up_where_it_was() {
-    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
-        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set (e.g. mqtt://127.0.0.1:1883)");
-        return;
-    };
-    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
-        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt)");
+    let Some((url, python)) = emulator_services() else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
