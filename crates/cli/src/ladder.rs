@@ -40,6 +40,14 @@ pub(crate) struct LadderArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Run each rung over the wire: the twin as a separate `aifactory sim --lockstep` process,
+    /// asking for every decision through a broker, and the coordinator answering here. The
+    /// same seeds give the same KPIs and ledgers as in process; rungs run one at a time.
+    #[arg(long)]
+    wire: bool,
+    /// With --wire: the broker (mqtt://host:port) [default: an embedded one].
+    #[arg(long, requires = "wire")]
+    mqtt: Option<String>,
 }
 
 impl LadderArgs {
@@ -53,6 +61,8 @@ impl LadderArgs {
             tiers: Vec::new(),
             cut: None,
             json: false,
+            wire: false,
+            mqtt: None,
         }
     }
 }
@@ -92,6 +102,8 @@ struct RunResult {
     /// Per lifecycle stage: depth and what it lacks for the next.
     stages: Vec<StageDepth>,
     closed_loop: Option<aifactory_coordinator::LoopCounts>,
+    wall_s: f64,
+    wire: Option<aifactory_runtime::lockstep::ServiceCounts>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -108,8 +120,126 @@ fn run_one(
     seed: u64,
     days: f64,
 ) -> anyhow::Result<RunResult> {
+    let began = std::time::Instant::now();
     let run = aifactory_runtime::ladder::run_rung(model, tier, links, seed, days)?;
     Ok(RunResult {
+        wall_s: began.elapsed().as_secs_f64(),
+        wire: None,
+        seed: run.seed,
+        ledger_sha256: run.ledger_sha256,
+        kpis: run.kpis,
+        assessed_tier: run.assessment.tier,
+        decisions: run.decisions,
+        missing: run.assessment.missing_for_next_tier,
+        closed_loop: run.closed_loop,
+        stages: run
+            .assessment
+            .stages
+            .iter()
+            .map(|s| StageDepth {
+                stage: s.stage.to_string(),
+                depth: s.depth,
+                missing: s.missing.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// How a rung reaches its twin over the wire.
+struct Wire {
+    runtime: tokio::runtime::Runtime,
+    broker: aifactory_connect::mqtt::BrokerAddress,
+    /// The plant file the twin's process loads.
+    plant_file: PathBuf,
+    /// Holds the file written for the built-in plant until the ladder ends.
+    _written: Option<tempfile::NamedTempFile>,
+}
+
+impl Wire {
+    fn new(args: &LadderArgs) -> anyhow::Result<Wire> {
+        let broker = match &args.mqtt {
+            Some(url) => url.parse().with_context(|| format!("--mqtt {url}"))?,
+            None => crate::run::embedded_broker()?,
+        };
+        let (plant_file, written) = match &args.plant {
+            Some(p) => (p.clone(), None),
+            None => {
+                let mut file = tempfile::Builder::new()
+                    .prefix("aifactory-ladder-plant-")
+                    .suffix(".toml")
+                    .tempfile()
+                    .context("writing the reference plant for the twin's process")?;
+                std::io::Write::write_all(&mut file, crate::setup::REFERENCE_PLANT.as_bytes())
+                    .context("writing the reference plant for the twin's process")?;
+                (file.path().to_owned(), Some(file))
+            }
+        };
+        Ok(Wire {
+            runtime: crate::setup::runtime()?,
+            broker,
+            plant_file,
+            _written: written,
+        })
+    }
+}
+
+/// One rung with the twin in its own process: the runtime's side here answers its requests.
+fn run_one_wire(
+    wire: &Wire,
+    model: &Arc<PlantModel>,
+    tier: u8,
+    links: Links,
+    seed: u64,
+    days: f64,
+) -> anyhow::Result<RunResult> {
+    use aifactory_runtime::lockstep;
+    let began = std::time::Instant::now();
+    let plant = model.plant().clone();
+    let url = format!("mqtt://{}:{}", wire.broker.host, wire.broker.port);
+    let service = wire
+        .runtime
+        .block_on(lockstep::Service::connect(
+            plant.clone(),
+            &wire.broker,
+            &format!("aifactory-ladder-{}-t{tier}-s{seed}", std::process::id()),
+            tier,
+            links,
+            seed,
+            days,
+        ))
+        .with_context(|| format!("connecting to {url}"))?;
+    let exe = std::env::current_exe().context("finding this program to start the twin")?;
+    let child = std::process::Command::new(exe)
+        .arg("sim")
+        .arg("--plant")
+        .arg(&wire.plant_file)
+        .args(["--days", &days.to_string(), "--seed", &seed.to_string()])
+        .args(["--mqtt", &url, "--lockstep", "--json"])
+        .args([
+            "--mqtt-client-id",
+            &format!("aifactory-twin-{}-t{tier}-s{seed}", std::process::id()),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the twin's process (aifactory sim --lockstep)")?;
+    let served = service.run();
+    let output = child
+        .wait_with_output()
+        .context("waiting for the twin's process")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let served = served.with_context(|| format!("answering the twin: {}", stderr.trim()))?;
+    if !output.status.success() {
+        anyhow::bail!("the twin's process failed: {}", stderr.trim());
+    }
+    let kpis: Kpis = serde_json::from_slice(&output.stdout)
+        .context("reading the KPIs the twin's process printed")?;
+    let counts = served.counts.clone();
+    let run = lockstep::rung(&plant, seed, days, kpis, served)?;
+    Ok(RunResult {
+        wall_s: began.elapsed().as_secs_f64(),
+        wire: Some(counts),
         seed: run.seed,
         ledger_sha256: run.ledger_sha256,
         kpis: run.kpis,
@@ -167,6 +297,11 @@ struct RunRecord {
     decisions: usize,
     ledger_sha256: String,
     kpis: Kpis,
+    /// Wall seconds the run took (over the wire: both processes, broker included).
+    wall_s: f64,
+    /// Over the wire: what the runtime's side did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wire: Option<aifactory_runtime::lockstep::ServiceCounts>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -223,7 +358,13 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
     let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> =
         Mutex::new((0..jobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(jobs.len()));
+    let wire = args.wire.then(|| Wire::new(args)).transpose()?;
+    // Over the wire every rung is the same site on one broker: one at a time.
+    let workers = if wire.is_some() {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(jobs.len()))
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -232,7 +373,10 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                     let Some(&(tier, seed)) = jobs.get(i) else {
                         break;
                     };
-                    let result = run_one(&model, tier, links, seed, args.days);
+                    let result = match &wire {
+                        Some(w) => run_one_wire(w, &model, tier, links, seed, args.days),
+                        None => run_one(&model, tier, links, seed, args.days),
+                    };
                     if let Ok(mut r) = results.lock() {
                         r[i] = Some(result);
                     }
@@ -310,6 +454,8 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                         decisions: r.decisions,
                         ledger_sha256: r.ledger_sha256.clone(),
                         kpis: r.kpis.clone(),
+                        wall_s: r.wall_s,
+                        wire: r.wire.clone(),
                     })
                     .collect(),
                 missing_for_next_tier: runs.first().map(|r| r.missing.clone()).unwrap_or_default(),

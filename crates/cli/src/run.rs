@@ -75,6 +75,12 @@ pub(crate) struct SimArgs {
     /// MQTT client id when publishing.
     #[arg(long, default_value = "aifactory-twin", requires = "mqtt")]
     mqtt_client_id: String,
+    /// With --mqtt: be a plant on the wire in the plant contract (docs/PLANT-CONTRACT.md) and
+    /// ask aifactory for every decision (`decision_request`), advancing only once it has
+    /// answered — a run over the wire that makes exactly the decisions of a run in process.
+    /// The runtime decides (--policy is not used): `aifactory ladder --wire` starts both.
+    #[arg(long, requires = "mqtt", conflicts_with = "pace")]
+    lockstep: bool,
     /// Serve the plant's machines over OPC UA on this address while simulating (e.g.
     /// 127.0.0.1:4840; port 0 picks one): an object per machine with its readings, `state` and
     /// a writable `speed_setpoint_pct` (security policy None, anonymous).
@@ -93,6 +99,45 @@ pub(crate) struct SimArgs {
     /// Print one JSON object (KPIs at the top level) instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// `sim --mqtt URL --lockstep`: the twin as a plant that asks for its decisions.
+fn lockstep(spec: &RunSpec, url: &str, args: &SimArgs) -> anyhow::Result<ExitCode> {
+    let broker: aifactory_connect::mqtt::BrokerAddress =
+        url.parse().with_context(|| format!("--mqtt {url}"))?;
+    let bar = progress(spec.days, args.json);
+    let runtime = crate::setup::runtime()?;
+    let model = Arc::new(aifactory_twin::PlantModel::new(spec.plant.clone()));
+    let run = aifactory_runtime::lockstep::run_plant(
+        runtime.handle(),
+        model,
+        &broker,
+        &args.mqtt_client_id,
+        spec.seed,
+        spec.days,
+        &mut |day| bar.day(day),
+    )
+    .with_context(|| format!("running in lockstep with aifactory over {url}"))?;
+    bar.finished();
+    let mut result = run.result;
+    result.policy = format!("{} (over the wire)", run.policy);
+    if args.json {
+        let mut value = sim_json_value(&result)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("lockstep".to_owned(), serde_json::to_value(&run.counts)?);
+        }
+        println!("{value}");
+    } else {
+        println!("{}", output::kpi_table(&result, &spec.plant.plant.currency));
+        println!(
+            "Asked aifactory {} times over {url}; {} commands carried out, {} events and {} telemetry messages sent.",
+            run.counts.requests,
+            run.counts.commands,
+            run.counts.events,
+            run.counts.telemetry_messages
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn policy(dispatch: &str, maintenance: &str, purchasing: &str) -> anyhow::Result<BaselinePolicy> {
@@ -379,6 +424,9 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
             );
         }
         return Ok(ExitCode::SUCCESS);
+    }
+    if let (Some(url), true) = (&args.mqtt, args.lockstep) {
+        return lockstep(&spec, url, &args);
     }
     if let Some(url) = &args.mqtt {
         let broker: aifactory_connect::mqtt::BrokerAddress = url.parse()?;

@@ -9,9 +9,12 @@
 use crate::json::ROOT;
 use crate::{MAX_PAYLOAD_BYTES, Reason};
 use aifactory_core::{EventKind, PlantEvent, Timestamp};
+use aifactory_plant::ask::Ask;
 use aifactory_plant::projection::Arrival;
 use aifactory_plant::{Ack, AckStatus, Command};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The contract version this side speaks.
 pub const SPEC: &str = "aifactory/1";
@@ -53,6 +56,28 @@ pub struct Heartbeat {
     pub answer: bool,
 }
 
+/// A plant asking for a decision (`decision_request`): it waits for the commands that answer
+/// it and the `answered` message on `_sync`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: String,
+    pub source: String,
+    pub seq: u64,
+    pub at: Timestamp,
+    pub ask: Ask,
+}
+
+/// What a plant has on file from before it connected (`records_on_file`): units ordered per
+/// product id and day (oldest first, the last day the one before `time`), and per machine id
+/// the running hours at each renewal and whether it was a failure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Records {
+    #[serde(default)]
+    pub order_book: BTreeMap<String, Vec<f64>>,
+    #[serde(default)]
+    pub maintenance: BTreeMap<String, Vec<(f64, bool)>>,
+}
+
 /// One contract message from a plant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -61,6 +86,185 @@ pub enum Message {
     Event(Arrival),
     Ack(ReceivedAck),
     Heartbeat(Heartbeat),
+    Request(Request),
+    Records(Records),
+}
+
+/// What aifactory tells a plant on `_sync`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sync {
+    /// Every command answering `correlation` (a lockstep heartbeat or a decision request) has
+    /// been published; these are their ids.
+    Answered {
+        correlation: String,
+        commands: Vec<String>,
+    },
+    /// aifactory has read the plant's records and is ready to answer its requests: the policy
+    /// it runs, whether it wants the floor at each replan and a replan when a service starts or
+    /// ends.
+    Ready {
+        policy: String,
+        wants_floor: bool,
+        replan_on_service: bool,
+    },
+}
+
+/// The `ready` message on `_sync`.
+pub fn encode_ready(source: &str, seq: u64, at: Timestamp, ready: &Sync) -> Vec<u8> {
+    let Sync::Ready {
+        policy,
+        wants_floor,
+        replan_on_service,
+    } = ready
+    else {
+        return Vec::new();
+    };
+    let body = serde_json::json!({
+        "spec": SPEC,
+        "type": "ready",
+        "id": format!("{source}-{seq}"),
+        "source": source,
+        "seq": seq,
+        "time": at.0,
+        "data": {
+            "policy": policy,
+            "wants_floor": wants_floor,
+            "replan_on_service": replan_on_service,
+        },
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Decodes a message aifactory published on `_sync`.
+pub fn decode_sync(payload: &[u8]) -> Result<Sync, Reason> {
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| Reason::JsonSyntax(e.to_string()))?;
+    let Value::Object(body) = value else {
+        return Err(Reason::JsonShape("an envelope is a JSON object".to_owned()));
+    };
+    match required(&body, "type")? {
+        "answered" => {
+            let correlation = required(&body, "correlation")?.to_owned();
+            let commands = body
+                .get("commands")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad("commands", "is missing or not a list"))?
+                .iter()
+                .map(|c| {
+                    c.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad("commands", format!("{c} is not an id")))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Sync::Answered {
+                correlation,
+                commands,
+            })
+        }
+        "ready" => {
+            let data = body.get("data");
+            let flag = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_bool);
+            Ok(Sync::Ready {
+                policy: data
+                    .and_then(|d| d.get("policy"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                wants_floor: flag("wants_floor")
+                    .ok_or_else(|| bad("data.wants_floor", "is missing or not true/false"))?,
+                replan_on_service: flag("replan_on_service")
+                    .ok_or_else(|| bad("data.replan_on_service", "is missing or not true/false"))?,
+            })
+        }
+        other => Err(bad("type", format!("`{other}` is not a _sync message"))),
+    }
+}
+
+/// Decodes a command aifactory published on `_commands/…`.
+pub fn decode_command(payload: &[u8]) -> Result<Command, Reason> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Reason::PayloadTooLarge {
+            bytes: payload.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    serde_json::from_slice(payload).map_err(|e| bad("command", e.to_string()))
+}
+
+/// An event as a plant publishes it on `_events`: `id` unique per `source`, `seq` its place in
+/// the source's stream.
+pub fn encode_event(event: &PlantEvent, source: &str, id: &str, seq: u64) -> Vec<u8> {
+    let mut body = serde_json::json!({
+        "spec": SPEC,
+        "id": id,
+        "source": source,
+        "seq": seq,
+        "type": event.kind.as_str(),
+        "time": event.at.0,
+        "data": event.detail,
+    });
+    if let Some(m) = &event.machine {
+        body["machine"] = Value::from(m.as_str());
+    }
+    if let Some(o) = &event.order {
+        body["order"] = Value::from(o.as_str());
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// A decision request as a plant publishes it on `_events`.
+pub fn encode_request(request: &Request) -> Vec<u8> {
+    let body = serde_json::json!({
+        "spec": SPEC,
+        "id": request.id,
+        "source": request.source,
+        "seq": request.seq,
+        "type": "decision_request",
+        "time": request.at.0,
+        "data": request.ask,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The plant's records on file as it publishes them on `_events` before its first request.
+pub fn encode_records(
+    records: &Records,
+    source: &str,
+    id: &str,
+    seq: u64,
+    at: Timestamp,
+) -> Vec<u8> {
+    let body = serde_json::json!({
+        "spec": SPEC,
+        "id": id,
+        "source": source,
+        "seq": seq,
+        "type": "records_on_file",
+        "time": at.0,
+        "data": records,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// An acknowledgement as a plant publishes it on `_acks`.
+pub fn encode_ack(ack: &Ack, source: &str, id: &str, seq: u64) -> Vec<u8> {
+    let mut body = serde_json::json!({
+        "spec": SPEC,
+        "id": id,
+        "source": source,
+        "seq": seq,
+        "type": "ack",
+        "time": ack.at.0,
+        "correlation": ack.command,
+        "status": ack.status.as_str(),
+    });
+    if let Some(r) = &ack.reason {
+        body["reason"] = Value::from(r.as_str());
+    }
+    if let Some(v) = ack.read_back {
+        body["read_back"] = Value::from(v);
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// Where aifactory answers a lockstep heartbeat.
@@ -247,6 +451,23 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Reason> {
                 at,
                 answer,
             }))
+        }
+        ("_events", "decision_request") => {
+            let data = body.get("data").cloned().unwrap_or(Value::Null);
+            let ask: Ask = serde_json::from_value(data).map_err(|e| bad("data", e.to_string()))?;
+            Ok(Message::Request(Request {
+                id: id.to_owned(),
+                source: source.to_owned(),
+                seq,
+                at,
+                ask,
+            }))
+        }
+        ("_events", "records_on_file") => {
+            let data = body.get("data").cloned().unwrap_or(Value::Null);
+            let records: Records =
+                serde_json::from_value(data).map_err(|e| bad("data", e.to_string()))?;
+            Ok(Message::Records(records))
         }
         ("_events", "ack" | "command" | "command_ack") => Err(bad(
             "type",

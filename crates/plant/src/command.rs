@@ -31,6 +31,21 @@ pub enum Action {
         machine: String,
         jobs: Vec<DispatchJob>,
     },
+    /// Keep the machine idle until `until` (ms since the epoch) although work waits for it:
+    /// the plan has better work arriving soon.
+    Hold { machine: String, until: Timestamp },
+    /// Release these sales orders to the floor (the plant opens their work orders).
+    Release { orders: Vec<String> },
+    /// Place a purchase order for `quantity` of `material` (in its unit).
+    Purchase { material: String, quantity: f64 },
+    /// Run a trial batch of `product`'s routing step `step` (0-based) at these parameter
+    /// values, in the step's parameter order, and report its yield as the completed
+    /// acknowledgement's read-back.
+    TrialBatch {
+        product: String,
+        step: usize,
+        values: Vec<f64>,
+    },
 }
 
 /// One entry of a dispatch list: a work order's routing step.
@@ -41,11 +56,14 @@ pub struct DispatchJob {
 }
 
 impl Action {
-    pub fn machine(&self) -> &str {
+    /// The machine it is for; `None` for plant-wide commands (releases, purchases, trials).
+    pub fn machine(&self) -> Option<&str> {
         match self {
             Action::StartMaintenance { machine }
             | Action::SetPoint { machine, .. }
-            | Action::DispatchList { machine, .. } => machine,
+            | Action::DispatchList { machine, .. }
+            | Action::Hold { machine, .. } => Some(machine),
+            Action::Release { .. } | Action::Purchase { .. } | Action::TrialBatch { .. } => None,
         }
     }
 
@@ -54,14 +72,49 @@ impl Action {
             Action::StartMaintenance { .. } => "start_maintenance",
             Action::SetPoint { .. } => "set_point",
             Action::DispatchList { .. } => "dispatch_list",
+            Action::Hold { .. } => "hold",
+            Action::Release { .. } => "release",
+            Action::Purchase { .. } => "purchase",
+            Action::TrialBatch { .. } => "trial_batch",
         }
     }
 
     /// Why the plant described by `master` cannot carry this out, if it cannot: a machine or
     /// parameter it does not have, or a value that is not finite.
     pub fn refusal(&self, master: &MasterData) -> Option<String> {
-        if master.machine_index(self.machine()).is_none() {
-            return Some(format!("machine `{}` is not in the plant", self.machine()));
+        if let Some(machine) = self.machine()
+            && master.machine_index(machine).is_none()
+        {
+            return Some(format!("machine `{machine}` is not in the plant"));
+        }
+        match self {
+            Action::Purchase { material, quantity } => {
+                if master.material_index(material).is_none() {
+                    return Some(format!("material `{material}` is not in the plant"));
+                }
+                if !(quantity.is_finite() && *quantity > 0.0) {
+                    return Some(format!("quantity {quantity} is not a positive number"));
+                }
+            }
+            Action::TrialBatch {
+                product,
+                step,
+                values,
+            } => {
+                let Some(p) = master.product_index(product) else {
+                    return Some(format!("product `{product}` is not in the plant"));
+                };
+                if *step >= master.steps(p) {
+                    return Some(format!("product `{product}` has no routing step {step}"));
+                }
+                if values.iter().any(|v| !v.is_finite()) {
+                    return Some("a trial value is not a finite number".to_owned());
+                }
+            }
+            Action::Release { orders } if orders.is_empty() => {
+                return Some("the release names no order".to_owned());
+            }
+            _ => {}
         }
         if let Action::SetPoint { param, value, .. } = self {
             let known = master.plant().products.iter().any(|p| {

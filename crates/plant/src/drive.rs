@@ -105,7 +105,10 @@ impl Driver {
     /// Takes up a command sent before a restart and not yet settled: its machine is not offered
     /// the same again while it stands.
     pub fn resume(&mut self, projection: &Projection, action: &Action) {
-        let Some(m) = projection.master().machine_index(action.machine()) else {
+        let Some(m) = action
+            .machine()
+            .and_then(|m| projection.master().machine_index(m))
+        else {
             return;
         };
         if let Some(t) = projection.totals(m) {

@@ -8,9 +8,11 @@
 //! [`Observer`] that receives a plant's events and telemetry (the shapes in `aifactory-core`).
 //! Skills and the coordinator depend on this crate and never on the twin; the twin implements
 //! the other side. Commands to a plant and the acknowledgements it returns are in [`command`];
-//! [`drive`] asks a policy from a plant's projected state and turns its answers into commands.
+//! [`drive`] asks a policy from a plant's projected state and turns its answers into commands;
+//! [`ask`] answers a plant that asks for its decisions itself (an MES, the twin in lockstep).
 //! It never simulates, reads a clock, the network or a database.
 
+pub mod ask;
 pub mod command;
 pub mod drive;
 mod master;

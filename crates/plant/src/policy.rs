@@ -4,9 +4,10 @@
 //! truth (wear, optimum).
 
 use crate::{MachineId, PlantTime, RuleError};
+use serde::{Deserialize, Serialize};
 
 /// An operation waiting for a machine, as a dispatcher sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QueuedOp {
     /// Work-order number.
     pub job: u32,
@@ -23,7 +24,7 @@ pub struct QueuedOp {
 }
 
 /// What can be observed about one machine.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MachineView {
     pub machine: MachineId,
     pub now: PlantTime,
@@ -40,7 +41,7 @@ pub struct MachineView {
 }
 
 /// A sales order not yet released to the floor.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OrderView {
     pub order: usize,
     pub product: usize,
@@ -50,7 +51,7 @@ pub struct OrderView {
 }
 
 /// The stock position of one material.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MaterialView {
     pub material: usize,
     pub on_hand: f64,
@@ -59,14 +60,14 @@ pub struct MaterialView {
     pub order_qty: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PurchaseRequest {
     pub material: usize,
     pub quantity: f64,
 }
 
 /// A process parameter as a policy may see it: no optimum.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ParamSpec {
     pub min: f64,
     pub max: f64,
@@ -74,7 +75,7 @@ pub struct ParamSpec {
 }
 
 /// The whole shop floor, for planners that schedule ahead instead of dispatching greedily.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Floor {
     pub now: PlantTime,
     /// Work orders released and not finished, in release order.
@@ -82,7 +83,7 @@ pub struct Floor {
     pub machines: Vec<FloorMachine>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FloorJob {
     /// Work-order number, as in [`QueuedOp::job`].
     pub job: u32,
@@ -100,7 +101,7 @@ pub struct FloorJob {
 }
 
 /// One machine an operation may run on, with nominal times for the whole quantity.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FloorAlternative {
     pub machine: MachineId,
     /// Paid only when the machine last ran another product.
@@ -108,7 +109,7 @@ pub struct FloorAlternative {
     pub run_s: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FloorMachine {
     /// Expected seconds until the machine can take work after a repair or service (0 if it can
     /// now or is running an operation, which `FloorJob::running` covers).

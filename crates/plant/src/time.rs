@@ -1,12 +1,14 @@
 //! Plant time: the clock every decision reads.
 
 use aifactory_core::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the plant's start (the plant file's `start`). The twin advances it with
 /// its own clock; a real plant's runtime converts the wall-clock time of its events with
 /// [`PlantTime::since`]. Decisions never read the wall clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct PlantTime(pub u64);
 
 impl PlantTime {

@@ -221,7 +221,7 @@ impl CommandSink for WireCommands {
     fn send(&self, command: Command) -> Result<(), SendError> {
         let now = Timestamp(self.now_ms.load(Ordering::Relaxed));
         lock(&self.tracker).sent(&command, now)?;
-        let topic = envelope::command_topic(&self.site, Some(command.action.machine()));
+        let topic = envelope::command_topic(&self.site, command.action.machine());
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let payload = envelope::encode_command(&command, SOURCE, seq, now);
         self.link
@@ -591,6 +591,18 @@ impl FeedState {
                 Ok(Message::Event(arrival)) => self.event(arrival, m).await,
                 Ok(Message::Ack(ack)) => self.ack(ack, m).await,
                 Ok(Message::Heartbeat(h)) => self.heartbeat(h).await,
+                // A plant that asks for its decisions runs in lockstep against `ladder --wire`
+                // (see `lockstep`); a feed decides at its own decision points.
+                Ok(Message::Request(_) | Message::Records(_)) => {
+                    let reason = aifactory_connect::Reason::Envelope {
+                        field: "type".to_owned(),
+                        problem: "decision requests and records on file are taken in lockstep \
+                                  only; this feed decides from the plant's events"
+                            .to_owned(),
+                    };
+                    self.quarantine(m, reason);
+                    Ok(())
+                }
                 Err(reason) => {
                     self.quarantine(m, reason);
                     Ok(())
@@ -873,6 +885,10 @@ impl FeedState {
             Action::StartMaintenance { .. } => "maintenance",
             Action::DispatchList { .. } => "dispatching",
             Action::SetPoint { .. } => "process",
+            Action::Hold { .. } => "dispatching",
+            Action::Release { .. } => "release",
+            Action::Purchase { .. } => "purchasing",
+            Action::TrialBatch { .. } => "process",
         };
         Decision {
             id: format!("D-R{}-{:06}", self.run.0, self.decisions),

@@ -73,7 +73,27 @@ pub fn run_rung(
         None => sim.run_until(PlantTime::from_days(days), &mut ()),
     }
     let kpis = sim.finish().kpis;
-    let records = log.drain();
+    let machines = u32::try_from(model.master().machine_ids().count()).unwrap_or(u32::MAX);
+    assess_rung(
+        seed,
+        kpis,
+        log.drain(),
+        machines,
+        days,
+        closed_loop.map(|c| c.counts()),
+    )
+}
+
+/// A rung's run from what it left: the plant's KPIs and the ledger its decisions wrote,
+/// hash-chained and assessed (every machine streams its sensors, as the twin's do).
+pub fn assess_rung(
+    seed: u64,
+    kpis: Kpis,
+    records: Vec<LedgerRecord>,
+    machines: u32,
+    days: f64,
+    closed_loop: Option<LoopCounts>,
+) -> Result<RungRun, RungError> {
     let decisions = records
         .iter()
         .filter(|r| matches!(r, LedgerRecord::Decision(_)))
@@ -84,8 +104,6 @@ pub fn run_rung(
             .append(r)
             .map_err(|source| RungError::Ledger { index, source })?;
     }
-    // The twin streams every machine's sensors.
-    let machines = u32::try_from(model.master().machine_ids().count()).unwrap_or(u32::MAX);
     let coverage = Coverage {
         machines,
         machines_streaming: machines,
@@ -98,6 +116,6 @@ pub fn run_rung(
         kpis,
         decisions,
         assessment,
-        closed_loop: closed_loop.map(|c| c.counts()),
+        closed_loop,
     })
 }

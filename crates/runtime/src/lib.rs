@@ -11,6 +11,7 @@ pub mod feed;
 pub mod ingest;
 pub mod ladder;
 pub mod live;
+pub mod lockstep;
 #[cfg(feature = "opcua")]
 pub mod opcua;
 pub mod publish;

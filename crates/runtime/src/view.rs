@@ -150,7 +150,7 @@ pub(crate) fn ack_event(
     PlantEvent {
         at: ack.at,
         kind: EventKind::CommandAck,
-        machine: command.map(|c| c.action.machine().to_owned()),
+        machine: command.and_then(|c| c.action.machine()).map(str::to_owned),
         order: None,
         detail,
     }

@@ -126,6 +126,8 @@ pub struct Commanded<P> {
     set_points_waiting: HashMap<(MachineId, String), Waiting>,
     /// Per machine, the dispatch list it takes its next job from: (work-order number, step).
     dispatch_lists: HashMap<MachineId, (Waiting, Vec<(u32, usize)>)>,
+    /// Per machine, a hold until a time (ms since the epoch), taken up the next time work waits.
+    holds: HashMap<MachineId, (Waiting, Timestamp)>,
 }
 
 /// The twin's work-order number in an id such as `WO-000017`.
@@ -164,6 +166,7 @@ impl<P: Policy> Commanded<P> {
             set_points: HashMap::new(),
             set_points_waiting: HashMap::new(),
             dispatch_lists: HashMap::new(),
+            holds: HashMap::new(),
         }
     }
 
@@ -196,7 +199,19 @@ impl<P: Policy> Commanded<P> {
                     .ack(self.ack(&command.id, AckStatus::Rejected).because(reason));
                 continue;
             }
-            let Some(machine) = self.master.machine_index(command.action.machine()) else {
+            let Some(machine) = command
+                .action
+                .machine()
+                .and_then(|m| self.master.machine_index(m))
+            else {
+                self.inbox.count(|c| c.refused += 1);
+                self.inbox.ack(
+                    self.ack(&command.id, AckStatus::Rejected)
+                        .because(format!(
+                            "`{}` is not carried out by a running twin (only in lockstep, where the twin asks for it)",
+                            command.action.name()
+                        )),
+                );
                 continue;
             };
             self.inbox.ack(self.ack(&command.id, AckStatus::Accepted));
@@ -236,6 +251,10 @@ impl<P: Policy> Commanded<P> {
                         );
                     }
                 }
+                Action::Hold { until, .. } => {
+                    self.holds.insert(machine, (waiting, until));
+                }
+                Action::Release { .. } | Action::Purchase { .. } | Action::TrialBatch { .. } => {}
             }
         }
     }
@@ -278,6 +297,29 @@ impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
             }
         }
         self.inner.dispatch(now, machine, candidates)
+    }
+
+    fn hold_until(
+        &mut self,
+        now: PlantTime,
+        machine: MachineId,
+        candidates: &[QueuedOp],
+    ) -> Option<PlantTime> {
+        self.now = now;
+        self.collect();
+        if let Some((w, until)) = self.holds.remove(&machine) {
+            if self.expired(w.expires) {
+                self.inbox.ack(
+                    self.ack(&w.id, AckStatus::Expired)
+                        .because("no work waited at the machine before it expired"),
+                );
+            } else {
+                self.inbox.ack(self.ack(&w.id, AckStatus::Completed));
+                self.inbox.count(|c| c.obeyed += 1);
+                return Some(PlantTime::since(self.start, until));
+            }
+        }
+        self.inner.hold_until(now, machine, candidates)
     }
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
