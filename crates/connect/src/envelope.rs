@@ -453,7 +453,15 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Message, Reason> {
             }))
         }
         ("_events", "decision_request") => {
-            let data = body.get("data").cloned().unwrap_or(Value::Null);
+            let data = match body.get("data") {
+                None | Some(Value::Null) => {
+                    return Err(bad(
+                        "data",
+                        "is missing: a decision request names its `call` and what the plant sees",
+                    ));
+                }
+                Some(d) => d.clone(),
+            };
             let ask: Ask = serde_json::from_value(data).map_err(|e| bad("data", e.to_string()))?;
             Ok(Message::Request(Request {
                 id: id.to_owned(),
@@ -841,9 +849,121 @@ mod tests {
                         prop_assert!(!acks, "a heartbeat only from _events");
                         prop_assert!(!h.id.is_empty() && !h.source.is_empty());
                     }
+                    Ok(Message::Request(_) | Message::Records(_)) => {
+                        prop_assert!(!acks, "requests and records only from _events");
+                    }
                     Err(e) => prop_assert!(!e.to_string().is_empty()),
                 }
             }
         }
+    }
+
+    #[test]
+    fn requests_records_and_what_aifactory_says_back_round_trip_and_bad_ones_name_the_field() {
+        let ask = json!({"call": "release", "now": 5, "orders": ["SO-000001"],
+            "pending": [{"order": 0, "product": 1, "quantity": 3, "received": 0, "due": 9}]});
+        let m = decode(
+            EVENTS,
+            &envelope(json!({"type": "decision_request", "data": ask})),
+        );
+        let Ok(Message::Request(request)) = m else {
+            panic!("expected a request, got {m:?}");
+        };
+        assert_eq!(request.ask.call(), "release");
+        let again = decode(EVENTS, &encode_request(&request));
+        assert_eq!(again, Ok(Message::Request(request)));
+        for (data, expected) in [
+            (json!({"call": "guess"}), "guess"),
+            (json!({"call": "dispatch", "now": 1}), "machine"),
+            (json!(null), "is missing"),
+        ] {
+            let bad = decode(
+                EVENTS,
+                &envelope(json!({"type": "decision_request", "data": data})),
+            );
+            assert!(
+                matches!(&bad, Err(Reason::Envelope { field, problem })
+                    if field == "data" && problem.contains(expected)),
+                "{bad:?}"
+            );
+        }
+        let records = Records {
+            order_book: [("SHAFT".to_owned(), vec![1.5, 0.0])].into(),
+            maintenance: [("M1".to_owned(), vec![(812.25, true)])].into(),
+        };
+        let m = decode(
+            EVENTS,
+            &encode_records(&records, "twin", "r1", 1, Timestamp(0)),
+        );
+        assert_eq!(m, Ok(Message::Records(records)));
+        let bad = decode(
+            EVENTS,
+            &envelope(json!({"type": "records_on_file", "data": {"maintenance": {"M1": [[1.0]]}}})),
+        );
+        assert!(
+            matches!(&bad, Err(Reason::Envelope { field, .. }) if field == "data"),
+            "{bad:?}"
+        );
+        let ready = Sync::Ready {
+            policy: "tier 2".into(),
+            wants_floor: true,
+            replan_on_service: false,
+        };
+        assert_eq!(
+            decode_sync(&encode_ready("aifactory", 1, Timestamp(0), &ready)),
+            Ok(ready)
+        );
+        let h = Heartbeat {
+            id: "Q7".into(),
+            source: "twin".into(),
+            seq: 7,
+            at: Timestamp(0),
+            answer: true,
+        };
+        assert_eq!(
+            decode_sync(&encode_answer(&h, "aifactory", 2, &["C-Q7-0".to_owned()])),
+            Ok(Sync::Answered {
+                correlation: "Q7".into(),
+                commands: vec!["C-Q7-0".into()]
+            })
+        );
+        for (bad, field) in [
+            (json!({"type": "answered", "correlation": "Q1"}), "commands"),
+            (
+                json!({"type": "ready", "data": {"wants_floor": true}}),
+                "data.replan_on_service",
+            ),
+            (json!({"type": "hello"}), "type"),
+        ] {
+            let got = decode_sync(&serde_json::to_vec(&bad).unwrap_or_default());
+            assert!(
+                matches!(&got, Err(Reason::Envelope { field: f, .. }) if f == field),
+                "{got:?}"
+            );
+        }
+        let command = Command {
+            id: "C-1".into(),
+            decision: None,
+            expires: None,
+            action: Action::Hold {
+                machine: "M1".into(),
+                until: Timestamp(7),
+            },
+        };
+        let sent = encode_command(&command, "aifactory", 3, Timestamp(1));
+        assert_eq!(decode_command(&sent), Ok(command));
+        assert!(matches!(
+            decode_command(br#"{"id": "C-2", "action": "teleport"}"#),
+            Err(Reason::Envelope { field, .. }) if field == "command"
+        ));
+        let ack = Ack {
+            command: "C-1".into(),
+            status: AckStatus::Completed,
+            at: Timestamp(9),
+            reason: None,
+            read_back: Some(0.3),
+        };
+        let m = decode(ACKS, &encode_ack(&ack, "twin", "a1", 4));
+        assert!(matches!(m, Ok(Message::Ack(ReceivedAck { ack: a, .. })) if a == ack));
     }
 }

@@ -527,6 +527,58 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_keeps_its_machine_idle_once_and_plant_wide_commands_are_refused_with_the_reason() {
+        let model = model();
+        let inbox = CommandInbox::new();
+        let mut policy = Commanded::new(BaselinePolicy::default(), &model, inbox.clone());
+        let turn = model.master().machine_index("TURN-01");
+        let turn = turn.unwrap_or_else(|| panic!("no TURN-01"));
+        let start = model.plant().start().0;
+        let candidates = [queued(1, 0)];
+        inbox.send(command(
+            "H1",
+            Action::Hold {
+                machine: "TURN-01".into(),
+                until: PlantTime(7_200_000).at(start),
+            },
+        ));
+        inbox.send(command(
+            "P1",
+            Action::Release {
+                orders: vec!["SO-000001".into()],
+            },
+        ));
+        assert_eq!(
+            policy.hold_until(PlantTime(1_000), turn, &candidates),
+            Some(PlantTime(7_200_000))
+        );
+        assert_eq!(
+            policy.hold_until(PlantTime(2_000), turn, &candidates),
+            None,
+            "used once: the rules decide again"
+        );
+        let mut expiring = command(
+            "H2",
+            Action::Hold {
+                machine: "TURN-01".into(),
+                until: PlantTime(9_000_000).at(start),
+            },
+        );
+        expiring.expires = Some(PlantTime(3_000).at(start));
+        inbox.send(expiring);
+        assert_eq!(policy.hold_until(PlantTime(4_000), turn, &candidates), None);
+        let acks = statuses(&inbox);
+        use AckStatus::*;
+        assert_eq!(acks["H1"], vec![Received, Accepted, Completed]);
+        assert_eq!(
+            acks["H2"],
+            vec![Received, Expired],
+            "expired before it was taken up"
+        );
+        assert_eq!(acks["P1"], vec![Received, Rejected]);
+    }
+
+    #[test]
     fn maintenance_starts_once_where_commanded_and_unknown_machines_are_refused() {
         let model = model();
         let inbox = CommandInbox::new();

@@ -1,0 +1,244 @@
+//! The twin as a plant on the wire, in lockstep: the same rung run in process and over a real
+//! broker (the twin asking for every decision, the runtime answering with commands) gives the
+//! same ledger and the same KPIs; a request the runtime cannot put to its policy is answered with
+//! nothing, and one it cannot read stops the run naming the field. Needs
+//! `AIFACTORY_TEST_MQTT_URL` (a real broker); says it skipped without.
+
+use aifactory_connect::envelope::{self, Sync};
+use aifactory_connect::mqtt::{BrokerAddress, Link};
+use aifactory_coordinator::Links;
+use aifactory_core::Plant;
+use aifactory_runtime::ladder::run_rung;
+use aifactory_runtime::lockstep::{self, Service};
+use aifactory_twin::PlantModel;
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// The reference plant under a site of its own, so tests beside it on the broker do not hear it.
+fn reference_plant(site: &str) -> Plant {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plants/hangzhou-auto-parts.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replacen("id = \"hz-auto-parts\"", &format!("id = \"{site}\""), 1);
+    Plant::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_rung_over_the_wire_writes_the_ledger_and_kpis_of_the_same_rung_in_process() {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
+        return;
+    };
+    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let rt = runtime();
+    let (seed, days) = (7, 0.2);
+    // Tier 0 is the rules alone; tier 3 takes records on file, trial batches, the loop's
+    // observer and every kind of request.
+    for tier in [0, 3] {
+        let plant = reference_plant(&format!("lockstep-{}", unique()));
+        let model = Arc::new(PlantModel::new(plant.clone()));
+        let in_process =
+            run_rung(&model, tier, Links::ALL, seed, days).unwrap_or_else(|e| panic!("{e}"));
+        let service = rt
+            .block_on(Service::connect(
+                plant.clone(),
+                &broker,
+                &format!("aifactory-test-runtime-{}", unique()),
+                tier,
+                Links::ALL,
+                seed,
+                days,
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let handle = rt.handle().clone();
+        let twin = {
+            let (model, broker) = (Arc::clone(&model), broker.clone());
+            std::thread::spawn(move || {
+                lockstep::run_plant(
+                    &handle,
+                    model,
+                    &broker,
+                    &format!("aifactory-test-twin-{}", unique()),
+                    seed,
+                    days,
+                    &mut |_| {},
+                )
+            })
+        };
+        let served = service.run().unwrap_or_else(|e| panic!("tier {tier}: {e}"));
+        let plant_run = twin
+            .join()
+            .unwrap_or_else(|_| panic!("the twin's thread panicked"))
+            .unwrap_or_else(|e| panic!("tier {tier}: {e}"));
+        let counts = served.counts.clone();
+        assert!(counts.requests > 50, "tier {tier}: {counts:?}");
+        assert_eq!(counts.requests, plant_run.counts.requests, "tier {tier}");
+        assert_eq!(counts.events, plant_run.counts.events, "tier {tier}");
+        assert_eq!(counts.refused, 0, "tier {tier}");
+        if tier == 3 {
+            assert!(counts.trial_batches > 0, "{counts:?}");
+            assert!(plant_run.counts.trial_batches > 0);
+        }
+        let over_wire = lockstep::rung(&plant, seed, days, plant_run.result.kpis, served)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(over_wire.kpis, in_process.kpis, "tier {tier}: KPIs");
+        assert_eq!(
+            over_wire.ledger_sha256, in_process.ledger_sha256,
+            "tier {tier}: ledger"
+        );
+        assert_eq!(over_wire.decisions, in_process.decisions, "tier {tier}");
+        assert_eq!(over_wire.assessment.tier, in_process.assessment.tier);
+        if tier == 3 {
+            assert!(over_wire.decisions > 0);
+        }
+    }
+}
+
+/// A hand-written plant: a link that publishes what the test says and reads the answers.
+struct FakePlant {
+    rt: tokio::runtime::Runtime,
+    link: Link,
+    incoming: tokio::sync::mpsc::Receiver<aifactory_connect::mqtt::Incoming>,
+    site: String,
+    seq: u64,
+}
+
+impl FakePlant {
+    fn send(&mut self, kind: &str, data: serde_json::Value) -> String {
+        self.seq += 1;
+        let id = format!("F{}", self.seq);
+        let body = json!({
+            "spec": "aifactory/1", "id": id, "source": "fake", "seq": self.seq, "type": kind,
+            "time": 1_767_225_600_000_i64 + self.seq as i64, "data": data,
+        });
+        let topic = format!("aifactory/{}/_events", self.site);
+        let payload = serde_json::to_vec(&body).unwrap_or_default();
+        self.rt
+            .block_on(self.link.publish_waiting(topic, payload, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        id
+    }
+
+    fn next_sync(&mut self) -> Sync {
+        loop {
+            let message = self
+                .rt
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_secs(30), self.incoming.recv()).await
+                })
+                .unwrap_or_else(|_| panic!("no answer within 30 s"))
+                .unwrap_or_else(|| panic!("the link closed"));
+            if message.topic.ends_with("/_sync") {
+                return envelope::decode_sync(&message.payload).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn requests_outside_the_plant_get_no_command_and_unreadable_ones_stop_the_run_naming_the_field() {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
+        return;
+    };
+    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let site = format!("lockstep-bad-{}", unique());
+    let plant = reference_plant(&site);
+    let service_rt = runtime();
+    let service = service_rt
+        .block_on(Service::connect(
+            plant,
+            &broker,
+            &format!("aifactory-test-runtime-{}", unique()),
+            0,
+            Links::ALL,
+            1,
+            1.0,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let served = std::thread::spawn(move || service.run());
+    let rt = runtime();
+    let filters = [envelope::sync_topic(&site)];
+    let (link, incoming) = rt
+        .block_on(Link::connect(
+            &broker,
+            &format!("aifactory-test-fake-{}", unique()),
+            &filters,
+            false,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut fake = FakePlant {
+        rt,
+        link,
+        incoming,
+        site,
+        seq: 0,
+    };
+    fake.send("records_on_file", json!({}));
+    match fake.next_sync() {
+        Sync::Ready { policy, .. } => assert!(!policy.is_empty()),
+        other => panic!("expected ready, got {other:?}"),
+    }
+    // Machine 99 is not in the plant: answered, with nothing to do.
+    let view = json!({
+        "machine": 99, "now": 0, "run_h_since_maintenance": 500.0,
+        "recommended_interval_h": 400.0, "last_vibration_mm_s": 0.0,
+        "last_temperature_c": 0.0, "last_current_a": 0.0, "queue_len": 0,
+    });
+    let id = fake.send(
+        "decision_request",
+        json!({"call": "start_maintenance", "view": view}),
+    );
+    match fake.next_sync() {
+        Sync::Answered {
+            correlation,
+            commands,
+        } => {
+            assert_eq!(correlation, id);
+            assert!(commands.is_empty(), "{commands:?}");
+        }
+        other => panic!("expected an answer, got {other:?}"),
+    }
+    // The same machine inside the plant, past its service interval: a maintenance command.
+    let mut inside = view.clone();
+    inside["machine"] = json!(0);
+    let id = fake.send(
+        "decision_request",
+        json!({"call": "start_maintenance", "view": inside}),
+    );
+    match fake.next_sync() {
+        Sync::Answered {
+            correlation,
+            commands,
+        } => {
+            assert_eq!(correlation, id);
+            assert_eq!(commands.len(), 1, "{commands:?}");
+        }
+        other => panic!("expected an answer, got {other:?}"),
+    }
+    // A call the contract does not have: the run cannot stay the in-process run, so it stops.
+    fake.send("decision_request", json!({"call": "guess", "machine": 0}));
+    let err = served
+        .join()
+        .unwrap_or_else(|_| panic!("the service panicked"))
+        .expect_err("an unreadable request stops the run");
+    let text = err.to_string();
+    assert!(text.contains("data") && text.contains("guess"), "{text}");
+}
