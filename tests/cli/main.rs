@@ -9,6 +9,7 @@ mod eval;
 mod help;
 mod import;
 mod ingest;
+mod ladder_wire;
 mod opcua;
 mod plant_check;
 mod portal;
