@@ -159,7 +159,7 @@ impl Wire {
     fn new(args: &LadderArgs) -> anyhow::Result<Wire> {
         let broker = match &args.mqtt {
             Some(url) => url.parse().with_context(|| format!("--mqtt {url}"))?,
-            None => crate::run::embedded_broker()?,
+            None => crate::run::embedded_broker_low_latency()?,
         };
         let (plant_file, written) = match &args.plant {
             Some(p) => (p.clone(), None),

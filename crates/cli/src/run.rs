@@ -641,6 +641,27 @@ pub(crate) fn embedded_broker() -> anyhow::Result<aifactory_connect::mqtt::Broke
     Ok(broker.address().clone())
 }
 
+/// The embedded broker for request-and-answer traffic (lockstep): every connection relayed with
+/// Nagle's algorithm off, so an answer of several small packets is not held back.
+#[cfg(feature = "embedded-broker")]
+pub(crate) fn embedded_broker_low_latency() -> anyhow::Result<aifactory_connect::mqtt::BrokerAddress>
+{
+    let broker = aifactory_connect::broker::EmbeddedBroker::start(
+        &aifactory_connect::broker::EmbeddedOptions {
+            low_latency: true,
+            ..Default::default()
+        },
+    )
+    .context("starting the embedded MQTT broker")?;
+    Ok(broker.address().clone())
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+pub(crate) fn embedded_broker_low_latency() -> anyhow::Result<aifactory_connect::mqtt::BrokerAddress>
+{
+    embedded_broker()
+}
+
 #[cfg(not(feature = "embedded-broker"))]
 pub(crate) fn embedded_broker() -> anyhow::Result<aifactory_connect::mqtt::BrokerAddress> {
     bail!("this build has no embedded MQTT broker (feature `embedded-broker`); pass --mqtt URL")

@@ -20,6 +20,11 @@ pub struct EmbeddedOptions {
     /// The most memory the broker's message log may take per subscription filter.
     pub log_bytes: usize,
     pub max_connections: usize,
+    /// Relay every connection with Nagle's algorithm off on both sides. rumqttd leaves it on,
+    /// so a reply of several small packets (a lockstep answer: its commands, then `answered`)
+    /// waits ~40 ms for the peer's delayed acknowledgement; the relay acknowledges at once.
+    /// Off by default: a bulk stream (ingest) gains nothing and pays the copy.
+    pub low_latency: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -28,6 +33,7 @@ impl Default for EmbeddedOptions {
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
             log_bytes: 256 * 1024 * 1024,
             max_connections: 1000,
+            low_latency: false,
         }
     }
 }
@@ -41,6 +47,16 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts the broker on its own threads and waits until it accepts connections.
     pub fn start(options: &EmbeddedOptions) -> Result<EmbeddedBroker, MqttError> {
+        // With the relay, rumqttd listens on a port of its own and the relay on the one asked.
+        let public = options.low_latency.then_some(options.listen);
+        let options = &EmbeddedOptions {
+            listen: if options.low_latency {
+                SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+            } else {
+                options.listen
+            },
+            ..options.clone()
+        };
         let listen = if options.listen.port() == 0 {
             // rumqttd cannot report the port it bound, so find a free one first.
             let probe = TcpListener::bind(options.listen)
@@ -101,6 +117,10 @@ impl EmbeddedBroker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let listen = match public {
+            Some(public) => relay(public, listen)?,
+            None => listen,
+        };
         Ok(EmbeddedBroker {
             address: BrokerAddress {
                 host: listen.ip().to_string(),
@@ -113,4 +133,59 @@ impl EmbeddedBroker {
     pub fn address(&self) -> &BrokerAddress {
         &self.address
     }
+}
+
+/// Relays connections on `public` to the broker on `upstream` with Nagle's algorithm off on
+/// both sides and every read from the broker acknowledged at once; answers the address bound.
+fn relay(public: SocketAddr, upstream: SocketAddr) -> Result<SocketAddr, MqttError> {
+    let listener = TcpListener::bind(public).map_err(|e| {
+        MqttError::Connection(format!("binding the broker's relay on {public}: {e}"))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| MqttError::Connection(format!("the broker's relay: {e}")))?;
+    std::thread::Builder::new()
+        .name("mqtt-relay".to_owned())
+        .spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(broker) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = broker.set_nodelay(true);
+                let (Ok(client_in), Ok(broker_in)) = (client.try_clone(), broker.try_clone())
+                else {
+                    continue;
+                };
+                let _ = std::thread::Builder::new()
+                    .name("mqtt-relay-up".to_owned())
+                    .spawn(move || pipe(client_in, broker, false));
+                let _ = std::thread::Builder::new()
+                    .name("mqtt-relay-down".to_owned())
+                    .spawn(move || pipe(broker_in, client, true));
+            }
+        })
+        .map_err(|e| MqttError::Connection(format!("starting the broker's relay: {e}")))?;
+    Ok(bound)
+}
+
+/// Copies `from` to `to` until either closes; `quick` acknowledges each read at once.
+fn pipe(mut from: TcpStream, mut to: TcpStream, quick: bool) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if quick {
+            // Linux leaves quick-ack mode by itself: set it again after every read.
+            let _ = socket2::SockRef::from(&from).set_tcp_quickack(true);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
