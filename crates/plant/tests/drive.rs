@@ -115,7 +115,7 @@ fn a_free_machine_gets_a_dispatch_list_with_the_policys_pick_first_and_only_once
     let lists: Vec<&Action> = decided
         .iter()
         .map(|d| &d.action)
-        .filter(|a| a.machine() == machine)
+        .filter(|a| a.machine() == Some(machine.as_str()))
         .collect();
     let Some(Action::DispatchList { jobs, .. }) = lists.first() else {
         panic!("no dispatch list for {machine}: {decided:?}");
@@ -125,7 +125,7 @@ fn a_free_machine_gets_a_dispatch_list_with_the_policys_pick_first_and_only_once
     assert!(jobs.iter().all(|j| j.step == 0));
     let d = decided
         .iter()
-        .find(|d| d.action.machine() == machine)
+        .find(|d| d.action.machine() == Some(machine.as_str()))
         .unwrap_or_else(|| panic!("{decided:?}"));
     assert_eq!(
         d.waiting.len(),
@@ -153,7 +153,8 @@ fn a_free_machine_gets_a_dispatch_list_with_the_policys_pick_first_and_only_once
     );
     let busy = driver.decide(&plant.projection, &points);
     assert!(
-        busy.iter().all(|d| d.action.machine() != machine),
+        busy.iter()
+            .all(|d| d.action.machine() != Some(machine.as_str())),
         "{busy:?}"
     );
 }
