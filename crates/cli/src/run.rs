@@ -79,8 +79,14 @@ pub(crate) struct SimArgs {
     /// ask aifactory for every decision (`decision_request`), advancing only once it has
     /// answered — a run over the wire that makes exactly the decisions of a run in process.
     /// The runtime decides (--policy is not used): `aifactory ladder --wire` starts both.
-    #[arg(long, requires = "mqtt", conflicts_with = "pace")]
+    #[arg(long, requires = "mqtt", conflicts_with_all = ["pace", "contract"])]
     lockstep: bool,
+    /// With --mqtt: be a plant on the wire in the plant contract instead of a Sparkplug B edge
+    /// node — events and telemetry as docs/PLANT-CONTRACT.md says, commands from `_commands`
+    /// carried out when they arrive and acknowledged on `_acks`, the rest decided by the
+    /// tier-0 rules — for `aifactory serve --plant-feed`. With --pace it runs like a plant.
+    #[arg(long, requires = "mqtt")]
+    contract: bool,
     /// Serve the plant's machines over OPC UA on this address while simulating (e.g.
     /// 127.0.0.1:4840; port 0 picks one): an object per machine with its readings, `state` and
     /// a writable `speed_setpoint_pct` (security policy None, anonymous).
@@ -101,26 +107,46 @@ pub(crate) struct SimArgs {
     json: bool,
 }
 
-/// `sim --mqtt URL --lockstep`: the twin as a plant that asks for its decisions.
+/// `sim --mqtt URL --lockstep`: the twin as a plant that asks for its decisions;
+/// `--contract`: one that publishes in the contract and takes commands as they come.
 fn lockstep(spec: &RunSpec, url: &str, args: &SimArgs) -> anyhow::Result<ExitCode> {
     let broker: aifactory_connect::mqtt::BrokerAddress =
         url.parse().with_context(|| format!("--mqtt {url}"))?;
     let bar = progress(spec.days, args.json);
     let runtime = crate::setup::runtime()?;
     let model = Arc::new(aifactory_twin::PlantModel::new(spec.plant.clone()));
-    let run = aifactory_runtime::lockstep::run_plant(
-        runtime.handle(),
-        model,
-        &broker,
-        &args.mqtt_client_id,
-        spec.seed,
-        spec.days,
-        &mut |day| bar.day(day),
-    )
-    .with_context(|| format!("running in lockstep with aifactory over {url}"))?;
+    let run = if args.lockstep {
+        aifactory_runtime::lockstep::run_plant(
+            runtime.handle(),
+            model,
+            &broker,
+            &args.mqtt_client_id,
+            spec.seed,
+            spec.days,
+            &mut |day| bar.day(day),
+        )
+        .with_context(|| format!("running in lockstep with aifactory over {url}"))?
+    } else {
+        aifactory_runtime::lockstep::run_paced_plant(
+            runtime.handle(),
+            model,
+            &broker,
+            &args.mqtt_client_id,
+            spec.seed,
+            spec.days,
+            spec.telemetry_period_s,
+            args.pace.map(|speed| (speed, Clock::system())),
+            &mut |day| bar.day(day),
+        )
+        .with_context(|| format!("running as a plant on the wire over {url}"))?
+    };
     bar.finished();
     let mut result = run.result;
-    result.policy = format!("{} (over the wire)", run.policy);
+    result.policy = if args.lockstep {
+        format!("{} (over the wire)", run.policy)
+    } else {
+        format!("{} (commands over the wire)", run.policy)
+    };
     if args.json {
         let mut value = sim_json_value(&result)?;
         if let Some(object) = value.as_object_mut() {
@@ -130,7 +156,7 @@ fn lockstep(spec: &RunSpec, url: &str, args: &SimArgs) -> anyhow::Result<ExitCod
     } else {
         println!("{}", output::kpi_table(&result, &spec.plant.plant.currency));
         println!(
-            "Asked aifactory {} times over {url}; {} commands carried out, {} events and {} telemetry messages sent.",
+            "Asked aifactory {} times over {url}; {} commands received, {} events and {} telemetry messages sent.",
             run.counts.requests,
             run.counts.commands,
             run.counts.events,
@@ -425,7 +451,7 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let (Some(url), true) = (&args.mqtt, args.lockstep) {
+    if let (Some(url), true) = (&args.mqtt, args.lockstep || args.contract) {
         return lockstep(&spec, url, &args);
     }
     if let Some(url) = &args.mqtt {

@@ -5,6 +5,9 @@
 //! a run over the wire makes exactly the calls, with exactly the views, of a run in process:
 //! same seed, same ledger.
 //!
+//! [`run_paced_plant`] is the same twin as a plant that does not wait: paced, it publishes
+//! what happens and carries out the commands that arrive, for `serve --plant-feed`.
+//!
 //! Both halves are here: [`run_plant`] is the plant's side (events and telemetry out, requests
 //! out, commands in, acknowledgements out), [`Service`] the runtime's (records and trial
 //! batches first, then every request put to the policy, every event to its observer). Neither
@@ -267,11 +270,12 @@ impl Observer for WireObserver {
         if wire.failure.is_some() {
             return;
         }
-        let mut body = serde_json::Map::new();
-        body.insert("timestamp".into(), readings[0].at.0.into());
-        for r in &readings {
-            body.insert(r.signal.clone(), r.value.into());
-        }
+        // One message per machine and instant (docs/CONNECT.md).
+        let values: serde_json::Map<String, serde_json::Value> = readings
+            .iter()
+            .map(|r| (r.signal.clone(), r.value.into()))
+            .collect();
+        let body = serde_json::json!({"ts": readings[0].at.0, "values": values});
         let topic = format!("{}/{}/{}", json::ROOT, wire.site, readings[0].machine);
         let payload = serde_json::to_vec(&body).unwrap_or_default();
         wire.counts.telemetry_messages += 1;
@@ -541,6 +545,139 @@ pub fn run_plant(
             break;
         }
     }
+    let counts = wire.counts.clone();
+    let Wire { rt, link, .. } = wire;
+    rt.block_on(link.close());
+    Ok(PlantRun {
+        result,
+        counts,
+        policy: name,
+    })
+}
+
+/// How often a paced plant takes in commands, publishes acknowledgements and a heartbeat.
+const PACED_STEP_MS: u64 = 60_000;
+
+/// The twin as a plant that does not wait: it publishes its events and telemetry in the
+/// contract, paced at `pace` (plant seconds per second of `clock`; `None`: as fast as it can),
+/// and carries out the commands that arrive on `_commands` when they arrive, acknowledging each
+/// on `_acks` — a dispatch list, a maintenance order, a set-point or a hold through
+/// [`aifactory_twin::Commanded`], deciding the rest by the tier-0 rules as a plant's own
+/// controllers would. A machine that is free with work waiting waits two plant minutes for a
+/// dispatch list before its rules choose. Every plant minute it takes in what arrived and says its time with a
+/// heartbeat when nothing else said it. Call from outside the async runtime `rt` belongs to.
+#[allow(clippy::too_many_arguments)]
+pub fn run_paced_plant(
+    rt: &Handle,
+    model: Arc<PlantModel>,
+    broker: &BrokerAddress,
+    client_id: &str,
+    seed: u64,
+    days: f64,
+    telemetry_period_s: Option<f64>,
+    pace: Option<(f64, crate::Clock)>,
+    day: &mut dyn FnMut(u64),
+) -> Result<PlantRun, LockstepError> {
+    let plant = model.plant();
+    let site = plant.plant.id.clone();
+    let filters = [format!("{}/{site}/_commands/#", json::ROOT)];
+    let (link, incoming) = rt
+        .block_on(Link::connect(broker, client_id, &filters, false))
+        .map_err(|source| LockstepError::Connect {
+            host: broker.host.clone(),
+            port: broker.port,
+            source,
+        })?;
+    let start = plant.start().0;
+    let wire = Arc::new(Mutex::new(Wire {
+        rt: rt.clone(),
+        link,
+        incoming,
+        site,
+        master: Arc::new(model.master().clone()),
+        start,
+        seq: 0,
+        received: HashMap::new(),
+        counts: PlantCounts::default(),
+        failure: None,
+        now: PlantTime(0),
+    }));
+    let inbox = aifactory_twin::CommandInbox::new();
+    // A free machine with work waiting gives the runtime's dispatch list two plant minutes:
+    // commands are taken in once a minute, so at least once while it waits.
+    let policy = aifactory_twin::Commanded::new(
+        aifactory_plant::BaselinePolicy::default(),
+        &model,
+        inbox.clone(),
+    )
+    .waiting_for_dispatch(PlantTime(2 * PACED_STEP_MS));
+    let name = policy.name();
+    let mut observer = WireObserver(Arc::clone(&wire));
+    let mut sim = Simulation::new(
+        Arc::clone(&model),
+        seed,
+        Box::new(policy),
+        telemetry_period_s,
+    );
+    let began = pace.as_ref().map(|(_, clock)| clock.elapsed());
+    let end = PlantTime::from_days(days);
+    let mut at = 0u64;
+    let mut whole_days = 0u64;
+    let mut events_before = 0u64;
+    while at < end.0 {
+        at = (at + PACED_STEP_MS).min(end.0);
+        sim.run_until(PlantTime(at), &mut observer);
+        if let (Some((speed, clock)), Some(began)) = (&pace, began) {
+            let due = began + Duration::from_secs_f64(at as f64 / 1000.0 / speed);
+            if let Some(wait) = due.checked_sub(clock.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let mut wire = lock(&wire);
+        // What came since the last step, in the order it came.
+        while let Ok(message) = wire.incoming.try_recv() {
+            match envelope::decode_command(&message.payload) {
+                Ok(command) => {
+                    wire.counts.commands += 1;
+                    inbox.send(command);
+                }
+                Err(reason) => {
+                    return Err(LockstepError::Refused(format!(
+                        "a command on {}: {reason}",
+                        message.topic
+                    )));
+                }
+            }
+        }
+        for ack in inbox.take_acks() {
+            wire.ack(&ack)?;
+        }
+        // A quiet step says the time, so commands expire and held events apply on time.
+        if wire.counts.events == events_before {
+            let seq = wire.next_seq();
+            let heartbeat = serde_json::json!({
+                "spec": envelope::SPEC, "id": format!("H{seq}"), "source": PLANT_SOURCE,
+                "seq": seq, "type": "heartbeat", "time": PlantTime(at).at(start).0,
+            });
+            let topic = wire.events_topic();
+            wire.publish(topic, serde_json::to_vec(&heartbeat).unwrap_or_default())?;
+        }
+        events_before = wire.counts.events;
+        if let Some(failure) = wire.failure.take() {
+            return Err(failure);
+        }
+        drop(wire);
+        while whole_days < at / 86_400_000 {
+            whole_days += 1;
+            day(whole_days);
+        }
+    }
+    let result = sim.finish();
+    drop(observer);
+    let wire = Arc::try_unwrap(wire)
+        .map_err(|_| LockstepError::Closed)?
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let counts = wire.counts.clone();
     let Wire { rt, link, .. } = wire;
     rt.block_on(link.close());

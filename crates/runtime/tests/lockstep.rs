@@ -242,3 +242,94 @@ fn requests_outside_the_plant_get_no_command_and_unreadable_ones_stop_the_run_na
     let text = err.to_string();
     assert!(text.contains("data") && text.contains("guess"), "{text}");
 }
+
+#[test]
+fn the_paced_twin_is_a_plant_a_feed_runs_its_commands_carried_out_and_acknowledged() {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
+        return;
+    };
+    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let plant = reference_plant(&format!("paced-{}", unique()));
+    let model = Arc::new(PlantModel::new(plant.clone()));
+    let rt = runtime();
+    let log = aifactory_core::DecisionLog::new();
+    let policy = aifactory_runtime::feed::coordinator_for(&plant, 1, 1, &log)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spec = aifactory_runtime::feed::FeedSpec {
+        plant: plant.clone(),
+        broker: broker.clone(),
+        client_id: format!("aifactory-test-feed-{}", unique()),
+        policy,
+        log: Some(log),
+        tier: 1,
+        command_ttl_ms: aifactory_runtime::feed::COMMAND_TTL_MS,
+        clock: aifactory_runtime::Clock::system(),
+    };
+    let store = rt
+        .block_on(aifactory_store::Store::open_in_memory())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let feed = rt
+        .block_on(async {
+            aifactory_runtime::feed::connect(spec)
+                .await?
+                .run(store.clone(), None)
+                .await
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A day at 7,200 times real time: twelve seconds, two plant hours a second.
+    let handle = rt.handle().clone();
+    let twin = {
+        let broker = broker.clone();
+        std::thread::spawn(move || {
+            lockstep::run_paced_plant(
+                &handle,
+                model,
+                &broker,
+                &format!("aifactory-test-paced-{}", unique()),
+                3,
+                1.0,
+                // A reading every ten minutes: the stream a debug build's feed keeps up with.
+                Some(600.0),
+                Some((7_200.0, aifactory_runtime::Clock::system())),
+                &mut |_| {},
+            )
+        })
+    };
+    let plant_run = twin
+        .join()
+        .unwrap_or_else(|_| panic!("the twin's thread panicked"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut feed = feed;
+    let (events, acks) = (plant_run.counts.events, plant_run.counts.acks);
+    rt.block_on(feed.wait_until(Duration::from_secs(180), |r| {
+        r.events >= events && r.acks >= acks
+    }));
+    let report = rt
+        .block_on(async { feed.stop().await })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.events, events, "{report:?}");
+    assert_eq!((report.refused, report.quarantined), (0, 0), "{report:?}");
+    // Every reading arrived, named by machine and signal (three signals a message).
+    assert_eq!(
+        report.telemetry_points,
+        3 * plant_run.counts.telemetry_messages,
+        "{report:?}"
+    );
+    // Where work waited at a free machine, the feed's dispatch lists went out and arrived, the
+    // twin carried them out, and every acknowledgement came back.
+    assert!(plant_run.counts.commands > 0, "{report:?}");
+    // One sent as the twin stopped may not have reached it.
+    assert!(
+        report.commands >= plant_run.counts.commands
+            && report.commands <= plant_run.counts.commands + 1,
+        "{report:?} {:?}",
+        plant_run.counts
+    );
+    assert_eq!(report.acks, plant_run.counts.acks, "{report:?}");
+    assert!(
+        report.outcomes.get("completed").is_some_and(|n| *n > 0),
+        "{report:?}"
+    );
+    assert!(plant_run.result.kpis.oee > 0.0);
+}

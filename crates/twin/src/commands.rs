@@ -128,6 +128,11 @@ pub struct Commanded<P> {
     dispatch_lists: HashMap<MachineId, (Waiting, Vec<(u32, usize)>)>,
     /// Per machine, a hold until a time (ms since the epoch), taken up the next time work waits.
     holds: HashMap<MachineId, (Waiting, Timestamp)>,
+    /// How long a free machine with work waiting waits for a dispatch list before its own rules
+    /// choose (a plant that lets a dispatcher decide); `None`: it never waits.
+    dispatch_wait: Option<PlantTime>,
+    /// Per machine, the end of the wait it is in, so it waits once per decision.
+    waited_until: HashMap<MachineId, PlantTime>,
 }
 
 /// The twin's work-order number in an id such as `WO-000017`.
@@ -167,7 +172,16 @@ impl<P: Policy> Commanded<P> {
             set_points_waiting: HashMap::new(),
             dispatch_lists: HashMap::new(),
             holds: HashMap::new(),
+            dispatch_wait: None,
+            waited_until: HashMap::new(),
         }
+    }
+
+    /// A machine that is free with work waiting and no dispatch list waits up to `wait` for one
+    /// before its own rules choose.
+    pub fn waiting_for_dispatch(mut self, wait: PlantTime) -> Commanded<P> {
+        self.dispatch_wait = (wait.0 > 0).then_some(wait);
+        self
     }
 
     fn at(&self) -> Timestamp {
@@ -319,6 +333,23 @@ impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
                 return Some(PlantTime::since(self.start, until));
             }
         }
+        if let Some(wait) = self.dispatch_wait
+            && !self.dispatch_lists.contains_key(&machine)
+        {
+            match self.waited_until.get(&machine) {
+                // Woken at the end of its wait: the rules (or a list that came) decide now.
+                Some(end) if *end <= now => {
+                    self.waited_until.remove(&machine);
+                }
+                Some(end) => return Some(*end),
+                None => {
+                    let end = PlantTime(now.0 + wait.0);
+                    self.waited_until.insert(machine, end);
+                    return Some(end);
+                }
+            }
+        }
+        self.waited_until.remove(&machine);
         self.inner.hold_until(now, machine, candidates)
     }
 
@@ -576,6 +607,37 @@ mod tests {
             "expired before it was taken up"
         );
         assert_eq!(acks["P1"], vec![Received, Rejected]);
+    }
+
+    #[test]
+    fn a_machine_waiting_for_dispatch_waits_once_and_not_when_its_list_is_there() {
+        let model = model();
+        let inbox = CommandInbox::new();
+        let mut policy = Commanded::new(BaselinePolicy::default(), &model, inbox.clone())
+            .waiting_for_dispatch(PlantTime(120_000));
+        let turn = model.master().machine_index("TURN-01");
+        let turn = turn.unwrap_or_else(|| panic!("no TURN-01"));
+        let candidates = [queued(1, 0), queued(2, 0)];
+        assert_eq!(
+            policy.hold_until(PlantTime(1_000), turn, &candidates),
+            Some(PlantTime(121_000))
+        );
+        // Asked again within the wait: still waiting; at its end: the rules choose.
+        assert_eq!(
+            policy.hold_until(PlantTime(60_000), turn, &candidates),
+            Some(PlantTime(121_000))
+        );
+        assert_eq!(
+            policy.hold_until(PlantTime(121_000), turn, &candidates),
+            None
+        );
+        // A list that is there is taken at once.
+        inbox.send(dispatch_list("L1", "TURN-01", &[("WO-000002", 0)]));
+        assert_eq!(
+            policy.hold_until(PlantTime(200_000), turn, &candidates),
+            None
+        );
+        assert_eq!(policy.dispatch(PlantTime(200_000), turn, &candidates), 1);
     }
 
     #[test]
