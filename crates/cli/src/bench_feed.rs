@@ -41,7 +41,8 @@ pub(crate) struct FeedBenchArgs {
     /// 0 skips the paced run.
     #[arg(long, default_value_t = 3600.0)]
     speedup: f64,
-    /// Through this broker (mqtt://host:port) [default: the embedded one]. A flood overfills a
+    /// Through this broker (mqtt://host:port) [default: the embedded one, relayed with Nagle's
+    /// algorithm off so lockstep answers are not held back]. A flood overfills a
     /// broker's queue per client unless it allows more (Mosquitto: max_queued_messages, 1000 by
     /// default; it then drops messages); --paced-only skips the flood.
     #[arg(long)]
@@ -123,7 +124,7 @@ pub(crate) fn run(args: &FeedBenchArgs) -> anyhow::Result<ExitCode> {
     let plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
     let broker: BrokerAddress = match &args.mqtt {
         Some(url) => url.parse().with_context(|| format!("--mqtt {url}"))?,
-        None => crate::run::embedded_broker()?,
+        None => crate::run::embedded_broker_low_latency()?,
     };
     let recorded = record(&plant, args.days, args.seed, args.json);
     let events = recorded
