@@ -122,9 +122,18 @@ fn run_one(
 ) -> anyhow::Result<RunResult> {
     let began = std::time::Instant::now();
     let run = aifactory_runtime::ladder::run_rung(model, tier, links, seed, days)?;
-    Ok(RunResult {
-        wall_s: began.elapsed().as_secs_f64(),
-        wire: None,
+    Ok(result_of(run, began.elapsed().as_secs_f64(), None))
+}
+
+/// A rung's run as the ladder reports it.
+fn result_of(
+    run: aifactory_runtime::ladder::RungRun,
+    wall_s: f64,
+    wire: Option<aifactory_runtime::lockstep::ServiceCounts>,
+) -> RunResult {
+    RunResult {
+        wall_s,
+        wire,
         seed: run.seed,
         ledger_sha256: run.ledger_sha256,
         kpis: run.kpis,
@@ -142,7 +151,7 @@ fn run_one(
                 missing: s.missing.clone(),
             })
             .collect(),
-    })
+    }
 }
 
 /// How a rung reaches its twin over the wire.
@@ -237,27 +246,7 @@ fn run_one_wire(
         .context("reading the KPIs the twin's process printed")?;
     let counts = served.counts.clone();
     let run = lockstep::rung(&plant, seed, days, kpis, served)?;
-    Ok(RunResult {
-        wall_s: began.elapsed().as_secs_f64(),
-        wire: Some(counts),
-        seed: run.seed,
-        ledger_sha256: run.ledger_sha256,
-        kpis: run.kpis,
-        assessed_tier: run.assessment.tier,
-        decisions: run.decisions,
-        missing: run.assessment.missing_for_next_tier,
-        closed_loop: run.closed_loop,
-        stages: run
-            .assessment
-            .stages
-            .iter()
-            .map(|s| StageDepth {
-                stage: s.stage.to_string(),
-                depth: s.depth,
-                missing: s.missing.clone(),
-            })
-            .collect(),
-    })
+    Ok(result_of(run, began.elapsed().as_secs_f64(), Some(counts)))
 }
 
 #[derive(Debug, serde::Serialize)]
