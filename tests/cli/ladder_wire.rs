@@ -36,7 +36,7 @@ fn a_ladder_over_the_embedded_broker_gives_the_ledgers_and_kpis_of_the_ladder_in
     // It did go over the wire: the runtime's side answered the twin's requests.
     let v: serde_json::Value =
         serde_json::from_str(&text(&over_wire_out.stdout)).unwrap_or_default();
-    let requests = v["rungs"][0]["runs"][0]["wire"]["requests"].as_u64();
+    let requests = v["rungs"][0]["timing"][0]["wire"]["requests"].as_u64();
     assert!(requests.is_some_and(|n| n > 10), "{v}");
 }
 

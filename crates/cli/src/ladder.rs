@@ -277,6 +277,9 @@ struct Rung {
     /// Each run: its seed, every KPI and its ledger's SHA-256 (a refactor that changes no
     /// answer leaves all of them equal).
     runs: Vec<RunRecord>,
+    /// How long each run took and, over the wire, what the runtime's side did: apart from
+    /// `runs`, which the same seeds repeat exactly.
+    timing: Vec<RunTiming>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -286,9 +289,13 @@ struct RunRecord {
     decisions: usize,
     ledger_sha256: String,
     kpis: Kpis,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RunTiming {
+    seed: u64,
     /// Wall seconds the run took (over the wire: both processes, broker included).
     wall_s: f64,
-    /// Over the wire: what the runtime's side did.
     #[serde(skip_serializing_if = "Option::is_none")]
     wire: Option<aifactory_runtime::lockstep::ServiceCounts>,
 }
@@ -443,6 +450,12 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                         decisions: r.decisions,
                         ledger_sha256: r.ledger_sha256.clone(),
                         kpis: r.kpis.clone(),
+                    })
+                    .collect(),
+                timing: runs
+                    .iter()
+                    .map(|r| RunTiming {
+                        seed: r.seed,
                         wall_s: r.wall_s,
                         wire: r.wire.clone(),
                     })
