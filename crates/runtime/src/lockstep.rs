@@ -101,6 +101,51 @@ pub struct PlantCounts {
 }
 
 impl Wire {
+    /// Connects the twin of `model` to the broker, subscribed to the commands for its site and,
+    /// when it asks for decisions, to the answers on `_sync`.
+    fn connect(
+        rt: &Handle,
+        model: &PlantModel,
+        broker: &BrokerAddress,
+        client_id: &str,
+        asks: bool,
+    ) -> Result<Wire, LockstepError> {
+        let plant = model.plant();
+        let site = plant.plant.id.clone();
+        let mut filters = vec![format!("{}/{site}/_commands/#", json::ROOT)];
+        if asks {
+            filters.push(envelope::sync_topic(&site));
+        }
+        let (link, incoming) = rt
+            .block_on(Link::connect(broker, client_id, &filters, false))
+            .map_err(|source| LockstepError::Connect {
+                host: broker.host.clone(),
+                port: broker.port,
+                source,
+            })?;
+        Ok(Wire {
+            rt: rt.clone(),
+            link,
+            incoming,
+            site,
+            master: Arc::new(model.master().clone()),
+            start: plant.start().0,
+            seq: 0,
+            received: HashMap::new(),
+            counts: PlantCounts::default(),
+            failure: None,
+            now: PlantTime(0),
+        })
+    }
+
+    /// The wire back from the observer and policy that shared it, once the run is over.
+    fn take_back(wire: Arc<Mutex<Wire>>) -> Result<Wire, LockstepError> {
+        Ok(Arc::try_unwrap(wire)
+            .map_err(|_| LockstepError::Closed)?
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -448,33 +493,8 @@ pub fn run_plant(
     days: f64,
     day: &mut dyn FnMut(u64),
 ) -> Result<PlantRun, LockstepError> {
-    let plant = model.plant();
-    let site = plant.plant.id.clone();
-    let filters = [
-        envelope::sync_topic(&site),
-        format!("{}/{site}/_commands/#", json::ROOT),
-    ];
-    let (link, incoming) = rt
-        .block_on(Link::connect(broker, client_id, &filters, false))
-        .map_err(|source| LockstepError::Connect {
-            host: broker.host.clone(),
-            port: broker.port,
-            source,
-        })?;
-    let start = plant.start().0;
-    let mut wire = Wire {
-        rt: rt.clone(),
-        link,
-        incoming,
-        site: site.clone(),
-        master: Arc::new(model.master().clone()),
-        start,
-        seq: 0,
-        received: HashMap::new(),
-        counts: PlantCounts::default(),
-        failure: None,
-        now: PlantTime(0),
-    };
+    let mut wire = Wire::connect(rt, &model, broker, client_id, true)?;
+    let start = wire.start;
     // The records a plant has on file before day 0.
     let (order_book, maintenance) = records_on_file(&model, seed);
     let records = Records {
@@ -521,10 +541,7 @@ pub fn run_plant(
     sim.run_until(PlantTime::from_days(days), &mut observer);
     let result = sim.finish();
     drop(observer);
-    let mut wire = Arc::try_unwrap(wire)
-        .map_err(|_| LockstepError::Closed)?
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut wire = Wire::take_back(wire)?;
     if let Some(failure) = wire.failure.take() {
         return Err(failure);
     }
@@ -578,30 +595,9 @@ pub fn run_paced_plant(
     pace: Option<(f64, crate::Clock)>,
     day: &mut dyn FnMut(u64),
 ) -> Result<PlantRun, LockstepError> {
-    let plant = model.plant();
-    let site = plant.plant.id.clone();
-    let filters = [format!("{}/{site}/_commands/#", json::ROOT)];
-    let (link, incoming) = rt
-        .block_on(Link::connect(broker, client_id, &filters, false))
-        .map_err(|source| LockstepError::Connect {
-            host: broker.host.clone(),
-            port: broker.port,
-            source,
-        })?;
-    let start = plant.start().0;
-    let wire = Arc::new(Mutex::new(Wire {
-        rt: rt.clone(),
-        link,
-        incoming,
-        site,
-        master: Arc::new(model.master().clone()),
-        start,
-        seq: 0,
-        received: HashMap::new(),
-        counts: PlantCounts::default(),
-        failure: None,
-        now: PlantTime(0),
-    }));
+    let wire = Wire::connect(rt, &model, broker, client_id, false)?;
+    let start = wire.start;
+    let wire = Arc::new(Mutex::new(wire));
     let inbox = aifactory_twin::CommandInbox::new();
     // A free machine with work waiting gives the runtime's dispatch list two plant minutes:
     // commands are taken in once a minute, so at least once while it waits.
@@ -674,10 +670,7 @@ pub fn run_paced_plant(
     }
     let result = sim.finish();
     drop(observer);
-    let wire = Arc::try_unwrap(wire)
-        .map_err(|_| LockstepError::Closed)?
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let wire = Wire::take_back(wire)?;
     let counts = wire.counts.clone();
     let Wire { rt, link, .. } = wire;
     rt.block_on(link.close());
