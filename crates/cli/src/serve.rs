@@ -38,6 +38,13 @@ pub(crate) struct ServeArgs {
     /// the same way (e.g. mqtt://127.0.0.1:1883). --plant names its machines and products.
     #[arg(long, value_name = "URL", conflicts_with = "mqtt")]
     plant_feed: Option<String>,
+    /// A machine of the plant served over OPC UA (e.g. opc.tcp://10.0.4.21:4840/): its
+    /// MachineryItemState and signals are read by browse path (objects named by the plant
+    /// file's machine ids), its set-points written and read back, as docs/PLANT-CONTRACT.md
+    /// says. Repeat for more servers. Needs --plant-feed: the bridge speaks the contract there.
+    #[cfg(feature = "opcua")]
+    #[arg(long, value_name = "URL", requires = "plant_feed")]
+    plant_opcua: Vec<String>,
     /// What decides on a plant feed: 0 the plant's own rules (earliest due date, fixed-interval
     /// service), 1 the AI skills, 2 the skills coordinated on one plan.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
@@ -108,8 +115,20 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         let (live, twin) = match (plant, feed) {
             (None, _) => (aifactory_server::live::Live::none(), None),
             (Some(plant), Some(broker)) => {
+                // The feed subscribes first, so nothing a bridge publishes is missed.
+                #[cfg(feature = "opcua")]
+                let (bridged, bridge_broker) = (plant.clone(), broker.clone());
                 let (live, feed) = start_feed(plant, broker, &args, &store).await?;
-                (live, Some(Running::Feed(feed)))
+                #[cfg(feature = "opcua")]
+                let bridges = start_bridges(&bridged, &bridge_broker, &args.plant_opcua).await?;
+                (
+                    live,
+                    Some(Running::Feed {
+                        feed,
+                        #[cfg(feature = "opcua")]
+                        bridges,
+                    }),
+                )
             }
             (Some(plant), None) => {
                 let (live, publisher) =
@@ -147,7 +166,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr().unwrap_or(args.listen);
         println!("aifactory on http://{address} (store {db})");
-        if let Some(Running::Feed(_)) = &twin {
+        if let Some(Running::Feed { .. }) = &twin {
             println!(
                 "plant feed: {} through {} at tier {}; publish its events to aifactory/{}/_events (docs/PLANT-CONTRACT.md)",
                 args.plant
@@ -209,7 +228,12 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
 /// What runs behind the server.
 enum Running {
     Twin(aifactory_runtime::live::LiveTwin),
-    Feed(aifactory_runtime::feed::PlantFeed),
+    Feed {
+        feed: aifactory_runtime::feed::PlantFeed,
+        /// Machines served over OPC UA, bridged onto the feed's broker.
+        #[cfg(feature = "opcua")]
+        bridges: Vec<aifactory_runtime::opcua_plant::Bridge>,
+    },
 }
 
 impl Running {
@@ -220,7 +244,19 @@ impl Running {
                 "live twin stopped at day {:.2}",
                 twin.stop().await.context("stopping the live twin")?.days()
             ),
-            Running::Feed(feed) => {
+            Running::Feed {
+                feed,
+                #[cfg(feature = "opcua")]
+                bridges,
+            } => {
+                #[cfg(feature = "opcua")]
+                for bridge in bridges {
+                    let r = bridge.stop().await.context("stopping an OPC UA bridge")?;
+                    println!(
+                        "OPC UA bridge stopped: {} state changes, {} readings, {} commands, acknowledgements {:?}",
+                        r.states, r.telemetry, r.commands, r.acks
+                    );
+                }
                 let r = feed.stop().await.context("stopping the plant feed")?;
                 format!(
                     "plant feed stopped: {} events ({} refused, {} duplicates), {} telemetry points, {} decisions, {} commands, outcomes {:?}",
@@ -271,6 +307,36 @@ async fn start_feed(
         .await
         .context("starting the plant feed")?;
     Ok((live, running))
+}
+
+/// Bridges each OPC UA server's machines onto the plant feed's broker.
+#[cfg(feature = "opcua")]
+async fn start_bridges(
+    plant: &aifactory_core::Plant,
+    broker: &aifactory_connect::mqtt::BrokerAddress,
+    urls: &[String],
+) -> anyhow::Result<Vec<aifactory_runtime::opcua_plant::Bridge>> {
+    use aifactory_runtime::opcua_plant::{Bridge, BridgeSpec};
+    let mut bridges = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let bridge = Bridge::start(BridgeSpec {
+            opcua_url: url.clone(),
+            broker: broker.clone(),
+            client_id: format!("aifactory-serve-opcua-{}-{i}", plant.plant.id),
+            site: plant.plant.id.clone(),
+            machines: plant.machines.iter().map(|m| m.id.clone()).collect(),
+            source: format!("opcua-{}", i + 1),
+            clock: aifactory_runtime::Clock::system(),
+        })
+        .await
+        .with_context(|| format!("--plant-opcua {url}"))?;
+        println!(
+            "OPC UA: {} from {url} (state, signals, set-points)",
+            bridge.report().machines.join(", ")
+        );
+        bridges.push(bridge);
+    }
+    Ok(bridges)
 }
 
 /// Where the admin's password came from this start.

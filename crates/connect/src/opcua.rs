@@ -344,29 +344,88 @@ pub struct Change {
 }
 
 impl Change {
-    /// The change as a point of `site`: a node id `ns=…;s=MACHINE.SIGNAL` becomes device
-    /// MACHINE, metric SIGNAL of edge node `opcua`; other ids are kept whole as the metric.
-    pub fn to_point(&self, site: &str) -> Point {
-        let id = self
-            .node_id
-            .split_once(";s=")
-            .map_or(self.node_id.as_str(), |(_, s)| s);
-        let (device, metric) = match id.split_once('.') {
-            Some((d, m)) => (d.to_owned(), m.to_owned()),
-            None => (String::new(), id.to_owned()),
-        };
+    /// The change as a point of `series` (see [`NamedVariable::series`]).
+    pub fn to_point(&self, series: SeriesName) -> Point {
         Point {
-            series: SeriesName {
-                site: site.to_owned(),
-                node: "opcua".to_owned(),
-                device,
-                metric,
-            },
+            series,
             timestamp_ms: self.at_ms,
             value: self.value.clone(),
             seq: None,
         }
     }
+}
+
+/// A variable by the plant's own names: the machine object it is under and its browse path
+/// below that machine — never by NodeId, which changes between server builds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedVariable {
+    pub node_id: String,
+    /// The browse name of the machine's object.
+    pub machine: String,
+    /// The browse path below the machine, joined with `.` (`SpindleSpeed`,
+    /// `Monitoring.MachineryItemState`).
+    pub name: String,
+    /// The variable's own browse name (the path's last element).
+    pub leaf: String,
+}
+
+impl NamedVariable {
+    /// The series it is stored as: device = the machine, metric = the path below it, on edge
+    /// node `opcua` of `site`.
+    pub fn series(&self, site: &str) -> SeriesName {
+        SeriesName {
+            site: site.to_owned(),
+            node: "opcua".to_owned(),
+            device: self.machine.clone(),
+            metric: self.name.clone(),
+        }
+    }
+}
+
+/// The variables among browsed `nodes`, each named by the machine it is under and its path
+/// below it. The machine is the outermost ancestor for which `is_machine` holds; a variable
+/// under no such object is left out. With `|_| true` every object directly under Objects is a
+/// machine.
+pub fn named_variables(
+    nodes: &[BrowsedNode],
+    is_machine: impl Fn(&str) -> bool,
+) -> Vec<NamedVariable> {
+    let by_id: HashMap<&str, &BrowsedNode> =
+        nodes.iter().map(|n| (n.node_id.as_str(), n)).collect();
+    let variable = format!("{:?}", NodeClass::Variable);
+    let mut out = Vec::new();
+    for node in nodes.iter().filter(|n| n.class == variable) {
+        // The path from the variable up to Objects (guarded against reference loops).
+        let mut path = vec![node];
+        let mut parent = node.parent.as_deref();
+        while let Some(p) = parent {
+            let Some(up) = by_id.get(p) else { break };
+            if path.len() > 64 || path.iter().any(|n| n.node_id == up.node_id) {
+                break;
+            }
+            path.push(up);
+            parent = up.parent.as_deref();
+        }
+        let Some(at) = path
+            .iter()
+            .rposition(|n| n.class != variable && is_machine(&n.browse_name))
+        else {
+            continue;
+        };
+        let name = path[..at]
+            .iter()
+            .rev()
+            .map(|n| n.browse_name.as_str())
+            .collect::<Vec<_>>()
+            .join(".");
+        out.push(NamedVariable {
+            node_id: node.node_id.clone(),
+            machine: path[at].browse_name.clone(),
+            name,
+            leaf: node.browse_name.clone(),
+        });
+    }
+    out
 }
 
 /// A client session with one server.
@@ -386,6 +445,8 @@ fn value_of(v: Option<Variant>) -> Option<Value> {
     match v? {
         Variant::Boolean(b) => Some(Value::Bool(b)),
         Variant::String(s) => Some(Value::Text(s.to_string())),
+        // OPC 40001-1 states (`CurrentState`) are localized text.
+        Variant::LocalizedText(t) => Some(Value::Text(t.text.to_string())),
         other => other.as_f64().map(Value::Float),
     }
 }
@@ -583,6 +644,20 @@ impl Client {
         Ok(rx)
     }
 
+    /// Reads a variable's value now (`None`: no value, or one that is not a number, flag or
+    /// text).
+    pub async fn read(&self, node: &str) -> Result<Option<Value>, OpcUaError> {
+        let id = node
+            .parse::<NodeId>()
+            .map_err(|e| OpcUaError::Client(format!("`{node}` is not a node id: {e:?}")))?;
+        let mut values = self
+            .session
+            .read(&[ReadValueId::from(id)], TimestampsToReturn::Neither, 0.0)
+            .await
+            .map_err(|e| OpcUaError::Client(format!("reading {node}: {e}")))?;
+        Ok(values.pop().and_then(|dv| value_of(dv.value)))
+    }
+
     /// Writes a Double to a variable (a set-point).
     pub async fn write(&self, node: &str, value: f64) -> Result<(), OpcUaError> {
         let id = node
@@ -615,5 +690,67 @@ impl Client {
         let _ = self.session.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.event_loop).await;
         let _ = std::fs::remove_dir_all(&self.pki_dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, name: &str, class: NodeClass, parent: Option<&str>) -> BrowsedNode {
+        BrowsedNode {
+            node_id: id.to_owned(),
+            browse_name: name.to_owned(),
+            class: format!("{class:?}"),
+            parent: parent.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn variables_are_named_by_machine_and_browse_path_never_by_node_id() {
+        use NodeClass::{Object, Variable};
+        // An independent server's layout: numeric NodeIds, a machine in a folder, OPC 40001-1
+        // nesting, and an object that is no machine.
+        let nodes = [
+            node("ns=2;i=1", "Machines", Object, None),
+            node("ns=2;i=2", "LATHE-7", Object, Some("ns=2;i=1")),
+            node("ns=2;i=3", "SpindleSpeed", Variable, Some("ns=2;i=2")),
+            node("ns=2;i=4", "MachineryItemState", Object, Some("ns=2;i=2")),
+            node("ns=2;i=5", "CurrentState", Variable, Some("ns=2;i=4")),
+            node("ns=2;i=6", "Aliases", Object, None),
+            node("ns=2;i=7", "Count", Variable, Some("ns=2;i=6")),
+        ];
+        let named = named_variables(&nodes, |n| n == "LATHE-7");
+        let names: Vec<(&str, &str, &str)> = named
+            .iter()
+            .map(|v| (v.node_id.as_str(), v.machine.as_str(), v.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("ns=2;i=3", "LATHE-7", "SpindleSpeed"),
+                ("ns=2;i=5", "LATHE-7", "MachineryItemState.CurrentState"),
+            ]
+        );
+        assert_eq!(named[1].leaf, "CurrentState");
+        let series = named[0].series("site1");
+        assert_eq!(
+            (series.device.as_str(), series.metric.as_str()),
+            ("LATHE-7", "SpindleSpeed")
+        );
+        // Without a plant file, every object under Objects is a machine.
+        let all = named_variables(&nodes, |_| true);
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            (all[0].machine.as_str(), all[0].name.as_str()),
+            ("Machines", "LATHE-7.SpindleSpeed")
+        );
+        // A reference loop ends the walk instead of hanging it.
+        let looped = [
+            node("a", "M", Object, Some("b")),
+            node("b", "N", Object, Some("a")),
+            node("v", "x", Variable, Some("a")),
+        ];
+        assert_eq!(named_variables(&looped, |n| n == "M").len(), 1);
     }
 }

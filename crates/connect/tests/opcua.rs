@@ -83,7 +83,13 @@ async fn a_client_browses_subscribes_and_writes_set_points() {
     .flatten()
     .unwrap_or_else(|| panic!("the update never arrived"));
     assert_eq!(got.at_ms, at_ms);
-    let point = got.to_point("hz");
+    let named = aifactory_connect::opcua::named_variables(&nodes, |_| true);
+    let series = named
+        .iter()
+        .find(|v| v.node_id == got.node_id)
+        .map(|v| v.series("hz"))
+        .unwrap_or_else(|| panic!("{} is not named", got.node_id));
+    let point = got.to_point(series);
     assert_eq!(
         (
             point.series.device.as_str(),

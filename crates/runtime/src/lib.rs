@@ -14,6 +14,8 @@ pub mod live;
 pub mod lockstep;
 #[cfg(feature = "opcua")]
 pub mod opcua;
+#[cfg(feature = "opcua")]
+pub mod opcua_plant;
 pub mod publish;
 pub mod record;
 pub mod run;

@@ -6,7 +6,9 @@ use crate::clock::Clock;
 use crate::run::{Progress, RunError, RunSpec, simulate};
 use aifactory_connect::mqtt::{Batch, Received};
 use aifactory_connect::opcua::{Change, Client, OpcUaError};
+use aifactory_core::SeriesName;
 use aifactory_store::{Store, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +49,13 @@ pub async fn ingest(
 ) -> Result<OpcUaStats, OpcUaIngestError> {
     let client = Client::connect(url, CONNECT_TIMEOUT).await?;
     let nodes = client.browse().await?;
-    let variables = Client::variables(&nodes);
+    // Named by browse path (machine object, then the path below it), never by NodeId.
+    let named = aifactory_connect::opcua::named_variables(&nodes, |_| true);
+    let variables: Vec<String> = named.iter().map(|v| v.node_id.clone()).collect();
+    let series: HashMap<String, SeriesName> = named
+        .iter()
+        .map(|v| (v.node_id.clone(), v.series(site)))
+        .collect();
     if variables.is_empty() {
         client.disconnect().await;
         return Err(OpcUaIngestError::NoVariables {
@@ -71,7 +79,7 @@ pub async fn ingest(
                 Some(c) => {
                     pending.push(c);
                     if pending.len() >= 10_000
-                        && let Err(e) = commit(store, site, clock, &mut pending, &mut stats).await
+                        && let Err(e) = commit(store, &series, clock, &mut pending, &mut stats).await
                     {
                         break Err(e);
                     }
@@ -79,20 +87,20 @@ pub async fn ingest(
                 None => break Err(OpcUaIngestError::SubscriptionEnded { url: url.to_owned() }),
             },
             _ = tick.tick() => {
-                if let Err(e) = commit(store, site, clock, &mut pending, &mut stats).await {
+                if let Err(e) = commit(store, &series, clock, &mut pending, &mut stats).await {
                     break Err(e);
                 }
             }
         }
     };
-    let flushed = commit(store, site, clock, &mut pending, &mut stats).await;
+    let flushed = commit(store, &series, clock, &mut pending, &mut stats).await;
     client.disconnect().await;
     result.and(flushed).map(|()| stats)
 }
 
 async fn commit(
     store: &Store,
-    site: &str,
+    series: &HashMap<String, SeriesName>,
     clock: &Clock,
     pending: &mut Vec<Change>,
     stats: &mut OpcUaStats,
@@ -103,7 +111,7 @@ async fn commit(
     let before = pending.len() as u64;
     let points = pending
         .drain(..)
-        .map(|c| c.to_point(site))
+        .filter_map(|c| series.get(&c.node_id).map(|s| c.to_point(s.clone())))
         .filter(|p| p.value.as_f64().is_none_or(f64::is_finite))
         .collect::<Vec<_>>();
     let n = points.len() as u64;
