@@ -10,6 +10,7 @@ mod bench_agent;
 mod bench_feed;
 mod bench_ingest;
 mod bench_login;
+mod bench_paced;
 mod bench_policies;
 mod config;
 mod eval;
@@ -132,6 +133,10 @@ enum BenchCommand {
     /// telemetry in the plant contract, once as fast as the runtime takes them and once paced,
     /// with a lockstep heartbeat after every moment with events. Embedded broker unless --mqtt.
     Feed(bench_feed::FeedBenchArgs),
+    /// The twin as a plant that does not wait, paced like a plant (--speed), with a plant feed
+    /// deciding for it across the broker: every KPI against the band a further in-process run
+    /// of the same coordinator falls in (95 %, over --seeds seeds).
+    Paced(bench_paced::PacedBenchArgs),
     /// The agent: the offline planner's tool choice on 50 plant questions (English and
     /// Chinese), end-to-end latency on a live twin, and the runtime's overhead per tool step.
     Agent(bench_agent::AgentBenchArgs),
@@ -233,6 +238,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Policies(args)) => bench_policies::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(&args),
         Command::Bench(BenchCommand::Feed(args)) => bench_feed::run(&args),
+        Command::Bench(BenchCommand::Paced(args)) => bench_paced::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&config, &args),
         Command::Bench(BenchCommand::Login(args)) => bench_login::run(&args),
         Command::Bench(BenchCommand::Portal(args)) => portal::bench(&args),

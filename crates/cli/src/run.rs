@@ -200,7 +200,7 @@ fn check_telemetry_period(period: Option<f64>) -> anyhow::Result<()> {
 }
 
 /// The terminal's progress bar, told the runtime's progress.
-struct Bar(ProgressBar);
+pub(crate) struct Bar(ProgressBar);
 
 impl Progress for Bar {
     fn day(&self, day: u64) {
@@ -211,7 +211,7 @@ impl Progress for Bar {
     }
 }
 
-fn progress(days: f64, quiet: bool) -> Arc<Bar> {
+pub(crate) fn progress(days: f64, quiet: bool) -> Arc<Bar> {
     if quiet {
         return Arc::new(Bar(ProgressBar::hidden()));
     }

@@ -16,6 +16,7 @@ pub mod lockstep;
 pub mod opcua;
 #[cfg(feature = "opcua")]
 pub mod opcua_plant;
+pub mod paced;
 pub mod publish;
 pub mod record;
 pub mod run;

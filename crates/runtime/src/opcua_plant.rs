@@ -90,13 +90,13 @@ pub fn machinery_item_state(value: &Value, mode: Option<&str>) -> Option<(u32, S
     let word = match value {
         Value::Text(t) => t.trim().to_owned(),
         Value::Bool(_) | Value::Bytes(_) => return None,
-        other => match other.as_f64() {
-            Some(n) if n == 0.0 => "NotAvailable".to_owned(),
-            Some(n) if n == 1.0 => "OutOfService".to_owned(),
-            Some(n) if n == 2.0 => "Executing".to_owned(),
-            Some(n) if n == 3.0 => "NotExecuting".to_owned(),
-            _ => return None,
-        },
+        other => {
+            const BY_NUMBER: [&str; 4] =
+                ["NotAvailable", "OutOfService", "Executing", "NotExecuting"];
+            let n = other.as_f64()?;
+            let index = (n.fract() == 0.0 && (0.0..4.0).contains(&n)).then_some(n as usize)?;
+            BY_NUMBER[index].to_owned()
+        }
     };
     let code = match word.as_str() {
         "Executing" => 10_000,
