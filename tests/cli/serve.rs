@@ -735,3 +735,112 @@ fn a_plant_feed_killed_mid_run_takes_up_where_it_was() {
         store.close().await;
     });
 }
+
+/// The asyncua machine of `tests/plant-emulator/opcua_machine.py` named `machine`, killed on
+/// drop, and the address it listens on.
+fn opcua_machine(python: &str, machine: &str) -> (Serve, String) {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut child = Command::new(python)
+        .current_dir(super::repo_file(""))
+        .args(["tests/plant-emulator/opcua_machine.py", "--port"])
+        .arg(port.to_string())
+        .args(["--machine", machine, "--cycle", "0.5", "--seconds", "120"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("its first line");
+    let url = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("the OPC UA machine did not start: `{line}`"))
+        .to_owned();
+    (Serve(child), url)
+}
+
+#[test]
+fn serve_shows_a_machine_served_over_opcua_on_the_plant_feed() {
+    let Some((url, python)) = emulator_services() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_site, plant) = emulated_shop(dir.path(), "opc-serve");
+    let (_machine, opcua) = opcua_machine(&python, "MILL-02");
+    let (serve, base, password) = start(
+        &dir.path().join("serve.sqlite"),
+        &[
+            "--plant-feed",
+            &url,
+            "--plant",
+            &plant,
+            "--plant-opcua",
+            &opcua,
+        ],
+    );
+    let agent = agent();
+    let token = login(&agent, &base, &password);
+    // Its state, read over OPC UA by browse path: running and idle in turn, never "no data".
+    let plant_now = wait_for(&agent, &format!("{base}/api/v1/plant"), &token, |s, b| {
+        s == 200
+            && b["machines"].as_array().is_some_and(|m| {
+                m.iter().any(|x| {
+                    x["id"] == "MILL-02"
+                        && matches!(x["state_code"].as_u64(), Some(10_000 | 170_000))
+                })
+            })
+    });
+    assert!(plant_now["machines"].is_array(), "{plant_now}");
+    // Its signals, under the names its server gives them.
+    let detail = wait_for(
+        &agent,
+        &format!("{base}/api/v1/machines/MILL-02"),
+        &token,
+        |s, b| {
+            s == 200
+                && b["signals"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x == "SpindleSpeed"))
+        },
+    );
+    assert!(
+        detail["signals"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x == "Temperature")),
+        "{detail}"
+    );
+    drop(serve);
+}
+
+#[test]
+fn serve_names_the_opcua_server_that_has_none_of_the_plants_machines() {
+    let Some((url, python)) = emulator_services() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The reference plant has no LATHE-7.
+    let (_machine, opcua) = opcua_machine(&python, "LATHE-7");
+    let out = super::aifactory(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        dir.path().join("s.sqlite").to_str().expect("path"),
+        "--plant-feed",
+        &url,
+        "--plant-opcua",
+        &opcua,
+    ]);
+    assert!(!out.status.success());
+    let err = super::text(&out.stderr);
+    assert!(
+        err.contains(&format!("--plant-opcua {opcua}"))
+            && err.contains("serves none of the plant's machines"),
+        "{err}"
+    );
+}

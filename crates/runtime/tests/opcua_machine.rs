@@ -145,6 +145,25 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
             .run(store.clone(), None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        // A server with none of the plant's machines is an error naming them, not an idle bridge.
+        let wrong = Bridge::start(BridgeSpec {
+            opcua_url: opcua_url.clone(),
+            broker: broker.clone(),
+            client_id: format!("aifactory-test-bridge-{}", unique()),
+            site: site.clone(),
+            machines: vec!["TURN-01".to_owned(), "TURN-02".to_owned()],
+            source: "opcua-wrong".to_owned(),
+            clock: Clock::system(),
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+        assert_eq!(
+            wrong,
+            Err(format!(
+                "{opcua_url} serves none of the plant's machines (TURN-01, TURN-02) as an object"
+            ))
+        );
         let bridge = Bridge::start(BridgeSpec {
             opcua_url: opcua_url.clone(),
             broker,
