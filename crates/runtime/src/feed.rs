@@ -16,6 +16,7 @@ use crate::ingest::to_store;
 use crate::view::{ack_event, machines_now, product_infos, update_orders};
 use aifactory_connect::envelope::{self, Heartbeat, Message, ReceivedAck};
 use aifactory_connect::mqtt::{Batch, BrokerAddress, Incoming, Link, MqttError, Received};
+use aifactory_connect::sparkplug::{self, HostSession, MessageType};
 use aifactory_connect::{Quarantine, json};
 use aifactory_coordinator::{CoordinatorError, Links, Setup, Tier};
 use aifactory_core::{
@@ -33,7 +34,7 @@ use aifactory_server::live::{
 use aifactory_store::ingest::QuarantineRow;
 use aifactory_store::{RunId, RunInfo, Store, StoreError};
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,6 +42,11 @@ use tokio::sync::{mpsc, watch};
 
 /// The `source` of everything aifactory publishes to a plant.
 pub const SOURCE: &str = "aifactory";
+/// Sparkplug B metrics (String) that carry the contract's envelopes: events from the plant, its
+/// acknowledgements, and commands to it (in a DCMD).
+pub const EVENT_METRIC: &str = "aifactory/event";
+pub const ACK_METRIC: &str = "aifactory/ack";
+pub const COMMAND_METRIC: &str = "aifactory/command";
 /// How long a command the driver sends stays valid, in plant time: a dispatch list is stale
 /// once the machine has long taken other work, a maintenance order once its window passed.
 pub const COMMAND_TTL_MS: i64 = 3_600_000;
@@ -205,6 +211,9 @@ pub struct WireCommands {
     seq: Arc<AtomicU64>,
     /// Ids sent since the last lockstep answer.
     sent: Arc<Mutex<Vec<String>>>,
+    /// Machines that are Sparkplug B devices (from their DBIRTH), with their edge node: their
+    /// commands go out as a DCMD of the `aifactory/command` metric.
+    sparkplug_devices: Arc<Mutex<HashMap<String, String>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -221,9 +230,28 @@ impl CommandSink for WireCommands {
     fn send(&self, command: Command) -> Result<(), SendError> {
         let now = Timestamp(self.now_ms.load(Ordering::Relaxed));
         lock(&self.tracker).sent(&command, now)?;
-        let topic = envelope::command_topic(&self.site, command.action.machine());
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let payload = envelope::encode_command(&command, SOURCE, seq, now);
+        let device = command
+            .action
+            .machine()
+            .and_then(|m| lock(&self.sparkplug_devices).get(m).map(|n| (m, n.clone())));
+        let (topic, payload) = match device {
+            Some((machine, node)) => sparkplug::device_command_message(
+                &self.site,
+                &node,
+                machine,
+                u64::try_from(now.0).unwrap_or(0),
+                &[(
+                    COMMAND_METRIC,
+                    aifactory_connect::Value::Text(String::from_utf8_lossy(&payload).into_owned()),
+                )],
+            ),
+            None => (
+                envelope::command_topic(&self.site, command.action.machine()),
+                payload,
+            ),
+        };
         self.link
             .publish(topic, payload, false)
             .map_err(|e| SendError::Closed(e.to_string()))?;
@@ -313,6 +341,7 @@ impl Connected {
             unacked: Vec::new(),
             received: Duration::ZERO,
             latencies: BTreeMap::new(),
+            sparkplug: HostSession::new(),
         };
         state.restore(&earlier).await?;
         let task = tokio::spawn(state.run(incoming, stop_rx));
@@ -360,7 +389,10 @@ pub fn coordinator_for(
 /// Connects to the broker and subscribes to everything under the plant's site.
 pub async fn connect(spec: FeedSpec) -> Result<Connected, FeedError> {
     let site = spec.plant.plant.id.clone();
-    let filters = [format!("{}/{site}/#", json::ROOT)];
+    let filters = [
+        format!("{}/{site}/#", json::ROOT),
+        format!("{}/{site}/#", sparkplug::NAMESPACE),
+    ];
     let (link, incoming) = Link::connect(&spec.broker, &spec.client_id, &filters, true)
         .await
         .map_err(|source| FeedError::Connect {
@@ -376,6 +408,7 @@ pub async fn connect(spec: FeedSpec) -> Result<Connected, FeedError> {
         now_ms: Arc::new(AtomicI64::new(start.0)),
         seq: Arc::default(),
         sent: Arc::default(),
+        sparkplug_devices: Arc::default(),
     };
     Ok(Connected {
         spec,
@@ -462,6 +495,8 @@ struct FeedState {
     /// When the message being handled arrived (the feed's clock), and the latencies so far.
     received: Duration,
     latencies: BTreeMap<&'static str, (u64, VecDeque<Duration>)>,
+    /// Sparkplug B edge nodes' sessions (births, aliases, sequence numbers).
+    sparkplug: HostSession,
 }
 
 /// Where a stored event keeps its envelope's id, source and sequence.
@@ -585,6 +620,14 @@ impl FeedState {
 
     async fn message(&mut self, m: Incoming) -> Result<(), FeedError> {
         self.received = self.clock.elapsed();
+        if m.topic.starts_with(sparkplug::NAMESPACE) {
+            return self.sparkplug(m).await;
+        }
+        self.envelope(m).await
+    }
+
+    /// A message in the contract's JSON layout on `aifactory/{site}/…`.
+    async fn envelope(&mut self, m: Incoming) -> Result<(), FeedError> {
         let channel = m.topic.split('/').nth(2).unwrap_or_default().to_owned();
         match channel.as_str() {
             "_events" | "_acks" => match envelope::decode(&m.topic, &m.payload) {
@@ -615,6 +658,102 @@ impl FeedState {
                 Ok(())
             }
         }
+    }
+
+    /// A Sparkplug B message: the session's rules first (births, aliases, sequence numbers);
+    /// the `aifactory/event` and `aifactory/ack` metrics of its data carry envelopes, taken as
+    /// if they came on `_events` and `_acks`; every other metric is telemetry.
+    async fn sparkplug(&mut self, m: Incoming) -> Result<(), FeedError> {
+        let topic = match sparkplug::Topic::parse(&m.topic) {
+            Ok(t) => t,
+            Err(reason) => {
+                self.quarantine(m, reason);
+                return Ok(());
+            }
+        };
+        let accepted = match self.sparkplug.handle(&m.topic, &m.payload) {
+            Ok(a) => a,
+            Err(rejected) => {
+                if rejected.rebirth {
+                    self.ask_rebirth(&topic.node)?;
+                }
+                self.quarantine(m, rejected.reason);
+                return Ok(());
+            }
+        };
+        if accepted.wants_rebirth() {
+            self.ask_rebirth(&topic.node)?;
+        }
+        let birth = matches!(topic.kind, MessageType::NBirth | MessageType::DBirth);
+        if let (MessageType::DBirth, Some(device)) = (topic.kind, &topic.device) {
+            lock(&self.commands.sparkplug_devices).insert(device.clone(), topic.node.clone());
+        }
+        let mut telemetry = Vec::new();
+        for point in accepted.points {
+            let channel = match point.series.metric.as_str() {
+                EVENT_METRIC => "_events",
+                ACK_METRIC => "_acks",
+                _ => {
+                    telemetry.push(point);
+                    continue;
+                }
+            };
+            // A birth states the metric with its last value: an envelope already taken.
+            if birth {
+                continue;
+            }
+            let aifactory_connect::Value::Text(body) = point.value else {
+                let reason = aifactory_connect::Reason::Envelope {
+                    field: point.series.metric.clone(),
+                    problem: "must be a String metric holding the envelope".to_owned(),
+                };
+                self.quarantine(
+                    Incoming {
+                        topic: m.topic.clone(),
+                        payload: Vec::new(),
+                        delivery: None,
+                    },
+                    reason,
+                );
+                continue;
+            };
+            let inner = Incoming {
+                topic: format!("{}/{}/{channel}", json::ROOT, self.site),
+                payload: body.into_bytes(),
+                delivery: None,
+            };
+            self.envelope(inner).await?;
+        }
+        if !telemetry.is_empty() {
+            for p in &telemetry {
+                if let (Some(machine), Some(v)) = (
+                    self.projection.master().machine_index(&p.series.device),
+                    p.value.as_f64(),
+                ) {
+                    self.driver.reading(machine, &p.series.metric, v);
+                }
+            }
+            self.report.telemetry_points += telemetry.len() as u64;
+            // The session's sequence numbers already guard against redelivery.
+            self.ingest.messages.push(Received {
+                key: None,
+                points: telemetry,
+            });
+        }
+        Ok(())
+    }
+
+    /// Asks an edge node to publish its births again (it lost them, or we did).
+    fn ask_rebirth(&self, node: &str) -> Result<(), FeedError> {
+        let (topic, payload) = sparkplug::rebirth_request(
+            &self.site,
+            node,
+            u64::try_from(self.clock.epoch_ms()).unwrap_or(0),
+        );
+        self.commands
+            .link
+            .publish(topic, payload, false)
+            .map_err(FeedError::Publish)
     }
 
     fn quarantine(&mut self, m: Incoming, reason: aifactory_connect::Reason) {
