@@ -146,7 +146,10 @@ pub(crate) fn run(args: &PacedBenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(t) = args.tiers.iter().find(|t| **t > 2) {
         anyhow::bail!("--tiers: {t} is not a tier a plant feed runs (0, 1 or 2)");
     }
-    let plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
+    let mut plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
+    // A site of its own: another run on the same broker (a second bench, a `serve --plant-feed`
+    // of the same plant) must not hear this one's events or send it commands.
+    plant.plant.id = format!("{}-paced-{}", plant.plant.id, std::process::id());
     let broker: BrokerAddress = match &args.mqtt {
         Some(url) => url.parse().with_context(|| format!("--mqtt {url}"))?,
         None => crate::run::embedded_broker_low_latency()?,

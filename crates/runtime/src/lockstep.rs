@@ -581,8 +581,9 @@ const PACED_STEP_MS: u64 = 60_000;
 /// on `_acks` — a dispatch list, a maintenance order, a set-point or a hold through
 /// [`aifactory_twin::Commanded`], deciding the rest by the tier-0 rules as a plant's own
 /// controllers would. A machine that is free with work waiting waits two plant minutes for a
-/// dispatch list before its rules choose. Every plant minute it takes in what arrived and says its time with a
-/// heartbeat when nothing else said it. Call from outside the async runtime `rt` belongs to.
+/// dispatch list before its rules choose. Every plant minute it takes in what arrived and says
+/// its time with a heartbeat — after a minute with events one that asks the runtime to decide on
+/// them now (`answer`), without waiting for the answer. Call from outside the async runtime `rt` belongs to.
 #[allow(clippy::too_many_arguments)]
 pub fn run_paced_plant(
     rt: &Handle,
@@ -648,16 +649,22 @@ pub fn run_paced_plant(
         for ack in inbox.take_acks() {
             wire.ack(&ack)?;
         }
-        // A quiet step says the time, so commands expire and held events apply on time.
-        if wire.counts.events == events_before {
-            let seq = wire.next_seq();
-            let heartbeat = serde_json::json!({
-                "spec": envelope::SPEC, "id": format!("H{seq}"), "source": PLANT_SOURCE,
-                "seq": seq, "type": "heartbeat", "time": PlantTime(at).at(start).0,
-            });
-            let topic = wire.events_topic();
-            wire.publish(topic, serde_json::to_vec(&heartbeat).unwrap_or_default())?;
+        // Every step ends with the plant's time. After a step that published events it also
+        // promises that nothing earlier follows (the twin is one source, in order), so the
+        // runtime decides on them now instead of holding them for its reorder window — which,
+        // at 3,600×, would bring a free machine's dispatch list after its wait for one ended.
+        // A quiet step's plain heartbeat lets commands expire on time. The twin does not wait
+        // for the answer: it is a plant that does not wait.
+        let seq = wire.next_seq();
+        let mut heartbeat = serde_json::json!({
+            "spec": envelope::SPEC, "id": format!("H{seq}"), "source": PLANT_SOURCE,
+            "seq": seq, "type": "heartbeat", "time": PlantTime(at).at(start).0,
+        });
+        if wire.counts.events != events_before {
+            heartbeat["data"] = serde_json::json!({ "answer": true });
         }
+        let topic = wire.events_topic();
+        wire.publish(topic, serde_json::to_vec(&heartbeat).unwrap_or_default())?;
         events_before = wire.counts.events;
         if let Some(failure) = wire.failure.take() {
             return Err(failure);
