@@ -3,6 +3,7 @@
 mod agent;
 mod assess;
 mod bench_ingest;
+mod bench_paced;
 mod browser;
 mod demo;
 mod eval;
