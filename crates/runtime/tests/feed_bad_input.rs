@@ -4,21 +4,13 @@
 //! goes on answering. Needs `AIFACTORY_TEST_MQTT_URL` (a real broker); says it skipped without.
 
 use aifactory_connect::mqtt::Link;
-use aifactory_core::Plant;
-use aifactory_plant::BaselinePolicy;
-use aifactory_runtime::Clock;
-use aifactory_runtime::feed::{self, COMMAND_TTL_MS, FeedSpec};
+use aifactory_runtime::feed;
 use aifactory_store::Store;
+use common::{job_shop, runtime, tier0_feed, unique};
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
+mod common;
 
 #[test]
 fn bad_input_on_the_wire_is_quarantined_with_its_reason_and_nothing_counts_twice() {
@@ -26,34 +18,15 @@ fn bad_input_on_the_wire_is_quarantined_with_its_reason_and_nothing_counts_twice
         eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
         return;
     };
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/plant-emulator/job-shop.toml");
-    let site = format!("bad-{}", unique());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .replacen("id = \"emu-shop\"", &format!("id = \"{site}\""), 1);
-    let plant = Plant::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    let (_, plant) = job_shop("bad");
+    let site = plant.plant.id.clone();
     let start = plant.start().0.0;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = runtime();
     runtime.block_on(async {
         let store = Store::open_in_memory()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let broker = url.parse().unwrap_or_else(|e| panic!("{e}"));
-        let spec = FeedSpec {
-            plant,
-            broker,
-            client_id: format!("aifactory-test-bad-{}", unique()),
-            policy: Box::new(BaselinePolicy::default()),
-            log: None,
-            tier: 0,
-            command_ttl_ms: COMMAND_TTL_MS,
-            clock: Clock::system(),
-        };
+        let spec = tier0_feed(plant, &url);
         let mut running = feed::connect(spec)
             .await
             .unwrap_or_else(|e| panic!("{e}"))

@@ -10,23 +10,15 @@ use aifactory_connect::Value;
 use aifactory_connect::envelope;
 use aifactory_connect::mqtt::Link;
 use aifactory_connect::sparkplug::{EdgeNode, device_command};
-use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Plant, Timestamp};
-use aifactory_plant::{Ack, AckStatus, Action, BaselinePolicy, Command, CommandSink};
-use aifactory_runtime::Clock;
-use aifactory_runtime::feed::{
-    self, ACK_METRIC, COMMAND_METRIC, COMMAND_TTL_MS, EVENT_METRIC, FeedSpec,
-};
+use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Timestamp};
+use aifactory_plant::{Ack, AckStatus, Action, Command, CommandSink};
+use aifactory_runtime::feed::{self, ACK_METRIC, COMMAND_METRIC, EVENT_METRIC};
 use aifactory_store::Store;
+use common::{job_shop, runtime, tier0_feed, unique};
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
+mod common;
 
 #[test]
 fn a_sparkplug_plant_sends_events_and_acks_as_metrics_and_takes_commands_as_dcmds() {
@@ -34,33 +26,15 @@ fn a_sparkplug_plant_sends_events_and_acks_as_metrics_and_takes_commands_as_dcmd
         eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
         return;
     };
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/plant-emulator/job-shop.toml");
-    let site = format!("spb-{}", unique());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .replacen("id = \"emu-shop\"", &format!("id = \"{site}\""), 1);
-    let plant = Plant::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    let (_, plant) = job_shop("spb");
+    let site = plant.plant.id.clone();
     let start = plant.start().0.0;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = runtime();
     runtime.block_on(async {
         let store = Store::open_in_memory()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let spec = FeedSpec {
-            plant,
-            broker: url.parse().unwrap_or_else(|e| panic!("{e}")),
-            client_id: format!("aifactory-test-spb-{}", unique()),
-            policy: Box::new(BaselinePolicy::default()),
-            log: None,
-            tier: 0,
-            command_ttl_ms: COMMAND_TTL_MS,
-            clock: Clock::system(),
-        };
+        let spec = tier0_feed(plant, &url);
         let connected = feed::connect(spec).await.unwrap_or_else(|e| panic!("{e}"));
         let commands = connected.commands();
         let mut running = connected

@@ -9,20 +9,18 @@
 //! pinned asyncua; `.ci/run` installs it and sets both); without them it says it skipped.
 #![cfg(feature = "opcua")]
 
-use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Plant, Timestamp};
-use aifactory_plant::{Action, BaselinePolicy, Command, CommandSink};
+use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Timestamp};
+use aifactory_plant::{Action, Command, CommandSink};
 use aifactory_runtime::Clock;
-use aifactory_runtime::feed::{self, COMMAND_TTL_MS, FeedSpec};
+use aifactory_runtime::feed;
 use aifactory_runtime::opcua_plant::{Bridge, BridgeSpec};
 use aifactory_store::Store;
+use common::{job_shop, runtime, tier0_feed, unique, workspace};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
 fn services() -> Option<(String, String)> {
     let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
@@ -34,13 +32,6 @@ fn services() -> Option<(String, String)> {
         return None;
     };
     Some((url, python))
-}
-
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
 }
 
 fn free_port() -> u16 {
@@ -106,39 +97,19 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
     let Some((url, python)) = services() else {
         return;
     };
-    let text = std::fs::read_to_string(workspace().join("tests/plant-emulator/job-shop.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let text = text.replacen(
-        "id = \"emu-shop\"",
-        &format!("id = \"opc-{}\"", unique()),
-        1,
-    );
-    let plant = Plant::parse(&text, Path::new("job-shop.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let (_, plant) = job_shop("opc");
     let site = plant.plant.id.clone();
     let machines: Vec<String> = plant.machines.iter().map(|m| m.id.clone()).collect();
     let (_server, opcua_url) = start_machine(&python, free_port());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = runtime();
     runtime.block_on(async {
         let store = Store::open_in_memory()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let broker: aifactory_connect::mqtt::BrokerAddress =
             url.parse().unwrap_or_else(|e| panic!("{e}"));
-        let spec = FeedSpec {
-            plant,
-            broker: broker.clone(),
-            client_id: format!("aifactory-test-feed-{}", unique()),
-            policy: Box::new(BaselinePolicy::default()),
-            log: None,
-            tier: 0,
-            command_ttl_ms: COMMAND_TTL_MS,
-            clock: Clock::system(),
-        };
+        let spec = tier0_feed(plant, &url);
         let connected = feed::connect(spec).await.unwrap_or_else(|e| panic!("{e}"));
         let commands = connected.commands();
         let mut running = connected
