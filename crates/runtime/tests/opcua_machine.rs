@@ -15,24 +15,12 @@ use aifactory_runtime::Clock;
 use aifactory_runtime::feed;
 use aifactory_runtime::opcua_plant::{Bridge, BridgeSpec};
 use aifactory_store::Store;
-use common::{job_shop, runtime, tier0_feed, unique, workspace};
+use common::{broker_and_python, job_shop, runtime, tier0_feed, unique, workspace};
 use std::io::BufRead;
 use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
 
 mod common;
-
-fn services() -> Option<(String, String)> {
-    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
-        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
-        return None;
-    };
-    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
-        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with asyncua)");
-        return None;
-    };
-    Some((url, python))
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -94,7 +82,7 @@ fn decision(id: &str, at: Timestamp, skill: &str) -> Decision {
 
 #[test]
 fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
-    let Some((url, python)) = services() else {
+    let Some((url, python)) = broker_and_python() else {
         return;
     };
     let (_, plant) = job_shop("opc");

@@ -9,39 +9,16 @@
 //! paho-mqtt; `.ci/run` installs it and sets both); without them it says it skipped.
 
 use aifactory_core::{Plant, SeriesName};
-use aifactory_plant::BaselinePolicy;
-use aifactory_runtime::Clock;
-use aifactory_runtime::feed::{self, COMMAND_TTL_MS, FeedSpec};
+use aifactory_runtime::feed;
 use aifactory_store::Store;
-use std::path::{Path, PathBuf};
+use common::{broker_and_python, runtime, tier0_feed, unique, workspace};
 use std::time::Duration;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn services() -> Option<(String, String)> {
-    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
-        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
-        return None;
-    };
-    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
-        eprintln!("skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt)");
-        return None;
-    };
-    Some((url, python))
-}
-
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
+mod common;
 
 #[test]
 fn the_runtime_schedules_a_plant_it_did_not_write() {
-    let Some((url, python)) = services() else {
+    let Some((url, python)) = broker_and_python() else {
         return;
     };
     let root = workspace();
@@ -58,25 +35,12 @@ fn the_runtime_schedules_a_plant_it_did_not_write() {
     let plant = Plant::parse(&text, &plant_path).unwrap_or_else(|e| panic!("{e}"));
     let site = plant.plant.id.clone();
     let summary_path = std::env::temp_dir().join(format!("emulator-summary-{}.json", unique()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = runtime();
     runtime.block_on(async {
         let store = Store::open_in_memory()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let spec = FeedSpec {
-            plant,
-            broker: url.parse().unwrap_or_else(|e| panic!("{e}")),
-            client_id: format!("aifactory-test-feed-{}", unique()),
-            policy: Box::new(BaselinePolicy::default()),
-            log: None,
-            tier: 0,
-            command_ttl_ms: COMMAND_TTL_MS,
-            clock: Clock::system(),
-        };
+        let spec = tier0_feed(plant, &url);
         let connected = feed::connect(spec).await.unwrap_or_else(|e| panic!("{e}"));
         let mut running = connected
             .run(store.clone(), None)

@@ -60,3 +60,19 @@ pub(crate) fn tier0_feed(plant: Plant, url: &str) -> FeedSpec {
         clock: Clock::system(),
     }
 }
+
+/// The broker and the Python (with the pinned paho-mqtt and asyncua) the emulator tests need,
+/// or `None` after saying they skipped.
+pub(crate) fn broker_and_python() -> Option<(String, String)> {
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
+        return None;
+    };
+    let Ok(python) = std::env::var("AIFACTORY_TEST_EMULATOR_PYTHON") else {
+        eprintln!(
+            "skipped: AIFACTORY_TEST_EMULATOR_PYTHON is not set (a python with paho-mqtt and asyncua)"
+        );
+        return None;
+    };
+    Some((url, python))
+}
