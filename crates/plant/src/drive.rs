@@ -250,7 +250,26 @@ impl Driver {
                 });
                 continue;
             }
-            let waiting = projection.waiting_for(m);
+            // A job another free machine was just told to start first is not on offer here: in
+            // a plant, as in the twin, the first machine to take a job takes it from the others'
+            // queues. Without this every free alternative machine would be sent the same job,
+            // and all but one of those lists would go stale.
+            let claimed: Vec<&DispatchJob> = self
+                .sent_list
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != m && projection.is_free(*other))
+                .filter_map(|(_, list)| list.as_ref().and_then(|l| l.first()))
+                .collect();
+            let waiting: Vec<_> = projection
+                .waiting_for(m)
+                .into_iter()
+                .filter(|(id, w)| {
+                    !claimed
+                        .iter()
+                        .any(|c| c.order == *id && c.step == w.next_step)
+                })
+                .collect();
             if waiting.is_empty() {
                 continue;
             }
@@ -272,7 +291,9 @@ impl Driver {
             let mut list = jobs.clone();
             let first = list.remove(pick);
             list.insert(0, first);
-            if self.sent_list[m].as_ref() == Some(&list) {
+            // The plant starts the first listed job that waits; a list with the same first job
+            // changes nothing it does, and would only supersede the one it holds.
+            if self.sent_list[m].as_ref().and_then(|l| l.first()) == list.first() {
                 continue;
             }
             self.sent_list[m] = Some(list.clone());

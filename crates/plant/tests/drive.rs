@@ -314,3 +314,47 @@ fn a_planning_policy_sees_the_floor_and_views_carry_the_latest_readings() {
     );
     assert_eq!(view.queue_len, 1);
 }
+
+#[test]
+fn a_job_is_offered_first_to_one_free_machine_only() {
+    let mut plant = Floorplan::new();
+    let master = Arc::new(plant.projection.master().clone());
+    let alternatives = master.step(0, 0).map_or(0, <[_]>::len);
+    assert!(alternatives >= 3, "the first step needs several machines");
+    let mut driver = Driver::new(Box::new(rtf()), master.machine_ids().count());
+    // One job, every alternative free: one list, not one per machine.
+    let points = plant.release(1_000, 1, 86_400_000);
+    let decided = driver.decide(&plant.projection, &points);
+    let firsts: Vec<(&str, &str)> = decided
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::DispatchList { machine, jobs } => {
+                jobs.first().map(|j| (machine.as_str(), j.order.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(firsts.len(), 1, "{firsts:?}");
+    // A second job goes first to another free machine; the first machine's job stays its own.
+    let points = plant.release(2_000, 2, 86_400_000);
+    let decided = driver.decide(&plant.projection, &points);
+    let firsts_now: Vec<(&str, &str)> = decided
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::DispatchList { machine, jobs } => {
+                jobs.first().map(|j| (machine.as_str(), j.order.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        firsts_now
+            .iter()
+            .all(|(m, o)| *o == "WO-000002" && *m != firsts[0].0),
+        "{firsts_now:?} after {firsts:?}"
+    );
+    assert!(
+        !firsts_now.is_empty(),
+        "the second job goes to a free machine"
+    );
+}
