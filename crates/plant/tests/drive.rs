@@ -315,6 +315,19 @@ fn a_planning_policy_sees_the_floor_and_views_carry_the_latest_readings() {
     assert_eq!(view.queue_len, 1);
 }
 
+/// Each dispatch list decided, as (machine, the job it lists first).
+fn first_picks(decided: &[aifactory_plant::drive::Decided]) -> Vec<(&str, &str)> {
+    decided
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::DispatchList { machine, jobs } => {
+                jobs.first().map(|j| (machine.as_str(), j.order.as_str()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_job_is_offered_first_to_one_free_machine_only() {
     let mut plant = Floorplan::new();
@@ -325,28 +338,12 @@ fn a_job_is_offered_first_to_one_free_machine_only() {
     // One job, every alternative free: one list, not one per machine.
     let points = plant.release(1_000, 1, 86_400_000);
     let decided = driver.decide(&plant.projection, &points);
-    let firsts: Vec<(&str, &str)> = decided
-        .iter()
-        .filter_map(|d| match &d.action {
-            Action::DispatchList { machine, jobs } => {
-                jobs.first().map(|j| (machine.as_str(), j.order.as_str()))
-            }
-            _ => None,
-        })
-        .collect();
+    let firsts = first_picks(&decided);
     assert_eq!(firsts.len(), 1, "{firsts:?}");
     // A second job goes first to another free machine; the first machine's job stays its own.
     let points = plant.release(2_000, 2, 86_400_000);
     let decided = driver.decide(&plant.projection, &points);
-    let firsts_now: Vec<(&str, &str)> = decided
-        .iter()
-        .filter_map(|d| match &d.action {
-            Action::DispatchList { machine, jobs } => {
-                jobs.first().map(|j| (machine.as_str(), j.order.as_str()))
-            }
-            _ => None,
-        })
-        .collect();
+    let firsts_now = first_picks(&decided);
     assert!(
         firsts_now
             .iter()

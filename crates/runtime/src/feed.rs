@@ -725,22 +725,24 @@ impl FeedState {
             self.envelope(inner).await?;
         }
         if !telemetry.is_empty() {
-            for p in &telemetry {
-                if let (Some(machine), Some(v)) = (
-                    self.projection.master().machine_index(&p.series.device),
-                    p.value.as_f64(),
-                ) {
-                    self.driver.reading(machine, &p.series.metric, v);
-                }
-            }
-            self.report.telemetry_points += telemetry.len() as u64;
-            // The session's sequence numbers already guard against redelivery.
-            self.ingest.messages.push(Received {
-                key: None,
-                points: telemetry,
-            });
+            // The session's sequence numbers already guard against redelivery: no message key.
+            self.take_points(telemetry, None);
         }
         Ok(())
+    }
+
+    /// Readings taken: the driver's latest per machine and signal, and held for the next commit.
+    fn take_points(&mut self, points: Vec<aifactory_connect::Point>, key: Option<[u8; 16]>) {
+        for p in &points {
+            if let (Some(machine), Some(v)) = (
+                self.projection.master().machine_index(&p.series.device),
+                p.value.as_f64(),
+            ) {
+                self.driver.reading(machine, &p.series.metric, v);
+            }
+        }
+        self.report.telemetry_points += points.len() as u64;
+        self.ingest.messages.push(Received { key, points });
     }
 
     /// Asks an edge node to publish its births again (it lost them, or we did).
@@ -781,22 +783,10 @@ impl FeedState {
         let received = self.clock.epoch_ms();
         match json::decode(&m.topic, &m.payload, received) {
             Ok(decoded) => {
-                for p in &decoded.points {
-                    if let (Some(machine), Some(v)) = (
-                        self.projection.master().machine_index(&p.series.device),
-                        p.value.as_f64(),
-                    ) {
-                        self.driver.reading(machine, &p.series.metric, v);
-                    }
-                }
-                self.report.telemetry_points += decoded.points.len() as u64;
                 let key = decoded
                     .timestamped
                     .then(|| aifactory_connect::mqtt::message_key(&m.topic, &m.payload));
-                self.ingest.messages.push(Received {
-                    key,
-                    points: decoded.points,
-                });
+                self.take_points(decoded.points, key);
             }
             Err(reason) => self.quarantine(m, reason),
         }
