@@ -52,8 +52,8 @@ fn bench_paced_refuses_what_it_cannot_measure() {
     for (args, says) in [
         (&["--seeds", "1"][..], "--seeds must be 2 to 30"),
         (
-            &["--tiers", "3"][..],
-            "--tiers: 3 is not a tier a plant feed runs",
+            &["--tiers", "4"][..],
+            "--tiers: 4 is not a tier (0, 1, 2 or 3)",
         ),
         (&["--speed", "0"][..], "--speed must be at least 1"),
         (&["--days", "0"][..], "--days must be more than 0"),

@@ -223,14 +223,16 @@ async fn replay(
         .await
         .context("an in-memory store")?;
     let log = aifactory_core::DecisionLog::new();
-    let policy = feed::coordinator_for(&plant, args.tier, args.seed, &log)?;
+    let coordinator = feed::coordinator_for(&plant, args.tier, args.seed, &log, None)?;
     let spec = FeedSpec {
         plant,
         broker: broker.clone(),
         client_id: format!("{site}-feed"),
-        policy,
+        policy: coordinator.policy,
+        observer: coordinator.observer,
         log: Some(log),
         tier: args.tier,
+        plans_releases: false,
         command_ttl_ms: COMMAND_TTL_MS,
         clock: Clock::system(),
     };

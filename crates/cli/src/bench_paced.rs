@@ -25,7 +25,8 @@ pub(crate) struct PacedBenchArgs {
     #[arg(long, default_value_t = 30.0)]
     days: f64,
     /// Tiers to run, comma-separated: 0 the tier-0 rules, 1 the skills, 2 the coordinated
-    /// skills (the coordinator a plant feed runs).
+    /// skills, 3 the closed loop (built on the plant's trial batches) — the coordinators a
+    /// plant feed runs.
     #[arg(long, default_value = "0,1,2", value_delimiter = ',')]
     tiers: Vec<u8>,
     /// In-process runs per tier (seeds 1..=N) that make the interval.
@@ -82,6 +83,8 @@ struct Paced {
     outside: Vec<String>,
     events: u64,
     telemetry_messages: u64,
+    /// Trial batches the plant ran for the feed's coordinator (tier 3) before it decided.
+    trial_batches: u64,
     commands: u64,
     outcomes: BTreeMap<String, u64>,
     latency: BTreeMap<String, Latency>,
@@ -143,8 +146,8 @@ pub(crate) fn run(args: &PacedBenchArgs) -> anyhow::Result<ExitCode> {
     if !(2..=30).contains(&args.seeds) {
         anyhow::bail!("--seeds must be 2 to 30: an interval needs a spread");
     }
-    if let Some(t) = args.tiers.iter().find(|t| **t > 2) {
-        anyhow::bail!("--tiers: {t} is not a tier a plant feed runs (0, 1 or 2)");
+    if let Some(t) = args.tiers.iter().find(|t| **t > 3) {
+        anyhow::bail!("--tiers: {t} is not a tier (0, 1, 2 or 3)");
     }
     let mut plant = crate::setup::plant_or_reference(args.plant.as_deref())?;
     // A site of its own: another run on the same broker (a second bench, a `serve --plant-feed`
@@ -199,6 +202,7 @@ pub(crate) fn run(args: &PacedBenchArgs) -> anyhow::Result<ExitCode> {
                 outside,
                 events: run.plant.events,
                 telemetry_messages: run.plant.telemetry_messages,
+                trial_batches: run.plant.trial_batches,
                 commands: run.feed.commands,
                 outcomes: run.feed.outcomes.clone(),
                 latency: run.feed.latency.clone(),
@@ -251,10 +255,11 @@ fn print(report: &Report) {
         }
         for p in &tier.paced {
             println!(
-                "paced seed {}: {:.0} s wall, {} events, {} commands {:?}; outside the band: {}",
+                "paced seed {}: {:.0} s wall, {} events, {} trial batches, {} commands {:?}; outside the band: {}",
                 p.seed,
                 p.wall_s,
                 p.events,
+                p.trial_batches,
                 p.commands,
                 p.outcomes,
                 if p.outside.is_empty() {

@@ -134,8 +134,11 @@ fn lockstep(spec: &RunSpec, url: &str, args: &SimArgs) -> anyhow::Result<ExitCod
             &args.mqtt_client_id,
             spec.seed,
             spec.days,
-            spec.telemetry_period_s,
-            args.pace.map(|speed| (speed, Clock::system())),
+            aifactory_runtime::lockstep::PacedPlant {
+                telemetry_period_s: spec.telemetry_period_s,
+                pace: args.pace.map(|speed| (speed, Clock::system())),
+                releases_by_command: false,
+            },
             &mut |day| bar.day(day),
         )
         .with_context(|| format!("running as a plant on the wire over {url}"))?

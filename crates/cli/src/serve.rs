@@ -285,16 +285,18 @@ async fn start_feed(
 )> {
     use aifactory_runtime::feed;
     let log = aifactory_core::DecisionLog::new();
-    let policy = feed::coordinator_for(&plant, args.tier, args.seed, &log)
+    let coordinator = feed::coordinator_for(&plant, args.tier, args.seed, &log, None)
         .with_context(|| format!("--tier {}", args.tier))?;
     let client_id = format!("aifactory-serve-feed-{}", plant.plant.id);
     let spec = feed::FeedSpec {
         plant,
         broker,
         client_id,
-        policy,
+        policy: coordinator.policy,
+        observer: coordinator.observer,
         log: Some(log),
         tier: args.tier,
+        plans_releases: false,
         command_ttl_ms: feed::COMMAND_TTL_MS,
         clock: aifactory_runtime::Clock::system(),
     };

@@ -12,7 +12,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::command::{Action, DispatchJob};
-use crate::policy::{Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, QueuedOp};
+use crate::policy::{
+    Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, OrderView, ParamSpec, QueuedOp,
+};
 use crate::projection::{DecisionPoint, Projection, WorkOrder};
 use crate::{MachineId, PlantTime, Policy};
 
@@ -50,6 +52,19 @@ pub struct Driver {
     sent_list: Vec<Option<Vec<DispatchJob>>>,
     /// Per machine: maintenance ordered and not yet begun (not ordered twice).
     maintenance_ordered: Vec<Option<u64>>,
+    /// Per machine: the set-points sent to it, by parameter name (not sent again unchanged).
+    set_points: Vec<HashMap<String, f64>>,
+    /// Whether the plant releases sales orders when told to (`release` commands); otherwise it
+    /// releases them by its own rules and the policy is not asked.
+    plans_releases: bool,
+    /// Sales orders a release was sent for (not sent twice).
+    releases_sent: BTreeSet<String>,
+    /// When pending sales orders are next offered for release without a new one arriving.
+    next_release_review: PlantTime,
+    /// How often that is (the plant file's review period).
+    review_ms: u64,
+    /// Services begun or ended so far, for a policy that replans on them.
+    services_seen: u64,
 }
 
 impl std::fmt::Debug for Driver {
@@ -73,7 +88,22 @@ impl Driver {
             renewals: vec![0; machines],
             sent_list: vec![None; machines],
             maintenance_ordered: vec![None; machines],
+            set_points: vec![HashMap::new(); machines],
+            plans_releases: false,
+            releases_sent: BTreeSet::new(),
+            next_release_review: PlantTime(0),
+            review_ms: u64::MAX,
+            services_seen: 0,
         }
+    }
+
+    /// The plant releases sales orders when told to: the policy is offered the pending ones
+    /// whenever one arrives and every `review` besides, and each it releases goes out as a
+    /// `release` command.
+    pub fn planning_releases(mut self, review: PlantTime) -> Driver {
+        self.plans_releases = true;
+        self.review_ms = review.0.max(1);
+        self
     }
 
     /// The policy's name, for the ledger.
@@ -125,6 +155,28 @@ impl Driver {
         }
     }
 
+    /// A command it sent was not carried out (rejected, failed or expired): what it asked
+    /// is open again — a release is offered to the policy anew, a set-point sent again.
+    pub fn unmet(&mut self, projection: &Projection, action: &Action) {
+        match action {
+            Action::Release { orders } => {
+                for order in orders {
+                    self.releases_sent.remove(order);
+                }
+            }
+            Action::SetPoint { machine, param, .. } => {
+                if let Some(sent) = projection
+                    .master()
+                    .machine_index(machine)
+                    .and_then(|m| self.set_points.get_mut(m))
+                {
+                    sent.remove(param);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The number a policy knows the work order by.
     fn number(&mut self, id: &str) -> u32 {
         if let Some(&n) = self.numbers.get(id) {
@@ -167,15 +219,25 @@ impl Driver {
                 self.maintenance_ordered[m] = None;
             }
         }
-        let replan = points.iter().any(|p| {
-            matches!(
-                p,
-                DecisionPoint::OrderReleased { .. }
-                    | DecisionPoint::WorkReady { step: 0, .. }
-                    | DecisionPoint::Breakdown { .. }
-                    | DecisionPoint::Repaired { .. }
-            )
-        });
+        // Services begun or ended: a change of capacity a closed loop replans on.
+        let services: u64 = (0..machines)
+            .map(|m| {
+                projection.totals(m).map_or(0, |t| t.services)
+                    + u64::from(projection.out_of_service(m) == Some(false))
+            })
+            .sum();
+        let serviced = services != self.services_seen;
+        self.services_seen = services;
+        let replan = (serviced && self.policy.replan_on_service())
+            || points.iter().any(|p| {
+                matches!(
+                    p,
+                    DecisionPoint::OrderReleased { .. }
+                        | DecisionPoint::WorkReady { step: 0, .. }
+                        | DecisionPoint::Breakdown { .. }
+                        | DecisionPoint::Repaired { .. }
+                )
+            });
         if replan && self.policy.wants_floor() {
             let floor = self.floor(projection);
             self.policy.plan(&floor);
@@ -212,7 +274,7 @@ impl Driver {
             }
         }
         let now = projection.applied_to();
-        let mut decided = Vec::new();
+        let mut decided = self.releases(projection, points);
         for (m, trigger) in concerned {
             if m >= machines || !projection.is_free(m) || self.maintenance_ordered[m].is_some() {
                 continue;
@@ -297,6 +359,9 @@ impl Driver {
                 continue;
             }
             self.sent_list[m] = Some(list.clone());
+            if let Some(first) = list.first() {
+                decided.extend(self.set_points(projection, m, first, now, run_h));
+            }
             decided.push(Decided {
                 action: Action::DispatchList {
                     machine: machine_id,
@@ -305,6 +370,135 @@ impl Driver {
                 at: now,
                 trigger,
                 waiting: jobs,
+                run_h_since_renewal: run_h,
+            });
+        }
+        decided
+    }
+
+    /// Release commands for the pending sales orders the policy releases now: asked when an
+    /// order arrives and every review period. Orders the plant names in no known way (no
+    /// `SO-` number) are offered under a number of their own.
+    fn releases(&mut self, projection: &Projection, points: &[DecisionPoint]) -> Vec<Decided> {
+        let now = projection.applied_to();
+        let arrived = points
+            .iter()
+            .any(|p| matches!(p, DecisionPoint::OrderReceived { .. }));
+        if !self.plans_releases || (!arrived && now < self.next_release_review) {
+            return Vec::new();
+        }
+        self.next_release_review = PlantTime(now.0 - now.0 % self.review_ms + self.review_ms);
+        self.releases_sent.retain(|id| {
+            projection
+                .sales_orders()
+                .get(id)
+                .is_some_and(|o| !o.released)
+        });
+        let pending: Vec<(&String, OrderView)> = projection
+            .sales_orders()
+            .iter()
+            .filter(|(id, o)| !o.released && !self.releases_sent.contains(*id))
+            .enumerate()
+            .map(|(i, (id, o))| {
+                let order = id
+                    .strip_prefix("SO-")
+                    .and_then(|d| d.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .map_or(FIRST_FREE_NUMBER as usize + i, |n| n - 1);
+                let view = OrderView {
+                    order,
+                    product: o.product,
+                    quantity: o.quantity,
+                    received: o.received,
+                    due: o.due.unwrap_or(PlantTime(o.received.0 + NO_DUE_MS)),
+                };
+                (id, view)
+            })
+            .collect();
+        if pending.is_empty() {
+            return Vec::new();
+        }
+        let views: Vec<OrderView> = pending.iter().map(|(_, v)| *v).collect();
+        let mut chosen = self.policy.release(now, &views);
+        chosen.sort_unstable();
+        chosen.dedup();
+        let mut decided = Vec::new();
+        for i in chosen {
+            let Some((id, _)) = pending.get(i) else {
+                continue;
+            };
+            self.releases_sent.insert((*id).clone());
+            decided.push(Decided {
+                action: Action::Release {
+                    orders: vec![(*id).clone()],
+                },
+                at: now,
+                trigger: if arrived {
+                    "order_received"
+                } else {
+                    "release_review"
+                },
+                waiting: Vec::new(),
+                run_h_since_renewal: 0.0,
+            });
+        }
+        decided
+    }
+
+    /// Set-point commands for the job machine `m` is told to start first: the policy's
+    /// parameters for its step, those that differ from what the machine was last sent (or,
+    /// never sent, from the default).
+    fn set_points(
+        &mut self,
+        projection: &Projection,
+        m: MachineId,
+        job: &DispatchJob,
+        now: PlantTime,
+        run_h: f64,
+    ) -> Vec<Decided> {
+        let master = projection.master();
+        let Some(product) = projection.work_orders().get(&job.order).map(|w| w.product) else {
+            return Vec::new();
+        };
+        let Some(params) = master
+            .plant()
+            .products
+            .get(product)
+            .and_then(|p| p.routing.get(job.step))
+            .map(|s| &s.params)
+            .filter(|p| !p.is_empty())
+        else {
+            return Vec::new();
+        };
+        let specs: Vec<ParamSpec> = params
+            .iter()
+            .map(|p| ParamSpec {
+                min: p.min,
+                max: p.max,
+                default: p.default,
+            })
+            .collect();
+        let values = self.policy.process_params(m, product, job.step, &specs);
+        let Some(machine) = master.machine_id(m) else {
+            return Vec::new();
+        };
+        let mut decided = Vec::new();
+        for (param, value) in params.iter().zip(values) {
+            let value = value.clamp(param.min, param.max);
+            let last = self.set_points[m].get(&param.name).copied();
+            if last.unwrap_or(param.default) == value {
+                continue;
+            }
+            self.set_points[m].insert(param.name.clone(), value);
+            decided.push(Decided {
+                action: Action::SetPoint {
+                    machine: machine.to_owned(),
+                    param: param.name.clone(),
+                    value,
+                },
+                at: now,
+                trigger: "set_point",
+                waiting: Vec::new(),
                 run_h_since_renewal: run_h,
             });
         }

@@ -355,3 +355,149 @@ fn a_job_is_offered_first_to_one_free_machine_only() {
         "the second job goes to a free machine"
     );
 }
+
+/// The tier-0 rules, with every process parameter at its maximum and only orders due within a
+/// day released.
+struct Tuned(BaselinePolicy);
+
+impl Policy for Tuned {
+    fn name(&self) -> String {
+        "tuned".into()
+    }
+    fn dispatch(&mut self, now: PlantTime, machine: MachineId, candidates: &[QueuedOp]) -> usize {
+        self.0.dispatch(now, machine, candidates)
+    }
+    fn start_maintenance(&mut self, _view: &MachineView) -> bool {
+        false
+    }
+    fn process_params(
+        &mut self,
+        _machine: MachineId,
+        _product: usize,
+        _step: usize,
+        specs: &[aifactory_plant::ParamSpec],
+    ) -> Vec<f64> {
+        specs.iter().map(|s| s.max).collect()
+    }
+    fn release(&mut self, now: PlantTime, pending: &[aifactory_plant::OrderView]) -> Vec<usize> {
+        (0..pending.len())
+            .filter(|&i| pending[i].due.0 <= now.0 + 86_400_000)
+            .collect()
+    }
+    fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
+        self.0.purchase(now, stock)
+    }
+}
+
+#[test]
+fn set_points_go_out_before_the_dispatch_list_and_releases_only_where_the_plant_plans_them() {
+    let mut plant = Floorplan::new();
+    let master = Arc::new(plant.projection.master().clone());
+    let (_, machine) = first_step_machine(&master);
+    let machines = master.machine_ids().count();
+    let mut driver =
+        Driver::new(Box::new(Tuned(rtf())), machines).planning_releases(PlantTime(3_600_000));
+    let product = master.plant().products[0].id.clone();
+    let start = plant.start.0;
+    let received = |plant: &mut Floorplan, at: u64, so: &str, due_ms: u64| {
+        plant.event(
+            at,
+            EventKind::OrderReceived,
+            None,
+            Some(so),
+            json!({"product": product, "quantity": 5, "due": start + due_ms as i64}),
+        )
+    };
+    // Two orders come in: the one due tomorrow is released, the one due next week waits.
+    let mut points = received(&mut plant, 1_000, "SO-000001", 20 * 3_600_000);
+    points.extend(received(&mut plant, 1_000, "SO-000002", 7 * 86_400_000));
+    let decided = driver.decide(&plant.projection, &points);
+    let releases: Vec<&Action> = decided
+        .iter()
+        .map(|d| &d.action)
+        .filter(|a| matches!(a, Action::Release { .. }))
+        .collect();
+    assert_eq!(
+        releases,
+        [&Action::Release {
+            orders: vec!["SO-000001".into()]
+        }]
+    );
+    // Not sent twice while the plant has not released it; the other one is reviewed hourly.
+    let points = plant.projection.advance_to(PlantTime(2_000));
+    let again = driver.decide(&plant.projection, &points);
+    assert!(again.is_empty(), "{again:?}");
+    let points = plant
+        .projection
+        .advance_to(PlantTime(7 * 86_400_000 - 10 * 3_600_000));
+    let later = driver.decide(&plant.projection, &points);
+    let released: Vec<&Action> = later
+        .iter()
+        .map(|d| &d.action)
+        .filter(|a| matches!(a, Action::Release { .. }))
+        .collect();
+    assert_eq!(
+        released,
+        [&Action::Release {
+            orders: vec!["SO-000002".into()]
+        }],
+        "reviewed again: the second is now due within a day; the first was sent already"
+    );
+    // The first release expired unmet at the plant: the next review sends it again.
+    driver.unmet(
+        &plant.projection,
+        &Action::Release {
+            orders: vec!["SO-000001".into()],
+        },
+    );
+    let points = plant
+        .projection
+        .advance_to(PlantTime(7 * 86_400_000 - 9 * 3_600_000));
+    let resent = driver.decide(&plant.projection, &points);
+    assert!(
+        resent.iter().any(|d| d.action
+            == Action::Release {
+                orders: vec!["SO-000001".into()]
+            }),
+        "{resent:?}"
+    );
+    // Its work order is released: the machine is told the tuned set-points, then the list.
+    let points = plant.event(
+        7 * 86_400_000 - 8 * 3_600_000,
+        EventKind::WorkOrderReleased,
+        None,
+        Some("WO-000001"),
+        json!({"product": product, "quantity": 5, "sales_order": "SO-000001"}),
+    );
+    let decided = driver.decide(&plant.projection, &points);
+    let for_machine: Vec<&Action> = decided
+        .iter()
+        .map(|d| &d.action)
+        .filter(|a| a.machine() == Some(machine.as_str()))
+        .collect();
+    let params = &master.plant().products[0].routing[0].params;
+    assert_eq!(for_machine.len(), params.len() + 1, "{for_machine:?}");
+    for (action, param) in for_machine.iter().zip(params) {
+        assert_eq!(
+            **action,
+            Action::SetPoint {
+                machine: machine.clone(),
+                param: param.name.clone(),
+                value: param.max,
+            }
+        );
+    }
+    assert!(matches!(
+        for_machine.last(),
+        Some(Action::DispatchList { .. })
+    ));
+    // A plant that releases its own orders is never sent a release.
+    let mut own = Driver::new(Box::new(Tuned(rtf())), machines);
+    let mut fresh = Floorplan::new();
+    let points = received(&mut fresh, 1_000, "SO-000001", 3_600_000);
+    assert!(
+        own.decide(&fresh.projection, &points)
+            .iter()
+            .all(|d| !matches!(d.action, Action::Release { .. }))
+    );
+}

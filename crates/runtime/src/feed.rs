@@ -26,7 +26,8 @@ use aifactory_plant::command::{AckEffect, AckError, Settled};
 use aifactory_plant::drive::{Decided, Driver};
 use aifactory_plant::projection::{DecisionPoint, Offered, Projection, ProjectionConfig};
 use aifactory_plant::{
-    AckTracker, Action, Command, CommandSink, MasterData, PlantTime, Policy, SendError,
+    AckStatus, AckTracker, Action, Command, CommandSink, MasterData, Observer, PlantTime, Policy,
+    SendError,
 };
 use aifactory_server::live::{
     EventNow, OrderCounts, OrderNow, PlantId, PlantNow, ProductInfo, Publisher, Snapshot,
@@ -38,6 +39,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
 /// The `source` of everything aifactory publishes to a plant.
@@ -70,11 +72,18 @@ pub struct FeedSpec {
     pub client_id: String,
     /// What decides. Its name goes into every decision's `model`.
     pub policy: Box<dyn Policy + Send>,
+    /// What watches the plant's events for the policy (tier 3's closed loop measures its
+    /// outcomes from them).
+    pub observer: Option<Box<dyn Observer + Send>>,
     /// Where the policy's skills write their own decisions (plans, forecasts); the feed
     /// records them in the store with the commands' decisions.
     pub log: Option<DecisionLog>,
     /// The tier the policy is built to reach (shown in the live view).
     pub tier: u8,
+    /// The plant releases sales orders when the runtime says so (`release` commands, planned
+    /// by the policy and reviewed every plant-file review period); otherwise it releases them
+    /// itself.
+    pub plans_releases: bool,
     /// Plant milliseconds a command stays valid.
     pub command_ttl_ms: i64,
     /// The wall clock: receive times of telemetry without its own, and the view's refresh.
@@ -161,8 +170,12 @@ impl Latency {
 pub enum FeedError {
     #[error("setting up the coordinator")]
     Coordinator(#[source] CoordinatorError),
-    #[error("tier 3 (the closed loop) does not run on a plant feed yet; choose tier 0, 1 or 2")]
-    TierThree,
+    #[error(
+        "tier 3 tunes set-points on trial batches, and this plant runs none (it must carry out `trial_batch` commands, docs/PLANT-CONTRACT.md); choose tier 0, 1 or 2"
+    )]
+    NoTrialBatches,
+    #[error("trial batch {id}: {reason}")]
+    TrialBatch { id: String, reason: String },
     #[error("connecting to mqtt://{host}:{port}")]
     Connect {
         host: String,
@@ -267,11 +280,156 @@ pub struct Connected {
     spec: FeedSpec,
     commands: WireCommands,
     incoming: mpsc::Receiver<Incoming>,
+    /// What the plant said while trial batches ran, taken first once the feed runs.
+    early: Vec<Incoming>,
+    trial_failure: Option<FeedError>,
+    /// Acknowledgements of trial batches taken (counted with the feed's own).
+    trial_acks: u64,
 }
+
+/// How long the feed waits for a trial batch's result.
+pub const TRIAL_WAIT: Duration = Duration::from_secs(30);
 
 impl Connected {
     pub fn commands(&self) -> WireCommands {
         self.commands.clone()
+    }
+
+    /// The plant's trial line, for a coordinator that tunes set-points on it (tier 3): each
+    /// call sends a `trial_batch` command and waits (up to `wait`) for its `completed`
+    /// acknowledgement, whose read-back is the batch's yield. What the plant says meanwhile is
+    /// kept for the feed. A trial the plant refuses, fails or leaves unanswered ends the run of
+    /// trials; [`Connected::trial_failure`] says why. Blocks: call from outside the async
+    /// runtime `rt` belongs to.
+    pub fn trial_batches<'a>(
+        &'a mut self,
+        rt: &'a Handle,
+        wait: Duration,
+    ) -> impl FnMut(usize, usize, &[f64]) -> Option<f64> + 'a {
+        let mut sent = 0u64;
+        move |product, step, values| {
+            if self.trial_failure.is_some() {
+                return None;
+            }
+            sent += 1;
+            let id = format!("T{sent}");
+            let result = rt.block_on(self.trial_batch(&id, product, step, values, wait));
+            result
+                .map_err(|reason| {
+                    self.trial_failure = Some(FeedError::TrialBatch {
+                        id: id.clone(),
+                        reason,
+                    });
+                })
+                .ok()
+        }
+    }
+
+    async fn trial_batch(
+        &mut self,
+        id: &str,
+        product: usize,
+        step: usize,
+        values: &[f64],
+        wait: Duration,
+    ) -> Result<f64, String> {
+        let product = self
+            .spec
+            .plant
+            .products
+            .get(product)
+            .map(|p| p.id.clone())
+            .ok_or_else(|| format!("no product {product} in the plant"))?;
+        let (start, _) = self.spec.plant.start();
+        let deadline = tokio::time::Instant::now() + wait;
+        // A command sent before the plant listens is lost: the first waits for it to speak.
+        if self.early.is_empty() {
+            let m = tokio::time::timeout_at(deadline, self.incoming.recv())
+                .await
+                .map_err(|_| format!("the plant said nothing within {} s", wait.as_secs()))?
+                .ok_or_else(|| "the broker connection closed".to_owned())?;
+            self.keep_early(m)?;
+        }
+        let command = Command {
+            id: id.to_owned(),
+            decision: None,
+            expires: None,
+            action: Action::TrialBatch {
+                product,
+                step,
+                values: values.to_vec(),
+            },
+        };
+        let seq = self.commands.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let payload = envelope::encode_command(&command, SOURCE, seq, start);
+        self.commands
+            .link
+            .publish(
+                envelope::command_topic(&self.commands.site, None),
+                payload,
+                false,
+            )
+            .map_err(|e| format!("not sent: {e}"))?;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.incoming.recv())
+                .await
+                .map_err(|_| format!("no answer within {} s", wait.as_secs()))?
+                .ok_or_else(|| "the broker connection closed".to_owned())?;
+            let answer = match envelope::decode(&m.topic, &m.payload) {
+                Ok(Message::Ack(received)) if received.ack.command == id => {
+                    self.trial_acks += 1;
+                    if let Some(delivery) = &m.delivery {
+                        self.commands
+                            .link
+                            .ack(delivery)
+                            .map_err(|e| format!("acknowledging to the broker: {e}"))?;
+                    }
+                    received.ack
+                }
+                _ => {
+                    self.keep_early(m)?;
+                    continue;
+                }
+            };
+            return match (answer.status, answer.read_back) {
+                (AckStatus::Completed, Some(y)) if y.is_finite() => Ok(y),
+                (AckStatus::Completed, _) => Err("completed without a yield".to_owned()),
+                (AckStatus::Received | AckStatus::Accepted, _) => continue,
+                (status, _) => Err(format!(
+                    "{}{}",
+                    status.as_str(),
+                    answer.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                )),
+            };
+        }
+    }
+
+    /// Keeps a message the plant sent while trial batches ran, for the feed. It is
+    /// acknowledged to the broker at once: a broker stops delivering to a client that holds
+    /// too many unacknowledged (Mosquitto: 20), and the trials' answers must get through. So
+    /// a crash in those seconds loses what was kept; a restart's projection then refuses what
+    /// depends on it, with the reason.
+    fn keep_early(&mut self, mut m: Incoming) -> Result<(), String> {
+        if let Some(delivery) = m.delivery.take() {
+            self.commands
+                .link
+                .ack(&delivery)
+                .map_err(|e| format!("acknowledging to the broker: {e}"))?;
+        }
+        self.early.push(m);
+        Ok(())
+    }
+
+    /// Why the trial batches stopped, if they did.
+    pub fn trial_failure(&mut self) -> Option<FeedError> {
+        self.trial_failure.take()
+    }
+
+    /// Decides with `coordinator` instead of the spec's policy (one built on the plant's
+    /// trial batches).
+    pub fn decide_with(&mut self, coordinator: FeedCoordinator) {
+        self.spec.policy = coordinator.policy;
+        self.spec.observer = coordinator.observer;
     }
 
     /// Saves the plant, registers a run and starts taking the plant's messages.
@@ -284,6 +442,9 @@ impl Connected {
             spec,
             commands,
             incoming,
+            early,
+            trial_failure: _,
+            trial_acks,
         } = self;
         store
             .save_plant(&spec.plant)
@@ -320,7 +481,14 @@ impl Connected {
             log: spec.log,
             scope: (run.0 > 1).then(|| format!("R{}", run.0)),
             projection: Projection::new(Arc::clone(&master), ProjectionConfig::default()),
-            driver: Driver::new(spec.policy, machines),
+            driver: if spec.plans_releases {
+                let hours = master.plant().twin.review_period_h.max(0.001);
+                Driver::new(spec.policy, machines)
+                    .planning_releases(PlantTime((hours * 3_600_000.0) as u64))
+            } else {
+                Driver::new(spec.policy, machines)
+            },
+            observer: spec.observer,
             commands: commands.clone(),
             store,
             run,
@@ -331,7 +499,10 @@ impl Connected {
             start,
             now: start,
             decisions: 0,
-            report: FeedReport::default(),
+            report: FeedReport {
+                acks: trial_acks,
+                ..FeedReport::default()
+            },
             report_tx,
             events: Vec::new(),
             ingest: Batch::default(),
@@ -344,7 +515,7 @@ impl Connected {
             sparkplug: HostSession::new(),
         };
         state.restore(&earlier).await?;
-        let task = tokio::spawn(state.run(incoming, stop_rx));
+        let task = tokio::spawn(state.run(early, incoming, stop_rx));
         Ok(PlantFeed {
             run,
             stop: stop_tx,
@@ -355,35 +526,62 @@ impl Connected {
     }
 }
 
-/// The coordinator of `tier` for a plant that only shows its events: no twin to run trial
-/// batches on, so at tier 2 the quality-to-process link (which needs them) is cut; no order
-/// book or maintenance records before the feed starts, so the skills learn from the plant.
+/// The coordinator a plant feed runs, and what watches the plant's events for it.
+pub struct FeedCoordinator {
+    pub policy: Box<dyn Policy + Send>,
+    pub observer: Option<Box<dyn Observer + Send>>,
+}
+
+impl std::fmt::Debug for FeedCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedCoordinator")
+            .field("policy", &self.policy.name())
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// The coordinator of `tier` for a plant that only shows its events: no order book or
+/// maintenance records before the feed starts, so the skills learn from the plant. Tiers 0–2
+/// need nothing more: at tier 2 the quality-to-process link, which tunes set-points on trial
+/// batches, is cut. Tier 3 keeps every link and needs the plant's trial batches (`trial`, e.g.
+/// [`Connected::trial_batches`]).
 pub fn coordinator_for(
     plant: &Plant,
     tier: u8,
     seed: u64,
     log: &DecisionLog,
-) -> Result<Box<dyn Policy + Send>, FeedError> {
+    trial: Option<aifactory_coordinator::TrialFn<'_>>,
+) -> Result<FeedCoordinator, FeedError> {
     let tier = Tier::from_number(tier).map_err(FeedError::Coordinator)?;
-    if tier == Tier::Three {
-        return Err(FeedError::TierThree);
-    }
+    let (links, trial) = match (tier, trial) {
+        (Tier::Three, None) => return Err(FeedError::NoTrialBatches),
+        (Tier::Three, trial) => (Links::ALL, trial),
+        _ => (
+            Links::ALL
+                .without("quality-to-process")
+                .map_err(FeedError::Coordinator)?,
+            None,
+        ),
+    };
     let master = MasterData::new(plant.clone());
     let order_book = BTreeMap::new();
     let setup = Setup {
         master: &master,
         tier,
-        links: Links::ALL
-            .without("quality-to-process")
-            .map_err(FeedError::Coordinator)?,
+        links,
         log: Some(log),
         seed,
         order_book: &order_book,
         maintenance_records: &[],
     };
-    Ok(aifactory_coordinator::build(&setup, None)
-        .map_err(FeedError::Coordinator)?
-        .policy)
+    let configured = aifactory_coordinator::build(&setup, trial).map_err(FeedError::Coordinator)?;
+    Ok(FeedCoordinator {
+        policy: configured.policy,
+        observer: configured
+            .observer
+            .map(|o| Box::new(o) as Box<dyn Observer + Send>),
+    })
 }
 
 /// Connects to the broker and subscribes to everything under the plant's site.
@@ -414,6 +612,9 @@ pub async fn connect(spec: FeedSpec) -> Result<Connected, FeedError> {
         spec,
         commands,
         incoming,
+        early: Vec::new(),
+        trial_failure: None,
+        trial_acks: 0,
     })
 }
 
@@ -470,6 +671,7 @@ struct FeedState {
     scope: Option<String>,
     projection: Projection,
     driver: Driver,
+    observer: Option<Box<dyn Observer + Send>>,
     commands: WireCommands,
     store: Store,
     run: RunId,
@@ -577,9 +779,13 @@ impl FeedState {
 
     async fn run(
         mut self,
+        early: Vec<Incoming>,
         mut incoming: mpsc::Receiver<Incoming>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<FeedReport, FeedError> {
+        for m in early {
+            self.take(m).await?;
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -587,18 +793,7 @@ impl FeedState {
                 biased;
                 _ = stop.changed() => break,
                 message = incoming.recv() => match message {
-                    Some(mut m) => {
-                        let delivery = m.delivery.take();
-                        self.message(m).await?;
-                        self.unacked.extend(delivery);
-                        // Acknowledged only once kept: a crash before then brings it again.
-                        if self.ingest.messages.len() >= BATCH_MESSAGES
-                            || self.unacked.len() >= ACK_WINDOW
-                        {
-                            self.commit().await?;
-                        }
-                        let _ = self.report_tx.send(self.report.clone());
-                    }
+                    Some(m) => self.take(m).await?,
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -616,6 +811,19 @@ impl FeedState {
             .collect();
         let _ = self.report_tx.send(self.report.clone());
         Ok(self.report)
+    }
+
+    /// Handles one message, and acknowledges it to the broker once it is kept.
+    async fn take(&mut self, mut m: Incoming) -> Result<(), FeedError> {
+        let delivery = m.delivery.take();
+        self.message(m).await?;
+        self.unacked.extend(delivery);
+        // Acknowledged only once kept: a crash before then brings it again.
+        if self.ingest.messages.len() >= BATCH_MESSAGES || self.unacked.len() >= ACK_WINDOW {
+            self.commit().await?;
+        }
+        let _ = self.report_tx.send(self.report.clone());
+        Ok(())
     }
 
     async fn message(&mut self, m: Incoming) -> Result<(), FeedError> {
@@ -799,6 +1007,7 @@ impl FeedState {
     ) -> Result<(), FeedError> {
         // Kept with the envelope's identity, so that after a restart the replayed event and a
         // redelivery of it are one.
+        let arrival_event = arrival.event.clone();
         let mut event = arrival.event.clone();
         if let Some(detail) = event.detail.as_object_mut() {
             detail.insert(
@@ -818,6 +1027,9 @@ impl FeedState {
             }
             Ok((_, points)) => {
                 self.report.events += 1;
+                if let Some(o) = self.observer.as_mut() {
+                    o.event(arrival_event.clone());
+                }
                 self.recent.push_front(EventNow::from(event.clone()));
                 self.recent.truncate(RECENT_EVENTS);
                 let at = event.at;
@@ -905,6 +1117,9 @@ impl FeedState {
             .outcomes
             .entry(status.as_str().to_owned())
             .or_default() += 1;
+        if !status.succeeded() {
+            self.driver.unmet(&self.projection, &settled.command.action);
+        }
         let event = ack_event(&settled.ack, Some(&settled.command), true, None);
         self.recent.push_front(EventNow::from(event.clone()));
         self.events.push(event);
@@ -938,9 +1153,6 @@ impl FeedState {
     /// Asks the driver what the decision points call for; each answer is written to the
     /// ledger, then sent.
     async fn decide(&mut self, points: &[DecisionPoint]) -> Result<(), FeedError> {
-        if points.is_empty() {
-            return Ok(());
-        }
         let decided = self.driver.decide(&self.projection, points);
         let skills = self
             .log
@@ -1116,19 +1328,31 @@ mod tests {
     }
 
     #[test]
-    fn a_plant_feed_runs_tiers_0_to_2_without_trial_batches_and_refuses_3() {
+    fn a_plant_feed_runs_tiers_0_to_2_without_trial_batches_and_tier_3_only_on_them() {
         let plant = reference();
         let log = DecisionLog::new();
         for tier in 0..=2 {
-            let policy = coordinator_for(&plant, tier, 1, &log);
-            assert!(policy.is_ok(), "tier {tier}: {:?}", policy.err());
+            let coordinator = coordinator_for(&plant, tier, 1, &log, None);
+            assert!(coordinator.is_ok(), "tier {tier}: {:?}", coordinator.err());
         }
         assert!(matches!(
-            coordinator_for(&plant, 3, 1, &log),
-            Err(FeedError::TierThree)
+            coordinator_for(&plant, 3, 1, &log, None),
+            Err(FeedError::NoTrialBatches)
         ));
+        let mut trials = 0;
+        let mut line = |_: usize, _: usize, _: &[f64]| {
+            trials += 1;
+            Some(0.01)
+        };
+        let tier3 = coordinator_for(&plant, 3, 1, &log, Some(&mut line));
+        let tier3 = tier3.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            tier3.observer.is_some(),
+            "the closed loop watches the events"
+        );
+        assert!(trials > 0, "tier 3 is built on trial batches");
         assert!(matches!(
-            coordinator_for(&plant, 7, 1, &log),
+            coordinator_for(&plant, 7, 1, &log, None),
             Err(FeedError::Coordinator(CoordinatorError::Tier(7)))
         ));
         // With the quality link on, tier 2 still needs trial batches.

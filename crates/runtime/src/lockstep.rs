@@ -575,6 +575,18 @@ pub fn run_plant(
 /// How often a paced plant takes in commands, publishes acknowledgements and a heartbeat.
 const PACED_STEP_MS: u64 = 60_000;
 
+/// How the twin runs as a plant that does not wait.
+#[derive(Debug, Clone, Default)]
+pub struct PacedPlant {
+    /// Seconds between a machine's telemetry readings (`None`: the plant file's period).
+    pub telemetry_period_s: Option<f64>,
+    /// Plant seconds per second of the clock; `None`: as fast as it can.
+    pub pace: Option<(f64, crate::Clock)>,
+    /// Sales orders wait for a `release` command (the runtime plans releases) instead of
+    /// being released by the plant's own rule as they arrive.
+    pub releases_by_command: bool,
+}
+
 /// The twin as a plant that does not wait: it publishes its events and telemetry in the
 /// contract, paced at `pace` (plant seconds per second of `clock`; `None`: as fast as it can),
 /// and carries out the commands that arrive on `_commands` when they arrive, acknowledging each
@@ -592,22 +604,31 @@ pub fn run_paced_plant(
     client_id: &str,
     seed: u64,
     days: f64,
-    telemetry_period_s: Option<f64>,
-    pace: Option<(f64, crate::Clock)>,
+    how: PacedPlant,
     day: &mut dyn FnMut(u64),
 ) -> Result<PlantRun, LockstepError> {
+    let PacedPlant {
+        telemetry_period_s,
+        pace,
+        releases_by_command,
+    } = how;
     let wire = Wire::connect(rt, &model, broker, client_id, false)?;
     let start = wire.start;
     let wire = Arc::new(Mutex::new(wire));
     let inbox = aifactory_twin::CommandInbox::new();
     // A free machine with work waiting gives the runtime's dispatch list two plant minutes:
     // commands are taken in once a minute, so at least once while it waits.
-    let policy = aifactory_twin::Commanded::new(
+    let mut policy = aifactory_twin::Commanded::new(
         aifactory_plant::BaselinePolicy::default(),
         &model,
         inbox.clone(),
     )
     .waiting_for_dispatch(PlantTime(2 * PACED_STEP_MS));
+    if releases_by_command {
+        policy = policy.releasing_on_command();
+    }
+    // Trial batches run on the plant's trial line, apart from production, as they come.
+    let mut trials = twin_trials(&model, seed);
     let name = policy.name();
     let mut observer = WireObserver(Arc::clone(&wire));
     let mut sim = Simulation::new(
@@ -660,11 +681,19 @@ pub fn run_paced_plant(
         let mut wire = lock(&wire);
         // What came in this step's wall time, in the order it came: the twin takes it in its
         // next step.
+        let mut release = false;
         while let Ok(message) = wire.incoming.try_recv() {
             match envelope::decode_command(&message.payload) {
                 Ok(command) => {
                     wire.counts.commands += 1;
-                    inbox.send(command);
+                    match command.action {
+                        Action::TrialBatch { .. } => trial(&mut wire, &mut trials, command)?,
+                        Action::Release { .. } => {
+                            release = true;
+                            inbox.send(command);
+                        }
+                        _ => inbox.send(command),
+                    }
                 }
                 Err(reason) => {
                     return Err(LockstepError::Refused(format!(
@@ -675,6 +704,9 @@ pub fn run_paced_plant(
             }
         }
         drop(wire);
+        if release {
+            sim.review_releases();
+        }
         while whole_days < at / 86_400_000 {
             whole_days += 1;
             day(whole_days);

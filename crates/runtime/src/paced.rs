@@ -8,9 +8,11 @@
 
 use crate::Clock;
 use crate::feed::{self, COMMAND_TTL_MS, FeedError, FeedReport, FeedSpec};
-use crate::lockstep::{LockstepError, PlantCounts, run_paced_plant};
+use crate::lockstep::{LockstepError, PacedPlant, PlantCounts, run_paced_plant};
+use crate::run::twin_trials;
 use aifactory_connect::mqtt::BrokerAddress;
 use aifactory_core::{DecisionLog, Kpis, Plant};
+use aifactory_plant::BaselinePolicy;
 use aifactory_store::{Store, StoreError};
 use aifactory_twin::{PlantModel, PlantTime, Simulation};
 use std::sync::Arc;
@@ -42,20 +44,29 @@ pub struct PacedRun {
     pub wall: Duration,
 }
 
-/// The coordinator of `tier` (as [`feed::coordinator_for`] builds it for a plant feed) in the
-/// twin's own loop: the in-process run a paced rung compares with.
+/// The coordinator of `tier` (as [`feed::coordinator_for`] builds it for a plant feed, tier 3
+/// on the twin's trial line) in the twin's own loop: the in-process run a paced rung compares
+/// with.
 pub fn in_process(plant: &Plant, tier: u8, seed: u64, days: f64) -> Result<Kpis, PacedError> {
     let log = DecisionLog::new();
-    let policy = feed::coordinator_for(plant, tier, seed, &log)?;
     let model = Arc::new(PlantModel::new(plant.clone()));
-    let mut sim = Simulation::new(model, seed, policy, None);
-    sim.run_until(PlantTime::from_days(days), &mut ());
+    let coordinator = {
+        let mut trials = twin_trials(&model, seed);
+        feed::coordinator_for(plant, tier, seed, &log, Some(&mut trials))?
+    };
+    let mut sim = Simulation::new(model, seed, coordinator.policy, None);
+    match coordinator.observer {
+        Some(mut observer) => sim.run_until(PlantTime::from_days(days), observer.as_mut()),
+        None => sim.run_until(PlantTime::from_days(days), &mut ()),
+    }
     Ok(sim.finish().kpis)
 }
 
 /// Runs the twin of `plant` as a paced plant on `broker` for `days` at `speed` plant seconds a
-/// wall second, with a feed under the coordinator of `tier` deciding for it. Call from outside
-/// the async runtime `rt` belongs to.
+/// wall second, with a feed under the coordinator of `tier` deciding for it — releases
+/// included: the plant releases a sales order when the feed says so. At tier 3 the feed builds
+/// its coordinator on the plant's trial batches once the plant runs. Call from outside the
+/// async runtime `rt` belongs to.
 #[allow(clippy::too_many_arguments)]
 pub fn paced_rung(
     rt: &Handle,
@@ -66,49 +77,82 @@ pub fn paced_rung(
     seed: u64,
     days: f64,
     speed: f64,
-    day: &mut dyn FnMut(u64),
+    day: &mut (dyn FnMut(u64) + Send),
 ) -> Result<PacedRun, PacedError> {
     let began = Instant::now();
     let log = DecisionLog::new();
-    let policy = feed::coordinator_for(plant, tier, seed, &log)?;
+    let on_trials = tier == 3;
+    let coordinator = if on_trials {
+        // Replaced once the trial batches have run.
+        feed::FeedCoordinator {
+            policy: Box::new(BaselinePolicy::default()),
+            observer: None,
+        }
+    } else {
+        feed::coordinator_for(plant, tier, seed, &log, None)?
+    };
     let spec = FeedSpec {
         plant: plant.clone(),
         broker: broker.clone(),
         client_id: format!("{client_prefix}-feed"),
-        policy,
-        log: Some(log),
+        policy: coordinator.policy,
+        observer: coordinator.observer,
+        log: Some(log.clone()),
         tier,
+        plans_releases: true,
         command_ttl_ms: COMMAND_TTL_MS,
         clock: Clock::system(),
     };
-    let mut running = rt.block_on(async {
-        let store = Store::open_in_memory().await.map_err(PacedError::Store)?;
-        let connected = feed::connect(spec).await?;
-        Ok::<_, PacedError>(connected.run(store, None).await?)
-    })?;
+    let mut connected = rt.block_on(feed::connect(spec))?;
     let model = Arc::new(PlantModel::new(plant.clone()));
-    let run = run_paced_plant(
-        rt,
-        model,
-        broker,
-        &format!("{client_prefix}-plant"),
-        seed,
-        days,
-        None,
-        Some((speed, Clock::system())),
-        day,
-    )?;
-    // Everything the plant said has reached the feed before it stops.
-    let (events, acks) = (run.counts.events, run.counts.acks);
-    rt.block_on(running.wait_until(Duration::from_secs(120), |r| {
-        r.events >= events && r.acks >= acks
-    }));
-    let report = rt.block_on(running.stop())?;
-    Ok(PacedRun {
-        seed,
-        kpis: run.result.kpis,
-        plant: run.counts,
-        feed: report,
-        wall: began.elapsed(),
+    std::thread::scope(|scope| {
+        let twin = scope.spawn(|| {
+            run_paced_plant(
+                rt,
+                model,
+                broker,
+                &format!("{client_prefix}-plant"),
+                seed,
+                days,
+                PacedPlant {
+                    telemetry_period_s: None,
+                    pace: Some((speed, Clock::system())),
+                    releases_by_command: true,
+                },
+                day,
+            )
+        });
+        let running = (|| {
+            if on_trials {
+                let built = {
+                    let mut trials = connected.trial_batches(rt, feed::TRIAL_WAIT);
+                    feed::coordinator_for(plant, tier, seed, &log, Some(&mut trials))
+                };
+                if let Some(failure) = connected.trial_failure() {
+                    return Err(PacedError::Feed(failure));
+                }
+                connected.decide_with(built?);
+            }
+            rt.block_on(async {
+                let store = Store::open_in_memory().await.map_err(PacedError::Store)?;
+                Ok::<_, PacedError>(connected.run(store, None).await?)
+            })
+        })();
+        // The plant's failure first: a feed waiting on a plant that stopped fails after it.
+        let run = twin.join().map_err(|_| PacedError::Thread)??;
+        let mut running = running?;
+        // Everything the plant said has reached the feed before it stops.
+        let (events, acks) = (run.counts.events, run.counts.acks);
+        rt.block_on(running.wait_until(Duration::from_secs(120), |r| {
+            r.events >= events && r.acks >= acks
+        }));
+        let report = rt.block_on(running.stop())?;
+        Ok(PacedRun {
+            seed,
+            kpis: run.result.kpis,
+            plant: run.counts,
+            feed: report,
+            wall: began.elapsed(),
+        })
     })
 }

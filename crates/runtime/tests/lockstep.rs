@@ -254,15 +254,17 @@ fn the_paced_twin_is_a_plant_a_feed_runs_its_commands_carried_out_and_acknowledg
     let model = Arc::new(PlantModel::new(plant.clone()));
     let rt = runtime();
     let log = aifactory_core::DecisionLog::new();
-    let policy = aifactory_runtime::feed::coordinator_for(&plant, 1, 1, &log)
+    let coordinator = aifactory_runtime::feed::coordinator_for(&plant, 1, 1, &log, None)
         .unwrap_or_else(|e| panic!("{e}"));
     let spec = aifactory_runtime::feed::FeedSpec {
         plant: plant.clone(),
         broker: broker.clone(),
         client_id: format!("aifactory-test-feed-{}", unique()),
-        policy,
+        policy: coordinator.policy,
+        observer: coordinator.observer,
         log: Some(log),
         tier: 1,
+        plans_releases: false,
         command_ttl_ms: aifactory_runtime::feed::COMMAND_TTL_MS,
         clock: aifactory_runtime::Clock::system(),
     };
@@ -289,9 +291,12 @@ fn the_paced_twin_is_a_plant_a_feed_runs_its_commands_carried_out_and_acknowledg
                 &format!("aifactory-test-paced-{}", unique()),
                 3,
                 1.0,
-                // A reading every ten minutes: the stream a debug build's feed keeps up with.
-                Some(600.0),
-                Some((7_200.0, aifactory_runtime::Clock::system())),
+                lockstep::PacedPlant {
+                    // A reading every ten minutes: the stream a debug build's feed keeps up with.
+                    telemetry_period_s: Some(600.0),
+                    pace: Some((7_200.0, aifactory_runtime::Clock::system())),
+                    releases_by_command: false,
+                },
                 &mut |_| {},
             )
         })

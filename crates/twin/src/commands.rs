@@ -11,7 +11,9 @@
 use crate::model::PlantModel;
 use aifactory_core::Timestamp;
 use aifactory_plant::{Ack, AckStatus, Action, Command, CommandSink, SendError};
-use aifactory_plant::{MachineId, MachineView, MasterData, ParamSpec, PlantTime, Policy, QueuedOp};
+use aifactory_plant::{
+    MachineId, MachineView, MasterData, OrderView, ParamSpec, PlantTime, Policy, QueuedOp,
+};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -133,6 +135,13 @@ pub struct Commanded<P> {
     dispatch_wait: Option<PlantTime>,
     /// Per machine, the end of the wait it is in, so it waits once per decision.
     waited_until: HashMap<MachineId, PlantTime>,
+    /// Whether sales orders wait for a release command (a plant whose planning system
+    /// releases work to the floor) instead of being released by the inner policy.
+    releases_by_command: bool,
+    /// Sales orders a release command named and the plant has not released yet.
+    releases_waiting: HashMap<String, Waiting>,
+    /// Per release command, the orders it named that are still to be released.
+    releases_left: HashMap<String, usize>,
 }
 
 /// The twin's work-order number in an id such as `WO-000017`.
@@ -174,7 +183,17 @@ impl<P: Policy> Commanded<P> {
             holds: HashMap::new(),
             dispatch_wait: None,
             waited_until: HashMap::new(),
+            releases_by_command: false,
+            releases_waiting: HashMap::new(),
+            releases_left: HashMap::new(),
         }
+    }
+
+    /// Sales orders wait for a `release` command naming them; the inner policy releases none.
+    /// Call [`crate::Simulation::review_releases`] when one comes, so it is taken up at once.
+    pub fn releasing_on_command(mut self) -> Commanded<P> {
+        self.releases_by_command = true;
+        self
     }
 
     /// A machine that is free with work waiting and no dispatch list waits up to `wait` for one
@@ -196,6 +215,26 @@ impl<P: Policy> Commanded<P> {
         Ack::new(id, status, self.at())
     }
 
+    /// `done` more of release command `id`'s orders are released. It completes once every
+    /// order it named is; `unmet` settles it at once with that status and reason instead (it
+    /// expired, or a newer command took over one of its orders).
+    fn release_done(&mut self, id: &str, done: usize, unmet: Option<(AckStatus, &str)>) {
+        let Some(left) = self.releases_left.get_mut(id) else {
+            return;
+        };
+        *left = left.saturating_sub(done);
+        if let Some((status, reason)) = unmet {
+            self.releases_left.remove(id);
+            self.releases_waiting.retain(|_, w| w.id != id);
+            self.inbox
+                .ack(self.ack(id, status).because(reason.to_owned()));
+        } else if *left == 0 {
+            self.releases_left.remove(id);
+            self.inbox.ack(self.ack(id, AckStatus::Completed));
+            self.inbox.count(|c| c.obeyed += 1);
+        }
+    }
+
     /// Takes in what arrived since the last decision.
     fn collect(&mut self) {
         for command in self.inbox.take() {
@@ -211,6 +250,28 @@ impl<P: Policy> Commanded<P> {
                 self.inbox.count(|c| c.refused += 1);
                 self.inbox
                     .ack(self.ack(&command.id, AckStatus::Rejected).because(reason));
+                continue;
+            }
+            if let Action::Release { orders } = &command.action
+                && self.releases_by_command
+            {
+                self.inbox.ack(self.ack(&command.id, AckStatus::Accepted));
+                let waiting = Waiting {
+                    id: command.id.clone(),
+                    expires: command.expires,
+                };
+                let mut named = 0;
+                for order in orders {
+                    if let Some(older) =
+                        self.releases_waiting.insert(order.clone(), waiting.clone())
+                        && older.id != waiting.id
+                    {
+                        let reason = format!("superseded by command `{}`", waiting.id);
+                        self.release_done(&older.id, 0, Some((AckStatus::Failed, &reason)));
+                    }
+                    named += 1;
+                }
+                *self.releases_left.entry(command.id).or_default() += named;
                 continue;
             }
             let Some(machine) = command
@@ -351,6 +412,33 @@ impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
         }
         self.waited_until.remove(&machine);
         self.inner.hold_until(now, machine, candidates)
+    }
+
+    fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
+        self.now = now;
+        self.collect();
+        if !self.releases_by_command {
+            return self.inner.release(now, pending);
+        }
+        let expired: Vec<String> = self
+            .releases_waiting
+            .values()
+            .filter(|w| self.expired(w.expires))
+            .map(|w| w.id.clone())
+            .collect();
+        for id in expired {
+            let reason = "the orders were not released before it expired";
+            self.release_done(&id, 0, Some((AckStatus::Expired, reason)));
+        }
+        let mut chosen = Vec::new();
+        for (i, view) in pending.iter().enumerate() {
+            let id = format!("SO-{:06}", view.order + 1);
+            if let Some(w) = self.releases_waiting.remove(&id) {
+                chosen.push(i);
+                self.release_done(&w.id, 1, None);
+            }
+        }
+        chosen
     }
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
@@ -607,6 +695,47 @@ mod tests {
             "expired before it was taken up"
         );
         assert_eq!(acks["P1"], vec![Received, Rejected]);
+    }
+
+    #[test]
+    fn a_plant_releasing_on_command_releases_what_it_is_told_and_nothing_else() {
+        let model = model();
+        let inbox = CommandInbox::new();
+        let mut policy =
+            Commanded::new(BaselinePolicy::default(), &model, inbox.clone()).releasing_on_command();
+        let start = model.plant().start().0;
+        let order = |order: usize| OrderView {
+            order,
+            product: 0,
+            quantity: 5,
+            received: PlantTime(0),
+            due: PlantTime(86_400_000),
+        };
+        let pending = [order(0), order(1), order(2)];
+        assert!(
+            policy.release(PlantTime(1_000), &pending).is_empty(),
+            "the plant's own rule would release all three"
+        );
+        let release = |id: &str, orders: &[&str]| {
+            command(
+                id,
+                Action::Release {
+                    orders: orders.iter().map(|o| (*o).to_owned()).collect(),
+                },
+            )
+        };
+        inbox.send(release("R1", &["SO-000002", "SO-000003"]));
+        let mut expiring = release("R2", &["SO-000009"]);
+        expiring.expires = Some(PlantTime(5_000).at(start));
+        inbox.send(expiring);
+        assert_eq!(policy.release(PlantTime(2_000), &pending[..2]), vec![1]);
+        // SO-000003 arrives later; R1 completes once it is released too.
+        assert_eq!(policy.release(PlantTime(3_000), &pending), vec![2]);
+        assert!(policy.release(PlantTime(9_000), &pending).is_empty());
+        let acks = statuses(&inbox);
+        use AckStatus::*;
+        assert_eq!(acks["R1"], vec![Received, Accepted, Completed]);
+        assert_eq!(acks["R2"], vec![Received, Accepted, Expired]);
     }
 
     #[test]

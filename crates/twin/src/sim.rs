@@ -33,6 +33,9 @@ enum Ev {
     Wake(MachineId),
     Telemetry(MachineId),
     Review,
+    /// Pending sales orders offered for release outside the periodic review (a release
+    /// command came in).
+    ReleaseReview,
     PurchaseArrival(usize),
 }
 
@@ -335,6 +338,14 @@ impl Simulation {
         self.state.run_until(&self.model, until, observer);
     }
 
+    /// Offers the pending sales orders for release a millisecond from now, in the next
+    /// [`Simulation::run_until`]: a plant whose releases come by command takes one in without
+    /// waiting for its periodic review, and after everything it already said.
+    pub fn review_releases(&mut self) {
+        let at = self.state.now + 1;
+        self.state.schedule(at, Ev::ReleaseReview);
+    }
+
     /// No sales orders arrive from day `days` on: a fixed order book that the plant can clear,
     /// so a policy's makespan (when the last order of the book is done) can be measured.
     pub fn stop_demand_after_days(&mut self, days: u32) {
@@ -557,6 +568,12 @@ impl State {
                 }
                 Ev::Telemetry(m) => self.on_telemetry(model, m, observer),
                 Ev::Review => self.on_review(model, observer),
+                Ev::ReleaseReview => {
+                    self.release_orders(model, observer);
+                    for m in 0..self.machines.len() {
+                        self.try_start(model, m, observer);
+                    }
+                }
                 Ev::PurchaseArrival(po) => self.on_purchase_arrival(model, po, observer),
             }
         }

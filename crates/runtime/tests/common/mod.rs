@@ -54,8 +54,10 @@ pub(crate) fn tier0_feed(plant: Plant, url: &str) -> FeedSpec {
         broker: url.parse().unwrap_or_else(|e| panic!("{e}")),
         client_id: format!("aifactory-test-feed-{}", unique()),
         policy: Box::new(BaselinePolicy::default()),
+        observer: None,
         log: None,
         tier: 0,
+        plans_releases: false,
         command_ttl_ms: COMMAND_TTL_MS,
         clock: Clock::system(),
     }
