@@ -9,6 +9,10 @@ controller would present it, written from docs/PLANT-CONTRACT.md ("OPC UA") alon
                                                             clamped by the controller to --max
     Objects/{machine}/coolant_flow                          Double set-point the controller
                                                             keeps read-only (a write is refused)
+    Objects/{machine}/JobManagement/JobOrderControl/Start   method, OPC 40001-3 style:
+                                                            Start(JobOrderID String) ->
+                                                            ReturnStatus UInt64 (0 started, 1
+                                                            unknown job order, 3 runs already)
 
 The machine cycles NotExecuting -> Executing every --cycle seconds; signals change every 0.2 s.
 Prints `listening opc.tcp://...` once the server is up, and at exit (SIGTERM or --seconds) one
@@ -33,6 +37,7 @@ async def main() -> None:
     parser.add_argument("--cycle", type=float, default=1.0, help="seconds between state changes")
     parser.add_argument("--max", type=float, default=7000.0, help="the controller's spindle_speed limit")
     parser.add_argument("--seconds", type=float, default=120.0, help="serve this long, then exit")
+    parser.add_argument("--jobs", default="", help="job orders stored on the machine (comma-separated)")
     args = parser.parse_args()
 
     server = Server()
@@ -56,6 +61,23 @@ async def main() -> None:
 
     writes = []
     clamp = {"value": None}
+
+    # Job control: the machine starts a job order its MES stored on it, once.
+    stored = [j for j in args.jobs.split(",") if j]
+    jobs_started = []
+
+    def start(_parent, job_order_id, *_comment):
+        job = job_order_id.Value
+        if job not in stored:
+            return [ua.Variant(1, ua.VariantType.UInt64)]  # unknown job order
+        if job in jobs_started:
+            return [ua.Variant(3, ua.VariantType.UInt64)]  # invalid state: it runs already
+        jobs_started.append(job)
+        return [ua.Variant(0, ua.VariantType.UInt64)]
+
+    job_management = await machine.add_object(idx, "JobManagement")
+    job_control = await job_management.add_object(idx, "JobOrderControl")
+    await job_control.add_method(idx, "Start", start, [ua.VariantType.String], [ua.VariantType.UInt64])
 
     def on_write(event, _dispatcher):
         # A controller clamps what it is told to its own limits.
@@ -97,7 +119,7 @@ async def main() -> None:
                 await asyncio.wait_for(stop.wait(), timeout=0.2)
             except asyncio.TimeoutError:
                 pass
-    print(json.dumps({"writes": writes, "coolant_flow": await coolant.read_value()}), flush=True)
+    print(json.dumps({"writes": writes, "started": jobs_started, "coolant_flow": await coolant.read_value()}), flush=True)
 
 
 if __name__ == "__main__":

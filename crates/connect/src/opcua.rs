@@ -45,6 +45,8 @@ pub enum OpcUaError {
     UnknownVariable { machine: String, variable: String },
     #[error("writing {node}: the server answered {status}")]
     WriteRefused { node: String, status: String },
+    #[error("calling {method}: the server answered {status}")]
+    CallRefused { method: String, status: String },
 }
 
 /// What the server presents for one machine.
@@ -382,6 +384,19 @@ impl NamedVariable {
     }
 }
 
+/// A method by the plant's own names, e.g. OPC 40001-3's `JobManagement.JobOrderControl.Start`
+/// under a machine: called on the object it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedMethod {
+    pub node_id: String,
+    /// The object the method is called on (its parent).
+    pub object_id: String,
+    /// The browse name of the machine's object.
+    pub machine: String,
+    /// The browse path below the machine, joined with `.`.
+    pub name: String,
+}
+
 /// The variables among browsed `nodes`, each named by the machine it is under and its path
 /// below it. The machine is the outermost ancestor for which `is_machine` holds; a variable
 /// under no such object is left out. With `|_| true` every object directly under Objects is a
@@ -390,12 +405,45 @@ pub fn named_variables(
     nodes: &[BrowsedNode],
     is_machine: impl Fn(&str) -> bool,
 ) -> Vec<NamedVariable> {
+    named(nodes, NodeClass::Variable, is_machine)
+        .into_iter()
+        .map(|(node, machine, name)| NamedVariable {
+            node_id: node.node_id.clone(),
+            machine,
+            name,
+            leaf: node.browse_name.clone(),
+        })
+        .collect()
+}
+
+/// The methods among browsed `nodes`, named as [`named_variables`] names variables.
+pub fn named_methods(nodes: &[BrowsedNode], is_machine: impl Fn(&str) -> bool) -> Vec<NamedMethod> {
+    named(nodes, NodeClass::Method, is_machine)
+        .into_iter()
+        .filter_map(|(node, machine, name)| {
+            Some(NamedMethod {
+                node_id: node.node_id.clone(),
+                object_id: node.parent.clone()?,
+                machine,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// The nodes of `class` under a machine, with the machine's browse name and the path below it.
+fn named(
+    nodes: &[BrowsedNode],
+    class: NodeClass,
+    is_machine: impl Fn(&str) -> bool,
+) -> Vec<(&BrowsedNode, String, String)> {
     let by_id: HashMap<&str, &BrowsedNode> =
         nodes.iter().map(|n| (n.node_id.as_str(), n)).collect();
-    let variable = format!("{:?}", NodeClass::Variable);
+    let class = format!("{class:?}");
+    let object = format!("{:?}", NodeClass::Object);
     let mut out = Vec::new();
-    for node in nodes.iter().filter(|n| n.class == variable) {
-        // The path from the variable up to Objects (guarded against reference loops).
+    for node in nodes.iter().filter(|n| n.class == class) {
+        // The path from the node up to Objects (guarded against reference loops).
         let mut path = vec![node];
         let mut parent = node.parent.as_deref();
         while let Some(p) = parent {
@@ -408,22 +456,20 @@ pub fn named_variables(
         }
         let Some(at) = path
             .iter()
-            .rposition(|n| n.class != variable && is_machine(&n.browse_name))
+            .rposition(|n| n.class == object && is_machine(&n.browse_name))
         else {
             continue;
         };
+        if at == 0 {
+            continue;
+        }
         let name = path[..at]
             .iter()
             .rev()
             .map(|n| n.browse_name.as_str())
             .collect::<Vec<_>>()
             .join(".");
-        out.push(NamedVariable {
-            node_id: node.node_id.clone(),
-            machine: path[at].browse_name.clone(),
-            name,
-            leaf: node.browse_name.clone(),
-        });
+        out.push((node, path[at].browse_name.clone(), name));
     }
     out
 }
@@ -686,6 +732,61 @@ impl Client {
         }
     }
 
+    /// Calls `method` on `object` (node ids as [`Client::browse`] gives them) with `arguments`
+    /// (text as String, floats as Double, integers as Int64/UInt64) and answers its output arguments
+    /// (`None` where one is not a number, flag or text); a Bad status is
+    /// [`OpcUaError::CallRefused`].
+    pub async fn call(
+        &self,
+        object: &str,
+        method: &str,
+        arguments: &[Value],
+    ) -> Result<Vec<Option<Value>>, OpcUaError> {
+        let arguments = arguments
+            .iter()
+            .map(|a| match a {
+                Value::Text(t) => Variant::from(t.as_str()),
+                Value::Float(f) => Variant::from(*f),
+                Value::Bool(b) => Variant::from(*b),
+                Value::Int(i) => Variant::from(*i),
+                Value::UInt(u) => Variant::from(*u),
+                Value::Bytes(b) => Variant::from(opcua::types::ByteString::from(b.clone())),
+            })
+            .collect();
+        let id = |node: &str| {
+            node.parse::<NodeId>()
+                .map_err(|e| OpcUaError::Client(format!("`{node}` is not a node id: {e:?}")))
+        };
+        let request = opcua::types::CallMethodRequest {
+            object_id: id(object)?,
+            method_id: id(method)?,
+            input_arguments: Some(arguments),
+        };
+        let result = self
+            .session
+            .call(vec![request])
+            .await
+            .map_err(|e| OpcUaError::Client(format!("calling {method}: {e}")))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| OpcUaError::CallRefused {
+                method: method.to_owned(),
+                status: "no result".to_owned(),
+            })?;
+        if result.status_code.is_bad() {
+            return Err(OpcUaError::CallRefused {
+                method: method.to_owned(),
+                status: result.status_code.to_string(),
+            });
+        }
+        Ok(result
+            .output_arguments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| value_of(Some(v)))
+            .collect())
+    }
+
     pub async fn disconnect(self) {
         let _ = self.session.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.event_loop).await;
@@ -752,5 +853,29 @@ mod tests {
             node("v", "x", Variable, Some("a")),
         ];
         assert_eq!(named_variables(&looped, |n| n == "M").len(), 1);
+    }
+
+    #[test]
+    fn methods_are_named_by_machine_and_path_and_called_on_their_parent() {
+        use NodeClass::{Method, Object, Variable};
+        let nodes = [
+            node("ns=2;i=1", "MILL-02", Object, None),
+            node("ns=2;i=2", "JobManagement", Object, Some("ns=2;i=1")),
+            node("ns=2;i=3", "JobOrderControl", Object, Some("ns=2;i=2")),
+            node("ns=2;i=4", "Start", Method, Some("ns=2;i=3")),
+            node("ns=2;i=5", "Speed", Variable, Some("ns=2;i=1")),
+            node("ns=2;i=6", "Reset", Method, None),
+        ];
+        let methods = named_methods(&nodes, |n| n == "MILL-02");
+        assert_eq!(
+            methods,
+            [NamedMethod {
+                node_id: "ns=2;i=4".into(),
+                object_id: "ns=2;i=3".into(),
+                machine: "MILL-02".into(),
+                name: "JobManagement.JobOrderControl.Start".into(),
+            }],
+            "the variable is no method; a method under no machine is left out"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Machines served over OPC UA as part of a plant on the wire (`docs/PLANT-CONTRACT.md`, "OPC
-//! UA"): a bridge that reads each machine's state and signals by browse path and writes its
-//! set-points with a read-back, speaking the contract on the broker on the machines' behalf —
+//! UA"): a bridge that reads each machine's state and signals by browse path, writes its
+//! set-points with a read-back and starts its job orders through OPC 40001-3's
+//! `JobOrderControl.Start` (a dispatch list), speaking the contract on the broker on the machines' behalf —
 //! `machine_state` events, telemetry named `{machine}/{browse path}`, and an acknowledgement for
 //! every command. The plant feed then treats these machines like any other: one ledger, one
 //! command tracker, one quarantine, one restart path for every machine, whatever it speaks.
@@ -14,9 +15,11 @@ use aifactory_connect::Value;
 use aifactory_connect::envelope;
 use aifactory_connect::json::ROOT;
 use aifactory_connect::mqtt::{BrokerAddress, Link, MqttError};
-use aifactory_connect::opcua::{Client, NamedVariable, OpcUaError, named_variables};
+use aifactory_connect::opcua::{
+    Client, NamedMethod, NamedVariable, OpcUaError, named_methods, named_variables,
+};
 use aifactory_core::{EventKind, PlantEvent, Timestamp};
-use aifactory_plant::{Ack, AckStatus, Action, Command};
+use aifactory_plant::{Ack, AckStatus, Action, Command, DispatchJob};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -123,6 +126,7 @@ impl Bridge {
         let client = Client::connect(&spec.opcua_url, crate::opcua::CONNECT_TIMEOUT).await?;
         let nodes = client.browse().await?;
         let variables = named_variables(&nodes, |name| spec.machines.iter().any(|m| m == name));
+        let methods = named_methods(&nodes, |name| spec.machines.iter().any(|m| m == name));
         if variables.is_empty() {
             client.disconnect().await;
             return Err(BridgeError::NoMachines {
@@ -160,6 +164,7 @@ impl Bridge {
                 .map(|v| (v.node_id.clone(), v.clone()))
                 .collect(),
             variables,
+            methods,
             client,
             link,
             spec,
@@ -205,6 +210,8 @@ struct BridgeState {
     client: Client,
     link: Link,
     variables: Vec<NamedVariable>,
+    /// The machines' methods (OPC 40001-3 job control).
+    methods: Vec<NamedMethod>,
     by_node: HashMap<String, NamedVariable>,
     /// Wall ms at the start: ids of this run never repeat an earlier run's.
     started: i64,
@@ -384,6 +391,9 @@ impl BridgeState {
 
     async fn carry_out(&self, command: &Command) -> Ack {
         let at = || Timestamp(self.spec.clock.epoch_ms());
+        if let Action::DispatchList { machine, jobs } = &command.action {
+            return self.start_job(command, machine, jobs).await;
+        }
         let Action::SetPoint {
             machine,
             param,
@@ -392,7 +402,7 @@ impl BridgeState {
         else {
             return Ack::new(&command.id, AckStatus::Rejected, at()).because(format!(
                 "`{}` is not carried out over OPC UA here: this server is bridged for state, \
-                 signals and set-points (job control by OPC 40001-3 methods is not built yet)",
+                 signals, set-points and dispatch lists (OPC 40001-3 JobOrderControl.Start)",
                 command.action.name()
             ));
         };
@@ -444,6 +454,68 @@ impl BridgeState {
                 READ_BACK_WITHIN.as_secs()
             )),
         }
+    }
+}
+
+impl BridgeState {
+    /// A dispatch list as OPC 40001-3 job control: `Start` on the machine's `JobOrderControl`
+    /// with each listed job order's id in turn, until the machine takes one (`ReturnStatus`
+    /// 0). The job orders are the plant's own (stored on the machine by its MES); a machine
+    /// that refuses them all fails the command with each refusal.
+    async fn start_job(&self, command: &Command, machine: &str, jobs: &[DispatchJob]) -> Ack {
+        let at = || Timestamp(self.spec.clock.epoch_ms());
+        let Some(start) = self.methods.iter().find(|m| {
+            m.machine == machine
+                && (m.name == "JobOrderControl.Start" || m.name.ends_with(".JobOrderControl.Start"))
+        }) else {
+            return Ack::new(&command.id, AckStatus::Rejected, at()).because(format!(
+                "{machine} has no JobOrderControl.Start method (OPC 40001-3) on {}",
+                self.spec.opcua_url
+            ));
+        };
+        let mut refusals = Vec::new();
+        for job in jobs {
+            let called = self
+                .client
+                .call(
+                    &start.object_id,
+                    &start.node_id,
+                    &[Value::Text(job.order.clone())],
+                )
+                .await;
+            let status = match called {
+                Ok(out) => out.first().cloned().flatten().and_then(|v| v.as_f64()),
+                Err(OpcUaError::CallRefused { status, .. }) => {
+                    return Ack::new(&command.id, AckStatus::Rejected, at())
+                        .because(format!("the OPC UA server refused Start: {status}"));
+                }
+                Err(e) => {
+                    return Ack::new(&command.id, AckStatus::Failed, at()).because(e.to_string());
+                }
+            };
+            match status {
+                Some(0.0) => {
+                    return Ack::new(&command.id, AckStatus::Completed, at())
+                        .because(format!("{machine} started job order {}", job.order));
+                }
+                Some(s) => refusals.push(format!(
+                    "{}: ReturnStatus {s}{}",
+                    job.order,
+                    match s as u64 {
+                        1 => " (unknown job order)",
+                        3 => " (invalid state)",
+                        4 => " (cannot accept)",
+                        32 => " (invalid request)",
+                        _ => "",
+                    }
+                )),
+                None => refusals.push(format!("{}: no ReturnStatus", job.order)),
+            }
+        }
+        Ack::new(&command.id, AckStatus::Failed, at()).because(format!(
+            "{machine} started none of the listed job orders ({})",
+            refusals.join("; ")
+        ))
     }
 }
 

@@ -10,7 +10,7 @@
 #![cfg(feature = "opcua")]
 
 use aifactory_core::{Decision, ExecutedBy, LifecycleStage, Timestamp};
-use aifactory_plant::{Action, Command, CommandSink};
+use aifactory_plant::{Action, Command, CommandSink, DispatchJob};
 use aifactory_runtime::Clock;
 use aifactory_runtime::feed;
 use aifactory_runtime::opcua_plant::{Bridge, BridgeSpec};
@@ -46,7 +46,7 @@ fn start_machine(python: &str, port: u16) -> (Server, String) {
         .args(["tests/plant-emulator/opcua_machine.py", "--port"])
         .arg(port.to_string())
         .args(["--machine", "MILL-02", "--cycle", "0.5", "--max", "7000"])
-        .args(["--seconds", "120"])
+        .args(["--seconds", "120", "--jobs", "WO-7"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -185,7 +185,7 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
             "{names:?}"
         );
 
-        // Three decisions, each written to the ledger before its command leaves.
+        // Five decisions, each written to the ledger before its command leaves.
         let at = Timestamp(Clock::system().epoch_ms());
         let sent = [
             (
@@ -213,6 +213,34 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
                     machine: "MILL-02".into(),
                 },
             ),
+            (
+                "H-4",
+                "dispatch_list",
+                Action::DispatchList {
+                    machine: "MILL-02".into(),
+                    jobs: vec![
+                        DispatchJob {
+                            order: "WO-9".into(),
+                            step: 1,
+                        },
+                        DispatchJob {
+                            order: "WO-7".into(),
+                            step: 1,
+                        },
+                    ],
+                },
+            ),
+            (
+                "H-5",
+                "dispatch_list",
+                Action::DispatchList {
+                    machine: "MILL-02".into(),
+                    jobs: vec![DispatchJob {
+                        order: "WO-7".into(),
+                        step: 1,
+                    }],
+                },
+            ),
         ];
         for (id, skill, action) in sent {
             store
@@ -230,7 +258,7 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
         }
         let report = running
             .wait_until(Duration::from_secs(30), |r| {
-                r.outcomes.values().sum::<u64>() >= 3
+                r.outcomes.values().sum::<u64>() >= 5
             })
             .await;
         let bridged = bridge.stop().await.unwrap_or_else(|e| panic!("{e}"));
@@ -240,8 +268,9 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
             serde_json::to_string(&report_end).unwrap_or_default(),
             serde_json::to_string(&bridged).unwrap_or_default()
         );
-        assert_eq!(report.outcomes.get("completed"), Some(&1), "{report:?}");
+        assert_eq!(report.outcomes.get("completed"), Some(&2), "{report:?}");
         assert_eq!(report.outcomes.get("rejected"), Some(&2), "{report:?}");
+        assert_eq!(report.outcomes.get("failed"), Some(&1), "{report:?}");
         assert_eq!(report.acks_refused, 0, "{report:?}");
 
         let outcome = |id: &'static str| {
@@ -273,6 +302,23 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
                 .as_str()
                 .is_some_and(|r| r.contains("start_maintenance")),
             "{maintenance}"
+        );
+        // A dispatch list as OPC 40001-3 job control: WO-9 is not a job order the machine
+        // holds, so it starts WO-7, the next on the list.
+        let dispatched = outcome("H-4").await;
+        assert_eq!(dispatched["status"], "completed", "{dispatched}");
+        assert_eq!(
+            dispatched["reason"], "MILL-02 started job order WO-7",
+            "{dispatched}"
+        );
+        // WO-7 is running: a list naming only it is refused by the machine, with its status.
+        let again = outcome("H-5").await;
+        assert_eq!(again["status"], "failed", "{again}");
+        assert!(
+            again["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("WO-7: ReturnStatus 3 (invalid state)")),
+            "{again}"
         );
     });
 }
