@@ -665,13 +665,25 @@ impl Link {
         let resubscribe = client.clone();
         let filters = filters.to_vec();
         let pump = tokio::spawn(async move {
+            // Up once the broker has granted every subscription: a message another client
+            // publishes the moment `connect` returns must reach this one.
+            let mut unacknowledged = 0usize;
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         for f in &filters {
                             let _ = resubscribe.try_subscribe(f.clone(), QoS::AtLeastOnce);
                         }
-                        let _ = up_tx.send(Some(Ok(())));
+                        unacknowledged = filters.len();
+                        if unacknowledged == 0 {
+                            let _ = up_tx.send(Some(Ok(())));
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) if unacknowledged > 0 => {
+                        unacknowledged -= 1;
+                        if unacknowledged == 0 {
+                            let _ = up_tx.send(Some(Ok(())));
+                        }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let incoming = Incoming {

@@ -279,3 +279,36 @@ async fn publishing_to_no_broker_fails_instead_of_waiting() {
     .await;
     assert!(matches!(result, Ok(Err(_))), "{result:?}");
 }
+
+/// `Link::connect` returns once the broker has granted its subscriptions: what another client
+/// publishes at that moment reaches it. (It used to return on the connection alone, with the
+/// subscriptions still on their way, and a lockstep test lost its first message under load.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_hears_what_is_published_the_moment_it_is_connected() {
+    use aifactory_connect::mqtt::Link;
+    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
+        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
+        return;
+    };
+    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let run = format!("link-{}-{}", std::process::id(), now_ms());
+    let (publisher, _) = Link::connect(&broker, &format!("{run}-pub"), &[], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Many filters: the more subscriptions in flight, the wider the window once was.
+    for attempt in 0..20 {
+        let filters: Vec<String> = (0..16).map(|i| format!("{run}/{attempt}/{i}")).collect();
+        let (_link, mut incoming) =
+            Link::connect(&broker, &format!("{run}-sub-{attempt}"), &filters, false)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        let last = filters.last().cloned().unwrap_or_default();
+        publisher
+            .publish_waiting(last.clone(), b"hello".to_vec(), false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let heard = tokio::time::timeout(Duration::from_secs(5), incoming.recv()).await;
+        let heard = heard.ok().flatten().map(|m| m.topic);
+        assert_eq!(heard.as_deref(), Some(last.as_str()), "attempt {attempt}");
+    }
+}

@@ -470,14 +470,7 @@ impl Driver {
         else {
             return Vec::new();
         };
-        let specs: Vec<ParamSpec> = params
-            .iter()
-            .map(|p| ParamSpec {
-                min: p.min,
-                max: p.max,
-                default: p.default,
-            })
-            .collect();
+        let specs: Vec<ParamSpec> = params.iter().map(ParamSpec::from).collect();
         let values = self.policy.process_params(m, product, job.step, &specs);
         let Some(machine) = master.machine_id(m) else {
             return Vec::new();

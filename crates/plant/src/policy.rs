@@ -74,6 +74,16 @@ pub struct ParamSpec {
     pub default: f64,
 }
 
+impl From<&aifactory_core::plant::ProcessParam> for ParamSpec {
+    fn from(p: &aifactory_core::plant::ProcessParam) -> ParamSpec {
+        ParamSpec {
+            min: p.min,
+            max: p.max,
+            default: p.default,
+        }
+    }
+}
+
 /// The whole shop floor, for planners that schedule ahead instead of dispatching greedily.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Floor {

@@ -7,38 +7,15 @@
 use aifactory_connect::envelope::{self, Sync};
 use aifactory_connect::mqtt::{BrokerAddress, Link};
 use aifactory_coordinator::Links;
-use aifactory_core::Plant;
 use aifactory_runtime::ladder::run_rung;
 use aifactory_runtime::lockstep::{self, Service};
 use aifactory_twin::PlantModel;
+use common::{reference_plant, runtime, unique};
 use serde_json::json;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
-}
-
-/// The reference plant under a site of its own, so tests beside it on the broker do not hear it.
-fn reference_plant(site: &str) -> Plant {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plants/hangzhou-auto-parts.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .replacen("id = \"hz-auto-parts\"", &format!("id = \"{site}\""), 1);
-    Plant::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+mod common;
 
 #[test]
 fn a_rung_over_the_wire_writes_the_ledger_and_kpis_of_the_same_rung_in_process() {
@@ -324,10 +301,10 @@ fn the_paced_twin_is_a_plant_a_feed_runs_its_commands_carried_out_and_acknowledg
     // Where work waited at a free machine, the feed's dispatch lists went out and arrived, the
     // twin carried them out, and every acknowledgement came back.
     assert!(plant_run.counts.commands > 0, "{report:?}");
-    // One sent as the twin stopped may not have reached it.
+    // Every command the twin took was sent by the feed; those the feed decided on the last
+    // events (it may lag a debug build's twin by a few plant minutes) never reached it.
     assert!(
-        report.commands >= plant_run.counts.commands
-            && report.commands <= plant_run.counts.commands + 1,
+        report.commands >= plant_run.counts.commands,
         "{report:?} {:?}",
         plant_run.counts
     );

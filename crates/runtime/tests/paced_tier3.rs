@@ -4,23 +4,14 @@
 //! Needs `AIFACTORY_TEST_MQTT_URL` (a real broker); says it skipped without.
 
 use aifactory_connect::mqtt::{BrokerAddress, Link};
-use aifactory_core::{DecisionLog, Plant};
+use aifactory_core::DecisionLog;
 use aifactory_runtime::feed::{self, FeedError};
 use aifactory_runtime::paced::paced_rung;
-use common::{job_shop, runtime, tier0_feed, unique, workspace};
+use common::{job_shop, reference_plant, runtime, tier0_feed, unique};
 use serde_json::json;
 use std::time::Duration;
 
 mod common;
-
-/// The reference plant under a site of its own.
-fn reference_plant(site: &str) -> Plant {
-    let path = workspace().join("plants/hangzhou-auto-parts.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .replacen("id = \"hz-auto-parts\"", &format!("id = \"{site}\""), 1);
-    Plant::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"))
-}
 
 #[test]
 fn tier_3_on_a_feed_runs_on_the_plants_trial_batches_and_plans_its_releases() {

@@ -1127,15 +1127,7 @@ impl State {
         };
         let step = &model.products[product].steps[step_index];
         let spec = &model.machines[m];
-        let specs: Vec<ParamSpec> = step
-            .params
-            .iter()
-            .map(|p| ParamSpec {
-                min: p.min,
-                max: p.max,
-                default: p.default,
-            })
-            .collect();
+        let specs: Vec<ParamSpec> = step.params.iter().map(ParamSpec::from).collect();
         let params: Vec<f64> = if specs.is_empty() {
             Vec::new()
         } else {

@@ -1,6 +1,6 @@
 //! What the runtime's wire tests share: names new on every run (a long-lived broker must not
-//! mix one run's messages into another's), the emulator's job shop under a site of its own,
-//! and a plant feed under the tier-0 rules.
+//! mix one run's messages into another's), the emulator's job shop and the reference plant
+//! under sites of their own, and a plant feed under the tier-0 rules.
 #![allow(dead_code)] // each test file uses part of it
 
 use aifactory_core::Plant;
@@ -35,6 +35,15 @@ pub(crate) fn job_shop(prefix: &str) -> (String, Plant) {
         );
     let plant = Plant::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
     (text, plant)
+}
+
+/// The reference plant under a site of its own, so tests beside it on the broker do not hear it.
+pub(crate) fn reference_plant(site: &str) -> Plant {
+    let path = workspace().join("plants/hangzhou-auto-parts.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replacen("id = \"hz-auto-parts\"", &format!("id = \"{site}\""), 1);
+    Plant::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The async runtime the tests block on: two workers, as on the CI machine.
