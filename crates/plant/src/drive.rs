@@ -135,6 +135,10 @@ impl Driver {
     /// Takes up a command sent before a restart and not yet settled: its machine is not offered
     /// the same again while it stands.
     pub fn resume(&mut self, projection: &Projection, action: &Action) {
+        if let Action::Release { orders } = action {
+            self.releases_sent.extend(orders.iter().cloned());
+            return;
+        }
         let Some(m) = action
             .machine()
             .and_then(|m| projection.master().machine_index(m))

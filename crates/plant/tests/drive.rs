@@ -500,4 +500,21 @@ fn set_points_go_out_before_the_dispatch_list_and_releases_only_where_the_plant_
             .iter()
             .all(|d| !matches!(d.action, Action::Release { .. }))
     );
+    // After a restart, a release still open is taken up from the ledger, not sent again.
+    let mut restarted =
+        Driver::new(Box::new(Tuned(rtf())), machines).planning_releases(PlantTime(3_600_000));
+    let mut replayed = Floorplan::new();
+    let points = received(&mut replayed, 1_000, "SO-000001", 3_600_000);
+    restarted.resume(
+        &replayed.projection,
+        &Action::Release {
+            orders: vec!["SO-000001".into()],
+        },
+    );
+    assert!(
+        restarted
+            .decide(&replayed.projection, &points)
+            .iter()
+            .all(|d| !matches!(d.action, Action::Release { .. }))
+    );
 }
