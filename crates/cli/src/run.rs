@@ -138,6 +138,7 @@ fn lockstep(spec: &RunSpec, url: &str, args: &SimArgs) -> anyhow::Result<ExitCod
                 telemetry_period_s: spec.telemetry_period_s,
                 pace: args.pace.map(|speed| (speed, Clock::system())),
                 releases_by_command: false,
+                stop: None,
             },
             &mut |day| bar.day(day),
         )

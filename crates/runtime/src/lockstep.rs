@@ -585,6 +585,8 @@ pub struct PacedPlant {
     /// Sales orders wait for a `release` command (the runtime plans releases) instead of
     /// being released by the plant's own rule as they arrive.
     pub releases_by_command: bool,
+    /// Set to end the run early, at the next plant minute (the runtime beside it failed).
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The twin as a plant that does not wait: it publishes its events and telemetry in the
@@ -611,6 +613,7 @@ pub fn run_paced_plant(
         telemetry_period_s,
         pace,
         releases_by_command,
+        stop,
     } = how;
     let wire = Wire::connect(rt, &model, broker, client_id, false)?;
     let start = wire.start;
@@ -643,6 +646,12 @@ pub fn run_paced_plant(
     let mut whole_days = 0u64;
     let mut events_before = 0u64;
     while at < end.0 {
+        if stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            break;
+        }
         at = (at + PACED_STEP_MS).min(end.0);
         sim.run_until(PlantTime(at), &mut observer);
         {

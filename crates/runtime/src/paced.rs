@@ -16,6 +16,7 @@ use aifactory_plant::BaselinePolicy;
 use aifactory_store::{Store, StoreError};
 use aifactory_twin::{PlantModel, PlantTime, Simulation};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
@@ -105,6 +106,7 @@ pub fn paced_rung(
     };
     let mut connected = rt.block_on(feed::connect(spec))?;
     let model = Arc::new(PlantModel::new(plant.clone()));
+    let stop_plant = Arc::new(AtomicBool::new(false));
     std::thread::scope(|scope| {
         let twin = scope.spawn(|| {
             run_paced_plant(
@@ -118,6 +120,7 @@ pub fn paced_rung(
                     telemetry_period_s: None,
                     pace: Some((speed, Clock::system())),
                     releases_by_command: true,
+                    stop: Some(Arc::clone(&stop_plant)),
                 },
                 day,
             )
@@ -138,6 +141,10 @@ pub fn paced_rung(
                 Ok::<_, PacedError>(connected.run(store, None).await?)
             })
         })();
+        if running.is_err() {
+            // No feed to decide for it: the plant stops instead of running out its days.
+            stop_plant.store(true, Ordering::Relaxed);
+        }
         // The plant's failure first: a feed waiting on a plant that stopped fails after it.
         let run = twin.join().map_err(|_| PacedError::Thread)??;
         let mut running = running?;

@@ -273,6 +273,7 @@ fn the_paced_twin_is_a_plant_a_feed_runs_its_commands_carried_out_and_acknowledg
                     telemetry_period_s: Some(600.0),
                     pace: Some((7_200.0, aifactory_runtime::Clock::system())),
                     releases_by_command: false,
+                    stop: None,
                 },
                 &mut |_| {},
             )
