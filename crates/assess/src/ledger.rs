@@ -87,7 +87,9 @@ pub fn canonical<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
     Ok(out)
 }
 
-fn entry_hash(seq: u64, prev: &str, record: &Record) -> Result<String, serde_json::Error> {
+/// The hash of the entry at `seq` holding `record` after the entry whose hash is `prev`: the
+/// one definition the in-memory ledger and the store's chain both use.
+pub fn entry_hash(seq: u64, prev: &str, record: &Record) -> Result<String, serde_json::Error> {
     let mut hasher = Sha256::new();
     hasher.update(seq.to_be_bytes());
     hasher.update(prev.as_bytes());
@@ -95,7 +97,8 @@ fn entry_hash(seq: u64, prev: &str, record: &Record) -> Result<String, serde_jso
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn describe(record: &Record) -> String {
+/// A record as a person names it in an error ("decision D-3", "outcome of D-3").
+pub fn describe(record: &Record) -> String {
     match record {
         Record::Decision(d) => format!("decision {}", d.id),
         Record::Outcome { decision, .. } => format!("outcome of {decision}"),

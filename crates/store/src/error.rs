@@ -46,6 +46,20 @@ pub enum StoreError {
     /// Input the store cannot keep faithfully (e.g. NaN, which SQLite turns into NULL).
     #[error("cannot store {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
+    /// A ledger entry whose record is no longer in its table: deleted behind the store's back.
+    #[error(
+        "ledger row {seq}: its {kind} (row {row_seq} of its table) is gone; it was deleted outside aifactory"
+    )]
+    LedgerRecordMissing {
+        seq: i64,
+        kind: String,
+        row_seq: i64,
+    },
+    /// A ledger record that no chain entry points at: inserted behind the store's back.
+    #[error(
+        "{kind} `{name}` is in the store but not in the ledger's chain; it was written outside aifactory"
+    )]
+    Unchained { kind: String, name: String },
     /// A stored row that does not decode into its domain type.
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },

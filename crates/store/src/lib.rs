@@ -26,6 +26,7 @@
 //! each method. An enum rather than a `dyn` trait because async methods are not object-safe
 //! without boxing every future, and there will only ever be these two engines.
 
+mod chain;
 mod common;
 mod error;
 pub mod ingest;

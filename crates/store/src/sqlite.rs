@@ -7,10 +7,12 @@ mod proposals;
 
 use crate::common::{
     check_readings, count, decision_select, decode_decision, decode_event, decode_reading,
-    event_details, finite, get, kpi_rows, read, to_json, write,
+    event_details, finite, get, kpi_rows, read, write,
 };
-use crate::{Counts, MachineRecord, RunId, RunInfo, StoreError};
-use aifactory_core::{Decision, Kpis, Outcome, Plant, PlantEvent, TelemetryReading, Timestamp};
+use crate::{Counts, MachineRecord, RunId, RunInfo, StoreError, chain};
+use aifactory_core::{
+    Decision, Kpis, LedgerRecord, Outcome, Plant, PlantEvent, TelemetryReading, Timestamp,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -81,11 +83,13 @@ impl SqliteStore {
             .connect_with(base.pragma("query_only", "ON"))
             .await
             .map_err(open_error)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             writer,
             reader,
             series_cache: std::sync::Arc::default(),
-        })
+        };
+        store.chain_unchained_store().await?;
+        Ok(store)
     }
 
     /// Opens an empty store in memory, for tests. One connection serves reads and writes because
@@ -107,11 +111,13 @@ impl SqliteStore {
                 source,
             })?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             writer: pool.clone(),
             reader: pool,
             series_cache: std::sync::Arc::default(),
-        })
+        };
+        store.chain_unchained_store().await?;
+        Ok(store)
     }
 
     /// Closes every connection, which also checkpoints the WAL into the main file.
@@ -578,42 +584,8 @@ impl SqliteStore {
     /// Adds a decision to the ledger, with its outcome if it already has one. A decision whose
     /// id is already recorded is refused, never merged or overwritten.
     pub async fn record_decision(&self, decision: &Decision) -> Result<(), StoreError> {
-        const WHAT: &str = "decision";
-        if let Some(c) = decision.confidence {
-            finite(WHAT, "confidence", c)?;
-        }
-        let output = to_json(&decision.output, "decision output")?;
-        let measured = decision
-            .outcome
-            .as_ref()
-            .map(|o| to_json(&o.measured, "decision outcome"))
-            .transpose()?;
-        let mut tx = self.begin_write(WHAT).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO decisions \
-             (id, at, skill, stage, inputs_ref, model, model_version, output, confidence, executed_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(decision.id.as_str())
-        .bind(decision.at.0)
-        .bind(decision.skill.as_str())
-        .bind(decision.stage.as_str())
-        .bind(decision.inputs_ref.as_str())
-        .bind(decision.model.as_str())
-        .bind(decision.model_version.as_str())
-        .bind(output)
-        .bind(decision.confidence)
-        .bind(decision.executed_by.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(write(WHAT))?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::DuplicateDecision(decision.id.clone()));
-        }
-        if let (Some(outcome), Some(measured)) = (&decision.outcome, measured) {
-            insert_outcome(&mut tx, &decision.id, outcome, measured).await?;
-        }
-        tx.commit().await.map_err(write(WHAT))
+        self.append_ledger(&[LedgerRecord::Decision(decision.clone())])
+            .await
     }
 
     /// Records the measured outcome of a ledger decision. A re-measurement is appended; the
@@ -623,10 +595,111 @@ impl SqliteStore {
         decision_id: &str,
         outcome: &Outcome,
     ) -> Result<(), StoreError> {
-        const WHAT: &str = "decision outcome";
-        let measured = to_json(&outcome.measured, WHAT)?;
+        self.append_ledger(&[LedgerRecord::Outcome {
+            decision: decision_id.to_owned(),
+            outcome: outcome.clone(),
+        }])
+        .await
+    }
+
+    /// Appends decisions, outcomes and model updates to the ledger in one transaction, in the
+    /// order given, each chained to the entry before it (`ledger` table: seq, prev, hash). All
+    /// or nothing: a duplicate decision id or an outcome of an unknown decision fails the batch.
+    pub async fn append_ledger(&self, records: &[LedgerRecord]) -> Result<(), StoreError> {
+        const WHAT: &str = "ledger";
+        let entries = chain::entries(records);
+        let prepared = entries
+            .iter()
+            .map(chain::prepare)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.begin_write(WHAT).await?;
-        insert_outcome(&mut tx, decision_id, outcome, measured).await?;
+        let (mut seq, mut prev) = ledger_head(&mut tx).await?;
+        for (record, prepared) in entries.iter().zip(prepared) {
+            let row_seq = insert_record(&mut tx, prepared).await?;
+            seq += 1;
+            let hash = chain::hash(seq, &prev, record)?;
+            insert_chain_entry(&mut tx, seq, chain::kind(record), row_seq, &prev, &hash).await?;
+            prev = hash;
+        }
+        tx.commit().await.map_err(write(WHAT))
+    }
+
+    /// The whole ledger as its chain, oldest first, from the store's own rows: every entry with
+    /// its stored `seq`, `prev` and `hash` and the record as its table holds it now, for
+    /// `aifactory_assess::verify_chain`. An entry whose record was deleted, or a record no entry
+    /// chains, is an error naming it.
+    pub async fn ledger(&self) -> Result<Vec<aifactory_assess::LedgerEntry>, StoreError> {
+        let rows = sqlx::query(chain::LEDGER_SELECT)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(read("ledger"))?;
+        let entries = rows
+            .iter()
+            .map(chain::decode_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(row) = sqlx::query(chain::UNCHAINED_SELECT)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(read("ledger"))?
+        {
+            return Err(chain::unchained(
+                get(&row, 0, "ledger")?,
+                get(&row, 1, "ledger")?,
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// Chains the records of a store written before the ledger had its chain (its `ledger` table
+    /// is empty while decisions exist): decisions in the order they were recorded, then their
+    /// outcomes. Runs once, at open; a store with a chain is left as it is.
+    async fn chain_unchained_store(&self) -> Result<(), StoreError> {
+        const WHAT: &str = "ledger";
+        let mut tx = self.begin_write(WHAT).await?;
+        let (seq, _) = ledger_head(&mut tx).await?;
+        if seq > 0 {
+            return Ok(());
+        }
+        let decisions = sqlx::query(
+            "SELECT seq, id, at, skill, stage, inputs_ref, model, model_version, output, \
+             confidence, executed_by FROM decisions ORDER BY seq",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(read(WHAT))?;
+        let outcomes = sqlx::query(
+            "SELECT seq, decision_id, measured_at, measured, success \
+             FROM decision_outcomes ORDER BY seq",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(read(WHAT))?;
+        let mut records = Vec::with_capacity(decisions.len() + outcomes.len());
+        for row in &decisions {
+            let id = get(row, 1, WHAT)?;
+            let row_seq: i64 = get(row, 0, WHAT)?;
+            records.push((
+                row_seq,
+                LedgerRecord::Decision(chain::decode_decision_at(row, 1, id)?),
+            ));
+        }
+        for row in &outcomes {
+            let row_seq: i64 = get(row, 0, WHAT)?;
+            records.push((
+                row_seq,
+                LedgerRecord::Outcome {
+                    decision: get(row, 1, WHAT)?,
+                    outcome: chain::decode_outcome_at(row, 2)?,
+                },
+            ));
+        }
+        let mut prev = aifactory_assess::ledger::GENESIS.to_owned();
+        for (i, (row_seq, record)) in records.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let hash = chain::hash(seq, &prev, record)?;
+            insert_chain_entry(&mut tx, seq, chain::kind(record), *row_seq, &prev, &hash).await?;
+            prev = hash;
+        }
         tx.commit().await.map_err(write(WHAT))
     }
 
@@ -688,29 +761,119 @@ impl SqliteStore {
     }
 }
 
-/// Appends an outcome row, refusing ids that are not in the ledger. One statement, so the check
-/// and the insert cannot be split by another writer.
-async fn insert_outcome(
-    tx: &mut Transaction<'static, Sqlite>,
-    decision_id: &str,
-    outcome: &Outcome,
-    measured: String,
-) -> Result<(), StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO decision_outcomes (decision_id, measured_at, measured, success) \
-         SELECT id, ?, ?, ? FROM decisions WHERE id = ?",
-    )
-    .bind(outcome.measured_at.0)
-    .bind(measured)
-    .bind(outcome.success)
-    .bind(decision_id)
-    .execute(&mut **tx)
-    .await
-    .map_err(write("decision outcome"))?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::UnknownDecision(decision_id.to_owned()));
+/// The last chain entry's position and hash; `(0, GENESIS)` for an empty ledger.
+async fn ledger_head(tx: &mut Transaction<'static, Sqlite>) -> Result<(i64, String), StoreError> {
+    let row = sqlx::query("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(read("ledger"))?;
+    match row {
+        Some(row) => Ok((get(&row, 0, "ledger")?, get(&row, 1, "ledger")?)),
+        None => Ok((0, aifactory_assess::ledger::GENESIS.to_owned())),
     }
+}
+
+async fn insert_chain_entry(
+    tx: &mut Transaction<'static, Sqlite>,
+    seq: i64,
+    kind: &str,
+    row_seq: i64,
+    prev: &str,
+    hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO ledger (seq, kind, row_seq, prev, hash) VALUES (?, ?, ?, ?, ?)")
+        .bind(seq)
+        .bind(kind)
+        .bind(row_seq)
+        .bind(prev)
+        .bind(hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(write("ledger"))?;
     Ok(())
+}
+
+/// Writes one record to its table and returns its row's `seq`. A decision id already recorded
+/// and an outcome of an unknown decision are refused; each is one statement, so the check and
+/// the insert cannot be split by another writer.
+async fn insert_record(
+    tx: &mut Transaction<'static, Sqlite>,
+    record: chain::Prepared<'_>,
+) -> Result<i64, StoreError> {
+    match record {
+        chain::Prepared::Decision { decision, output } => {
+            const WHAT: &str = "decision";
+            let row = sqlx::query(
+                "INSERT INTO decisions \
+                 (id, at, skill, stage, inputs_ref, model, model_version, output, confidence, executed_by) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq",
+            )
+            .bind(decision.id.as_str())
+            .bind(decision.at.0)
+            .bind(decision.skill.as_str())
+            .bind(decision.stage.as_str())
+            .bind(decision.inputs_ref.as_str())
+            .bind(decision.model.as_str())
+            .bind(decision.model_version.as_str())
+            .bind(output)
+            .bind(decision.confidence)
+            .bind(decision.executed_by.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(write(WHAT))?;
+            match row {
+                Some(row) => get(&row, 0, WHAT),
+                None => Err(StoreError::DuplicateDecision(decision.id.clone())),
+            }
+        }
+        chain::Prepared::Outcome {
+            decision,
+            outcome,
+            measured,
+        } => {
+            const WHAT: &str = "decision outcome";
+            let row = sqlx::query(
+                "INSERT INTO decision_outcomes (decision_id, measured_at, measured, success) \
+                 SELECT id, ?, ?, ? FROM decisions WHERE id = ? RETURNING seq",
+            )
+            .bind(outcome.measured_at.0)
+            .bind(measured)
+            .bind(outcome.success)
+            .bind(decision)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(write(WHAT))?;
+            match row {
+                Some(row) => get(&row, 0, WHAT),
+                None => Err(StoreError::UnknownDecision(decision.to_owned())),
+            }
+        }
+        chain::Prepared::ModelUpdate {
+            at,
+            skill,
+            model,
+            from_version,
+            to_version,
+            trigger,
+        } => {
+            const WHAT: &str = "model update";
+            let row = sqlx::query(
+                "INSERT INTO model_updates \
+                 (at, skill, model, from_version, to_version, triggered_by) \
+                 VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(at.0)
+            .bind(skill)
+            .bind(model)
+            .bind(from_version)
+            .bind(to_version)
+            .bind(trigger)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(write(WHAT))?;
+            get(&row, 0, WHAT)
+        }
+    }
 }
 
 /// Fails with [`StoreError::UnknownRun`] unless `run` is live (`None`) or a stored run.

@@ -145,6 +145,19 @@ impl Store {
         forward!(self, s => s.record_outcome(decision_id, outcome).await)
     }
 
+    /// See [`SqliteStore::append_ledger`].
+    pub async fn append_ledger(
+        &self,
+        records: &[aifactory_core::LedgerRecord],
+    ) -> Result<(), StoreError> {
+        forward!(self, s => s.append_ledger(records).await)
+    }
+
+    /// See [`SqliteStore::ledger`].
+    pub async fn ledger(&self) -> Result<Vec<aifactory_assess::LedgerEntry>, StoreError> {
+        forward!(self, s => s.ledger().await)
+    }
+
     /// See [`SqliteStore::decision`].
     pub async fn decision(&self, id: &str) -> Result<Option<Decision>, StoreError> {
         forward!(self, s => s.decision(id).await)

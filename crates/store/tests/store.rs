@@ -291,6 +291,26 @@ impl TestDb {
         }
     }
 
+    /// Drops the triggers that keep the ledger append-only, as an intruder with the database's
+    /// owner rights would before editing it.
+    async fn drop_ledger_triggers(&self) {
+        let sql = match self {
+            TestDb::Sqlite { .. } => {
+                let mut sql = String::new();
+                for table in ["decisions", "decision_outcomes", "model_updates", "ledger"] {
+                    for op in ["update", "delete"] {
+                        sql.push_str(&format!("DROP TRIGGER {table}_append_only_{op};"));
+                    }
+                }
+                sql
+            }
+            TestDb::Postgres { .. } => "DROP FUNCTION ledger_append_only() CASCADE".to_owned(),
+        };
+        self.execute_raw(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("dropping the ledger's triggers failed: {e}"));
+    }
+
     async fn drop_database(&self) {
         if let TestDb::Postgres {
             admin_url, schema, ..
@@ -357,6 +377,65 @@ fn assert_append_only(result: Result<(), sqlx::Error>, sql: &str) {
         Err(e) => panic!("`{sql}` failed for another reason than the ledger: {e}"),
         Ok(()) => panic!("`{sql}` must be refused"),
     }
+}
+
+/// A ledger of every kind of record, written in three batches: decisions (one with its outcome
+/// given), a re-measured outcome and a model update.
+fn ledger_records() -> Vec<Vec<aifactory_core::LedgerRecord>> {
+    use aifactory_core::LedgerRecord;
+    let mut first = decision("D-1", 1);
+    first.outcome = Some(Outcome {
+        measured_at: t(5),
+        measured: json!({"failed": false, "hours": 12.5}),
+        success: Some(true),
+    });
+    let update = LedgerRecord::ModelUpdate {
+        at: t(9),
+        skill: "maintenance".into(),
+        model: "service-age".into(),
+        from_version: "1".into(),
+        to_version: "2".into(),
+        trigger: "3 failures and 9 services of LATHE".into(),
+    };
+    vec![
+        vec![
+            LedgerRecord::Decision(first),
+            LedgerRecord::Decision(decision("D-2", 2)),
+        ],
+        vec![LedgerRecord::Outcome {
+            decision: "D-2".into(),
+            outcome: Outcome {
+                measured_at: t(7),
+                measured: json!({"late_h": 0.0}),
+                success: None,
+            },
+        }],
+        vec![update, LedgerRecord::Decision(decision("D-3", 10))],
+    ]
+}
+
+/// Writes [`ledger_records`], drops the triggers, runs `sql` as an intruder and returns why the
+/// store's ledger no longer verifies.
+async fn tampered(db: &TestDb, sql: &str) -> Result<String, StoreError> {
+    let store = db.open().await;
+    for batch in ledger_records() {
+        store.append_ledger(&batch).await?;
+    }
+    aifactory_assess::verify_chain(&store.ledger().await?)
+        .unwrap_or_else(|e| panic!("the untouched ledger must verify: {e}"));
+    db.drop_ledger_triggers().await;
+    db.execute_raw(sql)
+        .await
+        .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+    let why = match store.ledger().await {
+        Err(e) => e.to_string(),
+        Ok(entries) => match aifactory_assess::verify_chain(&entries) {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("`{sql}` went unnoticed"),
+        },
+    };
+    store.close().await;
+    Ok(why)
 }
 
 fn series(metric: &str) -> SeriesName {
@@ -790,6 +869,91 @@ conformance! {
         store.record_outcome("D-1", &later).await?;
         d.outcome = Some(later);
         assert_eq!(store.decision("D-1").await?, Some(d));
+        store.close().await;
+        Ok(())
+    }
+
+    async fn every_ledger_record_is_chained_as_an_in_memory_ledger_would_chain_it(db) {
+        let store = db.open().await;
+        let mut expected = aifactory_assess::Ledger::new();
+        for batch in ledger_records() {
+            store.append_ledger(&batch).await?;
+            for record in batch {
+                expected.append(record).expect("records encode");
+            }
+        }
+        // Single-record writes chain on after the batches.
+        let later = decision("D-4", 11);
+        store.record_decision(&later).await?;
+        expected.append(aifactory_core::LedgerRecord::Decision(later)).expect("encodes");
+        let chained = store.ledger().await?;
+        assert_eq!(chained.len(), 7, "a decision given with its outcome is two entries");
+        assert_eq!(chained, expected.entries());
+        aifactory_assess::verify_chain(&chained).expect("the stored chain verifies");
+        // A batch with a bad record writes nothing.
+        let mut forged = vec![aifactory_core::LedgerRecord::Decision(decision("D-5", 12))];
+        forged.push(aifactory_core::LedgerRecord::Outcome {
+            decision: "D-404".into(),
+            outcome: Outcome { measured_at: t(13), measured: json!({}), success: None },
+        });
+        match store.append_ledger(&forged).await {
+            Err(StoreError::UnknownDecision(id)) => assert_eq!(id, "D-404"),
+            other => panic!("expected an unknown-decision error, got {other:?}"),
+        }
+        assert_eq!(store.ledger().await?.len(), 7);
+        store.close().await;
+        // Reopening chains nothing twice.
+        let store = db.open().await;
+        assert_eq!(store.ledger().await?, expected.entries());
+        for sql in ["UPDATE ledger SET hash = 'x'", "DELETE FROM ledger", "UPDATE model_updates SET skill = 'x'", "DELETE FROM model_updates"] {
+            assert_append_only(db.execute_raw(sql).await, sql);
+        }
+        store.close().await;
+        Ok(())
+    }
+
+    async fn an_edited_decision_is_named_by_its_ledger_row(db) {
+        let why = tampered(&db, "UPDATE decisions SET confidence = 0.99 WHERE id = 'D-2'").await?;
+        assert!(why.contains("ledger row 3") && why.contains("decision D-2") && why.contains("edited"), "{why}");
+        Ok(())
+    }
+
+    async fn an_edited_model_update_is_named_by_its_ledger_row(db) {
+        let why = tampered(&db, "UPDATE model_updates SET to_version = '7'").await?;
+        assert!(why.contains("ledger row 5") && why.contains("model update of maintenance"), "{why}");
+        Ok(())
+    }
+
+    async fn a_deleted_outcome_is_named_by_its_ledger_row(db) {
+        let why = tampered(&db, "DELETE FROM decision_outcomes WHERE decision_id = 'D-2'").await?;
+        assert!(why.contains("ledger row 4") && why.contains("outcome") && why.contains("deleted"), "{why}");
+        Ok(())
+    }
+
+    async fn a_deleted_chain_entry_is_named_by_its_position(db) {
+        let why = tampered(&db, "DELETE FROM decision_outcomes WHERE decision_id = 'D-2'; DELETE FROM ledger WHERE seq = 4").await?;
+        assert!(why.contains("ledger row 4") && why.contains("removed"), "{why}");
+        Ok(())
+    }
+
+    async fn a_record_inserted_around_the_store_is_named(db) {
+        let why = tampered(&db, "INSERT INTO decisions (id, at, skill, stage, inputs_ref, model, model_version, output, confidence, executed_by) VALUES ('D-9', 1, 'rul', 'production', '', 'm', '1', '{}', NULL, 'auto')").await?;
+        assert!(why.contains("D-9") && why.contains("not in the ledger's chain"), "{why}");
+        Ok(())
+    }
+
+    async fn a_store_written_before_the_chain_is_chained_when_opened(db) {
+        let store = db.open().await;
+        store.close().await;
+        // Rows as an older aifactory wrote them: no chain entries.
+        db.execute_raw("INSERT INTO decisions (id, at, skill, stage, inputs_ref, model, model_version, output, confidence, executed_by) VALUES ('D-1', 1, 'rul', 'production', '', 'm', '1', '{\"a\":1}', 0.5, 'auto'); INSERT INTO decision_outcomes (decision_id, measured_at, measured, success) VALUES ('D-1', 2, '{}', NULL)")
+            .await
+            .unwrap_or_else(|e| panic!("writing old rows failed: {e}"));
+        let store = db.open().await;
+        let chained = store.ledger().await?;
+        assert_eq!(chained.len(), 2);
+        aifactory_assess::verify_chain(&chained).expect("the chain made at open verifies");
+        assert!(matches!(&chained[1].record, aifactory_core::LedgerRecord::Outcome { decision, .. } if decision == "D-1"));
         store.close().await;
         Ok(())
     }
