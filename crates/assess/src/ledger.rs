@@ -153,6 +153,13 @@ impl Ledger {
         Ok(&self.entries[self.entries.len() - 1])
     }
 
+    /// A ledger read back from where it was kept (a store's chain), if its entries form one
+    /// unbroken chain; the error names the first entry that does not fit.
+    pub fn from_entries(entries: Vec<LedgerEntry>) -> Result<Self, ChainError> {
+        verify_chain(&entries)?;
+        Ok(Ledger { entries })
+    }
+
     pub fn entries(&self) -> &[LedgerEntry] {
         &self.entries
     }

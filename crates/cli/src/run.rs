@@ -52,8 +52,10 @@ pub(crate) struct SimArgs {
     /// Dispatching rule: fifo (longest waiting first), edd (earliest due date), spt (shortest
     /// job); or tier1: the AI skills decide, each on its own (APS scheduling and dispatching,
     /// condition-based maintenance, replenishment from forecasts once ~9 weeks of orders are
-    /// known), with --purchasing until then; or tier2: the coordinator's shared plan (see
-    /// docs/TIERS.md). With --db their decisions go to the ledger, for `aifactory assess`.
+    /// known), with --purchasing until then; tier2: the coordinator's shared plan; or tier3:
+    /// the shared plan as a closed loop (see docs/TIERS.md). With --db their decisions — and
+    /// tier 3's measured outcomes and model updates — go to the hash-chained ledger, for
+    /// `aifactory assess --db`.
     #[arg(long, default_value = "edd")]
     policy: String,
     /// Maintenance rule: rtf (run to failure), pm (each machine type's interval), pm:HOURS.
@@ -395,7 +397,7 @@ pub(crate) fn sim(config: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         telemetry_period_s: args.telemetry_period,
         commands: None,
         tier: tier_of(&args.policy),
-        // A recorded tier-1 or tier-2 run writes the skills' decisions to the ledger.
+        // A recorded tier-1 to tier-3 run writes the skills' ledger records to the store.
         decisions: (tier_of(&args.policy) > 0 && args.db.is_some())
             .then(aifactory_core::DecisionLog::new),
     };

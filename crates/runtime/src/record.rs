@@ -5,7 +5,7 @@
 use crate::clock::Clock;
 use crate::ingest::{IngestError, IngestTask};
 use crate::publish::edge_publisher;
-use crate::run::{Progress, RunError, RunSpec, simulate};
+use crate::run::{Both, Progress, RunError, RunSpec, simulate};
 use aifactory_connect::mqtt::{BrokerAddress, MqttError};
 use aifactory_core::{PlantEvent, TelemetryReading};
 use aifactory_store::{RunInfo, SqliteStore, StoreError};
@@ -62,9 +62,10 @@ pub enum RecordError {
     WriteEvents(#[source] StoreError),
     #[error("writing telemetry")]
     WriteTelemetry(#[source] StoreError),
-    #[error("writing decision {id}")]
-    WriteDecision {
-        id: String,
+    #[error("writing {records} ledger records, the first {first}")]
+    WriteLedger {
+        records: usize,
+        first: String,
         #[source]
         source: StoreError,
     },
@@ -91,42 +92,12 @@ pub enum RecordError {
     IngestStalled { settled: u64, published: u64 },
 }
 
-/// Hands the twin's output to two observers.
-struct Both<'a> {
-    first: &'a mut dyn Observer,
-    second: &'a mut dyn Observer,
-}
-
-impl Observer for Both<'_> {
-    fn wants_events(&self) -> bool {
-        self.first.wants_events() || self.second.wants_events()
-    }
-    fn event(&mut self, event: PlantEvent) {
-        if self.second.wants_events() {
-            self.second.event(event.clone());
-        }
-        if self.first.wants_events() {
-            self.first.event(event);
-        }
-    }
-    fn wants_telemetry(&self) -> bool {
-        self.first.wants_telemetry() || self.second.wants_telemetry()
-    }
-    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
-        if self.second.wants_telemetry() {
-            self.second.telemetry(readings.clone());
-        }
-        if self.first.wants_telemetry() {
-            self.first.telemetry(readings);
-        }
-    }
-}
-
 #[derive(Debug)]
 enum Batch {
     Events(Vec<PlantEvent>),
     Telemetry(Vec<TelemetryReading>),
-    Decisions(Vec<aifactory_core::Decision>),
+    /// Decisions, outcomes and model updates, in the order the skills logged them.
+    Ledger(Vec<aifactory_core::LedgerRecord>),
 }
 
 struct Recorder {
@@ -148,16 +119,15 @@ impl Recorder {
         }
     }
 
-    /// Sends the decisions logged since the last call. Called before anything the twin
-    /// reports, so a decision reaches the ledger's queue before the events of its execution.
+    /// Sends the ledger records (decisions and, in a closed loop, outcomes and model updates)
+    /// logged since the last call. Called before anything the twin reports, so a decision
+    /// reaches the ledger's queue before the events of its execution.
     fn send_decisions(&mut self) {
         if let Some(log) = &self.decisions
             && !log.is_empty()
         {
-            // Only decisions reach a recorded run's store: `sim` refuses the closed loop
-            // (tier 3), whose outcomes and model updates the store has no table for yet.
-            let decisions = log.drain_decisions();
-            self.send(Batch::Decisions(decisions));
+            let records = log.drain();
+            self.send(Batch::Ledger(records));
         }
     }
 
@@ -196,6 +166,10 @@ impl Observer for Recorder {
             self.send(Batch::Telemetry(telemetry));
         }
     }
+}
+
+fn describe(record: &aifactory_core::LedgerRecord) -> String {
+    aifactory_assess::ledger::describe(record)
 }
 
 /// Simulates `spec`, writing master data, events, telemetry and KPIs to the SQLite file.
@@ -245,16 +219,15 @@ pub async fn simulate_and_record(
                         .map_err(RecordError::WriteTelemetry)?;
                     telemetry += rows.len() as u64;
                 }
-                Batch::Decisions(rows) => {
-                    for decision in &rows {
-                        writer_store
-                            .record_decision(decision)
-                            .await
-                            .map_err(|source| RecordError::WriteDecision {
-                                id: decision.id.clone(),
-                                source,
-                            })?;
-                    }
+                Batch::Ledger(rows) => {
+                    // One transaction per batch, chained in the order logged.
+                    writer_store.append_ledger(&rows).await.map_err(|source| {
+                        RecordError::WriteLedger {
+                            records: rows.len(),
+                            first: rows.first().map(describe).unwrap_or_default(),
+                            source,
+                        }
+                    })?;
                 }
             }
         }

@@ -4,7 +4,8 @@
 
 use aifactory_coordinator::CoordinatorError;
 use aifactory_core::Plant;
-use aifactory_twin::{BaselinePolicy, PlantModel, PlantTime, SimResult, Simulation};
+use aifactory_core::{PlantEvent, TelemetryReading};
+use aifactory_twin::{BaselinePolicy, Observer, PlantModel, PlantTime, SimResult, Simulation};
 use std::sync::Arc;
 
 /// What to simulate and how.
@@ -19,7 +20,8 @@ pub struct RunSpec {
     /// deterministic.
     pub commands: Option<aifactory_twin::CommandInbox>,
     /// 0: `policy` decides; 1: the AI skills each on their own; 2: the coordinator's shared
-    /// plan (both on top of `policy` for what they do not cover).
+    /// plan (both on top of `policy` for what they do not cover); 3: the shared plan as a
+    /// closed loop (outcomes measured from the run's events, models updated online).
     pub tier: u8,
     /// Where the skills log their decisions (a recorded run writes them to the ledger).
     pub decisions: Option<aifactory_core::DecisionLog>,
@@ -30,13 +32,12 @@ pub struct RunSpec {
 pub enum RunError {
     #[error("setting up the tier-1 skills")]
     Tier1(#[source] CoordinatorError),
-    #[error("setting up the tier-2 coordinator")]
-    Tier2(#[source] CoordinatorError),
-    /// Tier 3's outcomes and model updates have no table in the store yet.
-    #[error(
-        "tier {0} runs in `aifactory ladder`; recording its outcomes and model updates to a store is not built yet"
-    )]
-    NotRecordable(u8),
+    #[error("setting up the tier-{tier} coordinator")]
+    Coordinator {
+        tier: u8,
+        #[source]
+        source: CoordinatorError,
+    },
 }
 
 /// What a long run tells its caller as it goes, so a terminal can draw a bar: the runtime
@@ -75,27 +76,30 @@ pub fn simulate(
     progress: &dyn Progress,
 ) -> Result<SimResult, RunError> {
     let model = Arc::new(PlantModel::new(spec.plant.clone()));
+    let mut loop_observer = None;
     let policy: Box<dyn aifactory_twin::Policy + Send> = match spec.tier {
         0 => Box::new(spec.policy),
         1 => Box::new(tier1_policy(&model, spec.policy, spec.decisions.as_ref())?),
-        2 => {
-            // The same records on file and trial line as the ladder's tier 2.
+        tier => {
+            let coordinator = |source| RunError::Coordinator { tier, source };
+            // The same records on file and trial line as the ladder's tiers 2 and 3.
             let (order_book, records) = records_on_file(&model, spec.seed);
             let mut trials = twin_trials(&model, spec.seed);
             let setup = aifactory_coordinator::Setup {
                 master: model.master(),
-                tier: aifactory_coordinator::Tier::Two,
+                tier: aifactory_coordinator::Tier::from_number(tier).map_err(coordinator)?,
                 links: aifactory_coordinator::Links::ALL,
                 log: spec.decisions.as_ref(),
                 seed: spec.seed,
                 order_book: &order_book,
                 maintenance_records: &records,
             };
-            aifactory_coordinator::build(&setup, Some(&mut trials))
-                .map_err(RunError::Tier2)?
-                .policy
+            let configured =
+                aifactory_coordinator::build(&setup, Some(&mut trials)).map_err(coordinator)?;
+            // Tier 3 measures outcomes from what the plant reports: it watches the events.
+            loop_observer = configured.observer;
+            configured.policy
         }
-        other => return Err(RunError::NotRecordable(other)),
     };
     let policy: Box<dyn aifactory_twin::Policy + Send> = match &spec.commands {
         Some(inbox) => Box::new(aifactory_twin::Commanded::new(
@@ -106,6 +110,17 @@ pub fn simulate(
         None => policy,
     };
     let mut sim = Simulation::new(model, spec.seed, policy, spec.telemetry_period_s);
+    let mut both;
+    let observer: &mut dyn Observer = match &mut loop_observer {
+        Some(closed_loop) => {
+            both = Both {
+                first: observer,
+                second: closed_loop,
+            };
+            &mut both
+        }
+        None => observer,
+    };
     let whole_days = spec.days.floor() as u64;
     for day in 1..=whole_days {
         sim.run_until(PlantTime::from_days(day as f64), observer);
@@ -114,6 +129,37 @@ pub fn simulate(
     sim.run_until(PlantTime::from_days(spec.days), observer);
     progress.finished();
     Ok(sim.finish())
+}
+
+/// Hands the twin's output to two observers.
+pub(crate) struct Both<'a> {
+    pub(crate) first: &'a mut dyn Observer,
+    pub(crate) second: &'a mut dyn Observer,
+}
+
+impl Observer for Both<'_> {
+    fn wants_events(&self) -> bool {
+        self.first.wants_events() || self.second.wants_events()
+    }
+    fn event(&mut self, event: PlantEvent) {
+        if self.second.wants_events() {
+            self.second.event(event.clone());
+        }
+        if self.first.wants_events() {
+            self.first.event(event);
+        }
+    }
+    fn wants_telemetry(&self) -> bool {
+        self.first.wants_telemetry() || self.second.wants_telemetry()
+    }
+    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        if self.second.wants_telemetry() {
+            self.second.telemetry(readings.clone());
+        }
+        if self.first.wants_telemetry() {
+            self.first.telemetry(readings);
+        }
+    }
 }
 
 /// Days of order book before day 0 each run starts with (every tier gets the same history).

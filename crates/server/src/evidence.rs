@@ -1,31 +1,36 @@
-//! A store's evidence for the tier assessment: its decisions as a ledger (oldest first) and its
-//! data coverage. One definition for `aifactory assess --db` and `GET /api/v1/assessment`.
+//! A store's evidence for the tier assessment: its ledger (decisions, outcomes and model
+//! updates, oldest first, with the hash chain the store keeps, verified) and its data coverage.
+//! One definition for `aifactory assess --db` and `GET /api/v1/assessment`.
 
-use aifactory_assess::{Coverage, Ledger};
-use aifactory_core::LedgerRecord;
+use aifactory_assess::{ChainError, Coverage, Ledger};
 use aifactory_store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("decision {0} could not be encoded for the ledger")]
-    Encode(String),
+    /// The store's chain does not verify: a record was edited, removed or inserted behind it.
+    #[error("the store's ledger does not verify: {0}")]
+    Chain(#[from] ChainError),
 }
 
-/// The ledger of `store`'s decisions and its coverage: machines from master data (or at least
+impl EvidenceError {
+    /// Whether the evidence itself was tampered with (as opposed to the store being unreachable).
+    pub fn is_tampering(&self) -> bool {
+        matches!(
+            self,
+            EvidenceError::Chain(_)
+                | EvidenceError::Store(
+                    StoreError::LedgerRecordMissing { .. } | StoreError::Unchained { .. }
+                )
+        )
+    }
+}
+
+/// The ledger `store` keeps, its chain verified, and its coverage: machines from master data (or at least
 /// those seen streaming), streaming = machines with recorded telemetry or ingested series.
 pub async fn read(store: &Store) -> Result<(Ledger, Coverage), EvidenceError> {
-    let mut decisions = store.decisions(u32::MAX).await?;
-    // The store lists newest first; the ledger runs oldest first.
-    decisions.reverse();
-    let mut ledger = Ledger::new();
-    for d in decisions {
-        let id = d.id.clone();
-        ledger
-            .append(LedgerRecord::Decision(d))
-            .map_err(|_| EvidenceError::Encode(id))?;
-    }
+    let ledger = Ledger::from_entries(store.ledger().await?)?;
     let counts = store.counts().await?;
     let mut streaming: std::collections::BTreeSet<String> =
         store.streaming_machines().await?.into_iter().collect();

@@ -777,16 +777,20 @@ async fn decisions(
     Ok(Json(serde_json::json!({ "decisions": decisions })))
 }
 
-#[utoipa::path(get, path = "/api/v1/assessment", tag = "ledger", responses((status = 200, description = "The tier computed from the ledger and data coverage", body = serde_json::Value)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/v1/assessment", tag = "ledger", responses((status = 200, description = "The tier computed from the ledger and data coverage", body = serde_json::Value), (status = 409, description = "The store's ledger does not verify; the message names the first bad row")), security(("bearer" = []), ("session" = [])))]
 async fn assessment(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<aifactory_assess::Assessment>, ApiError> {
-    let (ledger, coverage) = evidence::read(&state.store).await.map_err(|e| match e {
-        evidence::EvidenceError::Store(e) => ApiError::from(e),
-        evidence::EvidenceError::Encode(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "a decision could not be encoded",
-        ),
+    // A ledger edited behind the store's back earns no tier: 409 names the first bad row.
+    let (ledger, coverage) = evidence::read(&state.store).await.map_err(|e| {
+        if e.is_tampering() {
+            ApiError::new(StatusCode::CONFLICT, e.to_string())
+        } else {
+            match e {
+                evidence::EvidenceError::Store(e) => ApiError::from(e),
+                other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+            }
+        }
     })?;
     Ok(Json(aifactory_assess::assess(ledger.entries(), &coverage)))
 }

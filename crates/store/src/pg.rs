@@ -59,12 +59,15 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(connect_error)?;
+        let chained_before = chain_migration_applied(&pool).await;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
         let store = PgStore {
             pool,
             series_cache: std::sync::Arc::default(),
         };
-        store.chain_unchained_store().await?;
+        if !chained_before {
+            store.chain_unchained_store().await?;
+        }
         Ok(store)
     }
 
@@ -603,9 +606,10 @@ impl PgStore {
         Ok(entries)
     }
 
-    /// Chains the records of a store written before the ledger had its chain (its `ledger` table
-    /// is empty while decisions exist): decisions in the order they were recorded, then their
-    /// outcomes. Runs once, at open; a store with a chain is left as it is.
+    /// Chains the records of a store written before the ledger had its chain: decisions in the
+    /// order they were recorded, then their outcomes. Runs only at the open that adds the chain
+    /// to the schema (and only if the chain is empty), so a chain emptied later is tampering,
+    /// found by [`Self::ledger`], never quietly rebuilt.
     async fn chain_unchained_store(&self) -> Result<(), StoreError> {
         const WHAT: &str = "ledger";
         let mut tx = self.begin(WHAT).await?;
@@ -711,6 +715,14 @@ impl PgStore {
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(write(what))
     }
+}
+
+/// Whether the schema already had the ledger's chain (migration 7) before this open.
+async fn chain_migration_applied(pool: &PgPool) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 7")
+        .fetch_one(pool)
+        .await
+        .is_ok_and(|n| n > 0)
 }
 
 /// The last chain entry's position and hash; `(0, GENESIS)` for an empty ledger.

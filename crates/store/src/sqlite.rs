@@ -76,6 +76,7 @@ impl SqliteStore {
             .connect_with(writer_options)
             .await
             .map_err(open_error)?;
+        let chained_before = chain_migration_applied(&writer).await;
         MIGRATOR.run(&writer).await.map_err(StoreError::Migrate)?;
         // `query_only` so that a write sent to the wrong pool fails instead of racing the writer.
         let reader = SqlitePoolOptions::new()
@@ -88,7 +89,9 @@ impl SqliteStore {
             reader,
             series_cache: std::sync::Arc::default(),
         };
-        store.chain_unchained_store().await?;
+        if !chained_before {
+            store.chain_unchained_store().await?;
+        }
         Ok(store)
     }
 
@@ -111,13 +114,11 @@ impl SqliteStore {
                 source,
             })?;
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        let store = SqliteStore {
+        Ok(SqliteStore {
             writer: pool.clone(),
             reader: pool,
             series_cache: std::sync::Arc::default(),
-        };
-        store.chain_unchained_store().await?;
-        Ok(store)
+        })
     }
 
     /// Closes every connection, which also checkpoints the WAL into the main file.
@@ -650,9 +651,10 @@ impl SqliteStore {
         Ok(entries)
     }
 
-    /// Chains the records of a store written before the ledger had its chain (its `ledger` table
-    /// is empty while decisions exist): decisions in the order they were recorded, then their
-    /// outcomes. Runs once, at open; a store with a chain is left as it is.
+    /// Chains the records of a store written before the ledger had its chain: decisions in the
+    /// order they were recorded, then their outcomes. Runs only at the open that adds the chain
+    /// to the schema (and only if the chain is empty), so a chain emptied later is tampering,
+    /// found by [`Self::ledger`], never quietly rebuilt.
     async fn chain_unchained_store(&self) -> Result<(), StoreError> {
         const WHAT: &str = "ledger";
         let mut tx = self.begin_write(WHAT).await?;
@@ -759,6 +761,14 @@ impl SqliteStore {
             .await
             .map_err(write(what))
     }
+}
+
+/// Whether the schema already had the ledger's chain (migration 7) before this open.
+async fn chain_migration_applied(pool: &SqlitePool) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 7")
+        .fetch_one(pool)
+        .await
+        .is_ok_and(|n| n > 0)
 }
 
 /// The last chain entry's position and hash; `(0, GENESIS)` for an empty ledger.

@@ -427,6 +427,9 @@ async fn tampered(db: &TestDb, sql: &str) -> Result<String, StoreError> {
     db.execute_raw(sql)
         .await
         .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+    // Reopened, so an open cannot quietly re-chain what was tampered with either.
+    store.close().await;
+    let store = db.open().await;
     let why = match store.ledger().await {
         Err(e) => e.to_string(),
         Ok(entries) => match aifactory_assess::verify_chain(&entries) {
@@ -936,6 +939,12 @@ conformance! {
         Ok(())
     }
 
+    async fn an_emptied_chain_is_named_not_rebuilt(db) {
+        let why = tampered(&db, "DELETE FROM ledger").await?;
+        assert!(why.contains("D-1") && why.contains("not in the ledger's chain"), "{why}");
+        Ok(())
+    }
+
     async fn a_record_inserted_around_the_store_is_named(db) {
         let why = tampered(&db, "INSERT INTO decisions (id, at, skill, stage, inputs_ref, model, model_version, output, confidence, executed_by) VALUES ('D-9', 1, 'rul', 'production', '', 'm', '1', '{}', NULL, 'auto')").await?;
         assert!(why.contains("D-9") && why.contains("not in the ledger's chain"), "{why}");
@@ -945,8 +954,8 @@ conformance! {
     async fn a_store_written_before_the_chain_is_chained_when_opened(db) {
         let store = db.open().await;
         store.close().await;
-        // Rows as an older aifactory wrote them: no chain entries.
-        db.execute_raw("INSERT INTO decisions (id, at, skill, stage, inputs_ref, model, model_version, output, confidence, executed_by) VALUES ('D-1', 1, 'rul', 'production', '', 'm', '1', '{\"a\":1}', 0.5, 'auto'); INSERT INTO decision_outcomes (decision_id, measured_at, measured, success) VALUES ('D-1', 2, '{}', NULL)")
+        // Rows as an older aifactory wrote them: a schema without the chain, no chain entries.
+        db.execute_raw("DROP TABLE ledger; DROP TABLE model_updates; DELETE FROM _sqlx_migrations WHERE version = 7; INSERT INTO decisions (id, at, skill, stage, inputs_ref, model, model_version, output, confidence, executed_by) VALUES ('D-1', 1, 'rul', 'production', '', 'm', '1', '{\"a\":1}', 0.5, 'auto'); INSERT INTO decision_outcomes (decision_id, measured_at, measured, success) VALUES ('D-1', 2, '{}', NULL)")
             .await
             .unwrap_or_else(|e| panic!("writing old rows failed: {e}"));
         let store = db.open().await;
