@@ -214,7 +214,12 @@ const checks = {
     const oee = (await page.getByTestId('kpi-oee').innerText()).trim();
     expect(/\d/.test(oee), `kpi-oee shows no number: "${oee}"`);
     expect(await canvasIn(page, 'chart-states') > 0, 'the machine states chart has no canvas');
-    return `${n} machine tiles, OEE card "${oee.replace(/\s+/g, ' ')}"`;
+    // The header's tier is the computed one: the same digit the assessment API answers.
+    const badge = page.getByTestId('plant-tier');
+    const computed = await page.evaluate(() => fetch('/api/v1/assessment', { credentials: 'same-origin' }).then((r) => r.json()).then((a) => a.tier));
+    await page.waitForFunction((want) => document.querySelector('[data-testid="plant-tier"]')?.textContent.includes(String(want)), computed, { timeout: TIMEOUT });
+    const shown = (await badge.innerText()).trim();
+    return `${n} machine tiles, OEE card "${oee.replace(/\s+/g, ' ')}", header "${shown}" (computed tier ${computed})`;
   },
   async machine(page) {
     expect(await canvasIn(page, 'chart-health') > 0, 'the health gauge has no canvas');

@@ -23,9 +23,14 @@ fn decision(id: &str, at: i64, skill: &str, stage: LifecycleStage, inputs_ref: &
 /// A store where the maintenance skill and the scheduler decide, the scheduler citing the
 /// maintenance decisions, and two machines stream telemetry.
 pub(crate) fn plant_store(path: &std::path::Path) {
+    plant_store_at(&path.display().to_string());
+}
+
+/// [`plant_store`] at a store location: a SQLite path or a PostgreSQL URL.
+fn plant_store_at(location: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = Store::open_path(path).await.unwrap();
+        let store = Store::open(location).await.unwrap();
         for i in 0..4 {
             let m = format!("D-M{i}");
             store
@@ -225,14 +230,210 @@ fn a_recorded_tier1_run_is_assessed_tier1_and_tier0_is_tier0() {
     for link in a["links"].as_array().unwrap() {
         assert!(link["citations"].as_u64().unwrap() > 0, "{link}");
     }
-    // The closed loop is not recorded to a store yet, and says so.
-    let out = aifactory(&["sim", "--plant", &plant, "--policy", "tier3", "--days", "5"]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("aifactory ladder"),
-        "{}",
-        text(&out.stderr)
+}
+
+/// Runs raw SQL on a SQLite file, as an intruder with a database client would.
+fn sqlite_raw(path: &std::path::Path, sql: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+        conn.close().await.unwrap();
+    });
+}
+
+/// SQLite's statements that drop the ledger's append-only triggers.
+const SQLITE_DROP_TRIGGERS: &str = "DROP TRIGGER decisions_append_only_update; \
+     DROP TRIGGER decisions_append_only_delete; DROP TRIGGER decision_outcomes_append_only_update; \
+     DROP TRIGGER decision_outcomes_append_only_delete; DROP TRIGGER ledger_append_only_update; \
+     DROP TRIGGER ledger_append_only_delete;";
+
+/// `assess --db` on a store an intruder edited fails, naming the row.
+fn assess_fails_naming(location: &str, expected: &[&str]) {
+    let out = aifactory(&["assess", "--db", location]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    for e in expected {
+        assert!(err.contains(e), "expected `{e}` in: {err}");
+    }
+}
+
+#[test]
+fn an_update_or_delete_with_a_raw_sql_client_fails_assess_naming_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ledger order: D-M0, D-S0, D-M1, D-S1, D-M2, D-S2 (row 6), ...
+    let edited = dir.path().join("edited.db");
+    plant_store(&edited);
+    sqlite_raw(
+        &edited,
+        &format!(
+            "{SQLITE_DROP_TRIGGERS} UPDATE decisions SET output = '{{\"n\":1}}' WHERE id = 'D-S2'"
+        ),
     );
+    assess_fails_naming(
+        &edited.display().to_string(),
+        &["ledger row 6", "decision D-S2", "edited"],
+    );
+    let deleted = dir.path().join("deleted.db");
+    plant_store(&deleted);
+    sqlite_raw(
+        &deleted,
+        &format!("{SQLITE_DROP_TRIGGERS} DELETE FROM decisions WHERE id = 'D-M1'"),
+    );
+    assess_fails_naming(&deleted.display().to_string(), &["ledger row 3", "deleted"]);
+    // Deleting the chain's row too leaves a gap, found at the same place.
+    let both = dir.path().join("both.db");
+    plant_store(&both);
+    sqlite_raw(
+        &both,
+        &format!(
+            "{SQLITE_DROP_TRIGGERS} DELETE FROM decisions WHERE id = 'D-M1'; DELETE FROM ledger WHERE seq = 3"
+        ),
+    );
+    assess_fails_naming(&both.display().to_string(), &["ledger row 3", "removed"]);
+}
+
+#[test]
+fn an_update_or_delete_with_a_raw_sql_client_fails_assess_naming_the_row_on_postgresql() {
+    let Ok(admin_url) = std::env::var("AIFACTORY_TEST_PG_URL") else {
+        eprintln!("skipped: set AIFACTORY_TEST_PG_URL to a PostgreSQL database");
+        return;
+    };
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    for (case, sql, expected) in [
+        (
+            "edit",
+            "UPDATE decisions SET confidence = 0.99 WHERE id = 'D-S2'",
+            &["ledger row 6", "decision D-S2", "edited"][..],
+        ),
+        (
+            "delete",
+            "DELETE FROM decisions WHERE id = 'D-M1'",
+            &["ledger row 3", "deleted"][..],
+        ),
+    ] {
+        let schema = format!("aifactory_assess_{case}_{}", std::process::id());
+        crate::portal::admin(
+            &admin_url,
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+        );
+        let url = format!("{admin_url}{separator}options[search_path]={schema}");
+        plant_store_at(&url);
+        crate::portal::admin(
+            &url,
+            format!("DROP FUNCTION ledger_append_only() CASCADE; {sql}"),
+        );
+        let out = aifactory(&["assess", "--db", &url]);
+        crate::portal::admin(&admin_url, format!("DROP SCHEMA {schema} CASCADE"));
+        assert!(!out.status.success(), "{case}: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        for e in expected {
+            assert!(err.contains(e), "{case}: expected `{e}` in: {err}");
+        }
+    }
+}
+
+/// Copies the SQLite store at `from` to `to` with its ledger rewritten without the records
+/// `drop` picks: the same plant and telemetry, a ledger that never had them.
+fn copy_without(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    drop: impl Fn(&aifactory_core::LedgerRecord) -> bool,
+) {
+    std::fs::copy(from, to).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let records: Vec<aifactory_core::LedgerRecord> = runtime.block_on(async {
+        let store = Store::open_path(from).await.unwrap();
+        let entries = store.ledger().await.unwrap();
+        store.close().await;
+        entries
+            .into_iter()
+            .map(|e| e.record)
+            .filter(|r| !drop(r))
+            .collect()
+    });
+    sqlite_raw(
+        to,
+        &format!(
+            "{SQLITE_DROP_TRIGGERS} DROP TRIGGER model_updates_append_only_delete; \
+             DELETE FROM ledger; DELETE FROM decision_outcomes; DELETE FROM model_updates; \
+             DELETE FROM decisions;"
+        ),
+    );
+    runtime.block_on(async {
+        let store = Store::open_path(to).await.unwrap();
+        store.append_ledger(&records).await.unwrap();
+        store.close().await;
+    });
+}
+
+#[test]
+fn a_recorded_tier3_run_earns_tier3_from_its_store_and_tier2_without_its_outcomes_or_model_updates()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let plant = crate::repo_file("plants/sme-textile.toml");
+    let db = dir.path().join("tier3.db");
+    let out = aifactory(&[
+        "sim",
+        "--plant",
+        &plant,
+        "--policy",
+        "tier3",
+        "--days",
+        "60",
+        "--seed",
+        "3",
+        "--db",
+        &db.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let assess = |db: &std::path::Path| -> serde_json::Value {
+        let out = aifactory(&["assess", "--db", &db.display().to_string(), "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let full = assess(&db);
+    let a = &full["assessment"];
+    assert_eq!(a["tier"], 3, "{full}");
+    let production = a["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "production")
+        .unwrap();
+    assert!(
+        production["model_updates"].as_u64().unwrap() > 0,
+        "{production}"
+    );
+    assert!(
+        production["with_outcome"].as_u64().unwrap() > 0,
+        "{production}"
+    );
+
+    let no_outcomes = dir.path().join("no-outcomes.db");
+    copy_without(&db, &no_outcomes, |r| {
+        matches!(r, aifactory_core::LedgerRecord::Outcome { .. })
+    });
+    let cut = assess(&no_outcomes);
+    assert_eq!(cut["assessment"]["tier"], 2, "{cut}");
+    let missing = cut["assessment"]["missing_for_next_tier"].to_string();
+    assert!(missing.contains("outcome"), "{missing}");
+
+    let no_updates = dir.path().join("no-model-updates.db");
+    copy_without(&db, &no_updates, |r| {
+        matches!(r, aifactory_core::LedgerRecord::ModelUpdate { .. })
+    });
+    let cut = assess(&no_updates);
+    assert_eq!(cut["assessment"]["tier"], 2, "{cut}");
+    let missing = cut["assessment"]["missing_for_next_tier"].to_string();
+    assert!(missing.contains("model update"), "{missing}");
 }
 
 #[test]

@@ -235,6 +235,8 @@ impl Embedded {
         let spec = aifactory_runtime::live::LiveSpec {
             plant: file,
             seed: plant.seed,
+            // The shared plan the agent's questions were written against.
+            tier: 2,
             speed: 60.0,
             warm_up_days: plant.warm_up_days,
             mqtt: None,

@@ -45,9 +45,12 @@ pub(crate) struct ServeArgs {
     #[cfg(feature = "opcua")]
     #[arg(long, value_name = "URL", requires = "plant_feed")]
     plant_opcua: Vec<String>,
-    /// What decides on a plant feed: 0 the plant's own rules (earliest due date, fixed-interval
-    /// service), 1 the AI skills, 2 the skills coordinated on one plan.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    /// What decides, for the twin or a plant feed: 0 the plant's own rules (earliest due date,
+    /// fixed-interval service), 1 the AI skills, 2 the skills coordinated on one plan, 3 that
+    /// plan as a closed loop (guarded set-points, outcomes measured, models updated online;
+    /// on a plant feed it first runs trial batches on the plant's trial line). The tier the
+    /// plant *earns* is computed from its ledger (`/api/v1/assessment`), not this setting.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     tier: u8,
     /// Send the twin's telemetry through this MQTT broker as a Sparkplug B edge node, taken in
     /// by ingest, as a plant's would arrive (e.g. mqtt://127.0.0.1:1883); host applications'
@@ -118,9 +121,10 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                 // The feed subscribes first, so nothing a bridge publishes is missed.
                 #[cfg(feature = "opcua")]
                 let (bridged, bridge_broker) = (plant.clone(), broker.clone());
-                let (live, feed) = start_feed(plant, broker, &args, &store).await?;
+                let (connected, log) = connect_feed(&plant, broker, &args).await?;
                 #[cfg(feature = "opcua")]
                 let bridges = start_bridges(&bridged, &bridge_broker, &args.plant_opcua).await?;
+                let (live, feed) = start_feed(&plant, connected, log, &args, &store).await?;
                 (
                     live,
                     Some(Running::Feed {
@@ -136,6 +140,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                 let spec = aifactory_runtime::live::LiveSpec {
                     plant,
                     seed: args.seed,
+                    tier: args.tier,
                     speed: args.speed,
                     warm_up_days: args.warm_up_days,
                     mqtt: mqtt.clone(),
@@ -168,7 +173,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         println!("aifactory on http://{address} (store {db})");
         if let Some(Running::Feed { .. }) = &twin {
             println!(
-                "plant feed: {} through {} at tier {}; publish its events to aifactory/{}/_events (docs/PLANT-CONTRACT.md)",
+                "plant feed: {} through {}, coordinator configured for tier {}; publish its events to aifactory/{}/_events (docs/PLANT-CONTRACT.md)",
                 args.plant
                     .as_deref()
                     .map_or_else(|| "the reference plant".to_owned(), |p| p.display().to_string()),
@@ -178,12 +183,13 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
             );
         } else if twin.is_some() {
             println!(
-                "live twin: {} at {}x real time, after {} day(s) of warm-up",
+                "live twin: {} at {}x real time, after {} day(s) of warm-up, coordinator configured for tier {}",
                 args.plant
                     .as_deref()
                     .map_or_else(|| "the reference plant".to_owned(), |p| p.display().to_string()),
                 args.speed,
-                args.warm_up_days
+                args.warm_up_days,
+                args.tier
             );
         }
         match admin_password {
@@ -273,28 +279,28 @@ impl Running {
     }
 }
 
-/// Connects to a real plant's broker and starts its feed under the coordinator of `--tier`.
-async fn start_feed(
-    plant: aifactory_core::Plant,
+/// Connects to a real plant's broker, subscribed before anything else starts so nothing the
+/// plant says is missed. Tier 3 decides with a placeholder until its trial batches have run.
+async fn connect_feed(
+    plant: &aifactory_core::Plant,
     broker: aifactory_connect::mqtt::BrokerAddress,
     args: &ServeArgs,
-    store: &aifactory_store::Store,
 ) -> anyhow::Result<(
-    aifactory_server::live::Live,
-    aifactory_runtime::feed::PlantFeed,
+    aifactory_runtime::feed::Connected,
+    aifactory_core::DecisionLog,
 )> {
     use aifactory_runtime::feed;
     let log = aifactory_core::DecisionLog::new();
-    let coordinator = feed::coordinator_for(&plant, args.tier, args.seed, &log, None)
+    let first_tier = if args.tier == 3 { 0 } else { args.tier };
+    let coordinator = feed::coordinator_for(plant, first_tier, args.seed, &log, None)
         .with_context(|| format!("--tier {}", args.tier))?;
-    let client_id = format!("aifactory-serve-feed-{}", plant.plant.id);
     let spec = feed::FeedSpec {
-        plant,
+        plant: plant.clone(),
         broker,
-        client_id,
+        client_id: format!("aifactory-serve-feed-{}", plant.plant.id),
         policy: coordinator.policy,
         observer: coordinator.observer,
-        log: Some(log),
+        log: Some(log.clone()),
         tier: args.tier,
         plans_releases: false,
         command_ttl_ms: feed::COMMAND_TTL_MS,
@@ -303,6 +309,41 @@ async fn start_feed(
     let connected = feed::connect(spec)
         .await
         .context("connecting the plant feed")?;
+    Ok((connected, log))
+}
+
+/// Starts the plant feed under the coordinator of `--tier`. Tier 3 first runs trial batches on
+/// the plant's own trial line (`trial_batch` commands, docs/PLANT-CONTRACT.md) to tune its
+/// set-points; a plant without one is told to run `--tier 2`.
+async fn start_feed(
+    plant: &aifactory_core::Plant,
+    mut connected: aifactory_runtime::feed::Connected,
+    log: aifactory_core::DecisionLog,
+    args: &ServeArgs,
+    store: &aifactory_store::Store,
+) -> anyhow::Result<(
+    aifactory_server::live::Live,
+    aifactory_runtime::feed::PlantFeed,
+)> {
+    use aifactory_runtime::feed;
+    if args.tier == 3 {
+        println!(
+            "tier 3: running trial batches on the plant's trial line (up to {} s each)…",
+            feed::TRIAL_WAIT.as_secs()
+        );
+        let handle = tokio::runtime::Handle::current();
+        // The trials wait on the plant's answers: off the async workers, on this one.
+        let built = tokio::task::block_in_place(|| {
+            let mut trials = connected.trial_batches(&handle, feed::TRIAL_WAIT);
+            feed::coordinator_for(plant, 3, args.seed, &log, Some(&mut trials))
+        });
+        if let Some(failure) = connected.trial_failure() {
+            return Err(anyhow::Error::new(failure)).context(
+                "tier 3 tunes set-points on the plant's trial batches; --tier 2 runs the shared plan without them",
+            );
+        }
+        connected.decide_with(built.context("--tier 3")?);
+    }
     let (live, publisher) = aifactory_server::live::Live::new(Some(Arc::new(connected.commands())));
     let running = connected
         .run(store.clone(), Some(publisher))

@@ -20,6 +20,7 @@ pub mod paced;
 pub mod publish;
 pub mod record;
 pub mod run;
+mod scope;
 mod view;
 
 pub use clock::Clock;

@@ -1,4 +1,5 @@
-//! The live twin behind `aifactory serve`: a plant under the tier-2 coordinator, run at a
+//! The live twin behind `aifactory serve`: a plant under the coordinator (tier 3, the closed
+//! loop, unless told otherwise), run at a
 //! multiple of real time on a thread of its own. It writes to the store what a real plant's
 //! data path would — events, telemetry through the ingest path, the skills' decisions — and
 //! publishes a live view (machine states, KPIs so far, the plan, control charts, forecasts,
@@ -37,6 +38,9 @@ use tokio::sync::mpsc;
 pub struct LiveSpec {
     pub plant: Plant,
     pub seed: u64,
+    /// The coordinator's tier: 3 (the default of `serve`) runs the shared plan as a closed
+    /// loop, its outcomes and model updates written to the ledger with its decisions.
+    pub tier: u8,
     /// Twin seconds per wall-clock second.
     pub speed: f64,
     /// Simulated as fast as possible before going live, so there is a plant to look at.
@@ -53,8 +57,12 @@ pub struct LiveSpec {
 pub enum LiveError {
     #[error("saving the plant's master data")]
     SavePlant(#[source] StoreError),
-    #[error("setting up the tier-2 coordinator")]
-    Coordinator(#[source] CoordinatorError),
+    #[error("setting up the tier-{tier} coordinator")]
+    Coordinator {
+        tier: u8,
+        #[source]
+        source: CoordinatorError,
+    },
     #[error("registering the live run")]
     RegisterRun(#[source] StoreError),
     #[error("subscribing at mqtt://{host}:{port}")]
@@ -64,9 +72,9 @@ pub enum LiveError {
         #[source]
         source: IngestError,
     },
-    #[error("writing decision {id}")]
-    WriteDecision {
-        id: String,
+    #[error("writing {records} ledger records")]
+    WriteLedger {
+        records: usize,
         #[source]
         source: StoreError,
     },
@@ -156,12 +164,6 @@ impl LiveTwin {
 }
 
 /// A decision id as this run writes it.
-fn scoped(scope: &Option<String>, id: &str) -> String {
-    match scope {
-        Some(s) => format!("{id}@{s}"),
-        None => id.to_owned(),
-    }
-}
 
 /// The twin as a command sink, as a connector to a real plant would be: each command is tracked
 /// from the moment it leaves until its acknowledgements settle it. Clones share one tracker.
@@ -240,7 +242,7 @@ impl CommandSink for TwinCommands {
 
 #[derive(Debug, Default)]
 struct Batch {
-    decisions: Vec<aifactory_core::Decision>,
+    records: Vec<aifactory_core::LedgerRecord>,
     events: Vec<PlantEvent>,
     telemetry: IngestBatch,
     /// Twin time of the batch's end, for the ingest path's receive time.
@@ -540,6 +542,10 @@ struct Runner {
     watcher: Watcher,
     log: aifactory_core::DecisionLog,
     board: Option<aifactory_skills::board::PlanBoard>,
+    /// Tier 3's loop: it watches the twin's events to measure outcomes and update models.
+    closed_loop: Option<aifactory_coordinator::closed_loop::LoopObserver>,
+    /// The coordinator's configured tier (the view labels it as configured, not earned).
+    tier: u8,
     publisher: Publisher,
     speed: f64,
     /// Demand before day 0 per product, oldest first (the ERP's order book).
@@ -564,7 +570,16 @@ const HEALTH_HORIZON_H: f64 = 24.0;
 
 impl Runner {
     fn advance(&mut self, until: PlantTime) {
-        self.sim.run_until(until, &mut self.watcher);
+        match &mut self.closed_loop {
+            Some(closed_loop) => self.sim.run_until(
+                until,
+                &mut crate::run::Both {
+                    first: &mut self.watcher,
+                    second: closed_loop,
+                },
+            ),
+            None => self.sim.run_until(until, &mut self.watcher),
+        }
         let now = Timestamp(self.watcher.start.0 + self.sim.now().0 as i64);
         for event in self.commands.settle(now) {
             self.watcher
@@ -573,14 +588,15 @@ impl Runner {
             self.watcher.pending.events.push(event);
         }
         self.watcher.recent.truncate(RECENT_EVENTS);
-        // The skills' decisions go with the batch that holds the events they caused.
+        // The skills' ledger records (decisions and, in the closed loop, outcomes and model
+        // updates) go with the batch that holds the events they caused.
         let scope = self.scope.clone();
         self.watcher
             .pending
-            .decisions
-            .extend(self.log.drain_decisions().into_iter().map(|mut d| {
-                d.id = scoped(&scope, &d.id);
-                d
+            .records
+            .extend(self.log.drain().into_iter().map(|r| match &scope {
+                Some(scope) => crate::scope::scoped_record(r, scope),
+                None => r,
             }));
         self.watcher.pending.at_ms = self.watcher.start.0 + self.sim.now().0 as i64;
         self.watcher.send();
@@ -689,7 +705,10 @@ impl Runner {
             .and_then(|b| b.live_plan.as_ref())
             .map(|p| Plan {
                 at: Timestamp(start.0 + p.at.0 as i64),
-                decision: p.decision.as_deref().map(|d| scoped(&self.scope, d)),
+                decision: p
+                    .decision
+                    .as_deref()
+                    .map(|d| crate::scope::scoped_id(self.scope.as_deref(), d)),
                 machines: machine_ids.clone(),
                 problem: p.problem.clone(),
                 schedule: p.schedule.clone(),
@@ -729,7 +748,7 @@ impl Runner {
                     id: plant.id.clone(),
                     name: plant.name.clone(),
                 },
-                tier: 2,
+                tier: self.tier,
                 speed: self.speed,
                 sim_time: now,
                 running,
@@ -825,16 +844,20 @@ pub async fn start(
     let machine_count = spec.plant.machines.len();
     let configured = {
         let mut trials = twin_trials(&model, spec.seed);
+        let coordinator = |source| LiveError::Coordinator {
+            tier: spec.tier,
+            source,
+        };
         let setup = aifactory_coordinator::Setup {
             master: model.master(),
-            tier: aifactory_coordinator::Tier::Two,
+            tier: aifactory_coordinator::Tier::from_number(spec.tier).map_err(coordinator)?,
             links: aifactory_coordinator::Links::ALL,
             log: Some(&log),
             seed: spec.seed,
             order_book: &order_book,
             maintenance_records: &records,
         };
-        aifactory_coordinator::build(&setup, Some(&mut trials)).map_err(LiveError::Coordinator)?
+        aifactory_coordinator::build(&setup, Some(&mut trials)).map_err(coordinator)?
     };
     let inbox_for_edge = inbox.clone();
     let policy = Box::new(aifactory_twin::Commanded::new(
@@ -846,7 +869,7 @@ pub async fn start(
         .start_run(&RunInfo {
             plant_id: spec.plant.plant.id.clone(),
             seed: spec.seed,
-            policy: "live tier 2".to_owned(),
+            policy: format!("live tier {}", spec.tier),
             sim_days: 0.0,
             started_at: start,
         })
@@ -858,14 +881,19 @@ pub async fn start(
     let announcer = publisher.announcer();
     let writer = tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
-            for d in &batch.decisions {
-                writer_store.record_decision(d).await.map_err(|source| {
-                    LiveError::WriteDecision {
-                        id: d.id.clone(),
+            if !batch.records.is_empty() {
+                writer_store
+                    .append_ledger(&batch.records)
+                    .await
+                    .map_err(|source| LiveError::WriteLedger {
+                        records: batch.records.len(),
                         source,
+                    })?;
+                for record in &batch.records {
+                    if let aifactory_core::LedgerRecord::Decision(d) = record {
+                        announcer.decision(d.clone());
                     }
-                })?;
-                announcer.decision(d.clone());
+                }
             }
             if !batch.events.is_empty() {
                 writer_store
@@ -912,7 +940,7 @@ pub async fn start(
                 telemetry_period_s: None,
                 // A host application's DCMDs reach the same inbox as the web UI's approvals.
                 commands: Some(inbox_for_edge),
-                tier: 2,
+                tier: spec.tier,
                 decisions: None,
             };
             let client_id = format!("aifactory-serve-twin-{}-{}", spec.plant.plant.id, run_id.0);
@@ -956,6 +984,8 @@ pub async fn start(
         },
         log,
         board: configured.board,
+        closed_loop: configured.observer,
+        tier: spec.tier,
         publisher,
         speed: spec.speed,
         order_book,

@@ -58,6 +58,7 @@ async fn commands_are_acknowledged_and_the_last_word_is_the_decisions_outcome() 
     let spec = LiveSpec {
         plant: plant(),
         seed: 1,
+        tier: 2,
         // Two twin hours per wall second: maintenance waits for a free machine.
         speed: 7_200.0,
         warm_up_days: 1.5,

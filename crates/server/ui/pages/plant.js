@@ -12,7 +12,10 @@ export async function render(ctx) {
   const first = await api('/api/v1/plant');
   if (!ctx.alive()) return;
 
-  const tierLink = h('a', { class: 'badge depth-2', href: '#/assessment', testid: 'plant-tier' });
+  // The tier shown is the one the ledger earns (the assessment), never the configured one:
+  // the coordinator's configured rung is shown beside it, labelled as such.
+  const tierLink = h('a', { class: 'badge depth-0', href: '#/assessment', testid: 'plant-tier' }, t('plant.tier', { tier: '—' }));
+  const configuredNote = h('span', { class: 'muted', testid: 'plant-tier-configured' });
   const kpiBox = h('div', { class: 'stats', testid: 'kpis' });
   const moreBox = h('dl', { class: 'kv kv-wide', testid: 'kpis-more' });
   const legend = h('div', { class: 'legend', testid: 'state-legend' });
@@ -22,7 +25,7 @@ export async function render(ctx) {
   const eventsBox = h('div', { testid: 'events' });
 
   ctx.view.append(
-    pageHeader(t('plant.title'), tierLink),
+    pageHeader(t('plant.title'), configuredNote, tierLink),
     kpiBox,
     h('div', { class: 'row cols-main-side' },
       h('section', { class: 'panel' },
@@ -89,7 +92,7 @@ export async function render(ctx) {
     ].filter(([key]) => typeof k[key] === 'number');
     fill(moreBox, ...more.map(([key, f]) => [h('dt', null, kpiLabel(key)), h('dd', null, f(k[key]))]));
     moreBox.parentElement.hidden = !more.length;
-    tierLink.textContent = t('plant.tier', { tier: p.tier ?? '—' });
+    configuredNote.textContent = Number.isInteger(p.tier) ? t('plant.tierConfigured', { tier: p.tier }) : '';
 
     // Tiles, grouped by work centre; rebuilt only when the set of machines changes.
     const machines = p.machines || [];
@@ -142,7 +145,25 @@ export async function render(ctx) {
     }
   }
 
+  async function loadTier() {
+    try {
+      const a = await api('/api/v1/assessment');
+      if (!ctx.alive()) return;
+      const tier = Number.isInteger(a.tier) ? Math.min(Math.max(a.tier, 0), 3) : 0;
+      tierLink.textContent = t('plant.tier', { tier });
+      tierLink.className = `badge depth-${tier}`;
+    } catch (e) {
+      if (!ctx.alive()) return;
+      // 409: the store's ledger does not verify, so it earns no tier.
+      tierLink.textContent = e.status === 409 ? t('plant.tierUnverified') : t('plant.tier', { tier: '—' });
+      tierLink.className = e.status === 409 ? 'badge rejected' : 'badge depth-0';
+      tierLink.title = e.message || '';
+    }
+  }
+
   update(first);
+  loadTier();
+  ctx.every(30000, () => loadTier());
   ctx.onPlant((p) => { if (ctx.alive()) update(p); });
 }
 
