@@ -283,6 +283,26 @@ pub fn assess(ledger: &[LedgerEntry], coverage: &Coverage) -> Assessment {
     }
 }
 
+/// What each coordinated stage lacks for the closed loop, production first, so that a plant
+/// one step short of tier 3 reads which evidence (outcomes, model updates, …) to add.
+fn short_of_closed_loop(stages: &[StageAssessment]) -> String {
+    let mut short: Vec<&StageAssessment> = stages.iter().filter(|s| s.depth == 2).collect();
+    short.sort_by_key(|s| s.stage != LifecycleStage::Production);
+    let lines: Vec<String> = short
+        .iter()
+        .flat_map(|s| {
+            s.missing
+                .iter()
+                .map(move |m| format!("{}: {m}", s.stage.as_str()))
+        })
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", lines.join("; "))
+    }
+}
+
 fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -466,8 +486,9 @@ fn plant_tier(
         (
             at_least(3) >= 3 && production(3),
             format!(
-                "3 stages in closed loop (depth 3) including production, have {}",
-                at_least(3)
+                "3 stages in closed loop (depth 3) including production, have {}{}",
+                at_least(3),
+                short_of_closed_loop(stages)
             ),
         ),
         (

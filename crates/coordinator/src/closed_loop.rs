@@ -443,7 +443,8 @@ impl Observer for LoopObserver {
                 let Some(m) = machine else { return };
                 let failed = event.kind == EventKind::MachineFailed;
                 let awaiting = state.board.lock().awaiting_service.remove(&m);
-                if let (Some((id, decided)), Some(log)) = (awaiting, &state.log) {
+                let Some(log) = &state.log else { return };
+                for (id, decided) in awaiting.unwrap_or_default() {
                     log.outcome(
                         now,
                         &id,
@@ -627,6 +628,50 @@ fn measure_step(state: &mut LoopState, key: (usize, usize), now: PlantTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_maintenance_decision_awaiting_a_machines_service_gets_its_outcome() {
+        let log = aifactory_core::DecisionLog::new();
+        let start = Timestamp(0);
+        let board = PlanBoard::new();
+        let state = ClosedLoop::new(
+            Some(SkillLog::new(log.clone(), start, "LOOP")),
+            start,
+            board.clone(),
+            vec!["M1".into(), "M2".into()],
+            Vec::new(),
+        );
+        // A window asked for, then a stop at once, on M1 before its service starts.
+        for (id, at) in [("MNT-1", 1_000), ("MNT-2", 2_000)] {
+            board
+                .lock()
+                .awaiting_service
+                .entry(0)
+                .or_default()
+                .push((id.to_owned(), PlantTime(at)));
+        }
+        let mut observer = LoopObserver::new(state);
+        observer.event(PlantEvent {
+            at: Timestamp(3_600_000),
+            kind: EventKind::MaintenanceStarted,
+            machine: Some("M1".into()),
+            order: None,
+            detail: serde_json::json!({}),
+        });
+        let answered: Vec<String> = log
+            .drain()
+            .into_iter()
+            .filter_map(|r| match r {
+                aifactory_core::LedgerRecord::Outcome { decision, outcome } => {
+                    assert_eq!(outcome.success, Some(true));
+                    Some(decision)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answered, ["MNT-1", "MNT-2"]);
+        assert!(board.lock().awaiting_service.is_empty());
+    }
 
     fn specs() -> Vec<(String, f64, f64)> {
         vec![("speed".into(), 100.0, 200.0), ("feed".into(), 0.1, 0.5)]

@@ -49,9 +49,10 @@ pub struct LivePlan {
 pub struct BoardState {
     pub windows: BTreeMap<MachineId, WindowRequest>,
     pub live_plan: Option<LivePlan>,
-    /// In a closed loop: the last maintenance decision on each machine whose effect (serviced
-    /// in time, or failed first) is still to be measured, with when it was made.
-    pub awaiting_service: BTreeMap<MachineId, (String, PlantTime)>,
+    /// In a closed loop: the maintenance decisions on each machine whose effect (serviced in
+    /// time, or failed first) is still to be measured, with when each was made. All of them,
+    /// not the last: the service or failure that follows answers every one.
+    pub awaiting_service: BTreeMap<MachineId, Vec<(String, PlantTime)>>,
     /// A rate limit on planned services: at most this many machines in a planned service at
     /// once (urgent stops are never held back).
     pub max_planned_services: Option<usize>,

@@ -308,7 +308,9 @@ impl<P: Policy> PredictiveMaintenance<P> {
             board
                 .lock()
                 .awaiting_service
-                .insert(view.machine, (id.clone(), view.now));
+                .entry(view.machine)
+                .or_default()
+                .push((id.clone(), view.now));
         }
         Some(id)
     }
