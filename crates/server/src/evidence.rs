@@ -10,11 +10,19 @@ pub enum EvidenceError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The store's chain does not verify: a record was edited, removed or inserted behind it.
-    #[error("the store's ledger does not verify: {0}")]
+    #[error("the store's ledger does not verify")]
     Chain(#[from] ChainError),
 }
 
 impl EvidenceError {
+    /// The error with its cause, in one line (for an API body, which has no source chain).
+    pub fn explain(&self) -> String {
+        match self {
+            EvidenceError::Chain(e) => format!("{self}: {e}"),
+            EvidenceError::Store(e) => e.to_string(),
+        }
+    }
+
     /// Whether the evidence itself was tampered with (as opposed to the store being unreachable).
     pub fn is_tampering(&self) -> bool {
         matches!(

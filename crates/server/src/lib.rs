@@ -784,11 +784,11 @@ async fn assessment(
     // A ledger edited behind the store's back earns no tier: 409 names the first bad row.
     let (ledger, coverage) = evidence::read(&state.store).await.map_err(|e| {
         if e.is_tampering() {
-            ApiError::new(StatusCode::CONFLICT, e.to_string())
+            ApiError::new(StatusCode::CONFLICT, e.explain())
         } else {
             match e {
                 evidence::EvidenceError::Store(e) => ApiError::from(e),
-                other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+                other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.explain()),
             }
         }
     })?;

@@ -20,7 +20,10 @@ struct Server {
 }
 
 async fn server() -> Server {
-    let store = Store::open_in_memory().await.expect("store");
+    server_on(Store::open_in_memory().await.expect("store")).await
+}
+
+async fn server_on(store: Store) -> Server {
     let mut accounts = Accounts::new();
     accounts
         .add_user("admin", "correct horse battery", Role::Admin)
@@ -118,6 +121,70 @@ async fn call(
         .expect("body");
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, json)
+}
+
+#[tokio::test]
+async fn a_ledger_edited_around_the_store_earns_no_tier_and_the_answer_names_the_row() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join("plant.db");
+    let store = Store::open_path(&path).await.expect("store");
+    for (i, id) in ["D-1", "D-2", "D-3"].into_iter().enumerate() {
+        store
+            .record_decision(&aifactory_core::Decision {
+                id: id.into(),
+                at: aifactory_core::Timestamp(i as i64),
+                skill: "scheduling".into(),
+                stage: aifactory_core::LifecycleStage::Production,
+                inputs_ref: "floor".into(),
+                model: "aps".into(),
+                model_version: "1".into(),
+                output: serde_json::json!({"jobs": i}),
+                confidence: None,
+                executed_by: aifactory_core::ExecutedBy::Auto,
+                outcome: None,
+            })
+            .await
+            .expect("recorded");
+    }
+    let s = server_on(store).await;
+    let viewer = s.token(Role::Viewer);
+    let (status, body) = call(
+        &s.app,
+        "GET",
+        "/api/v1/assessment",
+        Some(viewer),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stages"][2]["decisions"], 3, "{body}");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("raw client");
+    sqlx::raw_sql(
+        "DROP TRIGGER decisions_append_only_update; \
+         UPDATE decisions SET output = '{\"jobs\":9}' WHERE id = 'D-2'",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("the intruder's edit");
+    conn.close().await.expect("closed");
+    let (status, body) = call(
+        &s.app,
+        "GET",
+        "/api/v1/assessment",
+        Some(viewer),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("ledger row 2") && error.contains("decision D-2"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
