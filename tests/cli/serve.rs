@@ -309,7 +309,7 @@ fn serve_refuses_bad_options_before_it_listens() {
                 "--plant-feed",
                 "mqtt://127.0.0.1:1883",
                 "--tier",
-                "3",
+                "4",
             ],
             "--tier",
         ),
@@ -781,6 +781,9 @@ fn serve_shows_a_machine_served_over_opcua_on_the_plant_feed() {
             &plant,
             "--plant-opcua",
             &opcua,
+            // The OPC UA machine has no trial line for tier 3's trial batches.
+            "--tier",
+            "2",
         ],
     );
     let agent = agent();

@@ -1,7 +1,8 @@
 //! The live twin `serve` runs, at its default tier 3, left running for a simulated week: its
 //! store alone — the chained ledger of decisions, outcomes and model updates, and the telemetry
 //! — earns tier 3, and the same ledger without its outcomes or its model updates earns tier 2,
-//! naming what is missing.
+//! naming what is missing. A bundle signed from the store verifies at tier 3, as the portal
+//! checks it.
 
 use aifactory_assess::{Ledger, assess};
 use aifactory_core::{LedgerRecord, Plant};
@@ -52,6 +53,17 @@ async fn a_served_twin_earns_tier3_from_its_store_after_a_week() {
         .unwrap_or_else(|e| panic!("{e}"));
     let a = assess(ledger.entries(), &coverage);
     assert_eq!(a.tier, 3, "{:#?}", a);
+    // The bundle a portal is sent: signed from this store, verified at the tier it earns.
+    let bundle = aifactory_assess::sign(
+        "PLANT-7",
+        aifactory_core::Timestamp(0),
+        coverage.clone(),
+        ledger.entries().to_vec(),
+        &aifactory_assess::signing_key(&[7; 32]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let verified = aifactory_assess::verify(&bundle).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(verified.tier, 3);
     let records: Vec<LedgerRecord> = ledger
         .into_entries()
         .into_iter()
