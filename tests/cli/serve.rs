@@ -483,6 +483,54 @@ fn emulated_shop(dir: &std::path::Path, name: &str) -> (String, String) {
 }
 
 #[test]
+fn serve_at_its_default_tier_3_tells_a_plant_without_a_trial_line_to_run_tier_2() {
+    let Some((url, python)) = emulator_services() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (site, plant) = emulated_shop(dir.path(), "emu-tier3");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_aifactory"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("serve.sqlite"))
+        .args(["--plant-feed", &url, "--plant", &plant])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    // The plant speaks (paced, so it is still there to answer the trial batch), refuses the
+    // `trial_batch` it does not know, and serve stops with the reason and what to do.
+    let mut emulator = Command::new(&python)
+        .current_dir(super::repo_file(""))
+        .args([
+            "tests/plant-emulator/emulator.py",
+            "--broker",
+            &url,
+            "--plant",
+            &plant,
+        ])
+        .args(["--hours", "24", "--speed", "3600"])
+        .args(["--client-id", &format!("{site}-plant")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while serve.try_wait().expect("serve's status").is_none() {
+        assert!(std::time::Instant::now() < deadline, "serve did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    let out = serve.wait_with_output().expect("serve's output");
+    assert!(!out.status.success());
+    let err = super::text(&out.stderr);
+    assert!(
+        err.contains("trial batch T1") && err.contains("--tier 2"),
+        "{err}"
+    );
+}
+
+#[test]
 fn serve_runs_a_real_plant_on_its_feed_and_shows_its_machines_and_telemetry() {
     let Some((url, python)) = emulator_services() else {
         return;
