@@ -1,11 +1,10 @@
 //! The live twin behind `aifactory serve`: a plant under the coordinator (tier 3, the closed
-//! loop, unless told otherwise), run at a
-//! multiple of real time on a thread of its own. It writes to the store what a real plant's
-//! data path would — events, telemetry through the ingest path, the skills' decisions — and
-//! publishes a live view (machine states, KPIs so far, the plan, control charts, forecasts,
-//! anomalies) for the server. Commands come back through [`TwinCommands`], which tracks each
-//! one's acknowledgements and writes them to the store, the settling one as its decision's
-//! outcome.
+//! loop, unless told otherwise), run at a multiple of real time on a thread of its own. It
+//! writes to the store what a real plant's data path would — events, telemetry through the
+//! ingest path, the skills' decisions and the loop's outcomes and model updates — and publishes
+//! a live view (machine states, KPIs so far, the plan, control charts, forecasts, anomalies)
+//! for the server. Commands come back through [`TwinCommands`], which tracks each one's
+//! acknowledgements and writes them to the store, the settling one as its decision's outcome.
 
 use crate::clock::Clock;
 use crate::ingest::{IngestError, IngestTask};
@@ -162,8 +161,6 @@ impl LiveTwin {
         Ok(reached)
     }
 }
-
-/// A decision id as this run writes it.
 
 /// The twin as a command sink, as a connector to a real plant would be: each command is tracked
 /// from the moment it leaves until its acknowledgements settle it. Clones share one tracker.
