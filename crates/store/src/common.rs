@@ -3,10 +3,7 @@
 //! drift apart on what they accept or how they read it back.
 
 use crate::StoreError;
-use aifactory_core::{
-    Decision, EventKind, ExecutedBy, Kpis, LifecycleStage, Outcome, PlantEvent, TelemetryReading,
-    Timestamp,
-};
+use aifactory_core::{Decision, EventKind, Kpis, PlantEvent, TelemetryReading, Timestamp};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 /// The SELECT every decision read shares: each decision with its latest outcome, if any. It has
@@ -214,7 +211,8 @@ where
     })
 }
 
-/// A row of [`decision_select!`].
+/// A row of [`decision_select!`]: the decision's columns as the ledger reads them, then its
+/// latest outcome, if any.
 pub(crate) fn decode_decision<'r, R>(row: &'r R) -> Result<Decision, StoreError>
 where
     R: Row,
@@ -224,40 +222,13 @@ where
     bool: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    const WHAT: &str = "decision";
-    let id: String = get(row, 0, WHAT)?;
-    let stage: String = get(row, 3, WHAT)?;
-    let output: String = get(row, 7, WHAT)?;
-    let executed_by: String = get(row, 9, WHAT)?;
-    let measured_at: Option<i64> = get(row, 10, WHAT)?;
-    let outcome = match measured_at {
-        None => None,
-        Some(at) => {
-            let measured: String = get(row, 11, WHAT)?;
-            Some(Outcome {
-                measured_at: Timestamp(at),
-                measured: json(&measured, "decision outcome")?,
-                success: get(row, 12, WHAT)?,
-            })
-        }
-    };
-    let corrupt = |e: aifactory_core::decision::UnknownVariant| StoreError::Corrupt {
-        what: WHAT,
-        detail: format!("decision `{id}`: {e}"),
-    };
-    Ok(Decision {
-        at: Timestamp(get(row, 1, WHAT)?),
-        skill: get(row, 2, WHAT)?,
-        stage: stage.parse::<LifecycleStage>().map_err(corrupt)?,
-        inputs_ref: get(row, 4, WHAT)?,
-        model: get(row, 5, WHAT)?,
-        model_version: get(row, 6, WHAT)?,
-        output: json(&output, "decision output")?,
-        confidence: get(row, 8, WHAT)?,
-        executed_by: executed_by.parse::<ExecutedBy>().map_err(corrupt)?,
-        outcome,
-        id,
-    })
+    let id: String = get(row, 0, "decision")?;
+    let mut decision = crate::chain::decode_decision_at(row, 0, id)?;
+    let measured_at: Option<i64> = get(row, 10, "decision")?;
+    if measured_at.is_some() {
+        decision.outcome = Some(crate::chain::decode_outcome_at(row, 10)?);
+    }
+    Ok(decision)
 }
 
 /// A count read back as a signed integer; a negative one can only be corruption.
