@@ -402,6 +402,14 @@ fn a_recorded_tier3_run_earns_tier3_from_its_store_and_tier2_without_its_outcome
     let full = assess(&db);
     let a = &full["assessment"];
     assert_eq!(a["tier"], 3, "{full}");
+    assert!(full["ledger_entries"].as_u64().unwrap() > 0, "{full}");
+    let out = aifactory(&["assess", "--db", &db.display().to_string()]);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("the store's hash chain verified")
+            && said.contains(full["ledger_head"].as_str().unwrap()),
+        "{said}"
+    );
     let production = a["stages"]
         .as_array()
         .unwrap()

@@ -59,6 +59,7 @@ pub(crate) fn run(args: AssessArgs) -> anyhow::Result<ExitCode> {
     let (ledger, coverage) = crate::setup::runtime()?.block_on(read_evidence(&db))?;
     let assessment = aifactory_assess::assess(ledger.entries(), &coverage);
     let head = ledger.head().to_owned();
+    let entries = ledger.entries().len();
     let mut bundle_note = None;
     if let Some(path) = &args.bundle {
         let key_path = args.key.clone().unwrap_or_else(|| default_key_path(&db));
@@ -92,11 +93,14 @@ pub(crate) fn run(args: AssessArgs) -> anyhow::Result<ExitCode> {
             "plant": args.plant_id,
             "coverage": coverage,
             "ledger_head": head,
+            "ledger_entries": entries,
             "assessment": assessment,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_assessment(&args.plant_id, &assessment, &coverage);
+        // The head commits to every entry: kept elsewhere, it shows a later rewrite of the store.
+        println!("\n  ledger: {entries} entries, the store's hash chain verified; head {head}");
         if let Some(note) = bundle_note {
             println!("\n{note}");
         }
