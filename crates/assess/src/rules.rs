@@ -290,11 +290,8 @@ fn short_of_closed_loop(stages: &[StageAssessment]) -> String {
     short.sort_by_key(|s| s.stage != LifecycleStage::Production);
     let lines: Vec<String> = short
         .iter()
-        .flat_map(|s| {
-            s.missing
-                .iter()
-                .map(move |m| format!("{}: {m}", s.stage.as_str()))
-        })
+        .filter(|s| !s.missing.is_empty())
+        .map(|s| format!("{}: {}", s.stage.as_str(), s.missing.join(" and ")))
         .collect();
     if lines.is_empty() {
         String::new()

@@ -380,7 +380,8 @@ pub(crate) fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> 
     println!(
         "\nNext: the full ladder with `aifactory ladder --days 60 --seeds 10`, compare policies with\n      \
          `aifactory sim --plant plants/hangzhou-auto-parts.toml --policy fifo`, or open the database\n      \
-         with any SQLite client (tables: runs, events, kpis, decisions, ingest_*)."
+         with any SQLite client (tables: runs, events, kpis, decisions, decision_outcomes,\n      \
+         model_updates, ledger, ingest_*)."
     );
     Ok(ExitCode::SUCCESS)
 }
