@@ -168,10 +168,6 @@ impl Observer for Recorder {
     }
 }
 
-fn describe(record: &aifactory_core::LedgerRecord) -> String {
-    aifactory_assess::ledger::describe(record)
-}
-
 /// Simulates `spec`, writing master data, events, telemetry and KPIs to the SQLite file.
 pub async fn simulate_and_record(
     spec: &RunSpec,
@@ -224,7 +220,10 @@ pub async fn simulate_and_record(
                     writer_store.append_ledger(&rows).await.map_err(|source| {
                         RecordError::WriteLedger {
                             records: rows.len(),
-                            first: rows.first().map(describe).unwrap_or_default(),
+                            first: rows
+                                .first()
+                                .map(aifactory_assess::ledger::describe)
+                                .unwrap_or_default(),
                             source,
                         }
                     })?;

@@ -250,6 +250,42 @@ where
     })
 }
 
+/// The records of a store from before the chain, each with its row's `seq`: decision rows
+/// (`seq`, then the decision's ten columns) in order, then outcome rows (`seq`, `decision_id`,
+/// then the outcome's three columns).
+pub(crate) fn unchained_records<R>(
+    decisions: &[R],
+    outcomes: &[R],
+) -> Result<Vec<(i64, LedgerRecord)>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const WHAT: &str = "ledger";
+    let mut records = Vec::with_capacity(decisions.len() + outcomes.len());
+    for row in decisions {
+        let id = get(row, 1, WHAT)?;
+        records.push((
+            get(row, 0, WHAT)?,
+            LedgerRecord::Decision(decode_decision_at(row, 1, id)?),
+        ));
+    }
+    for row in outcomes {
+        records.push((
+            get(row, 0, WHAT)?,
+            LedgerRecord::Outcome {
+                decision: get(row, 1, WHAT)?,
+                outcome: decode_outcome_at(row, 2)?,
+            },
+        ));
+    }
+    Ok(records)
+}
+
 /// The error for the first record [`UNCHAINED_SELECT`] found.
 pub(crate) fn unchained(kind: String, name: String) -> StoreError {
     StoreError::Unchained { kind, name }

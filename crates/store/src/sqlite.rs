@@ -676,25 +676,7 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(read(WHAT))?;
-        let mut records = Vec::with_capacity(decisions.len() + outcomes.len());
-        for row in &decisions {
-            let id = get(row, 1, WHAT)?;
-            let row_seq: i64 = get(row, 0, WHAT)?;
-            records.push((
-                row_seq,
-                LedgerRecord::Decision(chain::decode_decision_at(row, 1, id)?),
-            ));
-        }
-        for row in &outcomes {
-            let row_seq: i64 = get(row, 0, WHAT)?;
-            records.push((
-                row_seq,
-                LedgerRecord::Outcome {
-                    decision: get(row, 1, WHAT)?,
-                    outcome: chain::decode_outcome_at(row, 2)?,
-                },
-            ));
-        }
+        let records = chain::unchained_records(&decisions, &outcomes)?;
         let mut prev = aifactory_assess::ledger::GENESIS.to_owned();
         for (i, (row_seq, record)) in records.iter().enumerate() {
             let seq = i as i64 + 1;
