@@ -560,6 +560,71 @@ fn a_cut_link_shows_in_the_ladder_and_bad_choices_are_refused() {
 }
 
 #[test]
+fn the_ladder_says_what_a_closed_loop_link_is_worth_on_paired_seeds() {
+    let plant = crate::repo_file("plants/sme-textile.toml");
+    let out = aifactory(&[
+        "ladder",
+        "--plant",
+        &plant,
+        "--days",
+        "30",
+        "--seeds",
+        "2",
+        "--tiers",
+        "3",
+        "--worth",
+        "anomaly-trigger",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["link"], "anomaly-trigger");
+    let tier = &v["tiers"][0];
+    assert_eq!(tier["tier"], 3);
+    // Both arms stay tier 3: the trigger adds to the loop, the loop does not hang on it.
+    assert_eq!(tier["assessed_with"], serde_json::json!([3, 3]), "{v}");
+    assert_eq!(tier["assessed_without"], serde_json::json!([3, 3]), "{v}");
+    assert!(
+        tier["anomalies_with"]["mean"]
+            .as_f64()
+            .is_some_and(|n| n > 0.0),
+        "{v}"
+    );
+    // The difference is the mean of the paired differences: with − without.
+    let failures = &tier["kpis"]["failures"];
+    let gap =
+        failures["with"]["mean"].as_f64().unwrap() - failures["without"]["mean"].as_f64().unwrap();
+    assert!(
+        (failures["difference"]["mean"].as_f64().unwrap() - gap).abs() < 1e-9,
+        "{v}"
+    );
+    for (args, needle) in [
+        (
+            vec!["ladder", "--worth", "energy-to-plan"],
+            "energy-to-plan",
+        ),
+        (
+            vec![
+                "ladder",
+                "--worth",
+                "anomaly-trigger",
+                "--cut",
+                "forecast-to-plan",
+            ],
+            "--cut",
+        ),
+    ] {
+        let out = aifactory(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn serve_refuses_a_short_admin_password() {
     let out = aifactory(&[
         "serve",

@@ -37,6 +37,11 @@ pub(crate) struct LadderArgs {
     /// schedule-to-quote.
     #[arg(long, value_name = "LINK")]
     cut: Option<String>,
+    /// What a link is worth: run each tier with every link and with LINK cut, on the same
+    /// seeds, and report the paired difference of every KPI (with − without, 95 % interval).
+    /// Links of the shared plan as for --cut; of the closed loop (tier 3): anomaly-trigger, process-search.
+    #[arg(long, value_name = "LINK", conflicts_with_all = ["cut", "wire"])]
+    worth: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -60,6 +65,7 @@ impl LadderArgs {
             first_seed,
             tiers: Vec::new(),
             cut: None,
+            worth: None,
             json: false,
             wire: false,
             mqtt: None,
@@ -337,6 +343,9 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
         }
         t
     };
+    if let Some(link) = &args.worth {
+        return worth(args, &model, &seeds, &tiers, link);
+    }
     let links = match &args.cut {
         Some(link) => Links::ALL.without(link)?,
         None => Links::ALL,
@@ -553,6 +562,170 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
             );
             for m in &r.missing_for_next_tier {
                 println!("      - {m}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// KPIs whose paired difference `--worth` reports, beside those of [`DETAIL`].
+const WORTH_HEADLINE: [(&str, KpiOf); 4] = [
+    ("oee", |r| r.kpis.oee),
+    ("on_time_delivery", |r| r.kpis.on_time_delivery),
+    ("scrap_rate", |r| r.kpis.scrap_rate),
+    ("total_cost", |r| r.kpis.total_cost),
+];
+
+/// `ladder --worth LINK`: each tier with every link and with `link` cut, paired by seed.
+fn worth(
+    args: &LadderArgs,
+    model: &Arc<PlantModel>,
+    seeds: &[u64],
+    tiers: &[u8],
+    link: &str,
+) -> anyhow::Result<ExitCode> {
+    let cut = Links::ALL.without(link)?;
+    let jobs: Vec<(u8, u64, bool)> = tiers
+        .iter()
+        .flat_map(|&t| {
+            seeds
+                .iter()
+                .flat_map(move |&s| [(t, s, true), (t, s, false)])
+        })
+        .collect();
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(jobs.len() as u64)
+    };
+    bar.set_message("paired runs");
+    let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(jobs.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(tier, seed, with)) = jobs.get(i) else {
+                        break;
+                    };
+                    let links = if with { Links::ALL } else { cut };
+                    let result = run_one(model, tier, links, seed, args.days);
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(result);
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let results = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a ladder run panicked"))?;
+    let mut paired: std::collections::BTreeMap<u8, (Vec<RunResult>, Vec<RunResult>)> =
+        Default::default();
+    for ((tier, seed, with), result) in jobs.iter().zip(results) {
+        let arm = if *with { "with" } else { "without" };
+        let result = result
+            .with_context(|| format!("tier {tier}, seed {seed}, {arm} {link}: no result"))?
+            .with_context(|| format!("tier {tier}, seed {seed}, {arm} {link}"))?;
+        let entry = paired.entry(*tier).or_default();
+        if *with {
+            entry.0.push(result);
+        } else {
+            entry.1.push(result);
+        }
+    }
+    let mut report = Vec::new();
+    for (tier, (with, without)) in &paired {
+        let mut kpis = serde_json::Map::new();
+        for (name, f) in WORTH_HEADLINE.iter().chain(DETAIL.iter()) {
+            let a: Vec<f64> = with.iter().map(f).collect();
+            let b: Vec<f64> = without.iter().map(f).collect();
+            let diff: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+            kpis.insert(
+                (*name).to_owned(),
+                serde_json::json!({
+                    "with": interval(&a),
+                    "without": interval(&b),
+                    "difference": interval(&diff),
+                }),
+            );
+        }
+        let loop_count = |runs: &[RunResult], f: fn(&aifactory_coordinator::LoopCounts) -> u64| {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.closed_loop.map(|c| f(&c) as f64))
+                .collect();
+            (!v.is_empty()).then(|| interval(&v))
+        };
+        report.push(serde_json::json!({
+            "tier": tier,
+            "assessed_with": with.iter().map(|r| r.assessed_tier).collect::<Vec<_>>(),
+            "assessed_without": without.iter().map(|r| r.assessed_tier).collect::<Vec<_>>(),
+            "anomalies_with": loop_count(with, |c| c.anomalies),
+            "search_moves_with": loop_count(with, |c| c.search_moves),
+            "search_adopted_with": loop_count(with, |c| c.search_adopted),
+            "kpis": kpis,
+        }));
+    }
+    if args.json {
+        let value = serde_json::json!({
+            "plant": model.plant().plant.id,
+            "days": args.days,
+            "seeds": seeds,
+            "link": link,
+            "tiers": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "What `{link}` is worth on {}: {} days, seeds {}..{}, each run with the link and with it cut; \
+         difference = with − without, ± the 95 % interval of the paired differences.\n",
+        model.plant().plant.id,
+        args.days,
+        seeds[0],
+        seeds[seeds.len() - 1]
+    );
+    for tier in &report {
+        println!("  tier {}", tier["tier"]);
+        println!(
+            "    {:<22} {:>20} {:>20} {:>22}",
+            "KPI", "with", "without", "difference"
+        );
+        if let Some(kpis) = tier["kpis"].as_object() {
+            for (name, v) in kpis {
+                let show = |i: &serde_json::Value| {
+                    format!(
+                        "{:.4} ± {:.4}",
+                        i["mean"].as_f64().unwrap_or(f64::NAN),
+                        i["ci95"].as_f64().unwrap_or(f64::NAN)
+                    )
+                };
+                println!(
+                    "    {:<22} {:>20} {:>20} {:>22}",
+                    name,
+                    show(&v["with"]),
+                    show(&v["without"]),
+                    show(&v["difference"])
+                );
+            }
+        }
+        for (key, what) in [
+            ("anomalies_with", "anomalies raised"),
+            ("search_moves_with", "search moves tried"),
+            ("search_adopted_with", "search moves adopted"),
+        ] {
+            if let Some(a) = tier[key].as_object() {
+                println!(
+                    "    {what} (every link on): {:.1} ± {:.1} a run",
+                    a["mean"].as_f64().unwrap_or(0.0),
+                    a["ci95"].as_f64().unwrap_or(0.0)
+                );
             }
         }
     }

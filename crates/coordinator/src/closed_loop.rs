@@ -18,9 +18,10 @@
 //!   flow time (90th percentile, with a margin) instead of on arrival, so work in process stays
 //!   low; each move of a product's lead time is a model update.
 
-use aifactory_core::{EventKind, PlantEvent, Timestamp};
+use aifactory_core::{EventKind, PlantEvent, TelemetryReading, Timestamp};
 use aifactory_plant::{MachineId, Observer, ParamSpec, PlantTime, Policy, QueuedOp};
 use aifactory_skills::board::PlanBoard;
+use aifactory_skills::condition::{ConditionAlarm, ConditionWatch};
 use aifactory_skills::log::SkillLog;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,6 +41,16 @@ pub const RISK_UNITS: u64 = 100;
 pub const CONTROL_UNITS: u64 = 200;
 /// A tuned setting is rolled back when it is worse than its control at this one-sided z.
 pub const ROLLBACK_Z: f64 = -1.645;
+/// Continuing optimisation (evolutionary operation): each move is this share of a parameter's
+/// range — well inside what the guard lets through without a person.
+pub const SEARCH_STEP_SHARE: f64 = 0.1;
+/// Units each arm (the current settings and the move) makes before a move is judged.
+pub const SEARCH_UNITS: u64 = 600;
+/// Operations each arm runs before a move is judged (the time test needs several).
+pub const SEARCH_OPS: u64 = 8;
+/// A move is adopted when its seconds per good unit beat the current settings' at this
+/// one-sided t, and its scrap is not worse at `ROLLBACK_Z`.
+pub const SEARCH_ADOPT_T: f64 = 1.645;
 
 /// A set-point change the guard let through (now or after approval).
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +110,58 @@ impl Arm {
     }
 }
 
+/// One arm of a search move: production and per-operation seconds per good unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SearchArm {
+    counts: Arm,
+    ops: u64,
+    /// Sum and sum of squares of each timed operation's running seconds per good unit.
+    s_per_good: (f64, f64),
+    timed: u64,
+}
+
+impl SearchArm {
+    fn mean_var(&self) -> (f64, f64) {
+        let n = self.timed.max(1) as f64;
+        let mean = self.s_per_good.0 / n;
+        let var = if self.timed > 1 {
+            ((self.s_per_good.1 - n * mean * mean) / (n - 1.0)).max(0.0)
+        } else {
+            f64::INFINITY
+        };
+        (mean, var)
+    }
+}
+
+/// The continuing search around a step's settings: one small move at a time, run beside the
+/// current settings (operations alternate), adopted when it makes good units faster without
+/// more scrap, dropped otherwise.
+#[derive(Debug, Clone, Default)]
+struct Search {
+    /// Each parameter's bounds.
+    bounds: Vec<(f64, f64)>,
+    centre: Vec<f64>,
+    /// The move under test: its values, parameter, direction and decision.
+    candidate: Option<(Vec<f64>, usize, f64, Option<String>)>,
+    /// The next direction to try: parameter index × 2 + (0 up, 1 down).
+    next_direction: usize,
+    /// Moves dropped in a row (every direction failing: the search rests at the centre).
+    dropped_in_a_row: usize,
+    started: u64,
+    centre_arm: SearchArm,
+    candidate_arm: SearchArm,
+    adopted: u64,
+}
+
+/// Which settings an operation ran at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RanAt {
+    Tuned,
+    Control,
+    SearchCentre,
+    SearchMove,
+}
+
 /// One routing step under the loop.
 #[derive(Debug, Clone, Default)]
 struct StepLoop {
@@ -114,6 +177,8 @@ struct StepLoop {
     risk_measured: bool,
     verified: bool,
     rolled_back: bool,
+    /// The continuing search, once the step's settings are settled.
+    search: Option<Search>,
 }
 
 #[derive(Debug)]
@@ -124,8 +189,13 @@ struct LoopState {
     machine_index: HashMap<String, MachineId>,
     product_index: HashMap<String, usize>,
     steps: BTreeMap<(usize, usize), StepLoop>,
-    /// What each machine is running: (product, step, control arm?).
-    running: Vec<Option<(usize, usize, bool)>>,
+    /// What each machine is running: (product, step, which settings).
+    running: Vec<Option<(usize, usize, RanAt)>>,
+    /// When each machine's running operation began cutting (after its set-up), or `None`
+    /// once a failure interrupted it (its time then says nothing about the settings).
+    cutting_since: Vec<Option<Timestamp>>,
+    /// The continuing search is on (tier 3, unless cut).
+    search: bool,
     /// Quotes awaiting delivery: sales order → (decision, promised plant time ms).
     quotes: HashMap<String, (String, i64)>,
     /// Orders released by the release control: sales order → (product, released at).
@@ -136,9 +206,16 @@ struct LoopState {
     reported_lead_h: BTreeMap<usize, f64>,
     /// Latest twin time seen by the policy (set-points take effect by it).
     now: PlantTime,
+    /// The condition watch on the machines' signals (the anomaly trigger), and where its
+    /// decisions go.
+    watch: Option<ConditionWatch>,
+    anomaly_log: Option<SkillLog>,
     outcomes: u64,
     model_updates: u64,
     rollbacks: u64,
+    anomalies: u64,
+    search_moves: u64,
+    search_adopted: u64,
 }
 
 /// The loop's shared state: the policy layers write what they decided, the observer measures.
@@ -151,6 +228,11 @@ pub struct LoopCounts {
     pub outcomes: u64,
     pub model_updates: u64,
     pub rollbacks: u64,
+    /// Anomalies the condition watch raised (each brings a machine's service forward).
+    pub anomalies: u64,
+    /// Moves the continuing search tried, and adopted.
+    pub search_moves: u64,
+    pub search_adopted: u64,
 }
 
 impl ClosedLoop {
@@ -160,9 +242,13 @@ impl ClosedLoop {
         board: PlanBoard,
         machine_ids: Vec<String>,
         product_ids: Vec<String>,
+        anomaly_trigger: bool,
+        search: bool,
     ) -> Self {
         let machines = machine_ids.len();
         ClosedLoop(Arc::new(Mutex::new(LoopState {
+            anomaly_log: log.as_ref().map(|l| l.with_prefix("ANOM")),
+            watch: anomaly_trigger.then(|| ConditionWatch::new(machines)),
             log,
             start,
             board,
@@ -178,6 +264,8 @@ impl ClosedLoop {
                 .collect(),
             steps: BTreeMap::new(),
             running: vec![None; machines],
+            cutting_since: vec![None; machines],
+            search,
             quotes: HashMap::new(),
             released: HashMap::new(),
             flow_h: BTreeMap::new(),
@@ -186,6 +274,9 @@ impl ClosedLoop {
             outcomes: 0,
             model_updates: 0,
             rollbacks: 0,
+            anomalies: 0,
+            search_moves: 0,
+            search_adopted: 0,
         })))
     }
 
@@ -202,6 +293,9 @@ impl ClosedLoop {
             outcomes: s.outcomes,
             model_updates: s.model_updates,
             rollbacks: s.rollbacks,
+            anomalies: s.anomalies,
+            search_moves: s.search_moves,
+            search_adopted: s.search_adopted,
         }
     }
 
@@ -272,21 +366,52 @@ impl<P: Policy> aifactory_plant::Layer for GuardedSettings<P> {
     ) -> Vec<f64> {
         let fallback = self.inner.process_params(machine, product, step, specs);
         let mut state = self.state.lock();
+        let state = &mut *state;
         let now = state.now;
-        let (values, control) = match state.steps.get_mut(&(product, step)) {
+        let (values, ran_at) = match state.steps.get_mut(&(product, step)) {
+            Some(s) if s.search.is_some() => {
+                let search = s.search.as_mut().map(|search| {
+                    search.started += 1;
+                    match &search.candidate {
+                        Some((values, ..)) if search.started % 2 == 0 => {
+                            (values.clone(), RanAt::SearchMove)
+                        }
+                        _ => (search.centre.clone(), RanAt::SearchCentre),
+                    }
+                });
+                search.unwrap_or((fallback, RanAt::Control))
+            }
             Some(s) => match &s.change {
                 Some(c) if !s.rolled_back && now >= c.effective_from => {
                     s.started += 1;
                     let control = s.started % CONTROL_EVERY == 0 && !s.verified;
-                    let values = if control { &c.previous } else { &c.values };
-                    (values.clone(), control)
+                    if control {
+                        (c.previous.clone(), RanAt::Control)
+                    } else {
+                        (c.values.clone(), RanAt::Tuned)
+                    }
                 }
-                _ => (fallback, true),
+                _ => (fallback, RanAt::Control),
             },
-            None => (fallback, true),
+            None => (fallback, RanAt::Control),
         };
         if let Some(slot) = state.running.get_mut(machine) {
-            *slot = Some((product, step, control));
+            *slot = Some((product, step, ran_at));
+        }
+        // A settled step with no search yet starts one from the settings it runs at.
+        if state.search
+            && let Some(s) = state.steps.get_mut(&(product, step))
+            && s.search.is_none()
+            && !specs.is_empty()
+            && values.len() == specs.len()
+            && settled(s)
+        {
+            s.search = Some(Search {
+                bounds: specs.iter().map(|p| (p.min, p.max)).collect(),
+                centre: values.clone(),
+                ..Search::default()
+            });
+            propose_move(state, (product, step), now);
         }
         if values.len() == specs.len() {
             values
@@ -438,11 +563,29 @@ impl Observer for LoopObserver {
             .machine
             .as_deref()
             .and_then(|m| state.machine_index.get(m).copied());
+        if let (Some(watch), Some(m)) = (state.watch.as_mut(), machine) {
+            let setup_s = event.detail["setup_s"].as_f64().unwrap_or(0.0);
+            watch.event(m, event.kind, event.at, setup_s);
+        }
         match event.kind {
+            EventKind::OperationStarted => {
+                if let Some(slot) = machine.and_then(|m| state.cutting_since.get_mut(m)) {
+                    let setup_ms =
+                        (event.detail["setup_s"].as_f64().unwrap_or(0.0) * 1000.0) as i64;
+                    *slot = Some(Timestamp(event.at.0.saturating_add(setup_ms.max(0))));
+                }
+            }
             EventKind::MaintenanceStarted | EventKind::MachineFailed => {
                 let Some(m) = machine else { return };
+                if let Some(slot) = state.cutting_since.get_mut(m) {
+                    *slot = None;
+                }
                 let failed = event.kind == EventKind::MachineFailed;
-                let awaiting = state.board.lock().awaiting_service.remove(&m);
+                let awaiting = {
+                    let mut board = state.board.lock();
+                    board.anomalies.remove(&m);
+                    board.awaiting_service.remove(&m)
+                };
                 let Some(log) = &state.log else { return };
                 for (id, decided) in awaiting.unwrap_or_default() {
                     log.outcome(
@@ -485,9 +628,10 @@ impl Observer for LoopObserver {
             }
             EventKind::OperationCompleted => {
                 let Some(m) = machine else { return };
-                let Some(Some((product, step, control))) = state.running.get(m).copied() else {
+                let Some(Some((product, step, ran_at))) = state.running.get(m).copied() else {
                     return;
                 };
+                let cutting_since = state.cutting_since.get_mut(m).and_then(Option::take);
                 let (good, scrapped) = (
                     event.detail["good"].as_u64().unwrap_or(0),
                     event.detail["scrapped"].as_u64().unwrap_or(0),
@@ -505,18 +649,288 @@ impl Observer for LoopObserver {
                 let Some(s) = state.steps.get_mut(&(product, step)) else {
                     return;
                 };
-                let arm = if control {
-                    &mut s.control
-                } else {
-                    &mut s.tuned
+                let arm = match (ran_at, s.search.as_mut()) {
+                    (RanAt::Tuned, _) => &mut s.tuned,
+                    (RanAt::Control, _) => &mut s.control,
+                    (RanAt::SearchCentre | RanAt::SearchMove, Some(search)) => {
+                        let arm = if ran_at == RanAt::SearchMove {
+                            &mut search.candidate_arm
+                        } else {
+                            &mut search.centre_arm
+                        };
+                        arm.ops += 1;
+                        if let (Some(since), true) = (cutting_since, good > 0) {
+                            // Cutting time per good unit, against the machine's nameplate time
+                            // for the units where it reports one, so that operations on a slow
+                            // and a fast machine compare.
+                            let cut_s = (event.at.0 - since.0).max(0) as f64 / 1000.0;
+                            let units = (good + scrapped) as f64;
+                            let per_unit = match event.detail["ideal_s"].as_f64() {
+                                Some(ideal) if ideal > 0.0 => cut_s / ideal,
+                                _ => cut_s / units,
+                            };
+                            let per_good = per_unit * units / good as f64;
+                            arm.s_per_good.0 += per_good;
+                            arm.s_per_good.1 += per_good * per_good;
+                            arm.timed += 1;
+                        }
+                        &mut arm.counts
+                    }
+                    (_, None) => return,
                 };
                 arm.good += good;
                 arm.scrapped += scrapped;
                 measure_step(state, (product, step), now);
+                judge_move(state, (product, step), now);
             }
             _ => {}
         }
     }
+
+    fn wants_telemetry(&self) -> bool {
+        self.state.lock().watch.is_some()
+    }
+
+    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        for reading in readings {
+            let Some(&m) = state.machine_index.get(&reading.machine) else {
+                continue;
+            };
+            let Some(watch) = state.watch.as_mut() else {
+                return;
+            };
+            if let Some(alarm) = watch.reading(m, reading.at, &reading.signal, reading.value) {
+                raise_anomaly(state, &reading, alarm);
+            }
+        }
+    }
+}
+
+/// An anomaly the condition watch confirmed: a decision (cited by the maintenance decision it
+/// leads to, and answered by the machine's next service or failure) and a flag on the board.
+fn raise_anomaly(state: &mut LoopState, reading: &TelemetryReading, alarm: ConditionAlarm) {
+    let now = twin_time(state.start, alarm.at);
+    let series = format!("{}/{}", reading.machine, reading.signal);
+    let id = state.anomaly_log.as_mut().map(|log| {
+        log.record(now, |id, at| {
+            let config = aifactory_skills::anomaly::AnomalyConfig::default();
+            let mut decision = aifactory_skills::anomaly::alarm_decision(
+                id,
+                at,
+                &series,
+                alarm.value,
+                alarm.score,
+                &config,
+            );
+            decision.output["machine"] = serde_json::json!(reading.machine);
+            decision.output["no_load_level"] = serde_json::json!(alarm.level);
+            decision.output["recent_over_level"] = serde_json::json!(alarm.recent_ratio);
+            decision.output["action"] = serde_json::json!(
+                "bring the machine's service forward: its no-load current is rising"
+            );
+            decision.executed_by = aifactory_core::ExecutedBy::Auto;
+            decision
+        })
+    });
+    state.anomalies += 1;
+    let mut board = state.board.lock();
+    if let Some(id) = &id {
+        board
+            .awaiting_service
+            .entry(alarm.machine)
+            .or_default()
+            .push((id.clone(), now));
+    }
+    board.anomalies.insert(alarm.machine, (id, now));
+}
+
+/// A step's settings are settled once production has measured its risk and any tuned change
+/// has been verified (kept or rolled back): the continuing search starts from there.
+fn settled(s: &StepLoop) -> bool {
+    s.risk_measured && (s.change.is_none() || s.verified || s.rolled_back)
+}
+
+fn product_name(state: &LoopState, product: usize) -> String {
+    state
+        .product_index
+        .iter()
+        .find(|&(_, &i)| i == product)
+        .map_or_else(|| format!("#{product}"), |(id, _)| id.clone())
+}
+
+/// Puts the next move of a step's search under test: the next direction (each parameter up,
+/// then down) that stays in bounds and passes the guard, as a process-settings decision.
+/// Every direction dropped in a row: the search rests at its centre.
+fn propose_move(state: &mut LoopState, key: (usize, usize), now: PlantTime) {
+    let product = product_name(state, key.0);
+    let Some(s) = state.steps.get_mut(&key) else {
+        return;
+    };
+    let cited = s.settings_decision.clone();
+    let Some(search) = s.search.as_mut() else {
+        return;
+    };
+    search.candidate = None;
+    search.started = 0;
+    search.centre_arm = SearchArm::default();
+    search.candidate_arm = SearchArm::default();
+    let directions = 2 * search.bounds.len();
+    let mut chosen = None;
+    while search.dropped_in_a_row < directions {
+        let d = search.next_direction % directions;
+        search.next_direction = (d + 1) % directions;
+        let (param, sign) = (d / 2, if d % 2 == 0 { 1.0 } else { -1.0 });
+        let (min, max) = search.bounds[param];
+        let mut values = search.centre.clone();
+        values[param] += sign * SEARCH_STEP_SHARE * (max - min);
+        let specs: Vec<(String, f64, f64)> = search
+            .bounds
+            .iter()
+            .enumerate()
+            .map(|(i, &(lo, hi))| (format!("parameter {}", i + 1), lo, hi))
+            .collect();
+        match guard_change(&specs, &search.centre, &values, now) {
+            Ok(change) if !change.needs_approval => {
+                chosen = Some((values, param, sign, d));
+                break;
+            }
+            _ => search.dropped_in_a_row += 1,
+        }
+    }
+    let Some((values, param, sign, direction)) = chosen else {
+        return;
+    };
+    let centre = search.centre.clone();
+    let version = format!("centre-{}", search.adopted);
+    let id = state.log.as_mut().map(|log| {
+        let mut inputs_ref = format!("production:{product}/{}", key.1 + 1);
+        if let Some(id) = &cited {
+            inputs_ref.push_str(" decision:");
+            inputs_ref.push_str(id);
+        }
+        log.record(now, |id, at| aifactory_core::Decision {
+            id,
+            at,
+            skill: "process-settings".to_owned(),
+            stage: aifactory_core::LifecycleStage::Design,
+            inputs_ref,
+            model: "evop".to_owned(),
+            model_version: version,
+            output: serde_json::json!({
+                "product": product,
+                "step": key.1 + 1,
+                "centre": centre,
+                "move": values,
+                "parameter": param + 1,
+                "direction": sign,
+                "share_of_range": SEARCH_STEP_SHARE,
+                "action": "run the move beside the current settings, every other operation; adopt it if good units come faster without more scrap",
+            }),
+            confidence: None,
+            executed_by: aifactory_core::ExecutedBy::Auto,
+            outcome: None,
+        })
+    });
+    state.search_moves += 1;
+    if let Some(search) = state.steps.get_mut(&key).and_then(|s| s.search.as_mut()) {
+        search.candidate = Some((values, direction, sign, id));
+    }
+}
+
+/// Judges a step's move once both arms have made enough: adopted when good units come
+/// faster (one-sided t on seconds per good unit) and scrap is not worse; dropped otherwise.
+/// Either way the move's decision gets its outcome, and the next move goes under test.
+fn judge_move(state: &mut LoopState, key: (usize, usize), now: PlantTime) {
+    let product = product_name(state, key.0);
+    let Some(search) = state.steps.get_mut(&key).and_then(|s| s.search.as_mut()) else {
+        return;
+    };
+    let Some((values, direction, _, id)) = search.candidate.clone() else {
+        return;
+    };
+    let (a, b) = (search.centre_arm, search.candidate_arm);
+    if a.counts.units() < SEARCH_UNITS
+        || b.counts.units() < SEARCH_UNITS
+        || a.timed < SEARCH_OPS
+        || b.timed < SEARCH_OPS
+    {
+        return;
+    }
+    let ((centre_s, centre_var), (move_s, move_var)) = (a.mean_var(), b.mean_var());
+    // A floor on the standard error: identical operations still tell a difference apart.
+    let se = (centre_var / a.timed as f64 + move_var / b.timed as f64)
+        .sqrt()
+        .max(1e-9 * centre_s.abs());
+    let t = if se > 0.0 && se.is_finite() {
+        (centre_s - move_s) / se
+    } else {
+        0.0
+    };
+    let pooled = (a.counts.scrapped + b.counts.scrapped) as f64
+        / (a.counts.units() + b.counts.units()).max(1) as f64;
+    let scrap_se = (pooled
+        * (1.0 - pooled)
+        * (1.0 / a.counts.units().max(1) as f64 + 1.0 / b.counts.units().max(1) as f64))
+        .sqrt();
+    let z = if scrap_se > 0.0 {
+        (a.counts.rate() - b.counts.rate()) / scrap_se
+    } else {
+        0.0
+    };
+    let adopt = t > SEARCH_ADOPT_T && z > ROLLBACK_Z;
+    let before = format!("centre-{}", search.adopted);
+    if adopt {
+        search.centre = values.clone();
+        search.adopted += 1;
+        search.dropped_in_a_row = 0;
+        // A move that worked is tried again in the same direction.
+        search.next_direction = direction;
+    } else {
+        search.dropped_in_a_row += 1;
+    }
+    let after = format!("centre-{}", search.adopted);
+    if let Some(log) = &state.log {
+        if let Some(id) = &id {
+            log.outcome(
+                now,
+                id,
+                serde_json::json!({
+                    "centre_s_per_good_unit": centre_s,
+                    "move_s_per_good_unit": move_s,
+                    "t": t,
+                    "centre_scrap_rate": a.counts.rate(),
+                    "move_scrap_rate": b.counts.rate(),
+                    "z": z,
+                    "centre_units": a.counts.units(),
+                    "move_units": b.counts.units(),
+                    "adopted": adopt,
+                }),
+                Some(adopt),
+            );
+            state.outcomes += 1;
+        }
+        if adopt {
+            log.model_update(
+                now,
+                "process-settings",
+                "evop",
+                (before, after),
+                format!(
+                    "{product} step {}: the move made good units in {move_s:.2} s against {centre_s:.2} s (t = {t:.2}), scrap {:.4} against {:.4}",
+                    key.1 + 1,
+                    b.counts.rate(),
+                    a.counts.rate()
+                ),
+            );
+            state.model_updates += 1;
+        }
+    }
+    if adopt {
+        state.search_adopted += 1;
+    }
+    propose_move(state, key, now);
 }
 
 /// Judges a step once its arms have enough units: the risk estimate (testing) is re-estimated
@@ -640,6 +1054,8 @@ mod tests {
             board.clone(),
             vec!["M1".into(), "M2".into()],
             Vec::new(),
+            false,
+            false,
         );
         // A window asked for, then a stop at once, on M1 before its service starts.
         for (id, at) in [("MNT-1", 1_000), ("MNT-2", 2_000)] {
@@ -713,5 +1129,212 @@ mod tests {
         assert_eq!(arm.units(), 1000);
         assert!((arm.rate() - 0.01).abs() < 1e-12);
         assert_eq!(Arm::default().rate(), 0.0);
+    }
+
+    fn event(at_ms: i64, kind: EventKind, machine: &str, detail: serde_json::Value) -> PlantEvent {
+        PlantEvent {
+            at: Timestamp(at_ms),
+            kind,
+            machine: Some(machine.into()),
+            order: None,
+            detail,
+        }
+    }
+
+    fn current(at_ms: i64, machine: &str, value: f64) -> [TelemetryReading; 3] {
+        let reading = |signal: &str, value: f64| TelemetryReading {
+            at: Timestamp(at_ms),
+            machine: machine.into(),
+            signal: signal.into(),
+            value,
+        };
+        [
+            reading("vibration_mm_s", 1.0),
+            reading("temperature_c", 30.0),
+            reading("current_a", value),
+        ]
+    }
+
+    #[test]
+    fn a_rising_no_load_current_raises_an_anomaly_answered_by_the_service() {
+        let log = aifactory_core::DecisionLog::new();
+        let start = Timestamp(0);
+        let board = PlanBoard::new();
+        let state = ClosedLoop::new(
+            Some(SkillLog::new(log.clone(), start, "LOOP")),
+            start,
+            board.clone(),
+            vec!["M1".into(), "M2".into()],
+            Vec::new(),
+            true,
+            false,
+        );
+        let mut observer = LoopObserver::new(state.clone());
+        assert!(observer.wants_telemetry());
+        let minute = 60_000;
+        let wobble = |i: i64| 4.0 * (1.0 + 0.04 * (((i * 37) % 11) as f64 / 10.0 - 0.5));
+        let mut raised_at = None;
+        for i in 0..2_000 {
+            // M1 idles; from minute 1,000 its no-load current climbs 30 % in 500 minutes.
+            let rise = (i - 1_000).clamp(0, 500) as f64 / 500.0 * 0.3;
+            observer.telemetry(current(i * minute, "M1", wobble(i) * (1.0 + rise)));
+            observer.telemetry(current(i * minute, "M2", wobble(i)));
+            if raised_at.is_none() && board.lock().anomalies.contains_key(&0) {
+                raised_at = Some(i);
+            }
+        }
+        let raised_at = raised_at.expect("an anomaly on M1");
+        assert!(
+            (1_000..1_400).contains(&raised_at),
+            "raised at minute {raised_at}"
+        );
+        assert!(!board.lock().anomalies.contains_key(&1));
+        assert_eq!(state.counts().anomalies, 1);
+        let decisions = log.drain_decisions();
+        assert_eq!(decisions.len(), 1);
+        let d = &decisions[0];
+        assert_eq!(d.id, "D-ANOM-000001");
+        assert_eq!(d.skill, "anomaly");
+        assert_eq!(d.inputs_ref, "telemetry:M1/current_a");
+        assert_eq!(d.output["machine"], "M1");
+        // The service answers the anomaly and clears the flag.
+        observer.event(event(
+            2_000 * minute,
+            EventKind::MaintenanceStarted,
+            "M1",
+            serde_json::json!({}),
+        ));
+        assert!(board.lock().anomalies.is_empty());
+        let answered: Vec<String> = log
+            .drain()
+            .into_iter()
+            .filter_map(|r| match r {
+                aifactory_core::LedgerRecord::Outcome { decision, .. } => Some(decision),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answered, ["D-ANOM-000001"]);
+        // Without the trigger the observer wants no telemetry at all.
+        let off = ClosedLoop::new(
+            None,
+            start,
+            PlanBoard::new(),
+            vec!["M1".into()],
+            Vec::new(),
+            false,
+            false,
+        );
+        assert!(!LoopObserver::new(off).wants_telemetry());
+    }
+
+    /// Runs `ops` operations of product 0, step 0 on machine M1, each of 100 units with
+    /// `scrapped(values)` scrapped, cutting for `seconds(values)` a unit.
+    fn produce(
+        settings: &mut GuardedSettings<aifactory_plant::BaselinePolicy>,
+        observer: &mut LoopObserver,
+        clock: &mut i64,
+        ops: usize,
+        seconds: &dyn Fn(&[f64]) -> f64,
+        scrapped: &dyn Fn(&[f64]) -> u64,
+    ) {
+        let specs = [ParamSpec {
+            min: 0.0,
+            max: 10.0,
+            default: 5.0,
+        }];
+        for _ in 0..ops {
+            let values = Policy::process_params(settings, 0, 0, 0, &specs);
+            let detail = serde_json::json!({"product": "P", "step": 0, "setup_s": 0.0});
+            observer.event(event(*clock, EventKind::OperationStarted, "M1", detail));
+            *clock += (seconds(&values) * 100_000.0) as i64;
+            let bad = scrapped(&values);
+            observer.event(event(
+                *clock,
+                EventKind::OperationCompleted,
+                "M1",
+                serde_json::json!({"product": "P", "step": 0, "good": 100 - bad, "scrapped": bad}),
+            ));
+        }
+    }
+
+    #[test]
+    fn the_search_adopts_a_faster_move_and_drops_one_that_scraps_more() {
+        let log = aifactory_core::DecisionLog::new();
+        let start = Timestamp(0);
+        let state = ClosedLoop::new(
+            Some(SkillLog::new(log.clone(), start, "LOOP")),
+            start,
+            PlanBoard::new(),
+            vec!["M1".into()],
+            vec!["P".into()],
+            false,
+            true,
+        );
+        state.register_step((0, 0), None, Some("D-QUAL-000001".into()), 0.01, None);
+        let mut settings =
+            GuardedSettings::new(aifactory_plant::BaselinePolicy::default(), state.clone());
+        let mut observer = LoopObserver::new(state.clone());
+        let mut clock = 0;
+        // Higher values cut faster (with a little noise); above 6.5, scrap jumps.
+        let seconds = |v: &[f64]| 10.0 - 0.5 * v[0] + 0.01 * ((v[0] * 1e3) as i64 % 3) as f64;
+        let scrapped = |v: &[f64]| if v[0] > 6.6 { 20 } else { 1 };
+        produce(
+            &mut settings,
+            &mut observer,
+            &mut clock,
+            2,
+            &seconds,
+            &scrapped,
+        );
+        // The risk is measured first (100 units): then the search starts at the defaults and
+        // tries parameter 1 up by a tenth of its range.
+        produce(
+            &mut settings,
+            &mut observer,
+            &mut clock,
+            1,
+            &seconds,
+            &scrapped,
+        );
+        let decisions = log.drain_decisions();
+        let first = decisions
+            .iter()
+            .find(|d| d.model == "evop")
+            .expect("a move");
+        assert_eq!(first.output["move"], serde_json::json!([6.0]));
+        assert_eq!(first.stage, aifactory_core::LifecycleStage::Design);
+        assert!(first.inputs_ref.contains("decision:D-QUAL-000001"));
+        produce(
+            &mut settings,
+            &mut observer,
+            &mut clock,
+            40,
+            &seconds,
+            &scrapped,
+        );
+        let counts = state.counts();
+        assert!(counts.search_adopted >= 1, "{counts:?}");
+        assert!(counts.search_moves >= 2, "{counts:?}");
+        let records = log.drain();
+        let outcomes: Vec<bool> = records
+            .iter()
+            .filter_map(|r| match r {
+                aifactory_core::LedgerRecord::Outcome { outcome, .. } => outcome.success,
+                _ => None,
+            })
+            .collect();
+        // 6.0 adopted (faster, no more scrap); 7.0 dropped (scraps more), whatever its speed.
+        assert_eq!(outcomes.first(), Some(&true), "{outcomes:?}");
+        assert_eq!(outcomes.get(1), Some(&false), "{outcomes:?}");
+        assert!(records.iter().any(|r| matches!(r,
+            aifactory_core::LedgerRecord::ModelUpdate { model, .. } if model == "evop")));
+        // The centre stayed at 6.0: every operation now runs there or at a move around it.
+        let specs = [ParamSpec {
+            min: 0.0,
+            max: 10.0,
+            default: 5.0,
+        }];
+        let v = Policy::process_params(&mut settings, 0, 0, 0, &specs);
+        assert!((v[0] - 6.0).abs() < 1.0 + 1e-9, "{v:?}");
     }
 }

@@ -47,7 +47,7 @@ pub enum CoordinatorError {
     #[error("tier {0} is not a rung of the ladder (0 to 3)")]
     Tier(u8),
     #[error(
-        "unknown link `{0}` (maintenance-to-schedule, forecast-to-plan, quality-to-process, schedule-to-quote)"
+        "unknown link `{0}` (maintenance-to-schedule, forecast-to-plan, quality-to-process, schedule-to-quote; in the closed loop: anomaly-trigger, process-search)"
     )]
     Link(String),
     #[error("the quality link needs trial batches, and none were offered")]
@@ -110,13 +110,18 @@ impl Tier {
     }
 }
 
-/// The links of the shared plan (tier 2 and up), each of which can be cut.
+/// The links of the shared plan (tier 2 and up), and of the closed loop (tier 3), each of
+/// which can be cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Links {
     pub maintenance_to_schedule: bool,
     pub forecast_to_plan: bool,
     pub quality_to_process: bool,
     pub schedule_to_quote: bool,
+    /// Tier 3: the condition watch on each machine's signals brings services forward.
+    pub anomaly_trigger: bool,
+    /// Tier 3: the continuing search around each step's settings (evolutionary operation).
+    pub process_search: bool,
 }
 
 impl Links {
@@ -125,9 +130,11 @@ impl Links {
         forecast_to_plan: true,
         quality_to_process: true,
         schedule_to_quote: true,
+        anomaly_trigger: true,
+        process_search: true,
     };
 
-    /// The link ids, as the assessment names them.
+    /// The shared plan's link ids, as the assessment names them.
     pub const IDS: [&'static str; 4] = [
         "maintenance-to-schedule",
         "forecast-to-plan",
@@ -142,6 +149,8 @@ impl Links {
             "forecast-to-plan" => self.forecast_to_plan = false,
             "quality-to-process" => self.quality_to_process = false,
             "schedule-to-quote" => self.schedule_to_quote = false,
+            "anomaly-trigger" => self.anomaly_trigger = false,
+            "process-search" => self.process_search = false,
             other => return Err(CoordinatorError::Link(other.to_owned())),
         }
         Ok(self)
@@ -260,6 +269,8 @@ pub fn build(
                     .iter()
                     .map(|p| p.id.clone())
                     .collect(),
+                setup.links.anomaly_trigger,
+                setup.links.process_search,
             );
             let policy = shared_plan(setup, trial, board.clone(), Some(closed.clone()))?;
             return Ok(Configured {

@@ -149,6 +149,36 @@ fn the_closed_loop_measures_outcomes_and_updates_models() {
             LedgerRecord::ModelUpdate { .. } => {}
         }
     }
+    // The condition watch raised anomalies, and maintenance decisions cite them; the
+    // continuing search put moves under test, each answered by its outcome.
+    let cited = |prefix: &str| {
+        r.records.iter().any(|x| {
+            matches!(x, LedgerRecord::Decision(d)
+                if d.skill == "maintenance" && d.inputs_ref.contains(prefix))
+        })
+    };
+    assert!(
+        cited("decision:D-ANOM-"),
+        "no maintenance decision cites an anomaly"
+    );
+    let moves: std::collections::BTreeSet<&str> = r
+        .records
+        .iter()
+        .filter_map(|x| match x {
+            LedgerRecord::Decision(d) if d.model == "evop" => Some(d.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let judged = r
+        .records
+        .iter()
+        .filter(|x| matches!(x, LedgerRecord::Outcome { decision, .. } if moves.contains(decision.as_str())))
+        .count();
+    assert!(
+        judged > 0 && judged <= moves.len(),
+        "{judged} of {} moves judged",
+        moves.len()
+    );
     // Tier 3 replans on services: more plans than tier 2 on the same seed.
     let plans = |records: &[LedgerRecord]| {
         records

@@ -60,6 +60,10 @@ pub struct BoardState {
     pub in_planned_service: BTreeSet<MachineId>,
     /// Windows the rate limit held back, so far.
     pub services_deferred: u64,
+    /// In a closed loop with the condition watch: machines whose signals departed from their
+    /// learnt behaviour, with the anomaly decision and when it was made, until their next
+    /// service or failure. The maintenance skill brings their service forward.
+    pub anomalies: BTreeMap<MachineId, (Option<String>, PlantTime)>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -18,6 +18,7 @@ pub mod anomaly;
 pub mod bo;
 pub mod board;
 pub mod bom;
+pub mod condition;
 pub mod ctp;
 pub mod defect_risk;
 pub mod forecast;

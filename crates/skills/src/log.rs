@@ -23,6 +23,11 @@ impl SkillLog {
         }
     }
 
+    /// Another skill's log into the same ledger, numbering its own ids `D-{prefix}-…`.
+    pub fn with_prefix(&self, prefix: &'static str) -> SkillLog {
+        SkillLog::new(self.log.clone(), Timestamp(self.start_ms), prefix)
+    }
+
     /// Plant time of twin time `now`.
     pub fn at(&self, now: PlantTime) -> Timestamp {
         Timestamp(

@@ -88,6 +88,15 @@ pub fn hours_to_failure(health: &HealthModel, wear: f64, wear_rate: f64, budget:
     ((e0 + budget * k * wear_rate * health.mtbf_new_h).ln() - k * wear) / (k * wear_rate)
 }
 
+/// How far a developing fault has come, in [0, 1]: 0 until the failure is `precursor_h`
+/// running hours away, 1 at the failure (the P–F interval of reliability engineering).
+pub fn precursor_share(hours_to_failure: f64, precursor_h: f64) -> f64 {
+    if precursor_h <= 0.0 || !hours_to_failure.is_finite() {
+        return 0.0;
+    }
+    (1.0 - hours_to_failure / precursor_h).clamp(0.0, 1.0)
+}
+
 /// What a machine is doing, as far as its sensors can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
@@ -132,6 +141,17 @@ mod tests {
             slowdown_at_worn: 0.25,
             defect_at_worn: 0.05,
         }
+    }
+
+    #[test]
+    fn a_fault_shows_only_inside_its_p_f_interval() {
+        assert_eq!(precursor_share(100.0, 36.0), 0.0);
+        assert_eq!(precursor_share(36.0, 36.0), 0.0);
+        assert!((precursor_share(9.0, 36.0) - 0.75).abs() < 1e-12);
+        assert_eq!(precursor_share(0.0, 36.0), 1.0);
+        // No interval in the plant file: no warning, however close the failure.
+        assert_eq!(precursor_share(0.5, 0.0), 0.0);
+        assert_eq!(precursor_share(f64::INFINITY, 36.0), 0.0);
     }
 
     proptest! {

@@ -1458,6 +1458,17 @@ impl State {
         };
         let (vibration, target_temp, current) =
             physics::sensor_levels(&spec.sensors, ambient, activity, load, st.wear);
+        // A failure on its way shows in the current first (no random draw: a plant file
+        // without a P–F interval reads exactly as before).
+        let wear_rate = match &st.running {
+            Some(run) if st.status == Status::Busy => run.wear_rate_h,
+            _ => spec.health.wear_per_run_hour,
+        };
+        let fault = physics::precursor_share(
+            physics::hours_to_failure(&spec.health, st.wear, wear_rate, st.hazard_budget.max(0.0)),
+            spec.sensors.precursor_h,
+        );
+        let current = current * (1.0 + spec.sensors.precursor_rise * fault);
         // First-order thermal lag with a 15-minute time constant.
         let dt = (self.now - st.last_sample_ms) as f64 / 1000.0;
         st.last_sample_ms = self.now;

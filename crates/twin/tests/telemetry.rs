@@ -137,3 +137,76 @@ fn every_plant_and_seed_gives_sane_kpis() {
         }
     }
 }
+
+#[test]
+fn the_current_climbs_in_the_p_f_interval_and_nothing_else_changes() {
+    let shipped = plant("hangzhou-auto-parts.toml");
+    assert!(
+        shipped
+            .machine_types
+            .iter()
+            .all(|t| t.sensors.precursor_h > 0.0)
+    );
+    let mut silent = shipped.clone();
+    for t in &mut silent.machine_types {
+        t.sensors.precursor_h = 0.0;
+    }
+    let run = |plant: Plant| {
+        let policy = BaselinePolicy {
+            dispatch: DispatchRule::Edd,
+            maintenance: MaintenanceRule::RunToFailure,
+            purchasing: PurchasingRule::ReorderPoint,
+        };
+        let mut sim = Simulation::new(
+            Arc::new(PlantModel::new(plant)),
+            11,
+            Box::new(policy),
+            Some(600.0),
+        );
+        let mut capture = Capture::default();
+        sim.run_until(PlantTime::from_days(60.0), &mut capture);
+        (sim.finish().kpis, capture)
+    };
+    let (kpis, warned) = run(shipped);
+    let (silent_kpis, unwarned) = run(silent);
+    // The warning draws no random number: the plant runs exactly as without it.
+    assert_eq!(kpis, silent_kpis);
+    assert_eq!(warned.events, unwarned.events);
+    assert_eq!(warned.readings.len(), unwarned.readings.len());
+    let failures: Vec<&PlantEvent> = warned
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::MachineFailed)
+        .collect();
+    assert!(failures.len() >= 5, "{} failures", failures.len());
+    let (mut late, mut raised) = (Vec::new(), 0);
+    for (w, u) in warned.readings.iter().zip(&unwarned.readings) {
+        assert_eq!((&w.machine, &w.signal, w.at), (&u.machine, &u.signal, u.at));
+        if w.signal != "current_a" {
+            assert_eq!(w.value, u.value, "{} {} changed", w.machine, w.signal);
+            continue;
+        }
+        // Only ever up, never down.
+        assert!(w.value >= u.value, "{w:?} below {u:?}");
+        if u.value <= 0.0 {
+            continue;
+        }
+        raised += usize::from(w.value > u.value);
+        let last_hour_before_failure = failures.iter().any(|f| {
+            f.machine.as_deref() == Some(w.machine.as_str())
+                && f.at.0 > w.at.0
+                && f.at.0 - w.at.0 <= 3_600_000
+        });
+        if last_hour_before_failure {
+            late.push(w.value / u.value);
+        }
+    }
+    assert!(
+        raised > 0 && late.len() > 10,
+        "{raised} raised, {} late",
+        late.len()
+    );
+    let mean = late.iter().sum::<f64>() / late.len() as f64;
+    // 30 % at the failure; in its last hour at least 29/30 of the way there.
+    assert!(mean > 1.25 && mean <= 1.3 + 1e-9, "mean ratio {mean}");
+}

@@ -149,10 +149,22 @@ pub struct SensorModel {
     /// Relative noise (coefficient of variation) on every reading.
     #[serde(default = "default_noise_cv")]
     pub noise_cv: f64,
+    /// Running hours before a failure during which the developing fault shows in the motor
+    /// current (the P–F interval); 0, the default: failures come without warning.
+    #[serde(default)]
+    pub precursor_h: f64,
+    /// How far the current has climbed, as a share of its level, when the failure comes; it
+    /// climbs in proportion over the P–F interval, idle or running.
+    #[serde(default = "default_precursor_rise")]
+    pub precursor_rise: f64,
 }
 
 fn default_noise_cv() -> f64 {
     0.03
+}
+
+fn default_precursor_rise() -> f64 {
+    0.3
 }
 
 #[derive(Debug, Clone, Deserialize)]

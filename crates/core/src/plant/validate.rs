@@ -215,6 +215,8 @@ pub(super) fn validate(plant: &Plant) -> Problems {
         );
         c.non_negative(s.key("current_a"), t.sensors.current_a, false);
         c.fraction(s.key("noise_cv"), t.sensors.noise_cv);
+        c.non_negative(s.key("precursor_h"), t.sensors.precursor_h, false);
+        c.non_negative(s.key("precursor_rise"), t.sensors.precursor_rise, false);
     }
     for (i, m) in plant.machines.iter().enumerate() {
         let p = root.key("machines").index(i);

@@ -42,11 +42,17 @@ pub struct PredictiveMaintenance<P> {
     ages: Option<ServiceAges>,
     /// Whether the ages learnt from the maintenance records are still to be logged.
     announce_ages: bool,
+    /// The anomaly decision the decision being made answers, if any (cited by it).
+    cites: Option<String>,
 }
 
 /// Before a threshold is learnt, the share of the recommended interval at which a window is
 /// asked for on a shared plan.
 const INTERVAL_WINDOW_SHARE: f64 = 0.85;
+
+/// A machine flagged by the condition watch asks for a window at once; if the plan has not
+/// serviced it this long after the anomaly, it is stopped at its next free moment.
+pub const ANOMALY_URGENT_MS: u64 = 8 * 3_600_000;
 
 impl<P: Policy> PredictiveMaintenance<P> {
     pub fn new(inner: P, config: MaintenanceConfig) -> Self {
@@ -61,6 +67,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
             updates: 0,
             ages: None,
             announce_ages: false,
+            cites: None,
         }
     }
 
@@ -172,6 +179,20 @@ impl<P: Policy> PredictiveMaintenance<P> {
             ),
             None => (urgent, due),
         };
+        // An anomaly on the machine's signals (the condition watch, on the board) raises its
+        // risk: a window now, a stop if the plan has not placed one in time.
+        let anomaly = self
+            .board
+            .as_ref()
+            .and_then(|(b, _)| b.lock().anomalies.get(&view.machine).cloned());
+        let (urgent, due) = match &anomaly {
+            Some((_, flagged)) => (
+                urgent || view.now.0.saturating_sub(flagged.0) >= ANOMALY_URGENT_MS,
+                true,
+            ),
+            None => (urgent, due),
+        };
+        self.cites = anomaly.and_then(|(id, _)| id);
         let threshold = thresholds.0.unwrap_or(0.0);
         if urgent {
             self.log_stop(view, index, threshold, "preventive_maintenance");
@@ -277,27 +298,35 @@ impl<P: Policy> PredictiveMaintenance<P> {
     ) -> Option<String> {
         let due = self.failure_indices.iter().filter(|&&f| f <= index).count() as f64
             / self.failure_indices.len().max(1) as f64;
+        let anomaly = self.cites.clone();
         let (log, ids) = self.ledger.as_mut()?;
         let machine = ids
             .get(view.machine)
             .cloned()
             .unwrap_or_else(|| format!("#{}", view.machine));
+        let mut output = serde_json::json!({
+            "machine": machine,
+            "action": action,
+            "health_index": index,
+            "threshold": threshold,
+            "run_h_since_service": view.run_h_since_maintenance,
+            "in_schedule_gap": view.queue_len == 0,
+        });
+        if let Some(cited) = &anomaly {
+            output["anomaly"] = serde_json::json!(cited);
+        }
         let id = log.record(view.now, |id, at| Decision {
             id,
             at,
             skill: "maintenance".to_owned(),
             stage: LifecycleStage::Production,
-            inputs_ref: format!("vibration:{machine}"),
+            inputs_ref: match &anomaly {
+                Some(cited) => format!("vibration:{machine};decision:{cited}"),
+                None => format!("vibration:{machine}"),
+            },
             model: MODEL_ID.to_owned(),
             model_version: MODEL_VERSION.to_owned(),
-            output: serde_json::json!({
-                "machine": machine,
-                "action": action,
-                "health_index": index,
-                "threshold": threshold,
-                "run_h_since_service": view.run_h_since_maintenance,
-                "in_schedule_gap": view.queue_len == 0,
-            }),
+            output,
             confidence: Some(due),
             executed_by: ExecutedBy::Auto,
             outcome: None,
@@ -514,5 +543,46 @@ mod tests {
         early.run_h_since_maintenance = 50.0;
         early.last_vibration_mm_s = 1.95;
         assert!(!skill.start_maintenance(&early));
+    }
+
+    #[test]
+    fn an_anomaly_on_the_board_asks_for_a_window_citing_it_then_stops_the_machine() {
+        let log = DecisionLog::new();
+        let board = PlanBoard::new();
+        let mut skill =
+            PredictiveMaintenance::new(BaselinePolicy::default(), MaintenanceConfig::default())
+                .with_board(board.clone(), vec![2.0, 2.0])
+                .with_closed_loop()
+                .with_log(log.clone(), Timestamp(0), vec!["M-1".into(), "M-2".into()]);
+        // Young machines, far from any interval: nothing to do.
+        let mut young = view(0, 10.0, 1.0);
+        young.now = PlantTime::from_hours(1.0);
+        assert!(!skill.start_maintenance(&young));
+        assert!(board.lock().windows.is_empty());
+        // The condition watch flags M-1.
+        board.lock().anomalies.insert(
+            0,
+            (Some("D-ANOM-000001".into()), PlantTime::from_hours(1.0)),
+        );
+        assert!(!skill.start_maintenance(&young));
+        let window = board.lock().windows.get(&0).cloned();
+        let decision = window.and_then(|w| w.decision);
+        assert_eq!(decision.as_deref(), Some("D-CBM-000001"));
+        let logged = log.drain_decisions();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert_eq!(logged[0].inputs_ref, "vibration:M-1;decision:D-ANOM-000001");
+        assert_eq!(logged[0].output["anomaly"], "D-ANOM-000001");
+        assert_eq!(logged[0].output["action"], "maintenance_window_request");
+        // M-2 has no anomaly: untouched, and its decisions cite none.
+        assert!(!skill.start_maintenance(&view(1, 10.0, 1.0)));
+        assert!(!board.lock().windows.contains_key(&1));
+        // Still not serviced when the plan has had its time: stopped at its next free moment.
+        let mut late = young;
+        late.now = PlantTime(PlantTime::from_hours(1.0).0 + ANOMALY_URGENT_MS);
+        assert!(skill.start_maintenance(&late));
+        let logged = log.drain_decisions();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(logged[0].output["action"], "preventive_maintenance");
+        assert_eq!(logged[0].output["anomaly"], "D-ANOM-000001");
     }
 }
