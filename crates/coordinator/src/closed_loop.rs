@@ -45,12 +45,14 @@ pub const ROLLBACK_Z: f64 = -1.645;
 /// range — well inside what the guard lets through without a person.
 pub const SEARCH_STEP_SHARE: f64 = 0.1;
 /// Units each arm (the current settings and the move) makes before a move is judged.
-pub const SEARCH_UNITS: u64 = 600;
+pub const SEARCH_UNITS: u64 = 1_000;
 /// Operations each arm runs before a move is judged (the time test needs several).
 pub const SEARCH_OPS: u64 = 8;
 /// A move is adopted when its seconds per good unit beat the current settings' at this
-/// one-sided t, and its scrap is not worse at `ROLLBACK_Z`.
+/// one-sided t, and its scrap rate is no higher than theirs (`SEARCH_SCRAP_Z`): a faster
+/// cycle is not bought with scrap.
 pub const SEARCH_ADOPT_T: f64 = 1.645;
+pub const SEARCH_SCRAP_Z: f64 = 0.0;
 
 /// A set-point change the guard let through (now or after approval).
 #[derive(Debug, Clone, PartialEq)]
@@ -692,18 +694,22 @@ impl Observer for LoopObserver {
     }
 
     fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        for reading in readings {
+            self.reading(reading);
+        }
+    }
+
+    fn reading(&mut self, reading: TelemetryReading) {
         let mut state = self.state.lock();
         let state = &mut *state;
-        for reading in readings {
-            let Some(&m) = state.machine_index.get(&reading.machine) else {
-                continue;
-            };
-            let Some(watch) = state.watch.as_mut() else {
-                return;
-            };
-            if let Some(alarm) = watch.reading(m, reading.at, &reading.signal, reading.value) {
-                raise_anomaly(state, &reading, alarm);
-            }
+        let Some(&m) = state.machine_index.get(&reading.machine) else {
+            return;
+        };
+        let Some(watch) = state.watch.as_mut() else {
+            return;
+        };
+        if let Some(alarm) = watch.reading(m, reading.at, &reading.signal, reading.value) {
+            raise_anomaly(state, &reading, alarm);
         }
     }
 }
@@ -879,7 +885,7 @@ fn judge_move(state: &mut LoopState, key: (usize, usize), now: PlantTime) {
     } else {
         0.0
     };
-    let adopt = t > SEARCH_ADOPT_T && z > ROLLBACK_Z;
+    let adopt = t > SEARCH_ADOPT_T && z >= SEARCH_SCRAP_Z;
     let before = format!("centre-{}", search.adopted);
     if adopt {
         search.centre = values.clone();

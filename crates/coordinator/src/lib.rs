@@ -17,7 +17,11 @@
 //!   dispatches, scrap against risk), models updated from them (service ages per machine type
 //!   from the fleet's renewals, the maintenance threshold on each failure, forecasts weekly,
 //!   defect risk from production, release lead times from flow times), orders released by
-//!   measured flow time, and replans on every change of capacity.
+//!   measured flow time, and replans on every change of capacity; the condition watch on each
+//!   machine's no-load current raises anomalies that bring its service forward through the
+//!   plan (link `anomaly-trigger`), and a continuing search (evolutionary operation) moves
+//!   each step's settings in small guarded steps, run beside the current ones and adopted only
+//!   when good units come faster without more scrap (link `process-search`).
 //!
 //! It owns the wiring (the plan board, which links are on); each skill keeps its own model. It
 //! never sees the twin's hidden truth (trial batches come through the caller's callback), never
@@ -104,7 +108,7 @@ impl Tier {
                 "one shared plan: maintenance windows in the schedule, quotes from the live plan, set-points by quality risk, forecasts into purchasing"
             }
             Tier::Three => {
-                "closed loop: guarded set-points with approval, control group and rollback; outcomes linked to decisions; models updated online; replans on every capacity change"
+                "closed loop: guarded set-points with approval, control group and rollback; a continuing search around each step's settings; anomalies on machine signals bring services forward; outcomes linked to decisions; models updated online; replans on every capacity change"
             }
         }
     }

@@ -45,6 +45,9 @@ pub trait Observer {
         false
     }
     fn telemetry(&mut self, _readings: [TelemetryReading; 3]) {}
+    /// One reading as a plant sends it (a feed's series `{machine}/{signal}`), for observers
+    /// that watch signals one at a time; only called when [`Observer::wants_telemetry`].
+    fn reading(&mut self, _reading: TelemetryReading) {}
 }
 
 /// An observer that wants nothing.

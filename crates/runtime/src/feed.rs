@@ -954,6 +954,15 @@ impl FeedState {
                 p.value.as_f64(),
             ) {
                 self.driver.reading(machine, &p.series.metric, v);
+                // The closed loop's condition watch reads the plant's signals too.
+                if let Some(o) = self.observer.as_mut().filter(|o| o.wants_telemetry()) {
+                    o.reading(aifactory_core::TelemetryReading {
+                        at: aifactory_core::Timestamp(p.timestamp_ms),
+                        machine: p.series.device.clone(),
+                        signal: p.series.metric.clone(),
+                        value: v,
+                    });
+                }
             }
         }
         self.report.telemetry_points += points.len() as u64;

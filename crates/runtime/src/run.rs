@@ -160,6 +160,14 @@ impl Observer for Both<'_> {
             self.first.telemetry(readings);
         }
     }
+    fn reading(&mut self, reading: TelemetryReading) {
+        if self.second.wants_telemetry() {
+            self.second.reading(reading.clone());
+        }
+        if self.first.wants_telemetry() {
+            self.first.reading(reading);
+        }
+    }
 }
 
 /// Days of order book before day 0 each run starts with (every tier gets the same history).
