@@ -161,23 +161,12 @@ fn the_closed_loop_measures_outcomes_and_updates_models() {
         cited("decision:D-ANOM-"),
         "no maintenance decision cites an anomaly"
     );
-    let moves: std::collections::BTreeSet<&str> = r
-        .records
-        .iter()
-        .filter_map(|x| match x {
-            LedgerRecord::Decision(d) if d.model == "evop" => Some(d.id.as_str()),
-            _ => None,
-        })
-        .collect();
-    let judged = r
-        .records
-        .iter()
-        .filter(|x| matches!(x, LedgerRecord::Outcome { decision, .. } if moves.contains(decision.as_str())))
-        .count();
+    let (moves, judged) = search_moves(&r.records);
+    // A small plant's steps make few units: its moves are put under test, and may still be
+    // when the run ends.
     assert!(
-        judged > 0 && judged <= moves.len(),
-        "{judged} of {} moves judged",
-        moves.len()
+        moves > 0 && judged <= moves,
+        "{judged} of {moves} moves judged"
     );
     // Tier 3 replans on services: more plans than tier 2 on the same seed.
     let plans = |records: &[LedgerRecord]| {
@@ -188,6 +177,56 @@ fn the_closed_loop_measures_outcomes_and_updates_models() {
     };
     let two = run(&model, Tier::Two, Links::ALL, 3, 60.0);
     assert!(plans(&r.records) > plans(&two.records));
+}
+
+/// The continuing search's moves in a ledger, and how many got their measured outcome.
+fn search_moves(records: &[LedgerRecord]) -> (usize, usize) {
+    let moves: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter_map(|x| match x {
+            LedgerRecord::Decision(d) if d.model == "evop" => Some(d.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let judged = records
+        .iter()
+        .filter(|x| {
+            matches!(x, LedgerRecord::Outcome { decision, .. } if moves.contains(decision.as_str()))
+        })
+        .count();
+    (moves.len(), judged)
+}
+
+#[test]
+fn the_reference_plants_search_judges_its_moves_and_adopts_only_judged_ones() {
+    let model = model("hangzhou-auto-parts.toml");
+    let r = run(&model, Tier::Three, Links::ALL, 1, 30.0);
+    let (moves, judged) = search_moves(&r.records);
+    assert!(
+        judged > 0 && judged <= moves,
+        "{judged} of {moves} moves judged"
+    );
+    let adopted = r
+        .records
+        .iter()
+        .filter(|x| matches!(x, LedgerRecord::ModelUpdate { model, .. } if model == "evop"))
+        .count();
+    let met = r
+        .records
+        .iter()
+        .filter(|x| matches!(x, LedgerRecord::Outcome { outcome, .. } if outcome.measured["adopted"] == true))
+        .count();
+    assert_eq!(adopted, met, "every adoption is a judged move that met");
+    // Cut, the search leaves no trace.
+    let cut = run(
+        &model,
+        Tier::Three,
+        Links::ALL.without("process-search").expect("a loop link"),
+        1,
+        30.0,
+    );
+    assert_eq!(search_moves(&cut.records), (0, 0));
+    assert_eq!(cut.tier, 3);
 }
 
 #[test]
