@@ -354,46 +354,19 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|&t| seeds.iter().map(move |&s| (t, s)))
         .collect();
-    let bar = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(jobs.len() as u64)
-    };
-    bar.set_message("tier runs");
-    let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> =
-        Mutex::new((0..jobs.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
     let wire = args.wire.then(|| Wire::new(args)).transpose()?;
     // Over the wire every rung is the same site on one broker: one at a time.
-    let workers = if wire.is_some() {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(jobs.len()))
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(tier, seed)) = jobs.get(i) else {
-                        break;
-                    };
-                    let result = match &wire {
-                        Some(w) => run_one_wire(w, &model, tier, links, seed, args.days),
-                        None => run_one(&model, tier, links, seed, args.days),
-                    };
-                    if let Ok(mut r) = results.lock() {
-                        r[i] = Some(result);
-                    }
-                    bar.inc(1);
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let results = results
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a ladder run panicked"))?;
+    let workers = if wire.is_some() { 1 } else { usize::MAX };
+    let results = run_pool(
+        &jobs,
+        workers,
+        args.json,
+        "tier runs",
+        |&(tier, seed)| match &wire {
+            Some(w) => run_one_wire(w, &model, tier, links, seed, args.days),
+            None => run_one(&model, tier, links, seed, args.days),
+        },
+    )?;
     let mut by_tier: std::collections::BTreeMap<u8, Vec<RunResult>> = Default::default();
     for ((tier, seed), result) in jobs.iter().zip(results) {
         let result = result
@@ -568,6 +541,49 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `run` on every job on up to `workers` threads (at most one per core), with a progress
+/// bar unless `quiet`; the results in the jobs' order.
+fn run_pool<J: Sync>(
+    jobs: &[J],
+    workers: usize,
+    quiet: bool,
+    message: &'static str,
+    run: impl Fn(&J) -> anyhow::Result<RunResult> + Sync,
+) -> anyhow::Result<Vec<Option<anyhow::Result<RunResult>>>> {
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(jobs.len() as u64)
+    };
+    bar.set_message(message);
+    let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let workers = workers.min(cores).min(jobs.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else {
+                        break;
+                    };
+                    let result = run(job);
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(result);
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a ladder run panicked"))
+}
+
 /// KPIs whose paired difference `--worth` reports, beside those of [`DETAIL`].
 const WORTH_HEADLINE: [(&str, KpiOf); 4] = [
     ("oee", |r| r.kpis.oee),
@@ -593,38 +609,16 @@ fn worth(
                 .flat_map(move |&s| [(t, s, true), (t, s, false)])
         })
         .collect();
-    let bar = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(jobs.len() as u64)
-    };
-    bar.set_message("paired runs");
-    let results: Mutex<Vec<Option<anyhow::Result<RunResult>>>> =
-        Mutex::new((0..jobs.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(jobs.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(tier, seed, with)) = jobs.get(i) else {
-                        break;
-                    };
-                    let links = if with { Links::ALL } else { cut };
-                    let result = run_one(model, tier, links, seed, args.days);
-                    if let Ok(mut r) = results.lock() {
-                        r[i] = Some(result);
-                    }
-                    bar.inc(1);
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let results = results
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a ladder run panicked"))?;
+    let results = run_pool(
+        &jobs,
+        usize::MAX,
+        args.json,
+        "paired runs",
+        |&(tier, seed, with)| {
+            let links = if with { Links::ALL } else { cut };
+            run_one(model, tier, links, seed, args.days)
+        },
+    )?;
     let mut paired: std::collections::BTreeMap<u8, (Vec<RunResult>, Vec<RunResult>)> =
         Default::default();
     for ((tier, seed, with), result) in jobs.iter().zip(results) {

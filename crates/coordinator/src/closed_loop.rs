@@ -1049,20 +1049,31 @@ fn measure_step(state: &mut LoopState, key: (usize, usize), now: PlantTime) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_maintenance_decision_awaiting_a_machines_service_gets_its_outcome() {
-        let log = aifactory_core::DecisionLog::new();
+    /// A loop logging to `log` (ids `D-LOOP-…`), plant time from 0.
+    fn logging_loop(
+        log: &aifactory_core::DecisionLog,
+        board: &PlanBoard,
+        machines: &[&str],
+        products: &[&str],
+        (anomaly_trigger, search): (bool, bool),
+    ) -> ClosedLoop {
         let start = Timestamp(0);
-        let board = PlanBoard::new();
-        let state = ClosedLoop::new(
+        ClosedLoop::new(
             Some(SkillLog::new(log.clone(), start, "LOOP")),
             start,
             board.clone(),
-            vec!["M1".into(), "M2".into()],
-            Vec::new(),
-            false,
-            false,
-        );
+            machines.iter().map(|m| (*m).to_owned()).collect(),
+            products.iter().map(|p| (*p).to_owned()).collect(),
+            anomaly_trigger,
+            search,
+        )
+    }
+
+    #[test]
+    fn every_maintenance_decision_awaiting_a_machines_service_gets_its_outcome() {
+        let log = aifactory_core::DecisionLog::new();
+        let board = PlanBoard::new();
+        let state = logging_loop(&log, &board, &["M1", "M2"], &[], (false, false));
         // A window asked for, then a stop at once, on M1 before its service starts.
         for (id, at) in [("MNT-1", 1_000), ("MNT-2", 2_000)] {
             board
@@ -1166,15 +1177,7 @@ mod tests {
         let log = aifactory_core::DecisionLog::new();
         let start = Timestamp(0);
         let board = PlanBoard::new();
-        let state = ClosedLoop::new(
-            Some(SkillLog::new(log.clone(), start, "LOOP")),
-            start,
-            board.clone(),
-            vec!["M1".into(), "M2".into()],
-            Vec::new(),
-            true,
-            false,
-        );
+        let state = logging_loop(&log, &board, &["M1", "M2"], &[], (true, false));
         let mut observer = LoopObserver::new(state.clone());
         assert!(observer.wants_telemetry());
         let minute = 60_000;
@@ -1266,16 +1269,7 @@ mod tests {
     #[test]
     fn the_search_adopts_a_faster_move_and_drops_one_that_scraps_more() {
         let log = aifactory_core::DecisionLog::new();
-        let start = Timestamp(0);
-        let state = ClosedLoop::new(
-            Some(SkillLog::new(log.clone(), start, "LOOP")),
-            start,
-            PlanBoard::new(),
-            vec!["M1".into()],
-            vec!["P".into()],
-            false,
-            true,
-        );
+        let state = logging_loop(&log, &PlanBoard::new(), &["M1"], &["P"], (false, true));
         state.register_step((0, 0), None, Some("D-QUAL-000001".into()), 0.01, None);
         let mut settings =
             GuardedSettings::new(aifactory_plant::BaselinePolicy::default(), state.clone());
