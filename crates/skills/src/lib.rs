@@ -7,7 +7,8 @@
 //! the modules that score skills on them.
 //!
 //! Skills by lifecycle stage: production — scheduling (APS on a rolling horizon), streaming
-//! anomaly detection ([`anomaly`], scored on NAB by [`nab`]), remaining useful life ([`rul`],
+//! anomaly detection ([`anomaly`], scored on NAB by [`nab`]; on machines' no-load current by
+//! the [`condition`] watch), remaining useful life ([`rul`],
 //! scored on NASA C-MAPSS), condition-based [`maintenance`], OEE losses ([`oee`]); testing —
 //! [`spc`] and adaptive inspection; design — Bayesian optimisation ([`bo`], [`quality`]);
 //! sales — demand [`forecast`]s and capable-to-promise ([`ctp`]); management — [`bom`]
