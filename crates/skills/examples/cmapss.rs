@@ -10,7 +10,8 @@
 //! `--cv-only` never opens the test files' scores: use it while choosing settings.
 
 use aifactory_skills::rul::{
-    CvOptions, RulConfig, RulModel, RulVariant, cross_validate, evaluate_cmapss, load_cmapss,
+    CMAPSS_SETTINGS, CvOptions, RulConfig, RulModel, RulVariant, cross_validate, evaluate_cmapss,
+    load_cmapss,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +34,10 @@ fn cv_json(cv: &aifactory_skills::rul::CvReport) -> serde_json::Value {
 fn run() -> Result<serde_json::Value, String> {
     let mut dir = PathBuf::from("/work/shared/data/cmapss");
     let mut subset = "FD001".to_string();
-    let mut config = RulConfig::default();
+    let mut config = RulConfig {
+        operating_settings: CMAPSS_SETTINGS.to_vec(),
+        ..RulConfig::default()
+    };
     let mut cv = CvOptions::default();
     let mut cv_only = false;
     let mut fit_only = false;
@@ -61,6 +65,10 @@ fn run() -> Result<serde_json::Value, String> {
             "--ewma" => config.ewma_alpha = value(&flag, args.next())?,
             "--late-weight" => config.late_weight = value(&flag, args.next())?,
             "--no-variants" => config.variants.clear(),
+            "--no-regimes" => config.operating_settings.clear(),
+            "--regime-history" => config.regime_history = true,
+            "--drift-magnitude" => config.drift_magnitude = true,
+            "--max-regimes" => config.max_regimes = value(&flag, args.next())?,
             "--variant" => {
                 // ALPHA,WINDOW,BUDGET,SPAN[,HI_ALPHA...]: slopes over SPAN and the whole history.
                 let spec: String = value(&flag, args.next())?;
@@ -99,6 +107,7 @@ fn run() -> Result<serde_json::Value, String> {
         return Ok(serde_json::json!({
             "train_s": started.elapsed().as_secs_f64(),
             "n_features": model.n_features(),
+            "n_regimes": model.n_regimes(),
             "channels": model.channels(),
         }));
     }

@@ -157,6 +157,12 @@ pub const CMAPSS_CHANNELS: [&str; 24] = [
 
 const CMAPSS_COLUMNS: usize = 26;
 
+/// The C-MAPSS channels that give the operating condition: altitude, Mach number, throttle.
+pub const CMAPSS_SETTINGS: [usize; 3] = [0, 1, 2];
+
+/// Unexplained share of the settings' variance below which a clustering counts as the regimes.
+const REGIME_RESIDUAL_SHARE: f64 = 0.001;
+
 /// Reads `train_<subset>.txt`, `test_<subset>.txt` and `RUL_<subset>.txt` from `dir`.
 pub fn load_cmapss(dir: &Path, subset: &str) -> Result<CmapssData, RulError> {
     if !matches!(subset, "FD001" | "FD002" | "FD003" | "FD004") {
@@ -375,6 +381,18 @@ pub struct RulConfig {
     /// Extra weight of rows near failure: a row with capped target `t` weighs
     /// `1 + late_weight * (1 - t / rul_cap)` (0 = unweighted).
     pub late_weight: f64,
+    /// Channels that give the operating condition (set-points, product, load). When given,
+    /// their values are clustered into operating regimes and every other channel is
+    /// standardised within its regime before anything else ([`CMAPSS_SETTINGS`] for C-MAPSS).
+    pub operating_settings: Vec<usize>,
+    /// Most regimes looked for.
+    pub max_regimes: usize,
+    /// Add, per regime, the cycles spent in it so far (wear may run faster in some).
+    pub regime_history: bool,
+    /// Add the drift magnitude: how far the informative channels have moved, together, from
+    /// the machine's own first cycles, whatever the direction (a second fault mode moves them
+    /// in a direction the linear health index was not fitted on).
+    pub drift_magnitude: bool,
 }
 
 /// Settings of one extra ensemble member (see [`RulConfig::variants`]).
@@ -418,6 +436,10 @@ impl Default for RulConfig {
                 budget: 1.0,
             }],
             late_weight: 1.0,
+            operating_settings: Vec::new(),
+            max_regimes: 8,
+            regime_history: false,
+            drift_magnitude: false,
         }
     }
 }
@@ -445,6 +467,245 @@ impl HealthIndex {
     }
 }
 
+/// Operating regimes found in the training histories' operating settings, and each channel's
+/// level and spread within each regime.
+///
+/// A machine run at several set-points (C-MAPSS FD002/FD004: altitude, Mach number and throttle;
+/// a plant: product and speed) moves every sensor's level with the regime far more than wear
+/// does. Clustering the settings and standardising each channel within its regime leaves the
+/// wear. With one regime this is a plain standardisation, which changes nothing the trees see.
+#[derive(Debug, Clone)]
+struct Regimes {
+    /// Channels that describe the operating condition; left as they are.
+    settings: Vec<usize>,
+    /// Per setting: mean and spread over the training rows (the clustering space's scale).
+    setting_scale: Vec<(f64, f64)>,
+    /// Regime centres in the standardised settings space.
+    centres: Vec<Vec<f64>>,
+    /// `levels[r][c]`: mean and spread of channel `c` in regime `r` (settings: (0, 1)).
+    levels: Vec<Vec<(f64, f64)>>,
+}
+
+/// Lloyd's k-means from a farthest-point start: deterministic, and exact on well-separated
+/// clusters. Returns the centres and the within-cluster sum of squares.
+fn kmeans(points: &[Vec<f64>], k: usize) -> (Vec<Vec<f64>>, f64) {
+    let dim = points.first().map_or(0, Vec::len);
+    let dist =
+        |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
+    let mean: Vec<f64> = (0..dim)
+        .map(|d| points.iter().map(|p| p[d]).sum::<f64>() / points.len() as f64)
+        .collect();
+    let mut centres: Vec<Vec<f64>> = Vec::with_capacity(k);
+    let first = points
+        .iter()
+        .min_by(|a, b| dist(a, &mean).total_cmp(&dist(b, &mean)))
+        .cloned()
+        .unwrap_or_else(|| vec![0.0; dim]);
+    centres.push(first);
+    let mut nearest: Vec<f64> = points.iter().map(|p| dist(p, &centres[0])).collect();
+    while centres.len() < k {
+        let Some((far, _)) = nearest.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) else {
+            break;
+        };
+        centres.push(points[far].clone());
+        let c = centres.len() - 1;
+        for (n, p) in nearest.iter_mut().zip(points) {
+            *n = n.min(dist(p, &centres[c]));
+        }
+    }
+    let mut assignment = vec![0usize; points.len()];
+    for _ in 0..100 {
+        let mut moved = false;
+        for (a, p) in assignment.iter_mut().zip(points) {
+            let best = nearest_centre(&centres, p);
+            if best != *a {
+                *a = best;
+                moved = true;
+            }
+        }
+        let mut sums = vec![vec![0.0; dim]; centres.len()];
+        let mut counts = vec![0usize; centres.len()];
+        for (&a, p) in assignment.iter().zip(points) {
+            counts[a] += 1;
+            for d in 0..dim {
+                sums[a][d] += p[d];
+            }
+        }
+        for (c, (s, n)) in centres.iter_mut().zip(sums.iter().zip(&counts)) {
+            if *n > 0 {
+                *c = s.iter().map(|v| v / *n as f64).collect();
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let wcss = assignment
+        .iter()
+        .zip(points)
+        .map(|(&a, p)| dist(p, &centres[a]))
+        .sum();
+    (centres, wcss)
+}
+
+fn nearest_centre(centres: &[Vec<f64>], p: &[f64]) -> usize {
+    let mut best = (0, f64::INFINITY);
+    for (r, c) in centres.iter().enumerate() {
+        let d: f64 = c.iter().zip(p).map(|(x, y)| (x - y) * (x - y)).sum();
+        if d < best.1 {
+            best = (r, d);
+        }
+    }
+    best.0
+}
+
+impl Regimes {
+    /// Finds the regimes: the fewest clusters (up to `max_regimes`) that leave less than
+    /// `REGIME_RESIDUAL_SHARE` of the settings' variance unexplained, else one regime.
+    fn fit(train: &[EngineHistory], settings: &[usize], max_regimes: usize) -> Regimes {
+        let n_channels = train.first().map_or(0, EngineHistory::n_channels);
+        let rows: Vec<(usize, usize)> = train
+            .iter()
+            .enumerate()
+            .flat_map(|(e, h)| (0..h.len()).map(move |i| (e, i)))
+            .collect();
+        let n = rows.len().max(1) as f64;
+        let setting_scale: Vec<(f64, f64)> = settings
+            .iter()
+            .map(|&c| {
+                let m = rows
+                    .iter()
+                    .map(|&(e, i)| train[e].columns[c][i])
+                    .sum::<f64>()
+                    / n;
+                let v = rows
+                    .iter()
+                    .map(|&(e, i)| (train[e].columns[c][i] - m).powi(2))
+                    .sum::<f64>()
+                    / n;
+                (m, if v > 0.0 { v.sqrt() } else { 1.0 })
+            })
+            .collect();
+        let mut regimes = Regimes {
+            settings: settings.to_vec(),
+            setting_scale,
+            centres: Vec::new(),
+            levels: Vec::new(),
+        };
+        let points: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|&(e, i)| regimes.standardised_settings(&train[e], i))
+            .collect();
+        let total: f64 = points
+            .iter()
+            .map(|p| p.iter().map(|v| v * v).sum::<f64>())
+            .sum();
+        regimes.centres = vec![vec![0.0; settings.len()]];
+        if total > 0.0 {
+            for k in 2..=max_regimes.min(rows.len()) {
+                let (centres, wcss) = kmeans(&points, k);
+                if wcss < REGIME_RESIDUAL_SHARE * total {
+                    regimes.centres = centres;
+                    break;
+                }
+            }
+        }
+        let k = regimes.centres.len();
+        let mut sums = vec![vec![(0.0, 0.0, 0usize); n_channels]; k];
+        for (&(e, i), p) in rows.iter().zip(&points) {
+            let r = nearest_centre(&regimes.centres, p);
+            for (c, s) in sums[r].iter_mut().enumerate() {
+                let v = train[e].columns[c][i];
+                if v.is_finite() {
+                    s.0 += v;
+                    s.1 += v * v;
+                    s.2 += 1;
+                }
+            }
+        }
+        regimes.levels = sums
+            .into_iter()
+            .map(|per_channel| {
+                per_channel
+                    .into_iter()
+                    .enumerate()
+                    .map(|(c, (s, ss, m))| {
+                        if settings.contains(&c) || m == 0 {
+                            return (0.0, 1.0);
+                        }
+                        let mean = s / m as f64;
+                        let var = (ss / m as f64 - mean * mean).max(0.0);
+                        // A channel constant within a regime carries nothing there but its
+                        // level, which the regime already says: it becomes 0.
+                        let sd = var.sqrt();
+                        (
+                            mean,
+                            if sd > 1e-9 * mean.abs().max(1.0) {
+                                sd
+                            } else {
+                                f64::INFINITY
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        regimes
+    }
+
+    fn standardised_settings(&self, h: &EngineHistory, i: usize) -> Vec<f64> {
+        self.settings
+            .iter()
+            .zip(&self.setting_scale)
+            .map(|(&c, &(m, s))| {
+                let v = h.columns[c][i];
+                if v.is_finite() { (v - m) / s } else { 0.0 }
+            })
+            .collect()
+    }
+
+    fn count(&self) -> usize {
+        self.centres.len()
+    }
+
+    /// The regime of each cycle of `h`.
+    fn labels(&self, h: &EngineHistory) -> Vec<usize> {
+        (0..h.len())
+            .map(|i| nearest_centre(&self.centres, &self.standardised_settings(h, i)))
+            .collect()
+    }
+
+    /// `h` with every non-setting channel standardised within its cycle's regime.
+    fn normalise(&self, h: &EngineHistory) -> (EngineHistory, Vec<usize>) {
+        let labels = self.labels(h);
+        let columns = h
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(c, col)| {
+                if self.settings.contains(&c) {
+                    return col.clone();
+                }
+                col.iter()
+                    .zip(&labels)
+                    .map(|(&v, &r)| {
+                        let (m, s) = self.levels[r][c];
+                        if s.is_finite() { (v - m) / s } else { 0.0 }
+                    })
+                    .collect()
+            })
+            .collect();
+        (
+            EngineHistory {
+                unit: h.unit,
+                cycles: h.cycles.clone(),
+                columns,
+            },
+            labels,
+        )
+    }
+}
+
 /// A fitted RUL model. Deterministic: the same histories and config give the same model.
 pub struct RulModel {
     config: RulConfig,
@@ -454,6 +715,13 @@ pub struct RulModel {
     boosters: Vec<PerpetualBooster>,
     n_features: usize,
     members: Vec<RulModel>,
+    /// Regimes of the operating settings; `None` when the config names no settings (members
+    /// of an ensemble see histories already normalised by their parent).
+    regimes: Option<Regimes>,
+    /// Regimes counted by the regime-history features (1 without regimes).
+    n_regimes: usize,
+    /// Spread of each informative channel over the training cycles (drift magnitude's unit).
+    channel_scale: Vec<f64>,
 }
 
 impl std::fmt::Debug for RulModel {
@@ -466,6 +734,7 @@ impl std::fmt::Debug for RulModel {
             .field("boosters", &self.boosters.len())
             .field("n_features", &self.n_features)
             .field("members", &self.members.len())
+            .field("n_regimes", &self.n_regimes)
             .finish()
     }
 }
@@ -619,6 +888,44 @@ fn slope(x: &[f64], y: &[f64]) -> f64 {
     if sxx > 0.0 { sxy / sxx } else { f64::NAN }
 }
 
+/// Root-mean-square distance, in training spreads, of each channel's smoothed level from the
+/// mean of the machine's own first `baseline_len` cycles: a health index with no direction.
+fn drift_magnitude(
+    h: &EngineHistory,
+    channels: &[usize],
+    scale: &[f64],
+    alpha: f64,
+    baseline_len: usize,
+) -> Vec<f64> {
+    let k = channels.len().max(1) as f64;
+    let mut levels = vec![f64::NAN; channels.len()];
+    let mut baseline = vec![(0.0, 0usize); channels.len()];
+    (0..h.len())
+        .map(|i| {
+            let mut sum = 0.0;
+            for (j, &c) in channels.iter().enumerate() {
+                let v = h.columns[c][i];
+                if v.is_finite() {
+                    levels[j] = if levels[j].is_nan() {
+                        v
+                    } else {
+                        alpha * v + (1.0 - alpha) * levels[j]
+                    };
+                    if baseline[j].1 < baseline_len.max(1) {
+                        baseline[j].0 += v;
+                        baseline[j].1 += 1;
+                    }
+                }
+                if baseline[j].1 > 0 {
+                    let z = (levels[j] - baseline[j].0 / baseline[j].1 as f64) / scale[j];
+                    sum += z * z;
+                }
+            }
+            (sum / k).sqrt()
+        })
+        .collect()
+}
+
 /// Appends, for every cycle `i`, the causal features of `series` to `rows[i]`.
 fn series_features(
     rows: &mut [Vec<f64>],
@@ -687,6 +994,37 @@ impl RulModel {
                 "rul_cap must be positive and n_models at least 1".into(),
             ));
         }
+        if let Some(c) = config.operating_settings.iter().find(|&&c| c >= n_channels) {
+            return Err(RulError::Training(format!(
+                "operating setting channel {c} requested, histories have {n_channels}"
+            )));
+        }
+        let regimes = (!config.operating_settings.is_empty())
+            .then(|| Regimes::fit(train, &config.operating_settings, config.max_regimes.max(1)))
+            .filter(|r| r.count() > 1);
+        // One regime: the trees and the health index standardise for themselves, so the
+        // histories go in as they are.
+        let Some(regimes) = regimes else {
+            let labels: Vec<Vec<usize>> = train.iter().map(|h| vec![0; h.len()]).collect();
+            return Self::fit_prepared(train, &labels, config, n_channels, 1);
+        };
+        let (normalised, labels): (Vec<EngineHistory>, Vec<Vec<usize>>) =
+            train.iter().map(|h| regimes.normalise(h)).unzip();
+        let mut model =
+            Self::fit_prepared(&normalised, &labels, config, n_channels, regimes.count())?;
+        model.regimes = Some(regimes);
+        Ok(model)
+    }
+
+    /// Fits on histories already normalised by regime, `labels[e][i]` the regime of cycle `i`
+    /// of history `e`.
+    fn fit_prepared(
+        train: &[EngineHistory],
+        labels: &[Vec<usize>],
+        config: &RulConfig,
+        n_channels: usize,
+        n_regimes: usize,
+    ) -> Result<RulModel, RulError> {
         let targets: Vec<f64> = train
             .iter()
             .flat_map(|h| capped_targets(h, config.rul_cap))
@@ -732,6 +1070,19 @@ impl RulModel {
         } else {
             None
         };
+        let channel_scale = channels
+            .iter()
+            .map(|&c| {
+                let x: Vec<f64> = train
+                    .iter()
+                    .flat_map(|h| h.columns[c].iter().copied())
+                    .collect();
+                let n = x.len().max(1) as f64;
+                let m = x.iter().sum::<f64>() / n;
+                let sd = (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
+                if sd > 0.0 { sd } else { 1.0 }
+            })
+            .collect();
         let mut model = RulModel {
             config: config.clone(),
             n_channels,
@@ -740,8 +1091,15 @@ impl RulModel {
             boosters: Vec::new(),
             n_features: 0,
             members: Vec::new(),
+            regimes: None,
+            n_regimes,
+            channel_scale,
         };
-        let rows: Vec<Vec<f64>> = train.iter().flat_map(|h| model.features(h)).collect();
+        let rows: Vec<Vec<f64>> = train
+            .iter()
+            .zip(labels)
+            .flat_map(|(h, l)| model.features(h, l))
+            .collect();
         model.n_features = rows.first().map_or(0, Vec::len);
         let n_rows = rows.len();
         let mut data = Vec::with_capacity(n_rows * model.n_features);
@@ -779,7 +1137,13 @@ impl RulModel {
                 variants: Vec::new(),
                 ..config.clone()
             };
-            model.members.push(RulModel::fit(train, &member_config)?);
+            model.members.push(RulModel::fit_prepared(
+                train,
+                labels,
+                &member_config,
+                n_channels,
+                n_regimes,
+            )?);
         }
         Ok(model)
     }
@@ -793,10 +1157,22 @@ impl RulModel {
         self.n_features
     }
 
+    /// Operating regimes found in the training settings (1 when none were named or found).
+    pub fn n_regimes(&self) -> usize {
+        self.n_regimes
+    }
+
     /// Feature rows for every cycle of `h`.
-    fn features(&self, h: &EngineHistory) -> Vec<Vec<f64>> {
+    fn features(&self, h: &EngineHistory, labels: &[usize]) -> Vec<Vec<f64>> {
         let cfg = &self.config;
         let mut rows: Vec<Vec<f64>> = h.cycles.iter().map(|&c| vec![c]).collect();
+        if cfg.regime_history && self.n_regimes > 1 {
+            let mut spent = vec![0.0; self.n_regimes];
+            for (row, &r) in rows.iter_mut().zip(labels) {
+                spent[r] += 1.0;
+                row.extend_from_slice(&spent);
+            }
+        }
         if let Some(hi) = &self.health {
             let series = hi.series(h, &self.channels);
             series_features(
@@ -807,6 +1183,24 @@ impl RulModel {
                 cfg.mean_window,
                 &cfg.hi_slope_spans,
                 cfg.baseline_len,
+            );
+        }
+        if cfg.drift_magnitude {
+            let series = drift_magnitude(
+                h,
+                &self.channels,
+                &self.channel_scale,
+                cfg.ewma_alpha,
+                cfg.baseline_len,
+            );
+            series_features(
+                &mut rows,
+                &h.cycles,
+                &series,
+                &[1.0],
+                cfg.mean_window,
+                &cfg.hi_slope_spans,
+                0,
             );
         }
         if cfg.channel_features {
@@ -848,9 +1242,13 @@ impl RulModel {
         if history.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sum = self.raw_predictions(history);
+        let (history, labels) = match &self.regimes {
+            Some(r) => r.normalise(history),
+            None => (history.clone(), vec![0; history.len()]),
+        };
+        let mut sum = self.raw_predictions(&history, &labels);
         for m in &self.members {
-            for (s, p) in sum.iter_mut().zip(m.raw_predictions(history)) {
+            for (s, p) in sum.iter_mut().zip(m.raw_predictions(&history, &labels)) {
                 *s += p;
             }
         }
@@ -862,8 +1260,8 @@ impl RulModel {
     }
 
     /// Unclipped mean of this model's own boosters at each cycle of a non-empty `history`.
-    fn raw_predictions(&self, history: &EngineHistory) -> Vec<f64> {
-        let rows = self.features(history);
+    fn raw_predictions(&self, history: &EngineHistory, labels: &[usize]) -> Vec<f64> {
+        let rows = self.features(history, labels);
         let n = rows.len();
         let mut data = Vec::with_capacity(n * self.n_features);
         for f in 0..self.n_features {
@@ -1037,6 +1435,8 @@ pub struct CmapssReport {
     pub n_train: usize,
     pub n_test: usize,
     pub n_features: usize,
+    /// Operating regimes found in the training settings.
+    pub n_regimes: usize,
     /// Channels used, by C-MAPSS name.
     pub channels: Vec<String>,
     /// Grouped cross-validation on the training units (`None` if not requested).
@@ -1086,6 +1486,7 @@ pub fn evaluate_cmapss(
         n_train: data.train.len(),
         n_test: data.test.len(),
         n_features: model.n_features(),
+        n_regimes: model.n_regimes(),
         channels: model
             .channels()
             .iter()
@@ -1261,6 +1662,93 @@ mod tests {
             last_errors.push(end - 4.0);
         }
         assert!(rmse(&last_errors) < 15.0, "{last_errors:?}");
+    }
+
+    /// Like [`synthetic_fleet`], but each cycle runs at one of three set-points (channel 0)
+    /// that move the wear channels' levels five times as far as wear does, as in C-MAPSS FD002.
+    fn multi_regime_fleet(n: usize, seed: u64) -> Vec<EngineHistory> {
+        let mut rng = SplitMix(seed);
+        let mut uniform = move || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let set_points = [(20.0, 0.0, 0.0), (35.0, 10.0, -6.0), (50.0, -8.0, 9.0)];
+        (0..n)
+            .map(|u| {
+                let len = 120 + (uniform() * 120.0) as usize;
+                let mut cols: Vec<Vec<f64>> = (0..4).map(|_| Vec::with_capacity(len)).collect();
+                for i in 0..len {
+                    let wear = (4.0 * (i as f64 / len as f64 - 1.0)).exp();
+                    let (setting, shift_a, shift_b) = set_points[(uniform() * 3.0) as usize % 3];
+                    let mut noise = || (uniform() + uniform() + uniform() - 1.5) * 0.1;
+                    cols[0].push(setting + noise() * 0.01);
+                    cols[1].push(10.0 + shift_a + 2.0 * wear + noise());
+                    cols[2].push(5.0 + shift_b + noise());
+                    cols[3].push(3.0 - shift_b - 1.5 * wear + noise());
+                }
+                let cycles = (1..=len).map(|c| c as f64).collect();
+                EngineHistory::new(u as u32 + 1, cycles, cols).expect("valid history")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operating_regimes_are_found_and_normalised_away() {
+        let train = multi_regime_fleet(30, 5);
+        let regimes = Regimes::fit(&train, &[0], 8);
+        assert_eq!(regimes.count(), 3);
+        // Within each regime the noise channel is centred and unit-spread; the set-point
+        // itself is left alone.
+        let (normalised, labels) = regimes.normalise(&train[0]);
+        assert_eq!(normalised.channel(0), train[0].channel(0));
+        for r in 0..3 {
+            let v: Vec<f64> = normalised
+                .channel(2)
+                .iter()
+                .zip(&labels)
+                .filter(|(_, l)| **l == r)
+                .map(|(v, _)| *v)
+                .collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            assert!(mean.abs() < 0.6, "regime {r} mean {mean}");
+        }
+        // Without the settings no channel tracks the wear well enough to train on; with
+        // them the model predicts held-out machines about as well as a one-regime fleet.
+        let with = RulConfig {
+            operating_settings: vec![0],
+            ..small_config()
+        };
+        let model = RulModel::fit(&train, &with).expect("fits");
+        assert_eq!(model.n_regimes(), 3);
+        let errors: Vec<f64> = multi_regime_fleet(8, 77)
+            .iter()
+            .map(|h| {
+                let cut = h.len() - 20;
+                model.predict(&h.truncated(cut)).expect("predict") - 20.0
+            })
+            .collect();
+        assert!(rmse(&errors) < 15.0, "{errors:?}");
+        let without = RulModel::fit(&train, &small_config());
+        let worse = without.map_or(f64::INFINITY, |m| {
+            let e: Vec<f64> = multi_regime_fleet(8, 77)
+                .iter()
+                .map(|h| m.predict(&h.truncated(h.len() - 20)).expect("predict") - 20.0)
+                .collect();
+            rmse(&e)
+        });
+        assert!(worse > rmse(&errors), "{worse} vs {}", rmse(&errors));
+    }
+
+    #[test]
+    fn one_operating_regime_is_found_in_noise_and_a_bad_setting_channel_is_refused() {
+        let train = synthetic_fleet(12, 3);
+        assert_eq!(Regimes::fit(&train, &[1], 8).count(), 1);
+        let bad = RulConfig {
+            operating_settings: vec![7],
+            ..small_config()
+        };
+        let err = RulModel::fit(&train, &bad).expect_err("channel 7 does not exist");
+        assert!(
+            err.to_string().contains("operating setting channel 7"),
+            "{err}"
+        );
     }
 
     #[test]
