@@ -67,7 +67,6 @@ fn run() -> Result<serde_json::Value, String> {
             "--no-variants" => config.variants.clear(),
             "--no-regimes" => config.operating_settings.clear(),
             "--regime-history" => config.regime_history = true,
-            "--drift-magnitude" => config.drift_magnitude = true,
             "--max-regimes" => config.max_regimes = value(&flag, args.next())?,
             "--variant" => {
                 // ALPHA,WINDOW,BUDGET,SPAN[,HI_ALPHA...]: slopes over SPAN and the whole history.

@@ -53,6 +53,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         return robust_split(&corpus, n, steps, b);
     }
+    if let Ok(spec) = std::env::var("NAB_ROBUST_FULL") {
+        let v: Vec<usize> = spec.split(',').map(str::parse).collect::<Result<_, _>>()?;
+        let [n, steps, b] = v[..] else {
+            return Err("NAB_ROBUST_FULL=RANDOM,STEPS,RESAMPLES".into());
+        };
+        let (_, (obj, c)) = robust_tune(&corpus, n, steps, b)?;
+        let r = score_profiles(
+            &corpus,
+            &detect_corpus(&corpus, || AnomalyDetector::new(c.clone())),
+        )?;
+        println!(
+            "whole corpus: objective {obj:.2}; {:.2} {:.2} {:.2}  {}",
+            r[0].normalised,
+            r[1].normalised,
+            r[2].normalised,
+            serde_json::to_string(&c)?
+        );
+        return Ok(());
+    }
     if let Ok(n) = std::env::var("NAB_SPLIT") {
         return split(&corpus, n.parse()?);
     }
@@ -290,30 +309,7 @@ fn robust_split(
 ) -> Result<(), Box<dyn std::error::Error>> {
     for tune in 0..2 {
         let (tune_half, test_half) = (half(corpus, tune), half(corpus, 1 - tune));
-        let objective = BootstrapObjective::new(&tune_half, b);
-        let eval = |c: &AnomalyConfig| -> Result<f64, Box<dyn std::error::Error>> {
-            objective.score(&detect_corpus(&tune_half, || {
-                AnomalyDetector::new(c.clone())
-            }))
-        };
-        let mut uniform = uniform_source(0x9E37_79B9_7F4A_7C15);
-        let mut best = (f64::NEG_INFINITY, AnomalyConfig::default());
-        for _ in 0..n {
-            let c = random_config(&mut uniform);
-            let s = eval(&c)?;
-            if s > best.0 {
-                best = (s, c);
-            }
-        }
-        let after_random = best.clone();
-        let mut jitter = uniform_source(0x2545_F491_4F6C_DD1D);
-        for _ in 0..steps {
-            let c = jittered(&best.1, &mut jitter);
-            let s = eval(&c)?;
-            if s > best.0 {
-                best = (s, c);
-            }
-        }
+        let (after_random, best) = robust_tune(&tune_half, n, steps, b)?;
         for (label, (obj, c)) in [("random", after_random), ("random+climb", best)] {
             let r = score_profiles(
                 &test_half,
@@ -335,6 +331,40 @@ fn robust_split(
         }
     }
     Ok(())
+}
+
+/// The robust tuning procedure: random search then hill climbing on the bootstrap-mean
+/// objective. Returns the best after the random stage and after climbing, with objectives.
+type Tuned = (f64, AnomalyConfig);
+fn robust_tune(
+    corpus: &aifactory_skills::nab::NabCorpus,
+    n: usize,
+    steps: usize,
+    b: usize,
+) -> Result<(Tuned, Tuned), Box<dyn std::error::Error>> {
+    let objective = BootstrapObjective::new(corpus, b);
+    let eval = |c: &AnomalyConfig| -> Result<f64, Box<dyn std::error::Error>> {
+        objective.score(&detect_corpus(corpus, || AnomalyDetector::new(c.clone())))
+    };
+    let mut uniform = uniform_source(0x9E37_79B9_7F4A_7C15);
+    let mut best = (f64::NEG_INFINITY, AnomalyConfig::default());
+    for _ in 0..n {
+        let c = random_config(&mut uniform);
+        let s = eval(&c)?;
+        if s > best.0 {
+            best = (s, c);
+        }
+    }
+    let after_random = best.clone();
+    let mut jitter = uniform_source(0x2545_F491_4F6C_DD1D);
+    for _ in 0..steps {
+        let c = jittered(&best.1, &mut jitter);
+        let s = eval(&c)?;
+        if s > best.0 {
+            best = (s, c);
+        }
+    }
+    Ok((after_random, best))
 }
 
 /// `base` with multiplicative jitter on about a third of its knobs.

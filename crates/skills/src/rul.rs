@@ -389,10 +389,6 @@ pub struct RulConfig {
     pub max_regimes: usize,
     /// Add, per regime, the cycles spent in it so far (wear may run faster in some).
     pub regime_history: bool,
-    /// Add the drift magnitude: how far the informative channels have moved, together, from
-    /// the machine's own first cycles, whatever the direction (a second fault mode moves them
-    /// in a direction the linear health index was not fitted on).
-    pub drift_magnitude: bool,
 }
 
 /// Settings of one extra ensemble member (see [`RulConfig::variants`]).
@@ -439,7 +435,6 @@ impl Default for RulConfig {
             operating_settings: Vec::new(),
             max_regimes: 8,
             regime_history: false,
-            drift_magnitude: false,
         }
     }
 }
@@ -720,8 +715,6 @@ pub struct RulModel {
     regimes: Option<Regimes>,
     /// Regimes counted by the regime-history features (1 without regimes).
     n_regimes: usize,
-    /// Spread of each informative channel over the training cycles (drift magnitude's unit).
-    channel_scale: Vec<f64>,
 }
 
 impl std::fmt::Debug for RulModel {
@@ -888,44 +881,6 @@ fn slope(x: &[f64], y: &[f64]) -> f64 {
     if sxx > 0.0 { sxy / sxx } else { f64::NAN }
 }
 
-/// Root-mean-square distance, in training spreads, of each channel's smoothed level from the
-/// mean of the machine's own first `baseline_len` cycles: a health index with no direction.
-fn drift_magnitude(
-    h: &EngineHistory,
-    channels: &[usize],
-    scale: &[f64],
-    alpha: f64,
-    baseline_len: usize,
-) -> Vec<f64> {
-    let k = channels.len().max(1) as f64;
-    let mut levels = vec![f64::NAN; channels.len()];
-    let mut baseline = vec![(0.0, 0usize); channels.len()];
-    (0..h.len())
-        .map(|i| {
-            let mut sum = 0.0;
-            for (j, &c) in channels.iter().enumerate() {
-                let v = h.columns[c][i];
-                if v.is_finite() {
-                    levels[j] = if levels[j].is_nan() {
-                        v
-                    } else {
-                        alpha * v + (1.0 - alpha) * levels[j]
-                    };
-                    if baseline[j].1 < baseline_len.max(1) {
-                        baseline[j].0 += v;
-                        baseline[j].1 += 1;
-                    }
-                }
-                if baseline[j].1 > 0 {
-                    let z = (levels[j] - baseline[j].0 / baseline[j].1 as f64) / scale[j];
-                    sum += z * z;
-                }
-            }
-            (sum / k).sqrt()
-        })
-        .collect()
-}
-
 /// Appends, for every cycle `i`, the causal features of `series` to `rows[i]`.
 fn series_features(
     rows: &mut [Vec<f64>],
@@ -1070,19 +1025,6 @@ impl RulModel {
         } else {
             None
         };
-        let channel_scale = channels
-            .iter()
-            .map(|&c| {
-                let x: Vec<f64> = train
-                    .iter()
-                    .flat_map(|h| h.columns[c].iter().copied())
-                    .collect();
-                let n = x.len().max(1) as f64;
-                let m = x.iter().sum::<f64>() / n;
-                let sd = (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
-                if sd > 0.0 { sd } else { 1.0 }
-            })
-            .collect();
         let mut model = RulModel {
             config: config.clone(),
             n_channels,
@@ -1093,7 +1035,6 @@ impl RulModel {
             members: Vec::new(),
             regimes: None,
             n_regimes,
-            channel_scale,
         };
         let rows: Vec<Vec<f64>> = train
             .iter()
@@ -1183,24 +1124,6 @@ impl RulModel {
                 cfg.mean_window,
                 &cfg.hi_slope_spans,
                 cfg.baseline_len,
-            );
-        }
-        if cfg.drift_magnitude {
-            let series = drift_magnitude(
-                h,
-                &self.channels,
-                &self.channel_scale,
-                cfg.ewma_alpha,
-                cfg.baseline_len,
-            );
-            series_features(
-                &mut rows,
-                &h.cycles,
-                &series,
-                &[1.0],
-                cfg.mean_window,
-                &cfg.hi_slope_spans,
-                0,
             );
         }
         if cfg.channel_features {
