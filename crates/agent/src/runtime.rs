@@ -226,6 +226,9 @@ impl Agent {
         clock: Clock,
         epoch_ms: i64,
     ) -> Agent {
+        if model.is_none() {
+            planner::warm_up();
+        }
         Agent {
             store,
             plant,

@@ -20,6 +20,11 @@ pub(crate) struct AgentBenchArgs {
     /// Days the twin runs before the questions (so there is history to answer from).
     #[arg(long, default_value_t = 1.0)]
     warm_up_days: f64,
+    /// Another question set in the same layout (lang, expected tool, expected machine or -,
+    /// question; tab-separated), e.g. bench/agent_questions_heldout.tsv [default: the built-in
+    /// 50 of bench/agent_questions.tsv].
+    #[arg(long)]
+    questions: Option<std::path::PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -32,17 +37,17 @@ struct Question {
 }
 
 fn questions() -> anyhow::Result<Vec<Question>> {
-    QUESTIONS
-        .lines()
+    parse_questions("bench/agent_questions.tsv", QUESTIONS)
+}
+
+fn parse_questions(source: &str, text: &str) -> anyhow::Result<Vec<Question>> {
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty())
         .map(|(n, l)| {
             let cols: Vec<&str> = l.split('\t').collect();
             let [lang, tool, machine, text] = cols[..] else {
-                anyhow::bail!(
-                    "bench/agent_questions.tsv:{}: want 4 tab-separated columns",
-                    n + 1
-                );
+                anyhow::bail!("{source}:{}: want 4 tab-separated columns", n + 1);
             };
             Ok(Question {
                 lang: lang.to_owned(),
@@ -75,7 +80,17 @@ pub(crate) fn run(
     if !(1..=100_000).contains(&args.repeat) {
         anyhow::bail!("--repeat must be 1 to 100000");
     }
-    let questions = questions()?;
+    let questions = match &args.questions {
+        None => questions()?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the question set {}", path.display()))?;
+            parse_questions(&path.display().to_string(), &text)?
+        }
+    };
+    if questions.is_empty() {
+        anyhow::bail!("the question set has no questions");
+    }
     let dir = tempfile::tempdir().context("a temporary folder for the store")?;
     let db = dir.path().join("bench-agent.sqlite").display().to_string();
     let runtime = crate::setup::runtime()?;
@@ -164,6 +179,30 @@ pub(crate) fn run(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_question_set_row_without_four_columns_is_named_by_file_and_line() {
+        let err = super::parse_questions(
+            "q.tsv",
+            "# header\nen\tplant_status\t-\tok\nen\tquery_kpis\n",
+        )
+        .err()
+        .expect("the third line has two columns");
+        assert_eq!(err.to_string(), "q.tsv:3: want 4 tab-separated columns");
+    }
+
+    #[test]
+    fn the_held_out_question_set_parses_half_chinese_with_real_tools() {
+        let text = include_str!("../../../bench/agent_questions_heldout.tsv");
+        let q = super::parse_questions("heldout", text).expect("parses");
+        assert!(q.len() >= 60, "{}", q.len());
+        assert_eq!(q.iter().filter(|q| q.lang == "zh").count() * 2, q.len());
+        let tools: Vec<&str> = aifactory_agent::tools::catalogue()
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        assert!(q.iter().all(|q| tools.contains(&q.tool.as_str())));
+    }
+
     #[test]
     fn the_question_set_has_fifty_rows_in_both_languages_naming_real_tools() {
         let q = super::questions().expect("parses");
