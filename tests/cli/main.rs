@@ -7,6 +7,7 @@ mod bench_paced;
 mod browser;
 mod demo;
 mod eval;
+mod eval_anomaly;
 mod help;
 mod import;
 mod ingest;

@@ -14,6 +14,7 @@ mod bench_paced;
 mod bench_policies;
 mod config;
 mod eval;
+mod eval_anomaly;
 mod eval_twin;
 mod import;
 mod ingest;
