@@ -411,29 +411,7 @@ fn refine(
     let mut best_score = eval(&best)?;
     println!("start {best_score:.3}");
     for i in 0..n {
-        let mut u = || uniform();
-        let mut c = best.clone();
-        let jit = |x: f64, u1: f64, u2: f64| {
-            if u1 < 0.35 {
-                x * (0.6 * (u2 - 0.5)).exp()
-            } else {
-                x
-            }
-        };
-        c.bins = jit(c.bins, u(), u()).round().max(3.0);
-        c.markov_decay = 1.0 - jit(1.0 - c.markov_decay, u(), u());
-        c.markov_weight = jit(c.markov_weight, u(), u());
-        c.residual_alpha = jit(c.residual_alpha, u(), u()).min(0.9);
-        c.residual_scale = jit(c.residual_scale, u(), u());
-        c.residual_weight = jit(c.residual_weight, u(), u());
-        c.seasonal_alpha = jit(c.seasonal_alpha, u(), u()).min(0.9);
-        c.seasonal_scale = jit(c.seasonal_scale, u(), u());
-        c.seasonal_weight = jit(c.seasonal_weight, u(), u());
-        c.novelty_margin = jit(c.novelty_margin, u(), u());
-        c.short_window = jit(c.short_window as f64, u(), u()).round().max(1.0) as usize;
-        c.long_alpha = jit(c.long_alpha, u(), u()).min(0.5);
-        c.alarm_level = jit(c.alarm_level, u(), u()).min(1.0);
-        c.holdoff = jit(c.holdoff as f64, u(), u()).round() as usize;
+        let c = jittered(&best, &mut uniform);
         let s = eval(&c)?;
         if s > best_score {
             best_score = s;
