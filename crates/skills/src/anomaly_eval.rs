@@ -23,7 +23,7 @@
 
 use crate::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
 use crate::multivariate::{MultivariateConfig, MultivariateError};
-use crate::nab::{CostProfile, scaled_sigmoid};
+use crate::nab::{CostProfile, detection_weight};
 use aifactory_core::time::{Timestamp, days_from_civil};
 use serde::Serialize;
 use std::fmt;
@@ -768,15 +768,13 @@ impl Counts {
 /// NAB's weighted score of `detections` (row indices, ascending) against `windows`, as NAB's
 /// `calcSweepScore` computes it: the best detection in each window by the scaled sigmoid of its
 /// position, each detection outside one by the sigmoid of its distance after the previous
-/// window (−1 before any), each missed window −fn_weight. This repeats the rule of
-/// `nab::sweep_rows`, which is private to NAB's corpus layout (its probationary period is
-/// NAB's, where ours is the training prefix).
+/// window (−1 before any), each missed window −fn_weight; the per-detection rule is NAB's own
+/// ([`detection_weight`]).
 pub fn nab_style_raw(
     windows: &[(usize, usize)],
     detections: &[usize],
     profile: &CostProfile,
 ) -> f64 {
-    let max_tp = scaled_sigmoid(-1.0);
     let mut best: Vec<Option<f64>> = vec![None; windows.len()];
     let mut fp = 0.0;
     let mut w = 0usize;
@@ -784,24 +782,14 @@ pub fn nab_style_raw(
         while w < windows.len() && windows[w].1 < i {
             w += 1;
         }
-        match windows.get(w) {
-            Some(&(start, end)) if start <= i => {
-                let width = (end - start + 1) as f64;
-                let position = -((end as f64 - i as f64 + 1.0) / width);
-                let s = scaled_sigmoid(position) * profile.tp_weight / max_tp;
-                let b = &mut best[w];
-                *b = Some(b.map_or(s, |v: f64| v.max(s)));
-            }
-            _ => {
-                let unweighted = match w.checked_sub(1).map(|k| windows[k]) {
-                    None => -1.0,
-                    Some((s, e)) => {
-                        let width = (e - s + 1) as f64;
-                        scaled_sigmoid((i - e) as f64 / (width - 1.0))
-                    }
-                };
-                fp += unweighted * profile.fp_weight;
-            }
+        let inside = windows.get(w).copied().filter(|&(start, _)| start <= i);
+        let previous = w.checked_sub(1).map(|k| windows[k]);
+        let weight = detection_weight(i, inside, previous, profile);
+        if inside.is_some() {
+            let b = &mut best[w];
+            *b = Some(b.map_or(weight, |v: f64| v.max(weight)));
+        } else {
+            fp += weight;
         }
     }
     let tp: f64 = best.iter().flatten().sum();

@@ -321,6 +321,35 @@ pub fn scaled_sigmoid(relative_position: f64) -> f64 {
     }
 }
 
+/// NAB's weight of one detection at row `row` (`calcSweepScore`): inside the labelled window
+/// `inside` (first and last row) the true-positive weight by its position, scaled so the
+/// window's left edge earns `tp_weight`; outside any window the false-positive weight by its
+/// distance after the window before it (`previous`), −`fp_weight` when there is none.
+pub fn detection_weight(
+    row: usize,
+    inside: Option<(usize, usize)>,
+    previous: Option<(usize, usize)>,
+    profile: &CostProfile,
+) -> f64 {
+    match inside {
+        Some((start, end)) => {
+            let width = (end - start + 1) as f64;
+            let position = -((end as f64 - row as f64 + 1.0) / width);
+            scaled_sigmoid(position) * profile.tp_weight / scaled_sigmoid(-1.0)
+        }
+        None => {
+            let unweighted = match previous {
+                None => -1.0,
+                Some((start, end)) => {
+                    let width = (end - start + 1) as f64;
+                    scaled_sigmoid((row - end) as f64 / (width - 1.0))
+                }
+            };
+            unweighted * profile.fp_weight
+        }
+    }
+}
+
 /// A profile's result: the corpus-wide threshold and the raw and normalised scores at it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProfileScore {
@@ -395,50 +424,31 @@ fn sweep_rows(
     window_base: u32,
     out: &mut Vec<ScoredRow>,
 ) {
-    let max_tp = scaled_sigmoid(-1.0);
     let probation = series.probationary_rows();
     let mut next_window = 0usize;
-    let mut current: Option<(usize, usize)> = None;
+    let mut current: Option<usize> = None;
     let mut previous: Option<(usize, usize)> = None;
     for (i, &anomaly) in scores.iter().enumerate() {
         if current.is_none()
-            && let Some(&(s, e)) = series.windows.get(next_window)
+            && let Some(&(s, _)) = series.windows.get(next_window)
             && s == i
         {
-            current = Some((next_window, e));
+            current = Some(next_window);
             next_window += 1;
         }
-        let (sweep, window) = match current {
-            Some((w, end)) => {
-                let (start, _) = series.windows[w];
-                let width = (end - start + 1) as f64;
-                let position = -((end as f64 - i as f64 + 1.0) / width);
-                let weighted = scaled_sigmoid(position) * profile.tp_weight / max_tp;
-                (weighted, Some(window_base + w as u32))
-            }
-            None => {
-                let unweighted = match previous {
-                    None => -1.0,
-                    Some((prev_end, prev_width)) => {
-                        let position = (i - prev_end) as f64 / (prev_width as f64 - 1.0);
-                        scaled_sigmoid(position)
-                    }
-                };
-                (unweighted * profile.fp_weight, None)
-            }
-        };
+        let inside = current.map(|w| series.windows[w]);
+        let sweep = detection_weight(i, inside, previous, profile);
         if i >= probation {
             out.push(ScoredRow {
                 anomaly,
                 sweep,
-                window,
+                window: current.map(|w| window_base + w as u32),
             });
         }
-        if let Some((w, end)) = current
+        if let Some((_, end)) = inside
             && i == end
         {
-            let (start, _) = series.windows[w];
-            previous = Some((end, end - start + 1));
+            previous = inside;
             current = None;
         }
     }
