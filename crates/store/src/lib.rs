@@ -26,6 +26,7 @@
 //! each method. An enum rather than a `dyn` trait because async methods are not object-safe
 //! without boxing every future, and there will only ever be these two engines.
 
+pub mod backup;
 mod chain;
 mod common;
 mod error;
@@ -40,7 +41,7 @@ use std::fmt;
 pub use error::StoreError;
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
-pub use store::Store;
+pub use store::{Store, is_postgres_url};
 
 /// The id of one simulation run. Data stored with no run (`None`) is live plant data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

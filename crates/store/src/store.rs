@@ -379,7 +379,7 @@ impl From<PgStore> for Store {
 
 /// Whether `location` names a PostgreSQL server rather than a file. The scheme is matched
 /// without regard to case, as URL schemes are.
-fn is_postgres_url(location: &str) -> bool {
+pub fn is_postgres_url(location: &str) -> bool {
     ["postgres://", "postgresql://"].iter().any(|scheme| {
         location
             .get(..scheme.len())

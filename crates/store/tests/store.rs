@@ -1441,3 +1441,442 @@ mod postgres_only {
         run_on(Engine::Postgres, "the_ledger_refuses_truncation", body).await;
     }
 }
+
+/// Online backups of the embedded store (`aifactory backup`).
+mod backup {
+    use super::*;
+    use aifactory_store::backup::{backup_sqlite, integrity_check};
+
+    /// A store on disk with every kind of ledger record.
+    async fn written_store(dir: &Path) -> Result<PathBuf, StoreError> {
+        let path = dir.join("serve.sqlite");
+        let store = SqliteStore::open(&path).await?;
+        for batch in ledger_records() {
+            store.append_ledger(&batch).await?;
+        }
+        store.close().await;
+        Ok(path)
+    }
+
+    #[tokio::test]
+    async fn a_backup_taken_while_a_writer_appends_is_a_consistent_prefix() -> Result<(), StoreError>
+    {
+        let dir = tempdir();
+        let path = written_store(dir.path()).await?;
+        let store = SqliteStore::open(&path).await?;
+        // The writer keeps appending decisions while two backups are taken.
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    store
+                        .record_decision(&decision(&format!("W-{i}"), 100 + i))
+                        .await?;
+                }
+                Ok::<(), StoreError>(())
+            })
+        };
+        let mut copies = Vec::new();
+        for k in 0..2 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let copy = dir.path().join(format!("copy-{k}.sqlite"));
+            backup_sqlite(&path, &copy).await?;
+            copies.push(copy);
+        }
+        writer.await.expect("the writer task ran")?;
+        let all = store.ledger().await?;
+        store.close().await;
+        assert_eq!(all.len(), 6 + 300);
+        for copy in &copies {
+            integrity_check(copy).await?;
+            let backup = SqliteStore::open(copy).await?;
+            let entries = backup.ledger().await?;
+            aifactory_assess::verify_chain(&entries).expect("the copy's chain verifies");
+            // A snapshot: exactly the first entries of the store, none torn, none missing.
+            assert!(entries.len() >= 6 && entries.len() <= all.len());
+            assert_eq!(
+                entries.last().map(|e| &e.hash),
+                all.get(entries.len() - 1).map(|e| &e.hash)
+            );
+            backup.close().await;
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_backup_never_overwrites_and_needs_a_sqlite_source() -> Result<(), StoreError> {
+        let dir = tempdir();
+        let path = written_store(dir.path()).await?;
+        let taken = dir.path().join("taken.sqlite");
+        std::fs::write(&taken, b"keep me").expect("write");
+        let why = backup_sqlite(&path, &taken)
+            .await
+            .expect_err("must refuse")
+            .to_string();
+        assert!(why.contains("already exists"), "{why}");
+        assert_eq!(std::fs::read(&taken).expect("read"), b"keep me");
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"not a database at all, but long enough").expect("write");
+        let why = backup_sqlite(&text, &dir.path().join("x.sqlite"))
+            .await
+            .expect_err("must refuse")
+            .to_string();
+        assert!(why.contains("not a SQLite database"), "{why}");
+        let why = backup_sqlite(
+            &dir.path().join("missing.sqlite"),
+            &dir.path().join("y.sqlite"),
+        )
+        .await
+        .expect_err("must refuse")
+        .to_string();
+        assert!(
+            why.contains("missing.sqlite") && why.contains("not a file"),
+            "{why}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_damaged_copy_fails_the_integrity_check_with_what_sqlite_found()
+    -> Result<(), StoreError> {
+        let dir = tempdir();
+        let path = written_store(dir.path()).await?;
+        let copy = dir.path().join("copy.sqlite");
+        backup_sqlite(&path, &copy).await?;
+        integrity_check(&copy).await?;
+        // Scribble over the second half of every page after the first (the schema page stays
+        // readable, so the damage is found by the check rather than at open).
+        let mut bytes = std::fs::read(&copy).expect("read");
+        let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+        let page = if page == 1 { 65_536 } else { page };
+        let len = bytes.len();
+        for start in (page..len).step_by(page) {
+            for b in &mut bytes[start + page / 2..(start + page).min(len)] {
+                *b = 0xA5;
+            }
+        }
+        std::fs::write(&copy, &bytes).expect("write");
+        match integrity_check(&copy).await {
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("copy.sqlite"), "{detail}")
+            }
+            other => panic!("expected a corrupt-file error, got {other:?}"),
+        }
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"hello").expect("write");
+        assert!(matches!(
+            integrity_check(&text).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        Ok(())
+    }
+}
+
+/// The PostgreSQL backup path docs/OPERATIONS.md gives: `pg_dump` of the store's schema,
+/// `pg_restore` into a new database, and the store opened there reads the same chained ledger.
+mod backup_pg {
+    use super::*;
+
+    /// `url` with its database replaced by `database` (and no query).
+    fn with_database(url: &str, database: &str) -> String {
+        let base = url.split('?').next().unwrap_or(url);
+        match base.rfind('/') {
+            Some(i) if i > base.find("//").map_or(0, |j| j + 1) => {
+                format!("{}/{database}", &base[..i])
+            }
+            _ => format!("{base}/{database}"),
+        }
+    }
+
+    fn run(program: &str, args: &[&str]) -> Result<(), String> {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn pg_dump_and_pg_restore_carry_the_store_and_its_chain() {
+        async fn body(db: Arc<TestDb>) -> Result<(), StoreError> {
+            let TestDb::Postgres {
+                admin_url, schema, ..
+            } = &*db
+            else {
+                unreachable!("run on PostgreSQL only")
+            };
+            if run("pg_dump", &["--version"]).is_err() {
+                println!("skipped: pg_dump is not installed");
+                return Ok(());
+            }
+            let store = db.open().await;
+            for batch in ledger_records() {
+                store.append_ledger(&batch).await?;
+            }
+            let original = store.ledger().await?;
+            store.close().await;
+
+            let dir = tempdir();
+            let dump = dir.path().join("aifactory.dump");
+            let dump = dump.to_str().expect("utf-8");
+            run(
+                "pg_dump",
+                &[
+                    "--format=custom",
+                    &format!("--schema={schema}"),
+                    &format!("--file={dump}"),
+                    admin_url,
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let restored_db = format!("{schema}_restored");
+            pg_admin(admin_url, &format!("CREATE DATABASE {restored_db}")).await;
+            let restored_url = with_database(admin_url, &restored_db);
+            let result = async {
+                run("pg_restore", &[&format!("--dbname={restored_url}"), dump])
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let store =
+                    Store::open(&format!("{restored_url}?options[search_path]={schema}")).await?;
+                let entries = store.ledger().await?;
+                aifactory_assess::verify_chain(&entries).expect("the restored chain verifies");
+                assert_eq!(entries, original);
+                store.close().await;
+                // The append-only triggers came back with the schema.
+                let sql = "UPDATE decisions SET skill = 'edited'";
+                let mut conn = sqlx::PgConnection::connect(&format!(
+                    "{restored_url}?options[search_path]={schema}"
+                ))
+                .await
+                .expect("connect to the restored database");
+                let edited = sqlx::raw_sql(sql).execute(&mut conn).await.map(drop);
+                let _ = conn.close().await;
+                assert_append_only(edited, sql);
+                Ok::<(), StoreError>(())
+            }
+            .await;
+            pg_admin(admin_url, &format!("DROP DATABASE {restored_db}")).await;
+            result
+        }
+        run_on(
+            Engine::Postgres,
+            "pg_dump_and_pg_restore_carry_the_store_and_its_chain",
+            body,
+        )
+        .await;
+    }
+}
+
+/// Stores written by an earlier aifactory (schema 6, before the ledger's hash chain), made by the
+/// binary of commit 2d93d09 on SQLite and on PostgreSQL; `tests/fixtures/README.md` says how.
+/// This version must open them, migrate them and keep every row.
+mod upgrade {
+    use super::*;
+    use sqlx::Row;
+    use std::collections::BTreeMap;
+
+    const SQLITE_FIXTURE: &str = "tests/fixtures/schema6.sqlite";
+    const PG_FIXTURE: &str = "tests/fixtures/schema6.pg.sql";
+    const PG_FIXTURE_SCHEMA: &str = "fixture_schema6";
+    /// The migration the fixtures stop at, and the newest this version has.
+    const FIXTURE_SCHEMA: i64 = 6;
+
+    fn fixture(relative: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+    }
+
+    /// Rows per table (every table but SQLite's own), and the newest migration applied.
+    async fn sqlite_rows(path: &Path) -> (BTreeMap<String, i64>, i64) {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("open the fixture");
+        let tables: Vec<String> = sqlx::query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name <> '_sqlx_migrations' ORDER BY name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("list tables")
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+        let mut rows = BTreeMap::new();
+        for table in tables {
+            let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM \"{table}\""
+            )))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+            .get(0);
+            rows.insert(table, n);
+        }
+        let version: i64 = sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .expect("migrations")
+            .get(0);
+        let _ = conn.close().await;
+        (rows, version)
+    }
+
+    async fn pg_rows(url: &str) -> (BTreeMap<String, i64>, i64) {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        let tables: Vec<String> = sqlx::query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+             AND table_name <> '_sqlx_migrations' ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("list tables")
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+        let mut rows = BTreeMap::new();
+        for table in tables {
+            let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM \"{table}\""
+            )))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+            .get(0);
+            rows.insert(table, n);
+        }
+        let version: i64 = sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .expect("migrations")
+            .get(0);
+        let _ = conn.close().await;
+        (rows, version)
+    }
+
+    /// Every table the fixture had keeps its rows; the chain covers every ledger record.
+    async fn check_upgraded(
+        before: &BTreeMap<String, i64>,
+        after: &BTreeMap<String, i64>,
+        store: &Store,
+    ) -> Result<(), StoreError> {
+        assert!(
+            before["decisions"] > 0,
+            "the fixture has decisions: {before:?}"
+        );
+        let telemetry = before["telemetry"] + before["ingest_staged"] + before["ingest_chunks"];
+        assert!(telemetry > 0, "the fixture has telemetry: {before:?}");
+        for (table, n) in before {
+            assert_eq!(
+                after.get(table),
+                Some(n),
+                "rows of {table} after the upgrade"
+            );
+        }
+        let entries = store.ledger().await?;
+        aifactory_assess::verify_chain(&entries).expect("the chain made at open verifies");
+        let outcomes = before.get("decision_outcomes").copied().unwrap_or(0);
+        assert_eq!(entries.len() as i64, before["decisions"] + outcomes);
+        assert_eq!(after["ledger"], entries.len() as i64);
+        // The decisions come back whole, oldest first in the chain.
+        assert_eq!(store.counts().await?.decisions as i64, before["decisions"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_store_of_the_previous_schema_opens_migrates_and_keeps_every_row()
+    -> Result<(), StoreError> {
+        let dir = tempdir();
+        let path = dir.path().join("old.sqlite");
+        std::fs::copy(fixture(SQLITE_FIXTURE), &path).expect("copy the fixture");
+        let (before, version) = sqlite_rows(&path).await;
+        assert_eq!(
+            version, FIXTURE_SCHEMA,
+            "the fixture is of the previous schema"
+        );
+        let store = Store::open(path.to_str().expect("utf-8")).await?;
+        let (after, version) = sqlite_rows(&path).await;
+        assert!(version > FIXTURE_SCHEMA);
+        check_upgraded(&before, &after, &store).await?;
+        store.close().await;
+        // Reopened, nothing is chained twice.
+        let store = Store::open(path.to_str().expect("utf-8")).await?;
+        assert_eq!(store.ledger().await?.len() as i64, after["ledger"]);
+        store.close().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_store_written_by_a_newer_version_is_refused_not_guessed_at() -> Result<(), StoreError>
+    {
+        let dir = tempdir();
+        let path = dir.path().join("newer.sqlite");
+        let store = SqliteStore::open(&path).await?;
+        store.close().await;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("open");
+        sqlx::raw_sql(
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+             SELECT 999, 'from a newer aifactory', installed_on, 1, checksum, 0 FROM _sqlx_migrations LIMIT 1",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("a newer migration");
+        let _ = conn.close().await;
+        match SqliteStore::open(&path).await {
+            Err(e @ StoreError::Migrate(_)) => assert!(e.to_string().contains("999"), "{e}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_postgres_store_of_the_previous_schema_opens_migrates_and_keeps_every_row() {
+        async fn body(db: Arc<TestDb>) -> Result<(), StoreError> {
+            let TestDb::Postgres { url, schema, .. } = &*db else {
+                unreachable!("run on PostgreSQL only")
+            };
+            let dump = std::fs::read_to_string(fixture(PG_FIXTURE)).expect("read the fixture");
+            // psql's own commands (`\restrict`) are not SQL; the schema is the test's own.
+            let dump: String = dump
+                .lines()
+                .filter(|line| !line.starts_with('\\'))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let dump = dump
+                .replace(&format!("CREATE SCHEMA {PG_FIXTURE_SCHEMA};"), "")
+                .replace(&format!("{PG_FIXTURE_SCHEMA}."), &format!("{schema}."));
+            db.execute_raw(&dump)
+                .await
+                .unwrap_or_else(|e| panic!("loading the fixture failed: {e}"));
+            let (before, version) = pg_rows(url).await;
+            assert_eq!(
+                version, FIXTURE_SCHEMA,
+                "the fixture is of the previous schema"
+            );
+            let store = db.open().await;
+            let (after, version) = pg_rows(url).await;
+            assert!(version > FIXTURE_SCHEMA);
+            check_upgraded(&before, &after, &store).await?;
+            store.close().await;
+            Ok(())
+        }
+        run_on(
+            Engine::Postgres,
+            "a_postgres_store_of_the_previous_schema_opens_migrates_and_keeps_every_row",
+            body,
+        )
+        .await;
+    }
+}
