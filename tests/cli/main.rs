@@ -2,6 +2,7 @@
 
 mod agent;
 mod assess;
+mod backup;
 mod bench_ingest;
 mod bench_paced;
 mod browser;

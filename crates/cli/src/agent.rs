@@ -228,7 +228,7 @@ impl Embedded {
         }
         let store = aifactory_store::Store::open(&db)
             .await
-            .with_context(|| format!("opening the store {db}"))?;
+            .with_context(|| format!("opening the store {}", crate::setup::shown_location(&db)))?;
         let commands =
             aifactory_runtime::live::TwinCommands::new(aifactory_twin::CommandInbox::new());
         let (live, publisher) = aifactory_server::live::Live::new(Some(Arc::new(commands.clone())));
@@ -571,9 +571,9 @@ async fn approvals(
                 .db
                 .clone()
                 .unwrap_or_else(|| config.data.dir.join("serve.sqlite").display().to_string());
-            let store = aifactory_store::Store::open(&db)
-                .await
-                .with_context(|| format!("opening the store {db}"))?;
+            let store = aifactory_store::Store::open(&db).await.with_context(|| {
+                format!("opening the store {}", crate::setup::shown_location(&db))
+            })?;
             let list = store.actions(filter, 1_000).await?;
             let list: Vec<serde_json::Value> = list
                 .iter()
@@ -606,7 +606,7 @@ async fn usage(
     let db = db.unwrap_or_else(|| config.data.dir.join("serve.sqlite").display().to_string());
     let store = aifactory_store::Store::open(&db)
         .await
-        .with_context(|| format!("opening the store {db}"))?;
+        .with_context(|| format!("opening the store {}", crate::setup::shown_location(&db)))?;
     let totals = store.usage_totals().await?;
     if json {
         let rows: Vec<serde_json::Value> = totals
@@ -647,7 +647,7 @@ async fn export(
     let db = db.unwrap_or_else(|| config.data.dir.join("serve.sqlite").display().to_string());
     let store = aifactory_store::Store::open(&db)
         .await
-        .with_context(|| format!("opening the store {db}"))?;
+        .with_context(|| format!("opening the store {}", crate::setup::shown_location(&db)))?;
     let (lines, stats) = aifactory_agent::export::export(&store, limit).await?;
     let mut text = lines.join("\n");
     if !text.is_empty() {
@@ -744,7 +744,7 @@ pub(crate) fn mcp(config: &crate::config::Config, args: McpArgs) -> anyhow::Resu
                 println!("stop with Ctrl-C");
                 let router = aifactory_server::router(Arc::clone(&embedded.state));
                 aifactory_server::serve(listener, router, async {
-                    let _ = tokio::signal::ctrl_c().await;
+                    crate::setup::stop_requested().await;
                 })
                 .await
                 .context("serving HTTP")?;

@@ -114,7 +114,7 @@ pub(crate) fn run(args: AssessArgs) -> anyhow::Result<ExitCode> {
 async fn read_evidence(db: &str) -> anyhow::Result<(Ledger, Coverage)> {
     let store = aifactory_store::Store::open(db)
         .await
-        .with_context(|| format!("opening the store {db}"))?;
+        .with_context(|| format!("opening the store {}", crate::setup::shown_location(db)))?;
     let evidence = aifactory_server::evidence::read(&store)
         .await
         .with_context(|| format!("reading the evidence in {db}"))?;

@@ -91,7 +91,7 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
                 match duration {
                     Some(d) => tokio::time::sleep(Duration::from_secs_f64(d)).await,
                     None => {
-                        let _ = tokio::signal::ctrl_c().await;
+                        crate::setup::stop_requested().await;
                     }
                 }
             };
@@ -134,7 +134,7 @@ pub(crate) fn run(config: &crate::config::Config, args: IngestArgs) -> anyhow::R
             match duration {
                 Some(d) => tokio::time::sleep(Duration::from_secs_f64(d)).await,
                 None => {
-                    let _ = tokio::signal::ctrl_c().await;
+                    crate::setup::stop_requested().await;
                 }
             }
         };

@@ -6,6 +6,7 @@
 
 mod agent;
 mod assess;
+mod backup;
 mod bench_agent;
 mod bench_feed;
 mod bench_ingest;
@@ -19,6 +20,7 @@ mod eval_twin;
 mod import;
 mod ingest;
 mod ladder;
+mod logging;
 #[cfg(feature = "opcua")]
 mod opcua;
 mod output;
@@ -41,6 +43,7 @@ pub use setup::REFERENCE_PLANT;
 #[command(
     name = "aifactory",
     version,
+    long_version = env!("AIFACTORY_LONG_VERSION"),
     about = "Run a plant as an AI factory and prove which tier it has reached.",
     long_about = "aifactory connects a plant (or its digital twin), records every AI decision in a \
 ledger, and computes the plant's AI-factory tier from that evidence.\n\n\
@@ -52,6 +55,8 @@ struct Cli {
     /// Configuration file (see config/default.toml for every key).
     #[arg(long, env = "AIFACTORY_CONFIG", global = true)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    log: logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +92,12 @@ enum Command {
     /// docs/TIERS.md); write a signed evidence bundle and an HTML report; `assess verify
     /// BUNDLE` checks one.
     Assess(assess::AssessArgs),
+    /// Copy the embedded store while `serve` runs (an online, consistent snapshot), then check
+    /// the copy: SQLite's integrity check and the decision ledger's hash chain end to end.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new store file (never over an existing one), checked the same
+    /// way as a backup and brought up to this version's schema.
+    Restore(backup::RestoreArgs),
     /// Run the same plant and seeds under each tier configuration (tier 0 baseline rules,
     /// tier 1 skills on their own, tier 2 one shared plan, tier 3 closed loop) and print KPIs
     /// with 95 % intervals and the tier assessed from each run's own decisions.
@@ -215,6 +226,7 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    logging::init(&cli.log)?;
     let config = match &cli.config {
         Some(path) => Config::load(path)
             .with_context(|| format!("reading configuration {}", path.display()))?,
@@ -230,6 +242,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(command) => eval::run(command),
         Command::Assess(args) => assess::run(args),
         Command::Ladder(args) => ladder::run(&args),
+        Command::Backup(args) => backup::backup(&config, args),
+        Command::Restore(args) => backup::restore(&config, args),
         Command::Serve(args) => serve::run(&config, args),
         Command::Agent(command) => agent::run(&config, command),
         Command::Mcp(args) => agent::mcp(&config, args),

@@ -551,7 +551,7 @@ async fn serve(
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+        crate::setup::stop_requested().await;
     });
     match consumer {
         None => server.await.context("serving the portal")?,

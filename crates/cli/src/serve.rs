@@ -10,7 +10,7 @@ use std::sync::Arc;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on (port 0: any free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AIFACTORY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// The store: a SQLite file or a postgres:// URL [default: <data.dir>/serve.sqlite].
     #[arg(long, env = "AIFACTORY_DB")]
@@ -19,24 +19,29 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "AIFACTORY_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
     /// Plant file for the live twin [default: the built-in reference plant].
-    #[arg(long)]
+    #[arg(long, env = "AIFACTORY_PLANT")]
     plant: Option<PathBuf>,
     /// Twin seconds per real second: 60 runs an hour of the plant in a minute.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, env = "AIFACTORY_SPEED", default_value_t = 60.0)]
     speed: f64,
     /// Days simulated as fast as possible before going live, so there is history to look at.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, env = "AIFACTORY_WARM_UP_DAYS", default_value_t = 1.0)]
     warm_up_days: f64,
     /// Seed of the live twin.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "AIFACTORY_SEED", default_value_t = 1)]
     seed: u64,
     /// Serve the store only, without a live twin (for a store a real plant's ingest fills).
-    #[arg(long, conflicts_with = "plant_feed")]
+    #[arg(long, env = "AIFACTORY_NO_TWIN", conflicts_with = "plant_feed")]
     no_twin: bool,
     /// Run a real plant instead of the twin: its events, acknowledgements and telemetry come in
     /// through this MQTT broker as docs/PLANT-CONTRACT.md says, and the AI's commands go back
     /// the same way (e.g. mqtt://127.0.0.1:1883). --plant names its machines and products.
-    #[arg(long, value_name = "URL", conflicts_with = "mqtt")]
+    #[arg(
+        long,
+        env = "AIFACTORY_PLANT_FEED",
+        value_name = "URL",
+        conflicts_with = "mqtt"
+    )]
     plant_feed: Option<String>,
     /// A machine of the plant served over OPC UA (e.g. opc.tcp://10.0.4.21:4840/): its
     /// MachineryItemState and signals are read by browse path (objects named by the plant
@@ -50,7 +55,7 @@ pub(crate) struct ServeArgs {
     /// plan as a closed loop (guarded set-points, outcomes measured, models updated online;
     /// on a plant feed it first runs trial batches on the plant's trial line). The tier the
     /// plant *earns* is computed from its ledger (`/api/v1/assessment`), not this setting.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
+    #[arg(long, env = "AIFACTORY_TIER", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     tier: u8,
     /// Send the twin's telemetry through this MQTT broker as a Sparkplug B edge node, taken in
     /// by ingest, as a plant's would arrive (e.g. mqtt://127.0.0.1:1883); host applications'
@@ -111,7 +116,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
     runtime.block_on(async move {
         let store = aifactory_store::Store::open(&db)
             .await
-            .with_context(|| format!("opening the store {db}"))?;
+            .with_context(|| format!("opening the store {}", crate::setup::shown_location(&db)))?;
         let (accounts, admin_password) = accounts(&store, args.admin_password.as_deref()).await?;
         let commands =
             aifactory_runtime::live::TwinCommands::new(aifactory_twin::CommandInbox::new());
@@ -152,6 +157,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
                 (live, Some(Running::Twin(twin)))
             }
         };
+        let store_engine = store.engine();
         let started = std::time::Instant::now();
         let started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -170,7 +176,15 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr().unwrap_or(args.listen);
-        println!("aifactory on http://{address} (store {db})");
+        let shown = crate::setup::shown_location(&db);
+        println!("aifactory on http://{address} (store {shown})");
+        tracing::info!(
+            %address,
+            store = %shown,
+            engine = store_engine,
+            version = env!("AIFACTORY_LONG_VERSION"),
+            "serving"
+        );
         if let Some(Running::Feed { .. }) = &twin {
             println!(
                 "plant feed: {} through {}, coordinator configured for tier {}; publish its events to aifactory/{}/_events (docs/PLANT-CONTRACT.md)",
@@ -210,7 +224,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         // so the server's graceful shutdown is not held open by them.
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let stopper = tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            crate::setup::stop_requested().await;
             let reached = match twin {
                 Some(running) => Some(running.stop().await),
                 None => None,
@@ -223,6 +237,7 @@ pub(crate) fn run(config: &crate::config::Config, args: ServeArgs) -> anyhow::Re
         })
         .await
         .context("serving HTTP")?;
+        tracing::info!("HTTP server stopped");
         if let Some(stopped) = stopper.await.context("the shutdown task failed")? {
             println!("{}", stopped?);
         }

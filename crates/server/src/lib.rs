@@ -225,7 +225,7 @@ pub async fn serve(
 
 /// The router with every route, the authorisation check and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health))
         .route("/", get(ui::index))
         .route("/ui/{*path}", get(ui::asset))
@@ -276,7 +276,42 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(state);
+    with_request_log(routes)
+}
+
+/// The header that carries a request's id: kept when the caller (a proxy, a script) sends one,
+/// made up otherwise, returned on the response and named in every log line of the request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Request ids and one log line per request (method, path, status, latency), outermost so
+/// that refused requests are logged too. Only the path is logged, never the query or a
+/// header, so no token reaches the logs; the latency is the log line's own measurement.
+fn with_request_log(router: Router) -> Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::{DefaultOnResponse, TraceLayer};
+    let header = header::HeaderName::from_static(REQUEST_ID_HEADER);
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            let id = request
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!(
+                "request",
+                id = %id,
+                method = %request.method(),
+                path = %request.uri().path(),
+            )
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+    // The last layer added runs first: the id is set before the span that names it opens.
+    router
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
 }
 
 /// MCP over streamable HTTP: the agent's tools for any MCP client, behind the same
