@@ -3,9 +3,7 @@
 //! verified; and the refusals (an existing target, a PostgreSQL URL, a file that is no store).
 
 use crate::{aifactory, text};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn assess(db: &Path) -> serde_json::Value {
@@ -148,66 +146,13 @@ fn backup_and_restore_refuse_what_they_cannot_copy() {
     assert!(!target.exists());
 }
 
-/// `serve` with its stderr (the logs) kept, stopped when dropped.
-struct Served {
-    child: std::process::Child,
-    logs: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_with_logs(db: &Path, extra: &[&str]) -> (Served, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aifactory"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .args(extra)
-        .env_remove("AIFACTORY_ADMIN_PASSWORD")
-        .env_remove("AIFACTORY_DB")
-        .env_remove("AIFACTORY_CONFIG")
-        .env_remove("AIFACTORY_LOG")
-        .env_remove("AIFACTORY_LOG_FORMAT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, logs) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let served = Served { child, logs };
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut base, mut password) = (None, None);
-    while base.is_none() || password.is_none() {
-        let line = lines
-            .next()
-            .expect("serve prints its address")
-            .expect("utf-8");
-        if let Some(rest) = line.strip_prefix("aifactory on ") {
-            base = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if let Some(rest) = line.strip_prefix("log in as admin with password ") {
-            password = rest.split_whitespace().next().map(str::to_owned);
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    (served, base.unwrap(), password.unwrap())
-}
-
 #[test]
 fn a_backup_taken_while_serve_runs_verifies_and_assesses() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("serve.sqlite");
-    let (served, base, password) =
-        serve_with_logs(&db, &["--speed", "3000", "--warm-up-days", "2"]);
+    let (served, base, password, _) =
+        crate::serve::spawn(&db, &["--speed", "3000", "--warm-up-days", "2"], false);
+    let password = password.expect("a new store's admin password");
     let agent = crate::serve::agent();
     let token = crate::serve::login(&agent, &base, &password);
     // Wait until the live twin has decided something after its warm-up.
@@ -246,7 +191,9 @@ fn a_backup_taken_while_serve_runs_verifies_and_assesses() {
 fn serve_logs_json_lines_that_name_each_request_by_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("serve.sqlite");
-    let (served, base, _) = serve_with_logs(&db, &["--no-twin", "--log-format", "json"]);
+    let (served, base, _, logs) =
+        crate::serve::spawn(&db, &["--no-twin", "--log-format", "json"], true);
+    let logs = logs.expect("the logs are kept");
     let agent = crate::serve::agent();
     let response = agent
         .get(&format!("{base}/health"))
@@ -276,7 +223,7 @@ fn serve_logs_json_lines_that_name_each_request_by_its_id() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut probe, mut made_seen, mut started) = (None, false, false);
     while Instant::now() < deadline && (probe.is_none() || !made_seen || !started) {
-        let Ok(line) = served.logs.recv_timeout(Duration::from_millis(200)) else {
+        let Ok(line) = logs.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
         let value: serde_json::Value = serde_json::from_str(&line)

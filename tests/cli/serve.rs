@@ -70,6 +70,22 @@ fn wait_within(
 /// Starts `serve` with `extra` arguments; returns it with its address and the admin password
 /// it printed (none when the store already has the admin).
 fn start_kept(db: &std::path::Path, extra: &[&str]) -> (Serve, String, Option<String>) {
+    let (serve, base, password, _) = spawn(db, extra, false);
+    (serve, base, password)
+}
+
+/// Starts `serve` with `extra` arguments: it, its address, the admin password it printed, and
+/// with `logs` its log lines (standard error) as they come.
+pub(crate) fn spawn(
+    db: &std::path::Path,
+    extra: &[&str],
+    logs: bool,
+) -> (
+    Serve,
+    String,
+    Option<String>,
+    Option<std::sync::mpsc::Receiver<String>>,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aifactory"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
@@ -77,11 +93,22 @@ fn start_kept(db: &std::path::Path, extra: &[&str]) -> (Serve, String, Option<St
         .env_remove("AIFACTORY_ADMIN_PASSWORD")
         .env_remove("AIFACTORY_DB")
         .env_remove("AIFACTORY_CONFIG")
+        .env_remove("AIFACTORY_LOG")
+        .env_remove("AIFACTORY_LOG_FORMAT")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if logs { Stdio::piped() } else { Stdio::null() })
         .spawn()
         .expect("serve starts");
     let stdout = child.stdout.take().expect("stdout");
+    let log_lines = child.stderr.take().map(|stderr| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        rx
+    });
     let serve = Serve(child);
     let mut lines = BufReader::new(stdout).lines();
     let (mut base, mut password, mut told) = (None, None, false);
@@ -100,7 +127,7 @@ fn start_kept(db: &std::path::Path, extra: &[&str]) -> (Serve, String, Option<St
     }
     // Keep reading what it prints later: a closed pipe would fail its next line.
     std::thread::spawn(move || lines.for_each(drop));
-    (serve, base.expect("address"), password)
+    (serve, base.expect("address"), password, log_lines)
 }
 
 /// Starts `serve` on a new store: it prints the admin's password.
