@@ -19,8 +19,8 @@ pub(crate) enum LogFormat {
 /// The logging flags, global to every command.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LogArgs {
-    /// Least severe level logged: error, warn, info, debug or trace; or per-module directives
-    /// such as `info,aifactory_server=debug`.
+    /// Least severe level logged by aifactory: error, warn, info, debug or trace (libraries log
+    /// warnings and errors only); or per-module directives such as `info,rumqttd=info`.
     #[arg(long, env = "AIFACTORY_LOG", default_value = "info", global = true)]
     pub log_level: String,
     /// Log line format on standard error.
@@ -42,8 +42,19 @@ fn filter(spec: &str) -> anyhow::Result<EnvFilter> {
             );
         }
     }
+    // A bare level is for aifactory's own lines (and the request log); libraries say only what
+    // goes wrong, and the embedded broker (rumqttd) nothing: it reports every connection,
+    // including our own readiness probe as an error. Directives are taken as written.
+    let trimmed = spec.trim().to_ascii_lowercase();
+    let directives = if LEVELS.contains(&trimmed.as_str())
+        && !matches!(trimmed.as_str(), "off" | "error" | "warn")
+    {
+        format!("warn,rumqttd=off,aifactory={trimmed},tower_http={trimmed}")
+    } else {
+        spec.to_owned()
+    };
     EnvFilter::builder()
-        .parse(spec)
+        .parse(&directives)
         .map_err(|e| anyhow::anyhow!("--log-level {spec:?}: {e}"))
 }
 
