@@ -1,6 +1,12 @@
 //! An MQTT broker in the process (rumqttd), so the whole path twin → MQTT → ingest → store runs
-//! with no service installed. It listens on a local TCP port like any broker, so ingest and the
-//! twin use the same client code with it as with Mosquitto; only where the broker runs differs.
+//! with no service installed. It listens on a local TCP port like any broker, so the twin and a
+//! plant's gateways use the same client code with it as with Mosquitto.
+//!
+//! Ingest in the same process takes the stream through one of rumqttd's in-process links
+//! instead of a TCP connection ([`LocalLinks`], carried by the broker's [`BrokerAddress`]): no
+//! encoding, socket or second decode, and no cap of 100 unacknowledged messages per subscriber,
+//! which held a commit to 10,000 points. The link subscribes at QoS 0: acknowledging to a broker
+//! whose memory dies with ingest's would protect nothing, so nothing is lost that QoS 1 kept.
 //!
 //! rumqttd keeps what it routes in an in-memory commit log per subscription filter; the log is
 //! capped (`log_bytes`), so its memory is bounded. A subscriber that falls further behind than
@@ -8,8 +14,10 @@
 //! are paced by their broker acknowledgements and ingest keeps up.
 
 use crate::mqtt::{BrokerAddress, MqttError};
+use rumqttd::local::{LinkRx, LinkTx};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How the embedded broker is sized.
@@ -25,6 +33,9 @@ pub struct EmbeddedOptions {
     /// waits ~40 ms for the peer's delayed acknowledgement; the relay acknowledges at once.
     /// Off by default: a bulk stream (ingest) gains nothing and pays the copy.
     pub low_latency: bool,
+    /// In-process links for ingest in this process. rumqttd makes them only before it starts,
+    /// so they are made up front; each serves one ingest at a time and is reused after it.
+    pub local_links: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -34,6 +45,7 @@ impl Default for EmbeddedOptions {
             log_bytes: 256 * 1024 * 1024,
             max_connections: 1000,
             low_latency: false,
+            local_links: 2,
         }
     }
 }
@@ -97,10 +109,21 @@ impl EmbeddedBroker {
             v4: Some(HashMap::from([("aifactory".to_owned(), server)])),
             ..Default::default()
         };
+        // The router runs on its own thread from `new`; links connect to it before `start`.
+        let mut broker = rumqttd::Broker::new(config);
+        let links = (0..options.local_links)
+            .map(|n| {
+                broker
+                    .link(&format!("aifactory-in-process-{n}"))
+                    .map(|(tx, rx)| LocalLink { tx, rx })
+                    .map_err(|e| {
+                        MqttError::Connection(format!("the embedded broker's in-process link: {e}"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         std::thread::Builder::new()
             .name("mqtt-broker".to_owned())
             .spawn(move || {
-                let mut broker = rumqttd::Broker::new(config);
                 // Only returns if every listener failed; callers find out by not connecting.
                 let _ = broker.start();
             })
@@ -125,6 +148,9 @@ impl EmbeddedBroker {
             address: BrokerAddress {
                 host: listen.ip().to_string(),
                 port: listen.port(),
+                in_process: (!links.is_empty()).then(|| LocalLinks {
+                    free: Arc::new(Mutex::new(links)),
+                }),
             },
         })
     }
@@ -133,6 +159,51 @@ impl EmbeddedBroker {
     pub fn address(&self) -> &BrokerAddress {
         &self.address
     }
+}
+
+/// The embedded broker's in-process links not in use. Cloned with the broker's address; ingest
+/// takes one for its run and gives it back at the end.
+#[derive(Clone)]
+pub struct LocalLinks {
+    free: Arc<Mutex<Vec<LocalLink>>>,
+}
+
+impl LocalLinks {
+    /// A free link, if any (else ingest connects over TCP like any client).
+    pub(crate) fn take(&self) -> Option<LocalLink> {
+        self.free.lock().ok()?.pop()
+    }
+
+    /// Links not in use now.
+    pub fn free(&self) -> usize {
+        self.free.lock().map_or(0, |f| f.len())
+    }
+
+    pub(crate) fn give_back(&self, link: LocalLink) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push(link);
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalLinks({} free)", self.free())
+    }
+}
+
+impl PartialEq for LocalLinks {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.free, &other.free)
+    }
+}
+
+impl Eq for LocalLinks {}
+
+/// One in-process connection to the router: `tx` publishes and subscribes, `rx` receives.
+pub(crate) struct LocalLink {
+    pub(crate) tx: LinkTx,
+    pub(crate) rx: LinkRx,
 }
 
 /// Relays connections on `public` to the broker on `upstream` with Nagle's algorithm off on

@@ -7,6 +7,13 @@
 //! the store's idempotency key drops the duplicates. The event loop runs in its own task so an
 //! ack never waits on the loop it must go through; the channel between them is bounded, and
 //! the broker's in-flight window bounds what is read but not yet committed: memory stays flat.
+//!
+//! With the embedded broker in the same process, ingest reads through an in-process link
+//! instead (`in_process`): the broker's memory is ingest's, so there is no one to acknowledge
+//! to, and what ingest holds unread when the process stops is gone with the broker either way.
+
+#[cfg(feature = "embedded-broker")]
+mod in_process;
 
 use crate::sparkplug::{HostSession, NAMESPACE, Topic, rebirth_request};
 use crate::{Point, Quarantine, Reason, json};
@@ -25,6 +32,22 @@ use tokio::time::Instant;
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
+    /// The embedded broker's in-process links, when the broker runs in this process: ingest
+    /// takes its stream through one of them instead of a TCP connection.
+    #[cfg(feature = "embedded-broker")]
+    pub in_process: Option<crate::broker::LocalLinks>,
+}
+
+impl BrokerAddress {
+    /// A broker reached over TCP.
+    pub fn tcp(host: impl Into<String>, port: u16) -> BrokerAddress {
+        BrokerAddress {
+            host: host.into(),
+            port,
+            #[cfg(feature = "embedded-broker")]
+            in_process: None,
+        }
+    }
 }
 
 impl std::str::FromStr for BrokerAddress {
@@ -53,10 +76,7 @@ impl std::str::FromStr for BrokerAddress {
         if host.is_empty() || port == 0 {
             return Err(bad("expected mqtt://host[:port]"));
         }
-        Ok(BrokerAddress {
-            host: host.to_owned(),
-            port,
-        })
+        Ok(BrokerAddress::tcp(host, port))
     }
 }
 
@@ -165,19 +185,94 @@ pub struct IngestStats {
 enum FromLoop {
     Connected,
     Subscribed,
-    Publish(Publish),
+    Publish(Delivered),
     Error(String),
 }
 
-/// Runs ingest until `stop` resolves, then commits what is waiting and returns the counts.
-/// `clock` gives the receive time in ms since the epoch (for JSON messages without `ts`).
-pub async fn ingest<S: Sink + Send>(
+/// A message as ingest reads it, from either transport.
+struct Delivered {
+    topic: String,
+    payload: bytes::Bytes,
+    /// What acknowledges it to the broker once committed (QoS 1 over TCP); `None` in process.
+    ack: Option<Publish>,
+}
+
+impl Delivered {
+    fn from_client(p: Publish) -> Delivered {
+        // rumqttc acknowledges by QoS and packet id alone: the token keeps no topic or payload.
+        let ack = (p.qos != QoS::AtMostOnce).then(|| {
+            let mut token = Publish::new("", p.qos, Vec::new());
+            token.pkid = p.pkid;
+            token
+        });
+        Delivered {
+            topic: p.topic,
+            payload: p.payload,
+            ack,
+        }
+    }
+}
+
+/// How ingest talks back to its broker: subscriptions, acknowledgements, rebirth requests.
+enum Control {
+    Client(AsyncClient),
+    #[cfg(feature = "embedded-broker")]
+    InProcess(in_process::Session),
+}
+
+impl Control {
+    async fn subscribe(&self, filter: &str) -> Result<(), MqttError> {
+        match self {
+            Control::Client(client) => Ok(client.subscribe(filter, QoS::AtLeastOnce).await?),
+            #[cfg(feature = "embedded-broker")]
+            Control::InProcess(session) => session.subscribe(filter),
+        }
+    }
+
+    async fn ack(&self, token: &Publish) -> Result<(), MqttError> {
+        match self {
+            Control::Client(client) => Ok(client.ack(token).await?),
+            #[cfg(feature = "embedded-broker")]
+            Control::InProcess(_) => Ok(()),
+        }
+    }
+
+    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), MqttError> {
+        match self {
+            Control::Client(client) => Ok(client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await?),
+            #[cfg(feature = "embedded-broker")]
+            Control::InProcess(session) => session.publish(topic, payload),
+        }
+    }
+
+    /// Ends the connection: the pump stops; an in-process link is unsubscribed and given back.
+    async fn close(self, pump: Pump) {
+        match (self, pump) {
+            #[cfg(feature = "embedded-broker")]
+            (Control::InProcess(session), Pump::InProcess(pump)) => session.close(pump).await,
+            (_, Pump::Client(task)) => task.abort(),
+            #[cfg(feature = "embedded-broker")]
+            (_, Pump::InProcess(_)) => {}
+        }
+    }
+}
+
+/// What reads the broker and feeds ingest's channel.
+enum Pump {
+    Client(tokio::task::JoinHandle<()>),
+    #[cfg(feature = "embedded-broker")]
+    InProcess(in_process::Pump),
+}
+
+/// Connects over TCP: a persistent session with manual acknowledgements, its event loop
+/// pumped into `tx` by a task of its own.
+fn connect_client(
     broker: &BrokerAddress,
     options: &IngestOptions,
-    sink: &mut S,
-    clock: impl Fn() -> i64,
-    stop: impl Future<Output = ()>,
-) -> Result<IngestStats, MqttError> {
+    tx: mpsc::Sender<FromLoop>,
+) -> (Control, Pump) {
     let mut mqtt = MqttOptions::new(&options.client_id, &broker.host, broker.port);
     mqtt.set_keep_alive(Duration::from_secs(30))
         .set_manual_acks(true)
@@ -189,11 +284,12 @@ pub async fn ingest<S: Sink + Send>(
         );
     // Room for an ack per in-flight message, so acknowledging never waits on the loop.
     let (client, mut eventloop) = AsyncClient::new(mqtt, 65_536);
-    let (tx, mut rx) = mpsc::channel::<FromLoop>(1024);
     let pump = tokio::spawn(async move {
         loop {
             let item = match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => FromLoop::Publish(p),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    FromLoop::Publish(Delivered::from_client(p))
+                }
                 Ok(Event::Incoming(Packet::ConnAck(_))) => FromLoop::Connected,
                 Ok(Event::Incoming(Packet::SubAck(_))) => FromLoop::Subscribed,
                 Ok(_) => continue,
@@ -212,6 +308,30 @@ pub async fn ingest<S: Sink + Send>(
             }
         }
     });
+    (Control::Client(client), Pump::Client(pump))
+}
+
+/// Runs ingest until `stop` resolves, then commits what is waiting and returns the counts.
+/// `clock` gives the receive time in ms since the epoch (for JSON messages without `ts`).
+pub async fn ingest<S: Sink + Send>(
+    broker: &BrokerAddress,
+    options: &IngestOptions,
+    sink: &mut S,
+    clock: impl Fn() -> i64,
+    stop: impl Future<Output = ()>,
+) -> Result<IngestStats, MqttError> {
+    let (tx, mut rx) = mpsc::channel::<FromLoop>(1024);
+    #[cfg(feature = "embedded-broker")]
+    let in_process = broker
+        .in_process
+        .as_ref()
+        .and_then(|links| in_process::connect(links, &options.topics, tx.clone()));
+    #[cfg(not(feature = "embedded-broker"))]
+    let in_process: Option<(Control, Pump)> = None;
+    let (client, pump) = match in_process {
+        Some(connected) => connected,
+        None => connect_client(broker, options, tx),
+    };
     let mut state = Ingest {
         session: HostSession::new(),
         stats: IngestStats::default(),
@@ -264,7 +384,7 @@ pub async fn ingest<S: Sink + Send>(
                 Some(FromLoop::Connected) => {
                     subscriptions_confirmed = 0;
                     for filter in &options.topics {
-                        client.subscribe(filter.as_str(), QoS::AtLeastOnce).await?;
+                        client.subscribe(filter).await?;
                     }
                 }
                 Some(FromLoop::Subscribed) => {
@@ -285,7 +405,7 @@ pub async fn ingest<S: Sink + Send>(
                         state.request_rebirth(&client, &group, &node, options, clock()).await?;
                     }
                     state.oldest.get_or_insert_with(Instant::now);
-                    state.to_ack.push(p);
+                    state.to_ack.push(p.ack);
                     let held = state.to_ack.len() + committing.as_ref().map_or(0, |c| c.to_ack.len());
                     window_seen = window_seen.max(held);
                     // Commit when the batch is full, or when nothing more is waiting and the
@@ -313,7 +433,9 @@ pub async fn ingest<S: Sink + Send>(
         },
         Err(e) => Err(e),
     };
-    pump.abort();
+    // Closed first: a reading thread blocked on a full channel then ends.
+    drop(rx);
+    client.close(pump).await;
     flushed.map(|()| state.stats)
 }
 
@@ -321,7 +443,8 @@ struct Ingest {
     session: HostSession,
     stats: IngestStats,
     batch: Batch,
-    to_ack: Vec<Publish>,
+    /// Every message read and not yet committed, with its acknowledgement if it needs one.
+    to_ack: Vec<Option<Publish>>,
     oldest: Option<Instant>,
     last_rebirth: HashMap<(String, String), Instant>,
     abort_after_commits: Option<u64>,
@@ -329,7 +452,7 @@ struct Ingest {
 
 impl Ingest {
     /// Decodes one message into the batch; returns the node to ask for a rebirth, if any.
-    fn take(&mut self, p: &Publish, received_ms: i64) -> Option<(String, String)> {
+    fn take(&mut self, p: &Delivered, received_ms: i64) -> Option<(String, String)> {
         self.stats.messages += 1;
         let mut rebirth = None;
         let decoded: Result<(Vec<Point>, bool), Reason> = if p.topic.starts_with(NAMESPACE) {
@@ -386,7 +509,7 @@ impl Ingest {
 
     async fn request_rebirth(
         &mut self,
-        client: &AsyncClient,
+        client: &Control,
         group: &str,
         node: &str,
         options: &IngestOptions,
@@ -402,9 +525,7 @@ impl Ingest {
         }
         self.last_rebirth.insert(key, Instant::now());
         let (topic, payload) = rebirth_request(group, node, u64::try_from(now_ms).unwrap_or(0));
-        client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await?;
+        client.publish(topic, payload).await?;
         self.stats.rebirths_requested += 1;
         Ok(())
     }
@@ -413,18 +534,16 @@ impl Ingest {
     async fn complete(
         &mut self,
         result: Result<(), String>,
-        to_ack: Vec<Publish>,
-        client: &AsyncClient,
+        to_ack: Vec<Option<Publish>>,
+        client: &Control,
     ) -> Result<(), MqttError> {
         result.map_err(MqttError::Sink)?;
         self.stats.commits += 1;
         if self.abort_after_commits == Some(self.stats.commits) {
             std::process::abort();
         }
-        for p in to_ack {
-            if p.qos != QoS::AtMostOnce {
-                client.ack(&p).await?;
-            }
+        for token in to_ack.iter().flatten() {
+            client.ack(token).await?;
         }
         Ok(())
     }
@@ -436,7 +555,7 @@ type Commit<'a, S> = Pin<Box<dyn Future<Output = (&'a mut S, Result<(), String>)
 /// A commit under way and the messages it settles.
 struct InFlight<'a, S> {
     commit: Commit<'a, S>,
-    to_ack: Vec<Publish>,
+    to_ack: Vec<Option<Publish>>,
 }
 
 /// Waits for the commit in flight, if any, and acknowledges its messages.
@@ -444,7 +563,7 @@ async fn finish_commit<'a, S: Sink + Send>(
     state: &mut Ingest,
     slot: &mut Option<&'a mut S>,
     committing: &mut Option<InFlight<'a, S>>,
-    client: &AsyncClient,
+    client: &Control,
 ) -> Result<(), MqttError> {
     if let Some(c) = committing.take() {
         let (sink, result) = c.commit.await;
@@ -459,7 +578,7 @@ async fn start_commit<'a, S: Sink + Send>(
     state: &mut Ingest,
     slot: &mut Option<&'a mut S>,
     committing: &mut Option<InFlight<'a, S>>,
-    client: &AsyncClient,
+    client: &Control,
 ) -> Result<(), MqttError> {
     finish_commit(state, slot, committing, client).await?;
     state.oldest = None;
@@ -783,13 +902,7 @@ mod tests {
     #[test]
     fn broker_addresses() {
         let a: Result<BrokerAddress, _> = "mqtt://127.0.0.1:1884".parse();
-        assert_eq!(
-            a.ok(),
-            Some(BrokerAddress {
-                host: "127.0.0.1".into(),
-                port: 1884
-            })
-        );
+        assert_eq!(a.ok(), Some(BrokerAddress::tcp("127.0.0.1", 1884)));
         assert_eq!(
             "broker.local".parse::<BrokerAddress>().ok().map(|a| a.port),
             Some(1883)

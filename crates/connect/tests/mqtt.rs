@@ -66,16 +66,54 @@ fn start_ingest(
     (sink, stop_tx, task)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_rebirth() {
+/// The broker named by `AIFACTORY_TEST_MQTT_URL`, or `None` (the test says it skipped).
+fn external_broker() -> Option<BrokerAddress> {
     let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
         eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
-        return;
+        return None;
     };
-    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    Some(url.parse().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The embedded broker with `links` in-process links (rumqttd cannot stop: one per test).
+#[cfg(feature = "embedded-broker")]
+fn embedded_broker(links: usize) -> (BrokerAddress, aifactory_connect::broker::LocalLinks) {
+    use aifactory_connect::broker::{EmbeddedBroker, EmbeddedOptions};
+    let broker = EmbeddedBroker::start(&EmbeddedOptions {
+        local_links: links,
+        ..EmbeddedOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let address = broker.address().clone();
+    let in_process = address
+        .in_process
+        .clone()
+        .unwrap_or_else(|| panic!("the embedded broker offers no in-process link"));
+    (address, in_process)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_rebirth() {
+    if let Some(broker) = external_broker() {
+        sparkplug_json_quarantine_and_rebirth(&broker).await;
+    }
+}
+
+/// The same through the embedded broker: ingest reads through an in-process link (the only
+/// one, so it is in use during the run and free after), and its rebirth request, published
+/// through that link, reaches the edge node on TCP.
+#[cfg(feature = "embedded-broker")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_through_the_embedded_brokers_in_process_link_takes_and_asks_the_same() {
+    let (broker, links) = embedded_broker(1);
+    sparkplug_json_quarantine_and_rebirth(&broker).await;
+    assert_eq!(links.free(), 1, "the link was not given back");
+}
+
+async fn sparkplug_json_quarantine_and_rebirth(broker: &BrokerAddress) {
     let run = format!("t{}x{}", std::process::id(), now_ms());
     let topics = vec![format!("spBv1.0/{run}/#"), format!("aifactory/{run}/#")];
-    let (sink, stop_tx, ingest_task) = start_ingest(&broker, &run, topics);
+    let (sink, stop_tx, ingest_task) = start_ingest(broker, &run, topics);
 
     // The publisher: a Sparkplug edge node that also listens for its commands.
     let mut mqtt = MqttOptions::new(format!("edge-{run}"), &broker.host, broker.port);
@@ -106,6 +144,14 @@ async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_r
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (probe_points, _) = sink.totals();
+    #[cfg(feature = "embedded-broker")]
+    if let Some(links) = &broker.in_process {
+        assert_eq!(
+            links.free(),
+            0,
+            "ingest connected over TCP, not through the free link"
+        );
+    }
 
     let t0 = now_ms() as u64;
     let mut edge = EdgeNode::new(&run, "line-1", 0);
@@ -197,13 +243,36 @@ async fn ingest_takes_sparkplug_and_json_quarantines_bad_payloads_and_asks_for_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_publisher_sends_ingest_reads_back_in_full() {
+    if let Some(broker) = external_broker() {
+        read_back_in_full(&broker, "p").await;
+    }
+}
+
+/// Through the embedded broker, three runs one after the other on its one in-process link and
+/// two at once beside them (the second of those finds no free link and connects over TCP):
+/// each commits exactly what its own publisher sent, nothing a previous user of the link left.
+#[cfg(feature = "embedded-broker")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_links_are_reused_and_ingest_falls_back_to_tcp_when_all_are_taken() {
+    let (broker, links) = embedded_broker(1);
+    for run in ["a", "b", "c"] {
+        read_back_in_full(&broker, run).await;
+        assert_eq!(links.free(), 1, "run {run} kept the link");
+    }
+    let (first, second) = tokio::join!(
+        read_back_in_full(&broker, "d"),
+        read_back_in_full(&broker, "e")
+    );
+    assert_eq!((first, second), (805, 805));
+    assert_eq!(links.free(), 1);
+}
+
+/// One run: an edge node's births and 800 DDATA through `publish_stream`; ingest must commit
+/// exactly those points. Returns the points committed after the first birth.
+async fn read_back_in_full(broker: &BrokerAddress, tag: &str) -> usize {
     use aifactory_connect::mqtt::publish_stream;
-    let Ok(url) = std::env::var("AIFACTORY_TEST_MQTT_URL") else {
-        eprintln!("skipped: AIFACTORY_TEST_MQTT_URL is not set");
-        return;
-    };
-    let broker: BrokerAddress = url.parse().unwrap_or_else(|e| panic!("{e}"));
-    let run = format!("p{}x{}", std::process::id(), now_ms());
+    let broker = broker.clone();
+    let run = format!("{tag}{}x{}", std::process::id(), now_ms());
     let (sink, stop_tx, ingest_task) =
         start_ingest(&broker, &run, vec![format!("spBv1.0/{run}/#")]);
     // Ingest subscribes after connecting; give it that moment by retrying the birth until seen.
@@ -260,6 +329,7 @@ async fn what_the_publisher_sends_ingest_reads_back_in_full() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sink.totals().0, expected);
     assert_eq!(stats.quarantined, 0, "{stats:?}");
+    expected - before
 }
 
 #[tokio::test]

@@ -77,6 +77,75 @@ where
     crate::ingest::unstage(&ids, &ts, &vs, get(row, first + 3, what)?)
 }
 
+/// A staged row's four columns (series ids, timestamps, values, count) read out of the row, so
+/// decoding can happen away from the async task.
+pub(crate) struct StagedColumns {
+    ids: Vec<u8>,
+    timestamps: Vec<u8>,
+    values: Vec<u8>,
+    count: i64,
+}
+
+pub(crate) fn staged_columns<R>(
+    row: &R,
+    first: usize,
+    what: &'static str,
+) -> Result<StagedColumns, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(StagedColumns {
+        ids: get(row, first, what)?,
+        timestamps: get(row, first + 1, what)?,
+        values: get(row, first + 2, what)?,
+        count: get(row, first + 3, what)?,
+    })
+}
+
+/// Runs a commit's compression work on tokio's blocking threads. The task awaiting a commit may
+/// have its own work meanwhile (ingest decodes the next batch while one commits): done inline,
+/// the compression would take that task's thread and the two would run one after the other.
+async fn off_thread<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Worker {
+            what,
+            detail: e.to_string(),
+        })?
+}
+
+/// Compresses a commit's samples into one staged row, off the async thread.
+pub(crate) async fn stage_off_thread(
+    samples: Vec<crate::ingest::IdSample>,
+) -> Result<Option<crate::ingest::Staged>, StoreError> {
+    off_thread("staging telemetry", move || crate::ingest::stage(&samples)).await
+}
+
+/// Decodes staged rows and folds them into per-series chunks, off the async thread.
+pub(crate) async fn fold_off_thread(
+    rows: Vec<StagedColumns>,
+) -> Result<std::collections::BTreeMap<i64, crate::ingest::Chunk>, StoreError> {
+    off_thread("folding staged telemetry", move || {
+        let mut samples = Vec::new();
+        for r in &rows {
+            samples.extend(crate::ingest::unstage(
+                &r.ids,
+                &r.timestamps,
+                &r.values,
+                r.count,
+            )?);
+        }
+        crate::ingest::build_chunks(samples.into_iter())
+    })
+    .await
+}
+
 pub(crate) fn finite(what: &'static str, field: &str, value: f64) -> Result<(), StoreError> {
     if value.is_finite() {
         Ok(())

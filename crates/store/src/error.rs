@@ -61,6 +61,8 @@ pub enum StoreError {
     )]
     Unchained { kind: String, name: String },
     /// A stored row that does not decode into its domain type.
+    #[error("{what}: the worker thread failed: {detail}")]
+    Worker { what: &'static str, detail: String },
     #[error("corrupt {what} in the store: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }

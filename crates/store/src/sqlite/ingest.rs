@@ -6,12 +6,14 @@
 
 use super::SqliteStore;
 use crate::StoreError;
-use crate::common::{get, read, series_name, staged_row, write};
+use crate::common::{
+    fold_off_thread, get, read, series_name, stage_off_thread, staged_columns, staged_row, write,
+};
 use crate::ingest::{
     BatchSeries, Bucket, COMPACT_ROWS, COMPACT_SAMPLES, IdSample, IngestBatch, IngestReport,
     Latest, LatestValue, OtherValue, PRUNE_STATEMENTS, PruneReport, QuarantineRow, ROWS_PER_INSERT,
-    Resolution, Retention, Rollup, SeriesName, build_chunks, check_samples, decode_chunk,
-    fresh_messages, latest_text_of, merge_buckets, merge_latest, rollups_of, stage,
+    Resolution, Retention, Rollup, SeriesName, check_samples, decode_chunk, fresh_messages,
+    latest_text_of, merge_buckets, merge_latest, rollups_of,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use std::collections::{BTreeMap, HashSet};
@@ -65,7 +67,7 @@ impl SqliteStore {
             .map(|s| Ok((id_of(&s.series)?, s.at_ms, s.value)))
             .collect::<Result<Vec<IdSample>, StoreError>>()?;
         report.samples = numbers.len() as u64;
-        if let Some(staged) = stage(&numbers)? {
+        if let Some(staged) = stage_off_thread(numbers).await? {
             sqlx::query(
                 "INSERT INTO ingest_staged (first_ms, last_ms, samples, series_ids, timestamps, vals) \
                  VALUES (?, ?, ?, ?, ?, ?)",
@@ -409,11 +411,11 @@ async fn fold_staged(tx: &mut Transaction<'static, Sqlite>) -> Result<u64, Store
         return Ok(0);
     };
     let last_id: i64 = get(last, 0, WHAT)?;
-    let mut samples = Vec::new();
-    for row in &rows {
-        samples.extend(staged_row(row, 1, WHAT)?);
-    }
-    let built = build_chunks(samples.into_iter())?;
+    let staged = rows
+        .iter()
+        .map(|row| staged_columns(row, 1, WHAT))
+        .collect::<Result<Vec<_>, _>>()?;
+    let built = fold_off_thread(staged).await?;
     let rows: Vec<_> = built.iter().collect();
     for part in rows.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(
