@@ -71,10 +71,7 @@ where
     for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let ids: Vec<u8> = get(row, first, what)?;
-    let ts: Vec<u8> = get(row, first + 1, what)?;
-    let vs: Vec<u8> = get(row, first + 2, what)?;
-    crate::ingest::unstage(&ids, &ts, &vs, get(row, first + 3, what)?)
+    staged_columns(row, first, what)?.samples()
 }
 
 /// A staged row's four columns (series ids, timestamps, values, count) read out of the row, so
@@ -84,6 +81,12 @@ pub(crate) struct StagedColumns {
     timestamps: Vec<u8>,
     values: Vec<u8>,
     count: i64,
+}
+
+impl StagedColumns {
+    fn samples(&self) -> Result<Vec<crate::ingest::IdSample>, StoreError> {
+        crate::ingest::unstage(&self.ids, &self.timestamps, &self.values, self.count)
+    }
 }
 
 pub(crate) fn staged_columns<R>(
@@ -134,12 +137,7 @@ pub(crate) async fn fold_off_thread(
     off_thread("folding staged telemetry", move || {
         let mut samples = Vec::new();
         for r in &rows {
-            samples.extend(crate::ingest::unstage(
-                &r.ids,
-                &r.timestamps,
-                &r.values,
-                r.count,
-            )?);
+            samples.extend(r.samples()?);
         }
         crate::ingest::build_chunks(samples.into_iter())
     })
