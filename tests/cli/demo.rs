@@ -39,12 +39,12 @@ fn demo_runs_and_saves_to_sqlite() {
     });
     let turning: Vec<_> = counts
         .iter()
-        .filter(|(s, _)| s.site == "hz-auto-parts" && s.device == "TURN-01")
+        .filter(|(s, _)| &*s.site == "hz-auto-parts" && &*s.device == "TURN-01")
         .collect();
     assert!(
         turning
             .iter()
-            .any(|(s, n)| s.metric == "temperature_c" && **n > 100),
+            .any(|(s, n)| &*s.metric == "temperature_c" && **n > 100),
         "TURN-01 temperature missing from the ingested series: {turning:?}"
     );
 }

@@ -93,13 +93,15 @@ fn the_twin_served_over_opcua_is_ingested_into_the_store() {
     });
     let loom_temps = counts
         .iter()
-        .find(|(s, _)| s.node == "opcua" && s.device == "LOOM-01" && s.metric == "temperature_c")
+        .find(|(s, _)| {
+            &*s.node == "opcua" && &*s.device == "LOOM-01" && &*s.metric == "temperature_c"
+        })
         .map(|(_, n)| *n);
     assert!(loom_temps.is_some_and(|n| n > 0), "{counts:?}");
     // Temperatures are plausible readings, stamped in the twin's simulated time (March 2026).
     let temps: Vec<_> = latest
         .iter()
-        .filter(|l| l.series.metric == "temperature_c")
+        .filter(|l| &*l.series.metric == "temperature_c")
         .collect();
     assert!(!temps.is_empty());
     assert!(

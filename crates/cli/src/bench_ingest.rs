@@ -186,12 +186,7 @@ async fn ceiling(
                 .iter()
                 .enumerate()
                 .map(|(k, metric)| Sample {
-                    series: SeriesName {
-                        site: "ceiling".to_owned(),
-                        node: "bench".to_owned(),
-                        device: device.clone(),
-                        metric: metric.clone(),
-                    },
+                    series: SeriesName::new("ceiling", "bench", device.as_str(), metric.as_str()),
                     at_ms,
                     value: reading(message_index, k),
                 })

@@ -88,12 +88,12 @@ impl Server {
                     key: Some([u8::try_from(i % 256).unwrap_or(0); 16]),
                     samples: (0..10)
                         .map(|k| aifactory_store::ingest::Sample {
-                            series: aifactory_store::ingest::SeriesName {
-                                site: "bench".into(),
-                                node: "line".into(),
-                                device: format!("M-{:03}", i / 4),
-                                metric: format!("signal_{}", i % 4),
-                            },
+                            series: aifactory_store::ingest::SeriesName::new(
+                                "bench",
+                                "line",
+                                format!("M-{:03}", i / 4),
+                                format!("signal_{}", i % 4),
+                            ),
                             at_ms: now - 10_000 + k * 1_000,
                             value: f64::from(i) + k as f64,
                         })

@@ -39,12 +39,7 @@ pub fn decode(topic: &str, payload: &[u8], received_ms: i64) -> Result<Decoded, 
         serde_json::from_slice(payload).map_err(|e| Reason::JsonSyntax(e.to_string()))?;
     // Named by the plant's own names — machine and signal — as every path names them; the
     // node says only which path brought them.
-    let key = |metric: &str| SeriesName {
-        site: site.to_owned(),
-        node: NODE.to_owned(),
-        device: machine.to_owned(),
-        metric: metric.to_owned(),
-    };
+    let key = |metric: &str| SeriesName::new(site, NODE, machine, metric);
     match signal {
         Some(signal) => {
             let timestamped = matches!(&body, serde_json::Value::Object(f) if f.contains_key("ts"));
@@ -218,9 +213,9 @@ mod tests {
         assert!(!decoded.timestamped);
         let points = decoded.points;
         assert_eq!(points.len(), 1);
-        assert_eq!(points[0].series.node, NODE);
-        assert_eq!(points[0].series.device, "cnc-1");
-        assert_eq!(points[0].series.metric, "spindle_temp");
+        assert_eq!(&*points[0].series.node, NODE);
+        assert_eq!(&*points[0].series.device, "cnc-1");
+        assert_eq!(&*points[0].series.metric, "spindle_temp");
         assert_eq!(points[0].value, Value::Float(71.5));
         assert_eq!(points[0].timestamp_ms, 1000);
     }

@@ -375,12 +375,7 @@ impl NamedVariable {
     /// The series it is stored as: device = the machine, metric = the path below it, on edge
     /// node `opcua` of `site`.
     pub fn series(&self, site: &str) -> SeriesName {
-        SeriesName {
-            site: site.to_owned(),
-            node: "opcua".to_owned(),
-            device: self.machine.clone(),
-            metric: self.name.clone(),
-        }
+        SeriesName::new(site, "opcua", self.machine.as_str(), self.name.as_str())
     }
 }
 
@@ -836,7 +831,7 @@ mod tests {
         assert_eq!(named[1].leaf, "CurrentState");
         let series = named[0].series("site1");
         assert_eq!(
-            (series.device.as_str(), series.metric.as_str()),
+            (&*series.device, &*series.metric),
             ("LATHE-7", "SpindleSpeed")
         );
         // Without a plant file, every object under Objects is a machine.

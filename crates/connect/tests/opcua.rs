@@ -92,9 +92,9 @@ async fn a_client_browses_subscribes_and_writes_set_points() {
     let point = got.to_point(series);
     assert_eq!(
         (
-            point.series.device.as_str(),
-            point.series.metric.as_str(),
-            point.series.node.as_str()
+            &*point.series.device,
+            &*point.series.metric,
+            &*point.series.node
         ),
         ("TURN-01", "temperature_c", "opcua")
     );

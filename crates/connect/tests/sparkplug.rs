@@ -72,8 +72,8 @@ fn births_and_data_by_alias_come_back_named() {
         .iter()
         .map(|p| {
             (
-                p.series.metric.clone(),
-                p.series.device.clone(),
+                p.series.metric.to_string(),
+                p.series.device.to_string(),
                 p.value.clone(),
                 p.timestamp_ms,
             )
@@ -95,7 +95,7 @@ fn births_and_data_by_alias_come_back_named() {
     assert!(
         a.points
             .iter()
-            .all(|p| p.series.site == "hz" && p.series.node == "line-1")
+            .all(|p| &*p.series.site == "hz" && &*p.series.node == "line-1")
     );
     assert_eq!(a.points[0].seq, Some(2), "NBIRTH 0, DBIRTH 1, DDATA 2");
 }
@@ -443,7 +443,7 @@ proptest! {
             .collect();
         let m = edge.data(Some("d"), T0 + 5, &update);
         let a = host.handle(&m.topic, &m.payload).map_err(|e| TestCaseError::fail(e.reason.to_string()))?;
-        let got: Vec<(String, Value)> = a.points.iter().map(|p| (p.series.metric.clone(), p.value.clone())).collect();
+        let got: Vec<(String, Value)> = a.points.iter().map(|p| (p.series.metric.to_string(), p.value.clone())).collect();
         let want: Vec<(String, Value)> = update.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
         prop_assert_eq!(got, want);
     }

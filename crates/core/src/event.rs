@@ -2,6 +2,7 @@
 
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The kinds of plant event. The set is closed so that KPIs and the ledger can rely on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -82,24 +83,39 @@ pub struct TelemetryReading {
 /// device / metric, for JSON topics site / machine / "" / signal, for OPC UA site / `opcua` /
 /// object / variable. Every adapter produces it and the store keeps it as is: a reading is
 /// named once, where it enters.
+///
+/// The parts are shared strings: an adapter names a series once, at its birth, and every reading
+/// after that shares those names — at a million readings a second, four string copies per
+/// reading would cost more than storing the reading.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesName {
-    pub site: String,
-    pub node: String,
+    pub site: Arc<str>,
+    pub node: Arc<str>,
     /// Empty for node-level metrics.
-    pub device: String,
-    pub metric: String,
+    pub device: Arc<str>,
+    pub metric: Arc<str>,
+}
+
+impl SeriesName {
+    pub fn new(
+        site: impl Into<Arc<str>>,
+        node: impl Into<Arc<str>>,
+        device: impl Into<Arc<str>>,
+        metric: impl Into<Arc<str>>,
+    ) -> SeriesName {
+        SeriesName {
+            site: site.into(),
+            node: node.into(),
+            device: device.into(),
+            metric: metric.into(),
+        }
+    }
 }
 
 impl TelemetryReading {
     /// The series this reading belongs to when `node` at `site` publishes it: the machine is
     /// the device and the signal the metric, as a Sparkplug edge node would name them.
     pub fn series(&self, site: &str, node: &str) -> SeriesName {
-        SeriesName {
-            site: site.to_owned(),
-            node: node.to_owned(),
-            device: self.machine.clone(),
-            metric: self.signal.clone(),
-        }
+        SeriesName::new(site, node, self.machine.as_str(), self.signal.as_str())
     }
 }

@@ -905,7 +905,7 @@ impl FeedState {
         }
         let mut telemetry = Vec::new();
         for point in accepted.points {
-            let channel = match point.series.metric.as_str() {
+            let channel = match &*point.series.metric {
                 EVENT_METRIC => "_events",
                 ACK_METRIC => "_acks",
                 _ => {
@@ -919,7 +919,7 @@ impl FeedState {
             }
             let aifactory_connect::Value::Text(body) = point.value else {
                 let reason = aifactory_connect::Reason::Envelope {
-                    field: point.series.metric.clone(),
+                    field: point.series.metric.to_string(),
                     problem: "must be a String metric holding the envelope".to_owned(),
                 };
                 self.quarantine(
@@ -958,8 +958,8 @@ impl FeedState {
                 if let Some(o) = self.observer.as_mut().filter(|o| o.wants_telemetry()) {
                     o.reading(aifactory_core::TelemetryReading {
                         at: aifactory_core::Timestamp(p.timestamp_ms),
-                        machine: p.series.device.clone(),
-                        signal: p.series.metric.clone(),
+                        machine: p.series.device.to_string(),
+                        signal: p.series.metric.to_string(),
                         value: v,
                     });
                 }

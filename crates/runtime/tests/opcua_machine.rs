@@ -173,7 +173,7 @@ fn a_machine_served_over_opcua_by_another_stack_is_read_written_and_refused() {
             .unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<String> = series
             .keys()
-            .filter(|s| s.site == site)
+            .filter(|s| *s.site == *site)
             .map(|s| format!("{}/{}", s.device, s.metric))
             .collect();
         assert!(

@@ -193,7 +193,7 @@ fn the_runtime_schedules_a_plant_it_did_not_write() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let vibration = SeriesName {
-            site: site.clone(),
+            site: site.as_str().into(),
             node: "mqtt".into(),
             device: "MILL-01".into(),
             metric: "vibration".into(),

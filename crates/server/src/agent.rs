@@ -121,7 +121,9 @@ async fn machine_series(
         .await
         .map_err(store_failure)?
         .into_keys()
-        .filter(|s| s.site == snap.series_site && s.node == snap.series_node && s.device == machine)
+        .filter(|s| {
+            *s.site == *snap.series_site && *s.node == *snap.series_node && &*s.device == machine
+        })
         .collect())
 }
 
@@ -336,8 +338,8 @@ async fn telemetry(
     let from = to - (hours * 3_600_000.0) as i64;
     let mut series = machine_series(state, snap, &a.machine).await?;
     if let Some(signal) = &a.signal {
-        let known: Vec<String> = series.iter().map(|s| s.metric.clone()).collect();
-        series.retain(|s| s.metric == *signal);
+        let known: Vec<String> = series.iter().map(|s| s.metric.to_string()).collect();
+        series.retain(|s| *s.metric == **signal);
         if series.is_empty() {
             return Err(ToolFailure(format!(
                 "machine `{}` has no signal `{signal}`; its signals are {}",

@@ -48,7 +48,7 @@ pub async fn read(store: &Store) -> Result<(Ledger, Coverage), EvidenceError> {
             .await?
             .into_iter()
             .filter(|(series, n)| *n > 0 && !series.device.is_empty())
-            .map(|(series, _)| series.device),
+            .map(|(series, _)| series.device.to_string()),
     );
     let days = match (ledger.entries().first(), ledger.entries().last()) {
         (Some(a), Some(b)) => (b.record.at().0 - a.record.at().0).max(0) as f64 / 86_400_000.0,

@@ -82,8 +82,10 @@ pub(crate) async fn machine(
         .series_counts()
         .await?
         .into_keys()
-        .filter(|s| s.site == snap.series_site && s.node == snap.series_node && s.device == id)
-        .map(|s| s.metric)
+        .filter(|s| {
+            *s.site == *snap.series_site && *s.node == *snap.series_node && *s.device == *id
+        })
+        .map(|s| s.metric.to_string())
         .collect();
     let events = snap
         .plant
@@ -599,10 +601,10 @@ pub(crate) async fn telemetry(
         .series_counts()
         .await?
         .into_keys()
-        .filter(|s| s.device == q.machine && s.metric == q.signal)
+        .filter(|s| *s.device == *q.machine && *s.metric == *q.signal)
         .filter(|s| {
             snap.as_ref()
-                .is_none_or(|p| s.site == p.series_site && s.node == p.series_node)
+                .is_none_or(|p| *s.site == *p.series_site && *s.node == *p.series_node)
         })
         .collect();
     let Some(series) = series.into_iter().next() else {

@@ -50,12 +50,12 @@ where
     usize: ColumnIndex<R>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    Ok(crate::ingest::SeriesName {
-        site: get(row, first, what)?,
-        node: get(row, first + 1, what)?,
-        device: get(row, first + 2, what)?,
-        metric: get(row, first + 3, what)?,
-    })
+    Ok(crate::ingest::SeriesName::new(
+        get::<_, String>(row, first, what)?,
+        get::<_, String>(row, first + 1, what)?,
+        get::<_, String>(row, first + 2, what)?,
+        get::<_, String>(row, first + 3, what)?,
+    ))
 }
 
 /// The samples of a staged row from four columns starting at `first` (series ids, timestamps,

@@ -1290,7 +1290,7 @@ conformance! {
         store.commit_ingest(&text, 5).await?;
         let latest = store.latest(Some("hz")).await?;
         assert_eq!(latest.len(), 2);
-        assert_eq!((latest[0].series.metric.as_str(), latest[0].at_ms), ("state", 9));
+        assert_eq!((&*latest[0].series.metric, latest[0].at_ms), ("state", 9));
         assert_eq!(latest[0].value, LatestValue::Text("running".into()));
         let last = raw.last().copied().unwrap_or_default();
         assert_eq!((latest[1].at_ms, latest[1].value.clone()), (last.0, LatestValue::Number(last.1)));

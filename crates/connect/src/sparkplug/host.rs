@@ -14,6 +14,7 @@ use super::{MessageType, Topic, decode_payload};
 use crate::quarantine::check_timestamp;
 use crate::{Point, Reason, SeriesName, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A message the session took.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -51,8 +52,30 @@ impl From<Reason> for Rejected {
 #[derive(Debug, Clone)]
 struct MetricDef {
     device: Option<String>,
-    name: String,
+    name: Arc<str>,
     datatype: DataType,
+}
+
+/// What a birth declared for the node's own metrics or one device's: each metric's type, and
+/// the names its series share — made once here, so a reading costs no string copies.
+#[derive(Debug, Clone)]
+struct Born {
+    site: Arc<str>,
+    node: Arc<str>,
+    /// Empty for the node's own metrics.
+    device: Arc<str>,
+    types: HashMap<Arc<str>, DataType>,
+}
+
+impl Born {
+    fn series(&self, metric: &Arc<str>) -> SeriesName {
+        SeriesName {
+            site: Arc::clone(&self.site),
+            node: Arc::clone(&self.node),
+            device: Arc::clone(&self.device),
+            metric: Arc::clone(metric),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,8 +84,8 @@ struct NodeState {
     bd_seq: u64,
     last_seq: u8,
     aliases: HashMap<u64, MetricDef>,
-    /// Metric name → type, for the node (`None`) and for each device.
-    by_name: HashMap<Option<String>, HashMap<String, DataType>>,
+    /// What the births declared, for the node (`None`) and for each device.
+    by_name: HashMap<Option<String>, Born>,
     devices_online: HashMap<String, bool>,
 }
 
@@ -223,21 +246,15 @@ fn timestamp(payload: &Payload, metric: &Metric, label: &str, index: usize) -> R
 }
 
 fn point(
-    topic: &Topic,
+    series: SeriesName,
     payload: &Payload,
     metric: &Metric,
-    name: &str,
     value: Value,
     label: &str,
     index: usize,
 ) -> Result<Point, Reason> {
     Ok(Point {
-        series: SeriesName {
-            site: topic.group.clone(),
-            node: topic.node.clone(),
-            device: topic.device.clone().unwrap_or_default(),
-            metric: name.to_owned(),
-        },
+        series,
         timestamp_ms: timestamp(payload, metric, label, index)?,
         value,
         seq: payload.seq,
@@ -252,34 +269,40 @@ fn register_and_read(
     label: &str,
 ) -> Result<Accepted, Reason> {
     let device = topic.device.clone();
-    let mut names = HashMap::with_capacity(payload.metrics.len());
+    let mut born = Born {
+        site: topic.group.as_str().into(),
+        node: topic.node.as_str().into(),
+        device: topic.device.as_deref().unwrap_or_default().into(),
+        types: HashMap::with_capacity(payload.metrics.len()),
+    };
     let mut accepted = Accepted::default();
     let mut new_aliases: Vec<(u64, MetricDef)> = Vec::new();
     for (index, metric) in payload.metrics.iter().enumerate() {
-        let Some(name) = metric.name.clone() else {
+        let Some(name) = metric.name.as_deref() else {
             return Err(Reason::MetricWithoutName {
                 message: label.to_owned(),
                 index,
             });
         };
+        let name: Arc<str> = Arc::from(name);
         let datatype = DataType::from_code(metric.datatype.unwrap_or(0));
         if let Some(alias) = metric.alias {
             let clash = node
                 .aliases
                 .get(&alias)
-                .map(|d| d.name.clone())
+                .map(|d| d.name.to_string())
                 .or_else(|| {
                     new_aliases
                         .iter()
                         .find(|(a, _)| *a == alias)
-                        .map(|(_, d)| d.name.clone())
+                        .map(|(_, d)| d.name.to_string())
                 });
             if let Some(first) = clash {
                 return Err(Reason::DuplicateAlias {
                     message: label.to_owned(),
                     alias,
                     first,
-                    second: name,
+                    second: name.to_string(),
                 });
             }
             new_aliases.push((
@@ -291,22 +314,27 @@ fn register_and_read(
                 },
             ));
         }
-        names.insert(name.clone(), datatype);
-        if topic.kind == MessageType::NBirth && name == "bdSeq" {
+        born.types.insert(Arc::clone(&name), datatype);
+        if topic.kind == MessageType::NBirth && &*name == "bdSeq" {
             continue;
         }
         match metric_value(metric, datatype) {
             Ok(Some(value)) => {
-                accepted
-                    .points
-                    .push(point(topic, payload, metric, &name, value, label, index)?);
+                accepted.points.push(point(
+                    born.series(&name),
+                    payload,
+                    metric,
+                    value,
+                    label,
+                    index,
+                )?);
             }
             Ok(None) => accepted.skipped += 1,
             Err(carried) => {
                 return Err(Reason::TypeMismatch {
                     message: label.to_owned(),
                     index,
-                    metric: name,
+                    metric: name.to_string(),
                     datatype: format!("{datatype:?}"),
                     carried,
                 });
@@ -314,7 +342,7 @@ fn register_and_read(
         }
     }
     node.aliases.extend(new_aliases);
-    node.by_name.insert(device, names);
+    node.by_name.insert(device, born);
     Ok(accepted)
 }
 
@@ -326,12 +354,15 @@ fn read_data(
     label: &str,
 ) -> Result<Accepted, Rejected> {
     let device = &topic.device;
+    let born = node.by_name.get(device);
     let mut accepted = Accepted::default();
     accepted.points.reserve(payload.metrics.len());
     for (index, metric) in payload.metrics.iter().enumerate() {
-        let (name, born_type) = match (&metric.name, metric.alias) {
+        let (born, name, born_type) = match (&metric.name, metric.alias) {
             (Some(name), _) => {
-                let Some(&t) = node.by_name.get(device).and_then(|m| m.get(name)) else {
+                let Some((born, (name, &t))) =
+                    born.and_then(|b| Some((b, b.types.get_key_value(name.as_str())?)))
+                else {
                     return Err(Rejected {
                         reason: Reason::UnknownMetric {
                             message: label.to_owned(),
@@ -341,10 +372,10 @@ fn read_data(
                         rebirth: true,
                     });
                 };
-                (name.as_str(), t)
+                (born, name, t)
             }
-            (None, Some(alias)) => match node.aliases.get(&alias) {
-                Some(def) if &def.device == device => (def.name.as_str(), def.datatype),
+            (None, Some(alias)) => match (born, node.aliases.get(&alias)) {
+                (Some(born), Some(def)) if &def.device == device => (born, &def.name, def.datatype),
                 _ => {
                     return Err(Rejected {
                         reason: Reason::UnknownAlias {
@@ -366,15 +397,20 @@ fn read_data(
         };
         let datatype = metric.datatype.map_or(born_type, DataType::from_code);
         match metric_value(metric, datatype) {
-            Ok(Some(value)) => accepted
-                .points
-                .push(point(topic, payload, metric, name, value, label, index)?),
+            Ok(Some(value)) => accepted.points.push(point(
+                born.series(name),
+                payload,
+                metric,
+                value,
+                label,
+                index,
+            )?),
             Ok(None) => accepted.skipped += 1,
             Err(carried) => {
                 return Err(Reason::TypeMismatch {
                     message: label.to_owned(),
                     index,
-                    metric: name.to_owned(),
+                    metric: name.to_string(),
                     datatype: format!("{datatype:?}"),
                     carried,
                 }
