@@ -2,8 +2,9 @@
 //! [`aifactory_plant::Policy`] that the twin (or a plant's connector) drives.
 //!
 //! - tier 0: no AI — EDD dispatching, fixed-interval service, reorder points, default settings;
-//! - tier 1: skills each on their own — APS scheduling, condition-based maintenance,
-//!   replenishment from forecasts;
+//! - tier 1: skills each on their own — APS scheduling, condition-based maintenance (its
+//!   health index, and a watch on each machine's no-load current that services a machine whose
+//!   current rises), replenishment from forecasts;
 //! - tier 2: one shared plan — maintenance windows from the condition-based skill enter the
 //!   schedule (and the plan cites the maintenance decisions), capable-to-promise quotes every
 //!   new order from the live plan, quality risk from trial batches decides which set-points are
@@ -38,8 +39,9 @@ pub use quality::{QualityPlan, TrialFn, TrialLine};
 pub use quote::Quoting;
 
 use aifactory_core::{DecisionLog, Timestamp};
-use aifactory_plant::{BaselinePolicy, Boxed, MasterData, Policy};
+use aifactory_plant::{BaselinePolicy, Boxed, MasterData, Observer, Policy};
 use aifactory_skills::board::PlanBoard;
+use aifactory_skills::condition::{SharedWatch, WatchFeed};
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance, ServiceAges};
 use aifactory_skills::quality::ProcessSettings;
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
@@ -184,24 +186,35 @@ pub struct Setup<'a> {
 /// The skills of tier 1: APS inside condition-based maintenance inside forecast replenishment.
 pub type Tier1 = ForecastReplenishment<PredictiveMaintenance<ApsPolicy>>;
 
-/// Tier 1 on its own type (the CLI's `sim --policy tier1` records it).
+/// Tier 1 on its own type (the CLI's `sim --policy tier1` records it), with the observer that
+/// feeds its maintenance skill's condition watch (give it the plant's events and readings).
 pub fn tier1(
     master: &MasterData,
     base: BaselinePolicy,
     log: Option<&DecisionLog>,
     order_book: &BTreeMap<String, Vec<f64>>,
-) -> Result<Tier1, CoordinatorError> {
+) -> Result<(Tier1, WatchFeed), CoordinatorError> {
     let (start, _) = master.plant().start();
     let mut scheduling = ApsPolicy::new(ApsConfig::default(), base);
     if let Some(log) = log {
         scheduling = scheduling.with_log(log.clone(), start);
     }
-    let mut maintenance = PredictiveMaintenance::new(scheduling, MaintenanceConfig::default());
+    let watch = condition_watch(master);
+    let mut maintenance = PredictiveMaintenance::new(scheduling, MaintenanceConfig::default())
+        .with_condition_watch(watch.clone());
     if let Some(log) = log {
         let ids = master.machine_ids().map(str::to_owned).collect();
         maintenance = maintenance.with_log(log.clone(), start, ids);
     }
-    replenishment(maintenance, master, log, start, order_book)
+    Ok((
+        replenishment(maintenance, master, log, start, order_book)?,
+        watch.feed(),
+    ))
+}
+
+/// The maintenance skill's own watch on every machine of the plant.
+fn condition_watch(master: &MasterData) -> SharedWatch {
+    SharedWatch::new(master.machine_ids().map(str::to_owned).collect())
 }
 
 fn replenishment<P: Policy>(
@@ -224,11 +237,13 @@ fn replenishment<P: Policy>(
     Ok(skill)
 }
 
-/// A configured rung: the policy, and for the closed loop the observer that measures outcomes
-/// (it must see the plant's events: pass it to the simulation, or feed it the plant's).
+/// A configured rung: the policy, and the observer that must see the plant's events and
+/// readings (pass it to the simulation, or feed it the plant's): at tiers 1 and 2 the
+/// maintenance skill's condition watch, in the closed loop the observer that also measures
+/// outcomes.
 pub struct Configured {
     pub policy: Box<dyn Policy + Send>,
-    pub observer: Option<LoopObserver>,
+    pub observer: Option<Box<dyn Observer + Send>>,
     /// The loop's shared state, for its counts after a run.
     pub closed_loop: Option<ClosedLoop>,
     /// The plan board of tiers 2 and 3: the live plan and the maintenance windows, for a view.
@@ -243,15 +258,19 @@ pub fn build(
     trial: Option<TrialFn<'_>>,
 ) -> Result<Configured, CoordinatorError> {
     let base = BaselinePolicy::default();
-    let policy: Box<dyn Policy + Send> = match setup.tier {
-        Tier::Zero => Box::new(base),
-        Tier::One => Box::new(tier1(setup.master, base, setup.log, setup.order_book)?),
+    let (policy, observer): (Box<dyn Policy + Send>, _) = match setup.tier {
+        Tier::Zero => (Box::new(base), None),
+        Tier::One => {
+            let (policy, feed) = tier1(setup.master, base, setup.log, setup.order_book)?;
+            (Box::new(policy), Some(feed))
+        }
         Tier::Two => {
             let board = PlanBoard::new();
-            let policy = shared_plan(setup, trial, board.clone(), None)?;
+            let watch = condition_watch(setup.master);
+            let policy = shared_plan(setup, trial, board.clone(), None, Some(watch.clone()))?;
             return Ok(Configured {
                 policy,
-                observer: None,
+                observer: Some(Box::new(watch.feed())),
                 closed_loop: None,
                 board: Some(board),
             });
@@ -276,10 +295,10 @@ pub fn build(
                 setup.links.anomaly_trigger,
                 setup.links.process_search,
             );
-            let policy = shared_plan(setup, trial, board.clone(), Some(closed.clone()))?;
+            let policy = shared_plan(setup, trial, board.clone(), Some(closed.clone()), None)?;
             return Ok(Configured {
                 policy,
-                observer: Some(LoopObserver::new(closed.clone())),
+                observer: Some(Box::new(LoopObserver::new(closed.clone()))),
                 closed_loop: Some(closed),
                 board: Some(board),
             });
@@ -287,7 +306,7 @@ pub fn build(
     };
     Ok(Configured {
         policy,
-        observer: None,
+        observer: observer.map(|feed| Box::new(feed) as Box<dyn Observer + Send>),
         closed_loop: None,
         board: None,
     })
@@ -302,12 +321,14 @@ impl std::fmt::Debug for Configured {
     }
 }
 
-/// Tier 2 (and, with `closed_loop`, tier 3): the skills on one plan board.
+/// Tier 2 (and, with `closed_loop`, tier 3): the skills on one plan board. `watch`: the
+/// maintenance skill's own condition watch (tier 2; the closed loop runs its own).
 fn shared_plan(
     setup: &Setup<'_>,
     trial: Option<TrialFn<'_>>,
     board: PlanBoard,
     closed_loop: Option<ClosedLoop>,
+    watch: Option<SharedWatch>,
 ) -> Result<Box<dyn Policy + Send>, CoordinatorError> {
     let master = setup.master;
     let links = setup.links;
@@ -365,6 +386,9 @@ fn shared_plan(
     let mut maintenance = PredictiveMaintenance::new(stack, MaintenanceConfig::default());
     if links.maintenance_to_schedule {
         maintenance = maintenance.with_board(board.clone(), master.service_hours());
+    }
+    if let Some(watch) = watch {
+        maintenance = maintenance.with_condition_watch(watch);
     }
     if closed_loop.is_some() {
         let machines: Vec<(String, f64, f64, f64)> = master

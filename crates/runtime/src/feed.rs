@@ -585,9 +585,7 @@ pub fn coordinator_for(
     let configured = aifactory_coordinator::build(&setup, trial).map_err(FeedError::Coordinator)?;
     Ok(FeedCoordinator {
         policy: configured.policy,
-        observer: configured
-            .observer
-            .map(|o| Box::new(o) as Box<dyn Observer + Send>),
+        observer: configured.observer,
     })
 }
 
@@ -1362,7 +1360,13 @@ mod tests {
         let log = DecisionLog::new();
         for tier in 0..=2 {
             let coordinator = coordinator_for(&plant, tier, 1, &log, None);
-            assert!(coordinator.is_ok(), "tier {tier}: {:?}", coordinator.err());
+            let coordinator = coordinator.unwrap_or_else(|e| panic!("tier {tier}: {e}"));
+            // From tier 1 the maintenance skill watches the plant's readings and events.
+            let watches = coordinator
+                .observer
+                .as_ref()
+                .is_some_and(|o| o.wants_telemetry() && o.wants_events());
+            assert_eq!(watches, tier > 0, "tier {tier}");
         }
         assert!(matches!(
             coordinator_for(&plant, 3, 1, &log, None),

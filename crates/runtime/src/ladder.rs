@@ -69,7 +69,7 @@ pub fn run_rung(
     let closed_loop = configured.closed_loop.clone();
     let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
     match configured.observer {
-        Some(mut observer) => sim.run_until(PlantTime::from_days(days), &mut observer),
+        Some(mut observer) => sim.run_until(PlantTime::from_days(days), observer.as_mut()),
         None => sim.run_until(PlantTime::from_days(days), &mut ()),
     }
     let kpis = sim.finish().kpis;

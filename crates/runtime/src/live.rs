@@ -539,8 +539,9 @@ struct Runner {
     watcher: Watcher,
     log: aifactory_core::DecisionLog,
     board: Option<aifactory_skills::board::PlanBoard>,
-    /// Tier 3's loop: it watches the twin's events to measure outcomes and update models.
-    closed_loop: Option<aifactory_coordinator::closed_loop::LoopObserver>,
+    /// The coordinator's observer: from tier 1 the maintenance skill's condition watch, at tier
+    /// 3 the loop that measures outcomes and updates models from the twin's events.
+    closed_loop: Option<Box<dyn aifactory_twin::Observer + Send>>,
     /// The coordinator's configured tier (the view labels it as configured, not earned).
     tier: u8,
     publisher: Publisher,
@@ -572,7 +573,7 @@ impl Runner {
                 until,
                 &mut crate::run::Both {
                     first: &mut self.watcher,
-                    second: closed_loop,
+                    second: closed_loop.as_mut(),
                 },
             ),
             None => self.sim.run_until(until, &mut self.watcher),

@@ -54,12 +54,19 @@ impl Progress for () {
     fn finished(&self) {}
 }
 
-/// Tier 1 (the coordinator's): every skill decides on its own.
+/// Tier 1 (the coordinator's): every skill decides on its own; with the observer that feeds
+/// the maintenance skill's condition watch.
 fn tier1_policy(
     model: &PlantModel,
     base: BaselinePolicy,
     log: Option<&aifactory_core::DecisionLog>,
-) -> Result<aifactory_coordinator::Tier1, RunError> {
+) -> Result<
+    (
+        aifactory_coordinator::Tier1,
+        aifactory_skills::condition::WatchFeed,
+    ),
+    RunError,
+> {
     aifactory_coordinator::tier1(
         model.master(),
         base,
@@ -79,7 +86,11 @@ pub fn simulate(
     let mut loop_observer = None;
     let policy: Box<dyn aifactory_twin::Policy + Send> = match spec.tier {
         0 => Box::new(spec.policy),
-        1 => Box::new(tier1_policy(&model, spec.policy, spec.decisions.as_ref())?),
+        1 => {
+            let (policy, feed) = tier1_policy(&model, spec.policy, spec.decisions.as_ref())?;
+            loop_observer = Some(Box::new(feed) as Box<dyn Observer + Send>);
+            Box::new(policy)
+        }
         tier => {
             let coordinator = |source| RunError::Coordinator { tier, source };
             // The same records on file and trial line as the ladder's tiers 2 and 3.
@@ -96,7 +107,8 @@ pub fn simulate(
             };
             let configured =
                 aifactory_coordinator::build(&setup, Some(&mut trials)).map_err(coordinator)?;
-            // Tier 3 measures outcomes from what the plant reports: it watches the events.
+            // The skills watch what the plant reports: the condition watch its readings, tier 3
+            // its events to measure outcomes.
             loop_observer = configured.observer;
             configured.policy
         }
@@ -115,7 +127,7 @@ pub fn simulate(
         Some(closed_loop) => {
             both = Both {
                 first: observer,
-                second: closed_loop,
+                second: closed_loop.as_mut(),
             };
             &mut both
         }

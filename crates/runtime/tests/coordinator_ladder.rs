@@ -44,7 +44,7 @@ fn run(model: &Arc<PlantModel>, tier: Tier, links: Links, seed: u64, days: f64) 
     let configured = build(&setup, Some(&mut trials)).expect("configuration builds");
     let mut sim = Simulation::new(Arc::clone(model), seed, configured.policy, None);
     match configured.observer {
-        Some(mut o) => sim.run_until(PlantTime::from_days(days), &mut o),
+        Some(mut o) => sim.run_until(PlantTime::from_days(days), o.as_mut()),
         None => sim.run_until(PlantTime::from_days(days), &mut ()),
     }
     let kpis = sim.finish().kpis;

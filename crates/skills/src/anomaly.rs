@@ -278,7 +278,8 @@ impl AnomalyDetector {
         let ctx = Self::slot(c1, c2, i64::MAX);
         let scale = self.count_scale;
         let total = self.context_counts[ctx] / scale;
-        let hit = |d: i64, s: &Self| s.pair_counts[Self::slot(c1, c2, b + d)] / scale;
+        // After a flat warm-up the bin width is tiny and a bin can be ±i64::MAX: neighbours saturate.
+        let hit = |d: i64, s: &Self| s.pair_counts[Self::slot(c1, c2, b.saturating_add(d))] / scale;
         let expected = hit(0, self) + 0.5 * (hit(-1, self) + hit(1, self));
         let surprise = if total < 1.0 {
             0.5
@@ -504,6 +505,20 @@ mod tests {
         let before = s[300..2500].iter().cloned().fold(0.0, f64::max);
         assert!(s[2500] > before, "spike {} vs max before {before}", s[2500]);
         assert!(s[2500] >= AnomalyConfig::default().alarm_level);
+    }
+
+    #[test]
+    fn a_flat_series_then_a_step_scores_without_overflow() {
+        // A warm-up at zero leaves the bin width at its floor (1e-15), so a step to a large
+        // value falls in bin i64::MAX (as NAB's flat-then-busy series do).
+        let x: Vec<f64> = (0..600).map(|i| if i < 500 { 0.0 } else { 1e6 }).collect();
+        let s = score_series(
+            AnomalyDetector::new(AnomalyConfig::default()),
+            &stamps(600),
+            &x,
+        );
+        assert!(s.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        assert!(s[500] > s[400], "step {} vs flat {}", s[500], s[400]);
     }
 
     #[test]

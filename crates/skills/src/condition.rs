@@ -9,10 +9,16 @@
 //! no-load reading to that level to an [`AnomalyDetector`]. An alarm on a rise, confirmed by
 //! the recent readings standing clearly above the level, is reported once per incident; the
 //! next renewal re-arms it. Pure: no clock, no I/O.
+//!
+//! [`SharedWatch`] is the watch as the maintenance skill uses it on its own (tiers 1 and 2):
+//! its [`WatchFeed`] observes the plant's events and readings, and the skill asks it which
+//! machines stand alarmed. At tier 3 the closed loop runs its own watch and records each alarm
+//! as a decision.
 
 use crate::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
-use aifactory_core::{EventKind, Timestamp};
-use std::collections::VecDeque;
+use aifactory_core::{EventKind, PlantEvent, TelemetryReading, Timestamp};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The signal watched.
 pub const SIGNAL: &str = "current_a";
@@ -192,6 +198,127 @@ impl ConditionWatch {
     }
 }
 
+#[derive(Debug)]
+struct SharedState {
+    watch: ConditionWatch,
+    machine_index: HashMap<String, usize>,
+    /// Alarms standing, per machine, until its next service or failure.
+    alarms: BTreeMap<usize, ConditionAlarm>,
+}
+
+/// A condition watch shared between the observer that feeds it ([`SharedWatch::feed`]) and the
+/// skill that acts on its alarms ([`SharedWatch::alarm`]).
+#[derive(Debug, Clone)]
+pub struct SharedWatch(Arc<Mutex<SharedState>>);
+
+impl SharedWatch {
+    /// A watch over `machine_ids`, in the plant file's order.
+    pub fn new(machine_ids: Vec<String>) -> Self {
+        SharedWatch(Arc::new(Mutex::new(SharedState {
+            watch: ConditionWatch::new(machine_ids.len()),
+            machine_index: machine_ids
+                .into_iter()
+                .enumerate()
+                .map(|(i, id)| (id, i))
+                .collect(),
+            alarms: BTreeMap::new(),
+        })))
+    }
+
+    /// A poisoned lock still holds consistent data (each update replaces whole entries).
+    fn lock(&self) -> MutexGuard<'_, SharedState> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The alarm standing on `machine`, if its no-load current has risen since its last
+    /// renewal.
+    pub fn alarm(&self, machine: usize) -> Option<ConditionAlarm> {
+        self.lock().alarms.get(&machine).cloned()
+    }
+
+    /// The observer that feeds this watch the plant's events and readings.
+    pub fn feed(&self) -> WatchFeed {
+        WatchFeed(self.clone())
+    }
+}
+
+/// Feeds a [`SharedWatch`]: pass it to the simulation, or give it a plant feed's events and
+/// readings.
+#[derive(Debug, Clone)]
+pub struct WatchFeed(SharedWatch);
+
+impl aifactory_plant::Observer for WatchFeed {
+    fn wants_events(&self) -> bool {
+        true
+    }
+
+    fn event(&mut self, event: PlantEvent) {
+        let mut state = self.0.lock();
+        let Some(&m) = event
+            .machine
+            .as_deref()
+            .and_then(|id| state.machine_index.get(id))
+        else {
+            return;
+        };
+        let setup_s = event.detail["setup_s"].as_f64().unwrap_or(0.0);
+        state.watch.event(m, event.kind, event.at, setup_s);
+        // The machine stopped for service or failed: the alarm is answered either way.
+        if matches!(
+            event.kind,
+            EventKind::MachineFailed | EventKind::MaintenanceStarted
+        ) {
+            state.alarms.remove(&m);
+        }
+    }
+
+    fn wants_telemetry(&self) -> bool {
+        true
+    }
+
+    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        for reading in readings {
+            self.reading(reading);
+        }
+    }
+
+    fn reading(&mut self, reading: TelemetryReading) {
+        let mut state = self.0.lock();
+        let state = &mut *state;
+        let Some(&m) = state.machine_index.get(&reading.machine) else {
+            return;
+        };
+        if let Some(alarm) = state
+            .watch
+            .reading(m, reading.at, &reading.signal, reading.value)
+        {
+            state.alarms.insert(m, alarm);
+        }
+    }
+}
+
+/// Test support: feeds `machine`'s no-load current, steady for 2,000 minutes and then
+/// climbing 30 % over the next 1,000 (the watch alarms during the climb).
+#[cfg(test)]
+pub(crate) fn feed_rising_current(feed: &mut WatchFeed, machine: &str) {
+    use aifactory_plant::Observer;
+    for i in 0..3_000 {
+        let drift = if i >= 2_000 {
+            0.3 * (i - 2_000) as f64 / 1_000.0
+        } else {
+            0.0
+        };
+        feed.reading(TelemetryReading {
+            at: Timestamp(i * 60_000),
+            machine: machine.to_owned(),
+            signal: SIGNAL.to_owned(),
+            value: tests::noise(i) * (1.0 + drift),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +328,7 @@ mod tests {
     }
 
     /// A noisy no-load current around 4 A: a deterministic wobble of ±3 %.
-    fn noise(i: i64) -> f64 {
+    pub(crate) fn noise(i: i64) -> f64 {
         let x = ((i * 7919) % 101) as f64 / 100.0 - 0.5;
         4.0 * (1.0 + 0.06 * x)
     }
@@ -279,5 +406,37 @@ mod tests {
             .filter(|&i| watch.reading(0, minute(i), SIGNAL, noise(i)).is_some())
             .count();
         assert_eq!(alarms, 0);
+    }
+
+    #[test]
+    fn a_shared_watch_holds_an_alarm_until_the_machine_stops() {
+        use aifactory_plant::Observer;
+        let watch = SharedWatch::new(vec!["M-1".into(), "M-2".into()]);
+        let mut feed = watch.feed();
+        assert!(feed.wants_events() && feed.wants_telemetry());
+        feed_rising_current(&mut feed, "M-1");
+        let alarm = watch.alarm(0).expect("M-1's current rose");
+        assert!(alarm.recent_ratio > 1.0, "{alarm:?}");
+        assert_eq!(watch.alarm(1), None);
+        // A machine the plant file does not list is ignored, not a panic.
+        feed.reading(TelemetryReading {
+            at: minute(3_001),
+            machine: "M-9".into(),
+            signal: SIGNAL.into(),
+            value: 99.0,
+        });
+        let event = |kind, machine: &str| PlantEvent {
+            at: minute(3_002),
+            kind,
+            machine: Some(machine.to_owned()),
+            order: None,
+            detail: serde_json::json!({}),
+        };
+        feed.event(event(EventKind::OperationCompleted, "M-9"));
+        // Another machine's service leaves the alarm standing; its own answers it.
+        feed.event(event(EventKind::MaintenanceStarted, "M-2"));
+        assert!(watch.alarm(0).is_some());
+        feed.event(event(EventKind::MaintenanceStarted, "M-1"));
+        assert_eq!(watch.alarm(0), None);
     }
 }

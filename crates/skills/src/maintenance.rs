@@ -51,8 +51,8 @@ impl Default for MaintenanceConfig {
 
 /// Model id written into maintenance decisions.
 pub const MODEL_ID: &str = "cbm-health-index";
-/// Model version: the health index and threshold rule.
-pub const MODEL_VERSION: &str = "1/vib-baseline/failure-quantile/gap";
+/// Model version: the health index and threshold rule (2: with the no-load current watch).
+pub const MODEL_VERSION: &str = "2/vib-baseline/failure-quantile/gap/no-load-current";
 
 /// The service age that minimises the long-run cost per running hour of an age-replacement
 /// policy (service at age `T`, repair on failure), from renewals observed in the fleet:

@@ -1,15 +1,19 @@
 //! The maintenance skill as a policy layer: [`PredictiveMaintenance`] keeps each machine's
 //! health index from its readings, learns the failure threshold from the fleet's failures and
 //! stops a free machine for service (or asks the shared plan for a window); the survival and
-//! service-age models it uses are in [`crate::maintenance`].
+//! service-age models it uses are in [`crate::maintenance`]. With a condition watch
+//! ([`crate::condition::SharedWatch`]) a machine whose no-load current has risen is serviced
+//! at its next free moment (or given a window at once on a shared plan), whatever its age.
 
 use crate::board::{PlanBoard, WindowRequest};
+use crate::condition::{ConditionAlarm, SharedWatch};
 use crate::log::SkillLog;
 use crate::maintenance::{
     AGE_URGENT_SHARE, AGE_WINDOW_SHARE, MODEL_ID, MODEL_VERSION, MaintenanceConfig, ServiceAges,
 };
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
-use aifactory_plant::{MachineView, Policy};
+use aifactory_plant::{MachineView, PlantTime, Policy};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default)]
 struct MachineHealth {
@@ -44,6 +48,12 @@ pub struct PredictiveMaintenance<P> {
     announce_ages: bool,
     /// The anomaly decision the decision being made answers, if any (cited by it).
     cites: Option<String>,
+    /// The skill's own condition watch on the machines' no-load current (tiers 1 and 2).
+    watch: Option<SharedWatch>,
+    /// When the skill first saw each standing alarm of its watch.
+    alarm_seen: BTreeMap<usize, PlantTime>,
+    /// The watch's alarm behind the decision being made, if any (its evidence).
+    condition: Option<ConditionAlarm>,
 }
 
 /// Before a threshold is learnt, the share of the recommended interval at which a window is
@@ -68,6 +78,32 @@ impl<P: Policy> PredictiveMaintenance<P> {
             ages: None,
             announce_ages: false,
             cites: None,
+            watch: None,
+            alarm_seen: BTreeMap::new(),
+            condition: None,
+        }
+    }
+
+    /// Services a machine whose no-load current the watch has seen rise (a fault on its way)
+    /// at its next free moment, before its minimum interval if need be, on a shared plan too.
+    /// Feed the watch the plant's events and readings.
+    pub fn with_condition_watch(mut self, watch: SharedWatch) -> Self {
+        self.watch = Some(watch);
+        self
+    }
+
+    /// The watch's standing alarm on this machine, noting when the skill first saw it.
+    fn condition_alarm(&mut self, view: &MachineView) -> Option<(ConditionAlarm, PlantTime)> {
+        let alarm = self.watch.as_ref()?.alarm(view.machine);
+        match alarm {
+            Some(alarm) => {
+                let seen = *self.alarm_seen.entry(view.machine).or_insert(view.now);
+                Some((alarm, seen))
+            }
+            None => {
+                self.alarm_seen.remove(&view.machine);
+                None
+            }
         }
     }
 
@@ -179,15 +215,26 @@ impl<P: Policy> PredictiveMaintenance<P> {
             ),
             None => (urgent, due),
         };
-        // An anomaly on the machine's signals (the condition watch, on the board) raises its
-        // risk: a window now, a stop if the plan has not placed one in time.
+        // An anomaly on the machine's signals (the closed loop's condition watch, on the board,
+        // or the skill's own) raises its risk: a window now, a stop if the plan has not placed
+        // one in time.
+        let condition = self.condition_alarm(view);
         let anomaly = self
             .board
             .as_ref()
-            .and_then(|(b, _)| b.lock().anomalies.get(&view.machine).cloned());
+            .and_then(|(b, _)| b.lock().anomalies.get(&view.machine).cloned())
+            .or_else(|| condition.as_ref().map(|(_, seen)| (None, *seen)));
+        self.condition = condition.map(|(alarm, _)| alarm);
+        // The skill's own watch stops the machine at its next free moment, as on its own: on a
+        // busy machine its alarm comes too close to the failure to wait for the plan (measured on
+        // the textile mill). With nothing waiting for the machine a stop costs no production.
+        let own_alarm = self.condition.is_some();
         let (urgent, due) = match &anomaly {
             Some((_, flagged)) => (
-                urgent || view.now.0.saturating_sub(flagged.0) >= ANOMALY_URGENT_MS,
+                urgent
+                    || own_alarm
+                    || view.queue_len == 0
+                    || view.now.0.saturating_sub(flagged.0) >= ANOMALY_URGENT_MS,
                 true,
             ),
             None => (urgent, due),
@@ -299,6 +346,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
         let due = self.failure_indices.iter().filter(|&&f| f <= index).count() as f64
             / self.failure_indices.len().max(1) as f64;
         let anomaly = self.cites.clone();
+        let condition = self.condition.clone();
         let (log, ids) = self.ledger.as_mut()?;
         let machine = ids
             .get(view.machine)
@@ -315,15 +363,26 @@ impl<P: Policy> PredictiveMaintenance<P> {
         if let Some(cited) = &anomaly {
             output["anomaly"] = serde_json::json!(cited);
         }
+        if let Some(alarm) = &condition {
+            output["no_load_current"] = serde_json::json!({
+                "level_a": alarm.level,
+                "recent_ratio": alarm.recent_ratio,
+                "score": alarm.score,
+            });
+        }
+        let mut inputs = format!("vibration:{machine}");
+        if condition.is_some() {
+            inputs.push_str(&format!(";current_a:{machine}"));
+        }
+        if let Some(cited) = &anomaly {
+            inputs.push_str(&format!(";decision:{cited}"));
+        }
         let id = log.record(view.now, |id, at| Decision {
             id,
             at,
             skill: "maintenance".to_owned(),
             stage: LifecycleStage::Production,
-            inputs_ref: match &anomaly {
-                Some(cited) => format!("vibration:{machine};decision:{cited}"),
-                None => format!("vibration:{machine}"),
-            },
+            inputs_ref: inputs,
             model: MODEL_ID.to_owned(),
             model_version: MODEL_VERSION.to_owned(),
             output,
@@ -422,18 +481,22 @@ impl<P: Policy> aifactory_plant::Layer for PredictiveMaintenance<P> {
         } else {
             self.config.cost_ratio
         };
-        let decide = match self.threshold_at(ratio) {
-            None => view.run_h_since_maintenance >= view.recommended_interval_h,
-            Some(t) => {
-                view.run_h_since_maintenance
-                    >= self.config.min_interval_share * view.recommended_interval_h
-                    && index >= t
-            }
-        };
+        // A fault on its way (the watch's alarm) is serviced now, whatever the machine's age.
+        self.condition = self.condition_alarm(view).map(|(alarm, _)| alarm);
+        let decide = self.condition.is_some()
+            || match self.threshold_at(ratio) {
+                None => view.run_h_since_maintenance >= view.recommended_interval_h,
+                Some(t) => {
+                    view.run_h_since_maintenance
+                        >= self.config.min_interval_share * view.recommended_interval_h
+                        && index >= t
+                }
+            };
         if decide && let Some(h) = self.machines.get_mut(view.machine) {
             h.serviced_by_us = true;
         }
-        if decide && let Some(threshold) = self.threshold_at(ratio) {
+        if decide && (self.condition.is_some() || self.threshold_at(ratio).is_some()) {
+            let threshold = self.threshold_at(ratio).unwrap_or(0.0);
             self.log_stop(view, index, threshold, "preventive_maintenance");
         }
         decide
@@ -584,5 +647,68 @@ mod tests {
         assert_eq!(logged.len(), 1);
         assert_eq!(logged[0].output["action"], "preventive_maintenance");
         assert_eq!(logged[0].output["anomaly"], "D-ANOM-000001");
+    }
+
+    #[test]
+    fn a_rising_no_load_current_services_a_young_machine_at_its_next_free_moment() {
+        let log = DecisionLog::new();
+        let watch = SharedWatch::new(vec!["M-1".into(), "M-2".into()]);
+        let mut skill =
+            PredictiveMaintenance::new(BaselinePolicy::default(), MaintenanceConfig::default())
+                .with_condition_watch(watch.clone())
+                .with_log(log.clone(), Timestamp(0), vec!["M-1".into(), "M-2".into()]);
+        // Far below its interval and with no threshold learnt: nothing to do.
+        assert!(!skill.start_maintenance(&view(0, 10.0, 1.0)));
+        crate::condition::feed_rising_current(&mut watch.feed(), "M-1");
+        // The alarm overrides the interval: serviced now, with the current as its evidence.
+        assert!(skill.start_maintenance(&view(0, 10.0, 1.0)));
+        let logged = log.drain_decisions();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert_eq!(logged[0].inputs_ref, "vibration:M-1;current_a:M-1");
+        assert_eq!(logged[0].output["action"], "preventive_maintenance");
+        assert!(logged[0].output["no_load_current"]["recent_ratio"].as_f64() > Some(1.0));
+        // M-2 is quiet: untouched.
+        assert!(!skill.start_maintenance(&view(1, 10.0, 1.0)));
+        assert!(log.drain_decisions().is_empty());
+    }
+
+    #[test]
+    fn on_a_shared_plan_the_skills_own_alarm_stops_the_machine_at_its_next_free_moment() {
+        let board = PlanBoard::new();
+        let watch = SharedWatch::new(vec!["M-1".into(), "M-2".into()]);
+        let mut skill =
+            PredictiveMaintenance::new(BaselinePolicy::default(), MaintenanceConfig::default())
+                .with_board(board.clone(), vec![2.0, 2.0])
+                .with_condition_watch(watch.clone());
+        let mut young = view(0, 10.0, 1.0);
+        young.now = PlantTime::from_hours(1.0);
+        assert!(!skill.start_maintenance(&young));
+        assert!(board.lock().windows.is_empty());
+        crate::condition::feed_rising_current(&mut watch.feed(), "M-1");
+        // Stopped at its next free moment, work waiting or not, without waiting for the plan.
+        assert!(skill.start_maintenance(&young));
+        assert!(board.lock().windows.is_empty());
+        assert!(!skill.start_maintenance(&view(1, 10.0, 1.0)));
+    }
+
+    #[test]
+    fn an_anomaly_on_an_idle_machine_stops_it_at_once() {
+        let board = PlanBoard::new();
+        let mut skill =
+            PredictiveMaintenance::new(BaselinePolicy::default(), MaintenanceConfig::default())
+                .with_board(board.clone(), vec![2.0]);
+        board
+            .lock()
+            .anomalies
+            .insert(0, (None, PlantTime::from_hours(1.0)));
+        let mut busy = view(0, 10.0, 1.0);
+        busy.now = PlantTime::from_hours(1.0);
+        // Work waiting: a window for the plan to place.
+        assert!(!skill.start_maintenance(&busy));
+        assert!(board.lock().windows.contains_key(&0));
+        // Nothing waiting: a stop costs no production, so it stops now.
+        let mut idle = busy;
+        idle.queue_len = 0;
+        assert!(skill.start_maintenance(&idle));
     }
 }
