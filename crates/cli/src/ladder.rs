@@ -75,7 +75,7 @@ impl LadderArgs {
 
 /// KPIs reported beside OEE, on-time delivery and total cost.
 type KpiOf = fn(&RunResult) -> f64;
-const DETAIL: [(&str, KpiOf); 11] = [
+const DETAIL: [(&str, KpiOf); 16] = [
     ("availability", |r| r.kpis.availability),
     ("performance", |r| r.kpis.performance),
     ("quality", |r| r.kpis.quality),
@@ -87,6 +87,12 @@ const DETAIL: [(&str, KpiOf); 11] = [
     ("failures", |r| r.kpis.failures as f64),
     ("downtime_h", |r| r.kpis.downtime_h),
     ("avg_wip", |r| r.kpis.avg_wip),
+    // OEE's losses, machine hours: where each tier's gain comes from.
+    ("setup_h", |r| r.kpis.setup_h),
+    ("breakdown_h", |r| r.kpis.breakdown_h),
+    ("planned_stop_h", |r| r.kpis.planned_stop_h),
+    ("speed_loss_h", |r| r.kpis.speed_loss_h),
+    ("defect_loss_h", |r| r.kpis.defect_loss_h),
 ];
 
 /// The highest rung of the ladder.
@@ -523,6 +529,26 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
             fmt(&r.total_cost, 1.0, 0),
             fmt(&r.total_cost_vs_tier0, 1.0, 0),
             fmt(&r.total_cost_vs_previous, 1.0, 0),
+        );
+    }
+    println!(
+        "\n  Where OEE is lost, machine hours per run (mean):\n  {:<4} {:>10} {:>10} {:>13} {:>12} {:>10}",
+        "tier", "set-ups", "breakdowns", "planned stops", "slow running", "defects"
+    );
+    for r in rungs.iter().filter(|r| r.built) {
+        let hours = |name: &str| {
+            r.kpis
+                .get(name)
+                .map_or_else(|| "—".to_owned(), |i| format!("{:.0}", i.mean))
+        };
+        println!(
+            "  {:<4} {:>10} {:>10} {:>13} {:>12} {:>10}",
+            r.tier,
+            hours("setup_h"),
+            hours("breakdown_h"),
+            hours("planned_stop_h"),
+            hours("speed_loss_h"),
+            hours("defect_loss_h"),
         );
     }
     for r in rungs.iter().filter(|r| r.built) {

@@ -21,7 +21,7 @@
 use aifactory_core::{EventKind, PlantEvent, TelemetryReading, Timestamp};
 use aifactory_plant::{MachineId, Observer, ParamSpec, PlantTime, Policy, QueuedOp};
 use aifactory_skills::board::PlanBoard;
-use aifactory_skills::condition::{ConditionAlarm, ConditionWatch};
+use aifactory_skills::condition::{ConditionAlarm, SharedWatch};
 use aifactory_skills::log::SkillLog;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -208,9 +208,9 @@ struct LoopState {
     reported_lead_h: BTreeMap<usize, f64>,
     /// Latest twin time seen by the policy (set-points take effect by it).
     now: PlantTime,
-    /// The condition watch on the machines' signals (the anomaly trigger), and where its
-    /// decisions go.
-    watch: Option<ConditionWatch>,
+    /// The condition watch on the machines' signals (the anomaly trigger; the maintenance skill
+    /// reads the same watch's alarms), and where its decisions go.
+    watch: Option<SharedWatch>,
     anomaly_log: Option<SkillLog>,
     outcomes: u64,
     model_updates: u64,
@@ -250,7 +250,7 @@ impl ClosedLoop {
         let machines = machine_ids.len();
         ClosedLoop(Arc::new(Mutex::new(LoopState {
             anomaly_log: log.as_ref().map(|l| l.with_prefix("ANOM")),
-            watch: anomaly_trigger.then(|| ConditionWatch::new(machines)),
+            watch: anomaly_trigger.then(|| SharedWatch::new(machine_ids.clone())),
             log,
             start,
             board,
@@ -287,6 +287,12 @@ impl ClosedLoop {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The loop's condition watch (none with the anomaly trigger cut): the maintenance skill
+    /// acts on its alarms at once, as at tiers 1 and 2.
+    pub(crate) fn condition_watch(&self) -> Option<SharedWatch> {
+        self.lock().watch.clone()
     }
 
     pub fn counts(&self) -> LoopCounts {
@@ -565,9 +571,8 @@ impl Observer for LoopObserver {
             .machine
             .as_deref()
             .and_then(|m| state.machine_index.get(m).copied());
-        if let (Some(watch), Some(m)) = (state.watch.as_mut(), machine) {
-            let setup_s = event.detail["setup_s"].as_f64().unwrap_or(0.0);
-            watch.event(m, event.kind, event.at, setup_s);
+        if let Some(watch) = &state.watch {
+            watch.observe_event(&event);
         }
         match event.kind {
             EventKind::OperationStarted => {
@@ -702,13 +707,10 @@ impl Observer for LoopObserver {
     fn reading(&mut self, reading: TelemetryReading) {
         let mut state = self.state.lock();
         let state = &mut *state;
-        let Some(&m) = state.machine_index.get(&reading.machine) else {
+        let Some(watch) = &state.watch else {
             return;
         };
-        let Some(watch) = state.watch.as_mut() else {
-            return;
-        };
-        if let Some(alarm) = watch.reading(m, reading.at, &reading.signal, reading.value) {
+        if let Some(alarm) = watch.observe_reading(&reading) {
             raise_anomaly(state, &reading, alarm);
         }
     }
@@ -1199,6 +1201,9 @@ mod tests {
         );
         assert!(!board.lock().anomalies.contains_key(&1));
         assert_eq!(state.counts().anomalies, 1);
+        // The maintenance skill reads the same watch: M1's alarm stands there too.
+        let watch = state.condition_watch().expect("the trigger is on");
+        assert!(watch.alarm(0).is_some() && watch.alarm(1).is_none());
         let decisions = log.drain_decisions();
         assert_eq!(decisions.len(), 1);
         let d = &decisions[0];
@@ -1214,6 +1219,7 @@ mod tests {
             serde_json::json!({}),
         ));
         assert!(board.lock().anomalies.is_empty());
+        assert!(watch.alarm(0).is_none(), "the service answers the alarm");
         let answered: Vec<String> = log
             .drain()
             .into_iter()
@@ -1233,6 +1239,7 @@ mod tests {
             false,
             false,
         );
+        assert!(off.condition_watch().is_none());
         assert!(!LoopObserver::new(off).wants_telemetry());
     }
 

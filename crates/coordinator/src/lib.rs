@@ -295,7 +295,8 @@ pub fn build(
                 setup.links.anomaly_trigger,
                 setup.links.process_search,
             );
-            let policy = shared_plan(setup, trial, board.clone(), Some(closed.clone()), None)?;
+            let watch = closed.condition_watch();
+            let policy = shared_plan(setup, trial, board.clone(), Some(closed.clone()), watch)?;
             return Ok(Configured {
                 policy,
                 observer: Some(Box::new(LoopObserver::new(closed.clone()))),
@@ -322,7 +323,7 @@ impl std::fmt::Debug for Configured {
 }
 
 /// Tier 2 (and, with `closed_loop`, tier 3): the skills on one plan board. `watch`: the
-/// maintenance skill's own condition watch (tier 2; the closed loop runs its own).
+/// maintenance skill's condition watch (tier 2's own; at tier 3 the one the closed loop feeds).
 fn shared_plan(
     setup: &Setup<'_>,
     trial: Option<TrialFn<'_>>,
@@ -387,6 +388,7 @@ fn shared_plan(
     if links.maintenance_to_schedule {
         maintenance = maintenance.with_board(board.clone(), master.service_hours());
     }
+    let watched = watch.is_some();
     if let Some(watch) = watch {
         maintenance = maintenance.with_condition_watch(watch);
     }
@@ -404,9 +406,14 @@ fn shared_plan(
             })
             .collect();
         let min_failures = MaintenanceConfig::default().min_failures;
-        maintenance = maintenance.with_closed_loop().with_service_ages(
-            ServiceAges::new(&machines).with_history(setup.maintenance_records, min_failures),
-        );
+        let mut ages = ServiceAges::new(&machines, min_failures);
+        if watched {
+            // Failures the watch catches cost a service: ages weigh its measured catch rate.
+            ages = ages.with_condition_watch();
+        }
+        maintenance = maintenance
+            .with_closed_loop()
+            .with_service_ages(ages.with_history(setup.maintenance_records));
     }
     if let Some(log) = setup.log {
         let ids = master.machine_ids().map(str::to_owned).collect();

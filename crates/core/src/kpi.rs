@@ -77,6 +77,20 @@ pub struct Kpis {
     /// Machine hours lost to breakdowns (failure to end of repair) and planned maintenance.
     #[serde(default)]
     pub downtime_h: f64,
+    /// OEE's losses in machine hours, which add up to loading time less the ideal time of the
+    /// good units: set-ups (changing products), breakdowns, planned maintenance stops, running
+    /// slower than ideal (minor stops are not told apart from it), and the ideal time spent on
+    /// units later scrapped.
+    #[serde(default)]
+    pub setup_h: f64,
+    #[serde(default)]
+    pub breakdown_h: f64,
+    #[serde(default)]
+    pub planned_stop_h: f64,
+    #[serde(default)]
+    pub speed_loss_h: f64,
+    #[serde(default)]
+    pub defect_loss_h: f64,
     pub good_units: u64,
     pub orders_completed: u64,
     pub failures: u64,
@@ -132,6 +146,11 @@ impl Kpis {
             material_holding_cost: i.material_holding_cost,
             total_cost,
             downtime_h: (i.breakdown_s + i.maintenance_s) / 3600.0,
+            setup_h: i.setup_s / 3600.0,
+            breakdown_h: i.breakdown_s / 3600.0,
+            planned_stop_h: i.maintenance_s / 3600.0,
+            speed_loss_h: (i.run_s - i.ideal_run_s.min(i.run_s)) / 3600.0,
+            defect_loss_h: i.ideal_run_s.min(i.run_s) * (1.0 - quality) / 3600.0,
             good_units: i.finished_good_units,
             orders_completed: i.orders_completed,
             failures: i.failures,
@@ -165,6 +184,29 @@ mod tests {
         assert!((k.performance - 0.9).abs() < 1e-12);
         assert!((k.quality - 0.95).abs() < 1e-12);
         assert!((k.oee - 0.75 * 0.9 * 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_losses_add_up_to_what_oee_misses() {
+        let inputs = KpiInputs {
+            horizon_s: 86_400.0,
+            run_s: 6.0 * 3600.0,
+            setup_s: 1.0 * 3600.0,
+            breakdown_s: 0.5 * 3600.0,
+            maintenance_s: 0.5 * 3600.0,
+            ideal_run_s: 5.4 * 3600.0,
+            op_units_processed: 100,
+            op_units_good: 95,
+            ..KpiInputs::default()
+        };
+        let k = Kpis::compute(&inputs);
+        let loading_h = 8.0;
+        let losses =
+            k.setup_h + k.breakdown_h + k.planned_stop_h + k.speed_loss_h + k.defect_loss_h;
+        assert!((losses - loading_h * (1.0 - k.oee)).abs() < 1e-9, "{k:?}");
+        assert!((k.speed_loss_h - 0.6).abs() < 1e-9);
+        assert!((k.defect_loss_h - 5.4 * 0.05).abs() < 1e-9);
+        assert!((k.planned_stop_h - 0.5).abs() < 1e-12 && (k.setup_h - 1.0).abs() < 1e-12);
     }
 
     #[test]

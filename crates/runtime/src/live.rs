@@ -541,7 +541,7 @@ struct Runner {
     board: Option<aifactory_skills::board::PlanBoard>,
     /// The coordinator's observer: from tier 1 the maintenance skill's condition watch, at tier
     /// 3 the loop that measures outcomes and updates models from the twin's events.
-    closed_loop: Option<Box<dyn aifactory_twin::Observer + Send>>,
+    observer: Option<Box<dyn aifactory_twin::Observer + Send>>,
     /// The coordinator's configured tier (the view labels it as configured, not earned).
     tier: u8,
     publisher: Publisher,
@@ -568,12 +568,12 @@ const HEALTH_HORIZON_H: f64 = 24.0;
 
 impl Runner {
     fn advance(&mut self, until: PlantTime) {
-        match &mut self.closed_loop {
-            Some(closed_loop) => self.sim.run_until(
+        match &mut self.observer {
+            Some(observer) => self.sim.run_until(
                 until,
                 &mut crate::run::Both {
                     first: &mut self.watcher,
-                    second: closed_loop.as_mut(),
+                    second: observer.as_mut(),
                 },
             ),
             None => self.sim.run_until(until, &mut self.watcher),
@@ -982,7 +982,7 @@ pub async fn start(
         },
         log,
         board: configured.board,
-        closed_loop: configured.observer,
+        observer: configured.observer,
         tier: spec.tier,
         publisher,
         speed: spec.speed,

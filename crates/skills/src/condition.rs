@@ -12,8 +12,8 @@
 //!
 //! [`SharedWatch`] is the watch as the maintenance skill uses it on its own (tiers 1 and 2):
 //! its [`WatchFeed`] observes the plant's events and readings, and the skill asks it which
-//! machines stand alarmed. At tier 3 the closed loop runs its own watch and records each alarm
-//! as a decision.
+//! machines stand alarmed. At tier 3 the closed loop feeds the same watch and records each new
+//! alarm as a decision.
 
 use crate::anomaly::{AnomalyConfig, AnomalyDetector, StreamingDetector};
 use aifactory_core::{EventKind, PlantEvent, TelemetryReading, Timestamp};
@@ -242,6 +242,40 @@ impl SharedWatch {
     pub fn feed(&self) -> WatchFeed {
         WatchFeed(self.clone())
     }
+
+    /// Follows a machine's state from one of the plant's events; a machine's stop (service or
+    /// failure) answers its standing alarm either way.
+    pub fn observe_event(&self, event: &PlantEvent) {
+        let mut state = self.lock();
+        let Some(&m) = event
+            .machine
+            .as_deref()
+            .and_then(|id| state.machine_index.get(id))
+        else {
+            return;
+        };
+        let setup_s = event.detail["setup_s"].as_f64().unwrap_or(0.0);
+        state.watch.event(m, event.kind, event.at, setup_s);
+        if matches!(
+            event.kind,
+            EventKind::MachineFailed | EventKind::MaintenanceStarted
+        ) {
+            state.alarms.remove(&m);
+        }
+    }
+
+    /// Scores one reading; the alarm when it raises a new one (it then stands until the
+    /// machine stops).
+    pub fn observe_reading(&self, reading: &TelemetryReading) -> Option<ConditionAlarm> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let &m = state.machine_index.get(&reading.machine)?;
+        let alarm = state
+            .watch
+            .reading(m, reading.at, &reading.signal, reading.value)?;
+        state.alarms.insert(m, alarm.clone());
+        Some(alarm)
+    }
 }
 
 /// Feeds a [`SharedWatch`]: pass it to the simulation, or give it a plant feed's events and
@@ -255,23 +289,7 @@ impl aifactory_plant::Observer for WatchFeed {
     }
 
     fn event(&mut self, event: PlantEvent) {
-        let mut state = self.0.lock();
-        let Some(&m) = event
-            .machine
-            .as_deref()
-            .and_then(|id| state.machine_index.get(id))
-        else {
-            return;
-        };
-        let setup_s = event.detail["setup_s"].as_f64().unwrap_or(0.0);
-        state.watch.event(m, event.kind, event.at, setup_s);
-        // The machine stopped for service or failed: the alarm is answered either way.
-        if matches!(
-            event.kind,
-            EventKind::MachineFailed | EventKind::MaintenanceStarted
-        ) {
-            state.alarms.remove(&m);
-        }
+        self.0.observe_event(&event);
     }
 
     fn wants_telemetry(&self) -> bool {
@@ -285,17 +303,7 @@ impl aifactory_plant::Observer for WatchFeed {
     }
 
     fn reading(&mut self, reading: TelemetryReading) {
-        let mut state = self.0.lock();
-        let state = &mut *state;
-        let Some(&m) = state.machine_index.get(&reading.machine) else {
-            return;
-        };
-        if let Some(alarm) = state
-            .watch
-            .reading(m, reading.at, &reading.signal, reading.value)
-        {
-            state.alarms.insert(m, alarm);
-        }
+        self.0.observe_reading(&reading);
     }
 }
 

@@ -173,7 +173,40 @@ impl Survival {
     }
 }
 
+/// How a machine's run since its last renewal ended, as the service-age model counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Serviced by age or health index: the machine was still sound (a censored age).
+    Service,
+    /// Serviced because the condition watch saw a fault coming: a failure caught in time.
+    ServiceOnAlarm,
+    /// Failed: a failure the watch (if any) did not see coming.
+    Failure,
+}
+
+/// What a condition watch has done for the fleet: failures it caught in time and failures it
+/// missed. Before any are seen it is credited with one of each (a catch rate of one half).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct WatchRecord {
+    caught: u32,
+    missed: u32,
+}
+
+impl WatchRecord {
+    const PRIOR_CAUGHT: f64 = 1.0;
+    const PRIOR_MISSED: f64 = 1.0;
+
+    fn catch_rate(&self) -> f64 {
+        (f64::from(self.caught) + Self::PRIOR_CAUGHT)
+            / (f64::from(self.caught + self.missed) + Self::PRIOR_CAUGHT + Self::PRIOR_MISSED)
+    }
+}
+
 /// Service ages learnt per machine group (machines of one type), from the fleet's renewals.
+///
+/// With a condition watch, a failure the watch catches costs a service, not a repair: the
+/// renewal–reward cost of a failure is weighed by the watch's measured catch rate, so ages
+/// lengthen where the watch works (a service by age then buys little).
 #[derive(Debug, Clone)]
 pub struct ServiceAges {
     /// Machine → group.
@@ -181,6 +214,10 @@ pub struct ServiceAges {
     /// Per group: planned and failure cost, the recommended interval, renewals seen, the
     /// learnt age.
     groups: Vec<AgeGroup>,
+    /// Failures to see in a group before trusting its learnt age.
+    min_failures: usize,
+    /// The condition watch's record, when one watches the fleet.
+    watch: Option<WatchRecord>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,7 +235,7 @@ struct AgeGroup {
 impl ServiceAges {
     /// `machines`: per machine (in the twin's order) its group name (e.g. the machine type),
     /// planned-service cost, failure cost (repair) and recommended interval.
-    pub fn new(machines: &[(String, f64, f64, f64)]) -> Self {
+    pub fn new(machines: &[(String, f64, f64, f64)], min_failures: usize) -> Self {
         let mut groups: Vec<AgeGroup> = Vec::new();
         let mut group_of = Vec::with_capacity(machines.len());
         for (name, planned, failure, recommended) in machines {
@@ -219,28 +256,68 @@ impl ServiceAges {
             };
             group_of.push(g);
         }
-        ServiceAges { group_of, groups }
+        ServiceAges {
+            group_of,
+            groups,
+            min_failures,
+            watch: None,
+        }
+    }
+
+    /// A condition watch guards the fleet: failures it catches cost a service.
+    pub fn with_condition_watch(mut self) -> Self {
+        self.watch = Some(WatchRecord::default());
+        self.learn();
+        self
     }
 
     /// Adds renewals from the maintenance records (per machine, in the twin's order) and
     /// learns from them at once.
-    pub fn with_history(mut self, history: &[Vec<(f64, bool)>], min_failures: usize) -> Self {
+    pub fn with_history(mut self, history: &[Vec<(f64, bool)>]) -> Self {
         for (machine, renewals) in history.iter().enumerate() {
             if let Some(&g) = self.group_of.get(machine) {
                 self.groups[g].renewals.extend(renewals.iter().copied());
             }
         }
+        self.learn();
         for g in &mut self.groups {
-            g.age_h = optimal_service_age(
-                &g.renewals,
-                g.planned_cost,
-                g.failure_cost,
-                g.recommended_h,
-                min_failures,
-            );
             g.reported_h = g.age_h;
         }
         self
+    }
+
+    /// The share of failures the condition watch catches in time, as measured so far; `None`
+    /// without a watch.
+    pub fn catch_rate(&self) -> Option<f64> {
+        self.watch.map(|w| w.catch_rate())
+    }
+
+    /// The cost of a failure to the renewal–reward model: a repair, or a service where the
+    /// watch catches it.
+    fn failure_cost(&self, g: &AgeGroup) -> f64 {
+        match self.catch_rate() {
+            Some(p) => p * g.planned_cost + (1.0 - p) * g.failure_cost,
+            None => g.failure_cost,
+        }
+    }
+
+    fn learn(&mut self) {
+        let ages: Vec<Option<f64>> = self
+            .groups
+            .iter()
+            .map(|g| {
+                optimal_service_age(
+                    &g.renewals,
+                    g.planned_cost,
+                    self.failure_cost(g),
+                    g.recommended_h,
+                    self.min_failures,
+                )
+            })
+            .collect();
+        for (g, age) in self.groups.iter_mut().zip(ages) {
+            g.age_h = age;
+        }
     }
 
     /// Per group with a learnt age: (group, age h, renewals, failures).
@@ -265,33 +342,45 @@ impl ServiceAges {
         self.groups.get(*self.group_of.get(machine)?)?.age_h
     }
 
-    /// Records a renewal; returns (group name, age before, age after) when the learnt age moved
-    /// by more than 5 % (or was first learnt).
+    /// Records a renewal; returns (group name, age before, age after) for every group whose
+    /// learnt age moved by more than 5 % (or was first learnt). A failure the watch caught
+    /// counts as a failure at that age (the fault was real), and moves the watch's catch rate,
+    /// which weighs every group's failures.
     pub fn observe(
         &mut self,
         machine: usize,
         age_h: f64,
-        failed: bool,
-        min_failures: usize,
-    ) -> Option<(String, Option<f64>, f64)> {
-        let g = self.groups.get_mut(*self.group_of.get(machine)?)?;
-        g.renewals.push((age_h, failed));
-        let before = g.reported_h;
-        let after = optimal_service_age(
-            &g.renewals,
-            g.planned_cost,
-            g.failure_cost,
-            g.recommended_h,
-            min_failures,
-        )?;
-        g.age_h = Some(after);
-        match before {
-            Some(b) if (after - b).abs() <= 0.05 * b => None,
-            _ => {
-                g.reported_h = Some(after);
-                Some((g.name.clone(), before, after))
+        how: Renewal,
+    ) -> Vec<(String, Option<f64>, f64)> {
+        let Some(&g) = self.group_of.get(machine) else {
+            return Vec::new();
+        };
+        let failed = match how {
+            Renewal::Service => false,
+            Renewal::ServiceOnAlarm => self.watch.is_some(),
+            Renewal::Failure => true,
+        };
+        self.groups[g].renewals.push((age_h, failed));
+        if let Some(watch) = &mut self.watch {
+            match how {
+                Renewal::ServiceOnAlarm => watch.caught += 1,
+                Renewal::Failure => watch.missed += 1,
+                Renewal::Service => {}
             }
         }
+        self.learn();
+        let mut moved = Vec::new();
+        for g in &mut self.groups {
+            let Some(after) = g.age_h else { continue };
+            match g.reported_h {
+                Some(b) if (after - b).abs() <= 0.05 * b => {}
+                before => {
+                    g.reported_h = Some(after);
+                    moved.push((g.name.clone(), before, after));
+                }
+            }
+        }
+        moved
     }
 }
 
@@ -356,20 +445,49 @@ mod age_tests {
             ("oven".to_owned(), 900.0, 9000.0, 300.0),
         ];
         let history = vec![renewals(3.0, 200.0, 220.0, 200), Vec::new(), Vec::new()];
-        let mut ages = ServiceAges::new(&machines).with_history(&history, 5);
+        let mut ages = ServiceAges::new(&machines, 5).with_history(&history);
         let lathe = ages.age_h(1).expect("lathes share the records");
         assert!(lathe < 220.0, "{lathe}");
         assert_eq!(ages.age_h(2), None);
         assert_eq!(ages.learnt().len(), 1);
         // A run of early failures moves the lathes' age: reported as a model update.
-        let mut moved = None;
+        let mut moved = Vec::new();
         for _ in 0..200 {
-            moved = moved.or(ages.observe(0, 10.0, true, 5));
+            moved.extend(ages.observe(0, 10.0, Renewal::Failure));
         }
-        let (group, before, after) = moved.expect("the age moved");
+        let (group, before, after) = moved.first().cloned().expect("the age moved");
         assert_eq!(group, "lathe");
         assert_eq!(before, Some(lathe));
         assert!(after != lathe);
+    }
+
+    #[test]
+    fn a_watch_that_catches_failures_lengthens_the_service_age() {
+        let machines = vec![("lathe".to_owned(), 600.0, 4800.0, 220.0)];
+        let history = vec![renewals(3.0, 200.0, 220.0, 200)];
+        let mut plain = ServiceAges::new(&machines, 5).with_history(&history);
+        let mut watched = ServiceAges::new(&machines, 5)
+            .with_condition_watch()
+            .with_history(&history);
+        assert_eq!(plain.catch_rate(), None);
+        assert_eq!(watched.catch_rate(), Some(0.5));
+        // The same thirty faults at 150 h: caught by the watch (a service each), or failures.
+        for _ in 0..30 {
+            watched.observe(0, 150.0, Renewal::ServiceOnAlarm);
+            plain.observe(0, 150.0, Renewal::Failure);
+        }
+        assert!(watched.catch_rate().expect("a watch") > 0.9);
+        let (watched, plain) = (
+            watched.age_h(0).expect("learnt"),
+            plain.age_h(0).expect("learnt"),
+        );
+        // Caught failures cost about a service: servicing by age buys little, so it waits.
+        assert!(watched > 0.8 * 220.0, "{watched}");
+        assert!(plain < 150.0, "{plain}");
+        // Without a watch a service on an alarm is a sound machine serviced (censored).
+        let mut unwatched = ServiceAges::new(&machines, 1);
+        unwatched.observe(0, 150.0, Renewal::ServiceOnAlarm);
+        assert_eq!(unwatched.age_h(0), None);
     }
 }
 

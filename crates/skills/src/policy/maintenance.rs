@@ -9,7 +9,8 @@ use crate::board::{PlanBoard, WindowRequest};
 use crate::condition::{ConditionAlarm, SharedWatch};
 use crate::log::SkillLog;
 use crate::maintenance::{
-    AGE_URGENT_SHARE, AGE_WINDOW_SHARE, MODEL_ID, MODEL_VERSION, MaintenanceConfig, ServiceAges,
+    AGE_URGENT_SHARE, AGE_WINDOW_SHARE, MODEL_ID, MODEL_VERSION, MaintenanceConfig, Renewal,
+    ServiceAges,
 };
 use aifactory_core::{Decision, DecisionLog, ExecutedBy, LifecycleStage, Timestamp};
 use aifactory_plant::{MachineView, PlantTime, Policy};
@@ -22,6 +23,8 @@ struct MachineHealth {
     index: f64,
     last_run_h: f64,
     serviced_by_us: bool,
+    /// The service asked for answers a condition alarm (a fault caught in time).
+    serviced_on_alarm: bool,
 }
 
 /// The maintenance skill wrapped around another policy, which keeps every other decision.
@@ -48,7 +51,8 @@ pub struct PredictiveMaintenance<P> {
     announce_ages: bool,
     /// The anomaly decision the decision being made answers, if any (cited by it).
     cites: Option<String>,
-    /// The skill's own condition watch on the machines' no-load current (tiers 1 and 2).
+    /// The condition watch on the machines' no-load current (from tier 1; at tier 3 the one
+    /// the closed loop feeds).
     watch: Option<SharedWatch>,
     /// When the skill first saw each standing alarm of its watch.
     alarm_seen: BTreeMap<usize, PlantTime>,
@@ -239,11 +243,12 @@ impl<P: Policy> PredictiveMaintenance<P> {
             ),
             None => (urgent, due),
         };
+        let on_alarm = anomaly.is_some();
         self.cites = anomaly.and_then(|(id, _)| id);
         let threshold = thresholds.0.unwrap_or(0.0);
         if urgent {
             self.log_stop(view, index, threshold, "preventive_maintenance");
-            self.mark_serviced(view, true);
+            self.mark_serviced(view, true, on_alarm);
             return true;
         }
         if due {
@@ -269,7 +274,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
             }
         }
         let decide = self.inner.start_maintenance(view);
-        self.mark_serviced(view, decide);
+        self.mark_serviced(view, decide, on_alarm);
         decide
     }
 
@@ -329,9 +334,10 @@ impl<P: Policy> PredictiveMaintenance<P> {
         self.updates += 1;
     }
 
-    fn mark_serviced(&mut self, view: &MachineView, decide: bool) {
+    fn mark_serviced(&mut self, view: &MachineView, decide: bool, on_alarm: bool) {
         if decide && let Some(h) = self.machines.get_mut(view.machine) {
             h.serviced_by_us = true;
+            h.serviced_on_alarm = on_alarm;
         }
     }
 
@@ -412,12 +418,18 @@ impl<P: Policy> PredictiveMaintenance<P> {
         let h = &self.machines[m];
         if view.run_h_since_maintenance + 1e-9 < h.last_run_h {
             // The clock went back: a service. If we did not ask for it, the machine failed.
-            let (age, failed) = (h.last_run_h, !h.serviced_by_us);
+            let age = h.last_run_h;
+            let how = match (h.serviced_by_us, h.serviced_on_alarm) {
+                (false, _) => Renewal::Failure,
+                (true, true) => Renewal::ServiceOnAlarm,
+                (true, false) => Renewal::Service,
+            };
             let moved = self
                 .ages
                 .as_mut()
-                .and_then(|a| a.observe(m, age, failed, self.config.min_failures));
-            if let Some(moved) = moved {
+                .map(|a| a.observe(m, age, how))
+                .unwrap_or_default();
+            for moved in moved {
                 self.record_age_update(view, moved);
             }
             let h = &self.machines[m];
@@ -438,6 +450,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
         }
         let h = &mut self.machines[m];
         h.serviced_by_us = false;
+        h.serviced_on_alarm = false;
         h.last_run_h = view.run_h_since_maintenance;
         let v = view.last_vibration_mm_s;
         if v <= 0.0 {
@@ -492,9 +505,8 @@ impl<P: Policy> aifactory_plant::Layer for PredictiveMaintenance<P> {
                         && index >= t
                 }
             };
-        if decide && let Some(h) = self.machines.get_mut(view.machine) {
-            h.serviced_by_us = true;
-        }
+        let on_alarm = self.condition.is_some();
+        self.mark_serviced(view, decide, on_alarm);
         if decide && (self.condition.is_some() || self.threshold_at(ratio).is_some()) {
             let threshold = self.threshold_at(ratio).unwrap_or(0.0);
             self.log_stop(view, index, threshold, "preventive_maintenance");
