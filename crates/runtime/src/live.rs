@@ -666,6 +666,7 @@ impl Runner {
             board
                 .as_ref()
                 .and_then(|b| b.windows.get(&machine))
+                .filter(|w| w.started_at.is_none())
                 .and_then(|w| w.planned_start)
                 .map(|t| Timestamp(start.0 + t.0 as i64))
         };

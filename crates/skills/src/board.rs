@@ -20,6 +20,9 @@ pub struct WindowRequest {
     pub requested_at: PlantTime,
     /// Where the last plan put it (start, in twin time), if a plan has seen it.
     pub planned_start: Option<PlantTime>,
+    /// When its service began: from then on plans no longer place it, and cite it while the
+    /// machine is out of service. The window leaves the board when the skill sees the renewal.
+    pub started_at: Option<PlantTime>,
 }
 
 /// What one job of a [`LivePlan`] stands for.

@@ -247,7 +247,22 @@ impl<P: Policy> PredictiveMaintenance<P> {
         self.cites = anomaly.and_then(|(id, _)| id);
         let threshold = thresholds.0.unwrap_or(0.0);
         if urgent {
-            self.log_stop(view, index, threshold, "preventive_maintenance");
+            let decision = self.log_stop(view, index, threshold, "preventive_maintenance");
+            // The stop is a window that starts now: the plans made while it lasts plan around
+            // the machine's service and cite the decision that stopped it.
+            if let Some((board, service_h)) = &self.board {
+                let hours = service_h.get(view.machine).copied().unwrap_or(1.0);
+                board.lock().windows.insert(
+                    view.machine,
+                    WindowRequest {
+                        decision,
+                        duration_s: hours * 3600.0,
+                        requested_at: view.now,
+                        planned_start: Some(view.now),
+                        started_at: Some(view.now),
+                    },
+                );
+            }
             self.mark_serviced(view, true, on_alarm);
             return true;
         }
@@ -268,6 +283,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
                             duration_s: hours * 3600.0,
                             requested_at: view.now,
                             planned_start: None,
+                            started_at: None,
                         },
                     );
                 }
@@ -697,10 +713,25 @@ mod tests {
         assert!(!skill.start_maintenance(&young));
         assert!(board.lock().windows.is_empty());
         crate::condition::feed_rising_current(&mut watch.feed(), "M-1");
-        // Stopped at its next free moment, work waiting or not, without waiting for the plan.
+        // Stopped at its next free moment, work waiting or not, without waiting for the plan:
+        // on the board as a window that starts now, for the plans made during the service.
         assert!(skill.start_maintenance(&young));
-        assert!(board.lock().windows.is_empty());
+        let window = board.lock().windows.get(&0).cloned();
+        assert_eq!(window.and_then(|w| w.started_at), Some(young.now));
         assert!(!skill.start_maintenance(&view(1, 10.0, 1.0)));
+        assert!(!board.lock().windows.contains_key(&1));
+        // Serviced (its running hours start again): the alarm is answered, the window gone.
+        watch.observe_event(&aifactory_core::PlantEvent {
+            at: aifactory_core::Timestamp(0),
+            kind: aifactory_core::EventKind::MaintenanceStarted,
+            machine: Some("M-1".into()),
+            order: None,
+            detail: serde_json::json!({}),
+        });
+        let mut serviced = view(0, 0.5, 1.0);
+        serviced.now = PlantTime::from_hours(4.0);
+        skill.start_maintenance(&serviced);
+        assert!(!board.lock().windows.contains_key(&0));
     }
 
     #[test]

@@ -330,6 +330,9 @@ impl Policy for ApsPolicy {
             return false;
         }
         board.in_planned_service.insert(view.machine);
+        if let Some(window) = board.windows.get_mut(&view.machine) {
+            window.started_at = Some(view.now);
+        }
         true
     }
 
@@ -370,17 +373,22 @@ impl Policy for ApsPolicy {
         if floor.jobs.is_empty() {
             return;
         }
-        let windows: Vec<(MachineId, f64, Option<String>)> =
+        let windows: Vec<(MachineId, f64, Option<String>, bool)> =
             self.board.as_ref().map_or_else(Vec::new, |b| {
                 b.lock()
                     .windows
                     .iter()
-                    .map(|(&m, w)| (m, w.duration_s, w.decision.clone()))
+                    .map(|(&m, w)| (m, w.duration_s, w.decision.clone(), w.started_at.is_some()))
                     .collect()
             });
+        // A started service is not placed again: while it runs it is the machine's downtime.
         let (problem, numbers) = problem_of(
             floor,
-            &windows.iter().map(|w| (w.0, w.1)).collect::<Vec<_>>(),
+            &windows
+                .iter()
+                .filter(|w| !w.3)
+                .map(|w| (w.0, w.1))
+                .collect::<Vec<_>>(),
         );
         if aifactory_schedule::formats::validate(&problem).is_err() {
             // A floor the solver cannot take (should not happen): dispatch by the fallback rule.
@@ -403,9 +411,19 @@ impl Policy for ApsPolicy {
                 _ => None,
             })
             .collect();
+        // A started service on a machine still out of service is in the plan as that
+        // machine's downtime: the plan is made around it as around a window it places.
+        let in_service = |m: MachineId, started: bool| {
+            started
+                && floor
+                    .machines
+                    .get(m)
+                    .is_some_and(|machine| machine.unavailable_for_s >= 1.0)
+        };
         let mut inputs_ref = format!("floor:{}-work-orders", floor.jobs.len());
-        for (m, _, decision) in &windows {
-            if let (true, Some(id)) = (planned_windows.contains(m), decision) {
+        for &(m, _, ref decision, started) in &windows {
+            let planned_around = planned_windows.contains(&m) || in_service(m, started);
+            if let (true, Some(id)) = (planned_around, decision) {
                 inputs_ref.push_str(" decision:");
                 inputs_ref.push_str(id);
             }
@@ -510,6 +528,7 @@ mod tests {
                         duration_s: 3600.0,
                         requested_at: PlantTime::from_hours(4.0),
                         planned_start: None,
+                        started_at: None,
                     },
                 );
             }
@@ -546,6 +565,68 @@ mod tests {
             running: None,
             waiting: false,
         }
+    }
+
+    #[test]
+    fn a_plan_cites_the_windows_it_places_and_the_services_it_plans_around() {
+        let board = PlanBoard::new();
+        let log = aifactory_core::DecisionLog::new();
+        let mut aps = ApsPolicy::new(ApsConfig::default(), BaselinePolicy::default())
+            .with_board(board.clone())
+            .with_log(log.clone(), aifactory_core::Timestamp(0));
+        let now = PlantTime::from_hours(1.0);
+        let window = |decision: &str, started_at| WindowRequest {
+            decision: Some(decision.to_owned()),
+            duration_s: 3600.0,
+            requested_at: now,
+            planned_start: started_at,
+            started_at,
+        };
+        {
+            let mut b = board.lock();
+            // Machine 0 asks for a window; machine 1 was stopped now; machine 2's window is
+            // not started and the machine is down for another cause (a repair).
+            b.windows.insert(0, window("D-CBM-000001", None));
+            b.windows.insert(1, window("D-CBM-000002", Some(now)));
+            b.windows.insert(2, window("D-CBM-000003", None));
+        }
+        let machine = |unavailable_for_s| FloorMachine {
+            unavailable_for_s,
+            last_product: None,
+        };
+        let floor = Floor {
+            now,
+            jobs: vec![job(7, 0)],
+            machines: vec![machine(0.0), machine(3600.0), machine(1800.0)],
+        };
+        aps.plan(&floor);
+        let logged = log.drain_decisions();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        let cited = &logged[0].inputs_ref;
+        assert!(cited.contains("decision:D-CBM-000001"), "{cited}");
+        assert!(cited.contains("decision:D-CBM-000002"), "{cited}");
+        assert!(!cited.contains("D-CBM-000003"), "{cited}");
+        let plan = board.lock().live_plan.clone();
+        let services: Vec<PlanJob> = plan
+            .map(|p| p.jobs)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|j| matches!(j, PlanJob::Service(_)))
+            .collect();
+        assert_eq!(services, vec![PlanJob::Service(0)]);
+        // Once the stopped machine is back, its finished service is neither placed again nor
+        // cited, though the skill has not yet taken the window down.
+        let floor = Floor {
+            machines: vec![machine(0.0), machine(0.0), machine(0.0)],
+            ..floor
+        };
+        board.lock().windows.remove(&0);
+        aps.plan(&floor);
+        let logged = log.drain_decisions();
+        assert!(!logged[0].inputs_ref.contains("D-CBM-000002"), "{logged:?}");
+        let plan = board.lock().live_plan.clone();
+        let jobs = plan.map(|p| p.jobs).unwrap_or_default();
+        assert!(!jobs.contains(&PlanJob::Service(1)), "{jobs:?}");
     }
 
     #[test]
