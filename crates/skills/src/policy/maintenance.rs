@@ -250,19 +250,7 @@ impl<P: Policy> PredictiveMaintenance<P> {
             let decision = self.log_stop(view, index, threshold, "preventive_maintenance");
             // The stop is a window that starts now: the plans made while it lasts plan around
             // the machine's service and cite the decision that stopped it.
-            if let Some((board, service_h)) = &self.board {
-                let hours = service_h.get(view.machine).copied().unwrap_or(1.0);
-                board.lock().windows.insert(
-                    view.machine,
-                    WindowRequest {
-                        decision,
-                        duration_s: hours * 3600.0,
-                        requested_at: view.now,
-                        planned_start: Some(view.now),
-                        started_at: Some(view.now),
-                    },
-                );
-            }
+            self.post_window(view, decision, Some(view.now));
             self.mark_serviced(view, true, on_alarm);
             return true;
         }
@@ -274,24 +262,35 @@ impl<P: Policy> PredictiveMaintenance<P> {
                 .is_some_and(|(b, _)| b.lock().windows.contains_key(&view.machine));
             if !posted {
                 let decision = self.log_stop(view, index, due, "maintenance_window_request");
-                if let Some((board, service_h)) = &self.board {
-                    let hours = service_h.get(view.machine).copied().unwrap_or(1.0);
-                    board.lock().windows.insert(
-                        view.machine,
-                        WindowRequest {
-                            decision,
-                            duration_s: hours * 3600.0,
-                            requested_at: view.now,
-                            planned_start: None,
-                            started_at: None,
-                        },
-                    );
-                }
+                self.post_window(view, decision, None);
             }
         }
         let decide = self.inner.start_maintenance(view);
         self.mark_serviced(view, decide, on_alarm);
         decide
+    }
+
+    /// Posts the machine's service on the board: a window for the plan to place, or, with
+    /// `started`, one that began then (a stop made at once).
+    fn post_window(
+        &self,
+        view: &MachineView,
+        decision: Option<String>,
+        started: Option<PlantTime>,
+    ) {
+        if let Some((board, service_h)) = &self.board {
+            let hours = service_h.get(view.machine).copied().unwrap_or(1.0);
+            board.lock().windows.insert(
+                view.machine,
+                WindowRequest {
+                    decision,
+                    duration_s: hours * 3600.0,
+                    requested_at: view.now,
+                    planned_start: started,
+                    started_at: started,
+                },
+            );
+        }
     }
 
     /// Writes a model update when a learnt service age moved.
