@@ -34,12 +34,13 @@ pub(crate) struct LadderArgs {
     tiers: Vec<u8>,
     /// Cut a link of the shared plan in tiers 2 and up, to see what it is worth and that the
     /// assessment notices: maintenance-to-schedule, forecast-to-plan, quality-to-process or
-    /// schedule-to-quote.
+    /// schedule-to-quote; or lot-sizing (the plant's own lots at every tier).
     #[arg(long, value_name = "LINK")]
     cut: Option<String>,
     /// What a link is worth: run each tier with every link and with LINK cut, on the same
     /// seeds, and report the paired difference of every KPI (with − without, 95 % interval).
-    /// Links of the shared plan as for --cut; of the closed loop (tier 3): anomaly-trigger, process-search.
+    /// Links of the shared plan as for --cut (and lot-sizing); of the closed loop (tier 3):
+    /// anomaly-trigger, process-search.
     #[arg(long, value_name = "LINK", conflicts_with_all = ["cut", "wire"])]
     worth: Option<String>,
     /// Print one JSON object.
@@ -75,7 +76,7 @@ impl LadderArgs {
 
 /// KPIs reported beside OEE, on-time delivery and total cost.
 type KpiOf = fn(&RunResult) -> f64;
-const DETAIL: [(&str, KpiOf); 16] = [
+const DETAIL: [(&str, KpiOf); 18] = [
     ("availability", |r| r.kpis.availability),
     ("performance", |r| r.kpis.performance),
     ("quality", |r| r.kpis.quality),
@@ -93,6 +94,9 @@ const DETAIL: [(&str, KpiOf); 16] = [
     ("planned_stop_h", |r| r.kpis.planned_stop_h),
     ("speed_loss_h", |r| r.kpis.speed_loss_h),
     ("defect_loss_h", |r| r.kpis.defect_loss_h),
+    // How the floor's work was cut: what set-ups are paid per, and how long an order takes.
+    ("work_orders", |r| r.kpis.work_orders as f64),
+    ("mean_order_lead_time_h", |r| r.kpis.mean_order_lead_time_h),
 ];
 
 /// The highest rung of the ladder.
@@ -532,8 +536,15 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!(
-        "\n  Where OEE is lost, machine hours per run (mean):\n  {:<4} {:>10} {:>10} {:>13} {:>12} {:>10}",
-        "tier", "set-ups", "breakdowns", "planned stops", "slow running", "defects"
+        "\n  Where OEE is lost, machine hours per run (mean), and how the work was cut:\n  {:<4} {:>10} {:>10} {:>13} {:>12} {:>10} {:>12} {:>12}",
+        "tier",
+        "set-ups",
+        "breakdowns",
+        "planned stops",
+        "slow running",
+        "defects",
+        "work orders",
+        "order lead h"
     );
     for r in rungs.iter().filter(|r| r.built) {
         let hours = |name: &str| {
@@ -542,13 +553,15 @@ pub(crate) fn run(args: &LadderArgs) -> anyhow::Result<ExitCode> {
                 .map_or_else(|| "—".to_owned(), |i| format!("{:.0}", i.mean))
         };
         println!(
-            "  {:<4} {:>10} {:>10} {:>13} {:>12} {:>10}",
+            "  {:<4} {:>10} {:>10} {:>13} {:>12} {:>10} {:>12} {:>12}",
             r.tier,
             hours("setup_h"),
             hours("breakdown_h"),
             hours("planned_stop_h"),
             hours("speed_loss_h"),
             hours("defect_loss_h"),
+            hours("work_orders"),
+            hours("mean_order_lead_time_h"),
         );
     }
     for r in rungs.iter().filter(|r| r.built) {

@@ -43,6 +43,7 @@ use aifactory_plant::{BaselinePolicy, Boxed, MasterData, Observer, Policy};
 use aifactory_skills::board::PlanBoard;
 use aifactory_skills::condition::{SharedWatch, WatchFeed};
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance, ServiceAges};
+use aifactory_skills::policy::lots::{LotConfig, LotSizing, SharedLots};
 use aifactory_skills::quality::ProcessSettings;
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
 use aifactory_skills::{ApsConfig, ApsPolicy};
@@ -53,7 +54,7 @@ pub enum CoordinatorError {
     #[error("tier {0} is not a rung of the ladder (0 to 3)")]
     Tier(u8),
     #[error(
-        "unknown link `{0}` (maintenance-to-schedule, forecast-to-plan, quality-to-process, schedule-to-quote; in the closed loop: anomaly-trigger, process-search)"
+        "unknown link `{0}` (maintenance-to-schedule, forecast-to-plan, quality-to-process, schedule-to-quote, lot-sizing; in the closed loop: anomaly-trigger, process-search)"
     )]
     Link(String),
     #[error("the quality link needs trial batches, and none were offered")]
@@ -128,6 +129,8 @@ pub struct Links {
     pub anomaly_trigger: bool,
     /// Tier 3: the continuing search around each step's settings (evolutionary operation).
     pub process_search: bool,
+    /// Tiers 2 and 3: orders opened as equal lots with a learnt scrap allowance.
+    pub lot_sizing: bool,
 }
 
 impl Links {
@@ -138,6 +141,7 @@ impl Links {
         schedule_to_quote: true,
         anomaly_trigger: true,
         process_search: true,
+        lot_sizing: true,
     };
 
     /// The shared plan's link ids, as the assessment names them.
@@ -157,6 +161,7 @@ impl Links {
             "schedule-to-quote" => self.schedule_to_quote = false,
             "anomaly-trigger" => self.anomaly_trigger = false,
             "process-search" => self.process_search = false,
+            "lot-sizing" => self.lot_sizing = false,
             other => return Err(CoordinatorError::Link(other.to_owned())),
         }
         Ok(self)
@@ -267,10 +272,12 @@ pub fn build(
         Tier::Two => {
             let board = PlanBoard::new();
             let watch = condition_watch(setup.master);
+            let lots = lot_sizing(setup);
             let policy = shared_plan(setup, trial, board.clone(), None, Some(watch.clone()))?;
+            let policy = with_lot_sizing(policy, setup, lots.clone());
             return Ok(Configured {
                 policy,
-                observer: Some(Box::new(watch.feed())),
+                observer: Some(Box::new((watch.feed(), lots.feed()))),
                 closed_loop: None,
                 board: Some(board),
             });
@@ -296,10 +303,12 @@ pub fn build(
                 setup.links.process_search,
             );
             let watch = closed.condition_watch();
+            let lots = lot_sizing(setup);
             let policy = shared_plan(setup, trial, board.clone(), Some(closed.clone()), watch)?;
+            let policy = with_lot_sizing(policy, setup, lots.clone());
             return Ok(Configured {
                 policy,
-                observer: Some(Box::new(LoopObserver::new(closed.clone()))),
+                observer: Some(Box::new((LoopObserver::new(closed.clone()), lots.feed()))),
                 closed_loop: Some(closed),
                 board: Some(board),
             });
@@ -320,6 +329,40 @@ impl std::fmt::Debug for Configured {
             .field("closed_loop", &self.closed_loop.is_some())
             .finish()
     }
+}
+
+/// The lot-sizing skill's shared yields and open decisions (tiers 2 and 3).
+fn lot_sizing(setup: &Setup<'_>) -> SharedLots {
+    let (start, _) = setup.master.plant().start();
+    SharedLots::new(
+        setup
+            .log
+            .map(|l| aifactory_skills::log::SkillLog::new(l.clone(), start, "LOT")),
+    )
+}
+
+/// Orders opened as equal lots with a learnt scrap allowance, outside every other skill.
+fn with_lot_sizing(
+    policy: Box<dyn Policy + Send>,
+    setup: &Setup<'_>,
+    lots: SharedLots,
+) -> Box<dyn Policy + Send> {
+    if !setup.links.lot_sizing {
+        return policy;
+    }
+    let products = setup
+        .master
+        .plant()
+        .products
+        .iter()
+        .map(|p| (p.id.clone(), p.routing.len()))
+        .collect();
+    Box::new(LotSizing::new(
+        Boxed(policy),
+        lots,
+        LotConfig::default(),
+        products,
+    ))
 }
 
 /// Tier 2 (and, with `closed_loop`, tier 3): the skills on one plan board. `watch`: the

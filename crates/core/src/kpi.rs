@@ -31,7 +31,8 @@ pub struct KpiInputs {
     pub orders_completed: u64,
     /// Sum over due orders of hours late (to delivery, or to the horizon's end if undelivered).
     pub tardiness_h: f64,
-    /// Time integral of units released to the floor and not yet finished (unit·seconds).
+    /// Time integral of units released to the floor and not yet finished, and of finished units
+    /// held in stock for later orders (unit·seconds).
     pub wip_unit_s: f64,
     pub energy_kwh: f64,
     pub energy_cost: f64,
@@ -47,6 +48,12 @@ pub struct KpiInputs {
     pub preventive_maintenance: u64,
     pub stockouts: u64,
     pub events_processed: u64,
+    /// Work orders opened (lots, make-ups for scrap and component work orders alike).
+    #[serde(default)]
+    pub work_orders: u64,
+    /// Sum over completed sales orders of hours from release to completion.
+    #[serde(default)]
+    pub order_lead_time_h: f64,
 }
 
 /// The KPI set every report, benchmark and tier assessment reads.
@@ -97,6 +104,12 @@ pub struct Kpis {
     pub preventive_maintenance: u64,
     pub stockouts: u64,
     pub events_processed: u64,
+    /// Work orders opened over the horizon (what set-ups are paid per).
+    #[serde(default)]
+    pub work_orders: u64,
+    /// Mean hours from a sales order's release to its completion (its cycle time).
+    #[serde(default)]
+    pub mean_order_lead_time_h: f64,
     pub sim_days: f64,
 }
 
@@ -157,6 +170,8 @@ impl Kpis {
             preventive_maintenance: i.preventive_maintenance,
             stockouts: i.stockouts,
             events_processed: i.events_processed,
+            work_orders: i.work_orders,
+            mean_order_lead_time_h: ratio(i.order_lead_time_h, i.orders_completed as f64),
             sim_days: days,
         }
     }

@@ -10,10 +10,13 @@
 //! orders.
 
 use crate::command::{Action, DispatchJob};
-use crate::policy::{Floor, MachineView, MaterialView, OrderView, ParamSpec, PurchaseRequest};
+use crate::policy::{
+    Floor, Lot, MachineView, MaterialView, OrderView, ParamSpec, PurchaseRequest, sized_lots,
+};
 use crate::{MachineId, MasterData, PlantTime, Policy, QueuedOp};
 use aifactory_core::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One decision point of a plant, with what the plant sees there. Machines, products and
 /// materials are numbered by their position in the plant file; orders carry their ids beside.
@@ -69,8 +72,12 @@ pub enum Answer {
     Dispatch(usize),
     /// One value per parameter spec (the spec's default where no set-point came).
     ProcessParams(Vec<f64>),
-    /// Indices into the pending orders.
-    Release(Vec<usize>),
+    /// Indices into the pending orders, and the lots of those sized otherwise than the
+    /// plant's standard lots (by the same indices).
+    Release {
+        chosen: Vec<usize>,
+        lots: BTreeMap<usize, Vec<Lot>>,
+    },
     Purchase(Vec<PurchaseRequest>),
     Planned,
 }
@@ -255,16 +262,30 @@ impl Ask {
                 orders,
             } => {
                 let mut chosen = policy.release(*now, pending);
-                chosen.retain(|&i| i < orders.len());
+                chosen.retain(|&i| i < orders.len() && i < pending.len());
                 chosen.sort_unstable();
                 chosen.dedup();
                 if chosen.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![Action::Release {
-                        orders: chosen.into_iter().map(|i| orders[i].clone()).collect(),
-                    }]
+                    return Vec::new();
                 }
+                // Asked in the order a plant opens them, as the twin asks in-process.
+                let lots = chosen
+                    .iter()
+                    .filter_map(|&i| {
+                        let view = &pending[i];
+                        let lot_size = master
+                            .plant()
+                            .products
+                            .get(view.product)
+                            .map_or(1, |p| p.lot_size);
+                        sized_lots(policy, *now, view, lot_size)
+                            .map(|lots| (orders[i].clone(), lots))
+                    })
+                    .collect();
+                vec![Action::Release {
+                    orders: chosen.into_iter().map(|i| orders[i].clone()).collect(),
+                    lots,
+                }]
             }
             Ask::Purchase { now, stock } => policy
                 .purchase(*now, stock)
@@ -367,18 +388,25 @@ impl Ask {
                 )
             }
             Ask::Release { orders, .. } => {
-                let mut chosen: Vec<usize> = actions
-                    .iter()
-                    .filter_map(|a| match a {
-                        Action::Release { orders } => Some(orders),
+                let releases = || {
+                    actions.iter().filter_map(|a| match a {
+                        Action::Release { orders, lots } => Some((orders, lots)),
                         _ => None,
                     })
-                    .flatten()
+                };
+                let mut chosen: Vec<usize> = releases()
+                    .flat_map(|(released, _)| released)
                     .filter_map(|o| orders.iter().position(|p| p == o))
                     .collect();
                 chosen.sort_unstable();
                 chosen.dedup();
-                Answer::Release(chosen)
+                let lots = releases()
+                    .flat_map(|(_, lots)| lots)
+                    .filter_map(|(o, lots)| {
+                        Some((orders.iter().position(|p| p == o)?, lots.clone()))
+                    })
+                    .collect();
+                Answer::Release { chosen, lots }
             }
             Ask::Purchase { .. } => Answer::Purchase(
                 actions

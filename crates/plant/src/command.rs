@@ -9,6 +9,7 @@
 //! normal and are told apart from contradictions, which are refused with the reason.
 
 use crate::MasterData;
+use crate::policy::Lot;
 use aifactory_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -35,7 +36,14 @@ pub enum Action {
     /// the plan has better work arriving soon.
     Hold { machine: String, until: Timestamp },
     /// Release these sales orders to the floor (the plant opens their work orders).
-    Release { orders: Vec<String> },
+    Release {
+        orders: Vec<String>,
+        /// The work orders to open for some of them, by order id, where the decision sized them
+        /// otherwise than the plant's standard lots (absent: the plant's own rule). What the
+        /// plant's finished stock covers is taken off the last lots.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        lots: BTreeMap<String, Vec<Lot>>,
+    },
     /// Place a purchase order for `quantity` of `material` (in its unit).
     Purchase { material: String, quantity: f64 },
     /// Run a trial batch of `product`'s routing step `step` (0-based) at these parameter
@@ -111,8 +119,32 @@ impl Action {
                     return Some("a trial value is not a finite number".to_owned());
                 }
             }
-            Action::Release { orders } if orders.is_empty() => {
+            Action::Release { orders, .. } if orders.is_empty() => {
                 return Some("the release names no order".to_owned());
+            }
+            Action::Release { orders, lots } => {
+                for (order, lots) in lots {
+                    if !orders.contains(order) {
+                        return Some(format!(
+                            "lots are given for `{order}`, which is not released"
+                        ));
+                    }
+                    if lots.is_empty() {
+                        return Some(format!("the lots of `{order}` are empty"));
+                    }
+                    if let Some(i) = lots
+                        .iter()
+                        .position(|l| l.required == 0 || l.planned < l.required)
+                    {
+                        return Some(format!(
+                            "lot {} of `{order}` requires {} units and starts {}: a lot must \
+                             require some and start at least as many",
+                            i + 1,
+                            lots[i].required,
+                            lots[i].planned
+                        ));
+                    }
+                }
             }
             _ => {}
         }
@@ -442,6 +474,42 @@ mod tests {
 
     fn ack(id: &str, status: AckStatus, at: i64) -> Ack {
         Ack::new(id, status, Timestamp(at))
+    }
+
+    #[test]
+    fn a_release_with_lots_is_refused_when_a_lot_cannot_be_opened() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../plants/hangzhou-auto-parts.toml");
+        let master =
+            MasterData::new(aifactory_core::Plant::load(&path).unwrap_or_else(|e| panic!("{e}")));
+        let release = |lots: Vec<(&str, Vec<Lot>)>| Action::Release {
+            orders: vec!["SO-000001".into()],
+            lots: lots.into_iter().map(|(o, l)| (o.to_owned(), l)).collect(),
+        };
+        let lot = |required, planned| Lot { required, planned };
+        assert_eq!(
+            release(vec![("SO-000001", vec![lot(30, 32), lot(30, 30)])]).refusal(&master),
+            None
+        );
+        assert_eq!(release(Vec::new()).refusal(&master), None);
+        let refused = |a: Action| a.refusal(&master).unwrap_or_default();
+        assert!(refused(release(vec![("SO-000002", vec![lot(5, 5)])])).contains("`SO-000002`"));
+        assert!(refused(release(vec![("SO-000001", Vec::new())])).contains("empty"));
+        let fewer = refused(release(vec![("SO-000001", vec![lot(30, 32), lot(30, 29)])]));
+        assert!(
+            fewer.contains("lot 2") && fewer.contains("starts 29"),
+            "{fewer}"
+        );
+        assert!(refused(release(vec![("SO-000001", vec![lot(0, 3)])])).contains("lot 1"));
+        // Lots travel only where given: a plain release reads as before.
+        let plain: Action = serde_json::from_str(r#"{"action":"release","orders":["SO-000001"]}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain, release(Vec::new()));
+        assert!(
+            !serde_json::to_string(&plain)
+                .unwrap_or_default()
+                .contains("lots")
+        );
     }
 
     #[test]

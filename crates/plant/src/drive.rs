@@ -9,11 +9,12 @@
 //! the order they became ready). A planning policy is handed the whole floor when work is
 //! released, a machine fails or comes back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::command::{Action, DispatchJob};
 use crate::policy::{
     Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, OrderView, ParamSpec, QueuedOp,
+    sized_lots,
 };
 use crate::projection::{DecisionPoint, Projection, WorkOrder};
 use crate::{MachineId, PlantTime, Policy};
@@ -135,7 +136,7 @@ impl Driver {
     /// Takes up a command sent before a restart and not yet settled: its machine is not offered
     /// the same again while it stands.
     pub fn resume(&mut self, projection: &Projection, action: &Action) {
-        if let Action::Release { orders } = action {
+        if let Action::Release { orders, .. } = action {
             self.releases_sent.extend(orders.iter().cloned());
             return;
         }
@@ -163,7 +164,7 @@ impl Driver {
     /// is open again — a release is offered to the policy anew, a set-point sent again.
     pub fn unmet(&mut self, projection: &Projection, action: &Action) {
         match action {
-            Action::Release { orders } => {
+            Action::Release { orders, .. } => {
                 for order in orders {
                     self.releases_sent.remove(order);
                 }
@@ -432,9 +433,19 @@ impl Driver {
                 continue;
             };
             self.releases_sent.insert((*id).clone());
+            let lot_size = projection
+                .master()
+                .plant()
+                .products
+                .get(views[i].product)
+                .map_or(1, |p| p.lot_size);
+            let lots = sized_lots(&mut *self.policy, now, &views[i], lot_size)
+                .map(|lots| BTreeMap::from([((*id).clone(), lots)]))
+                .unwrap_or_default();
             decided.push(Decided {
                 action: Action::Release {
                     orders: vec![(*id).clone()],
+                    lots,
                 },
                 at: now,
                 trigger: if arrived {

@@ -26,8 +26,8 @@ pub use command::{
 pub use master::{MachineId, MasterData};
 pub use policy::{
     BaselinePolicy, Boxed, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
-    MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
-    PurchasingRule, QueuedOp,
+    Lot, MachineView, MaintenanceRule, MaterialView, OrderView, ParamSpec, Policy, PurchaseRequest,
+    PurchasingRule, QueuedOp, lots_cover, sized_lots, standard_lots,
 };
 pub use projection::{Arrival, DecisionPoint, Projection, ProjectionConfig, ProjectionError};
 pub use time::PlantTime;
@@ -52,6 +52,43 @@ pub trait Observer {
 
 /// An observer that wants nothing.
 impl Observer for () {}
+
+/// Two observers fed the same plant: each gets what it wants.
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn wants_events(&self) -> bool {
+        self.0.wants_events() || self.1.wants_events()
+    }
+    fn event(&mut self, event: PlantEvent) {
+        match (self.0.wants_events(), self.1.wants_events()) {
+            (true, true) => {
+                self.0.event(event.clone());
+                self.1.event(event);
+            }
+            (true, false) => self.0.event(event),
+            (false, true) => self.1.event(event),
+            (false, false) => {}
+        }
+    }
+    fn wants_telemetry(&self) -> bool {
+        self.0.wants_telemetry() || self.1.wants_telemetry()
+    }
+    fn telemetry(&mut self, readings: [TelemetryReading; 3]) {
+        if self.0.wants_telemetry() {
+            self.0.telemetry(readings.clone());
+        }
+        if self.1.wants_telemetry() {
+            self.1.telemetry(readings);
+        }
+    }
+    fn reading(&mut self, reading: TelemetryReading) {
+        if self.0.wants_telemetry() {
+            self.0.reading(reading.clone());
+        }
+        if self.1.wants_telemetry() {
+            self.1.reading(reading);
+        }
+    }
+}
 
 /// A tier-0 rule name no plant knows.
 #[derive(Debug, thiserror::Error)]

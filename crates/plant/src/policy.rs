@@ -50,6 +50,57 @@ pub struct OrderView {
     pub due: PlantTime,
 }
 
+/// One work order a released sales order is opened as: `required` units of the order it must
+/// deliver, `planned` units it starts (more than required where a lot carries a scrap allowance;
+/// the good units beyond what the order needs go to the plant's finished stock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    pub required: u32,
+    pub planned: u32,
+}
+
+/// The plant's own rule: lots of `lot_size` and one for the remainder, started as required.
+pub fn standard_lots(quantity: u32, lot_size: u32) -> Vec<Lot> {
+    let lot_size = lot_size.max(1);
+    let mut left = quantity;
+    let mut lots = Vec::with_capacity((quantity / lot_size + 1) as usize);
+    while left > 0 {
+        let q = left.min(lot_size);
+        left -= q;
+        lots.push(Lot {
+            required: q,
+            planned: q,
+        });
+    }
+    lots
+}
+
+/// Whether `lots` open exactly `quantity` units of an order, each lot with something required
+/// and started at least as required: what a plant checks before it opens lots it was sent.
+pub fn lots_cover(lots: &[Lot], quantity: u32) -> bool {
+    !lots.is_empty()
+        && lots
+            .iter()
+            .all(|l| l.required > 0 && l.planned >= l.required)
+        && lots
+            .iter()
+            .try_fold(0u32, |sum, l| sum.checked_add(l.required))
+            == Some(quantity)
+}
+
+/// The lots `policy` opens `order` as, where they differ from the plant's standard ones and
+/// cover the order (what a release command carries); `None` leaves the plant's own rule.
+pub fn sized_lots(
+    policy: &mut dyn Policy,
+    now: PlantTime,
+    order: &OrderView,
+    lot_size: u32,
+) -> Option<Vec<Lot>> {
+    let lots = policy.lots(now, order, lot_size);
+    (lots_cover(&lots, order.quantity) && lots != standard_lots(order.quantity, lot_size))
+        .then_some(lots)
+}
+
 /// The stock position of one material.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MaterialView {
@@ -155,6 +206,13 @@ pub trait Policy {
         (0..pending.len()).collect()
     }
 
+    /// The work orders a sales order it released is opened as (`order.quantity` is what the
+    /// plant's finished stock does not cover): the plant's standard lots unless a policy sizes
+    /// them. Lots that do not [`lots_cover`] the quantity are replaced by the standard ones.
+    fn lots(&mut self, _now: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
+        standard_lots(order.quantity, lot_size)
+    }
+
     /// Purchase orders to place now.
     fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest>;
 
@@ -216,6 +274,9 @@ pub trait Layer {
     fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         self.inner_mut().release(now, pending)
     }
+    fn lots(&mut self, now: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
+        self.inner_mut().lots(now, order, lot_size)
+    }
     fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         self.inner_mut().purchase(now, stock)
     }
@@ -259,6 +320,9 @@ impl<L: Layer> Policy for L {
     }
     fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         Layer::release(self, now, pending)
+    }
+    fn lots(&mut self, now: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
+        Layer::lots(self, now, order, lot_size)
     }
     fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         Layer::purchase(self, now, stock)
@@ -465,6 +529,9 @@ impl Policy for Boxed {
     }
     fn release(&mut self, now: PlantTime, pending: &[OrderView]) -> Vec<usize> {
         self.0.release(now, pending)
+    }
+    fn lots(&mut self, now: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
+        self.0.lots(now, order, lot_size)
     }
     fn purchase(&mut self, now: PlantTime, stock: &[MaterialView]) -> Vec<PurchaseRequest> {
         self.0.purchase(now, stock)

@@ -6,7 +6,7 @@
 use aifactory_core::{Plant, Timestamp};
 use aifactory_plant::ask::{Answer, AnswerError, Ask};
 use aifactory_plant::{
-    Action, DispatchJob, Floor, MachineId, MachineView, MasterData, MaterialView, OrderView,
+    Action, DispatchJob, Floor, Lot, MachineId, MachineView, MasterData, MaterialView, OrderView,
     ParamSpec, PlantTime, Policy, PurchaseRequest, QueuedOp,
 };
 use proptest::prelude::*;
@@ -25,6 +25,8 @@ struct Scripted {
     hold: Option<PlantTime>,
     values: Vec<f64>,
     release: Vec<usize>,
+    /// Lots for every order it opens, where set.
+    lots: Option<Vec<Lot>>,
     purchase: Vec<PurchaseRequest>,
     floors: usize,
 }
@@ -44,6 +46,11 @@ impl Policy for Scripted {
     }
     fn release(&mut self, _: PlantTime, _: &[OrderView]) -> Vec<usize> {
         self.release.clone()
+    }
+    fn lots(&mut self, _: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
+        self.lots
+            .clone()
+            .unwrap_or_else(|| aifactory_plant::standard_lots(order.quantity, lot_size))
     }
     fn purchase(&mut self, _: PlantTime, _: &[MaterialView]) -> Vec<PurchaseRequest> {
         self.purchase.clone()
@@ -161,8 +168,43 @@ fn each_answer_read_back_from_its_commands_is_the_policys_own() {
     policy.release = vec![3, 1, 3, 17];
     assert_eq!(
         round_trip(&release, &mut policy),
-        Ok(Answer::Release(vec![1, 3]))
+        Ok(Answer::Release {
+            chosen: vec![1, 3],
+            lots: Default::default()
+        })
     );
+    // Lots the policy sized travel with the release, by order; lots that do not open the
+    // order's quantity do not (the plant keeps its own rule for it).
+    let sized = vec![
+        Lot {
+            required: 3,
+            planned: 4,
+        },
+        Lot {
+            required: 2,
+            planned: 2,
+        },
+    ];
+    policy.lots = Some(sized.clone());
+    assert_eq!(
+        round_trip(&release, &mut policy),
+        Ok(Answer::Release {
+            chosen: vec![1, 3],
+            lots: [(1, sized.clone()), (3, sized)].into_iter().collect()
+        })
+    );
+    policy.lots = Some(vec![Lot {
+        required: 4,
+        planned: 9,
+    }]);
+    assert_eq!(
+        round_trip(&release, &mut policy),
+        Ok(Answer::Release {
+            chosen: vec![1, 3],
+            lots: Default::default()
+        })
+    );
+    policy.lots = None;
 
     let purchase = Ask::Purchase {
         now: PlantTime(0),

@@ -420,7 +420,8 @@ fn set_points_go_out_before_the_dispatch_list_and_releases_only_where_the_plant_
     assert_eq!(
         releases,
         [&Action::Release {
-            orders: vec!["SO-000001".into()]
+            orders: vec!["SO-000001".into()],
+            lots: Default::default(),
         }]
     );
     // Not sent twice while the plant has not released it; the other one is reviewed hourly.
@@ -439,7 +440,8 @@ fn set_points_go_out_before_the_dispatch_list_and_releases_only_where_the_plant_
     assert_eq!(
         released,
         [&Action::Release {
-            orders: vec!["SO-000002".into()]
+            orders: vec!["SO-000002".into()],
+            lots: Default::default(),
         }],
         "reviewed again: the second is now due within a day; the first was sent already"
     );
@@ -448,6 +450,7 @@ fn set_points_go_out_before_the_dispatch_list_and_releases_only_where_the_plant_
         &plant.projection,
         &Action::Release {
             orders: vec!["SO-000001".into()],
+            lots: Default::default(),
         },
     );
     let points = plant
@@ -457,7 +460,8 @@ fn set_points_go_out_before_the_dispatch_list_and_releases_only_where_the_plant_
     assert!(
         resent.iter().any(|d| d.action
             == Action::Release {
-                orders: vec!["SO-000001".into()]
+                orders: vec!["SO-000001".into()],
+                lots: Default::default(),
             }),
         "{resent:?}"
     );
@@ -509,6 +513,7 @@ fn set_points_go_out_before_the_dispatch_list_and_releases_only_where_the_plant_
         &replayed.projection,
         &Action::Release {
             orders: vec!["SO-000001".into()],
+            lots: Default::default(),
         },
     );
     assert!(

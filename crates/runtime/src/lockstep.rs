@@ -22,7 +22,7 @@ use aifactory_coordinator::{Links, Setup, Tier};
 use aifactory_core::{DecisionLog, Kpis, Plant, PlantEvent, TelemetryReading, Timestamp};
 use aifactory_plant::ask::{Answer, Ask};
 use aifactory_plant::{
-    Ack, AckStatus, Action, Command, Floor, MachineId, MachineView, MasterData, MaterialView,
+    Ack, AckStatus, Action, Command, Floor, Lot, MachineId, MachineView, MasterData, MaterialView,
     Observer, OrderView, ParamSpec, PlantTime, Policy, PurchaseRequest, QueuedOp,
 };
 use aifactory_twin::{PlantModel, SimResult, Simulation};
@@ -338,6 +338,8 @@ struct AskingPolicy {
     name: String,
     wants_floor: bool,
     replan_on_service: bool,
+    /// Lots the last release answered with, by order number, until the twin opens the order.
+    lots: HashMap<usize, Vec<Lot>>,
 }
 
 impl AskingPolicy {
@@ -418,8 +420,22 @@ impl Policy for AskingPolicy {
                 .collect(),
         };
         match self.ask(ask, now) {
-            Some(Answer::Release(chosen)) => chosen,
+            Some(Answer::Release { chosen, lots }) => {
+                for (i, lots) in lots {
+                    if let Some(view) = pending.get(i) {
+                        self.lots.insert(view.order, lots);
+                    }
+                }
+                chosen
+            }
             _ => self.fallback.release(now, pending),
+        }
+    }
+
+    fn lots(&mut self, now: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
+        match self.lots.remove(&order.order) {
+            Some(lots) => lots,
+            None => self.fallback.lots(now, order, lot_size),
         }
     }
 
@@ -530,6 +546,7 @@ pub fn run_plant(
         name: name.clone(),
         wants_floor,
         replan_on_service,
+        lots: HashMap::new(),
     };
     let mut observer = WireObserver(Arc::clone(&wire));
     let mut sim = Simulation::new(Arc::clone(&model), seed, Box::new(policy), None);

@@ -12,7 +12,7 @@ use crate::model::PlantModel;
 use aifactory_core::Timestamp;
 use aifactory_plant::{Ack, AckStatus, Action, Command, CommandSink, SendError};
 use aifactory_plant::{
-    MachineId, MachineView, MasterData, OrderView, ParamSpec, PlantTime, Policy, QueuedOp,
+    Lot, MachineId, MachineView, MasterData, OrderView, ParamSpec, PlantTime, Policy, QueuedOp,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -140,6 +140,8 @@ pub struct Commanded<P> {
     releases_by_command: bool,
     /// Sales orders a release command named and the plant has not released yet.
     releases_waiting: HashMap<String, Waiting>,
+    /// Lots a release command gave for an order, by order id, until the order is opened.
+    lots_commanded: HashMap<String, Vec<Lot>>,
     /// Per release command, the orders it named that are still to be released.
     releases_left: HashMap<String, usize>,
 }
@@ -185,6 +187,7 @@ impl<P: Policy> Commanded<P> {
             waited_until: HashMap::new(),
             releases_by_command: false,
             releases_waiting: HashMap::new(),
+            lots_commanded: HashMap::new(),
             releases_left: HashMap::new(),
         }
     }
@@ -252,9 +255,10 @@ impl<P: Policy> Commanded<P> {
                     .ack(self.ack(&command.id, AckStatus::Rejected).because(reason));
                 continue;
             }
-            if let Action::Release { orders } = &command.action
+            if let Action::Release { orders, lots } = &command.action
                 && self.releases_by_command
             {
+                self.lots_commanded.extend(lots.clone());
                 self.inbox.ack(self.ack(&command.id, AckStatus::Accepted));
                 let waiting = Waiting {
                     id: command.id.clone(),
@@ -439,6 +443,16 @@ impl<P: Policy> aifactory_plant::Layer for Commanded<P> {
             }
         }
         chosen
+    }
+
+    fn lots(&mut self, now: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
+        match self
+            .lots_commanded
+            .remove(&format!("SO-{:06}", order.order + 1))
+        {
+            Some(lots) => lots,
+            None => self.inner.lots(now, order, lot_size),
+        }
     }
 
     fn start_maintenance(&mut self, view: &MachineView) -> bool {
@@ -665,6 +679,7 @@ mod tests {
             "P1",
             Action::Release {
                 orders: vec!["SO-000001".into()],
+                lots: Default::default(),
             },
         ));
         assert_eq!(
@@ -721,14 +736,34 @@ mod tests {
                 id,
                 Action::Release {
                     orders: orders.iter().map(|o| (*o).to_owned()).collect(),
+                    lots: Default::default(),
                 },
             )
         };
-        inbox.send(release("R1", &["SO-000002", "SO-000003"]));
+        let sized = vec![
+            aifactory_plant::Lot {
+                required: 3,
+                planned: 4,
+            },
+            aifactory_plant::Lot {
+                required: 2,
+                planned: 2,
+            },
+        ];
+        let mut r1 = release("R1", &["SO-000002", "SO-000003"]);
+        if let Action::Release { lots, .. } = &mut r1.action {
+            lots.insert("SO-000002".into(), sized.clone());
+        }
+        inbox.send(r1);
         let mut expiring = release("R2", &["SO-000009"]);
         expiring.expires = Some(PlantTime(5_000).at(start));
         inbox.send(expiring);
         assert_eq!(policy.release(PlantTime(2_000), &pending[..2]), vec![1]);
+        // It opens the order as the command's lots, once; others by its own rule.
+        assert_eq!(policy.lots(PlantTime(2_000), &pending[1], 60), sized);
+        let own = aifactory_plant::standard_lots(5, 60);
+        assert_eq!(policy.lots(PlantTime(2_000), &pending[1], 60), own);
+        assert_eq!(policy.lots(PlantTime(2_000), &pending[0], 60), own);
         // SO-000003 arrives later; R1 completes once it is released too.
         assert_eq!(policy.release(PlantTime(3_000), &pending), vec![2]);
         assert!(policy.release(PlantTime(9_000), &pending).is_empty());

@@ -25,8 +25,9 @@ mod sim;
 
 pub use aifactory_plant::{
     BaselinePolicy, Boxed, DispatchRule, Floor, FloorAlternative, FloorJob, FloorMachine, Layer,
-    MachineId, MachineView, MaintenanceRule, MasterData, MaterialView, Observer, OrderView,
+    Lot, MachineId, MachineView, MaintenanceRule, MasterData, MaterialView, Observer, OrderView,
     ParamSpec, PlantTime, Policy, PurchaseRequest, PurchasingRule, QueuedOp, RuleError,
+    standard_lots,
 };
 pub use commands::{CommandCounts, CommandInbox, Commanded};
 pub use model::PlantModel;

@@ -9,7 +9,7 @@ use aifactory_core::{EventKind, KpiInputs, Kpis, PlantEvent, TelemetryReading, T
 use aifactory_plant::MachineId;
 use aifactory_plant::{
     Floor, FloorAlternative, FloorJob, FloorMachine, MachineView, MaterialView, Observer,
-    OrderView, ParamSpec, PlantTime, Policy, QueuedOp,
+    OrderView, ParamSpec, PlantTime, Policy, QueuedOp, lots_cover, standard_lots,
 };
 use rand::Rng;
 use rand_distr::{Binomial, Distribution, Exp1, LogNormal, Poisson, StandardNormal};
@@ -114,7 +114,11 @@ struct MachineState {
 struct Job {
     number: u32,
     product: usize,
+    /// Units started (the planned quantity of the lot).
     target: u32,
+    /// Units its purpose needs: good units beyond go to the finished stock, a shortfall is
+    /// taken from the stock or made up by a new work order.
+    required: u32,
     quantity: u32,
     sales_order: Option<usize>,
     parent: Option<usize>,
@@ -143,6 +147,7 @@ struct SalesOrder {
     due: u64,
     delivered: u32,
     released: bool,
+    released_at: u64,
     completed: Option<u64>,
 }
 
@@ -180,6 +185,8 @@ struct Counters {
     material_holding_cost: f64,
     stockouts: u64,
     events: u64,
+    work_orders: u64,
+    order_lead_time_h: f64,
 }
 
 /// One run of the twin: a plant, a seed and a policy, advanced with [`Simulation::run_until`].
@@ -202,6 +209,9 @@ struct State {
     first_open_job: usize,
     orders: Vec<SalesOrder>,
     pending_orders: Vec<usize>,
+    /// Good units per product made beyond what their work orders needed, used first by later
+    /// orders and shortfalls of the same product.
+    finished_stock: Vec<u32>,
     /// Orders generated for today, in arrival order; the first is in the event queue.
     arrivals: VecDeque<usize>,
     order_views: Vec<OrderView>,
@@ -507,6 +517,7 @@ impl State {
             first_open_job: 0,
             orders: Vec::new(),
             pending_orders: Vec::new(),
+            finished_stock: vec![0; model.products.len()],
             arrivals: VecDeque::new(),
             order_views: Vec::new(),
             materials,
@@ -635,6 +646,7 @@ impl State {
                     due: at + ms(due_days * 86_400.0),
                     delivered: 0,
                     released: false,
+                    released_at: 0,
                     completed: None,
                 });
                 todays.push((at, order));
@@ -714,10 +726,11 @@ impl State {
     }
 
     fn release_order(&mut self, model: &PlantModel, order: usize, observer: &mut dyn Observer) {
-        let (product, quantity, due) = {
+        let (product, quantity, received, due) = {
             let o = &mut self.orders[order];
             o.released = true;
-            (o.product, o.quantity, o.due)
+            o.released_at = self.now;
+            (o.product, o.quantity, o.received, o.due)
         };
         if observer.wants_events() {
             self.emit(
@@ -729,18 +742,55 @@ impl State {
                 json!({ "quantity": quantity }),
             );
         }
-        let lot = model.products[product].lot_size;
-        let mut left = quantity;
-        while left > 0 {
-            let q = left.min(lot);
-            left -= q;
+        let lot_size = model.products[product].lot_size;
+        let view = OrderView {
+            order,
+            product,
+            quantity,
+            received: PlantTime(received),
+            due: PlantTime(due),
+        };
+        let mut lots = self.policy.lots(PlantTime(self.now), &view, lot_size);
+        if !lots_cover(&lots, quantity) {
+            lots = standard_lots(quantity, lot_size);
+        }
+        // What the finished stock covers is delivered now and taken off the last lots.
+        let from_stock = self.take_from_stock(product, quantity);
+        if from_stock > 0 {
+            self.credit_order(model, order, from_stock, observer);
+        }
+        let mut covered = from_stock;
+        for lot in lots.iter_mut().rev() {
+            let cut = covered.min(lot.required);
+            lot.required -= cut;
+            lot.planned -= cut;
+            covered -= cut;
+        }
+        for lot in lots.into_iter().filter(|l| l.required > 0) {
             let purpose = Purpose {
                 parent: None,
                 sales_order: Some(order),
                 due,
             };
-            self.create_job(model, product, q, purpose, observer);
+            self.create_job(
+                model,
+                product,
+                (lot.required, lot.planned),
+                purpose,
+                observer,
+            );
         }
+    }
+
+    /// Takes up to `wanted` units of `product` from the finished stock; returns how many.
+    fn take_from_stock(&mut self, product: usize, wanted: u32) -> u32 {
+        let taken = self.finished_stock[product].min(wanted);
+        if taken > 0 {
+            self.finished_stock[product] -= taken;
+            // Stock is held at the WIP rate until it is used.
+            self.add_wip(-f64::from(taken));
+        }
+        taken
     }
 
     /// Creates a work order and, through the BOM, work orders for its component products.
@@ -748,7 +798,7 @@ impl State {
         &mut self,
         model: &PlantModel,
         product: usize,
-        target: u32,
+        (required, target): (u32, u32),
         purpose: Purpose,
         observer: &mut dyn Observer,
     ) -> usize {
@@ -758,11 +808,13 @@ impl State {
             due,
         } = purpose;
         let id = self.jobs.len();
+        self.counters.work_orders += 1;
         self.add_wip(f64::from(target));
         self.jobs.push(Job {
             number: id as u32 + 1,
             product,
             target,
+            required,
             quantity: target,
             sales_order,
             parent,
@@ -782,7 +834,7 @@ impl State {
                 sales_order,
                 due,
             };
-            self.create_job(model, component, quantity, purpose, observer);
+            self.create_job(model, component, (quantity, quantity), purpose, observer);
         }
         if self.jobs[id].waiting_children == 0 {
             self.make_ready(model, id, observer);
@@ -795,18 +847,24 @@ impl State {
         if self.jobs[job].step == 0 && observer.wants_events() {
             let j = &self.jobs[job];
             let parent = j.parent.and_then(|p| self.jobs.get(p)).map(|p| p.number);
+            let mut detail = json!({
+                "product": model.products[j.product].id,
+                "quantity": j.quantity,
+                "sales_order": j.sales_order.map(|o| format!("SO-{:06}", o + 1)),
+                "parent": parent.map(|n| format!("WO-{n:06}")),
+            });
+            // A lot started with a scrap allowance says what it must deliver.
+            if j.required != j.target {
+                detail["required"] = json!(j.required);
+            }
+            let number = j.number;
             self.emit(
                 model,
                 observer,
                 EventKind::WorkOrderReleased,
                 None,
-                Some(format!("WO-{:06}", j.number)),
-                json!({
-                    "product": model.products[j.product].id,
-                    "quantity": j.quantity,
-                    "sales_order": j.sales_order.map(|o| format!("SO-{:06}", o + 1)),
-                    "parent": parent.map(|n| format!("WO-{n:06}")),
-                }),
+                Some(format!("WO-{number:06}")),
+                detail,
             );
         }
         let j = &mut self.jobs[job];
@@ -1276,9 +1334,15 @@ impl State {
     fn finish_job(&mut self, model: &PlantModel, job: usize, observer: &mut dyn Observer) {
         self.jobs[job].done = true;
         let j = self.jobs[job].clone();
-        self.add_wip(-f64::from(j.quantity));
-        let shortfall = j.target - j.quantity.min(j.target);
-        if shortfall > 0 {
+        let delivered = j.quantity.min(j.required);
+        let surplus = j.quantity - delivered;
+        // Surplus stays on the books (at the WIP rate) as finished stock.
+        self.add_wip(-f64::from(delivered));
+        self.finished_stock[j.product] += surplus;
+        let shortfall = j.required - delivered;
+        let from_stock = self.take_from_stock(j.product, shortfall);
+        let make_up = shortfall - from_stock;
+        if make_up > 0 {
             if let Some(parent) = j.parent {
                 self.jobs[parent].waiting_children += 1;
             }
@@ -1287,7 +1351,7 @@ impl State {
                 sales_order: j.sales_order,
                 due: j.due,
             };
-            self.create_job(model, j.product, shortfall, purpose, observer);
+            self.create_job(model, j.product, (make_up, make_up), purpose, observer);
         }
         match (j.parent, j.sales_order) {
             (Some(parent), _) => {
@@ -1298,37 +1362,49 @@ impl State {
                 }
             }
             (None, Some(order)) => {
-                self.counters.finished_good += u64::from(j.quantity);
-                let o = &mut self.orders[order];
-                o.delivered += j.quantity;
-                if o.delivered >= o.quantity && o.completed.is_none() {
-                    o.completed = Some(self.now);
-                    let late_ms = self.now.saturating_sub(o.due);
-                    let late_h = late_ms as f64 / 3_600_000.0;
-                    let quantity = o.quantity;
-                    let c = &mut self.counters;
-                    c.orders_completed += 1;
-                    c.orders_due += 1;
-                    if late_ms == 0 {
-                        c.orders_on_time += 1;
-                    }
-                    c.tardiness_h += late_h;
-                    c.tardiness_cost += late_h / 24.0
-                        * f64::from(quantity)
-                        * model.plant().costs.tardiness_per_unit_day;
-                    if observer.wants_events() {
-                        self.emit(
-                            model,
-                            observer,
-                            EventKind::OrderCompleted,
-                            None,
-                            Some(format!("SO-{:06}", order + 1)),
-                            json!({ "late_h": late_h }),
-                        );
-                    }
-                }
+                self.credit_order(model, order, delivered + from_stock, observer);
             }
             (None, None) => {}
+        }
+    }
+
+    /// Delivers `units` to a sales order, completing it when it has all it asked for.
+    fn credit_order(
+        &mut self,
+        model: &PlantModel,
+        order: usize,
+        units: u32,
+        observer: &mut dyn Observer,
+    ) {
+        self.counters.finished_good += u64::from(units);
+        let o = &mut self.orders[order];
+        o.delivered += units;
+        if o.delivered >= o.quantity && o.completed.is_none() {
+            o.completed = Some(self.now);
+            let late_ms = self.now.saturating_sub(o.due);
+            let late_h = late_ms as f64 / 3_600_000.0;
+            let quantity = o.quantity;
+            let lead_h = self.now.saturating_sub(o.released_at) as f64 / 3_600_000.0;
+            let c = &mut self.counters;
+            c.order_lead_time_h += lead_h;
+            c.orders_completed += 1;
+            c.orders_due += 1;
+            if late_ms == 0 {
+                c.orders_on_time += 1;
+            }
+            c.tardiness_h += late_h;
+            c.tardiness_cost +=
+                late_h / 24.0 * f64::from(quantity) * model.plant().costs.tardiness_per_unit_day;
+            if observer.wants_events() {
+                self.emit(
+                    model,
+                    observer,
+                    EventKind::OrderCompleted,
+                    None,
+                    Some(format!("SO-{:06}", order + 1)),
+                    json!({ "late_h": late_h }),
+                );
+            }
         }
     }
 
@@ -1646,7 +1722,15 @@ impl State {
             energy_cost: self.energy.total_cost(),
             maintenance_cost: c.maintenance_cost,
             tardiness_cost: c.tardiness_cost,
-            scrap_cost: c.scrap_cost,
+            // Finished stock nobody has used yet is charged at its material cost, as if
+            // scrapped: conservative, since a later order of the product may still take it.
+            scrap_cost: c.scrap_cost
+                + self
+                    .finished_stock
+                    .iter()
+                    .zip(&model.products)
+                    .map(|(&units, p)| f64::from(units) * p.material_cost)
+                    .sum::<f64>(),
             holding_cost: c.material_holding_cost
                 + wip_unit_s / 86_400.0 * model.plant().costs.wip_holding_per_unit_day,
             material_holding_cost: c.material_holding_cost,
@@ -1654,6 +1738,8 @@ impl State {
             preventive_maintenance: self.machines.iter().map(|s| s.preventive).sum(),
             stockouts: c.stockouts,
             events_processed: c.events,
+            work_orders: c.work_orders,
+            order_lead_time_h: c.order_lead_time_h,
         };
         let machines = self
             .machines

@@ -343,3 +343,142 @@ fn records_before_day_zero_are_seeded_and_plausible() {
     let failures: usize = records.iter().flatten().filter(|r| r.1).count();
     assert!(failures > 0);
 }
+
+/// Opens every order as lots its `lots` function gives, otherwise the tier-0 rules.
+struct Sized<F> {
+    inner: BaselinePolicy,
+    lots: F,
+}
+
+impl<F: FnMut(u32, u32) -> Vec<aifactory_twin::Lot>> aifactory_twin::Layer for Sized<F> {
+    type Inner = BaselinePolicy;
+    fn inner(&self) -> &BaselinePolicy {
+        &self.inner
+    }
+    fn inner_mut(&mut self) -> &mut BaselinePolicy {
+        &mut self.inner
+    }
+    fn label(&self) -> &str {
+        "sized"
+    }
+    fn lots(
+        &mut self,
+        _now: PlantTime,
+        order: &aifactory_twin::OrderView,
+        lot_size: u32,
+    ) -> Vec<aifactory_twin::Lot> {
+        (self.lots)(order.quantity, lot_size)
+    }
+}
+
+/// Work orders opened for a sales order after its release: make-ups for scrap.
+#[derive(Default)]
+struct MakeUps {
+    released_at: std::collections::HashMap<String, i64>,
+    make_ups: u64,
+    with_required: u64,
+}
+
+impl aifactory_twin::Observer for MakeUps {
+    fn wants_events(&self) -> bool {
+        true
+    }
+    fn event(&mut self, event: aifactory_core::PlantEvent) {
+        use aifactory_core::EventKind;
+        match event.kind {
+            EventKind::OrderReleased => {
+                if let Some(order) = event.order {
+                    self.released_at.insert(order, event.at.0);
+                }
+            }
+            EventKind::WorkOrderReleased if event.detail["parent"].is_null() => {
+                self.with_required += u64::from(event.detail.get("required").is_some());
+                let order = event.detail["sales_order"].as_str().unwrap_or_default();
+                if self
+                    .released_at
+                    .get(order)
+                    .is_some_and(|&at| at < event.at.0)
+                {
+                    self.make_ups += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn lots_started_with_a_scrap_allowance_need_fewer_make_ups_and_their_surplus_serves_later_orders() {
+    let plant = reference_plant();
+    let model = Arc::new(PlantModel::new(plant));
+    let run = |lots: fn(u32, u32) -> Vec<aifactory_twin::Lot>| {
+        let policy = Sized {
+            inner: BaselinePolicy::default(),
+            lots,
+        };
+        let mut sim = Simulation::new(Arc::clone(&model), 4, Box::new(policy), Some(0.0));
+        let mut seen = MakeUps::default();
+        sim.run_until(PlantTime::from_days(20.0), &mut seen);
+        (sim.finish().kpis, seen)
+    };
+    let standard = run(aifactory_twin::standard_lots);
+    let allowance = run(|quantity, lot_size| {
+        aifactory_twin::standard_lots(quantity, lot_size)
+            .into_iter()
+            .map(|l| aifactory_twin::Lot {
+                required: l.required,
+                planned: l.required + l.required.div_ceil(8),
+            })
+            .collect()
+    });
+    assert_eq!(standard.1.with_required, 0);
+    assert!(
+        allowance.1.with_required > 0,
+        "lots say what they must deliver"
+    );
+    assert!(
+        allowance.1.make_ups * 3 < standard.1.make_ups,
+        "make-ups {} with the allowance vs {} without",
+        allowance.1.make_ups,
+        standard.1.make_ups
+    );
+    assert!(allowance.0.work_orders < standard.0.work_orders);
+    assert!(allowance.0.setup_h < standard.0.setup_h);
+    // The surplus is delivered to later orders, and orders no longer wait for make-ups: at
+    // least as many units reach customers in the same days.
+    let (a, s) = (allowance.0.good_units, standard.0.good_units);
+    assert!(a >= s, "{a} vs {s} units delivered");
+}
+
+#[test]
+fn lots_that_do_not_open_the_order_are_replaced_by_the_plants_own() {
+    let plant = reference_plant();
+    let model = Arc::new(PlantModel::new(plant));
+    let run = |lots: fn(u32, u32) -> Vec<aifactory_twin::Lot>| {
+        let policy = Sized {
+            inner: BaselinePolicy::default(),
+            lots,
+        };
+        let mut sim = Simulation::new(Arc::clone(&model), 2, Box::new(policy), Some(0.0));
+        sim.run_until(PlantTime::from_days(10.0), &mut ());
+        sim.finish().kpis
+    };
+    let standard = run(aifactory_twin::standard_lots);
+    for bad in [
+        (|q, _| {
+            vec![aifactory_twin::Lot {
+                required: q + 1,
+                planned: q + 1,
+            }]
+        }) as fn(u32, u32) -> Vec<aifactory_twin::Lot>,
+        |_, _| Vec::new(),
+        |q, _| {
+            vec![aifactory_twin::Lot {
+                required: q,
+                planned: q - 1,
+            }]
+        },
+    ] {
+        assert_eq!(run(bad), standard);
+    }
+}

@@ -4,6 +4,7 @@
 //! ([`crate::maintenance`], [`crate::quality`], [`crate::forecast`], [`crate::replenish`],
 //! `aifactory-schedule`); the skill modules re-export their layer for callers.
 
+pub mod lots;
 pub mod maintenance;
 pub mod purchasing;
 pub mod quality;
