@@ -243,6 +243,10 @@ impl<P: Policy> PredictiveMaintenance<P> {
             ),
             None => (urgent, due),
         };
+        // A machine that has not run since its last service or repair cannot need another; its
+        // window would stay on the board, since only a service that turns the hours back clears it.
+        let renewed = view.run_h_since_maintenance <= 0.0;
+        let (urgent, due) = (urgent && !renewed, due && !renewed);
         let on_alarm = anomaly.is_some();
         self.cites = anomaly.and_then(|(id, _)| id);
         let threshold = thresholds.0.unwrap_or(0.0);
@@ -511,7 +515,8 @@ impl<P: Policy> aifactory_plant::Layer for PredictiveMaintenance<P> {
         };
         // A fault on its way (the watch's alarm) is serviced now, whatever the machine's age.
         self.condition = self.condition_alarm(view).map(|(alarm, _)| alarm);
-        let decide = self.condition.is_some()
+        let renewed = view.run_h_since_maintenance <= 0.0;
+        let decide = !renewed && self.condition.is_some()
             || match self.threshold_at(ratio) {
                 None => view.run_h_since_maintenance >= view.recommended_interval_h,
                 Some(t) => {
@@ -752,5 +757,35 @@ mod tests {
         let mut idle = busy;
         idle.queue_len = 0;
         assert!(skill.start_maintenance(&idle));
+    }
+
+    #[test]
+    fn a_machine_that_has_not_run_since_its_service_is_not_serviced_again() {
+        // Found on the textile mill (tier 2, seed 1): a stop made at 0 running hours left its
+        // window on the board (only a service that turns the hours back clears it), and the plan
+        // serviced the idle loom 420 times back to back.
+        let board = PlanBoard::new();
+        let aps = crate::ApsPolicy::new(crate::ApsConfig::default(), BaselinePolicy::default())
+            .with_board(board.clone());
+        let mut skill = PredictiveMaintenance::new(aps, MaintenanceConfig::default())
+            .with_board(board.clone(), vec![3.0]);
+        board
+            .lock()
+            .anomalies
+            .insert(0, (None, PlantTime::from_hours(1.0)));
+        let mut fresh = view(0, 0.0, 1.0);
+        fresh.queue_len = 0;
+        for hour in 2..6 {
+            fresh.now = PlantTime::from_hours(f64::from(hour));
+            assert!(
+                !skill.start_maintenance(&fresh),
+                "serviced again at hour {hour} with no running hours since"
+            );
+        }
+        assert!(!board.lock().windows.contains_key(&0));
+        // Once it has run, the anomaly stops it as before.
+        let mut ran = fresh;
+        ran.run_h_since_maintenance = 5.0;
+        assert!(skill.start_maintenance(&ran));
     }
 }
