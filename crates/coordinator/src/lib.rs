@@ -43,7 +43,7 @@ use aifactory_plant::{BaselinePolicy, Boxed, MasterData, Observer, Policy};
 use aifactory_skills::board::PlanBoard;
 use aifactory_skills::condition::{SharedWatch, WatchFeed};
 use aifactory_skills::maintenance::{MaintenanceConfig, PredictiveMaintenance, ServiceAges};
-use aifactory_skills::policy::lots::{LotConfig, LotSizing, SharedLots};
+use aifactory_skills::policy::lots::{LotConfig, LotSizing, RoutingTime, SharedLots};
 use aifactory_skills::quality::ProcessSettings;
 use aifactory_skills::replenish::{ForecastReplenishment, ReplenishConfig};
 use aifactory_skills::{ApsConfig, ApsPolicy};
@@ -350,12 +350,25 @@ fn with_lot_sizing(
     if !setup.links.lot_sizing {
         return policy;
     }
-    let products = setup
-        .master
+    let master = setup.master;
+    let products = master
         .plant()
         .products
         .iter()
-        .map(|p| (p.id.clone(), p.routing.len()))
+        .enumerate()
+        .map(|(i, p)| {
+            // Each step's set-up and unit time, averaged over its eligible machines.
+            let mean = |step: &[(usize, f64, f64)], of: fn(&(usize, f64, f64)) -> f64| {
+                step.iter().map(of).sum::<f64>() / step.len().max(1) as f64
+            };
+            let routing = master.routing(i);
+            RoutingTime {
+                product: p.id.clone(),
+                steps: p.routing.len(),
+                setup_s: routing.iter().map(|s| mean(s, |e| e.1)).sum(),
+                unit_s: routing.iter().map(|s| mean(s, |e| e.2)).sum(),
+            }
+        })
         .collect();
     Box::new(LotSizing::new(
         Boxed(policy),

@@ -1,8 +1,11 @@
 //! Lot sizing at release: each released order is opened as lots of nearly equal size (no tail lot
 //! of a few units paying a whole set-up) started with a scrap allowance learnt from the plant's
 //! own yields, so a lot's scrap rarely needs a make-up work order of its own — which pays every
-//! set-up of the routing again for a handful of units. Good units beyond what the order needs go
-//! to the plant's finished stock and serve the next order or shortfall of the product.
+//! set-up of the routing again for a handful of units. The allowance is chosen by machine time:
+//! units are added while the set-up time of the make-up they are expected to save exceeds their
+//! own processing time, so a routing of long units and short set-ups (a loom) gets none. Good
+//! units beyond what the order needs go to the plant's finished stock and serve the next order or
+//! shortfall of the product.
 //!
 //! [`LotSizing`] is the policy layer; [`LotFeed`] is its observer, which learns each product's
 //! step yields from `operation_completed` events and measures each sizing decision's outcome
@@ -22,8 +25,6 @@ pub const MODEL_VERSION: &str = "1";
 /// How lots are sized.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LotConfig {
-    /// The chance a lot may still fall short (one-sided normal quantile below).
-    pub shortfall_risk: f64,
     /// Yield assumed for a step before the plant has shown it, and how many units it weighs.
     pub prior_yield: f64,
     pub prior_units: f64,
@@ -34,7 +35,6 @@ pub struct LotConfig {
 impl Default for LotConfig {
     fn default() -> Self {
         LotConfig {
-            shortfall_risk: 0.1,
             prior_yield: 0.98,
             prior_units: 50.0,
             max_allowance: 1.5,
@@ -54,67 +54,60 @@ pub fn equal_lots(quantity: u32, lot_size: u32) -> Vec<u32> {
     (0..n).map(|i| base + u32::from(i < extra)).collect()
 }
 
-/// The units to start so that, each unit good with probability `yield_`, at least `required`
-/// come out good with probability about `1 - risk` (normal approximation of the binomial),
-/// capped at `max_allowance × required`.
-pub fn planned_quantity(required: u32, yield_: f64, risk: f64, max_allowance: f64) -> u32 {
-    if required == 0 || !yield_.is_finite() || yield_ <= 0.0 || yield_ >= 1.0 {
-        return required;
-    }
-    let z = normal_quantile(1.0 - risk.clamp(1e-6, 0.5));
-    let r = f64::from(required);
-    // n·y − z·√(n·y·(1−y)) = r, solved for √n.
-    let s = z * (yield_ * (1.0 - yield_)).sqrt();
-    let root = (s + (s * s + 4.0 * yield_ * r).sqrt()) / (2.0 * yield_);
-    let cap = (r * max_allowance.max(1.0)).floor();
-    (root * root).ceil().min(cap).max(r) as u32
+/// A product's routing in machine time: the set-ups a work order pays and the processing time of
+/// one unit, summed over its steps (each step's eligible machines averaged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingTime {
+    pub product: String,
+    pub steps: usize,
+    pub setup_s: f64,
+    pub unit_s: f64,
 }
 
-/// The standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9).
-fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969_683_028_665_376e1,
-        2.209_460_984_245_205e2,
-        -2.759_285_104_469_687e2,
-        1.383_577_518_672_69e2,
-        -3.066_479_806_614_716e1,
-        2.506_628_277_459_239,
-    ];
-    const B: [f64; 5] = [
-        -5.447_609_879_822_406e1,
-        1.615_858_368_580_409e2,
-        -1.556_989_798_598_866e2,
-        6.680_131_188_771_972e1,
-        -1.328_068_155_288_572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784_894_002_430_293e-3,
-        -3.223_964_580_411_365e-1,
-        -2.400_758_277_161_838,
-        -2.549_732_539_343_734,
-        4.374_664_141_464_968,
-        2.938_163_982_698_783,
-    ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
-    let p = p.clamp(1e-12, 1.0 - 1e-12);
-    let tail = |q: f64| {
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+/// The units to start for `required` good ones, each unit good with probability `yield_`: the
+/// count that minimises expected machine time, `planned × unit_s` plus the chance the lot falls
+/// short times the make-up's `setup_s` (normal approximation of the binomial), capped at
+/// `max_allowance × required`.
+pub fn planned_quantity(
+    required: u32,
+    yield_: f64,
+    (setup_s, unit_s): (f64, f64),
+    max_allowance: f64,
+) -> u32 {
+    if required == 0
+        || !yield_.is_finite()
+        || yield_ <= 0.0
+        || yield_ >= 1.0
+        || !(setup_s.is_finite() && unit_s.is_finite() && setup_s > 0.0 && unit_s >= 0.0)
+    {
+        return required;
+    }
+    let r = f64::from(required);
+    let cap = (r * max_allowance.max(1.0)).floor().max(r) as u32;
+    let expected_s = |n: u32| {
+        let n = f64::from(n);
+        let sd = (n * yield_ * (1.0 - yield_)).sqrt().max(1e-9);
+        let short = normal_cdf((r - 0.5 - n * yield_) / sd);
+        n * unit_s + short * setup_s
     };
-    if p < 0.02425 {
-        tail((-2.0 * p.ln()).sqrt())
-    } else if p > 1.0 - 0.02425 {
-        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    (required..=cap)
+        .min_by(|a, b| expected_s(*a).total_cmp(&expected_s(*b)))
+        .unwrap_or(required)
+}
+
+/// The standard normal distribution function (Abramowitz and Stegun 7.1.26, |error| < 1.5e-7).
+fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    if x >= 0.0 {
+        0.5 * (1.0 + erf)
     } else {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        0.5 * (1.0 - erf)
     }
 }
 
@@ -259,8 +252,8 @@ pub struct LotSizing<P> {
     inner: P,
     shared: SharedLots,
     config: LotConfig,
-    /// Product ids and routing lengths, in the plant file's order.
-    products: Vec<(String, usize)>,
+    /// Each product's routing in machine time, in the plant file's order.
+    products: Vec<RoutingTime>,
 }
 
 impl<P: Policy> LotSizing<P> {
@@ -268,7 +261,7 @@ impl<P: Policy> LotSizing<P> {
         inner: P,
         shared: SharedLots,
         config: LotConfig,
-        products: Vec<(String, usize)>,
+        products: Vec<RoutingTime>,
     ) -> Self {
         LotSizing {
             inner,
@@ -292,16 +285,20 @@ impl<P: Policy> aifactory_plant::Layer for LotSizing<P> {
     }
 
     fn lots(&mut self, now: PlantTime, order: &OrderView, lot_size: u32) -> Vec<Lot> {
-        let Some((product, steps)) = self.products.get(order.product) else {
+        let Some(routing) = self.products.get(order.product) else {
             return self.inner.lots(now, order, lot_size);
         };
-        let yield_ = self.shared.product_yield(product, *steps, &self.config);
+        let product = &routing.product;
+        let yield_ = self
+            .shared
+            .product_yield(product, routing.steps, &self.config);
         let c = self.config;
+        let times = (routing.setup_s, routing.unit_s);
         let lots: Vec<Lot> = equal_lots(order.quantity, lot_size)
             .into_iter()
             .map(|required| Lot {
                 required,
-                planned: planned_quantity(required, yield_, c.shortfall_risk, c.max_allowance),
+                planned: planned_quantity(required, yield_, times, c.max_allowance),
             })
             .collect();
         let order_id = format!("SO-{:06}", order.order + 1);
@@ -321,12 +318,14 @@ impl<P: Policy> aifactory_plant::Layer for LotSizing<P> {
                     "quantity": order.quantity,
                     "standard_lot": lot_size,
                     "expected_yield": yield_,
+                    "routing_setup_s": routing.setup_s,
+                    "unit_s": routing.unit_s,
                     "lots": lots
                         .iter()
                         .map(|l| serde_json::json!({ "required": l.required, "planned": l.planned }))
                         .collect::<Vec<_>>(),
                 }),
-                confidence: Some(1.0 - c.shortfall_risk),
+                confidence: None,
                 executed_by: ExecutedBy::Auto,
                 outcome: None,
             });
@@ -358,23 +357,31 @@ mod tests {
     }
 
     #[test]
-    fn the_allowance_grows_with_scrap_and_stays_within_its_cap() {
-        assert_eq!(planned_quantity(60, 1.0, 0.1, 1.5), 60);
-        let at_2 = planned_quantity(60, 0.98, 0.1, 1.5);
-        let at_10 = planned_quantity(60, 0.90, 0.1, 1.5);
+    fn the_allowance_is_worth_its_machine_time() {
+        // Short units, long set-ups: units are added against scrap, more the more scrap.
+        let cheap = (7_200.0, 300.0);
+        assert_eq!(planned_quantity(60, 1.0, cheap, 1.5), 60);
+        let at_2 = planned_quantity(60, 0.98, cheap, 1.5);
+        let at_10 = planned_quantity(60, 0.90, cheap, 1.5);
         assert!(at_2 > 60 && at_2 < at_10, "{at_2} {at_10}");
-        // Started units times yield cover what is required, with a margin for the spread.
-        assert!(f64::from(at_10) * 0.9 > 60.0 + 1.28 * (f64::from(at_10) * 0.09).sqrt() - 1.0);
-        assert_eq!(planned_quantity(60, 0.2, 0.1, 1.5), 90);
-        assert_eq!(planned_quantity(0, 0.9, 0.1, 1.5), 0);
-        assert_eq!(planned_quantity(10, f64::NAN, 0.1, 1.5), 10);
+        // The expected shortfall of the chosen count is small; one unit fewer risks more.
+        assert!(f64::from(at_10) * 0.9 > 60.0, "{at_10}");
+        // Long units, short set-ups (a loom): a make-up is cheaper than spare units.
+        assert_eq!(planned_quantity(12, 0.97, (15_300.0, 12_000.0), 1.5), 12);
+        // Where even the cap would fall short, spare units only add time; inputs that say
+        // nothing leave the lot as required.
+        assert_eq!(planned_quantity(60, 0.2, cheap, 1.5), 60);
+        assert!(planned_quantity(60, 0.7, cheap, 1.5) <= 90);
+        assert_eq!(planned_quantity(0, 0.9, cheap, 1.5), 0);
+        assert_eq!(planned_quantity(10, f64::NAN, cheap, 1.5), 10);
+        assert_eq!(planned_quantity(10, 0.9, (f64::NAN, 1.0), 1.5), 10);
     }
 
     #[test]
-    fn the_normal_quantile_matches_its_table() {
-        assert!((normal_quantile(0.9) - 1.281_551_6).abs() < 1e-6);
-        assert!((normal_quantile(0.5)).abs() < 1e-9);
-        assert!((normal_quantile(0.001) + 3.090_232_3).abs() < 1e-6);
+    fn the_normal_distribution_matches_its_table() {
+        assert!((normal_cdf(1.281_551_6) - 0.9).abs() < 1e-6);
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-9);
+        assert!((normal_cdf(-3.090_232_3) - 0.001).abs() < 1e-6);
     }
 
     fn event(kind: EventKind, order: &str, detail: serde_json::Value) -> PlantEvent {
@@ -414,7 +421,12 @@ mod tests {
             aifactory_plant::BaselinePolicy::default(),
             shared.clone(),
             config,
-            vec![("GEAR".to_owned(), 1)],
+            vec![RoutingTime {
+                product: "GEAR".to_owned(),
+                steps: 1,
+                setup_s: 3_600.0,
+                unit_s: 60.0,
+            }],
         );
         let view = OrderView {
             order: 6,
