@@ -164,7 +164,7 @@ impl SharedLots {
                     .copied()
                     .unwrap_or((0, 0));
                 (good as f64 + config.prior_yield * config.prior_units)
-                    / ((good + scrapped) as f64 + config.prior_units)
+                    / (good.saturating_add(scrapped) as f64 + config.prior_units)
             })
             .product()
     }
@@ -196,8 +196,9 @@ impl aifactory_plant::Observer for LotFeed {
                     .steps
                     .entry((product.to_owned(), step as usize))
                     .or_default();
-                entry.0 += good;
-                entry.1 += scrapped;
+                // Counts come from the plant: saturate rather than overflow on a bad one.
+                entry.0 = entry.0.saturating_add(good);
+                entry.1 = entry.1.saturating_add(scrapped);
             }
             EventKind::WorkOrderReleased => {
                 // A top-level work order of a sized order: one of its lots, or a make-up.
@@ -207,7 +208,7 @@ impl aifactory_plant::Observer for LotFeed {
                     event.detail.get("sales_order").and_then(|v| v.as_str()),
                 ) && let Some(sized) = state.open.get_mut(order)
                 {
-                    sized.work_orders += 1;
+                    sized.work_orders = sized.work_orders.saturating_add(1);
                 }
             }
             EventKind::OrderCompleted => {
@@ -416,6 +417,21 @@ mod tests {
         }
         let learnt = shared.product_yield("GEAR", 1, &config);
         assert!(learnt < 0.92 && learnt > 0.89, "{learnt}");
+        // A plant's bad counts neither panic nor poison the estimate of another step.
+        for _ in 0..2 {
+            feed.event(event(
+                EventKind::OperationCompleted,
+                "WO-000002",
+                serde_json::json!({ "product": "GEAR", "step": 1, "good": u64::MAX, "scrapped": u64::MAX }),
+            ));
+        }
+        feed.event(event(
+            EventKind::OperationCompleted,
+            "WO-000003",
+            serde_json::json!({ "product": "GEAR", "step": "first", "good": "many" }),
+        ));
+        assert_eq!(shared.product_yield("GEAR", 1, &config), learnt);
+        assert!(shared.product_yield("GEAR", 2, &config).is_finite());
 
         let mut policy = LotSizing::new(
             aifactory_plant::BaselinePolicy::default(),
